@@ -1,0 +1,205 @@
+//! End-to-end tests of the `bear` binary: real process, real machine, real model file.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use bear_core::{Dirs, assets};
+
+fn bear(args: &[&str]) -> Output {
+    bear_with_env(args, &[])
+}
+
+fn bear_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bear"));
+    cmd.args(args)
+        .env_remove("BEAR_CONFIG")
+        .env_remove("BEAR_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the bear binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn gguf() -> PathBuf {
+    let dirs = Dirs::from_env(|k| std::env::var_os(k)).unwrap();
+    let path = dirs.models_dir.join(assets::SMOLLM2_GGUF);
+    assert!(path.exists(), "{}", assets::missing_hint(&path));
+    path
+}
+
+#[test]
+fn help_and_version() {
+    let help = bear(&["--help"]);
+    assert!(help.status.success());
+    insta::assert_snapshot!("help", stdout(&help));
+    let version = bear(&["--version"]);
+    assert!(version.status.success());
+    assert_eq!(
+        stdout(&version).trim(),
+        format!("bear {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unknown_command_is_a_usage_error() {
+    let o = bear(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unrecognized subcommand"));
+}
+
+#[test]
+fn hw_json_is_stable_and_complete() {
+    let o = bear(&["hw", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    assert_eq!(v["schema_version"], 1);
+    let cpu = &v["cpu"];
+    assert!(cpu["model"].is_string());
+    assert!(cpu["physical_cores"].as_u64().unwrap() >= 1);
+    assert!(cpu["logical_cores"].as_u64().unwrap() >= cpu["physical_cores"].as_u64().unwrap());
+    for simd in ["avx2", "avx512", "neon"] {
+        assert!(cpu["simd"][simd].is_boolean(), "simd.{simd}");
+    }
+    let mem = &v["memory"];
+    assert!(mem["total_bytes"].as_u64().unwrap() > 0);
+    assert!(mem["available_bytes"].as_u64().unwrap() <= mem["total_bytes"].as_u64().unwrap());
+    assert!(v["gpus"].is_array());
+    assert!(v["disk"]["available_bytes"].is_u64());
+    let rec = &v["recommendations"];
+    assert!(rec["inference_threads"].as_u64().unwrap() >= 1);
+    assert!(rec["embedding_batch_size"].as_u64().unwrap() >= 1);
+    assert!(rec["mmap"].is_boolean());
+    assert!(rec["mlock"]["recommended"].is_boolean());
+    assert!(rec["gpu"]["mode"].is_string());
+}
+
+#[test]
+fn hw_human_output() {
+    let o = bear(&["hw"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for label in [
+        "CPU",
+        "Memory",
+        "GPU",
+        "Disk",
+        "inference threads",
+        "embedding batch size",
+    ] {
+        assert!(text.contains(label), "missing {label} in:\n{text}");
+    }
+}
+
+#[test]
+fn models_fit_answers_with_numbers_for_the_gguf() {
+    let path = gguf();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let o = bear(&[
+        "models",
+        "fit",
+        path.to_str().unwrap(),
+        "--ctx",
+        "2048",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let fit = &v["fit"];
+    assert_eq!(fit["model_bytes"].as_u64(), Some(size));
+    assert_eq!(fit["context_length"], 2048);
+    let required = fit["required_bytes"].as_u64().unwrap();
+    assert_eq!(
+        required,
+        size + fit["kv_cache_bytes"].as_u64().unwrap() + fit["overhead_bytes"].as_u64().unwrap()
+    );
+    // A 98 MB model fits on any machine that can build BEAR.
+    assert_eq!(fit["fits"], true, "{}", fit["reason"]);
+
+    let human = bear(&["models", "fit", path.to_str().unwrap()]);
+    let text = stdout(&human);
+    assert!(text.contains("fits: needs"), "{text}");
+    assert!(text.contains("MiB"), "{text}");
+}
+
+#[test]
+fn models_fit_bad_inputs() {
+    let missing = bear(&["models", "fit", "/no/such/model.gguf"]);
+    assert_eq!(missing.status.code(), Some(4));
+    assert!(stderr(&missing).contains("/no/such/model.gguf"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_file = bear(&["models", "fit", dir.path().to_str().unwrap()]);
+    assert_eq!(not_file.status.code(), Some(5));
+    assert!(stderr(&not_file).contains("not a regular file"));
+
+    let zero_ctx = bear(&["models", "fit", "/x.gguf", "--ctx", "0"]);
+    assert_eq!(zero_ctx.status.code(), Some(2));
+
+    let json_err = bear(&["--json", "models", "fit", "/no/such/model.gguf"]);
+    let v: serde_json::Value = serde_json::from_str(stderr(&json_err).trim()).unwrap();
+    assert_eq!(v["error"]["kind"], "not_found");
+}
+
+#[test]
+fn missing_or_corrupt_config_is_a_clear_error() {
+    let missing = bear(&["--config", "/no/such/bear.toml", "hw"]);
+    assert_eq!(missing.status.code(), Some(3));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("cannot read configuration file /no/such/bear.toml"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bear.toml");
+    std::fs::write(&bad, "[hw]\nthreads = \"lots\"\n").unwrap();
+    let o = bear(&["--config", bad.to_str().unwrap(), "hw"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bear.toml") && err.contains("`hw.threads`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    std::fs::write(&bad, "this is not toml at all [").unwrap();
+    let o = bear(&["--config", bad.to_str().unwrap(), "hw"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("not valid TOML at line 1"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The same through the environment variable.
+    let o = bear_with_env(&["hw"], &[("BEAR_CONFIG", "/no/such/env.toml")]);
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn config_and_env_reach_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bear.toml");
+    std::fs::write(&cfg, "[hw]\nthreads = 7\n").unwrap();
+    let o = bear(&["--config", cfg.to_str().unwrap(), "hw", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["recommendations"]["inference_threads"], 7);
+    let o = bear_with_env(
+        &["--config", cfg.to_str().unwrap(), "hw", "--json"],
+        &[("BEAR_THREADS", "3")],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["recommendations"]["inference_threads"], 3);
+    let o = bear_with_env(&["hw"], &[("BEAR_THREADS", "zero")]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("BEAR_THREADS"));
+}

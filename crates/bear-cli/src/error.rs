@@ -1,0 +1,61 @@
+//! bear-cli's error type and its mapping to exit codes.
+
+use std::path::PathBuf;
+
+use bear_core::ErrorKind;
+
+/// `Result` with bear-cli's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can make a `bear` command fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration, identifiers and backend failures from bear-core.
+    #[error(transparent)]
+    Core(#[from] bear_core::Error),
+    /// Hardware inspection failed.
+    #[error(transparent)]
+    Hw(#[from] bear_hw::Error),
+    /// Finding, loading or running a model failed.
+    #[error(transparent)]
+    Models(#[from] bear_models::Error),
+    /// A configuration file named with --config or BEAR_CONFIG could not be read.
+    #[error(
+        "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
+    )]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Writing the output failed (a closed pipe, a full disk).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The failure class, shared with the server's error mapping.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Core(e) => e.kind(),
+            Self::Hw(e) => e.kind(),
+            Self::Models(e) => e.kind(),
+            Self::ConfigRead { .. } => ErrorKind::Config,
+            Self::Output(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Exit codes: 2 usage and invalid input, 3 configuration, 4 not found, 5 model load,
+    /// 1 anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self.kind() {
+            ErrorKind::InvalidRequest => 2,
+            ErrorKind::Config => 3,
+            ErrorKind::NotFound => 4,
+            ErrorKind::ModelLoad => 5,
+            _ => 1,
+        }
+    }
+}

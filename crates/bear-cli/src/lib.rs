@@ -1,0 +1,95 @@
+//! bear-cli: the `bear` command-line front end, as a library so it can be tested in-process.
+//!
+//! Layer **L4**: it may depend on every library crate below it and wires concrete backends
+//! together; nothing depends on it except `bins/bear`, whose `main` only calls [`main`].
+//!
+//! Invariants:
+//! - Output meant for programs (`--json`) goes to stdout as one JSON document; everything for
+//!   people (progress, warnings, errors) goes to stderr.
+//! - Errors print what failed and what to do, never user text, and map to exit codes by class.
+//! - No command opens a network connection.
+
+mod cli;
+mod config;
+mod error;
+mod hw;
+mod models;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use cli::{Cli, Command};
+pub use config::{LoadedConfig, load as load_config};
+pub use error::{Error, Result};
+pub use hw::{HW_SCHEMA_VERSION, HwReport};
+
+/// Runs `bear` with the process's arguments and environment; returns the exit code.
+pub fn main() -> ExitCode {
+    run(std::env::args_os())
+}
+
+/// Runs `bear` with the given arguments (the first is the program name).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version itself and picks the exit code (0 for those, 2 for
+            // usage errors).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    init_tracing(&cli);
+    let json = cli.json;
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, json);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let loaded = config::load(cli.config.as_deref(), |k| std::env::var_os(k))?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Hw => hw::run(&loaded, cli.json, &mut out),
+        Command::Models(cmd) => models::run(&loaded, cmd, cli.json, &mut out),
+        Command::Generate(args) => models::generate(&loaded, args, cli.json, &mut out),
+        Command::Chat(args) => models::chat(&loaded, args, &mut out),
+        Command::Embed(args) => models::embed(&loaded, args, &mut out),
+    }
+}
+
+fn report(e: &Error, json: bool) {
+    let mut err = std::io::stderr().lock();
+    if json {
+        let body = serde_json::json!({
+            "error": { "kind": e.kind().as_str(), "message": e.to_string() }
+        });
+        let _ = writeln!(err, "{body}");
+    } else {
+        let _ = writeln!(err, "error: {e}");
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BEAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

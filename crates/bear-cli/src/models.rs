@@ -1,0 +1,443 @@
+//! `bear models ...`, `bear generate`, `bear chat` and `bear embed`.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use bear_core::{
+    CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
+    SamplingParams,
+};
+use bear_hw::{Probe, SysProbe, human};
+use bear_models::{
+    CandleEmbedder, LlamaCppGenerator, LlamaOptions, ModelEntry, ModelKind, OrtEmbedder,
+};
+
+use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, SamplingArgs};
+use crate::config::LoadedConfig;
+use crate::error::{Error, Result};
+
+pub(crate) fn run(
+    loaded: &LoadedConfig,
+    cmd: ModelsCommand,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    match cmd {
+        ModelsCommand::Fit(args) => {
+            let ctx = args.ctx.unwrap_or(loaded.config.models.context_length);
+            let machine = SysProbe.probe(&loaded.dirs.data_dir);
+            let report = bear_hw::fit_file(&machine, &args.path, ctx, None)?;
+            if json {
+                let doc = serde_json::json!({ "path": args.path, "fit": report });
+                write_json(out, &doc)?;
+            } else {
+                writeln!(out, "{}: {}", args.path.display(), report.reason)?;
+                writeln!(out, "  model file      {}", human(report.model_bytes))?;
+                writeln!(
+                    out,
+                    "  KV cache        {} at {} tokens ({})",
+                    human(report.kv_cache_bytes),
+                    report.context_length,
+                    report.kv_estimate
+                )?;
+                writeln!(out, "  overhead        {}", human(report.overhead_bytes))?;
+                writeln!(out, "  required        {}", human(report.required_bytes))?;
+                writeln!(out, "  available       {}", human(report.available_bytes))?;
+                writeln!(
+                    out,
+                    "  kept free       {}",
+                    human(report.safety_margin_bytes)
+                )?;
+                writeln!(out, "  threads         {}", report.threads)?;
+                writeln!(
+                    out,
+                    "  mlock           {}: {}",
+                    if report.mlock.recommended {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    report.mlock.reason
+                )?;
+                writeln!(out, "  GPU offload     {}", crate::hw::offload(&report.gpu))?;
+            }
+            Ok(())
+        }
+        ModelsCommand::List => {
+            let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+            if json {
+                let models: Vec<_> = scan
+                    .models
+                    .values()
+                    .map(|m| serde_json::json!({ "status": "available", "model": m }))
+                    .collect();
+                write_json(
+                    out,
+                    &serde_json::json!({ "models": models, "rejected": scan.rejected }),
+                )?;
+            } else {
+                if scan.models.is_empty() {
+                    writeln!(
+                        out,
+                        "no models in {}; run `cargo xtask models` or set BEAR_MODELS_DIR",
+                        loaded.dirs.models_dir.display()
+                    )?;
+                }
+                for m in scan.models.values() {
+                    writeln!(
+                        out,
+                        "{:<32} {:<12} {:>10}  {}",
+                        m.id,
+                        kind_name(m.kind),
+                        human(m.size_bytes),
+                        describe(m)
+                    )?;
+                }
+                for r in &scan.rejected {
+                    writeln!(out, "skipped {}: {}", r.path.display(), r.reason)?;
+                }
+            }
+            Ok(())
+        }
+        ModelsCommand::Show { id } => {
+            let m = resolve(loaded, &id)?;
+            if json {
+                write_json(out, &m)?;
+            } else {
+                writeln!(out, "id            {}", m.id)?;
+                writeln!(out, "kind          {}", kind_name(m.kind))?;
+                writeln!(out, "path          {}", m.path.display())?;
+                writeln!(out, "size          {}", human(m.size_bytes))?;
+                writeln!(out, "details       {}", describe(&m))?;
+                writeln!(
+                    out,
+                    "chat template {}",
+                    if m.meta.has_chat_template {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn write_json(out: &mut impl Write, v: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn kind_name(k: ModelKind) -> &'static str {
+    match k {
+        ModelKind::Gguf => "gguf",
+        ModelKind::Onnx => "onnx",
+        ModelKind::Safetensors => "safetensors",
+    }
+}
+
+fn describe(m: &ModelEntry) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = &m.meta.architecture {
+        parts.push(a.clone());
+    }
+    if let Some(p) = m.meta.parameter_count {
+        parts.push(format!("{:.0}M params", p as f64 / 1e6));
+    }
+    if let Some(q) = &m.meta.quantization {
+        parts.push(q.clone());
+    }
+    if let Some(c) = m.meta.context_length {
+        parts.push(format!("ctx {c}"));
+    }
+    parts.join(", ")
+}
+
+/// Finds a model by id in the models directory.
+fn resolve(loaded: &LoadedConfig, id: &str) -> Result<ModelEntry> {
+    let id = ModelId::new(id)?;
+    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+    if let Some(m) = scan.models.get(&id) {
+        return Ok(m.clone());
+    }
+    let known: Vec<&str> = scan.models.keys().map(ModelId::as_str).collect();
+    Err(Error::Core(bear_core::Error::backend(
+        bear_core::ErrorKind::NotFound,
+        format!(
+            "no model `{id}` in {}; available: {}",
+            loaded.dirs.models_dir.display(),
+            if known.is_empty() {
+                "none (run `cargo xtask models`)".into()
+            } else {
+                known.join(", ")
+            }
+        ),
+    )))
+}
+
+/// Shows a spinner on stderr if `f` takes more than a second, as model loads can.
+fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let bar = indicatif::ProgressBar::new_spinner().with_message(what);
+            bar.enable_steady_tick(Duration::from_millis(100));
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            bar.finish_and_clear();
+        })
+    });
+    let result = f();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(s) = spinner {
+        let _ = s.join();
+    }
+    result
+}
+
+fn load_generator(loaded: &LoadedConfig, id: Option<&str>) -> Result<LlamaCppGenerator> {
+    let id = id.unwrap_or(&loaded.config.models.default_generator);
+    let entry = resolve(loaded, id)?;
+    if entry.kind != ModelKind::Gguf {
+        return Err(Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::InvalidRequest,
+            format!(
+                "model `{}` is {}, not a GGUF text generator",
+                entry.id,
+                kind_name(entry.kind)
+            ),
+        )));
+    }
+    let machine = SysProbe.probe(&loaded.dirs.data_dir);
+    let threads = loaded
+        .config
+        .hw
+        .threads
+        .map(|t| t as usize)
+        .unwrap_or_else(|| bear_hw::recommend(&machine).inference_threads);
+    let options = LlamaOptions {
+        context_length: loaded.config.models.context_length,
+        threads: threads as u32,
+        mlock: loaded.config.hw.mlock.unwrap_or(false),
+        ..LlamaOptions::default()
+    };
+    let path = entry.path.clone();
+    Ok(with_progress(format!("loading {}", entry.id), || {
+        LlamaCppGenerator::load(entry.id.clone(), &path, options)
+    })?)
+}
+
+fn params(args: &SamplingArgs) -> SamplingParams {
+    let d = SamplingParams::default();
+    SamplingParams {
+        max_tokens: args.max_tokens.unwrap_or(d.max_tokens),
+        temperature: args.temperature.unwrap_or(d.temperature),
+        top_p: args.top_p.unwrap_or(d.top_p),
+        top_k: args.top_k.unwrap_or(d.top_k),
+        repeat_penalty: args.repeat_penalty.unwrap_or(d.repeat_penalty),
+        seed: args.seed,
+        stop: args.stop.clone(),
+    }
+}
+
+pub(crate) fn generate(
+    loaded: &LoadedConfig,
+    args: GenerateArgs,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let prompt = if args.prompt == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        args.prompt.clone()
+    };
+    let generator = load_generator(loaded, args.model.as_deref())?;
+    let request = GenerationRequest {
+        model: generator.id().clone(),
+        prompt: Prompt::Text(Redacted::new(prompt)),
+        params: params(&args.sampling),
+    };
+    let mut write_err = None;
+    let (g, timings) = {
+        let mut sink = |piece: &str| {
+            if json {
+                return true;
+            }
+            match out.write_all(piece.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => true,
+                Err(e) => {
+                    // A closed pipe (`bear generate ... | head`) stops generation.
+                    write_err = Some(e);
+                    false
+                }
+            }
+        };
+        generator.generate_blocking(&request, &mut sink, &CancellationToken::new())?
+    };
+    if let Some(e) = write_err {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+        return Ok(());
+    }
+    if json {
+        write_json(
+            out,
+            &serde_json::json!({
+                "model": generator.id(),
+                "text": g.text.expose(),
+                "prompt_tokens": g.prompt_tokens,
+                "completion_tokens": g.completion_tokens,
+                "tokens_used": g.prompt_tokens + g.completion_tokens,
+                "generation_time": g.elapsed.as_secs_f64(),
+                "tokens_per_second": g.tokens_per_second(),
+                "finish_reason": g.finish_reason,
+                "timings": timings,
+                "peak_rss_bytes": peak_rss_bytes(),
+            }),
+        )?;
+    } else {
+        writeln!(out)?;
+        tracing::info!(
+            tokens = g.completion_tokens,
+            tps = g.tokens_per_second(),
+            "generation finished"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) -> Result<()> {
+    use std::io::IsTerminal;
+    let generator = load_generator(loaded, args.model.as_deref())?;
+    let interactive = std::io::stdin().is_terminal();
+    let mut history: Vec<ChatMessage> = Vec::new();
+    if let Some(system) = &args.system {
+        history.push(ChatMessage {
+            role: ChatRole::System,
+            content: Redacted::new(system.clone()),
+        });
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            write!(out, "> ")?;
+            out.flush()?;
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if matches!(trimmed, "/exit" | "/quit") {
+            break;
+        }
+        history.push(ChatMessage {
+            role: ChatRole::User,
+            content: Redacted::new(line.clone()),
+        });
+        let request = GenerationRequest {
+            model: generator.id().clone(),
+            prompt: Prompt::Chat(history.clone()),
+            params: params(&args.sampling),
+        };
+        let mut sink = |piece: &str| {
+            out.write_all(piece.as_bytes())
+                .and_then(|()| out.flush())
+                .is_ok()
+        };
+        let (g, _) = generator.generate_blocking(&request, &mut sink, &CancellationToken::new())?;
+        writeln!(out)?;
+        history.push(ChatMessage {
+            role: ChatRole::Assistant,
+            content: g.text,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write) -> Result<()> {
+    let id = args
+        .model
+        .clone()
+        .unwrap_or_else(|| loaded.config.models.default_embedder.clone());
+    let entry = resolve(loaded, &id)?;
+    let vectors = match entry.kind {
+        ModelKind::Safetensors => {
+            let e = with_progress(format!("loading {}", entry.id), || {
+                CandleEmbedder::load(entry.id.clone(), &entry.path)
+            })?;
+            e.embed_blocking(&args.texts)?
+        }
+        ModelKind::Onnx => {
+            // The tokenizer sits beside the ONNX file, or in the default embedder's folder.
+            let beside = entry
+                .path
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
+            let tok_dir = if beside.join("tokenizer.json").is_file() {
+                beside
+            } else {
+                loaded
+                    .dirs
+                    .models_dir
+                    .join(&loaded.config.models.default_embedder)
+            };
+            let machine = SysProbe.probe(&loaded.dirs.data_dir);
+            let threads = bear_hw::recommend(&machine).inference_threads;
+            let candidates = bear_models::ort_dylib_candidates(
+                loaded.config.models.ort_dylib.as_deref(),
+                &loaded.dirs.models_dir,
+            );
+            let e = with_progress(format!("loading {}", entry.id), || {
+                OrtEmbedder::load(
+                    entry.id.clone(),
+                    &entry.path,
+                    &tok_dir,
+                    &candidates,
+                    threads,
+                )
+            })?;
+            e.embed_blocking(&args.texts)?
+        }
+        ModelKind::Gguf => {
+            return Err(Error::Core(bear_core::Error::backend(
+                bear_core::ErrorKind::InvalidRequest,
+                format!("model `{}` is a GGUF generator, not an embedder", entry.id),
+            )));
+        }
+    };
+    write_json(
+        out,
+        &serde_json::json!({
+            "model": entry.id,
+            "dimension": vectors.first().map_or(0, Vec::len),
+            "embeddings": vectors,
+        }),
+    )
+}
+
+/// This process's peak resident set (VmHWM), on Linux.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,425 @@
+//! Configuration: one TOML file, `BEAR_*` environment overrides, and XDG directories.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, `BEAR_*` variables, command-line
+//! flags (applied by the front end). bear-core does no IO, so the caller reads the file and hands
+//! over its text and the environment; this module only parses, validates and resolves.
+//!
+//! Every error names the origin (file path or `environment`), the key and what was expected.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default address of bear-server: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8787";
+
+/// The whole configuration file. Unknown keys are errors, so a typo never passes silently.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where BEAR keeps its data, cache and models.
+    pub paths: PathsConfig,
+    /// Model selection and runtime settings.
+    pub models: ModelsConfig,
+    /// Hardware overrides; empty means "detect".
+    pub hw: HwConfig,
+    /// The REST server.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[paths]`: each unset path falls back to its XDG default (see [`Dirs`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Persistent data: collections, workflow database, audit log, keys.
+    pub data_dir: Option<PathBuf>,
+    /// Rebuildable data: caches.
+    pub cache_dir: Option<PathBuf>,
+    /// Model files, as fetched by `cargo xtask models`.
+    pub models_dir: Option<PathBuf>,
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Model used for generation when a request names none.
+    pub default_generator: String,
+    /// Model used for embeddings when a request names none.
+    pub default_embedder: String,
+    /// Path of `libonnxruntime.so`; defaults to the copy in the models directory.
+    pub ort_dylib: Option<PathBuf>,
+    /// Context length used when a request gives none.
+    pub context_length: u32,
+    /// Load a model on first use instead of refusing the request.
+    pub autoload: bool,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            default_generator: "SmolLM2-135M-Instruct.Q4_1".into(),
+            default_embedder: "all-MiniLM-L6-v2".into(),
+            ort_dylib: None,
+            context_length: 2048,
+            autoload: true,
+        }
+    }
+}
+
+/// `[hw]`: overrides for what bear-hw would recommend.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HwConfig {
+    /// Inference threads; unset means the recommendation.
+    pub threads: Option<u32>,
+    /// Lock model weights in RAM.
+    pub mlock: Option<bool>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; loopback by default.
+    pub bind: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND.into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `warn` or `bear_models=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "warn".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text. `origin` is the file's path, used in errors.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
+        let de = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, origin, &e))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            // A syntax error can surface late (inside a value); keep its position.
+            if inner.span().is_some() && key == "." {
+                return syntax_error(text, origin, &inner);
+            }
+            Error::Config {
+                origin: origin.display().to_string(),
+                key,
+                expected: expected_for(&inner),
+                detail: Some(inner.message().trim().to_string()),
+            }
+        })
+    }
+
+    /// Applies `BEAR_*` overrides. `lookup` is usually `|k| std::env::var_os(k)`.
+    ///
+    /// Recognised: `BEAR_DATA_DIR`, `BEAR_CACHE_DIR`, `BEAR_MODELS_DIR`, `BEAR_ORT_DYLIB`,
+    /// `BEAR_THREADS`, `BEAR_LOG`, `BEAR_BIND`, `BEAR_DEFAULT_GENERATOR`, `BEAR_DEFAULT_EMBEDDER`.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<OsString>) -> Result<()> {
+        let env_err = |key: &str, expected: &str| Error::Config {
+            origin: "environment".into(),
+            key: key.into(),
+            expected: expected.into(),
+            detail: None,
+        };
+        let text = |key: &str| -> Result<Option<String>> {
+            match lookup(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .into_string()
+                    .map(Some)
+                    .map_err(|_| env_err(key, "valid UTF-8")),
+            }
+        };
+        let path = |key: &str| lookup(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+
+        if let Some(p) = path("BEAR_DATA_DIR") {
+            self.paths.data_dir = Some(p);
+        }
+        if let Some(p) = path("BEAR_CACHE_DIR") {
+            self.paths.cache_dir = Some(p);
+        }
+        if let Some(p) = path("BEAR_MODELS_DIR") {
+            self.paths.models_dir = Some(p);
+        }
+        if let Some(p) = path("BEAR_ORT_DYLIB") {
+            self.models.ort_dylib = Some(p);
+        }
+        if let Some(v) = text("BEAR_THREADS")? {
+            let n: u32 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| env_err("BEAR_THREADS", "a positive integer"))?;
+            self.hw.threads = Some(n);
+        }
+        if let Some(v) = text("BEAR_LOG")? {
+            self.log.level = v;
+        }
+        if let Some(v) = text("BEAR_BIND")? {
+            self.server.bind = v;
+        }
+        if let Some(v) = text("BEAR_DEFAULT_GENERATOR")? {
+            self.models.default_generator = v;
+        }
+        if let Some(v) = text("BEAR_DEFAULT_EMBEDDER")? {
+            self.models.default_embedder = v;
+        }
+        self.validate("environment")
+    }
+
+    /// Checks values that the types alone cannot.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |key: &str, expected: &str| Error::Config {
+            origin: origin.into(),
+            key: key.into(),
+            expected: expected.into(),
+            detail: None,
+        };
+        if self.hw.threads == Some(0) {
+            return Err(err("hw.threads", "a positive integer"));
+        }
+        if !(16..=1_048_576).contains(&self.models.context_length) {
+            return Err(err(
+                "models.context_length",
+                "an integer from 16 to 1048576",
+            ));
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(err("server.bind", "an address such as 127.0.0.1:8787"));
+        }
+        Ok(())
+    }
+
+    /// The directories after applying `[paths]` on top of the XDG defaults.
+    pub fn dirs(&self, base: &Dirs) -> Dirs {
+        let data_dir = self.paths.data_dir.clone().unwrap_or(base.data_dir.clone());
+        let cache_dir = self
+            .paths
+            .cache_dir
+            .clone()
+            .unwrap_or(base.cache_dir.clone());
+        let models_dir = match (&self.paths.models_dir, &self.paths.cache_dir) {
+            (Some(m), _) => m.clone(),
+            (None, Some(c)) => c.join("models"),
+            (None, None) => base.models_dir.clone(),
+        };
+        Dirs {
+            config_file: base.config_file.clone(),
+            data_dir,
+            cache_dir,
+            models_dir,
+        }
+    }
+}
+
+fn expected_for(e: &toml::de::Error) -> String {
+    let msg = e.message();
+    // serde's messages end with "expected <what>"; that is the useful half.
+    match msg.rsplit_once("expected ") {
+        Some((_, what)) => what.trim().trim_end_matches('.').to_string(),
+        None if msg.starts_with("unknown field") => "one of the documented keys".into(),
+        None => "a valid value".into(),
+    }
+}
+
+fn syntax_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
+    let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    let reason = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("syntax error")
+        .trim()
+        .to_string();
+    Error::ConfigSyntax {
+        path: origin.to_path_buf(),
+        line,
+        column,
+        reason,
+    }
+}
+
+/// BEAR's directories, resolved from the XDG base-directory variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dirs {
+    /// `$XDG_CONFIG_HOME/bear/config.toml`, or `~/.config/bear/config.toml`.
+    pub config_file: PathBuf,
+    /// `$XDG_DATA_HOME/bear`, or `~/.local/share/bear`.
+    pub data_dir: PathBuf,
+    /// `$XDG_CACHE_HOME/bear`, or `~/.cache/bear`.
+    pub cache_dir: PathBuf,
+    /// `$BEAR_MODELS_DIR`, or `<cache_dir>/models`.
+    pub models_dir: PathBuf,
+}
+
+impl Dirs {
+    /// Resolves the directories from an environment. `lookup` is usually
+    /// `|k| std::env::var_os(k)`. Relative XDG values are ignored, as the XDG spec requires.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
+        let absolute = |key: &str| lookup(key).map(PathBuf::from).filter(|p| p.is_absolute());
+        let home = || {
+            absolute("HOME").ok_or_else(|| Error::Config {
+                origin: "environment".into(),
+                key: "HOME".into(),
+                expected:
+                    "an absolute path (or set XDG_DATA_HOME, XDG_CACHE_HOME and XDG_CONFIG_HOME)"
+                        .into(),
+                detail: None,
+            })
+        };
+        let config_home = match absolute("XDG_CONFIG_HOME") {
+            Some(p) => p,
+            None => home()?.join(".config"),
+        };
+        let data_home = match absolute("XDG_DATA_HOME") {
+            Some(p) => p,
+            None => home()?.join(".local/share"),
+        };
+        let cache_home = match absolute("XDG_CACHE_HOME") {
+            Some(p) => p,
+            None => home()?.join(".cache"),
+        };
+        let cache_dir = cache_home.join("bear");
+        let models_dir = lookup("BEAR_MODELS_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cache_dir.join("models"));
+        Ok(Self {
+            config_file: config_home.join("bear/config.toml"),
+            data_dir: data_home.join("bear"),
+            cache_dir,
+            models_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::from_toml_str(text, Path::new("/etc/bear.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = parse("[hw]\nthreads = 3\n[models]\ncontext_length = 4096\n").unwrap();
+        assert_eq!(c.hw.threads, Some(3));
+        assert_eq!(c.models.context_length, 4096);
+        assert_eq!(c.server.bind, DEFAULT_BIND);
+    }
+
+    #[test]
+    fn wrong_type_names_file_key_and_expectation() {
+        let err = parse("[hw]\nthreads = \"many\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/etc/bear.toml"), "{msg}");
+        assert!(msg.contains("`hw.threads`"), "{msg}");
+        assert!(msg.contains("expected u32"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let msg = parse("[models]\ndefault_generater = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("models.default_generater"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = parse("[hw]\nthreads = = 2\n").unwrap_err();
+        match err {
+            Error::ConfigSyntax { line, .. } => assert_eq!(line, 2),
+            other => panic!("expected a syntax error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let mut c = parse("[hw]\nthreads = 3\n").unwrap();
+        c.apply_env(env(&[("BEAR_THREADS", "5"), ("BEAR_MODELS_DIR", "/m")]))
+            .unwrap();
+        assert_eq!(c.hw.threads, Some(5));
+        assert_eq!(c.paths.models_dir.as_deref(), Some(Path::new("/m")));
+        let err = c.apply_env(env(&[("BEAR_THREADS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("BEAR_THREADS"));
+        let err = c.apply_env(env(&[("BEAR_BIND", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("server.bind"));
+    }
+
+    #[test]
+    fn xdg_dirs() {
+        let d = Dirs::from_env(env(&[("HOME", "/home/u")])).unwrap();
+        assert_eq!(d.data_dir, Path::new("/home/u/.local/share/bear"));
+        assert_eq!(d.models_dir, Path::new("/home/u/.cache/bear/models"));
+        assert_eq!(d.config_file, Path::new("/home/u/.config/bear/config.toml"));
+        let d = Dirs::from_env(env(&[
+            ("HOME", "/home/u"),
+            ("XDG_CACHE_HOME", "/c"),
+            ("XDG_DATA_HOME", "relative/ignored"),
+            ("BEAR_MODELS_DIR", "/models"),
+        ]))
+        .unwrap();
+        assert_eq!(d.cache_dir, Path::new("/c/bear"));
+        assert_eq!(d.data_dir, Path::new("/home/u/.local/share/bear"));
+        assert_eq!(d.models_dir, Path::new("/models"));
+        assert!(Dirs::from_env(env(&[])).is_err());
+    }
+
+    #[test]
+    fn config_paths_override_dirs() {
+        let base = Dirs::from_env(env(&[("HOME", "/h")])).unwrap();
+        let c = parse("[paths]\ncache_dir = \"/cache\"\n").unwrap();
+        let d = c.dirs(&base);
+        assert_eq!(d.models_dir, Path::new("/cache/models"));
+        assert_eq!(d.data_dir, base.data_dir);
+    }
+}

@@ -1,0 +1,69 @@
+//! Embeddings and retrieval: [`Embedder`] and [`Retriever`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Redacted, Result};
+use crate::id::{CollectionId, DocumentId, ModelId};
+
+/// Turns text into vectors.
+///
+/// Implemented by bear-models' `CandleEmbedder` and `OrtEmbedder`. Called by bear-rag during
+/// ingestion and search, and by bear-api's embeddings endpoint.
+///
+/// Callers may assume:
+/// - the result has one vector per input, in input order, each of length [`Embedder::dimension`];
+/// - vectors are L2-normalised, so a dot product is a cosine similarity;
+/// - inputs longer than the model's maximum length are truncated, not refused;
+/// - an empty batch returns an empty result without touching the model.
+#[async_trait::async_trait]
+pub trait Embedder: Send + Sync {
+    /// The model behind this embedder.
+    fn model(&self) -> &ModelId;
+
+    /// Length of every vector this embedder returns.
+    fn dimension(&self) -> usize;
+
+    /// Embeds a batch of texts.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// A search over one collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalQuery {
+    /// Where to search.
+    pub collection: CollectionId,
+    /// The question or keywords.
+    #[serde(with = "crate::generation::redacted_string")]
+    pub text: Redacted<String>,
+    /// How many chunks to return at most.
+    pub top_k: usize,
+}
+
+/// One retrieved chunk with where it came from, so answers can cite it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievedChunk {
+    /// The source document.
+    pub document: DocumentId,
+    /// The document's title or file name.
+    pub source: String,
+    /// The page, for paged formats such as PDF (1-based).
+    pub page: Option<u32>,
+    /// The chunk's text.
+    #[serde(with = "crate::generation::redacted_string")]
+    pub text: Redacted<String>,
+    /// Relevance; higher is better, comparable only within one result list.
+    pub score: f32,
+}
+
+/// Finds the chunks most relevant to a query.
+///
+/// Implemented by bear-rag's `LanceStore` retriever. Called by bear-agents (`rag_query` steps)
+/// and bear-api (`/search`, `/ask`).
+///
+/// Callers may assume results are sorted by descending score, hold at most `top_k` chunks, and
+/// that an unknown collection is an [`crate::ErrorKind::NotFound`] error rather than an empty list.
+#[async_trait::async_trait]
+pub trait Retriever: Send + Sync {
+    /// Runs the query.
+    async fn retrieve(&self, query: &RetrievalQuery) -> Result<Vec<RetrievedChunk>>;
+}

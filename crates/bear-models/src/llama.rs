@@ -1,0 +1,538 @@
+//! `LlamaCppGenerator`: GGUF text generation through llama.cpp (the llama-cpp-2 crate).
+//!
+//! A request is validated, queued fairly behind earlier requests to the same model (a FIFO
+//! semaphore), then decoded on a blocking thread: the prompt in batches, then one token at a
+//! time, streaming text through a [`StopFilter`] to the caller's [`TokenSink`]. Cancellation is
+//! checked before every decode, so it takes effect within one token.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use bear_core::{
+    CancellationToken, ChatRole, FinishReason, Generation, GenerationRequest, ModelId, Prompt,
+    Redacted, TextGenerator, TokenSink,
+};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::gguf::{self, GgufInfo};
+use crate::stop::{Step, StopFilter};
+
+/// Architectures this build of llama.cpp is known to run and BEAR has tested.
+pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, phi3, granite, olmo, stablelm, starcoder2";
+
+/// What to do with a prompt longer than the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Refuse the request with a clear error.
+    #[default]
+    Reject,
+    /// Drop the oldest prompt tokens so the prompt and `max_tokens` fit.
+    TruncateStart,
+}
+
+/// How to load and run a GGUF model.
+#[derive(Debug, Clone)]
+pub struct LlamaOptions {
+    /// Context length per request.
+    pub context_length: u32,
+    /// Threads for generation and prompt processing (from bear-hw's recommendation).
+    pub threads: u32,
+    /// Lock the weights in RAM.
+    pub mlock: bool,
+    /// Prompt-overflow policy.
+    pub overflow: Overflow,
+    /// Prompt tokens decoded per batch.
+    pub batch_size: u32,
+}
+
+impl Default for LlamaOptions {
+    fn default() -> Self {
+        Self {
+            context_length: 2048,
+            threads: 2,
+            mlock: false,
+            overflow: Overflow::Reject,
+            batch_size: 512,
+        }
+    }
+}
+
+/// Timings of the last phase split, for metrics: prompt processing versus generation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct GenerationTimings {
+    /// Prompt tokens decoded.
+    pub prompt_tokens: u32,
+    /// Seconds spent decoding the prompt.
+    pub prompt_seconds: f64,
+    /// Tokens generated.
+    pub generated_tokens: u32,
+    /// Seconds spent generating (sampling + decoding + detokenising).
+    pub generation_seconds: f64,
+    /// Of `generation_seconds`, the time inside llama.cpp's decode; the rest is BEAR's own
+    /// per-token work (sampling, detokenising, stop-sequence checks, streaming).
+    pub decode_seconds: f64,
+}
+
+/// The process-wide llama.cpp backend; llama.cpp allows one initialisation per process.
+pub fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every load to stderr; route it to tracing at debug level instead.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Backend {
+            backend: "llama.cpp",
+            reason: format!("backend initialisation failed: {e}"),
+        })
+}
+
+/// A loaded GGUF model that generates text.
+pub struct LlamaCppGenerator {
+    id: ModelId,
+    path: PathBuf,
+    info: GgufInfo,
+    model: Arc<LlamaModel>,
+    options: LlamaOptions,
+    queue: Arc<Semaphore>,
+    /// Creating two contexts on one model at once is unsound in llama.cpp (it may rewrite the
+    /// model's training context length), so creation is serialised.
+    ctx_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for LlamaCppGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaCppGenerator")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LlamaCppGenerator {
+    /// Validates the file's header in Rust, checks the architecture, then loads it with mmap.
+    pub fn load(id: ModelId, path: &Path, options: LlamaOptions) -> Result<Self> {
+        let info = gguf::inspect(path)?;
+        let supported = SUPPORTED_ARCHITECTURES
+            .split(", ")
+            .any(|a| a == info.architecture);
+        if !supported {
+            return Err(Error::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                arch: info.architecture,
+                supported: SUPPORTED_ARCHITECTURES,
+            });
+        }
+        if options.context_length < 16 || options.threads == 0 || options.batch_size == 0 {
+            return Err(Error::InvalidRequest(
+                "context_length must be >= 16 and threads and batch_size > 0".into(),
+            ));
+        }
+        let params = LlamaModelParams::default()
+            .with_use_mmap(true)
+            .with_use_mlock(options.mlock);
+        let model =
+            LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| Error::Backend {
+                backend: "llama.cpp",
+                reason: format!("cannot load {}: {e}", path.display()),
+            })?;
+        Ok(Self {
+            id,
+            path: path.to_path_buf(),
+            info,
+            model: Arc::new(model),
+            options,
+            queue: Arc::new(Semaphore::new(1)),
+            ctx_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The model's id.
+    pub fn id(&self) -> &ModelId {
+        &self.id
+    }
+
+    /// The model's header metadata.
+    pub fn info(&self) -> &GgufInfo {
+        &self.info
+    }
+
+    /// Requests waiting for or holding this model.
+    pub fn in_use(&self) -> bool {
+        self.queue.available_permits() == 0
+    }
+
+    /// Renders and tokenises a prompt, as generation would.
+    pub fn tokenize_prompt(&self, prompt: &Prompt) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+        tokenize(&self.model, prompt)
+    }
+
+    /// Generates on the calling thread. [`TextGenerator::generate`] wraps this in a fair queue
+    /// and a blocking task; benchmarks call it directly.
+    pub fn generate_blocking(
+        &self,
+        request: &GenerationRequest,
+        sink: &mut dyn FnMut(&str) -> bool,
+        cancel: &CancellationToken,
+    ) -> Result<(Generation, GenerationTimings)> {
+        request
+            .validate()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        run(
+            &self.model,
+            &self.ctx_lock,
+            &self.options,
+            request,
+            sink,
+            cancel,
+        )
+    }
+}
+
+fn tokenize(model: &LlamaModel, prompt: &Prompt) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+    let vocab = model.vocab();
+    match prompt {
+        // User text never gets to spell control tokens: parse_special is off.
+        Prompt::Text(t) => Ok(vocab.tokenize(t.expose().as_bytes(), true, false)),
+        Prompt::Chat(messages) => {
+            let template = model.chat_template(None).map_err(|_| {
+                Error::InvalidRequest("this model has no chat template; send a plain prompt".into())
+            })?;
+            let chat = messages
+                .iter()
+                .map(|m| {
+                    let role = match m.role {
+                        ChatRole::System => "system",
+                        ChatRole::User => "user",
+                        ChatRole::Assistant => "assistant",
+                    };
+                    LlamaChatMessage::new(role.into(), m.content.expose().clone()).map_err(|_| {
+                        Error::InvalidRequest("a chat message contains a NUL byte".into())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let rendered = model
+                .apply_chat_template(&template, &chat, true)
+                .map_err(|e| Error::Backend {
+                    backend: "llama.cpp",
+                    reason: format!("chat template failed: {e}"),
+                })?;
+            // The template's own markers are control tokens; message text went through the
+            // template verbatim, as every llama.cpp front end does.
+            Ok(vocab.tokenize(rendered.as_bytes(), true, true))
+        }
+    }
+}
+
+/// llama.cpp's "pick a random seed" value.
+const LLAMA_DEFAULT_SEED: u32 = 0xFFFF_FFFF;
+
+fn backend_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "llama.cpp",
+        reason: format!("{what}: {e}"),
+    }
+}
+
+fn sampler(model: &LlamaModel, request: &GenerationRequest) -> LlamaSampler {
+    let p = &request.params;
+    let mut chain = Vec::new();
+    if (p.repeat_penalty - 1.0).abs() > f32::EPSILON {
+        chain.push(LlamaSampler::penalties(
+            model.n_vocab(),
+            64,
+            p.repeat_penalty,
+            0.0,
+            0.0,
+        ));
+    }
+    if p.temperature == 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        if p.top_k > 0 {
+            chain.push(LlamaSampler::top_k(p.top_k.min(i32::MAX as u32) as i32));
+        }
+        chain.push(LlamaSampler::top_p(p.top_p, 1));
+        chain.push(LlamaSampler::temp(p.temperature));
+        // A fixed seed makes sampling reproducible; without one llama.cpp picks a random seed.
+        let seed = p
+            .seed
+            .map(|s| (s ^ (s >> 32)) as u32)
+            .unwrap_or(LLAMA_DEFAULT_SEED);
+        chain.push(LlamaSampler::dist(seed));
+    }
+    LlamaSampler::chain_simple(chain)
+}
+
+fn run(
+    model: &LlamaModel,
+    ctx_lock: &Mutex<()>,
+    options: &LlamaOptions,
+    request: &GenerationRequest,
+    sink: &mut dyn FnMut(&str) -> bool,
+    cancel: &CancellationToken,
+) -> Result<(Generation, GenerationTimings)> {
+    let start = Instant::now();
+    let n_ctx = options.context_length;
+    let mut tokens = tokenize(model, &request.prompt)?;
+    let max_tokens = request.params.max_tokens;
+    if tokens.is_empty() {
+        return Err(Error::InvalidRequest("the prompt has no tokens".into()));
+    }
+    // The prompt must leave room for at least one generated token.
+    let room = n_ctx as usize - 1;
+    if tokens.len() > room {
+        match options.overflow {
+            Overflow::Reject => {
+                return Err(Error::InvalidRequest(format!(
+                    "the prompt is {} tokens but the context holds {n_ctx}; shorten it, raise \
+                     models.context_length, or allow truncation",
+                    tokens.len()
+                )));
+            }
+            Overflow::TruncateStart => {
+                let keep = room
+                    .saturating_sub((max_tokens as usize).min(room / 2))
+                    .max(1);
+                tokens.drain(..tokens.len() - keep);
+            }
+        }
+    }
+    let prompt_tokens = tokens.len() as u32;
+
+    let threads = options.threads as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(options.batch_size)
+        .with_n_ubatch(options.batch_size)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = {
+        // A poisoned lock only means another creation panicked; the model is still intact.
+        let _guard = ctx_lock.lock().unwrap_or_else(|p| p.into_inner());
+        model
+            .new_context(backend()?, params)
+            .map_err(|e| backend_err("cannot create a context", e))?
+    };
+
+    // Prompt processing, in batches; logits only for the last prompt token.
+    let batch_cap = options.batch_size as usize;
+    let mut batch = LlamaBatch::new(batch_cap.max(1), 1);
+    let last = tokens.len() - 1;
+    for (chunk_index, chunk) in tokens.chunks(batch_cap).enumerate() {
+        if cancel.is_cancelled() {
+            return Ok(cancelled(start, prompt_tokens, String::new(), 0));
+        }
+        batch.clear();
+        for (i, t) in chunk.iter().enumerate() {
+            let pos = chunk_index * batch_cap + i;
+            batch
+                .add(*t, pos as i32, &[0], pos == last)
+                .map_err(|e| backend_err("batch", e))?;
+        }
+        ctx.decode(&mut batch)
+            .map_err(|e| backend_err("prompt decode failed", e))?;
+    }
+    let prompt_seconds = start.elapsed().as_secs_f64();
+    let gen_start = Instant::now();
+
+    let mut sampler = sampler(model, request);
+    let mut filter = StopFilter::new(&request.params.stop);
+    let mut utf8 = Utf8Stream::default();
+    let mut text = String::new();
+    let mut generated: u32 = 0;
+    let mut pos = tokens.len() as i32;
+    let mut logits_at = batch.n_tokens() - 1;
+    let vocab = model.vocab();
+    let mut piece_bytes = Vec::with_capacity(32);
+    let mut piece = String::with_capacity(64);
+    let mut decode_seconds = 0.0;
+
+    let finish = loop {
+        if cancel.is_cancelled() {
+            break FinishReason::Cancelled;
+        }
+        let token = sampler.sample(&ctx, logits_at);
+        if vocab.is_eog(token) {
+            break FinishReason::Stop;
+        }
+        generated += 1;
+        piece_bytes.clear();
+        vocab.token_to_piece_into(token, &mut piece_bytes, false, None);
+        piece.clear();
+        utf8.push(&piece_bytes, &mut piece);
+        let (emit, stop) = match filter.push(&piece) {
+            Step::Emit(t) => (t, false),
+            Step::Stop(t) => (t, true),
+        };
+        if !emit.is_empty() {
+            text.push_str(&emit);
+            if !sink(&emit) {
+                break FinishReason::Cancelled;
+            }
+        }
+        if stop {
+            break FinishReason::StopSequence;
+        }
+        if generated >= max_tokens || pos as u32 + 1 >= n_ctx {
+            break FinishReason::Length;
+        }
+        batch.clear();
+        batch
+            .add(token, pos, &[0], true)
+            .map_err(|e| backend_err("batch", e))?;
+        pos += 1;
+        let decode_start = Instant::now();
+        ctx.decode(&mut batch)
+            .map_err(|e| backend_err("decode failed", e))?;
+        decode_seconds += decode_start.elapsed().as_secs_f64();
+        logits_at = 0;
+    };
+
+    if finish != FinishReason::StopSequence && finish != FinishReason::Cancelled {
+        let mut rest = String::new();
+        utf8.finish(&mut rest);
+        let rest = filter.finish() + &rest;
+        if !rest.is_empty() {
+            text.push_str(&rest);
+            let _ = sink(&rest);
+        }
+    }
+    let timings = GenerationTimings {
+        prompt_tokens,
+        prompt_seconds,
+        generated_tokens: generated,
+        generation_seconds: gen_start.elapsed().as_secs_f64(),
+        decode_seconds,
+    };
+    Ok((
+        Generation {
+            text: Redacted::new(text),
+            prompt_tokens,
+            completion_tokens: generated,
+            elapsed: start.elapsed(),
+            finish_reason: finish,
+        },
+        timings,
+    ))
+}
+
+/// Turns token bytes into text. A multi-byte character may straddle two tokens, so an
+/// incomplete sequence at the end is kept for the next push; invalid bytes become U+FFFD.
+#[derive(Debug, Default)]
+struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn push(&mut self, bytes: &[u8], out: &mut String) {
+        self.pending.extend_from_slice(bytes);
+        let mut start = 0;
+        loop {
+            match std::str::from_utf8(&self.pending[start..]) {
+                Ok(s) => {
+                    out.push_str(s);
+                    start = self.pending.len();
+                    break;
+                }
+                Err(e) => {
+                    let valid = start + e.valid_up_to();
+                    // from_utf8 just proved this range valid, so this never falls back to "".
+                    out.push_str(std::str::from_utf8(&self.pending[start..valid]).unwrap_or(""));
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            start = valid + n;
+                        }
+                        None => {
+                            start = valid;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending.drain(..start);
+    }
+
+    fn finish(&mut self, out: &mut String) {
+        if !self.pending.is_empty() {
+            out.push_str(&String::from_utf8_lossy(&self.pending));
+            self.pending.clear();
+        }
+    }
+}
+
+fn cancelled(
+    start: Instant,
+    prompt_tokens: u32,
+    text: String,
+    generated: u32,
+) -> (Generation, GenerationTimings) {
+    (
+        Generation {
+            text: Redacted::new(text),
+            prompt_tokens,
+            completion_tokens: generated,
+            elapsed: start.elapsed(),
+            finish_reason: FinishReason::Cancelled,
+        },
+        GenerationTimings::default(),
+    )
+}
+
+#[async_trait::async_trait]
+impl TextGenerator for LlamaCppGenerator {
+    async fn generate(
+        &self,
+        request: GenerationRequest,
+        mut sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> bear_core::Result<Generation> {
+        if request.model != self.id {
+            return Err(bear_core::Error::backend(
+                bear_core::ErrorKind::NotFound,
+                format!("model `{}` is not loaded here", request.model),
+            ));
+        }
+        request.validate()?;
+        // FIFO semaphore: requests to one model run in arrival order.
+        let permit = self.queue.clone().acquire_owned().await.map_err(|_| {
+            bear_core::Error::backend(bear_core::ErrorKind::Unavailable, "model is shutting down")
+        })?;
+        let model = self.model.clone();
+        let ctx_lock = self.ctx_lock.clone();
+        let options = self.options.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            run(
+                &model,
+                &ctx_lock,
+                &options,
+                &request,
+                &mut |p| sink.on_text(p),
+                &cancel,
+            )
+        });
+        match task.await {
+            Ok(result) => result.map(|(g, _)| g).map_err(Into::into),
+            Err(_) => Err(bear_core::Error::backend(
+                bear_core::ErrorKind::Internal,
+                "generation task failed",
+            )),
+        }
+    }
+}

