@@ -494,25 +494,28 @@ fn cancelled(
     )
 }
 
-#[async_trait::async_trait]
-impl TextGenerator for LlamaCppGenerator {
-    async fn generate(
+impl LlamaCppGenerator {
+    /// Queues fairly behind earlier requests to this model (FIFO), then generates on a blocking
+    /// thread. Dropping the returned future cancels the generation within one token.
+    pub async fn generate_queued(
         &self,
         request: GenerationRequest,
         mut sink: Box<dyn TokenSink>,
         cancel: CancellationToken,
-    ) -> bear_core::Result<Generation> {
-        if request.model != self.id {
-            return Err(bear_core::Error::backend(
-                bear_core::ErrorKind::NotFound,
-                format!("model `{}` is not loaded here", request.model),
-            ));
-        }
-        request.validate()?;
-        // FIFO semaphore: requests to one model run in arrival order.
-        let permit = self.queue.clone().acquire_owned().await.map_err(|_| {
-            bear_core::Error::backend(bear_core::ErrorKind::Unavailable, "model is shutting down")
-        })?;
+    ) -> Result<(Generation, GenerationTimings)> {
+        request
+            .validate()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        // A child token, cancelled when this future is dropped (a client went away) and left
+        // alone when generation finishes normally.
+        let cancel = cancel.child_token();
+        let guard = cancel.clone().drop_guard();
+        let permit = self
+            .queue
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Unavailable("the model is shutting down".into()))?;
         let model = self.model.clone();
         let ctx_lock = self.ctx_lock.clone();
         let options = self.options.clone();
@@ -527,12 +530,29 @@ impl TextGenerator for LlamaCppGenerator {
                 &cancel,
             )
         });
-        match task.await {
-            Ok(result) => result.map(|(g, _)| g).map_err(Into::into),
-            Err(_) => Err(bear_core::Error::backend(
-                bear_core::ErrorKind::Internal,
-                "generation task failed",
-            )),
+        let result = task.await.map_err(|_| Error::Backend {
+            backend: "llama.cpp",
+            reason: "generation task failed".into(),
+        })?;
+        guard.disarm();
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl TextGenerator for LlamaCppGenerator {
+    async fn generate(
+        &self,
+        request: GenerationRequest,
+        sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> bear_core::Result<Generation> {
+        if request.model != self.id {
+            return Err(bear_core::Error::backend(
+                bear_core::ErrorKind::NotFound,
+                format!("model `{}` is not loaded here", request.model),
+            ));
         }
+        Ok(self.generate_queued(request, sink, cancel).await?.0)
     }
 }

@@ -456,22 +456,8 @@ impl ModelManager {
         }
         let result = async {
             let generator = self.generator(&request.model)?;
-            let timings = Arc::new(Mutex::new(None));
-            let t2 = timings.clone();
-            let g = tokio::task::spawn_blocking(move || {
-                let mut sink = sink;
-                let r = generator.generate_blocking(&request, &mut |p| sink.on_text(p), &cancel);
-                r.map(|(g, t)| {
-                    *lock(&t2) = Some(t);
-                    g
-                })
-            })
-            .await
-            .map_err(|_| Error::Backend {
-                backend: "llama.cpp",
-                reason: "generation task failed".into(),
-            })??;
-            Ok::<_, Error>((g, *lock(&timings)))
+            let (g, t) = generator.generate_queued(request, sink, cancel).await?;
+            Ok::<_, Error>((g, Some(t)))
         }
         .await;
         match result {

@@ -294,3 +294,44 @@ fn bad_files_never_reach_llama_cpp() {
         Error::UnsupportedArchitecture { .. }
     ));
 }
+
+#[tokio::test]
+async fn dropping_the_future_stops_decoding() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let model = generator();
+    let count = Arc::new(AtomicU32::new(0));
+    let first = Arc::new(tokio::sync::Notify::new());
+    let (c2, f2) = (count.clone(), first.clone());
+    let sink = Box::new(move |_: &str| {
+        if c2.fetch_add(1, Ordering::SeqCst) == 0 {
+            f2.notify_one();
+        }
+        true
+    });
+    let long = request("Count from 1 to 1000, separated by commas: 1, 2, 3,", |p| {
+        p.max_tokens = 400
+    });
+    {
+        let fut = model.generate_queued(long, sink, CancellationToken::new());
+        tokio::pin!(fut);
+        tokio::select! {
+            _ = &mut fut => panic!("generation finished before it was dropped"),
+            () = first.notified() => {}
+        }
+        // `fut` is dropped here, mid-generation.
+    }
+    // The next request queues behind the dropped one, so when it runs the first has stopped.
+    model
+        .generate_queued(
+            request(PROMPT, |p| p.max_tokens = 1),
+            Box::new(|_: &str| true),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    let pieces = count.load(Ordering::SeqCst);
+    assert!(
+        pieces < 20,
+        "{pieces} pieces were streamed after the drop of a 400-token request"
+    );
+}
