@@ -85,6 +85,10 @@ pub struct GenerateArgs {
     pub model: Option<String>,
     /// The prompt, or `-` to read it from stdin.
     pub prompt: String,
+    /// Send the prompt as is, without the model's chat template (for base models and
+    /// hand-written templates).
+    #[arg(long)]
+    pub raw: bool,
     /// Sampling.
     #[command(flatten)]
     pub sampling: SamplingArgs,

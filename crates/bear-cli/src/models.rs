@@ -266,9 +266,19 @@ pub(crate) fn generate(
         args.prompt.clone()
     };
     let generator = load_generator(loaded, args.model.as_deref())?;
+    // Instruct models answer a question only inside their chat template, so the prompt becomes
+    // one user message unless --raw asks otherwise or the model has no template.
+    let prompt = if args.raw || generator.info().chat_template.is_none() {
+        Prompt::Text(Redacted::new(prompt))
+    } else {
+        Prompt::Chat(vec![ChatMessage {
+            role: ChatRole::User,
+            content: Redacted::new(prompt),
+        }])
+    };
     let request = GenerationRequest {
         model: generator.id().clone(),
-        prompt: Prompt::Text(Redacted::new(prompt)),
+        prompt,
         params: params(&args.sampling),
     };
     let mut write_err = None;

@@ -203,3 +203,123 @@ fn config_and_env_reach_the_commands() {
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("BEAR_THREADS"));
 }
+
+fn bear_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bear"))
+        .args(args)
+        .env_remove("BEAR_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn generate_streams_a_real_answer() {
+    let _ = gguf();
+    let o = bear(&[
+        "generate",
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "What is a contract?",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).trim().len() > 5, "{:?}", stdout(&o));
+
+    let o = bear(&[
+        "--json",
+        "generate",
+        "--max-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "What is a tort?",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["completion_tokens"], 6);
+    assert_eq!(v["finish_reason"], "length");
+    assert!(v["tokens_used"].as_u64().unwrap() > 6);
+    assert!(v["generation_time"].as_f64().unwrap() > 0.0);
+
+    // `-` reads the prompt from stdin; the same greedy request gives the same answer.
+    let piped = bear_stdin(
+        &["generate", "--max-tokens", "12", "--temperature", "0", "-"],
+        "What is a contract?",
+    );
+    let direct = bear(&[
+        "generate",
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "What is a contract?",
+    ]);
+    assert_eq!(stdout(&piped), stdout(&direct));
+}
+
+#[test]
+fn generate_bad_inputs_are_typed_errors() {
+    let o = bear(&["generate", "-m", "no-such-model", "hello"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("available:"), "{}", stderr(&o));
+    let o = bear(&["generate", "--top-p", "1.5", "hello"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = bear(&["generate", "--max-tokens", "0", "hello"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = bear(&["generate", "   "]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = bear(&["embed", "-m", "SmolLM2-135M-Instruct.Q4_1", "x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The prompt never appears in an error.
+    let o = bear(&[
+        "generate",
+        "-m",
+        "missing",
+        "client Jane Roe SSN 123-45-6789",
+    ]);
+    assert!(!stderr(&o).contains("Jane"), "{}", stderr(&o));
+}
+
+#[test]
+fn chat_works_when_piped() {
+    let _ = gguf();
+    let o = bear_stdin(
+        &["chat", "--max-tokens", "8", "--temperature", "0"],
+        "What is a contract?\nAnd a tort?\n/exit\nnot sent\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let answers: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(answers.len() >= 2, "{answers:?}");
+}
+
+#[test]
+fn models_list_show_and_embed() {
+    let _ = gguf();
+    let o = bear(&["models", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["models"].as_array().unwrap().len(), 3);
+    let o = bear(&["models", "show", "all-MiniLM-L6-v2"]);
+    assert!(stdout(&o).contains("bert"), "{}", stdout(&o));
+    let o = bear(&["models", "show", "nope"]);
+    assert_eq!(o.status.code(), Some(4));
+
+    for model in ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"] {
+        let o = bear(&["embed", "-m", model, "indemnity", "warranty"]);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["dimension"], 384);
+        assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
+    }
+}
