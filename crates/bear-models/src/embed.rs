@@ -305,6 +305,8 @@ impl OrtEmbedder {
         let env = ort_environment(dylib_candidates)?;
         let session = ort::session::Session::builder(env)
             .map_err(ort_err)?
+            .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+            .map_err(ort_err)?
             .with_intra_threads(threads.max(1))
             .map_err(ort_err)?
             .commit_from_file(onnx)
