@@ -102,6 +102,25 @@ fn pool(hidden: &[f32], mask: &[u32], rows: usize, len: usize, dim: usize) -> Ve
         .collect()
 }
 
+/// One embedding vector per input text.
+type Vectors = Vec<Vec<f32>>;
+
+/// Runs a blocking embedder on tokio's blocking pool; the embedder clone shares its model.
+async fn on_blocking_thread<E: Clone + Send + 'static>(
+    embedder: &E,
+    texts: &[String],
+    embed: fn(&E, &[String]) -> Result<Vectors>,
+) -> bear_core::Result<Vec<Vec<f32>>> {
+    let this = embedder.clone();
+    let texts = texts.to_vec();
+    tokio::task::spawn_blocking(move || embed(&this, &texts))
+        .await
+        .map_err(|_| {
+            bear_core::Error::backend(bear_core::ErrorKind::Internal, "embedding task failed")
+        })?
+        .map_err(Into::into)
+}
+
 fn candle_err(e: candle_core::Error) -> Error {
     Error::Backend {
         backend: "candle",
@@ -110,6 +129,7 @@ fn candle_err(e: candle_core::Error) -> Error {
 }
 
 /// BERT-family embeddings from a safetensors folder, computed with candle on the CPU.
+#[derive(Clone)]
 pub struct CandleEmbedder {
     id: ModelId,
     model: Arc<candle_transformers::models::bert::BertModel>,
@@ -197,19 +217,7 @@ impl Embedder for CandleEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {
-        let this = Self {
-            id: self.id.clone(),
-            model: self.model.clone(),
-            tokenizer: self.tokenizer.clone(),
-            dim: self.dim,
-        };
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|_| {
-                bear_core::Error::backend(bear_core::ErrorKind::Internal, "embedding task failed")
-            })?
-            .map_err(Into::into)
+        on_blocking_thread(self, texts, Self::embed_blocking).await
     }
 }
 
@@ -268,6 +276,7 @@ fn ort_environment(candidates: &[PathBuf]) -> Result<&'static ort::environment::
 }
 
 /// BERT-family embeddings from an ONNX file through ONNX Runtime.
+#[derive(Clone)]
 pub struct OrtEmbedder {
     id: ModelId,
     session: Arc<Mutex<ort::session::Session>>,
@@ -383,20 +392,7 @@ impl Embedder for OrtEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {
-        let this = Self {
-            id: self.id.clone(),
-            session: self.session.clone(),
-            tokenizer: self.tokenizer.clone(),
-            dim: self.dim,
-            wants_type_ids: self.wants_type_ids,
-        };
-        let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || this.embed_blocking(&texts))
-            .await
-            .map_err(|_| {
-                bear_core::Error::backend(bear_core::ErrorKind::Internal, "embedding task failed")
-            })?
-            .map_err(Into::into)
+        on_blocking_thread(self, texts, Self::embed_blocking).await
     }
 }
 
