@@ -11,9 +11,11 @@ fn bear(args: &[&str]) -> Output {
 
 fn bear_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bear"));
+    // A fixed width keeps clap's help wrapping (and so the snapshot) independent of the terminal.
     cmd.args(args)
         .env_remove("BEAR_CONFIG")
-        .env_remove("BEAR_LOG");
+        .env_remove("BEAR_LOG")
+        .env("COLUMNS", "100");
     for (k, v) in env {
         cmd.env(k, v);
     }
