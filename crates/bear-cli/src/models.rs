@@ -1,7 +1,7 @@
 //! `bear models ...`, `bear generate`, `bear chat` and `bear embed`.
 
 use std::io::{BufRead, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
@@ -180,27 +180,22 @@ fn resolve(loaded: &LoadedConfig, id: &str) -> Result<ModelEntry> {
 /// Shows a spinner on stderr if `f` takes more than a second, as model loads can.
 fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
     use std::io::IsTerminal;
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    let (done, finished) = channel::<()>();
     let spinner = std::io::stderr().is_terminal().then(|| {
-        let done = done.clone();
         std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(1) {
-                if done.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            // Quiet for the first second: most loads finish sooner.
+            if finished.recv_timeout(Duration::from_secs(1)) != Err(RecvTimeoutError::Timeout) {
+                return;
             }
             let bar = indicatif::ProgressBar::new_spinner().with_message(what);
             bar.enable_steady_tick(Duration::from_millis(100));
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let _ = finished.recv();
             bar.finish_and_clear();
         })
     });
     let result = f();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(done);
     if let Some(s) = spinner {
         let _ = s.join();
     }

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 pub type CacheKey = [u8; 32];
 
 const VALUES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("values");
-/// key -> (expires at, unix ms; size in bytes)
+/// key -> (expires at, unix nanoseconds; size in bytes). Nanoseconds also order insertions, which
+/// is what eviction needs (oldest first).
 const META: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("meta");
 
 /// Limits of both levels.
@@ -123,10 +124,10 @@ impl std::fmt::Debug for ResultCache {
     }
 }
 
-fn now_ms() -> u64 {
+fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn storage(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -235,7 +236,7 @@ impl ResultCache {
         let tx = db.begin_read().ok()?;
         let meta = tx.open_table(META).ok()?;
         let (expires, _) = meta.get(key).ok()??.value();
-        if expires <= now_ms() {
+        if expires <= now_ns() {
             drop(meta);
             drop(tx);
             let _ = self.l2_remove(key);
@@ -266,7 +267,7 @@ impl ResultCache {
         {
             let mut values = tx.open_table(VALUES)?;
             let mut meta = tx.open_table(META)?;
-            let expires = now_ms().saturating_add(self.ttl.as_millis() as u64);
+            let expires = now_ns().saturating_add(self.ttl.as_nanos() as u64);
             values.insert(key, value)?;
             meta.insert(key, (expires, value.len() as u64))?;
             // Evict the entries closest to expiry (the oldest) until under the bound.
@@ -352,7 +353,6 @@ mod tests {
         let c = ResultCache::open(&config(dir.path())).unwrap();
         for i in 0..5u8 {
             c.put(ResultCache::key(&[&[i]]), vec![i; 100]);
-            std::thread::sleep(Duration::from_millis(2));
         }
         c.clear_l1();
         let present = (0..5u8)
