@@ -249,16 +249,15 @@ impl ModelManager {
 
     fn footprint(&self, entry: &ModelEntry) -> u64 {
         match entry.kind {
-            // Weights plus the KV cache and buffers of one context.
+            // Weights plus the KV cache and buffers of one context; the KV shape was read from
+            // the header at scan time.
             ModelKind::Gguf => {
-                let kv = crate::gguf::inspect(&entry.path).ok().and_then(|i| {
-                    Some(bear_hw::KvShape {
-                        layers: i.block_count? as u32,
-                        kv_dim: i.kv_dim()? as u32,
-                    })
-                });
-                bear_hw::model_footprint(entry.size_bytes, self.config.llama.context_length, kv)
-                    .required_bytes
+                bear_hw::model_footprint(
+                    entry.size_bytes,
+                    self.config.llama.context_length,
+                    entry.meta.kv_shape,
+                )
+                .required_bytes
             }
             _ => entry.size_bytes + entry.size_bytes / 4,
         }

@@ -35,6 +35,9 @@ pub struct ModelMeta {
     pub context_length: Option<u64>,
     /// Whether the model carries a chat template.
     pub has_chat_template: bool,
+    /// Transformer layers and KV width, for sizing the KV cache (GGUF only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_shape: Option<bear_hw::KvShape>,
 }
 
 /// One discovered model.
@@ -188,6 +191,12 @@ pub fn gguf_entry(path: &Path) -> Result<ModelEntry> {
             quantization: Some(info.quantization.clone()),
             context_length: info.context_length,
             has_chat_template: info.chat_template.is_some(),
+            kv_shape: info.block_count.zip(info.kv_dim()).map(|(layers, kv_dim)| {
+                bear_hw::KvShape {
+                    layers: layers as u32,
+                    kv_dim: kv_dim as u32,
+                }
+            }),
         },
     })
 }
@@ -257,6 +266,7 @@ fn config_meta(config: &Path) -> Result<ModelMeta> {
         quantization: v["torch_dtype"].as_str().map(str::to_string),
         context_length: v["max_position_embeddings"].as_u64(),
         has_chat_template: false,
+        kv_shape: None,
     })
 }
 
