@@ -1,13 +1,25 @@
 //! bear-security: PII detection and scrubbing, encryption at rest, secure memory, audit, keys.
 //!
-//! Layer **L1**; depends only on bear-core. It will implement bear-core's `PiiScrubber` and own
+//! Layer **L1**; depends only on bear-core. It implements bear-core's `PiiScrubber` and owns
 //! every cryptographic primitive BEAR uses (ring for AES-256-GCM, HMAC-SHA256 and PBKDF2;
 //! memsec and zeroize for key buffers). No other crate links ring or memsec directly.
 //!
-//! Invariants (binding on the code this crate will hold):
+//! - [`detect`]: the PII detector (one linear-time multi-pattern pass, checksums, context).
+//! - [`scrub`]: policies per entity type, consistent numbering, the reversible token [`vault`].
+//! - [`crypto`]: the keyring (master key from passphrase or key file, wrapped per-collection
+//!   data keys, rotation, crypto-shredding) and the sealed record file format.
+//! - [`audit`]: the hash-chained, metadata-only JSONL audit log.
+//! - [`access`]: API keys and roles.
+//! - [`secret`]: mlock'ed, zeroized buffers for keys and vault contents.
+//!
+//! Invariants:
 //! - Secrets and PII never reach a log line, an error message or an audit record.
 //! - Secret types implement neither `Debug` nor `Display`, and are zeroized on drop.
 //! - Nothing here opens a network connection.
-//!
-//! Status: the stack is proven to build and link (see the crate's tests); detection, scrubbing,
-//! the vault, the audit log and API keys are the bear-security issue's work and are not here yet.
+
+pub mod detect;
+mod error;
+pub mod secret;
+
+pub use detect::{CustomPattern, DenyList, Detector, DetectorConfig, Finding};
+pub use error::{Error, Result};
