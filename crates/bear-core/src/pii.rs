@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Redacted, Result};
 
-/// The kinds of personal data BEAR detects.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// The kinds of personal data BEAR detects. Serialised as its [`PiiEntity::name`], so it can
+/// key JSON maps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum PiiEntity {
     /// An email address.
@@ -45,6 +45,75 @@ pub enum PiiEntity {
     Organization,
     /// A user-defined pattern or deny-list entry.
     Custom(String),
+}
+
+impl PiiEntity {
+    /// The upper-case name used in tokens, reports and configuration (`US_SSN`, `PERSON`; a
+    /// custom entity's own name).
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        match self {
+            Self::Email => Borrowed("EMAIL"),
+            Self::Phone => Borrowed("PHONE"),
+            Self::UsSsn => Borrowed("US_SSN"),
+            Self::CreditCard => Borrowed("CREDIT_CARD"),
+            Self::Iban => Borrowed("IBAN"),
+            Self::IpAddress => Borrowed("IP_ADDRESS"),
+            Self::Url => Borrowed("URL"),
+            Self::MacAddress => Borrowed("MAC_ADDRESS"),
+            Self::Crypto => Borrowed("CRYPTO"),
+            Self::DateOfBirth => Borrowed("DATE_OF_BIRTH"),
+            Self::NlBsn => Borrowed("NL_BSN"),
+            Self::NlRsin => Borrowed("NL_RSIN"),
+            Self::UkNino => Borrowed("UK_NINO"),
+            Self::Ecli => Borrowed("ECLI"),
+            Self::Person => Borrowed("PERSON"),
+            Self::Organization => Borrowed("ORGANIZATION"),
+            Self::Custom(n) => Owned(n.clone()),
+        }
+    }
+
+    /// Every built-in entity type.
+    pub const BUILTIN: [PiiEntity; 16] = [
+        Self::Email,
+        Self::Phone,
+        Self::UsSsn,
+        Self::CreditCard,
+        Self::Iban,
+        Self::IpAddress,
+        Self::Url,
+        Self::MacAddress,
+        Self::Crypto,
+        Self::DateOfBirth,
+        Self::NlBsn,
+        Self::NlRsin,
+        Self::UkNino,
+        Self::Ecli,
+        Self::Person,
+        Self::Organization,
+    ];
+
+    /// The entity named `name` (as [`PiiEntity::name`] prints it); other names are custom.
+    pub fn from_name(name: &str) -> Self {
+        Self::BUILTIN
+            .iter()
+            .find(|e| e.name() == name)
+            .cloned()
+            .unwrap_or_else(|| Self::Custom(name.to_string()))
+    }
+}
+
+impl Serialize for PiiEntity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for PiiEntity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(Self::from_name(&name))
+    }
 }
 
 /// How much harm the text would do if it leaked, from what was found in it.

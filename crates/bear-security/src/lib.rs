@@ -17,9 +17,20 @@
 //! - Secret types implement neither `Debug` nor `Display`, and are zeroized on drop.
 //! - Nothing here opens a network connection.
 
+pub mod access;
+pub mod audit;
+pub mod crypto;
 pub mod detect;
 mod error;
+pub mod scrub;
 pub mod secret;
+pub mod vault;
 
+pub use access::{ApiKey, ApiKeyRecord, ApiKeyStore, Permission, Role};
+pub use audit::{AuditEvent, AuditLog, AuditRecord, VerifyReport};
+pub use crypto::{KeySource, Keyring, KeyringStatus, MasterKey};
 pub use detect::{CustomPattern, DenyList, Detector, DetectorConfig, Finding};
 pub use error::{Error, Result};
+pub use scrub::{InvalidUtf8, Policy, ScrubConfig, Scrubbed, Scrubber, Session, StreamReport};
+pub use secret::SecretBytes;
+pub use vault::Vault;

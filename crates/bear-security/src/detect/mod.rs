@@ -362,7 +362,7 @@ impl Detector {
                 }
             }
             match accepted {
-                Some((pid, end, (entity, score, s, e))) if e > s => {
+                Some((pid, _, (entity, score, s, e))) if e > s => {
                     let (os, oe) = norm.original_span(s, e);
                     let char_start = chars.at(os);
                     let char_end = chars.at(oe);
@@ -375,7 +375,9 @@ impl Detector {
                         score,
                         recognizer: self.recognizers[pid.as_usize()].name.clone(),
                     });
-                    at = end.max(start + 1);
+                    // Resume after the finding itself: text the rule trimmed off the match
+                    // (a trailing title, punctuation) is scanned again.
+                    at = e.max(start + 1);
                 }
                 _ => {
                     at = start + hay[start..].chars().next().map_or(1, char::len_utf8);
@@ -558,7 +560,11 @@ impl Detector {
                 let input = Input::new(hay).range(start..end).anchored(Anchored::Yes);
                 rec.single.search_captures(&input, &mut caps);
                 let g = caps.get_group(1)?;
-                let name = &hay[g.start..g.end];
+                let name = trim_trailing_titles(&hay[g.start..g.end]);
+                let g = regex_automata::Span {
+                    start: g.start,
+                    end: g.start + name.len(),
+                };
                 if rec.rule == Rule::PersonRole && ends_with_suffix(name) {
                     (PiiEntity::Organization, 0.75, g.start, g.end)
                 } else if rec.rule == Rule::PersonRole {
@@ -598,6 +604,27 @@ const STOP_WORDS: &[&str] = &[
     "The", "A", "An", "In", "On", "At", "For", "By", "With", "And", "Between", "From", "To", "Of",
     "De", "Het", "Die", "Der", "Le", "La", "Les", "Dear", "Re", "Our", "Your",
 ];
+
+/// Titles that start a new name rather than continue one.
+const TITLES: &[&str] = &[
+    "Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame", "Lord", "Lady", "Judge",
+    "Justice", "Hon", "Mevrouw", "Mevr", "Dhr", "Heer", "Herr", "Frau", "Mme", "Mlle", "Me",
+];
+
+/// `name` without trailing title words ("John Smith Mr" is "John Smith").
+fn trim_trailing_titles(name: &str) -> &str {
+    let mut n = name;
+    loop {
+        let Some((head, last)) = n.rsplit_once([' ', '\t']) else {
+            return n;
+        };
+        if TITLES.contains(&last.trim_end_matches('.')) {
+            n = head.trim_end();
+        } else {
+            return n;
+        }
+    }
+}
 
 fn ends_with_suffix(name: &str) -> bool {
     let last = name.rsplit([' ', '\t']).next().unwrap_or("");

@@ -1,4 +1,9 @@
 //! Integration tests for bear-security.
 
+mod access;
+mod audit;
+mod crypto;
 mod detect;
 mod primitives;
+mod props;
+mod scrub;

@@ -1,0 +1,327 @@
+//! The tamper-evident audit log: append-only JSONL, each record hash-chained to the one before
+//! with SHA-256, holding metadata only.
+//!
+//! A record's `hash` is SHA-256 over the previous record's hash and the record's own canonical
+//! JSON (with `hash` empty); the first record chains to 64 zeros. Sequence numbers run from 1
+//! without gaps. Beside the log, `<log>.head` holds the last sequence number and hash, so
+//! removing records from the end is detected too. [`verify`] names the first bad line.
+//!
+//! Records hold the actor, the action, the time, counts and types of entities, lengths, and
+//! keyed hashes (HMAC-SHA256 under a keyring key) of inputs, never the text or the PII.
+//! In fail-closed mode an operation whose record cannot be written must fail:
+//! [`AuditLog::record`] returns [`Error::AuditWrite`] and the caller does not proceed.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bear_core::PiiEntity;
+use ring::{digest, hmac};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::write_atomic;
+use crate::{Error, Result};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// Unix time in milliseconds.
+    pub time_ms: u64,
+    /// Who acted: `cli`, an API key id, a workflow run id.
+    pub actor: String,
+    /// What was done: `pii.scrub`, `vault.restore`, `keys.rotate`.
+    pub action: String,
+    /// `ok` or an error class.
+    pub outcome: String,
+    /// Entities found, per type.
+    pub entities: BTreeMap<PiiEntity, u32>,
+    /// Input length in bytes.
+    pub input_len: u64,
+    /// Output length in bytes.
+    pub output_len: u64,
+    /// Keyed hash of the input (hex HMAC-SHA256), when a key is configured.
+    pub input_hmac: Option<String>,
+    /// The previous record's hash.
+    pub prev: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+/// What a caller reports; the log adds sequence, time and chain.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    /// Who acted.
+    pub actor: String,
+    /// What was done.
+    pub action: String,
+    /// `ok` or an error class.
+    pub outcome: String,
+    /// Entities found, per type.
+    pub entities: BTreeMap<PiiEntity, u32>,
+    /// Input length.
+    pub input_len: u64,
+    /// Output length.
+    pub output_len: u64,
+    /// The input's keyed hash, from [`AuditLog::keyed_hash`].
+    pub input_hmac: Option<String>,
+}
+
+fn record_hash(r: &AuditRecord) -> String {
+    let mut copy = r.clone();
+    copy.hash = String::new();
+    let json = serde_json::to_vec(&copy).unwrap_or_default();
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(r.prev.as_bytes());
+    ctx.update(b"\n");
+    ctx.update(&json);
+    hex::encode(ctx.finish())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Head {
+    seq: u64,
+    hash: String,
+}
+
+struct Tail {
+    file: Option<File>,
+    seq: u64,
+    hash: String,
+}
+
+/// An open audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    fail_closed: bool,
+    hmac: Option<hmac::Key>,
+    tail: Mutex<Tail>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("fail_closed", &self.fail_closed)
+            .finish()
+    }
+}
+
+fn head_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".head");
+    PathBuf::from(p)
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log at `path`, resuming its chain from the last record. With
+    /// `fail_closed`, a log that cannot be opened for appending is an error; otherwise a
+    /// warning is logged and records are dropped.
+    pub fn open(path: &Path, fail_closed: bool, hmac: Option<hmac::Key>) -> Result<Self> {
+        let (seq, hash) = match last_record(path)? {
+            Some(r) => (r.seq, r.hash),
+            None => (0, GENESIS.to_string()),
+        };
+        let file = match path
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .and_then(|_| OpenOptions::new().create(true).append(true).open(path))
+        {
+            Ok(f) => Some(f),
+            Err(source) if fail_closed => {
+                return Err(Error::AuditWrite {
+                    path: path.into(),
+                    source,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "audit log cannot be opened; records will be dropped (fail-open)");
+                None
+            }
+        };
+        Ok(Self {
+            path: path.into(),
+            fail_closed,
+            hmac,
+            tail: Mutex::new(Tail { file, seq, hash }),
+        })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The keyed hash of `data` for [`AuditEvent::input_hmac`], if a key is configured.
+    pub fn keyed_hash(&self, data: &[u8]) -> Option<String> {
+        self.hmac
+            .as_ref()
+            .map(|k| hex::encode(hmac::sign(k, data).as_ref()))
+    }
+
+    /// Appends a record. In fail-closed mode a write failure is returned and the caller must
+    /// not carry on with the operation; in fail-open mode it is logged and ignored.
+    pub fn record(&self, event: AuditEvent) -> Result<()> {
+        let mut tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut rec = AuditRecord {
+            seq: tail.seq + 1,
+            time_ms,
+            actor: event.actor,
+            action: event.action,
+            outcome: event.outcome,
+            entities: event.entities,
+            input_len: event.input_len,
+            output_len: event.output_len,
+            input_hmac: event.input_hmac,
+            prev: tail.hash.clone(),
+            hash: String::new(),
+        };
+        rec.hash = record_hash(&rec);
+        let mut line = serde_json::to_vec(&rec).map_err(|_| Error::Crypto("audit record"))?;
+        line.push(b'\n');
+        let written = match tail.file.as_mut() {
+            Some(f) => f.write_all(&line).and_then(|()| f.sync_data()),
+            None => Err(std::io::Error::other(
+                "the audit log is not open for writing",
+            )),
+        };
+        let written = written.and_then(|()| {
+            let head = serde_json::to_vec(&Head {
+                seq: rec.seq,
+                hash: rec.hash.clone(),
+            })
+            .map_err(std::io::Error::other)?;
+            write_atomic(&head_path(&self.path), &head, false).map_err(std::io::Error::other)
+        });
+        match written {
+            Ok(()) => {
+                tail.seq = rec.seq;
+                tail.hash = rec.hash;
+                Ok(())
+            }
+            Err(source) if self.fail_closed => Err(Error::AuditWrite {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "audit record dropped (fail-open)");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read audit log", path, e)),
+    };
+    let mut last = None;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| Error::io("cannot read audit log", path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: AuditRecord = serde_json::from_str(&line).map_err(|_| Error::AuditBroken {
+            path: path.into(),
+            line: i as u64 + 1,
+            reason: "not an audit record; run `bear audit verify`".into(),
+        })?;
+        last = Some(rec);
+    }
+    Ok(last)
+}
+
+/// The result of a successful [`verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Records checked.
+    pub records: u64,
+    /// Hash of the last record (the chain head).
+    pub head: String,
+    /// Whether a head file was present and matched.
+    pub head_checked: bool,
+}
+
+/// Checks the whole chain. Any edited, deleted, inserted or reordered record gives
+/// [`Error::AuditBroken`] naming the first bad line.
+pub fn verify(path: &Path) -> Result<VerifyReport> {
+    let f = File::open(path).map_err(|e| Error::io("cannot read audit log", path, e))?;
+    let broken = |line: u64, reason: String| Error::AuditBroken {
+        path: path.into(),
+        line,
+        reason,
+    };
+    let mut prev = GENESIS.to_string();
+    let mut seq = 0u64;
+    let mut n = 0u64;
+    for (i, line) in BufReader::new(f).split(b'\n').enumerate() {
+        let lineno = i as u64 + 1;
+        let line = line.map_err(|e| Error::io("cannot read audit log", path, e))?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Err(broken(lineno, "empty line inside the log".into()));
+        }
+        let rec: AuditRecord = serde_json::from_slice(&line)
+            .map_err(|_| broken(lineno, "not a valid audit record".into()))?;
+        if rec.seq != seq + 1 {
+            return Err(broken(
+                lineno,
+                format!(
+                    "sequence {} follows {seq} (a record was deleted, inserted or moved)",
+                    rec.seq
+                ),
+            ));
+        }
+        if rec.prev != prev {
+            return Err(broken(
+                lineno,
+                "does not chain to the record before it".into(),
+            ));
+        }
+        if record_hash(&rec) != rec.hash {
+            return Err(broken(lineno, "its contents were changed".into()));
+        }
+        prev = rec.hash;
+        seq = rec.seq;
+        n += 1;
+    }
+    let head_file = head_path(path);
+    let head_checked = match std::fs::read(&head_file) {
+        Ok(bytes) => {
+            let head: Head = serde_json::from_slice(&bytes)
+                .map_err(|_| Error::format(&head_file, "not an audit head file"))?;
+            if head.seq != seq || head.hash != prev {
+                return Err(broken(
+                    n + 1,
+                    format!(
+                        "the log ends at record {seq} but its head says {} (records were removed from the end)",
+                        head.seq
+                    ),
+                ));
+            }
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io("cannot read", head_file, e)),
+    };
+    Ok(VerifyReport {
+        records: n,
+        head: prev,
+        head_checked,
+    })
+}

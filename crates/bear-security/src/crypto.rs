@@ -1,0 +1,842 @@
+//! Encryption at rest: the keyring and the sealed record file format.
+//!
+//! **Envelope keys.** A 256-bit master key comes from a passphrase (PBKDF2-HMAC-SHA256,
+//! [`PBKDF2_ITERATIONS`] iterations, random salt) or from a key file that only its owner may
+//! read. It never encrypts data: it wraps one AES-256-GCM data key per collection, and a
+//! keyed-hash key. The keyring file (JSON) holds only wrapped keys, the KDF salt, a check value
+//! that tells a wrong passphrase from a corrupt file, and per-key message counters.
+//!
+//! **Nonces and rotation.** Every seal uses a fresh random 96-bit nonce. Each data key counts
+//! its messages; the count is reserved on disk in blocks before use, so a crash can only
+//! over-count. A key is retired and a new one made after [`ROTATE_AFTER`] messages, far below
+//! the 2^32 random-nonce limit; retired keys still decrypt.
+//!
+//! **Crypto-shredding.** [`Keyring::delete_collection`] drops the collection's wrapped keys
+//! from the keyring; its ciphertext can then never be opened.
+//!
+//! **Sealed files.** `BEARSEAL` magic, a version byte, the collection name, then records
+//! `(key id, record id, nonce, ciphertext+tag)` whose AAD binds the collection, the record id
+//! and its position, and a sealed end record holding the count, so editing, reordering,
+//! truncating or swapping records is detected. Files are written to a temporary file and
+//! renamed, so a failed write never leaves a partial file.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hmac, pbkdf2};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::secret::SecretBytes;
+use crate::{Error, Result};
+
+/// PBKDF2-HMAC-SHA256 iterations for passphrase-derived master keys (OWASP 2023 minimum).
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+/// Messages after which a data key is retired and replaced.
+pub const ROTATE_AFTER: u64 = 1 << 30;
+/// How many messages are reserved on disk at a time.
+const RESERVE_BLOCK: u64 = 4096;
+const KEYRING_VERSION: u32 = 1;
+const CHECK_PLAINTEXT: &[u8] = b"bear keyring check v1";
+const SEAL_MAGIC: &[u8; 8] = b"BEARSEAL";
+const SEAL_VERSION: u8 = 1;
+const TAG_RECORD: u8 = 1;
+const TAG_END: u8 = 2;
+const MAX_RECORD: u64 = 1 << 30;
+
+/// Where the master key comes from.
+pub enum KeySource {
+    /// A passphrase, stretched with PBKDF2.
+    Passphrase(SecretBytes),
+    /// A file of 32 random bytes readable only by its owner.
+    KeyFile(PathBuf),
+}
+
+fn rng_fill(buf: &mut [u8]) -> Result<()> {
+    SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| Error::Crypto("system random generator"))
+}
+
+fn aead_key(bytes: &[u8]) -> Result<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, bytes)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::Crypto("AES-256-GCM key"))
+}
+
+/// Seals `plain` under `key` with a random nonce: returns `nonce || ciphertext || tag`.
+fn seal_raw(key: &LessSafeKey, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rng_fill(&mut nonce)?;
+    let mut buf = plain.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut buf,
+    )
+    .map_err(|_| Error::Crypto("AES-256-GCM seal"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    buf.zeroize();
+    Ok(out)
+}
+
+/// Opens `nonce || ciphertext || tag`; `None` when authentication fails.
+fn open_raw(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<SecretBytes> {
+    if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&sealed[..NONCE_LEN]).ok()?;
+    let mut buf = sealed[NONCE_LEN..].to_vec();
+    let plain = key.open_in_place(nonce, Aad::from(aad), &mut buf).ok()?;
+    let out = SecretBytes::from_slice(plain);
+    buf.zeroize();
+    Some(out)
+}
+
+/// The 256-bit master key. No `Debug`, no `Display`; zeroized on drop.
+pub struct MasterKey(SecretBytes);
+
+impl MasterKey {
+    /// Derives the master key from a passphrase with PBKDF2-HMAC-SHA256.
+    pub fn from_passphrase(passphrase: &SecretBytes, salt: &[u8], iterations: u32) -> Result<Self> {
+        let iterations = NonZeroU32::new(iterations.max(PBKDF2_ITERATIONS))
+            .ok_or(Error::Crypto("PBKDF2 iterations"))?;
+        let mut key = SecretBytes::with_capacity(32);
+        key.extend_from_slice(&[0u8; 32]);
+        pbkdf2::derive(
+            pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            salt,
+            passphrase.expose(),
+            key.expose_mut(),
+        );
+        Ok(Self(key))
+    }
+
+    /// Reads a key file: exactly 32 bytes, mode 0600 or stricter.
+    pub fn from_key_file(path: &Path) -> Result<Self> {
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::io("cannot read key file", path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::KeyFilePermissions {
+                    path: path.into(),
+                    mode,
+                });
+            }
+        }
+        if meta.len() != 32 {
+            return Err(Error::format(path, "a key file must hold exactly 32 bytes"));
+        }
+        let mut raw =
+            std::fs::read(path).map_err(|e| Error::io("cannot read key file", path, e))?;
+        let key = SecretBytes::from_slice(&raw);
+        raw.zeroize();
+        Ok(Self(key))
+    }
+
+    /// Writes a new random key file with mode 0600; refuses to overwrite one.
+    pub fn generate_key_file(path: &Path) -> Result<()> {
+        let key = SecretBytes::random(32)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(path)
+            .map_err(|e| Error::io("cannot create key file", path, e))?;
+        f.write_all(key.expose())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io("cannot write key file", path, e))
+    }
+
+    fn aead(&self) -> Result<LessSafeKey> {
+        aead_key(self.0.expose())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    version: u32,
+    kdf: Kdf,
+    /// `nonce || sealed(CHECK_PLAINTEXT)` under the master key.
+    check: String,
+    /// The keyed-hash key, wrapped.
+    hash_key: String,
+    collections: BTreeMap<String, CollectionKeys>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "alg", rename_all = "kebab-case", deny_unknown_fields)]
+enum Kdf {
+    Pbkdf2HmacSha256 { iterations: u32, salt: String },
+    KeyFile,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CollectionKeys {
+    keys: Vec<WrappedKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WrappedKey {
+    id: u32,
+    wrapped: String,
+    /// Messages reserved on disk (an upper bound of those sealed).
+    reserved: u64,
+    retired: bool,
+}
+
+/// Status of one collection's keys, for `bear keys status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionStatus {
+    /// The collection.
+    pub name: String,
+    /// The key new messages are sealed with.
+    pub current_key: u32,
+    /// Keys kept only to decrypt older data.
+    pub retired_keys: usize,
+    /// Messages the current key may have sealed (reserved upper bound).
+    pub messages: u64,
+}
+
+/// Status of the keyring, for `bear keys status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyringStatus {
+    /// The keyring file.
+    pub path: PathBuf,
+    /// `passphrase` or `key-file`.
+    pub master_key_source: &'static str,
+    /// PBKDF2 iterations, for passphrase keyrings.
+    pub pbkdf2_iterations: Option<u32>,
+    /// Collections and their keys.
+    pub collections: Vec<CollectionStatus>,
+}
+
+struct LiveKey {
+    key: LessSafeKey,
+    used: u64,
+}
+
+/// The unlocked keyring.
+pub struct Keyring {
+    path: PathBuf,
+    master: MasterKey,
+    file: KeyringFile,
+    hash_key: SecretBytes,
+    live: BTreeMap<(String, u32), LiveKey>,
+    rotate_after: u64,
+}
+
+fn wrap_aad(collection: &str, id: u32) -> Vec<u8> {
+    format!("bear-dek-v1\0{collection}\0{id}").into_bytes()
+}
+
+fn decode_hex(s: &str, what: &str, path: &Path) -> Result<Vec<u8>> {
+    hex::decode(s).map_err(|_| Error::format(path, format!("{what} is not hex")))
+}
+
+impl Keyring {
+    /// Creates a new keyring at `path`; refuses to overwrite an existing one.
+    pub fn create(path: &Path, source: KeySource) -> Result<Self> {
+        if path.exists() {
+            return Err(Error::Setting {
+                key: "keyring".into(),
+                expected: format!(
+                    "no existing keyring at {} (use `bear keys rotate` to change keys)",
+                    path.display()
+                ),
+            });
+        }
+        let (master, kdf) = match source {
+            KeySource::Passphrase(p) => {
+                let mut salt = [0u8; 16];
+                rng_fill(&mut salt)?;
+                let m = MasterKey::from_passphrase(&p, &salt, PBKDF2_ITERATIONS)?;
+                (
+                    m,
+                    Kdf::Pbkdf2HmacSha256 {
+                        iterations: PBKDF2_ITERATIONS,
+                        salt: hex::encode(salt),
+                    },
+                )
+            }
+            KeySource::KeyFile(f) => (MasterKey::from_key_file(&f)?, Kdf::KeyFile),
+        };
+        let aead = master.aead()?;
+        let hash_key = SecretBytes::random(32)?;
+        let file = KeyringFile {
+            version: KEYRING_VERSION,
+            kdf,
+            check: hex::encode(seal_raw(&aead, b"bear-keyring-check", CHECK_PLAINTEXT)?),
+            hash_key: hex::encode(seal_raw(&aead, b"bear-hash-key", hash_key.expose())?),
+            collections: BTreeMap::new(),
+        };
+        let ring = Self {
+            path: path.into(),
+            master,
+            file,
+            hash_key,
+            live: BTreeMap::new(),
+            rotate_after: ROTATE_AFTER,
+        };
+        ring.save()?;
+        Ok(ring)
+    }
+
+    /// Opens the keyring at `path`. A wrong passphrase or key file gives [`Error::WrongKey`];
+    /// a damaged file gives [`Error::Format`] or [`Error::Integrity`].
+    pub fn open(path: &Path, source: KeySource) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoKeyring { path: path.into() });
+            }
+            Err(e) => return Err(Error::io("cannot read keyring", path, e)),
+        };
+        let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
+            Error::format(
+                path,
+                format!(
+                    "not a BEAR keyring (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        if file.version != KEYRING_VERSION {
+            return Err(Error::format(
+                path,
+                format!("keyring version {} is not supported", file.version),
+            ));
+        }
+        let master = match (&file.kdf, source) {
+            (Kdf::Pbkdf2HmacSha256 { iterations, salt }, KeySource::Passphrase(p)) => {
+                if *iterations < PBKDF2_ITERATIONS {
+                    return Err(Error::format(
+                        path,
+                        "PBKDF2 iteration count below the minimum",
+                    ));
+                }
+                let salt = decode_hex(salt, "salt", path)?;
+                MasterKey::from_passphrase(&p, &salt, *iterations)?
+            }
+            (Kdf::KeyFile, KeySource::KeyFile(f)) => MasterKey::from_key_file(&f)?,
+            (Kdf::KeyFile, KeySource::Passphrase(_)) => {
+                return Err(Error::Setting {
+                    key: "keyring".into(),
+                    expected: "a key file (this keyring was created with one; pass --key-file)"
+                        .into(),
+                });
+            }
+            (Kdf::Pbkdf2HmacSha256 { .. }, KeySource::KeyFile(_)) => {
+                return Err(Error::Setting {
+                    key: "keyring".into(),
+                    expected: "a passphrase (this keyring was created with one)".into(),
+                });
+            }
+        };
+        let aead = master.aead()?;
+        let check = decode_hex(&file.check, "check", path)?;
+        match open_raw(&aead, b"bear-keyring-check", &check) {
+            Some(p) if p.expose() == CHECK_PLAINTEXT => {}
+            _ => return Err(Error::WrongKey { path: path.into() }),
+        }
+        let hk = decode_hex(&file.hash_key, "hash key", path)?;
+        let hash_key = open_raw(&aead, b"bear-hash-key", &hk).ok_or_else(|| Error::Integrity {
+            what: path.display().to_string(),
+            reason: "the wrapped hash key does not authenticate".into(),
+        })?;
+        Ok(Self {
+            path: path.into(),
+            master,
+            file,
+            hash_key,
+            live: BTreeMap::new(),
+            rotate_after: ROTATE_AFTER,
+        })
+    }
+
+    /// Rotates data keys after `messages` messages instead of [`ROTATE_AFTER`] (a stricter
+    /// policy; larger values are clamped to [`ROTATE_AFTER`]).
+    pub fn with_rotation_limit(mut self, messages: u64) -> Self {
+        self.rotate_after = messages.clamp(1, ROTATE_AFTER);
+        self
+    }
+
+    /// The keyring's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An HMAC-SHA256 key derived for `purpose` from the keyring's hash key (stable across
+    /// runs, so keyed hashes and vault tokens are consistent).
+    pub fn hmac_key(&self, purpose: &str) -> hmac::Key {
+        let base = hmac::Key::new(hmac::HMAC_SHA256, self.hash_key.expose());
+        let derived = hmac::sign(&base, purpose.as_bytes());
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
+    }
+
+    /// Writes the keyring atomically.
+    fn save(&self) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&self.file)
+            .map_err(|_| Error::Crypto("keyring serialisation"))?;
+        write_atomic(&self.path, &json, true)
+    }
+
+    fn unwrap_key(&self, collection: &str, w: &WrappedKey) -> Result<LessSafeKey> {
+        let sealed = decode_hex(&w.wrapped, "wrapped key", &self.path)?;
+        let raw = open_raw(&self.master.aead()?, &wrap_aad(collection, w.id), &sealed).ok_or_else(
+            || Error::Integrity {
+                what: self.path.display().to_string(),
+                reason: format!(
+                    "data key {} of collection `{collection}` does not authenticate",
+                    w.id
+                ),
+            },
+        )?;
+        aead_key(raw.expose())
+    }
+
+    fn new_data_key(&mut self, collection: &str) -> Result<()> {
+        let keys = self.file.collections.entry(collection.into()).or_default();
+        let id = keys.keys.iter().map(|k| k.id + 1).max().unwrap_or(1);
+        for k in &mut keys.keys {
+            k.retired = true;
+        }
+        let raw = SecretBytes::random(32)?;
+        let wrapped = seal_raw(
+            &self.master.aead()?,
+            &wrap_aad(collection, id),
+            raw.expose(),
+        )?;
+        let keys = self.file.collections.entry(collection.into()).or_default();
+        keys.keys.push(WrappedKey {
+            id,
+            wrapped: hex::encode(wrapped),
+            reserved: 0,
+            retired: false,
+        });
+        Ok(())
+    }
+
+    /// Makes a new data key for `collection`; older keys stay for decryption only.
+    pub fn rotate(&mut self, collection: &str) -> Result<()> {
+        self.new_data_key(collection)?;
+        self.save()
+    }
+
+    /// Re-wraps every data key and the hash key under a new master key.
+    pub fn rotate_master(&mut self, source: KeySource) -> Result<()> {
+        let mut next = Self::create_in_memory(&self.path, source)?;
+        next.hash_key = self.hash_key.clone();
+        let aead = next.master.aead()?;
+        next.file.hash_key =
+            hex::encode(seal_raw(&aead, b"bear-hash-key", self.hash_key.expose())?);
+        for (name, keys) in &self.file.collections {
+            let mut out = CollectionKeys::default();
+            for w in &keys.keys {
+                let sealed = decode_hex(&w.wrapped, "wrapped key", &self.path)?;
+                let raw = open_raw(&self.master.aead()?, &wrap_aad(name, w.id), &sealed)
+                    .ok_or_else(|| Error::Integrity {
+                        what: self.path.display().to_string(),
+                        reason: format!("data key {} of `{name}` does not authenticate", w.id),
+                    })?;
+                out.keys.push(WrappedKey {
+                    id: w.id,
+                    wrapped: hex::encode(seal_raw(&aead, &wrap_aad(name, w.id), raw.expose())?),
+                    reserved: w.reserved,
+                    retired: w.retired,
+                });
+            }
+            next.file.collections.insert(name.clone(), out);
+        }
+        next.rotate_after = self.rotate_after;
+        next.save()?;
+        *self = next;
+        Ok(())
+    }
+
+    fn create_in_memory(path: &Path, source: KeySource) -> Result<Self> {
+        let (master, kdf) = match source {
+            KeySource::Passphrase(p) => {
+                let mut salt = [0u8; 16];
+                rng_fill(&mut salt)?;
+                (
+                    MasterKey::from_passphrase(&p, &salt, PBKDF2_ITERATIONS)?,
+                    Kdf::Pbkdf2HmacSha256 {
+                        iterations: PBKDF2_ITERATIONS,
+                        salt: hex::encode(salt),
+                    },
+                )
+            }
+            KeySource::KeyFile(f) => (MasterKey::from_key_file(&f)?, Kdf::KeyFile),
+        };
+        let aead = master.aead()?;
+        Ok(Self {
+            path: path.into(),
+            file: KeyringFile {
+                version: KEYRING_VERSION,
+                kdf,
+                check: hex::encode(seal_raw(&aead, b"bear-keyring-check", CHECK_PLAINTEXT)?),
+                hash_key: String::new(),
+                collections: BTreeMap::new(),
+            },
+            master,
+            hash_key: SecretBytes::with_capacity(32),
+            live: BTreeMap::new(),
+            rotate_after: ROTATE_AFTER,
+        })
+    }
+
+    /// Destroys `collection`'s data keys (crypto-shredding). Returns whether it had any.
+    pub fn delete_collection(&mut self, collection: &str) -> Result<bool> {
+        let had = self.file.collections.remove(collection).is_some();
+        self.live.retain(|(c, _), _| c != collection);
+        if had {
+            self.save()?;
+        }
+        Ok(had)
+    }
+
+    /// Status for display; holds no key material.
+    pub fn status(&self) -> KeyringStatus {
+        let (source, iterations) = match &self.file.kdf {
+            Kdf::Pbkdf2HmacSha256 { iterations, .. } => ("passphrase", Some(*iterations)),
+            Kdf::KeyFile => ("key-file", None),
+        };
+        KeyringStatus {
+            path: self.path.clone(),
+            master_key_source: source,
+            pbkdf2_iterations: iterations,
+            collections: self
+                .file
+                .collections
+                .iter()
+                .map(|(name, k)| {
+                    let current = k.keys.iter().find(|k| !k.retired);
+                    CollectionStatus {
+                        name: name.clone(),
+                        current_key: current.map_or(0, |k| k.id),
+                        retired_keys: k.keys.iter().filter(|k| k.retired).count(),
+                        messages: current.map_or(0, |k| k.reserved),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Seals one message for `collection` with its current data key (made on first use,
+    /// rotated when worn). Returns the key id and `nonce || ciphertext || tag`.
+    pub fn seal(&mut self, collection: &str, aad: &[u8], plain: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let current = self
+            .file
+            .collections
+            .get(collection)
+            .and_then(|c| c.keys.iter().find(|k| !k.retired))
+            .map(|k| (k.id, k.reserved));
+        let worn = |id: u32, reserved: u64| {
+            let used = self
+                .live
+                .get(&(collection.to_string(), id))
+                .map_or(reserved, |l| l.used);
+            used >= self.rotate_after
+        };
+        let (id, reserved) = match current {
+            Some((id, reserved)) if !worn(id, reserved) => (id, reserved),
+            _ => {
+                self.new_data_key(collection)?;
+                self.live.retain(|(c, _), _| c != collection);
+                let k = self.file.collections[collection]
+                    .keys
+                    .iter()
+                    .find(|k| !k.retired)
+                    .ok_or(Error::Crypto("new data key"))?;
+                (k.id, k.reserved)
+            }
+        };
+        let live_key = (collection.to_string(), id);
+        if !self.live.contains_key(&live_key) {
+            let w = self.file.collections[collection]
+                .keys
+                .iter()
+                .find(|k| k.id == id)
+                .ok_or(Error::Crypto("data key"))?;
+            let key = self.unwrap_key(collection, w)?;
+            self.live.insert(
+                live_key.clone(),
+                LiveKey {
+                    key,
+                    used: reserved,
+                },
+            );
+        }
+        // Reserve counter space on disk before the nonce is used.
+        let used = self.live[&live_key].used;
+        if used >= reserved {
+            let keys = self
+                .file
+                .collections
+                .get_mut(collection)
+                .ok_or(Error::Crypto("collection"))?;
+            if let Some(k) = keys.keys.iter_mut().find(|k| k.id == id) {
+                k.reserved = used + RESERVE_BLOCK.min(self.rotate_after);
+            }
+            self.save()?;
+        }
+        let live = self
+            .live
+            .get_mut(&live_key)
+            .ok_or(Error::Crypto("live key"))?;
+        live.used += 1;
+        Ok((id, seal_raw(&live.key, aad, plain)?))
+    }
+
+    /// Opens a message sealed by [`Keyring::seal`].
+    pub fn open_sealed(
+        &self,
+        collection: &str,
+        key_id: u32,
+        aad: &[u8],
+        sealed: &[u8],
+        what: &str,
+    ) -> Result<SecretBytes> {
+        let keys = self
+            .file
+            .collections
+            .get(collection)
+            .ok_or_else(|| Error::NoDataKey {
+                collection: collection.into(),
+            })?;
+        let w = keys
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| Error::NoDataKey {
+                collection: collection.into(),
+            })?;
+        let key = match self.live.get(&(collection.to_string(), key_id)) {
+            Some(l) => open_raw(&l.key, aad, sealed),
+            None => open_raw(&self.unwrap_key(collection, w)?, aad, sealed),
+        };
+        key.ok_or_else(|| Error::Integrity {
+            what: what.into(),
+            reason: "a record does not authenticate".into(),
+        })
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("cannot replace", path, e.error))?;
+    Ok(())
+}
+
+fn record_aad(collection: &str, index: u64, id: &str) -> Vec<u8> {
+    format!("bear-seal-v1\0{collection}\0{index}\0{id}").into_bytes()
+}
+
+/// Writes records to a sealed file for `collection`, atomically.
+pub fn write_sealed<'a>(
+    path: &Path,
+    keyring: &mut Keyring,
+    collection: &str,
+    records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<()> {
+    if collection.len() > 255 {
+        return Err(Error::Setting {
+            key: "collection".into(),
+            expected: "a name of at most 255 bytes".into(),
+        });
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(SEAL_MAGIC);
+    out.push(SEAL_VERSION);
+    out.push(collection.len() as u8);
+    out.extend_from_slice(collection.as_bytes());
+    let mut count = 0u64;
+    for (id, plain) in records {
+        if id.len() > u16::MAX as usize {
+            return Err(Error::Setting {
+                key: "record id".into(),
+                expected: "at most 65535 bytes".into(),
+            });
+        }
+        let (key_id, sealed) =
+            keyring.seal(collection, &record_aad(collection, count, id), plain)?;
+        out.push(TAG_RECORD);
+        out.extend_from_slice(&key_id.to_le_bytes());
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        out.extend_from_slice(&sealed);
+        count += 1;
+    }
+    let (key_id, sealed) = keyring.seal(
+        collection,
+        &record_aad(collection, count, "\0end"),
+        &count.to_le_bytes(),
+    )?;
+    out.push(TAG_END);
+    out.extend_from_slice(&key_id.to_le_bytes());
+    out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    out.extend_from_slice(&sealed);
+    write_atomic(path, &out, true)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() - self.pos < n {
+            return Err(Error::Integrity {
+                what: self.path.display().to_string(),
+                reason: format!("the file is truncated at byte {}", self.buf.len()),
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+}
+
+/// Reads and authenticates every record of a sealed file. Any modification, truncation,
+/// reordering, or a file of another collection gives a typed error; nothing is returned
+/// unless the whole file authenticates.
+pub fn read_sealed(
+    path: &Path,
+    keyring: &Keyring,
+    collection: &str,
+) -> Result<Vec<(String, SecretBytes)>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    parse_sealed(&bytes, path, keyring, collection)
+}
+
+/// [`read_sealed`] over bytes already in memory (`path` names them in errors).
+pub fn parse_sealed(
+    bytes: &[u8],
+    path: &Path,
+    keyring: &Keyring,
+    collection: &str,
+) -> Result<Vec<(String, SecretBytes)>> {
+    let mut r = Reader {
+        buf: bytes,
+        pos: 0,
+        path,
+    };
+    if r.take(8).ok() != Some(SEAL_MAGIC.as_slice()) {
+        return Err(Error::format(path, "not a BEAR sealed file (bad magic)"));
+    }
+    let version = r.u8()?;
+    if version != SEAL_VERSION {
+        return Err(Error::format(
+            path,
+            format!("sealed file version {version} is not supported"),
+        ));
+    }
+    let n = r.u8()? as usize;
+    if r.take(n)? != collection.as_bytes() {
+        return Err(Error::Integrity {
+            what: path.display().to_string(),
+            reason: "the file belongs to another collection".into(),
+        });
+    }
+    let what = path.display().to_string();
+    let mut out = Vec::new();
+    loop {
+        let tag = r.u8()?;
+        let key_id = r.u32()?;
+        match tag {
+            TAG_RECORD => {
+                let id_len = r.u16()? as usize;
+                let id = std::str::from_utf8(r.take(id_len)?)
+                    .map_err(|_| Error::Integrity {
+                        what: what.clone(),
+                        reason: "a record id is not UTF-8".into(),
+                    })?
+                    .to_string();
+                let len = u64::from(r.u32()?);
+                if len > MAX_RECORD {
+                    return Err(Error::Integrity {
+                        what,
+                        reason: "a record length is out of range".into(),
+                    });
+                }
+                let sealed = r.take(len as usize)?;
+                let aad = record_aad(collection, out.len() as u64, &id);
+                let plain = keyring.open_sealed(collection, key_id, &aad, sealed, &what)?;
+                out.push((id, plain));
+            }
+            TAG_END => {
+                let len = r.u32()? as usize;
+                let sealed = r.take(len)?;
+                let aad = record_aad(collection, out.len() as u64, "\0end");
+                let plain = keyring.open_sealed(collection, key_id, &aad, sealed, &what)?;
+                if plain.expose() != (out.len() as u64).to_le_bytes() || r.pos != bytes.len() {
+                    return Err(Error::Integrity {
+                        what,
+                        reason: "the record count or file end does not match".into(),
+                    });
+                }
+                return Ok(out);
+            }
+            _ => {
+                return Err(Error::Integrity {
+                    what,
+                    reason: format!("unknown record tag at byte {}", r.pos - 5),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! Scrubbing: a policy per entity type, consistent numbering within a session, the keyed
+//! hash, the reversible vault, risk levels, and streaming over inputs larger than memory.
+//!
+//! Replacement texts (`[PERSON_1]`, `[EMAIL_hash_…]`, `[IBAN_tokenletters]`, `[REDACTED]`,
+//! `****1234`) are chosen so that no recognizer matches them: entity names are followed by `_`
+//! (so whole-word deny terms never fire inside them) and hashes and tokens are letters only.
+//! After replacing, the text is scanned again and anything a replacement newly exposed (a
+//! number whose neighbour was replaced) is scrubbed too, so rescanning scrubbed text finds
+//! nothing of a scrubbed type.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use bear_core::{PiiEntity, PiiScrubber, Redacted, RiskLevel, ScrubOutcome};
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Detector, Finding};
+use crate::secret::SecretBytes;
+use crate::vault::Vault;
+use crate::{Error, Result};
+
+/// What happens to one kind of PII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// `[PERSON_1]`, numbered consistently within a session.
+    Replace,
+    /// Every letter and digit becomes `*`, but for the last four of numbers.
+    Mask,
+    /// `[EMAIL_hash_…]`: a keyed HMAC-SHA256, stable for one key, not reversible.
+    Hash,
+    /// `[REDACTED]`.
+    Redact,
+    /// `[PERSON_…]` backed by the vault; [`Scrubber::restore`] puts the original back.
+    Tokenize,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "replace" => Self::Replace,
+            "mask" => Self::Mask,
+            "hash" => Self::Hash,
+            "redact" => Self::Redact,
+            "tokenize" => Self::Tokenize,
+            _ => {
+                return Err(Error::Setting {
+                    key: "policy".into(),
+                    expected: "one of replace, mask, hash, redact, tokenize".into(),
+                });
+            }
+        })
+    }
+}
+
+/// Scrubbing policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubConfig {
+    /// The policy for entity types without their own.
+    pub default_policy: Policy,
+    /// Policies by entity name (`PHONE = "mask"`).
+    pub policies: BTreeMap<String, Policy>,
+    /// How many trailing digits `mask` keeps for numbers.
+    pub mask_keep: usize,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            default_policy: Policy::Replace,
+            policies: BTreeMap::new(),
+            mask_keep: 4,
+        }
+    }
+}
+
+impl ScrubConfig {
+    /// The policy for `entity`.
+    pub fn policy_for(&self, entity: &PiiEntity) -> Policy {
+        self.policies
+            .get(entity.name().as_ref())
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
+}
+
+/// Numbering state for one document or conversation: the same value gets the same number.
+/// Values are held only as keyed hashes.
+pub struct Session {
+    key: hmac::Key,
+    seen: HashMap<(PiiEntity, [u8; 32]), u32>,
+    next: HashMap<PiiEntity, u32>,
+}
+
+impl Session {
+    /// A fresh session.
+    pub fn new() -> Result<Self> {
+        let k = SecretBytes::random(32)?;
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, k.expose()),
+            seen: HashMap::new(),
+            next: HashMap::new(),
+        })
+    }
+
+    fn number(&mut self, entity: &PiiEntity, value: &str) -> u32 {
+        let canon: String = value
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
+        let mut id = [0u8; 32];
+        id.copy_from_slice(hmac::sign(&self.key, canon.as_bytes()).as_ref());
+        if let Some(&n) = self.seen.get(&(entity.clone(), id)) {
+            return n;
+        }
+        let n = self.next.entry(entity.clone()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        self.seen.insert((entity.clone(), id), n);
+        n
+    }
+}
+
+/// The result of scrubbing one text.
+#[derive(Serialize)]
+pub struct Scrubbed {
+    /// The scrubbed text.
+    #[serde(skip)]
+    pub text: String,
+    /// Findings scrubbed, per entity type.
+    pub counts: BTreeMap<PiiEntity, u32>,
+    /// Risk of the original text.
+    pub risk: RiskLevel,
+}
+
+/// Entity types whose leak is serious on its own.
+fn is_high(e: &PiiEntity) -> bool {
+    matches!(
+        e,
+        PiiEntity::UsSsn
+            | PiiEntity::CreditCard
+            | PiiEntity::Iban
+            | PiiEntity::NlBsn
+            | PiiEntity::NlRsin
+            | PiiEntity::UkNino
+            | PiiEntity::Crypto
+    )
+}
+
+/// Risk from the counts per type: several high-risk identifiers together, or one with a name or
+/// birth date, is critical.
+pub fn risk_of(counts: &BTreeMap<PiiEntity, u32>) -> RiskLevel {
+    let high = counts.keys().filter(|e| is_high(e)).count();
+    let identity =
+        counts.contains_key(&PiiEntity::Person) || counts.contains_key(&PiiEntity::DateOfBirth);
+    let medium = counts.keys().any(|e| {
+        matches!(
+            e,
+            PiiEntity::Email
+                | PiiEntity::Phone
+                | PiiEntity::Person
+                | PiiEntity::DateOfBirth
+                | PiiEntity::Custom(_)
+        )
+    });
+    if high >= 2 || (high == 1 && identity) {
+        RiskLevel::Critical
+    } else if high == 1 {
+        RiskLevel::High
+    } else if medium {
+        RiskLevel::Medium
+    } else {
+        RiskLevel::Low
+    }
+}
+
+fn keeps_tail(e: &PiiEntity) -> bool {
+    matches!(
+        e,
+        PiiEntity::Phone
+            | PiiEntity::CreditCard
+            | PiiEntity::Iban
+            | PiiEntity::UsSsn
+            | PiiEntity::NlBsn
+            | PiiEntity::NlRsin
+    )
+}
+
+/// How `bear scrub` treats bytes that are not UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidUtf8 {
+    /// Refuse the input with [`Error::InvalidUtf8`].
+    Refuse,
+    /// Replace invalid sequences with U+FFFD and scrub the rest.
+    Replace,
+}
+
+/// What a streamed scrub did.
+#[derive(Debug, Default, Serialize)]
+pub struct StreamReport {
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Findings scrubbed, per entity type.
+    pub counts: BTreeMap<PiiEntity, u32>,
+    /// Risk of the whole input.
+    pub risk: Option<RiskLevel>,
+    /// Invalid UTF-8 sequences replaced.
+    pub replaced_invalid_utf8: u64,
+}
+
+/// Chunk size for streaming: chunks end at a newline (or whitespace) at or after this size.
+pub const STREAM_CHUNK: usize = 1 << 20;
+
+/// The scrubber: detector, policies, hash key and (for `tokenize`) the vault.
+pub struct Scrubber {
+    detector: Arc<Detector>,
+    config: ScrubConfig,
+    hash_key: hmac::Key,
+    vault: Option<Arc<Mutex<Vault>>>,
+}
+
+impl Scrubber {
+    /// A scrubber. `hash_key` keys the `hash` policy (use the keyring's so hashes are stable);
+    /// `vault` is required when any policy is `tokenize`.
+    pub fn new(
+        detector: Arc<Detector>,
+        config: ScrubConfig,
+        hash_key: hmac::Key,
+        vault: Option<Arc<Mutex<Vault>>>,
+    ) -> Result<Self> {
+        let tokenizes = config.default_policy == Policy::Tokenize
+            || config.policies.values().any(|p| *p == Policy::Tokenize);
+        if tokenizes && vault.is_none() {
+            return Err(Error::Setting {
+                key: "pii.policy".into(),
+                expected: "a vault for the tokenize policy (open the keyring first)".into(),
+            });
+        }
+        Ok(Self {
+            detector,
+            config,
+            hash_key,
+            vault,
+        })
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    fn replacement(&self, f: &Finding, value: &str, session: &mut Session) -> String {
+        let name = f.entity.name();
+        match self.config.policy_for(&f.entity) {
+            Policy::Replace => format!("[{name}_{}]", session.number(&f.entity, value)),
+            Policy::Redact => "[REDACTED]".into(),
+            Policy::Hash => {
+                let mut ctx = hmac::Context::with_key(&self.hash_key);
+                ctx.update(name.as_bytes());
+                ctx.update(&[0]);
+                ctx.update(value.as_bytes());
+                let tag = ctx.sign();
+                let letters: String = tag.as_ref()[..10]
+                    .iter()
+                    .flat_map(|b| [b >> 4, b & 0xF])
+                    .map(|x| char::from(b'a' + x))
+                    .collect();
+                format!("[{name}_hash_{letters}]")
+            }
+            Policy::Tokenize => match &self.vault {
+                Some(v) => v
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .tokenize(&f.entity, value),
+                None => "[REDACTED]".into(),
+            },
+            Policy::Mask => {
+                let keep = if keeps_tail(&f.entity) {
+                    self.config.mask_keep
+                } else {
+                    0
+                };
+                let total = value.chars().filter(|c| c.is_alphanumeric()).count();
+                let mut seen = 0;
+                value
+                    .chars()
+                    .map(|c| {
+                        if c.is_alphanumeric() {
+                            seen += 1;
+                            if seen + keep > total { c } else { '*' }
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn apply(&self, text: &str, findings: &[Finding], session: &mut Session) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for f in findings {
+            out.push_str(&text[last..f.start]);
+            out.push_str(&self.replacement(f, &text[f.start..f.end], session));
+            last = f.end;
+        }
+        out.push_str(&text[last..]);
+        out
+    }
+
+    /// Scrubs `text`, numbering within `session`.
+    pub fn scrub_with(&self, text: &str, session: &mut Session) -> Result<Scrubbed> {
+        let findings = self.detector.detect(text);
+        let mut counts = BTreeMap::new();
+        for f in &findings {
+            *counts.entry(f.entity.clone()).or_insert(0) += 1;
+        }
+        let risk = risk_of(&counts);
+        let mut out = self.apply(text, &findings, session);
+        // Replacing can expose a neighbour (a digit run no longer glued to another); scrub
+        // until a rescan is clean. Each round removes at least one finding, and replacements
+        // are never findings, so this ends quickly.
+        for _ in 0..16 {
+            let again = self.detector.detect(&out);
+            if again.is_empty() {
+                return Ok(Scrubbed {
+                    text: out,
+                    counts,
+                    risk,
+                });
+            }
+            for f in &again {
+                *counts.entry(f.entity.clone()).or_insert(0) += 1;
+            }
+            out = self.apply(&out, &again, session);
+        }
+        Err(Error::Crypto("scrubbing did not converge"))
+    }
+
+    /// Puts originals back in place of vault tokens.
+    pub fn restore(&self, text: &str) -> String {
+        match &self.vault {
+            Some(v) => v
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .restore(text),
+            None => text.to_string(),
+        }
+    }
+
+    /// Scrubs a stream chunk by chunk (chunks end at newlines, or whitespace on huge lines),
+    /// so inputs larger than memory work. NUL bytes make the input [`Error::Binary`];
+    /// invalid UTF-8 is refused or replaced per `invalid`.
+    pub fn scrub_stream(
+        &self,
+        mut input: impl Read,
+        mut output: impl Write,
+        invalid: InvalidUtf8,
+        session: &mut Session,
+    ) -> Result<StreamReport> {
+        let mut report = StreamReport::default();
+        let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK * 2);
+        let mut eof = false;
+        let mut offset = 0u64;
+        let mut max_risk: Option<RiskLevel> = None;
+        let io_err = |e: std::io::Error| Error::io("cannot stream", "<stream>", e);
+        while !eof || !buf.is_empty() {
+            while !eof && buf.len() < STREAM_CHUNK {
+                let start = buf.len();
+                buf.resize(start + STREAM_CHUNK, 0);
+                let n = loop {
+                    match input.read(&mut buf[start..]) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io_err(e)),
+                    }
+                };
+                buf.truncate(start + n);
+                eof = n == 0;
+            }
+            let cut = if eof { buf.len() } else { split_point(&buf) };
+            let chunk = &buf[..cut];
+            if let Some(p) = memchr_nul(chunk) {
+                return Err(Error::Binary {
+                    offset: offset + p as u64,
+                });
+            }
+            let text = match std::str::from_utf8(chunk) {
+                Ok(t) => std::borrow::Cow::Borrowed(t),
+                Err(e) => match invalid {
+                    InvalidUtf8::Refuse => {
+                        return Err(Error::InvalidUtf8 {
+                            offset: offset + e.valid_up_to() as u64,
+                        });
+                    }
+                    InvalidUtf8::Replace => {
+                        let lossy = String::from_utf8_lossy(chunk);
+                        report.replaced_invalid_utf8 +=
+                            lossy.matches('\u{FFFD}').count() as u64 - count_fffd_in_valid(chunk);
+                        lossy
+                    }
+                },
+            };
+            let s = self.scrub_with(&text, session)?;
+            output.write_all(s.text.as_bytes()).map_err(io_err)?;
+            report.bytes_in += cut as u64;
+            report.bytes_out += s.text.len() as u64;
+            for (e, n) in s.counts {
+                *report.counts.entry(e).or_insert(0) += n;
+            }
+            offset += cut as u64;
+            buf.drain(..cut);
+            let _ = max_risk.insert(max_risk.map_or(s.risk, |r| r.max(s.risk)));
+        }
+        output.flush().map_err(io_err)?;
+        report.risk = Some(risk_of(&report.counts).max(max_risk.unwrap_or(RiskLevel::Low)));
+        Ok(report)
+    }
+}
+
+fn memchr_nul(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&x| x == 0)
+}
+
+/// U+FFFD characters that were already in the input (not replacements).
+fn count_fffd_in_valid(b: &[u8]) -> u64 {
+    b.windows(3).filter(|w| *w == [0xEF, 0xBF, 0xBD]).count() as u64
+}
+
+/// Where to end a chunk: after the last newline, else after the last ASCII whitespace, else
+/// at a character boundary near the end.
+fn split_point(buf: &[u8]) -> usize {
+    if let Some(p) = buf.iter().rposition(|&b| b == b'\n') {
+        return p + 1;
+    }
+    if let Some(p) = buf.iter().rposition(|b| b.is_ascii_whitespace()) {
+        return p + 1;
+    }
+    let mut p = buf.len();
+    // Back up over UTF-8 continuation bytes (at most 3) to a character start.
+    while p > 0 && buf.len() - p < 4 && (buf[p - 1] & 0xC0) == 0x80 {
+        p -= 1;
+    }
+    if p > 0 && buf[p - 1] >= 0xC0 {
+        p -= 1;
+    }
+    if p == 0 { buf.len() } else { p }
+}
+
+impl PiiScrubber for Scrubber {
+    fn scrub(&self, text: &str) -> bear_core::Result<ScrubOutcome> {
+        let mut session = Session::new()?;
+        let s = self.scrub_with(text, &mut session)?;
+        Ok(ScrubOutcome {
+            text: Redacted::new(s.text),
+            counts: s.counts,
+            risk: s.risk,
+        })
+    }
+
+    fn restore(&self, text: &str) -> bear_core::Result<String> {
+        Ok(Scrubber::restore(self, text))
+    }
+}

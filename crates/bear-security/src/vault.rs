@@ -1,0 +1,164 @@
+//! The token vault behind the reversible `tokenize` policy.
+//!
+//! A token is `[ENTITY_xxxxxxxxxxxx]`: the entity name and twelve letters `a`-`p` taken from
+//! HMAC-SHA256(vault key, entity, value). Tokens are deterministic (the same value gets the
+//! same token in every document under one keyring) and hold no digits, so no recognizer ever
+//! matches one. Originals live in one mlock'ed, zeroized arena; the map holds only tokens and
+//! offsets. On disk the vault is a sealed file (see [`crate::crypto`]) of the `vault`
+//! collection, encrypted with that collection's data key.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use bear_core::PiiEntity;
+use regex_automata::meta::Regex;
+use ring::hmac;
+
+use crate::crypto::{self, Keyring};
+use crate::secret::SecretBytes;
+use crate::{Error, Result};
+
+/// The keyring collection that holds vault data keys.
+pub const VAULT_COLLECTION: &str = "vault";
+
+static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\[[A-Z][A-Z0-9_]*_[a-p]{12,64}\]").expect("the token pattern compiles")
+});
+
+/// Maps tokens to originals. No `Debug`, no `Display`.
+pub struct Vault {
+    key: hmac::Key,
+    entries: HashMap<String, (usize, usize)>,
+    arena: SecretBytes,
+    dirty: bool,
+}
+
+fn letters(bytes: &[u8], n: usize) -> String {
+    bytes
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0xF])
+        .take(n)
+        .map(|x| char::from(b'a' + x))
+        .collect()
+}
+
+impl Vault {
+    /// An empty vault whose tokens are keyed by `key`.
+    pub fn new(key: hmac::Key) -> Self {
+        Self {
+            key,
+            entries: HashMap::new(),
+            arena: SecretBytes::with_capacity(4096),
+            dirty: false,
+        }
+    }
+
+    /// An empty vault with a random key (tokens valid for this process only).
+    pub fn ephemeral() -> Result<Self> {
+        let k = SecretBytes::random(32)?;
+        Ok(Self::new(hmac::Key::new(hmac::HMAC_SHA256, k.expose())))
+    }
+
+    /// Number of stored originals.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the vault is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether entries were added since the last load or save.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    fn value(&self, (off, len): (usize, usize)) -> &[u8] {
+        &self.arena.expose()[off..off + len]
+    }
+
+    /// The token for `value`, storing it if new.
+    pub fn tokenize(&mut self, entity: &PiiEntity, value: &str) -> String {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(entity.name().as_bytes());
+        ctx.update(&[0]);
+        ctx.update(value.as_bytes());
+        let tag = ctx.sign();
+        let name = entity.name();
+        // Twelve letters are 48 bits; on a collision with another value, use more.
+        for n in [12, 20, 32, 64] {
+            let token = format!("[{name}_{}]", letters(tag.as_ref(), n));
+            match self.entries.get(&token) {
+                Some(&span) if self.value(span) == value.as_bytes() => return token,
+                Some(_) => continue,
+                None => {
+                    self.insert(token.clone(), value.as_bytes());
+                    return token;
+                }
+            }
+        }
+        // 256 bits collided: cannot happen; fall back to a unique counter-derived token.
+        let token = format!(
+            "[{name}_{}]",
+            letters(&(self.entries.len() as u64).to_be_bytes(), 16)
+        );
+        self.insert(token.clone(), value.as_bytes());
+        token
+    }
+
+    fn insert(&mut self, token: String, value: &[u8]) {
+        let off = self.arena.len();
+        self.arena.extend_from_slice(value);
+        self.entries.insert(token, (off, value.len()));
+        self.dirty = true;
+    }
+
+    /// Replaces every known token in `text` by its original; unknown tokens stay.
+    pub fn restore(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in TOKEN.find_iter(text) {
+            if let Some(&span) = self.entries.get(&text[m.start()..m.end()]) {
+                out.push_str(&text[last..m.start()]);
+                out.push_str(std::str::from_utf8(self.value(span)).unwrap_or_default());
+                last = m.end();
+            }
+        }
+        out.push_str(&text[last..]);
+        out
+    }
+
+    /// Loads the vault file at `path` (an absent file is an empty vault).
+    pub fn load(path: &Path, keyring: &Keyring) -> Result<Self> {
+        let mut v = Self::new(keyring.hmac_key("bear-vault-token-v1"));
+        if !path.exists() {
+            return Ok(v);
+        }
+        for (token, value) in crypto::read_sealed(path, keyring, VAULT_COLLECTION)? {
+            if !TOKEN.is_match(&token) || std::str::from_utf8(value.expose()).is_err() {
+                return Err(Error::Integrity {
+                    what: path.display().to_string(),
+                    reason: "a vault entry is malformed".into(),
+                });
+            }
+            v.insert(token, value.expose());
+        }
+        v.dirty = false;
+        Ok(v)
+    }
+
+    /// Writes the vault to `path`, sealed, atomically.
+    pub fn save(&mut self, path: &Path, keyring: &mut Keyring) -> Result<()> {
+        let mut entries: Vec<(&String, &(usize, usize))> = self.entries.iter().collect();
+        entries.sort_by_key(|(_, span)| span.0);
+        let records: Vec<(&str, &[u8])> = entries
+            .into_iter()
+            .map(|(t, &span)| (t.as_str(), self.value(span)))
+            .collect();
+        crypto::write_sealed(path, keyring, VAULT_COLLECTION, records)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
