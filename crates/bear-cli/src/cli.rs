@@ -49,6 +49,154 @@ pub enum Command {
     Chat(ChatArgs),
     /// Embed texts; prints JSON.
     Embed(EmbedArgs),
+    /// Find PII in a file.
+    #[command(subcommand)]
+    Pii(PiiCommand),
+    /// Remove PII from a file (streams: files larger than memory work).
+    Scrub(ScrubArgs),
+    /// Put originals back in place of tokens made by `bear scrub --policy tokenize`.
+    Restore(RestoreArgs),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Manage the keyring (master key, data keys) and API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `bear pii ...`.
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// List the PII found in FILE (`-` for stdin): type, position, score; never the values
+    /// unless --show-values.
+    Detect(DetectArgs),
+}
+
+/// What to do with input that is not UTF-8.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Utf8Mode {
+    /// Refuse the input.
+    Refuse,
+    /// Replace invalid bytes with U+FFFD.
+    Replace,
+}
+
+/// `bear pii detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// The file, or `-` for stdin.
+    pub input: PathBuf,
+    /// Also print each finding's text (it is PII: take care where the output goes).
+    #[arg(long)]
+    pub show_values: bool,
+    /// Input that is not UTF-8 [default: pii.invalid_utf8, refuse].
+    #[arg(long, value_enum)]
+    pub invalid_utf8: Option<Utf8Mode>,
+}
+
+/// A scrubbing policy.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// `[PERSON_1]`, numbered consistently through the file.
+    Replace,
+    /// `****1234`.
+    Mask,
+    /// A keyed hash (needs the keyring).
+    Hash,
+    /// `[REDACTED]`.
+    Redact,
+    /// Reversible tokens stored in the encrypted vault (needs the keyring).
+    Tokenize,
+}
+
+/// `bear scrub`.
+#[derive(Debug, Args)]
+pub struct ScrubArgs {
+    /// The file, or `-` for stdin.
+    pub input: PathBuf,
+    /// Policy for every entity type [default: pii.default_policy and pii.policies].
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    /// Write the scrubbed text here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Input that is not UTF-8 [default: pii.invalid_utf8, refuse].
+    #[arg(long, value_enum)]
+    pub invalid_utf8: Option<Utf8Mode>,
+    /// Key file instead of a passphrase [default: security.key_file].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `bear restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The file, or `-` for stdin.
+    pub input: PathBuf,
+    /// Write the restored text here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Key file instead of a passphrase [default: security.key_file].
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `bear audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; names the first bad line.
+    Verify {
+        /// The log [default: security.audit_log, <data_dir>/audit/audit.jsonl].
+        path: Option<PathBuf>,
+    },
+}
+
+/// `bear keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create the keyring, with a passphrase (prompted, or BEAR_PASSPHRASE) or a key file.
+    Init {
+        /// Use this key file (created with mode 0600 if absent) instead of a passphrase.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Rotate a collection's data key, or with --master the master key.
+    Rotate {
+        /// The collection whose data key to rotate [default: vault].
+        #[arg(long, default_value = "vault", conflicts_with = "master")]
+        collection: String,
+        /// Re-wrap every data key under a new master key (new passphrase or --new-key-file).
+        #[arg(long)]
+        master: bool,
+        /// The new key file for --master (created if absent).
+        #[arg(long, value_name = "FILE", requires = "master")]
+        new_key_file: Option<PathBuf>,
+        /// The current key file [default: security.key_file].
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Show the keyring: master key source, collections, key ids, message counts.
+    Status {
+        /// Key file instead of a passphrase [default: security.key_file].
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Make an API key for bear-server; it is shown once.
+    ApiCreate {
+        /// admin, user or read-only.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// A label to recognise it by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List API keys (ids and roles; keys themselves are never stored).
+    ApiList,
+    /// Revoke an API key by id.
+    ApiRevoke {
+        /// The id `api-list` shows.
+        id: String,
+    },
 }
 
 /// Sampling flags shared by `generate` and `chat`.

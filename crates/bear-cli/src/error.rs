@@ -20,6 +20,9 @@ pub enum Error {
     /// Finding, loading or running a model failed.
     #[error(transparent)]
     Models(#[from] bear_models::Error),
+    /// PII, keys, encryption or audit failed.
+    #[error(transparent)]
+    Security(#[from] bear_security::Error),
     /// A configuration file named with --config or BEAR_CONFIG could not be read.
     #[error(
         "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
@@ -42,19 +45,21 @@ impl Error {
             Self::Core(e) => e.kind(),
             Self::Hw(e) => e.kind(),
             Self::Models(e) => e.kind(),
+            Self::Security(e) => e.kind(),
             Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Output(_) => ErrorKind::Internal,
         }
     }
 
     /// Exit codes: 2 usage and invalid input, 3 configuration, 4 not found, 5 model load,
-    /// 1 anything else.
+    /// 6 security (wrong key, failed integrity or audit check, denied), 1 anything else.
     pub fn exit_code(&self) -> u8 {
         match self.kind() {
             ErrorKind::InvalidRequest => 2,
             ErrorKind::Config => 3,
             ErrorKind::NotFound => 4,
             ErrorKind::ModelLoad => 5,
+            ErrorKind::Security => 6,
             _ => 1,
         }
     }

@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod hw;
 mod models;
+mod security;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -62,6 +63,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(args) => models::generate(&loaded, args, cli.json, &mut out),
         Command::Chat(args) => models::chat(&loaded, args, &mut out),
         Command::Embed(args) => models::embed(&loaded, args, &mut out),
+        Command::Pii(cmd) => security::pii(&loaded, cmd, cli.json, &mut out),
+        Command::Scrub(args) => security::scrub(&loaded, args, cli.json, &mut out),
+        Command::Restore(args) => security::restore(&loaded, args, &mut out),
+        Command::Audit(cmd) => security::audit_cmd(&loaded, cmd, cli.json, &mut out),
+        Command::Keys(cmd) => security::keys(&loaded, cmd, cli.json, &mut out),
     }
 }
 

@@ -30,6 +30,108 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
+    /// PII detection and scrubbing.
+    pub pii: PiiConfig,
+    /// Keys, encryption at rest and the audit log.
+    pub security: SecurityConfig,
+}
+
+/// `[pii]`: what the detector looks for and what scrubbing does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PiiConfig {
+    /// Findings scoring below this are dropped (0..=1).
+    pub min_score: f32,
+    /// Names always reported as PERSON (clients, parties), matched case-insensitively.
+    pub names: Vec<String>,
+    /// Deny-lists.
+    pub deny_lists: Vec<crate::pii::DenyList>,
+    /// Custom patterns.
+    pub patterns: Vec<crate::pii::CustomPattern>,
+    /// The policy for entity types without their own.
+    pub default_policy: crate::pii::PiiPolicy,
+    /// Policies by entity name (`PHONE = "mask"`).
+    pub policies: std::collections::BTreeMap<String, crate::pii::PiiPolicy>,
+    /// How many trailing digits `mask` keeps for numbers.
+    pub mask_keep: usize,
+    /// What to do with input that is not UTF-8.
+    pub invalid_utf8: crate::pii::InvalidUtf8,
+}
+
+impl Default for PiiConfig {
+    fn default() -> Self {
+        Self {
+            min_score: 0.5,
+            names: Vec::new(),
+            deny_lists: Vec::new(),
+            patterns: Vec::new(),
+            default_policy: crate::pii::PiiPolicy::Replace,
+            policies: std::collections::BTreeMap::new(),
+            mask_keep: 4,
+            invalid_utf8: crate::pii::InvalidUtf8::Refuse,
+        }
+    }
+}
+
+impl PiiConfig {
+    /// The policy for `entity`.
+    pub fn policy_for(&self, entity: &crate::pii::PiiEntity) -> crate::pii::PiiPolicy {
+        self.policies
+            .get(entity.name().as_ref())
+            .copied()
+            .unwrap_or(self.default_policy)
+    }
+}
+
+/// `[security]`: where keys and the audit log live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The keyring; default `<data_dir>/keys/keyring.json`.
+    pub keyring: Option<PathBuf>,
+    /// A key file (32 bytes, mode 0600) used instead of a passphrase.
+    pub key_file: Option<PathBuf>,
+    /// The audit log; default `<data_dir>/audit/audit.jsonl`.
+    pub audit_log: Option<PathBuf>,
+    /// Refuse operations whose audit record cannot be written.
+    pub audit_fail_closed: bool,
+}
+
+impl SecurityConfig {
+    /// The keyring file.
+    pub fn keyring_path(&self, dirs: &Dirs) -> PathBuf {
+        self.keyring
+            .clone()
+            .unwrap_or_else(|| dirs.data_dir.join("keys").join("keyring.json"))
+    }
+
+    /// The token vault, beside the keyring.
+    pub fn vault_path(&self, dirs: &Dirs) -> PathBuf {
+        self.keyring_path(dirs).with_file_name("vault.bseal")
+    }
+
+    /// The API key store, beside the keyring.
+    pub fn api_keys_path(&self, dirs: &Dirs) -> PathBuf {
+        self.keyring_path(dirs).with_file_name("api-keys.json")
+    }
+
+    /// The audit log.
+    pub fn audit_log_path(&self, dirs: &Dirs) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| dirs.data_dir.join("audit").join("audit.jsonl"))
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            keyring: None,
+            key_file: None,
+            audit_log: None,
+            audit_fail_closed: true,
+        }
+    }
 }
 
 /// `[paths]`: each unset path falls back to its XDG default (see [`Dirs`]).
@@ -421,5 +523,26 @@ mod tests {
         let d = c.dirs(&base);
         assert_eq!(d.models_dir, Path::new("/cache/models"));
         assert_eq!(d.data_dir, base.data_dir);
+    }
+
+    #[test]
+    fn pii_and_security_sections_are_read() {
+        use crate::pii::{InvalidUtf8, PiiEntity, PiiPolicy};
+        let c = parse(
+            "[pii]\nmin_score = 0.6\nnames = [\"Jane Roe\"]\ndefault_policy = \"tokenize\"\n\
+             invalid_utf8 = \"replace\"\n[pii.policies]\nPHONE = \"mask\"\n\
+             [[pii.patterns]]\nname = \"MATTER\"\npattern = \"M-[0-9]{6}\"\n\
+             [[pii.deny_lists]]\nname = \"CLIENT\"\nterms = [\"Globex\"]\n\
+             [security]\naudit_fail_closed = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.pii.policy_for(&PiiEntity::Phone), PiiPolicy::Mask);
+        assert_eq!(c.pii.policy_for(&PiiEntity::Email), PiiPolicy::Tokenize);
+        assert_eq!(c.pii.patterns[0].score, 0.85);
+        assert_eq!(c.pii.invalid_utf8, InvalidUtf8::Replace);
+        assert!(!c.security.audit_fail_closed);
+        assert!(Config::default().security.audit_fail_closed);
+        let err = parse("[pii]\ndefault_policy = \"shred\"\n").unwrap_err();
+        assert!(err.to_string().contains("pii.default_policy"), "{err}");
     }
 }

@@ -30,7 +30,7 @@ pub mod retrieval;
 pub mod tool;
 pub mod workflow;
 
-pub use config::{Config, Dirs};
+pub use config::{Config, Dirs, PiiConfig, SecurityConfig};
 pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};
 pub use generation::{
@@ -40,7 +40,10 @@ pub use generation::{
 pub use id::{
     AgentId, CollectionId, DocumentId, ModelId, PluginId, RequestId, RunId, StepId, WorkflowId,
 };
-pub use pii::{PiiEntity, PiiScrubber, RiskLevel, ScrubOutcome};
+pub use pii::{
+    CustomPattern, DenyList, InvalidUtf8, PiiEntity, PiiPolicy, PiiScrubber, RiskLevel,
+    ScrubOutcome,
+};
 pub use retrieval::{Embedder, RetrievalQuery, RetrievedChunk, Retriever};
 pub use tokio_util::sync::CancellationToken;
 pub use tool::{Tool, ToolSpec};

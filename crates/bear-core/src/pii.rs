@@ -116,6 +116,78 @@ impl<'de> Deserialize<'de> for PiiEntity {
     }
 }
 
+/// What scrubbing does to one kind of PII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiPolicy {
+    /// `[PERSON_1]`, numbered consistently within a document or session.
+    Replace,
+    /// Every letter and digit becomes `*`, but for the last digits of numbers.
+    Mask,
+    /// `[EMAIL_hash_…]`: a keyed HMAC-SHA256, stable for one key, not reversible.
+    Hash,
+    /// `[REDACTED]`.
+    Redact,
+    /// A vault-backed token; restoring puts the original back.
+    Tokenize,
+}
+
+impl std::str::FromStr for PiiPolicy {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "replace" => Self::Replace,
+            "mask" => Self::Mask,
+            "hash" => Self::Hash,
+            "redact" => Self::Redact,
+            "tokenize" => Self::Tokenize,
+            _ => {
+                return Err(crate::Error::backend(
+                    crate::ErrorKind::InvalidRequest,
+                    "unknown policy: expected replace, mask, hash, redact or tokenize",
+                ));
+            }
+        })
+    }
+}
+
+/// How text input that is not valid UTF-8 is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidUtf8 {
+    /// Refuse the input, naming the offset.
+    Refuse,
+    /// Replace invalid sequences with U+FFFD and process the rest.
+    Replace,
+}
+
+/// A user-defined PII pattern (`[[pii.patterns]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    /// Entity name, reported as a custom entity; letters, digits and `_`.
+    pub name: String,
+    /// The regex (Rust `regex` syntax: linear time, no backreferences or look-around).
+    pub pattern: String,
+    /// Score of a match, 0..=1.
+    #[serde(default = "default_custom_score")]
+    pub score: f32,
+}
+
+fn default_custom_score() -> f32 {
+    0.85
+}
+
+/// A list of terms that are always PII (`[[pii.deny_lists]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyList {
+    /// Entity name, reported as a custom entity.
+    pub name: String,
+    /// Terms, matched case-insensitively as whole words.
+    pub terms: Vec<String>,
+}
+
 /// How much harm the text would do if it leaked, from what was found in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

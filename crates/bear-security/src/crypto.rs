@@ -48,6 +48,14 @@ const TAG_RECORD: u8 = 1;
 const TAG_END: u8 = 2;
 const MAX_RECORD: u64 = 1 << 30;
 
+pub use ring::hmac::Key as HmacKey;
+
+/// A random HMAC-SHA256 key for this process only (keyed hashes without a keyring).
+pub fn ephemeral_hmac_key() -> Result<HmacKey> {
+    let k = SecretBytes::random(32)?;
+    Ok(HmacKey::new(hmac::HMAC_SHA256, k.expose()))
+}
+
 /// Where the master key comes from.
 pub enum KeySource {
     /// A passphrase, stretched with PBKDF2.

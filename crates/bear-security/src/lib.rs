@@ -28,9 +28,10 @@ pub mod vault;
 
 pub use access::{ApiKey, ApiKeyRecord, ApiKeyStore, Permission, Role};
 pub use audit::{AuditEvent, AuditLog, AuditRecord, VerifyReport};
+pub use bear_core::{CustomPattern, DenyList, InvalidUtf8, PiiConfig, PiiPolicy as Policy};
 pub use crypto::{KeySource, Keyring, KeyringStatus, MasterKey};
-pub use detect::{CustomPattern, DenyList, Detector, DetectorConfig, Finding};
+pub use detect::{Detector, Finding};
 pub use error::{Error, Result};
-pub use scrub::{InvalidUtf8, Policy, ScrubConfig, Scrubbed, Scrubber, Session, StreamReport};
+pub use scrub::{Scrubbed, Scrubber, Session, StreamReport};
 pub use secret::SecretBytes;
 pub use vault::Vault;

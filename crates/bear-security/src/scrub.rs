@@ -10,83 +10,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
+
 use std::sync::{Arc, Mutex};
 
-use bear_core::{PiiEntity, PiiScrubber, Redacted, RiskLevel, ScrubOutcome};
+use bear_core::{
+    InvalidUtf8, PiiConfig, PiiEntity, PiiPolicy as Policy, PiiScrubber, Redacted, RiskLevel,
+    ScrubOutcome,
+};
 use ring::hmac;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::detect::{Detector, Finding};
 use crate::secret::SecretBytes;
 use crate::vault::Vault;
 use crate::{Error, Result};
-
-/// What happens to one kind of PII.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// `[PERSON_1]`, numbered consistently within a session.
-    Replace,
-    /// Every letter and digit becomes `*`, but for the last four of numbers.
-    Mask,
-    /// `[EMAIL_hash_…]`: a keyed HMAC-SHA256, stable for one key, not reversible.
-    Hash,
-    /// `[REDACTED]`.
-    Redact,
-    /// `[PERSON_…]` backed by the vault; [`Scrubber::restore`] puts the original back.
-    Tokenize,
-}
-
-impl std::str::FromStr for Policy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "replace" => Self::Replace,
-            "mask" => Self::Mask,
-            "hash" => Self::Hash,
-            "redact" => Self::Redact,
-            "tokenize" => Self::Tokenize,
-            _ => {
-                return Err(Error::Setting {
-                    key: "policy".into(),
-                    expected: "one of replace, mask, hash, redact, tokenize".into(),
-                });
-            }
-        })
-    }
-}
-
-/// Scrubbing policies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScrubConfig {
-    /// The policy for entity types without their own.
-    pub default_policy: Policy,
-    /// Policies by entity name (`PHONE = "mask"`).
-    pub policies: BTreeMap<String, Policy>,
-    /// How many trailing digits `mask` keeps for numbers.
-    pub mask_keep: usize,
-}
-
-impl Default for ScrubConfig {
-    fn default() -> Self {
-        Self {
-            default_policy: Policy::Replace,
-            policies: BTreeMap::new(),
-            mask_keep: 4,
-        }
-    }
-}
-
-impl ScrubConfig {
-    /// The policy for `entity`.
-    pub fn policy_for(&self, entity: &PiiEntity) -> Policy {
-        self.policies
-            .get(entity.name().as_ref())
-            .copied()
-            .unwrap_or(self.default_policy)
-    }
-}
 
 /// Numbering state for one document or conversation: the same value gets the same number.
 /// Values are held only as keyed hashes.
@@ -191,16 +128,6 @@ fn keeps_tail(e: &PiiEntity) -> bool {
     )
 }
 
-/// How `bear scrub` treats bytes that are not UTF-8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InvalidUtf8 {
-    /// Refuse the input with [`Error::InvalidUtf8`].
-    Refuse,
-    /// Replace invalid sequences with U+FFFD and scrub the rest.
-    Replace,
-}
-
 /// What a streamed scrub did.
 #[derive(Debug, Default, Serialize)]
 pub struct StreamReport {
@@ -222,7 +149,7 @@ pub const STREAM_CHUNK: usize = 1 << 20;
 /// The scrubber: detector, policies, hash key and (for `tokenize`) the vault.
 pub struct Scrubber {
     detector: Arc<Detector>,
-    config: ScrubConfig,
+    config: PiiConfig,
     hash_key: hmac::Key,
     vault: Option<Arc<Mutex<Vault>>>,
 }
@@ -232,7 +159,7 @@ impl Scrubber {
     /// `vault` is required when any policy is `tokenize`.
     pub fn new(
         detector: Arc<Detector>,
-        config: ScrubConfig,
+        config: PiiConfig,
         hash_key: hmac::Key,
         vault: Option<Arc<Mutex<Vault>>>,
     ) -> Result<Self> {
@@ -357,74 +284,96 @@ impl Scrubber {
         }
     }
 
-    /// Scrubs a stream chunk by chunk (chunks end at newlines, or whitespace on huge lines),
-    /// so inputs larger than memory work. NUL bytes make the input [`Error::Binary`];
-    /// invalid UTF-8 is refused or replaced per `invalid`.
+    /// Scrubs a stream chunk by chunk (see [`for_each_chunk`]), so inputs larger than memory
+    /// work; numbering is consistent across chunks through `session`.
     pub fn scrub_stream(
         &self,
-        mut input: impl Read,
+        input: impl Read,
         mut output: impl Write,
         invalid: InvalidUtf8,
         session: &mut Session,
     ) -> Result<StreamReport> {
         let mut report = StreamReport::default();
-        let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK * 2);
-        let mut eof = false;
-        let mut offset = 0u64;
-        let mut max_risk: Option<RiskLevel> = None;
-        let io_err = |e: std::io::Error| Error::io("cannot stream", "<stream>", e);
-        while !eof || !buf.is_empty() {
-            while !eof && buf.len() < STREAM_CHUNK {
-                let start = buf.len();
-                buf.resize(start + STREAM_CHUNK, 0);
-                let n = loop {
-                    match input.read(&mut buf[start..]) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(io_err(e)),
-                    }
-                };
-                buf.truncate(start + n);
-                eof = n == 0;
-            }
-            let cut = if eof { buf.len() } else { split_point(&buf) };
-            let chunk = &buf[..cut];
-            if let Some(p) = memchr_nul(chunk) {
-                return Err(Error::Binary {
-                    offset: offset + p as u64,
-                });
-            }
-            let text = match std::str::from_utf8(chunk) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(e) => match invalid {
-                    InvalidUtf8::Refuse => {
-                        return Err(Error::InvalidUtf8 {
-                            offset: offset + e.valid_up_to() as u64,
-                        });
-                    }
-                    InvalidUtf8::Replace => {
-                        let lossy = String::from_utf8_lossy(chunk);
-                        report.replaced_invalid_utf8 +=
-                            lossy.matches('\u{FFFD}').count() as u64 - count_fffd_in_valid(chunk);
-                        lossy
-                    }
-                },
-            };
-            let s = self.scrub_with(&text, session)?;
-            output.write_all(s.text.as_bytes()).map_err(io_err)?;
-            report.bytes_in += cut as u64;
+        let mut max_risk = RiskLevel::Low;
+        let replaced = for_each_chunk(input, invalid, |text| {
+            let s = self.scrub_with(text, session)?;
+            output
+                .write_all(s.text.as_bytes())
+                .map_err(|e| Error::io("cannot write", "<output>", e))?;
+            report.bytes_in += text.len() as u64;
             report.bytes_out += s.text.len() as u64;
             for (e, n) in s.counts {
                 *report.counts.entry(e).or_insert(0) += n;
             }
-            offset += cut as u64;
-            buf.drain(..cut);
-            let _ = max_risk.insert(max_risk.map_or(s.risk, |r| r.max(s.risk)));
-        }
-        output.flush().map_err(io_err)?;
-        report.risk = Some(risk_of(&report.counts).max(max_risk.unwrap_or(RiskLevel::Low)));
+            max_risk = max_risk.max(s.risk);
+            Ok::<(), Error>(())
+        })?;
+        output
+            .flush()
+            .map_err(|e| Error::io("cannot write", "<output>", e))?;
+        report.replaced_invalid_utf8 = replaced;
+        report.risk = Some(risk_of(&report.counts).max(max_risk));
         Ok(report)
     }
+}
+
+/// Feeds `input` to `f` in UTF-8 chunks of about [`STREAM_CHUNK`] bytes that end at a newline
+/// (or, on a huge line, at whitespace), so memory stays bounded whatever the input size. NUL
+/// bytes make the input [`Error::Binary`]; invalid UTF-8 is refused ([`Error::InvalidUtf8`]
+/// with its offset) or replaced with U+FFFD per `invalid`. Returns how many invalid sequences
+/// were replaced. Nothing of a chunk reaches `f` before the chunk has been checked.
+pub fn for_each_chunk<E: From<Error>>(
+    mut input: impl Read,
+    invalid: InvalidUtf8,
+    mut f: impl FnMut(&str) -> std::result::Result<(), E>,
+) -> std::result::Result<u64, E> {
+    let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK * 2);
+    let mut eof = false;
+    let mut offset = 0u64;
+    let mut replaced = 0u64;
+    while !eof || !buf.is_empty() {
+        while !eof && buf.len() < STREAM_CHUNK {
+            let start = buf.len();
+            buf.resize(start + STREAM_CHUNK, 0);
+            let n = loop {
+                match input.read(&mut buf[start..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io("cannot read", "<input>", e).into()),
+                }
+            };
+            buf.truncate(start + n);
+            eof = n == 0;
+        }
+        let cut = if eof { buf.len() } else { split_point(&buf) };
+        let chunk = &buf[..cut];
+        if let Some(p) = memchr_nul(chunk) {
+            return Err(Error::Binary {
+                offset: offset + p as u64,
+            }
+            .into());
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(t) => f(t)?,
+            Err(e) => match invalid {
+                InvalidUtf8::Refuse => {
+                    return Err(Error::InvalidUtf8 {
+                        offset: offset + e.valid_up_to() as u64,
+                    }
+                    .into());
+                }
+                InvalidUtf8::Replace => {
+                    let lossy = String::from_utf8_lossy(chunk);
+                    replaced +=
+                        lossy.matches('\u{FFFD}').count() as u64 - count_fffd_in_valid(chunk);
+                    f(&lossy)?;
+                }
+            },
+        }
+        offset += cut as u64;
+        buf.drain(..cut);
+    }
+    Ok(replaced)
 }
 
 fn memchr_nul(b: &[u8]) -> Option<usize> {

@@ -5,11 +5,13 @@ use std::process::{Command, Output};
 
 use bear_core::{Dirs, assets};
 
+mod security;
+
 fn bear(args: &[&str]) -> Output {
     bear_with_env(args, &[])
 }
 
-fn bear_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn bear_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bear"));
     // A fixed width keeps clap's help wrapping (and so the snapshot) independent of the terminal.
     cmd.args(args)
@@ -22,11 +24,11 @@ fn bear_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("the bear binary runs")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).unwrap()
 }
 

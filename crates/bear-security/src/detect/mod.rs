@@ -22,11 +22,11 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
-use bear_core::PiiEntity;
+use bear_core::{PiiConfig, PiiEntity};
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind, PatternID};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::{Error, Result};
 use recognizers::{CONTEXT_BOOST, CONTEXT_WORDS, Rule, ctx};
@@ -53,58 +53,6 @@ pub struct Finding {
 
 fn serialize_arc_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v)
-}
-
-/// A user-defined pattern.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CustomPattern {
-    /// Entity name reported as `Custom(name)`; letters, digits and `_`.
-    pub name: String,
-    /// The regex (Rust `regex` syntax; linear-time, no backreferences).
-    pub pattern: String,
-    /// Score of a match, 0..=1.
-    #[serde(default = "default_custom_score")]
-    pub score: f32,
-}
-
-fn default_custom_score() -> f32 {
-    0.85
-}
-
-/// A list of terms that are always PII.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DenyList {
-    /// Entity name reported as `Custom(name)`.
-    pub name: String,
-    /// Terms, matched case-insensitively as whole words.
-    pub terms: Vec<String>,
-}
-
-/// What the detector looks for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DetectorConfig {
-    /// Findings scoring below this are dropped (0..=1).
-    pub min_score: f32,
-    /// Names always reported as PERSON (clients, parties), case-insensitive.
-    pub names: Vec<String>,
-    /// Deny-lists.
-    pub deny_lists: Vec<DenyList>,
-    /// Custom patterns.
-    pub patterns: Vec<CustomPattern>,
-}
-
-impl Default for DetectorConfig {
-    fn default() -> Self {
-        Self {
-            min_score: 0.5,
-            names: Vec::new(),
-            deny_lists: Vec::new(),
-            patterns: Vec::new(),
-        }
-    }
 }
 
 /// The largest compiled size a single user pattern may have.
@@ -225,7 +173,7 @@ fn literal_alternation(terms: &[String], key: &str) -> Result<String> {
 impl Detector {
     /// Builds a detector. Custom patterns are compiled one by one under a size limit first, so
     /// a bad one is named; patterns that can match empty text are refused.
-    pub fn new(config: &DetectorConfig) -> Result<Self> {
+    pub fn new(config: &PiiConfig) -> Result<Self> {
         check_score(config.min_score, "pii.min_score")?;
         let mut patterns: Vec<String> = Vec::new();
         let mut recognizers = Vec::new();

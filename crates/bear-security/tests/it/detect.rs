@@ -2,10 +2,10 @@
 //! country, evasion, context, overlaps, custom patterns and bad configuration.
 
 use bear_core::PiiEntity;
-use bear_security::{CustomPattern, DenyList, Detector, DetectorConfig, Error};
+use bear_security::{CustomPattern, DenyList, Detector, Error, PiiConfig};
 
 fn detector() -> Detector {
-    Detector::new(&DetectorConfig::default()).unwrap()
+    Detector::new(&PiiConfig::default()).unwrap()
 }
 
 /// The (entity, matched text) pairs found in `text`.
@@ -258,9 +258,9 @@ fn context_words_raise_scores() {
     assert_eq!(hotel[0].score, plain[0].score);
     // A bare 11-proof number is below the default threshold without context.
     assert!(d.detect("number 111222333").is_empty());
-    let low = Detector::new(&DetectorConfig {
+    let low = Detector::new(&PiiConfig {
         min_score: 0.3,
-        ..DetectorConfig::default()
+        ..PiiConfig::default()
     })
     .unwrap();
     assert_eq!(low.detect("number 111222333")[0].entity, PiiEntity::NlBsn);
@@ -318,7 +318,7 @@ fn findings_are_ordered_non_overlapping_and_deterministic() {
 
 #[test]
 fn custom_patterns_deny_lists_and_names() {
-    let d = Detector::new(&DetectorConfig {
+    let d = Detector::new(&PiiConfig {
         names: vec!["Wouter Jansen".into()],
         deny_lists: vec![DenyList {
             name: "CLIENT".into(),
@@ -329,7 +329,7 @@ fn custom_patterns_deny_lists_and_names() {
             pattern: r"\bM-[0-9]{6}\b".into(),
             score: 0.9,
         }],
-        ..DetectorConfig::default()
+        ..PiiConfig::default()
     })
     .unwrap();
     let text = "wouter jansen asked about project nightingale under M-123456.";
@@ -350,13 +350,13 @@ fn custom_patterns_deny_lists_and_names() {
 #[test]
 fn bad_configuration_gets_typed_errors_without_the_pattern_text() {
     let bad = |pattern: &str| {
-        Detector::new(&DetectorConfig {
+        Detector::new(&PiiConfig {
             patterns: vec![CustomPattern {
                 name: "X".into(),
                 pattern: pattern.into(),
                 score: 0.9,
             }],
-            ..DetectorConfig::default()
+            ..PiiConfig::default()
         })
         .unwrap_err()
     };
@@ -378,9 +378,9 @@ fn bad_configuration_gets_typed_errors_without_the_pattern_text() {
     // Backreferences and look-around do not exist in this engine.
     assert!(matches!(bad(r"(a)\1"), Error::Pattern { .. }));
     assert!(matches!(bad(r"(?=a)b"), Error::Pattern { .. }));
-    let e = Detector::new(&DetectorConfig {
+    let e = Detector::new(&PiiConfig {
         min_score: 1.5,
-        ..DetectorConfig::default()
+        ..PiiConfig::default()
     })
     .unwrap_err();
     assert!(matches!(e, Error::Setting { .. }));

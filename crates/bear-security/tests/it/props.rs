@@ -49,7 +49,7 @@ proptest! {
 
     #[test]
     fn detector_spans_are_valid_on_any_text(text in "\\PC{0,200}") {
-        let d = bear_security::Detector::new(&Default::default()).unwrap();
+        let d = bear_security::Detector::new(&bear_security::PiiConfig::default()).unwrap();
         let mut end = 0;
         for f in d.detect(&text) {
             prop_assert!(f.start >= end && f.start < f.end && f.end <= text.len());

@@ -4,16 +4,14 @@
 use std::sync::{Arc, Mutex};
 
 use bear_core::{PiiEntity, PiiScrubber, RiskLevel};
-use bear_security::{
-    Detector, DetectorConfig, Error, InvalidUtf8, Policy, ScrubConfig, Scrubber, Session, Vault,
-};
+use bear_security::{Detector, Error, InvalidUtf8, PiiConfig, Policy, Scrubber, Session, Vault};
 use ring::hmac;
 
 pub(crate) fn scrubber(policy: Policy) -> Scrubber {
-    let detector = Arc::new(Detector::new(&DetectorConfig::default()).unwrap());
-    let config = ScrubConfig {
+    let detector = Arc::new(Detector::new(&PiiConfig::default()).unwrap());
+    let config = PiiConfig {
         default_policy: policy,
-        ..ScrubConfig::default()
+        ..PiiConfig::default()
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, b"test hash key, 32 bytes long....");
     let vault = Arc::new(Mutex::new(Vault::ephemeral().unwrap()));
@@ -107,10 +105,10 @@ fn hash_is_keyed_stable_and_letters_only() {
     assert!(token.bytes().all(|c| (b'a'..=b'p').contains(&c)));
     // A different key gives a different hash: a plain hash of an SSN could be brute-forced.
     let other = Scrubber::new(
-        Arc::new(Detector::new(&DetectorConfig::default()).unwrap()),
-        ScrubConfig {
+        Arc::new(Detector::new(&PiiConfig::default()).unwrap()),
+        PiiConfig {
             default_policy: Policy::Hash,
-            ..ScrubConfig::default()
+            ..PiiConfig::default()
         },
         hmac::Key::new(hmac::HMAC_SHA256, b"another key"),
         None,
@@ -143,10 +141,10 @@ fn tokenize_then_restore_gives_back_the_original() {
 #[test]
 fn tokenize_needs_a_vault() {
     let e = Scrubber::new(
-        Arc::new(Detector::new(&DetectorConfig::default()).unwrap()),
-        ScrubConfig {
+        Arc::new(Detector::new(&PiiConfig::default()).unwrap()),
+        PiiConfig {
             default_policy: Policy::Tokenize,
-            ..ScrubConfig::default()
+            ..PiiConfig::default()
         },
         hmac::Key::new(hmac::HMAC_SHA256, b"k"),
         None,
@@ -158,8 +156,8 @@ fn tokenize_needs_a_vault() {
 
 #[test]
 fn per_entity_policies_and_risk_levels() {
-    let detector = Arc::new(Detector::new(&DetectorConfig::default()).unwrap());
-    let mut config = ScrubConfig::default();
+    let detector = Arc::new(Detector::new(&PiiConfig::default()).unwrap());
+    let mut config = PiiConfig::default();
     config.policies.insert("PHONE".into(), Policy::Mask);
     config.policies.insert("EMAIL".into(), Policy::Redact);
     let s = Scrubber::new(
