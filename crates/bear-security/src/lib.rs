@@ -10,6 +10,7 @@
 //!   data keys, rotation, crypto-shredding) and the sealed record file format.
 //! - [`audit`]: the hash-chained, metadata-only JSONL audit log.
 //! - [`access`]: API keys and roles.
+//! - [`sign`]: SHA-256 content hashes and Ed25519 signatures.
 //! - [`secret`]: mlock'ed, zeroized buffers for keys and vault contents.
 //!
 //! Invariants:
@@ -24,6 +25,7 @@ pub mod detect;
 mod error;
 pub mod scrub;
 pub mod secret;
+pub mod sign;
 pub mod vault;
 
 pub use access::{ApiKey, ApiKeyRecord, ApiKeyStore, Permission, Role};

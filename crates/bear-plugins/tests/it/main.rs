@@ -1,6 +1,8 @@
 //! Integration tests for bear-plugins: for now, proof that wasmtime compiles and runs a module,
 //! and that a WASI preview-1 guest sees only the stdout the host gave it.
 
+mod sandbox;
+
 use wasmtime::{Engine, Instance, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
