@@ -62,6 +62,36 @@ pub enum Command {
     /// Manage the keyring (master key, data keys) and API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// List, inspect, validate and run sandboxed WebAssembly plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+/// `bear plugins ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugins in the plugin directories, with their status.
+    List,
+    /// Show a plugin's manifest: tools, capabilities, dependencies.
+    Info {
+        /// A plugin name, or the path of a plugin directory.
+        plugin: String,
+    },
+    /// Validate a plugin fully: manifest, hash, signature, module, dependencies.
+    Validate {
+        /// A plugin name, or the path of a plugin directory.
+        plugin: String,
+    },
+    /// Run one tool of a plugin in the sandbox.
+    Run {
+        /// A plugin name, or the path of a plugin directory.
+        plugin: String,
+        /// The tool.
+        tool: String,
+        /// The input JSON (`-` reads it from stdin).
+        #[arg(long, default_value = "{}")]
+        input: String,
+    },
 }
 
 /// `bear pii ...`.

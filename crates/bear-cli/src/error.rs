@@ -23,6 +23,9 @@ pub enum Error {
     /// PII, keys, encryption or audit failed.
     #[error(transparent)]
     Security(#[from] bear_security::Error),
+    /// A plugin could not be found, validated, loaded or run.
+    #[error(transparent)]
+    Plugins(#[from] bear_plugins::Error),
     /// A configuration file named with --config or BEAR_CONFIG could not be read.
     #[error(
         "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
@@ -46,6 +49,7 @@ impl Error {
             Self::Hw(e) => e.kind(),
             Self::Models(e) => e.kind(),
             Self::Security(e) => e.kind(),
+            Self::Plugins(e) => e.kind(),
             Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Output(_) => ErrorKind::Internal,
         }

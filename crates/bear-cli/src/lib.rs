@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod hw;
 mod models;
+mod plugins;
 mod security;
 
 use std::ffi::OsString;
@@ -68,6 +69,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Restore(args) => security::restore(&loaded, args, &mut out),
         Command::Audit(cmd) => security::audit_cmd(&loaded, cmd, cli.json, &mut out),
         Command::Keys(cmd) => security::keys(&loaded, cmd, cli.json, &mut out),
+        Command::Plugins(cmd) => plugins::run(&loaded, cmd, cli.json, &mut out),
     }
 }
 

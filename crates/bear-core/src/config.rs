@@ -34,6 +34,31 @@ pub struct Config {
     pub pii: PiiConfig,
     /// Keys, encryption at rest and the audit log.
     pub security: SecurityConfig,
+    /// WebAssembly plugins.
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: where plugins are found and which signatures are trusted.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directories searched for plugin directories; default `<data_dir>/plugins`.
+    pub dirs: Vec<PathBuf>,
+    /// Refuse plugins without a valid signature by a trusted key.
+    pub require_signature: bool,
+    /// Hex Ed25519 public keys whose signatures are trusted.
+    pub trusted_keys: Vec<String>,
+}
+
+impl PluginsConfig {
+    /// The directories to search.
+    pub fn search_dirs(&self, dirs: &Dirs) -> Vec<PathBuf> {
+        if self.dirs.is_empty() {
+            vec![dirs.data_dir.join("plugins")]
+        } else {
+            self.dirs.clone()
+        }
+    }
 }
 
 /// `[pii]`: what the detector looks for and what scrubbing does.

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 use bear_core::{Dirs, assets};
 
+mod plugins;
 mod security;
 
 fn bear(args: &[&str]) -> Output {

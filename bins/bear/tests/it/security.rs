@@ -12,22 +12,22 @@ const DOC: &str = "Client: Mr. John Smith (SSN 123-45-6789)\n\
                    Mr. John Smith wrote to john@smith.org.\n";
 
 /// A private BEAR home: data and config directories in a temp dir.
-struct Home {
+pub(crate) struct Home {
     dir: tempfile::TempDir,
 }
 
 impl Home {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bear"));
         cmd.args(args)
             .env_remove("BEAR_CONFIG")
@@ -47,12 +47,13 @@ impl Home {
         }
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input).unwrap();
+            // A command that fails before reading stdin closes it: that is not a test failure.
+            let _ = child.stdin.take().unwrap().write_all(input);
         }
         child.wait_with_output().unwrap()
     }
 
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, bytes).unwrap();
         p

@@ -1,0 +1,208 @@
+//! `bear plugins list|info|validate|run`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bear_plugins::{HostConfig, Manifest, PluginHost, Registry, TrustPolicy, discover};
+
+use crate::cli::PluginsCommand;
+use crate::config::LoadedConfig;
+use crate::error::{Error, Result};
+
+fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
+    let p = &loaded.config.plugins;
+    Ok(Arc::new(PluginHost::new(HostConfig {
+        fuel: true,
+        trust: TrustPolicy {
+            require_signature: p.require_signature,
+            trusted_keys: p.trusted_keys.clone(),
+        },
+    })?))
+}
+
+/// A plugin's directory, from a path or a name found in the plugin directories.
+fn locate(loaded: &LoadedConfig, plugin: &str) -> Result<PathBuf> {
+    let as_path = PathBuf::from(plugin);
+    if as_path.join("plugin.toml").is_file() {
+        return Ok(as_path);
+    }
+    let roots = loaded.config.plugins.search_dirs(&loaded.dirs);
+    discover(&roots)
+        .into_iter()
+        .find(|d| d.name == plugin)
+        .map(|d| d.dir)
+        .ok_or_else(|| {
+            Error::Plugins(bear_plugins::Error::NotFound(format!(
+                "no plugin `{plugin}` in {} (nor a plugin directory by that path)",
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        })
+}
+
+/// Loads `dir` into a registry after its dependencies (found in the plugin directories).
+fn load_with_deps(loaded: &LoadedConfig, reg: &mut Registry, dir: &Path) -> Result<()> {
+    let manifest = Manifest::load(&dir.join("plugin.toml"))?;
+    for dep in manifest.dependencies.keys() {
+        if reg.get(dep).is_none() {
+            let dep_dir = locate(loaded, dep)?;
+            load_with_deps(loaded, reg, &dep_dir)?;
+        }
+    }
+    reg.load(dir)?;
+    Ok(())
+}
+
+/// Runs `bear plugins ...`.
+pub(crate) fn run(
+    loaded: &LoadedConfig,
+    cmd: PluginsCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match cmd {
+        PluginsCommand::List => {
+            let found = discover(&loaded.config.plugins.search_dirs(&loaded.dirs));
+            if json {
+                let items: Vec<_> = found
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "name": d.name,
+                            "dir": d.dir,
+                            "version": d.manifest.as_ref().map(|m| m.version.clone()),
+                            "tools": d.manifest.as_ref().map(|m| m.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>()),
+                            "status": if d.problem.is_some() { "invalid" } else { "available" },
+                            "problem": d.problem,
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(items))?;
+            } else {
+                if found.is_empty() {
+                    eprintln!("no plugins found");
+                }
+                for d in &found {
+                    match (&d.manifest, &d.problem) {
+                        (Some(m), _) => writeln!(
+                            out,
+                            "{}\t{}\tavailable\t{}",
+                            m.name,
+                            m.version,
+                            m.tools
+                                .iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        )?,
+                        (None, p) => writeln!(
+                            out,
+                            "{}\t-\tinvalid\t{}",
+                            d.name,
+                            p.as_deref().unwrap_or("")
+                        )?,
+                    }
+                }
+            }
+            Ok(())
+        }
+        PluginsCommand::Info { plugin } => {
+            let dir = locate(loaded, &plugin)?;
+            let m = Manifest::load(&dir.join("plugin.toml"))?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&m).unwrap_or_default())?;
+            } else {
+                writeln!(out, "{} {}: {}", m.name, m.version, m.description)?;
+                writeln!(out, "directory   {}", dir.display())?;
+                writeln!(
+                    out,
+                    "signed      {}",
+                    if m.signature.is_some() { "yes" } else { "no" }
+                )?;
+                let c = &m.capabilities;
+                writeln!(
+                    out,
+                    "limits      {} MiB memory, {} ms per call, {} KiB output{}",
+                    c.memory_mb,
+                    c.time_ms,
+                    c.max_output_kb,
+                    c.fuel.map(|f| format!(", {f} fuel")).unwrap_or_default()
+                )?;
+                for d in &c.dirs {
+                    writeln!(
+                        out,
+                        "directory   {} -> {} ({:?})",
+                        d.host.display(),
+                        d.guest,
+                        d.mode
+                    )?;
+                }
+                if !c.env.is_empty() {
+                    writeln!(out, "environment {}", c.env.join(", "))?;
+                }
+                for (dep, req) in &m.dependencies {
+                    writeln!(out, "depends on  {dep} {req}")?;
+                }
+                for t in &m.tools {
+                    writeln!(out, "tool        {}: {}", t.name, t.description)?;
+                }
+            }
+            Ok(())
+        }
+        PluginsCommand::Validate { plugin } => {
+            let dir = locate(loaded, &plugin)?;
+            let mut reg = Registry::new(host(loaded)?);
+            load_with_deps(loaded, &mut reg, &dir)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "valid": true, "plugin": plugin })
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "ok: manifest, hash, signature policy, module and dependencies check out"
+                )?;
+            }
+            Ok(())
+        }
+        PluginsCommand::Run {
+            plugin,
+            tool,
+            input,
+        } => {
+            let input = if input == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                input
+            };
+            let value: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
+                Error::Plugins(bear_plugins::Error::InvalidInput {
+                    tool: tool.clone(),
+                    reason: format!(
+                        "--input is not JSON (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    ),
+                })
+            })?;
+            let dir = locate(loaded, &plugin)?;
+            let mut reg = Registry::new(host(loaded)?);
+            load_with_deps(loaded, &mut reg, &dir)?;
+            let name = Manifest::load(&dir.join("plugin.toml"))?.name;
+            let p = reg
+                .get(&name)
+                .ok_or_else(|| Error::Plugins(bear_plugins::Error::NotFound(name.clone())))?;
+            let result = p.call(&tool, &value, None)?;
+            writeln!(out, "{result}")?;
+            Ok(())
+        }
+    }
+}
