@@ -123,7 +123,7 @@ fn llama_bench() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn criterion_mean_ns(group: &str, bench: &str) -> anyhow::Result<f64> {
+fn criterion_estimate_ns(group: &str, bench: &str, which: &str) -> anyhow::Result<f64> {
     let path = target_dir()
         .join("criterion")
         .join(group)
@@ -133,9 +133,38 @@ fn criterion_mean_ns(group: &str, bench: &str) -> anyhow::Result<f64> {
         &std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?,
     )?;
-    v["mean"]["point_estimate"]
+    v[which]["point_estimate"]
         .as_f64()
-        .with_context(|| format!("no mean in {}", path.display()))
+        .with_context(|| format!("no {which} in {}", path.display()))
+}
+
+/// `cargo xtask bench plugins`.
+pub(crate) fn plugins() -> anyhow::Result<()> {
+    criterion(Some("plugins"))?;
+    let median_us = criterion_estimate_ns("plugins", "call_trivial_tool", "median")? / 1e3;
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        target_dir().join("bench-plugins.json"),
+    )?)?;
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let report = format!(
+        "### Plugin sandbox (wasmtime, pre-instantiated)\n\n\
+         | measure | result | goal |\n|---|---|---|\n\
+         | call overhead, trivial tool (median) | {median_us:.1} µs | p50 <= 50 µs |\n\
+         | infinite loop stopped after its 50 ms deadline, p50 / p99 / max of 100 | \
+         +{:.2} / +{:.2} / +{:.2} ms | p99 <= +20 ms |\n\
+         | memory bomb (64 MiB limit), host peak RSS growth | {:.1} MiB | <= limit + 10 MiB |\n",
+        f("loop_late_ms_p50"),
+        f("loop_late_ms_p99"),
+        f("loop_late_ms_max"),
+        f("bomb_peak_rss_growth_mib"),
+    );
+    println!("{report}");
+    std::fs::write(target_dir().join("bench-plugins.md"), &report)?;
+    Ok(())
+}
+
+fn criterion_mean_ns(group: &str, bench: &str) -> anyhow::Result<f64> {
+    criterion_estimate_ns(group, bench, "mean")
 }
 
 fn threads() -> usize {

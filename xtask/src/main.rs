@@ -44,7 +44,7 @@ enum Task {
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`); all when omitted.
+        /// One bench binary (`hw`, `models`, `security`, `plugins`); all when omitted.
         which: Option<String>,
     },
 }
@@ -88,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { which } => match which.as_deref() {
             Some("models") => bench::models(&default_models_dir()?),
             Some("security") => bench::security(),
+            Some("plugins") => bench::plugins(),
             other => bench::criterion(other),
         },
     }
