@@ -544,6 +544,20 @@ fn new_key_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The source of a new master key: a key file (created if absent) or a new passphrase.
+fn new_master_source(key_file: Option<PathBuf>) -> Result<KeySource> {
+    match key_file {
+        Some(f) => {
+            new_key_file(&f)?;
+            Ok(KeySource::KeyFile(f))
+        }
+        None => Ok(KeySource::Passphrase(passphrase(
+            "New keyring passphrase: ",
+            true,
+        )?)),
+    }
+}
+
 /// Runs `bear keys ...`.
 pub(crate) fn keys(
     loaded: &LoadedConfig,
@@ -555,13 +569,7 @@ pub(crate) fn keys(
     let ring_path = sec.keyring_path(&loaded.dirs);
     match cmd {
         KeysCommand::Init { key_file } => {
-            let source = match key_file.or(sec.key_file.clone()) {
-                Some(f) => {
-                    new_key_file(&f)?;
-                    KeySource::KeyFile(f)
-                }
-                None => KeySource::Passphrase(passphrase("New keyring passphrase: ", true)?),
-            };
+            let source = new_master_source(key_file.or(sec.key_file.clone()))?;
             if let Some(dir) = ring_path.parent() {
                 std::fs::create_dir_all(dir).map_err(Error::Output)?;
             }
@@ -577,13 +585,7 @@ pub(crate) fn keys(
         } => {
             let mut ring = open_keyring(loaded, key_file.as_ref())?;
             if master {
-                let source = match new_kf {
-                    Some(f) => {
-                        new_key_file(&f)?;
-                        KeySource::KeyFile(f)
-                    }
-                    None => KeySource::Passphrase(passphrase("New keyring passphrase: ", true)?),
-                };
+                let source = new_master_source(new_kf)?;
                 ring.rotate_master(source).map_err(sec_err)?;
                 audit_keys(loaded, Some(&ring), "keys.rotate_master")?;
             } else {

@@ -270,38 +270,7 @@ impl Keyring {
                 ),
             });
         }
-        let (master, kdf) = match source {
-            KeySource::Passphrase(p) => {
-                let mut salt = [0u8; 16];
-                rng_fill(&mut salt)?;
-                let m = MasterKey::from_passphrase(&p, &salt, PBKDF2_ITERATIONS)?;
-                (
-                    m,
-                    Kdf::Pbkdf2HmacSha256 {
-                        iterations: PBKDF2_ITERATIONS,
-                        salt: hex::encode(salt),
-                    },
-                )
-            }
-            KeySource::KeyFile(f) => (MasterKey::from_key_file(&f)?, Kdf::KeyFile),
-        };
-        let aead = master.aead()?;
-        let hash_key = SecretBytes::random(32)?;
-        let file = KeyringFile {
-            version: KEYRING_VERSION,
-            kdf,
-            check: hex::encode(seal_raw(&aead, b"bear-keyring-check", CHECK_PLAINTEXT)?),
-            hash_key: hex::encode(seal_raw(&aead, b"bear-hash-key", hash_key.expose())?),
-            collections: BTreeMap::new(),
-        };
-        let ring = Self {
-            path: path.into(),
-            master,
-            file,
-            hash_key,
-            live: BTreeMap::new(),
-            rotate_after: ROTATE_AFTER,
-        };
+        let ring = Self::create_in_memory(path, source, SecretBytes::random(32)?)?;
         ring.save()?;
         Ok(ring)
     }
@@ -450,11 +419,8 @@ impl Keyring {
 
     /// Re-wraps every data key and the hash key under a new master key.
     pub fn rotate_master(&mut self, source: KeySource) -> Result<()> {
-        let mut next = Self::create_in_memory(&self.path, source)?;
-        next.hash_key = self.hash_key.clone();
+        let mut next = Self::create_in_memory(&self.path, source, self.hash_key.clone())?;
         let aead = next.master.aead()?;
-        next.file.hash_key =
-            hex::encode(seal_raw(&aead, b"bear-hash-key", self.hash_key.expose())?);
         for (name, keys) in &self.file.collections {
             let mut out = CollectionKeys::default();
             for w in &keys.keys {
@@ -479,7 +445,8 @@ impl Keyring {
         Ok(())
     }
 
-    fn create_in_memory(path: &Path, source: KeySource) -> Result<Self> {
+    /// A keyring for `source` holding `hash_key`, not yet saved.
+    fn create_in_memory(path: &Path, source: KeySource, hash_key: SecretBytes) -> Result<Self> {
         let (master, kdf) = match source {
             KeySource::Passphrase(p) => {
                 let mut salt = [0u8; 16];
@@ -501,11 +468,11 @@ impl Keyring {
                 version: KEYRING_VERSION,
                 kdf,
                 check: hex::encode(seal_raw(&aead, b"bear-keyring-check", CHECK_PLAINTEXT)?),
-                hash_key: String::new(),
+                hash_key: hex::encode(seal_raw(&aead, b"bear-hash-key", hash_key.expose())?),
                 collections: BTreeMap::new(),
             },
             master,
-            hash_key: SecretBytes::with_capacity(32),
+            hash_key,
             live: BTreeMap::new(),
             rotate_after: ROTATE_AFTER,
         })

@@ -194,12 +194,7 @@ impl Scrubber {
                 ctx.update(name.as_bytes());
                 ctx.update(&[0]);
                 ctx.update(value.as_bytes());
-                let tag = ctx.sign();
-                let letters: String = tag.as_ref()[..10]
-                    .iter()
-                    .flat_map(|b| [b >> 4, b & 0xF])
-                    .map(|x| char::from(b'a' + x))
-                    .collect();
+                let letters = crate::vault::letters(ctx.sign().as_ref(), 20);
                 format!("[{name}_hash_{letters}]")
             }
             Policy::Tokenize => match &self.vault {

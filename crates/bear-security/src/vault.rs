@@ -34,7 +34,8 @@ pub struct Vault {
     dirty: bool,
 }
 
-fn letters(bytes: &[u8], n: usize) -> String {
+/// The first `n` nibbles of `bytes` as letters `a`-`p`: no digits, so no recognizer fires.
+pub(crate) fn letters(bytes: &[u8], n: usize) -> String {
     bytes
         .iter()
         .flat_map(|b| [b >> 4, b & 0xF])
