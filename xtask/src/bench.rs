@@ -434,3 +434,129 @@ fn dirs_pyref() -> PathBuf {
         .map(|d| d.cache_dir.join("pyref"))
         .unwrap_or_else(|_| PathBuf::from(".pyref"))
 }
+
+/// `cargo xtask bench rag`: ingest overhead over pure embedding, 100k-vector search (ANN and
+/// exact) against NumPy and Python lancedb, and `bear ask`'s time to first token.
+pub(crate) fn rag() -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(target_dir().join("bench-rag.json"));
+    criterion(Some("rag"))?;
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        target_dir().join("bench-rag.json"),
+    )?)?;
+    let chunks = v["ingest_chunks"].as_f64().unwrap_or(f64::NAN);
+    let ingest_s = criterion_estimate_ns("rag", "ingest_corpus", "median")? / 1e9;
+    let embed_s = criterion_estimate_ns("rag", "embed_same_chunks", "median")? / 1e9;
+    let ann_ms = criterion_estimate_ns("rag", "ann_k10", "median")? / 1e6;
+    let flat_ms = criterion_estimate_ns("rag", "flat_k10", "median")? / 1e6;
+    let default_probe = v["default_tuning"]["nprobes"].as_u64().unwrap_or(0);
+    let default_refine = v["default_tuning"]["refine_factor"].as_u64().unwrap_or(0);
+    let sweep = v["sweep"].as_array().cloned().unwrap_or_default();
+    let recall = sweep
+        .iter()
+        .find(|s| {
+            s["nprobes"].as_u64() == Some(default_probe)
+                && s["refine_factor"].as_u64() == Some(default_refine)
+        })
+        .and_then(|s| s["recall_at_10"].as_f64())
+        .unwrap_or(f64::NAN);
+
+    // Peers: NumPy exact scan and Python lancedb flat search on BEAR's own table.
+    let py = dirs_pyref().join("bin/python");
+    anyhow::ensure!(
+        py.is_file(),
+        "the Python peers need a venv: python3 -m venv {}",
+        dirs_pyref().display()
+    );
+    run(Command::new(&py).args(["-m", "pip", "install", "-q", "numpy", "lancedb==0.40.0"]))?;
+    let data = target_dir().join("bench-rag-100k");
+    let out = Command::new(&py)
+        .arg(crate::workspace_root().join("benches/peers/vector_search_bench.py"))
+        .arg(&data)
+        .arg(v["store"].as_str().unwrap_or_default())
+        .arg(v["n"].to_string())
+        .arg(v["dim"].to_string())
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "vector search peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let numpy = peer["numpy_exact_p50_ms"].as_f64().unwrap_or(f64::NAN);
+    let pylance = peer["python_lancedb_flat_p50_ms"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+
+    // Time to first token of `bear ask` on the demo corpus, in a scratch home.
+    let home = tempfile::tempdir()?;
+    let bear = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+        let out = Command::new(cargo())
+            .args(["run", "--quiet", "--package", "bear", "--"])
+            .args(args)
+            .current_dir(crate::workspace_root())
+            .env("BEAR_DATA_DIR", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env_remove("BEAR_CONFIG")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "bear {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(out)
+    };
+    let corpus = crate::workspace_root().join("examples/corpus");
+    bear(&[
+        "ingest",
+        &corpus.to_string_lossy(),
+        "--pii-policy",
+        "replace",
+    ])?;
+    let mut ttft = Vec::new();
+    for _ in 0..5 {
+        let out = bear(&[
+            "--json",
+            "ask",
+            "How much notice must be given to terminate the lease?",
+            "--max-tokens",
+            "64",
+        ])?;
+        let a: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        ttft.push(a["time_to_first_token_ms"].as_f64().unwrap_or(f64::NAN));
+    }
+    ttft.sort_by(f64::total_cmp);
+
+    let mut report = format!(
+        "### RAG (bear-rag, LanceDB)\n\n\
+         | measure | BEAR | reference | ratio | goal |\n|---|---|---|---|---|\n\
+         | ingest, {} docs / {chunks:.0} chunks | {:.1} chunks/s | embedder alone on the same chunks: {:.1} chunks/s | overhead {:+.1}% | <= +15% |\n\
+         | search 100k x 384, IVF-PQ (nprobes {default_probe}, refine {default_refine}), p50 | {ann_ms:.2} ms at recall@10 {recall:.3} | | | <= 3 ms at recall >= 0.95 |\n\
+         | search 100k x 384, exact (flat), p50 | {flat_ms:.2} ms | NumPy exact scan {numpy:.2} ms; Python lancedb flat {pylance:.1} ms | {:.2}x NumPy; {:.2}x Python lancedb | <= 3x NumPy |\n\
+         | `bear ask` on the demo corpus, time to first token (median of 5, includes the first prompt pass) | {:.0} ms | | | (reported) |\n\n\
+         Python lancedb {} opened BEAR's tables and read {} chunk rows and {} document rows.\n\n\
+         | nprobes | refine factor | recall@10 | p50 ms |\n|---|---|---|---|\n",
+        v["ingest_docs"],
+        chunks / ingest_s,
+        chunks / embed_s,
+        (ingest_s / embed_s - 1.0) * 100.0,
+        flat_ms / numpy,
+        flat_ms / pylance,
+        ttft[ttft.len() / 2],
+        peer["python_lancedb_version"].as_str().unwrap_or("?"),
+        peer["python_lancedb_rows"],
+        peer["python_lancedb_documents"],
+    );
+    for s in &sweep {
+        report.push_str(&format!(
+            "| {} | {} | {:.3} | {:.2} |\n",
+            s["nprobes"],
+            s["refine_factor"],
+            s["recall_at_10"].as_f64().unwrap_or(f64::NAN),
+            s["p50_ms"].as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    println!("{report}");
+    std::fs::write(target_dir().join("bench-rag.md"), &report)?;
+    Ok(())
+}

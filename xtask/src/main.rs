@@ -44,7 +44,7 @@ enum Task {
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`, `plugins`); all when omitted.
+        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`); all when omitted.
         which: Option<String>,
     },
 }
@@ -68,14 +68,37 @@ fn main() -> anyhow::Result<()> {
             )?;
             run_bear(&["pii", "detect", &letter.to_string_lossy()])?;
             run_bear(&["scrub", &letter.to_string_lossy()])?;
-            run_bear(&[
-                "generate",
-                "--max-tokens",
-                "80",
-                "--temperature",
-                "0",
-                "In one paragraph, what should a client bring to a first meeting with a lawyer?",
-            ])
+            // The main job: ingest the demo corpus (PII tokenised under a demo keyring), then
+            // ask a question and get an answer that cites document and page.
+            let demo = plugins::target_dir().join("demo");
+            let key = demo.join("master.key");
+            let config = demo.join("config.toml");
+            std::fs::create_dir_all(&demo)?;
+            std::fs::write(
+                &config,
+                format!(
+                    "[paths]\ndata_dir = {:?}\n\n[security]\nkey_file = {:?}\n",
+                    demo.join("data"),
+                    key
+                ),
+            )?;
+            let env = [("BEAR_CONFIG", config.as_os_str())];
+            if !demo.join("data/keys/keyring.json").exists() {
+                run_bear_with(
+                    &env,
+                    &["keys", "init", "--key-file", &key.to_string_lossy()],
+                )?;
+            }
+            let corpus = workspace_root().join("examples/corpus");
+            run_bear_with(&env, &["ingest", &corpus.to_string_lossy()])?;
+            run_bear_with(&env, &["docs", "list"])?;
+            run_bear_with(
+                &env,
+                &[
+                    "ask",
+                    "How much notice must be given to terminate the lease at Keizersgracht 221?",
+                ],
+            )
         }
         Task::Models { dir } => {
             let dir = match dir {
@@ -89,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             Some("models") => bench::models(&default_models_dir()?),
             Some("security") => bench::security(),
             Some("plugins") => bench::plugins(),
+            Some("rag") => bench::rag(),
             other => bench::criterion(other),
         },
     }
@@ -102,11 +126,17 @@ fn default_models_dir() -> anyhow::Result<PathBuf> {
 
 /// Runs the `bear` binary through cargo, with the shared `dev` profile.
 fn run_bear(args: &[&str]) -> anyhow::Result<()> {
+    run_bear_with(&[], args)
+}
+
+/// [`run_bear`] with extra environment variables.
+fn run_bear_with(env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("\n$ bear {}", args.join(" "));
     let status = Command::new(cargo)
         .args(["run", "--quiet", "--package", "bear", "--"])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .current_dir(workspace_root())
         .status()
         .context("cannot run cargo")?;

@@ -65,6 +65,158 @@ pub enum Command {
     /// List, inspect, validate and run sandboxed WebAssembly plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Ingest files and folders (txt, md, html, pdf, docx) into a collection.
+    Ingest(IngestArgs),
+    /// Search a collection: vector, full-text or hybrid.
+    Search(SearchArgs),
+    /// Ask a question; the answer streams, then its sources are listed.
+    Ask(AskArgs),
+    /// List or remove ingested documents.
+    #[command(subcommand)]
+    Docs(DocsCommand),
+    /// List, create or remove collections (one per matter).
+    #[command(subcommand)]
+    Collections(CollectionsCommand),
+}
+
+/// `--pii-policy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PolicyChoice {
+    /// Reversible vault tokens (needs the keyring).
+    Tokenize,
+    /// `[PERSON_1]` placeholders.
+    Replace,
+    /// Mask letters and digits.
+    Mask,
+    /// Keyed hashes (needs the keyring).
+    Hash,
+    /// `[REDACTED]`.
+    Redact,
+}
+
+/// `bear ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files and folders (folders are walked recursively).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The collection [default: rag.default_collection]; created if missing.
+    #[arg(short, long)]
+    pub collection: Option<String>,
+    /// Also remove documents whose files have vanished.
+    #[arg(long)]
+    pub sync: bool,
+    /// PII policy for a new collection [default: rag.pii_policy].
+    #[arg(long, value_enum)]
+    pub pii_policy: Option<PolicyChoice>,
+    /// Only ingest files matching this glob (repeatable; relative to each folder).
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip files and folders matching this glob (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeChoice {
+    /// Nearest vectors by cosine.
+    Vector,
+    /// BM25 full-text search.
+    Fulltext,
+    /// Both, fused by reciprocal rank.
+    Hybrid,
+}
+
+/// Filters shared by `search` and `ask`.
+#[derive(Debug, Args, Clone)]
+pub struct FilterArgs {
+    /// The collection [default: rag.default_collection].
+    #[arg(short, long)]
+    pub collection: Option<String>,
+    /// Only this document (its id, from `bear docs list`).
+    #[arg(long)]
+    pub document: Option<String>,
+    /// Only files modified on or after this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Only files modified on or before this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub before: Option<String>,
+}
+
+/// `bear search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// What to look for.
+    pub query: String,
+    /// Results [default: 5].
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    /// How to search.
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: ModeChoice,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// `bear ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    pub question: String,
+    /// Sources to retrieve [default: rag.top_k].
+    #[arg(short, long)]
+    pub k: Option<usize>,
+    /// Generator model id [default: models.default_generator].
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Filters.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Sampling (the default temperature for answers is 0).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// `bear docs ...`.
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// List the documents in a collection.
+    List {
+        /// The collection [default: rag.default_collection].
+        #[arg(short, long)]
+        collection: Option<String>,
+    },
+    /// Remove a document (by id or by its file's path) and its chunks.
+    Rm {
+        /// The document id or path.
+        document: String,
+        /// The collection [default: rag.default_collection].
+        #[arg(short, long)]
+        collection: Option<String>,
+    },
+}
+
+/// `bear collections ...`.
+#[derive(Debug, Subcommand)]
+pub enum CollectionsCommand {
+    /// List collections with their sizes.
+    List,
+    /// Create an empty collection.
+    Create {
+        /// The name: a-z, 0-9, `-`, `_`.
+        name: String,
+        /// PII policy [default: rag.pii_policy].
+        #[arg(long, value_enum)]
+        pii_policy: Option<PolicyChoice>,
+    },
+    /// Remove a collection and everything in it.
+    Rm {
+        /// The name.
+        name: String,
+    },
 }
 
 /// `bear plugins ...`.

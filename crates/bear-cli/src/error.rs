@@ -26,6 +26,8 @@ pub enum Error {
     /// A plugin could not be found, validated, loaded or run.
     #[error(transparent)]
     Plugins(#[from] bear_plugins::Error),
+    #[error(transparent)]
+    Rag(#[from] bear_rag::Error),
     /// A configuration file named with --config or BEAR_CONFIG could not be read.
     #[error(
         "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
@@ -50,6 +52,7 @@ impl Error {
             Self::Models(e) => e.kind(),
             Self::Security(e) => e.kind(),
             Self::Plugins(e) => e.kind(),
+            Self::Rag(e) => e.kind(),
             Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Output(_) => ErrorKind::Internal,
         }

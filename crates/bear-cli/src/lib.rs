@@ -15,6 +15,7 @@ mod error;
 mod hw;
 mod models;
 mod plugins;
+mod rag;
 mod security;
 
 use std::ffi::OsString;
@@ -70,6 +71,11 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Audit(cmd) => security::audit_cmd(&loaded, cmd, cli.json, &mut out),
         Command::Keys(cmd) => security::keys(&loaded, cmd, cli.json, &mut out),
         Command::Plugins(cmd) => plugins::run(&loaded, cmd, cli.json, &mut out),
+        Command::Ingest(args) => rag::ingest(&loaded, args, cli.json, cli.quiet, &mut out),
+        Command::Search(args) => rag::search(&loaded, args, cli.json, &mut out),
+        Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
+        Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
+        Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
     }
 }
 
@@ -93,8 +99,11 @@ fn init_tracing(cli: &Cli) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BEAR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // lance logs a deprecation notice on every search that names its columns; it is about
+    // lance's own future API, not something a user can act on.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BEAR_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},lance::dataset::scanner=error"))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -178,7 +178,7 @@ fn resolve(loaded: &LoadedConfig, id: &str) -> Result<ModelEntry> {
 }
 
 /// Shows a spinner on stderr if `f` takes more than a second, as model loads can.
-fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
     use std::io::IsTerminal;
     use std::sync::mpsc::{RecvTimeoutError, channel};
     let (done, finished) = channel::<()>();
@@ -202,7 +202,7 @@ fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
     result
 }
 
-fn load_generator(loaded: &LoadedConfig, id: Option<&str>) -> Result<LlamaCppGenerator> {
+pub(crate) fn load_generator(loaded: &LoadedConfig, id: Option<&str>) -> Result<LlamaCppGenerator> {
     let id = id.unwrap_or(&loaded.config.models.default_generator);
     let entry = resolve(loaded, id)?;
     if entry.kind != ModelKind::Gguf {
@@ -234,7 +234,7 @@ fn load_generator(loaded: &LoadedConfig, id: Option<&str>) -> Result<LlamaCppGen
     })?)
 }
 
-fn params(args: &SamplingArgs) -> SamplingParams {
+pub(crate) fn params(args: &SamplingArgs) -> SamplingParams {
     let d = SamplingParams::default();
     SamplingParams {
         max_tokens: args.max_tokens.unwrap_or(d.max_tokens),
@@ -377,18 +377,19 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
     Ok(())
 }
 
-pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write) -> Result<()> {
-    let id = args
-        .model
-        .clone()
-        .unwrap_or_else(|| loaded.config.models.default_embedder.clone());
-    let entry = resolve(loaded, &id)?;
-    let vectors = match entry.kind {
+/// Loads an embedder by id (default `models.default_embedder`): candle for safetensors
+/// folders, ONNX Runtime for `.onnx` files.
+pub(crate) fn load_embedder(
+    loaded: &LoadedConfig,
+    id: Option<&str>,
+) -> Result<std::sync::Arc<dyn bear_core::Embedder>> {
+    let id = id.unwrap_or(&loaded.config.models.default_embedder);
+    let entry = resolve(loaded, id)?;
+    Ok(match entry.kind {
         ModelKind::Safetensors => {
-            let e = with_progress(format!("loading {}", entry.id), || {
+            std::sync::Arc::new(with_progress(format!("loading {}", entry.id), || {
                 CandleEmbedder::load(entry.id.clone(), &entry.path)
-            })?;
-            e.embed_blocking(&args.texts)?
+            })?)
         }
         ModelKind::Onnx => {
             // The tokenizer sits beside the ONNX file, or in the default embedder's folder.
@@ -411,7 +412,7 @@ pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write
                 loaded.config.models.ort_dylib.as_deref(),
                 &loaded.dirs.models_dir,
             );
-            let e = with_progress(format!("loading {}", entry.id), || {
+            std::sync::Arc::new(with_progress(format!("loading {}", entry.id), || {
                 OrtEmbedder::load(
                     entry.id.clone(),
                     &entry.path,
@@ -419,8 +420,7 @@ pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write
                     &candidates,
                     threads,
                 )
-            })?;
-            e.embed_blocking(&args.texts)?
+            })?)
         }
         ModelKind::Gguf => {
             return Err(Error::Core(bear_core::Error::backend(
@@ -428,11 +428,19 @@ pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write
                 format!("model `{}` is a GGUF generator, not an embedder", entry.id),
             )));
         }
-    };
+    })
+}
+
+pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write) -> Result<()> {
+    let embedder = load_embedder(loaded, args.model.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let vectors = rt.block_on(embedder.embed(&args.texts))?;
     write_json(
         out,
         &serde_json::json!({
-            "model": entry.id,
+            "model": embedder.model(),
             "dimension": vectors.first().map_or(0, Vec::len),
             "embeddings": vectors,
         }),

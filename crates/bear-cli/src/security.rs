@@ -681,3 +681,82 @@ fn print_status(ring: &Keyring, json: bool, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "mlock       {locked}")?;
     Ok(())
 }
+
+/// A scrubber for one policy, with the keyring and token vault it needs (tokenize and hash),
+/// for commands that scrub on the way to storage (`bear ingest`) or restore for the user.
+pub(crate) struct ScrubSetup {
+    pub(crate) scrubber: Arc<Scrubber>,
+    keyring: Option<Keyring>,
+    vault: Option<Arc<Mutex<Vault>>>,
+    vault_path: PathBuf,
+    audit: AuditLog,
+}
+
+impl ScrubSetup {
+    /// Builds the scrubber for `policy`, opening the keyring and vault when the policy needs
+    /// them.
+    pub(crate) fn new(loaded: &LoadedConfig, policy: PiiPolicy) -> Result<Self> {
+        let mut config = loaded.config.pii.clone();
+        config.default_policy = policy;
+        config.policies.clear();
+        let keyring = if matches!(policy, PiiPolicy::Tokenize | PiiPolicy::Hash) {
+            Some(open_keyring(loaded, None)?)
+        } else {
+            None
+        };
+        let audit = open_audit(loaded, keyring.as_ref())?;
+        let vault_path = loaded.config.security.vault_path(&loaded.dirs);
+        let vault = match &keyring {
+            Some(k) if policy == PiiPolicy::Tokenize => Some(Arc::new(Mutex::new(
+                Vault::load(&vault_path, k).map_err(sec_err)?,
+            ))),
+            _ => None,
+        };
+        let hash_key = match &keyring {
+            Some(k) => k.hmac_key("bear-scrub-hash-v1"),
+            None => bear_security::crypto::ephemeral_hmac_key().map_err(sec_err)?,
+        };
+        let detector = Arc::new(Detector::new(&config).map_err(sec_err)?);
+        let scrubber =
+            Arc::new(Scrubber::new(detector, config, hash_key, vault.clone()).map_err(sec_err)?);
+        Ok(Self {
+            scrubber,
+            keyring,
+            vault,
+            vault_path,
+            audit,
+        })
+    }
+
+    /// Persists new vault tokens (sealed under the keyring).
+    pub(crate) fn save(&mut self) -> Result<()> {
+        if let (Some(v), Some(k)) = (&self.vault, self.keyring.as_mut()) {
+            let mut v = v.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if v.is_dirty() {
+                v.save(&self.vault_path, k).map_err(sec_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes an audit record (metadata only), failing closed as configured.
+    pub(crate) fn audit(
+        &self,
+        action: &str,
+        outcome: &str,
+        input_len: u64,
+        output_len: u64,
+    ) -> Result<()> {
+        self.audit
+            .record(AuditEvent {
+                actor: "cli".into(),
+                action: action.into(),
+                outcome: outcome.into(),
+                entities: BTreeMap::new(),
+                input_len,
+                output_len,
+                input_hmac: None,
+            })
+            .map_err(sec_err)
+    }
+}

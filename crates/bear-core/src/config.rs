@@ -36,6 +36,79 @@ pub struct Config {
     pub security: SecurityConfig,
     /// WebAssembly plugins.
     pub plugins: PluginsConfig,
+    /// Document ingestion and retrieval.
+    pub rag: RagConfig,
+}
+
+/// `[rag]`: ingestion limits, chunking and retrieval defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RagConfig {
+    /// Where collections live; default `<data_dir>/collections`.
+    pub dir: Option<PathBuf>,
+    /// The collection used when a command names none.
+    pub default_collection: String,
+    /// What happens to PII before text is embedded and stored, for new collections.
+    pub pii_policy: crate::pii::PiiPolicy,
+    /// Only files matching one of these globs are ingested from folders (empty: every
+    /// supported extension).
+    pub include: Vec<String>,
+    /// Files and folders matching any of these globs are skipped.
+    pub exclude: Vec<String>,
+    /// Target chunk size in embedder tokens.
+    pub chunk_tokens: usize,
+    /// Tokens repeated from the end of one chunk at the start of the next.
+    pub chunk_overlap: usize,
+    /// Chunks embedded per batch.
+    pub embed_batch: usize,
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most bytes a compressed container (DOCX) may decompress to.
+    pub max_decompressed_bytes: u64,
+    /// Deepest XML nesting accepted.
+    pub max_xml_depth: usize,
+    /// Most pages accepted in one PDF.
+    pub max_pages: usize,
+    /// Seconds allowed to extract one document.
+    pub doc_timeout_secs: u64,
+    /// Rows above which an ANN vector index is built.
+    pub ann_threshold: usize,
+    /// Chunks retrieved for a question.
+    pub top_k: usize,
+    /// Lowest cosine similarity a chunk needs to count as relevant to a question.
+    pub min_similarity: f32,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            default_collection: "default".into(),
+            pii_policy: crate::pii::PiiPolicy::Tokenize,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            chunk_tokens: 200,
+            chunk_overlap: 32,
+            embed_batch: 32,
+            max_file_bytes: 64 << 20,
+            max_decompressed_bytes: 256 << 20,
+            max_xml_depth: 256,
+            max_pages: 5000,
+            doc_timeout_secs: 120,
+            ann_threshold: 20_000,
+            top_k: 5,
+            min_similarity: 0.25,
+        }
+    }
+}
+
+impl RagConfig {
+    /// The directory holding one LanceDB database per collection.
+    pub fn collections_dir(&self, dirs: &Dirs) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| dirs.data_dir.join("collections"))
+    }
 }
 
 /// `[plugins]`: where plugins are found and which signatures are trusted.
@@ -335,6 +408,31 @@ impl Config {
                 "models.context_length",
                 "an integer from 16 to 1048576",
             ));
+        }
+        let rag = &self.rag;
+        if !(16..=8192).contains(&rag.chunk_tokens) {
+            return Err(err("rag.chunk_tokens", "an integer from 16 to 8192"));
+        }
+        if rag.chunk_overlap >= rag.chunk_tokens / 2 {
+            return Err(err(
+                "rag.chunk_overlap",
+                "an integer smaller than half of rag.chunk_tokens",
+            ));
+        }
+        if !(1..=4096).contains(&rag.embed_batch) {
+            return Err(err("rag.embed_batch", "an integer from 1 to 4096"));
+        }
+        if !(1..=1000).contains(&rag.top_k) {
+            return Err(err("rag.top_k", "an integer from 1 to 1000"));
+        }
+        if !(-1.0..=1.0).contains(&rag.min_similarity) {
+            return Err(err("rag.min_similarity", "a number from -1 to 1"));
+        }
+        if rag.max_file_bytes == 0 || rag.max_decompressed_bytes == 0 || rag.max_pages == 0 {
+            return Err(err("rag.max_*", "positive limits"));
+        }
+        if rag.doc_timeout_secs == 0 {
+            return Err(err("rag.doc_timeout_secs", "a positive number of seconds"));
         }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(err("server.bind", "an address such as 127.0.0.1:8787"));

@@ -30,7 +30,7 @@ pub mod retrieval;
 pub mod tool;
 pub mod workflow;
 
-pub use config::{Config, Dirs, PiiConfig, PluginsConfig, SecurityConfig};
+pub use config::{Config, Dirs, PiiConfig, PluginsConfig, RagConfig, SecurityConfig};
 pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};
 pub use generation::{

@@ -23,6 +23,13 @@ pub trait Embedder: Send + Sync {
     /// Length of every vector this embedder returns.
     fn dimension(&self) -> usize;
 
+    /// The most tokens of one input the model sees; longer inputs are truncated.
+    fn max_input_tokens(&self) -> usize;
+
+    /// How many tokens each text is, by the model's own tokenizer, without special tokens and
+    /// without truncation. Chunkers use it to fill chunks up to [`Self::max_input_tokens`].
+    fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>>;
+
     /// Embeds a batch of texts.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
 }

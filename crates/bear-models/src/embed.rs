@@ -22,6 +22,51 @@ struct Batch {
     len: usize,
 }
 
+/// A model folder's tokenizer twice: configured as sentence-transformers does (truncation at
+/// `max_seq_length`, batch padding) for embedding, and bare for counting tokens.
+struct Tokenizers {
+    batch: Tokenizer,
+    count: Tokenizer,
+    max_len: usize,
+}
+
+impl Tokenizers {
+    fn load(dir: &Path) -> Result<Arc<Self>> {
+        let (batch, max_len) = load_tokenizer(dir)?;
+        let mut count = batch.clone();
+        count.with_padding(None);
+        count
+            .with_truncation(None)
+            .map_err(|e| Error::InvalidModel {
+                path: dir.join("tokenizer.json"),
+                format: "tokenizer.json",
+                reason: e.to_string(),
+            })?;
+        Ok(Arc::new(Self {
+            batch,
+            count,
+            max_len,
+        }))
+    }
+
+    fn count(&self, texts: &[&str]) -> bear_core::Result<Vec<usize>> {
+        texts
+            .iter()
+            .map(|t| {
+                self.count
+                    .encode_fast(*t, false)
+                    .map(|e| e.get_ids().len())
+                    .map_err(|_| {
+                        bear_core::Error::backend(
+                            bear_core::ErrorKind::Internal,
+                            "the tokenizer failed on a text",
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
 /// The tokenizer as sentence-transformers configures it for a model folder.
 fn load_tokenizer(dir: &Path) -> Result<(Tokenizer, usize)> {
     let path = dir.join("tokenizer.json");
@@ -133,7 +178,7 @@ fn candle_err(e: candle_core::Error) -> Error {
 pub struct CandleEmbedder {
     id: ModelId,
     model: Arc<candle_transformers::models::bert::BertModel>,
-    tokenizer: Arc<Tokenizer>,
+    tokenizer: Arc<Tokenizers>,
     dim: usize,
 }
 
@@ -170,14 +215,14 @@ impl CandleEmbedder {
                 format: "safetensors",
                 reason: format!("config.json: {e}"),
             })?;
-        let (tokenizer, _) = load_tokenizer(dir)?;
+        let tokenizer = Tokenizers::load(dir)?;
         let weights = dir.join("model.safetensors");
         let vb = crate::mapped::var_builder(&weights, DTYPE)?;
         let model = BertModel::load(vb, &config).map_err(candle_err)?;
         Ok(Self {
             id,
             model: Arc::new(model),
-            tokenizer: Arc::new(tokenizer),
+            tokenizer,
             dim: config.hidden_size,
         })
     }
@@ -188,7 +233,7 @@ impl CandleEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let b = encode(&self.tokenizer, texts)?;
+        let b = encode(&self.tokenizer.batch, texts)?;
         let shape = (b.rows, b.len);
         let dev = Device::Cpu;
         let ids = Tensor::from_vec(b.ids, shape, &dev).map_err(candle_err)?;
@@ -214,6 +259,14 @@ impl Embedder for CandleEmbedder {
 
     fn dimension(&self) -> usize {
         self.dim
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.tokenizer.max_len
+    }
+
+    fn count_tokens(&self, texts: &[&str]) -> bear_core::Result<Vec<usize>> {
+        self.tokenizer.count(texts)
     }
 
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {
@@ -280,7 +333,7 @@ fn ort_environment(candidates: &[PathBuf]) -> Result<&'static ort::environment::
 pub struct OrtEmbedder {
     id: ModelId,
     session: Arc<Mutex<ort::session::Session>>,
-    tokenizer: Arc<Tokenizer>,
+    tokenizer: Arc<Tokenizers>,
     dim: usize,
     wants_type_ids: bool,
 }
@@ -333,7 +386,7 @@ impl OrtEmbedder {
             });
         }
         let wants_type_ids = names.contains(&"token_type_ids");
-        let (tokenizer, _) = load_tokenizer(tokenizer_dir)?;
+        let tokenizer = Tokenizers::load(tokenizer_dir)?;
         // all-MiniLM-L6-v2: 384. Read from the tokenizer folder's config when present.
         let dim = std::fs::read_to_string(tokenizer_dir.join("config.json"))
             .ok()
@@ -343,7 +396,7 @@ impl OrtEmbedder {
         Ok(Self {
             id,
             session: Arc::new(Mutex::new(session)),
-            tokenizer: Arc::new(tokenizer),
+            tokenizer,
             dim,
             wants_type_ids,
         })
@@ -355,7 +408,7 @@ impl OrtEmbedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let b = encode(&self.tokenizer, texts)?;
+        let b = encode(&self.tokenizer.batch, texts)?;
         let shape = [b.rows as i64, b.len as i64];
         let as_i64 = |v: &[u32]| v.iter().map(|x| i64::from(*x)).collect::<Vec<i64>>();
         let ids = Tensor::from_array((shape, as_i64(&b.ids))).map_err(ort_err)?;
@@ -389,6 +442,14 @@ impl Embedder for OrtEmbedder {
 
     fn dimension(&self) -> usize {
         self.dim
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.tokenizer.max_len
+    }
+
+    fn count_tokens(&self, texts: &[&str]) -> bear_core::Result<Vec<usize>> {
+        self.tokenizer.count(texts)
     }
 
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {

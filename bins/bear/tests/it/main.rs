@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use bear_core::{Dirs, assets};
 
 mod plugins;
+mod rag;
 mod security;
 
 fn bear(args: &[&str]) -> Output {

@@ -1,65 +1,95 @@
-//! Integration tests for bear-rag: for now, proof that LanceDB works as an embedded database in
-//! a temporary directory, with arrow-array on lancedb's arrow major.
+//! Integration tests for bear-rag with real parts: LanceDB in temp dirs, the real MiniLM
+//! embedder (candle), the real bear-security scrubber with a keyring and token vault, the real
+//! SmolLM2 generator, and the demo corpus in `examples/corpus`.
 
-use std::sync::Arc;
+mod answer;
+mod extract;
+mod ingest;
+mod lance;
 
-use arrow_array::{FixedSizeListArray, Int32Array, RecordBatch, types::Float32Type};
-use arrow_schema::{DataType, Field, Schema};
-use futures::TryStreamExt;
-use lancedb::query::{ExecutableQuery, QueryBase};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
-#[tokio::test]
-async fn lancedb_creates_and_searches_a_table_in_a_temp_dir() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let db = lancedb::connect(dir.path().to_str().expect("utf-8 temp path"))
-        .execute()
-        .await?;
+use bear_core::{Dirs, Embedder, ModelId, PiiConfig, PiiPolicy, RagConfig, assets};
+use bear_rag::{Collection, Pipeline, Store};
+use bear_security::{Detector, KeySource, Keyring, MasterKey, Scrubber, Vault};
 
-    let dim = 4;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", DataType::Int32, false),
-        Field::new(
-            "vector",
-            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dim),
-            true,
-        ),
-    ]));
-    let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
-        (0..10).map(|i| {
-            Some(
-                (0..dim)
-                    .map(|j| Some((i * dim + j) as f32))
-                    .collect::<Vec<_>>(),
+/// The pinned models directory.
+pub(crate) fn models_dir() -> PathBuf {
+    Dirs::from_env(|k| std::env::var_os(k))
+        .expect("HOME or XDG dirs must be set")
+        .models_dir
+}
+
+/// The real all-MiniLM-L6-v2 embedder, loaded once per test binary.
+pub(crate) fn embedder() -> Arc<dyn Embedder> {
+    static E: OnceLock<Arc<dyn Embedder>> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = models_dir().join(assets::MINILM_DIR);
+        assert!(dir.exists(), "{}", assets::missing_hint(&dir));
+        let id = ModelId::new("all-MiniLM-L6-v2").unwrap();
+        Arc::new(bear_models::CandleEmbedder::load(id, &dir).unwrap())
+    })
+    .clone()
+}
+
+/// The demo corpus.
+pub(crate) fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/corpus")
+}
+
+/// A temporary BEAR home: a keyring (key file), a token vault and a collection store.
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) scrubber: Arc<Scrubber>,
+    pub(crate) store: Store,
+}
+
+impl Env {
+    pub(crate) fn new(policy: PiiPolicy) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("master.key");
+        MasterKey::generate_key_file(&key).unwrap();
+        let ring =
+            Keyring::create(&dir.path().join("keyring.json"), KeySource::KeyFile(key)).unwrap();
+        let vault = Arc::new(Mutex::new(
+            Vault::load(&dir.path().join("vault.bseal"), &ring).unwrap(),
+        ));
+        let config = PiiConfig {
+            default_policy: policy,
+            ..PiiConfig::default()
+        };
+        let detector = Arc::new(Detector::new(&config).unwrap());
+        let scrubber = Arc::new(
+            Scrubber::new(
+                detector,
+                config,
+                ring.hmac_key("bear-scrub-hash-v1"),
+                Some(vault),
             )
-        }),
-        dim,
-    );
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(Int32Array::from_iter_values(0..10)),
-            Arc::new(vectors),
-        ],
-    )?;
-    let table = db.create_table("proof", batch).execute().await?;
-    assert_eq!(table.count_rows(None).await?, 10);
+            .unwrap(),
+        );
+        let store = Store::new(dir.path().join("collections"));
+        Self {
+            dir,
+            scrubber,
+            store,
+        }
+    }
 
-    // The nearest neighbour of row 7's own vector is row 7.
-    let query: Vec<f32> = (0..dim).map(|j| (7 * dim + j) as f32).collect();
-    let results: Vec<RecordBatch> = table
-        .query()
-        .nearest_to(query)?
-        .limit(1)
-        .execute()
-        .await?
-        .try_collect()
-        .await?;
-    let ids = results[0]
-        .column_by_name("id")
-        .expect("id column")
-        .as_any()
-        .downcast_ref::<Int32Array>()
-        .expect("int32 ids");
-    assert_eq!(ids.value(0), 7);
-    Ok(())
+    pub(crate) fn pipeline(&self, config: RagConfig) -> Pipeline {
+        Pipeline {
+            embedder: embedder(),
+            scrubber: self.scrubber.clone(),
+            config,
+        }
+    }
+
+    pub(crate) async fn collection(&self, name: &str) -> Collection {
+        let e = embedder();
+        self.store
+            .create(name, PiiPolicy::Tokenize, e.model().as_str(), e.dimension())
+            .await
+            .unwrap()
+    }
 }

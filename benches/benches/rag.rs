@@ -1,0 +1,382 @@
+//! bear-rag benchmarks.
+//!
+//! - `rag/ingest_corpus` against `rag/embed_same_chunks`: the whole ingest pipeline (discover,
+//!   extract, chunk, scrub, embed, store, index) on 15 copies of the demo corpus, against the
+//!   embedder alone on the very chunks that ingest produced, in the same batches.
+//! - `rag/ann_k10` and `rag/flat_k10`: top-10 search over 100,000 chunks of 384 dimensions,
+//!   with LanceDB's IVF-PQ index (BEAR's default tuning) and exact. A tuning sweep's recall@10
+//!   against exact search, and the sizes the ratios need, go to `<target>/bench-rag.json`; the
+//!   vectors go to `<target>/bench-rag-100k/` for the NumPy and Python lancedb peers.
+//!
+//! The 100,000 vectors are synthetic (a mixture of 2,000 clusters on the unit sphere), since
+//! embedding 100,000 real chunks would take this machine most of an hour.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::Array;
+use bear_core::{CancellationToken, Embedder, ModelId, PiiConfig, PiiPolicy, RagConfig};
+use bear_rag::store::ChunkRow;
+use bear_rag::{
+    AnnTuning, Collection, DocumentRecord, Filter, IngestOptions, Pipeline, SearchMode, Store,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::{RngExt, SeedableRng};
+
+const N: usize = 100_000;
+const DIM: usize = 384;
+const QUERIES: usize = 200;
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn embedder() -> Arc<dyn Embedder> {
+    let dirs = bear_core::Dirs::from_env(|k| std::env::var_os(k)).expect("dirs");
+    let dir = dirs.models_dir.join(bear_core::assets::MINILM_DIR);
+    let id = ModelId::new("all-MiniLM-L6-v2").expect("id");
+    Arc::new(bear_models::CandleEmbedder::load(id, &dir).expect("run `cargo xtask models` first"))
+}
+
+fn scrubber() -> Arc<bear_security::Scrubber> {
+    let config = PiiConfig {
+        default_policy: PiiPolicy::Replace,
+        ..PiiConfig::default()
+    };
+    let detector = Arc::new(bear_security::Detector::new(&config).expect("detector"));
+    let key = bear_security::crypto::ephemeral_hmac_key().expect("key");
+    Arc::new(bear_security::Scrubber::new(detector, config, key, None).expect("scrubber"))
+}
+
+fn ingest_bench(c: &mut Criterion) {
+    let rt = runtime();
+    let embedder = embedder();
+    let pipeline = Pipeline {
+        embedder: embedder.clone(),
+        scrubber: scrubber(),
+        config: RagConfig::default(),
+    };
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
+    let docs = tempfile::tempdir().expect("tmp");
+    for copy in 0..15 {
+        for e in std::fs::read_dir(&corpus).expect("corpus").flatten() {
+            let p = e.path();
+            if bear_rag::extract::Format::from_path(&p).is_some() {
+                let name = format!("{copy:02}-{}", e.file_name().to_string_lossy());
+                std::fs::copy(&p, docs.path().join(name)).expect("copy");
+            }
+        }
+    }
+    let run_ingest = |store_dir: &Path| -> (Duration, Collection, usize) {
+        rt.block_on(async {
+            let store = Store::new(store_dir);
+            let col = store
+                .create("bench", PiiPolicy::Replace, embedder.model().as_str(), DIM)
+                .await
+                .expect("collection");
+            let t = Instant::now();
+            let r = bear_rag::ingest(
+                &col,
+                &pipeline,
+                &[docs.path().to_path_buf()],
+                &IngestOptions::default(),
+                &mut |_: &bear_rag::Progress| {},
+                &CancellationToken::new(),
+            )
+            .await
+            .expect("ingest");
+            assert!(r.failed.is_empty(), "{:?}", r.failed);
+            (t.elapsed(), col, r.chunks)
+        })
+    };
+    // The chunks the pipeline produces, for the embedder-only baseline.
+    let probe = tempfile::tempdir().expect("tmp");
+    let (_, col, chunks) = run_ingest(probe.path());
+    let texts = rt.block_on(chunk_texts(&col));
+    assert_eq!(texts.len(), chunks);
+    let mut g = c.benchmark_group("rag");
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(40));
+    g.sampling_mode(criterion::SamplingMode::Flat);
+    g.bench_function("ingest_corpus", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tmp");
+                total += run_ingest(dir.path()).0;
+            }
+            total
+        })
+    });
+    g.bench_function("embed_same_chunks", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                for batch in texts.chunks(RagConfig::default().embed_batch) {
+                    black_box(embedder.embed(batch).await.expect("embed"));
+                }
+            })
+        })
+    });
+    g.finish();
+    merge_json(serde_json::json!({ "ingest_docs": 15 * 13, "ingest_chunks": chunks }));
+}
+
+async fn chunk_texts(col: &Collection) -> Vec<String> {
+    use futures::TryStreamExt;
+    use lancedb::query::{ExecutableQuery, QueryBase, Select};
+    let batches: Vec<arrow_array::RecordBatch> = col
+        .chunks_table()
+        .query()
+        .select(Select::columns(&["text"]))
+        .execute()
+        .await
+        .expect("scan")
+        .try_collect()
+        .await
+        .expect("scan");
+    let mut out = Vec::new();
+    for b in &batches {
+        let a = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("text");
+        out.extend((0..a.len()).map(|i| a.value(i).to_string()));
+    }
+    out
+}
+
+fn merge_json(v: serde_json::Value) {
+    let path = target_dir().join("bench-rag.json");
+    let mut cur: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(c), Some(n)) = (cur.as_object_mut(), v.as_object()) {
+        for (k, x) in n {
+            c.insert(k.clone(), x.clone());
+        }
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&cur).expect("json")).expect("write");
+}
+
+fn normalized(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// 100,000 unit vectors around 2,000 random centres, and 200 queries near random rows.
+fn dataset() -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let unit = |scale: f32, rng: &mut rand::rngs::StdRng| -> Vec<f32> {
+        (0..DIM).map(|_| rng.random_range(-scale..scale)).collect()
+    };
+    let centres: Vec<Vec<f32>> = (0..2000)
+        .map(|_| {
+            let mut c = unit(1.0, &mut rng);
+            normalized(&mut c);
+            c
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(N);
+    for _ in 0..N {
+        let c = &centres[rng.random_range(0..centres.len())];
+        let noise = unit(0.06, &mut rng);
+        let mut v: Vec<f32> = c.iter().zip(noise).map(|(a, b)| a + b).collect();
+        normalized(&mut v);
+        rows.push(v);
+    }
+    let queries = (0..QUERIES)
+        .map(|_| {
+            let r = &rows[rng.random_range(0..N)];
+            let noise = unit(0.05, &mut rng);
+            let mut q: Vec<f32> = r.iter().zip(noise).map(|(a, b)| a + b).collect();
+            normalized(&mut q);
+            q
+        })
+        .collect();
+    (rows, queries)
+}
+
+fn write_f32(path: &Path, rows: &[Vec<f32>]) {
+    let bytes: Vec<u8> = rows
+        .iter()
+        .flatten()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    std::fs::write(path, bytes).expect("write vectors");
+}
+
+/// Exact top-10 ids by dot product (vectors are unit length).
+fn truth(rows: &[Vec<f32>], q: &[f32]) -> Vec<usize> {
+    let mut scored: Vec<(f32, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    scored.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
+    let mut top: Vec<(f32, usize)> = scored[..10].to_vec();
+    top.sort_by(|a, b| b.0.total_cmp(&a.0));
+    top.into_iter().map(|(_, i)| i).collect()
+}
+
+fn row_id(i: usize) -> String {
+    format!("{:032x}-{i:06}", i / 100)
+}
+
+async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
+    let store = Store::new(dir);
+    if store.exists("vectors") {
+        let c = store.open("vectors").await.expect("open");
+        if c.chunks_table().count_rows(None).await.expect("count") == N {
+            return c;
+        }
+        store.remove("vectors").expect("remove");
+    }
+    let c = store
+        .create("vectors", PiiPolicy::Replace, "synthetic", DIM)
+        .await
+        .expect("create");
+    let docs_of_100: Vec<(usize, &[Vec<f32>])> = rows.chunks(100).enumerate().collect();
+    for block in docs_of_100.chunks(100) {
+        let docs: Vec<(DocumentRecord, Vec<ChunkRow>)> = block
+            .iter()
+            .map(|(doc, vs)| {
+                let id = format!("{doc:032x}");
+                let record = DocumentRecord {
+                    id: id.clone(),
+                    path: format!("/synthetic/{doc}.txt"),
+                    title: format!("doc {doc}"),
+                    author: None,
+                    created: None,
+                    modified: None,
+                    file_modified: 0,
+                    page_count: None,
+                    mime: "text/plain".into(),
+                    sha256: String::new(),
+                    size: 0,
+                    chunks: vs.len() as u32,
+                    ingested_at: 0,
+                };
+                let rows = vs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, v)| ChunkRow {
+                        id: row_id(doc * 100 + j),
+                        document_id: id.clone(),
+                        ordinal: j as u32,
+                        text: format!("chunk {j} of document {doc}"),
+                        vector: v.clone(),
+                        byte_range: (0, 1),
+                        char_range: (0, 1),
+                        page: None,
+                        path: format!("/synthetic/{doc}.txt"),
+                        title: format!("doc {doc}"),
+                        file_modified: 0,
+                    })
+                    .collect();
+                (record, rows)
+            })
+            .collect();
+        c.write(docs).await.expect("write");
+    }
+    c.build_vector_index(N).await.expect("index");
+    c.optimize(usize::MAX).await.expect("optimize");
+    c
+}
+
+fn search_bench(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = target_dir().join("bench-rag-100k");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (rows, queries) = dataset();
+    write_f32(&dir.join("vectors.f32"), &rows);
+    write_f32(&dir.join("queries.f32"), &queries);
+    let col = rt.block_on(build_collection(&dir.join("store"), &rows));
+    let truths: Vec<Vec<usize>> = queries.iter().map(|q| truth(&rows, q)).collect();
+    let search = |q: &[f32], t: AnnTuning| {
+        rt.block_on(col.search(SearchMode::Vector, "", Some(q), 10, &Filter::default(), &t))
+            .expect("search")
+    };
+    // The tuning sweep: recall@10 against exact, and p50 latency.
+    let mut sweep = Vec::new();
+    for (nprobes, refine) in [(10, 1), (10, 5), (20, 5), (20, 10), (40, 10), (60, 20)] {
+        let t = AnnTuning {
+            nprobes,
+            refine_factor: refine,
+            exact: false,
+        };
+        let mut found = 0usize;
+        let mut lat = Vec::with_capacity(QUERIES);
+        for (q, want) in queries.iter().zip(&truths) {
+            let s = Instant::now();
+            let hits = search(q, t);
+            lat.push(s.elapsed().as_secs_f64() * 1e3);
+            found += hits
+                .iter()
+                .filter(|h| want.iter().any(|&w| row_id(w) == h.chunk_id))
+                .count();
+        }
+        lat.sort_by(f64::total_cmp);
+        sweep.push(serde_json::json!({
+            "nprobes": nprobes, "refine_factor": refine,
+            "recall_at_10": found as f64 / (10 * QUERIES) as f64,
+            "p50_ms": lat[lat.len() / 2],
+        }));
+    }
+    let exact_ok = {
+        let hits = search(
+            &queries[0],
+            AnnTuning {
+                exact: true,
+                ..AnnTuning::default()
+            },
+        );
+        hits.iter()
+            .filter(|h| truths[0].iter().any(|&w| row_id(w) == h.chunk_id))
+            .count()
+    };
+    merge_json(serde_json::json!({
+        "n": N, "dim": DIM, "queries": QUERIES, "sweep": sweep,
+        "default_tuning": AnnTuning::default(), "flat_recall_first_query": exact_ok as f64 / 10.0,
+        "store": dir.join("store/vectors"),
+    }));
+    let mut g = c.benchmark_group("rag");
+    g.sample_size(50);
+    let mut i = 0;
+    g.bench_function("ann_k10", |b| {
+        b.iter(|| {
+            i = (i + 1) % QUERIES;
+            black_box(search(&queries[i], AnnTuning::default()))
+        })
+    });
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function("flat_k10", |b| {
+        b.iter(|| {
+            i = (i + 1) % QUERIES;
+            black_box(search(
+                &queries[i],
+                AnnTuning {
+                    exact: true,
+                    ..AnnTuning::default()
+                },
+            ))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest_bench, search_bench);
+criterion_main!(benches);

@@ -1,0 +1,303 @@
+//! `bear ingest`, `search`, `ask`, `docs` and `collections` end to end, and crash safety: a
+//! child `bear ingest` killed with SIGKILL loses no document it reported done.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::security::Home;
+use crate::{stderr, stdout};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/corpus")
+}
+
+/// A home with a keyring opened by a key file named in the config, as the tokenize policy needs.
+fn home_with_keys() -> Home {
+    let h = Home::new();
+    let kf = h.path("master.key");
+    let o = h.run(&["keys", "init", "--key-file", s(&kf)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::create_dir_all(h.path("config/bear")).unwrap();
+    h.write(
+        "config/bear/config.toml",
+        format!("[security]\nkey_file = \"{}\"\n", s(&kf)).as_bytes(),
+    );
+    h
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+#[test]
+fn ingest_search_ask_docs_and_collections() {
+    let h = home_with_keys();
+    let c = s(&corpus()).to_string();
+    let o = h.run(&["ingest", &c], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("default: 13 ingested"),
+        "{}",
+        stdout(&o)
+    );
+    // Again: everything unchanged.
+    let r = json(&h.run(&["--json", "ingest", &c], None, &[]));
+    assert_eq!(r["unchanged"].as_array().unwrap().len(), 13);
+    assert!(r["ingested"].as_array().unwrap().is_empty());
+
+    let hits = json(&h.run(
+        &[
+            "--json",
+            "search",
+            "How much notice ends the lease?",
+            "--k",
+            "3",
+        ],
+        None,
+        &[],
+    ));
+    let top = &hits[0];
+    assert!(
+        top["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("commercial-lease.pdf")
+    );
+    assert_eq!(top["page"], 3);
+    let o = h.run(&["search", "gearbox", "--mode", "fulltext"], None, &[]);
+    assert!(
+        stdout(&o).contains("supply-agreement.txt"),
+        "{}",
+        stdout(&o)
+    );
+    // Shown to the local user with PII restored.
+    let o = h.run(
+        &["search", "employee e-mail address", "--k", "5"],
+        None,
+        &[],
+    );
+    assert!(
+        stdout(&o).contains("t.devries@example.com"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = h.run(
+        &[
+            "ask",
+            "What is the monthly rent for the office?",
+            "--max-tokens",
+            "32",
+        ],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Sources:") && out.contains("commercial-lease.pdf), p. 2"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("time to first token"), "{}", stderr(&o));
+    let a = json(&h.run(
+        &["--json", "ask", "Which volcano on Io erupts most often?"],
+        None,
+        &[],
+    ));
+    assert_eq!(a["relevant"], false);
+
+    let docs = json(&h.run(&["--json", "docs", "list"], None, &[]));
+    assert_eq!(docs.as_array().unwrap().len(), 13);
+    let loan = corpus().join("loan-agreement.md");
+    let o = h.run(&["docs", "rm", s(&loan)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let docs = json(&h.run(&["--json", "docs", "list"], None, &[]));
+    assert_eq!(docs.as_array().unwrap().len(), 12);
+    assert_eq!(
+        h.run(&["docs", "rm", "ffff"], None, &[]).status.code(),
+        Some(4)
+    );
+
+    let o = h.run(
+        &[
+            "collections",
+            "create",
+            "matter-2",
+            "--pii-policy",
+            "redact",
+        ],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = json(&h.run(&["--json", "collections", "list"], None, &[]));
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["default", "matter-2"]);
+    assert_eq!(list[1]["pii_policy"], "redact");
+    assert!(
+        h.run(&["collections", "rm", "matter-2"], None, &[])
+            .status
+            .success()
+    );
+    // Errors: unknown collection (4), bad name (2), bad date (2).
+    assert_eq!(
+        h.run(&["search", "x", "-c", "nope"], None, &[])
+            .status
+            .code(),
+        Some(4)
+    );
+    assert_eq!(
+        h.run(&["collections", "create", "Bad Name"], None, &[])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        h.run(&["search", "x", "--after", "yesterday"], None, &[])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // The audit log has the mutations, with counts only.
+    let audit = std::fs::read_to_string(h.path("data/audit/audit.jsonl")).unwrap();
+    assert!(audit.contains("rag.ingest") && audit.contains("rag.docs.rm"));
+    assert!(!audit.contains("Keizersgracht") && !audit.contains("devries"));
+}
+
+#[test]
+fn ingest_without_a_keyring_says_what_to_do() {
+    let h = Home::new();
+    let o = h.run(&["ingest", s(&corpus())], None, &[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("keys init"), "{}", stderr(&o));
+    // A collection that does not need keys works without them.
+    let o = h.run(
+        &[
+            "ingest",
+            s(&corpus().join("loan-agreement.md")),
+            "-c",
+            "plain",
+            "--pii-policy",
+            "replace",
+        ],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn sigkill_mid_ingest_loses_no_reported_document() {
+    let h = home_with_keys();
+    let docs = h.path("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..120 {
+        let text = format!(
+            "# Matter note {i}\n\nThis note records instruction number {i} from the client about \
+             contract clause {i}. The deadline for clause {i} is day {} of the month.\n\n\
+             Further detail on item {i}: the counterparty asked for a revised indemnity cap of \
+             {} thousand euros and a longer notice period.\n",
+            i % 28 + 1,
+            i * 10
+        );
+        std::fs::write(docs.join(format!("note-{i:03}.md")), text).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bear"))
+        .args(["--json", "ingest", s(&docs), "--collection", "crash"])
+        .env_remove("BEAR_CONFIG")
+        .env_remove("BEAR_LOG")
+        .env("BEAR_DATA_DIR", h.path("data"))
+        .env("XDG_CONFIG_HOME", h.path("config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reported = Vec::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["event"] == "ingested" {
+            reported.push(v["path"].as_str().unwrap().to_string());
+        }
+        if reported.len() >= 16 {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the ingest was killed before it finished"
+    );
+    assert!(
+        reported.len() >= 16,
+        "saw {} documents reported",
+        reported.len()
+    );
+
+    // Every reported document survived, and the tables open and search.
+    let listed = json(&h.run(&["--json", "docs", "list", "-c", "crash"], None, &[]));
+    let paths: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    for p in &reported {
+        assert!(
+            paths.contains(&p.as_str()),
+            "{p} was reported done but is missing"
+        );
+    }
+    assert!(paths.len() < 120, "the kill came before the end");
+    let hits = json(&h.run(
+        &[
+            "--json",
+            "search",
+            "revised indemnity cap",
+            "-c",
+            "crash",
+            "--mode",
+            "vector",
+        ],
+        None,
+        &[],
+    ));
+    assert!(!hits.as_array().unwrap().is_empty());
+
+    // Running the ingest again completes the rest.
+    let r = json(&h.run(
+        &["--json", "ingest", s(&docs), "--collection", "crash"],
+        None,
+        &[],
+    ));
+    let ingested = r["ingested"].as_array().unwrap().len();
+    let unchanged = r["unchanged"].as_array().unwrap().len();
+    assert_eq!(ingested + unchanged, 120);
+    assert!(unchanged >= reported.len());
+    let listed = json(&h.run(&["--json", "docs", "list", "-c", "crash"], None, &[]));
+    assert_eq!(listed.as_array().unwrap().len(), 120);
+    let cols = json(&h.run(&["--json", "collections", "list"], None, &[]));
+    let chunks = cols[0]["chunks"].as_u64().unwrap();
+    let expected: u64 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["chunks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(chunks, expected, "no orphan or duplicate chunks");
+}

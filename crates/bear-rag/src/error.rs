@@ -1,0 +1,125 @@
+//! bear-rag's error type. Messages name paths, collections and limits, never document text.
+
+use std::path::PathBuf;
+
+use crate::extract::Refusal;
+
+/// Result alias for bear-rag.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ingestion, storage and retrieval.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// One document was refused or could not be read; an ingest reports it and goes on.
+    #[error("{}: {reason}", path.display())]
+    Document {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: Refusal,
+    },
+    /// A collection name that cannot be used.
+    #[error(
+        "invalid collection name `{name}`: use 1 to 64 characters from a-z, 0-9, `-` and `_`, starting with a letter or digit"
+    )]
+    InvalidCollectionName {
+        /// The name given.
+        name: String,
+    },
+    /// The collection does not exist.
+    #[error(
+        "no collection named `{name}`; create it with `bear collections create {name}` or ingest into it"
+    )]
+    NoCollection {
+        /// The name given.
+        name: String,
+    },
+    /// The collection already exists.
+    #[error("collection `{name}` already exists")]
+    CollectionExists {
+        /// The name given.
+        name: String,
+    },
+    /// The collection was made with another embedder, so its vectors cannot be compared.
+    #[error(
+        "collection `{name}` was built with embedder `{built_with}` ({dim} dimensions), not `{requested}`; re-create it to change the embedder"
+    )]
+    EmbedderMismatch {
+        /// The collection.
+        name: String,
+        /// The embedder its vectors come from.
+        built_with: String,
+        /// Their dimension.
+        dim: usize,
+        /// The embedder offered now.
+        requested: String,
+    },
+    /// No document with that id or path in the collection.
+    #[error("no document `{what}` in collection `{collection}`")]
+    NoDocument {
+        /// The collection.
+        collection: String,
+        /// The id or path given.
+        what: String,
+    },
+    /// A request that is malformed or out of range.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// LanceDB failed.
+    #[error("storage ({op}): {reason}")]
+    Storage {
+        /// What was being done.
+        op: &'static str,
+        /// LanceDB's message.
+        reason: String,
+    },
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedder, scrubber or generator failed.
+    #[error(transparent)]
+    Backend(#[from] bear_core::Error),
+    /// The caller cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    pub(crate) fn storage(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::Storage {
+            op,
+            reason: e.to_string(),
+        }
+    }
+
+    /// The bear-core kind of this error.
+    pub fn kind(&self) -> bear_core::ErrorKind {
+        use bear_core::ErrorKind as K;
+        match self {
+            Self::Document { .. }
+            | Self::InvalidCollectionName { .. }
+            | Self::InvalidRequest(_) => K::InvalidRequest,
+            Self::EmbedderMismatch { .. } => K::Config,
+            Self::NoCollection { .. } | Self::NoDocument { .. } => K::NotFound,
+            Self::CollectionExists { .. } => K::InvalidRequest,
+            Self::Storage { .. } | Self::Io { .. } => K::Storage,
+            Self::Backend(e) => e.kind(),
+            Self::Cancelled => K::Cancelled,
+        }
+    }
+}
+
+impl From<Error> for bear_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Backend(e) => e,
+            other => bear_core::Error::backend(other.kind(), other.to_string()),
+        }
+    }
+}

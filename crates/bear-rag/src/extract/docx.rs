@@ -1,0 +1,399 @@
+//! DOCX: the zip package is checked against bombs (declared sizes, overlapping entries, and the
+//! bytes actually inflated), then `word/document.xml` is read with quick-xml, refusing DOCTYPEs
+//! and unknown entities and bounding nesting depth. Explicit and last-rendered page breaks give
+//! page numbers.
+
+use std::io::{Cursor, Read};
+
+use quick_xml::events::Event;
+
+use super::{DocMeta, Extracted, Limits, Refusal};
+
+type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+
+pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Refusal::MalformedDocx {
+        detail: format!("not a zip package ({e})"),
+    })?;
+    check_package(&mut zip, limits)?;
+    let mut budget = limits.max_decompressed_bytes;
+    let document = read_entry(&mut zip, "word/document.xml", &mut budget)?.ok_or_else(|| {
+        Refusal::MalformedDocx {
+            detail: "no word/document.xml: not a Word document".into(),
+        }
+    })?;
+    let (text, page_starts) = body_text(&document, limits)?;
+    let mut meta = DocMeta::default();
+    if let Some(core) = read_entry(&mut zip, "docProps/core.xml", &mut budget)? {
+        let fields = simple_fields(&core, limits)?;
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        meta.title = get("title");
+        meta.author = get("creator");
+        meta.created = get("created");
+        meta.modified = get("modified");
+    }
+    meta.page_count = Some(page_starts.len() as u32);
+    if page_starts.len() > limits.max_pages {
+        return Err(Refusal::TooManyPages {
+            pages: page_starts.len(),
+            limit: limits.max_pages,
+        });
+    }
+    Ok(Extracted {
+        text,
+        page_starts,
+        meta,
+    })
+}
+
+/// Declared sizes within the limit, and no two entries sharing compressed bytes (the
+/// overlapping-entry bomb).
+fn check_package(zip: &mut Archive<'_>, limits: &Limits) -> Result<(), Refusal> {
+    if zip.len() > 10_000 {
+        return Err(Refusal::ZipBomb {
+            detail: format!("{} entries", zip.len()),
+        });
+    }
+    let mut declared = 0u64;
+    let mut spans = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let f = zip.by_index_raw(i).map_err(|e| Refusal::MalformedDocx {
+            detail: format!("entry {i}: {e}"),
+        })?;
+        declared = declared.saturating_add(f.size());
+        let start = f.header_start();
+        let end = f
+            .data_start()
+            .unwrap_or(start)
+            .saturating_add(f.compressed_size());
+        spans.push((start, end));
+    }
+    if declared > limits.max_decompressed_bytes {
+        return Err(Refusal::ZipBomb {
+            detail: format!(
+                "entries declare {declared} bytes, over rag.max_decompressed_bytes ({})",
+                limits.max_decompressed_bytes
+            ),
+        });
+    }
+    spans.sort_unstable();
+    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+        return Err(Refusal::ZipBomb {
+            detail: "entries overlap".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Inflates one entry, counting what is really produced against `budget`.
+fn read_entry(
+    zip: &mut Archive<'_>,
+    name: &str,
+    budget: &mut u64,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let mut f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => {
+            return Err(Refusal::MalformedDocx {
+                detail: format!("{name}: {e}"),
+            });
+        }
+    };
+    let mut out = Vec::with_capacity(f.size().min(*budget).min(16 << 20) as usize);
+    let read = (&mut f)
+        .take(budget.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| Refusal::MalformedDocx {
+            detail: format!("{name}: {}", e.kind()),
+        })?;
+    if read as u64 > *budget {
+        return Err(Refusal::ZipBomb {
+            detail: "the package inflates past rag.max_decompressed_bytes".into(),
+        });
+    }
+    *budget -= read as u64;
+    Ok(Some(out))
+}
+
+fn xml_reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
+    let mut r = quick_xml::Reader::from_reader(xml);
+    r.config_mut().expand_empty_elements = false;
+    r
+}
+
+fn malformed(e: impl std::fmt::Display) -> Refusal {
+    // quick-xml's messages can quote markup, never character data; keep only the position.
+    let _ = e;
+    Refusal::MalformedDocx {
+        detail: "word/document.xml is not well-formed XML".into(),
+    }
+}
+
+/// Resolves `&name;` / `&#n;`: the five XML entities and character references only.
+fn entity(r: &quick_xml::events::BytesRef<'_>) -> Result<String, Refusal> {
+    if let Some(c) = r.resolve_char_ref().map_err(malformed)? {
+        return Ok(c.to_string());
+    }
+    let name: &str = r;
+    match quick_xml::escape::resolve_predefined_entity(name) {
+        Some(s) => Ok(s.to_string()),
+        None => Err(Refusal::XmlEntities),
+    }
+}
+
+/// The body's text: paragraphs separated by blank lines, headings prefixed with `#`, tabs and
+/// breaks kept; page starts from explicit page breaks and Word's last rendered breaks.
+fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusal> {
+    let secs = limits
+        .deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs();
+    let mut r = xml_reader(xml);
+    let mut text = String::new();
+    let mut pages = vec![0usize];
+    let mut depth = 0usize;
+    let mut in_t = false;
+    let mut para = String::new();
+    let mut heading = 0u8;
+    let mut n = 0u64;
+    let mut page_break_pending = false;
+    loop {
+        n += 1;
+        if n.is_multiple_of(4096) {
+            limits.check_time(secs)?;
+        }
+        let ev = r.read_event().map_err(malformed)?;
+        match ev {
+            Event::DocType(_) => return Err(Refusal::XmlEntities),
+            Event::Start(e) => {
+                depth += 1;
+                if depth > limits.max_xml_depth {
+                    return Err(Refusal::XmlTooDeep {
+                        limit: limits.max_xml_depth,
+                    });
+                }
+                match e.name().as_ref() {
+                    "w:t" => in_t = true,
+                    "w:p" => {
+                        para.clear();
+                        heading = 0;
+                    }
+                    _ => {}
+                }
+            }
+            Event::Empty(e) => match e.name().as_ref() {
+                "w:tab" => para.push('\t'),
+                "w:br" | "w:cr" => {
+                    let is_page = e
+                        .attributes()
+                        .flatten()
+                        .any(|a| a.key.as_ref() == "w:type" && a.value.as_ref() == "page");
+                    if is_page {
+                        page_break_pending = true;
+                    } else {
+                        para.push('\n');
+                    }
+                }
+                "w:lastRenderedPageBreak" => page_break_pending = true,
+                "w:pStyle" => {
+                    for a in e.attributes().flatten() {
+                        if a.key.as_ref() == "w:val" {
+                            let v: &str = a.value.as_ref();
+                            if let Some(level) =
+                                v.strip_prefix("Heading").and_then(|l| l.parse::<u8>().ok())
+                            {
+                                heading = level.clamp(1, 6);
+                            } else if v == "Title" {
+                                heading = 1;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                match e.name().as_ref() {
+                    "w:t" => in_t = false,
+                    "w:p" => {
+                        if page_break_pending {
+                            // A break inside a paragraph: the next paragraph opens the page.
+                            page_break_pending = false;
+                            flush_para(&mut text, &mut para, heading);
+                            if text.len() > pages.last().copied().unwrap_or(0) {
+                                pages.push(text.len());
+                            }
+                            continue;
+                        }
+                        flush_para(&mut text, &mut para, heading);
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) if in_t => {
+                para.push_str(&t.xml10_content());
+            }
+            Event::GeneralRef(r) if in_t => para.push_str(&entity(&r)?),
+            Event::GeneralRef(r) => {
+                entity(&r)?;
+            }
+            Event::CData(c) if in_t => {
+                para.push_str(&c);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if pages.len() > 1 && pages.last() == Some(&text.len()) {
+        pages.pop();
+    }
+    Ok((text, pages))
+}
+
+fn flush_para(text: &mut String, para: &mut String, heading: u8) {
+    let p = para.trim();
+    if !p.is_empty() {
+        if heading > 0 {
+            text.push_str(&"#".repeat(heading as usize));
+            text.push(' ');
+        }
+        text.push_str(p);
+        text.push_str("\n\n");
+    }
+    para.clear();
+}
+
+/// Leaf elements of a small XML part (docProps), by local name.
+fn simple_fields(xml: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, Refusal> {
+    let mut r = xml_reader(xml);
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    let mut depth = 0usize;
+    loop {
+        match r.read_event().map_err(malformed)? {
+            Event::DocType(_) => return Err(Refusal::XmlEntities),
+            Event::Start(e) => {
+                depth += 1;
+                if depth > limits.max_xml_depth {
+                    return Err(Refusal::XmlTooDeep {
+                        limit: limits.max_xml_depth,
+                    });
+                }
+                let local = e.local_name();
+                current = Some(local.as_ref().to_string());
+                out.push((current.clone().unwrap_or_default(), String::new()));
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                current = None;
+            }
+            Event::Text(t) => {
+                if let (Some(_), Some(last)) = (&current, out.last_mut()) {
+                    last.1.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(g) => {
+                let s = entity(&g)?;
+                if let (Some(_), Some(last)) = (&current, out.last_mut()) {
+                    last.1.push_str(&s);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    fn limits() -> Limits {
+        Limits {
+            max_file_bytes: 1 << 30,
+            max_decompressed_bytes: 1 << 20,
+            max_xml_depth: 64,
+            max_pages: 100,
+            deadline: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    fn docx(document_xml: &str) -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let o = zip::write::SimpleFileOptions::default();
+        z.start_file("word/document.xml", o).unwrap();
+        z.write_all(document_xml.as_bytes()).unwrap();
+        z.start_file("docProps/core.xml", o).unwrap();
+        z.write_all(
+            br#"<?xml version="1.0"?><cp:coreProperties xmlns:cp="c" xmlns:dc="d" xmlns:dcterms="t"><dc:title>Lease</dc:title><dc:creator>Kim &amp; Co</dc:creator><dcterms:created>2024-01-02T03:04:05Z</dcterms:created></cp:coreProperties>"#,
+        )
+        .unwrap();
+        z.finish().unwrap();
+        buf.into_inner()
+    }
+
+    #[test]
+    fn paragraphs_headings_pages_and_metadata() {
+        let xml = r#"<w:document xmlns:w="w"><w:body>
+            <w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Article 1</w:t></w:r></w:p>
+            <w:p><w:r><w:t xml:space="preserve">Rent is &lt;due&gt; </w:t></w:r><w:r><w:t>monthly.</w:t></w:r></w:p>
+            <w:p><w:r><w:br w:type="page"/></w:r></w:p>
+            <w:p><w:r><w:t>Second page.</w:t></w:r></w:p>
+            </w:body></w:document>"#;
+        let e = extract(&docx(xml), &limits()).unwrap();
+        assert_eq!(
+            e.text,
+            "# Article 1\n\nRent is <due> monthly.\n\nSecond page.\n\n"
+        );
+        assert_eq!(e.page_starts, vec![0, e.text.find("Second").unwrap()]);
+        assert_eq!(e.page_of(e.text.find("Second").unwrap()), Some(2));
+        assert_eq!(e.meta.title.as_deref(), Some("Lease"));
+        assert_eq!(e.meta.author.as_deref(), Some("Kim & Co"));
+        assert_eq!(e.meta.created.as_deref(), Some("2024-01-02T03:04:05Z"));
+    }
+
+    #[test]
+    fn refuses_entities_depth_and_bombs() {
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><w:document xmlns:w="w"><w:body><w:p><w:r><w:t>&lol2;</w:t></w:r></w:p></w:body></w:document>"#;
+        assert_eq!(
+            extract(&docx(laughs), &limits()).unwrap_err(),
+            Refusal::XmlEntities
+        );
+        let undeclared = r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>&lol;</w:t></w:r></w:p></w:body></w:document>"#;
+        assert_eq!(
+            extract(&docx(undeclared), &limits()).unwrap_err(),
+            Refusal::XmlEntities
+        );
+        let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
+        assert_eq!(
+            extract(&docx(&deep), &limits()).unwrap_err(),
+            Refusal::XmlTooDeep { limit: 64 }
+        );
+        // 4 MiB of zeros compresses to a few KiB; the limit is 1 MiB.
+        let big = format!(
+            "<w:document xmlns:w=\"w\"><w:body><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:body></w:document>",
+            "0".repeat(4 << 20)
+        );
+        let packed = docx(&big);
+        assert!(packed.len() < 64 << 10);
+        assert!(matches!(
+            extract(&packed, &limits()).unwrap_err(),
+            Refusal::ZipBomb { .. }
+        ));
+        assert!(matches!(
+            extract(b"PK\x03\x04 not really", &limits()).unwrap_err(),
+            Refusal::MalformedDocx { .. }
+        ));
+    }
+}

@@ -1,0 +1,322 @@
+//! Text extraction from txt, md, html, pdf and docx, under limits against hostile documents.
+//!
+//! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
+//! formats) and its metadata. It never panics on bad input: every problem is a [`Refusal`] that
+//! says what is wrong and, where there is one, what to do. Extraction is synchronous and
+//! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
+
+mod docx;
+mod pdf;
+mod text;
+
+use std::fmt;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub use text::decode_text;
+
+/// The document formats BEAR reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Plain text in any encoding.
+    Text,
+    /// Markdown, kept as text (headings guide chunking).
+    Markdown,
+    /// HTML, rendered to text.
+    Html,
+    /// PDF: the text layer.
+    Pdf,
+    /// Word (Office Open XML).
+    Docx,
+}
+
+impl Format {
+    /// The format for a file name's extension, if BEAR reads it.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "txt" | "text" => Self::Text,
+            "md" | "markdown" => Self::Markdown,
+            "html" | "htm" | "xhtml" => Self::Html,
+            "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
+            _ => return None,
+        })
+    }
+
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Text => "text/plain",
+            Self::Markdown => "text/markdown",
+            Self::Html => "text/html",
+            Self::Pdf => "application/pdf",
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        }
+    }
+}
+
+/// Limits that keep a hostile document from exhausting memory or time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest file accepted.
+    pub max_file_bytes: u64,
+    /// Most bytes a container may decompress to (all entries together).
+    pub max_decompressed_bytes: u64,
+    /// Deepest XML nesting.
+    pub max_xml_depth: usize,
+    /// Most pages.
+    pub max_pages: usize,
+    /// When extraction must give up.
+    pub deadline: Instant,
+}
+
+impl Limits {
+    /// The limits in a `[rag]` configuration, with the deadline counted from now.
+    pub fn from_config(c: &bear_core::RagConfig) -> Self {
+        Self {
+            max_file_bytes: c.max_file_bytes,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            max_xml_depth: c.max_xml_depth,
+            max_pages: c.max_pages,
+            deadline: Instant::now() + std::time::Duration::from_secs(c.doc_timeout_secs),
+        }
+    }
+
+    pub(crate) fn check_time(&self, secs: u64) -> Result<(), Refusal> {
+        if Instant::now() > self.deadline {
+            Err(Refusal::Timeout { secs })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Why a document was not ingested. Never quotes the document's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The path does not exist.
+    NotFound,
+    /// The operating system refused access.
+    PermissionDenied,
+    /// Another read error.
+    Unreadable {
+        /// The OS error.
+        detail: String,
+    },
+    /// Not a format BEAR reads.
+    UnsupportedFormat {
+        /// The extension seen.
+        extension: String,
+    },
+    /// The file has no text at all.
+    Empty,
+    /// The bytes are not text (for example a binary file renamed `.txt`).
+    Binary,
+    /// Text whose encoding could not be decoded.
+    Undecodable {
+        /// What was tried.
+        detail: String,
+    },
+    /// A PDF whose pages hold no text: a scan.
+    NoTextLayer,
+    /// A password-protected PDF.
+    Encrypted,
+    /// A PDF that could not be parsed.
+    MalformedPdf {
+        /// The parser's description of the structure problem.
+        detail: String,
+    },
+    /// A DOCX that is not a valid Word package.
+    MalformedDocx {
+        /// What is wrong with the package structure.
+        detail: String,
+    },
+    /// Over the file size limit.
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A container that decompresses to more than the limit, or whose entries overlap.
+    ZipBomb {
+        /// What gave it away.
+        detail: String,
+    },
+    /// XML nested deeper than the limit.
+    XmlTooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// XML with a DOCTYPE or entity declarations (billion-laughs defence).
+    XmlEntities,
+    /// More pages than the limit.
+    TooManyPages {
+        /// Pages in the document.
+        pages: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Extraction ran past the time limit.
+    Timeout {
+        /// The limit in seconds.
+        secs: u64,
+    },
+    /// The extractor failed unexpectedly; the document is skipped.
+    Internal,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound => write!(f, "no such file or directory"),
+            Self::PermissionDenied => write!(f, "permission denied"),
+            Self::Unreadable { detail } => write!(f, "cannot be read: {detail}"),
+            Self::UnsupportedFormat { extension } => write!(
+                f,
+                "unsupported format `{extension}`; BEAR reads txt, md, html, pdf and docx"
+            ),
+            Self::Empty => write!(f, "the document is empty"),
+            Self::Binary => write!(f, "the file is binary, not text"),
+            Self::Undecodable { detail } => write!(f, "the text cannot be decoded: {detail}"),
+            Self::NoTextLayer => write!(
+                f,
+                "the PDF has no text layer (a scan?); it needs OCR first, which BEAR does not do"
+            ),
+            Self::Encrypted => write!(
+                f,
+                "the PDF is encrypted with a password; save a decrypted copy and ingest that"
+            ),
+            Self::MalformedPdf { detail } => write!(f, "the PDF is malformed: {detail}"),
+            Self::MalformedDocx { detail } => write!(f, "the DOCX is malformed: {detail}"),
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "the file is {size} bytes, over the limit of {limit} (rag.max_file_bytes)"
+            ),
+            Self::ZipBomb { detail } => write!(f, "refused as a zip bomb: {detail}"),
+            Self::XmlTooDeep { limit } => write!(
+                f,
+                "the XML nests deeper than {limit} levels (rag.max_xml_depth)"
+            ),
+            Self::XmlEntities => write!(
+                f,
+                "the XML declares a DOCTYPE or entities, which are refused (entity expansion attack)"
+            ),
+            Self::TooManyPages { pages, limit } => write!(
+                f,
+                "the document has {pages} pages, over the limit of {limit} (rag.max_pages)"
+            ),
+            Self::Timeout { secs } => write!(
+                f,
+                "extraction took longer than {secs} s (rag.doc_timeout_secs)"
+            ),
+            Self::Internal => write!(f, "the extractor failed on this file"),
+        }
+    }
+}
+
+impl Refusal {
+    /// The refusal for an IO error.
+    pub fn from_io(e: &std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Self::NotFound,
+            std::io::ErrorKind::PermissionDenied => Self::PermissionDenied,
+            _ => Self::Unreadable {
+                detail: e.kind().to_string(),
+            },
+        }
+    }
+}
+
+/// Metadata found inside a document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DocMeta {
+    /// The document's own title, else its first heading.
+    pub title: Option<String>,
+    /// Its author.
+    pub author: Option<String>,
+    /// When it was created, as the document states it (ISO 8601 where the format allows).
+    pub created: Option<String>,
+    /// When it was last modified, as the document states it.
+    pub modified: Option<String>,
+    /// Pages, for paged formats.
+    pub page_count: Option<u32>,
+    /// The text encoding a text file was decoded from.
+    pub encoding: Option<String>,
+}
+
+/// A document's text and where its pages start.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    /// All text, pages joined by form feeds.
+    pub text: String,
+    /// Byte offset in `text` where each page starts; page `i + 1` starts at `page_starts[i]`.
+    /// Empty for unpaged formats.
+    pub page_starts: Vec<usize>,
+    /// Metadata from inside the document.
+    pub meta: DocMeta,
+}
+
+impl Extracted {
+    /// The 1-based page holding byte `offset`, for paged documents.
+    pub fn page_of(&self, offset: usize) -> Option<u32> {
+        if self.page_starts.is_empty() {
+            return None;
+        }
+        let i = self.page_starts.partition_point(|&s| s <= offset);
+        Some(i.max(1) as u32)
+    }
+}
+
+/// Extracts the text of a document of format `format`.
+pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracted, Refusal> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(Refusal::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    let mut out = match format {
+        Format::Text | Format::Markdown => {
+            let (text, encoding) = decode_text(bytes)?;
+            let title = if format == Format::Markdown {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_string()))
+            } else {
+                None
+            };
+            Extracted {
+                text,
+                page_starts: Vec::new(),
+                meta: DocMeta {
+                    title,
+                    encoding: Some(encoding),
+                    ..DocMeta::default()
+                },
+            }
+        }
+        Format::Html => text::html(bytes)?,
+        Format::Pdf => pdf::extract(bytes, limits)?,
+        Format::Docx => docx::extract(bytes, limits)?,
+    };
+    if out.text.trim().is_empty() {
+        return Err(if format == Format::Pdf {
+            Refusal::NoTextLayer
+        } else {
+            Refusal::Empty
+        });
+    }
+    if out
+        .meta
+        .title
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        out.meta.title = None;
+    }
+    Ok(out)
+}

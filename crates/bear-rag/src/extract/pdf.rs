@@ -1,0 +1,121 @@
+//! PDF text layers through lopdf, one page at a time, with decompression, page and time limits.
+//! lopdf guards its own traversals against cyclic page trees and xref chains.
+
+use lopdf::{Document, LoadOptions, Object};
+
+use super::{DocMeta, Extracted, Limits, Refusal};
+
+pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
+    let secs = limits
+        .deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs();
+    let max_inflate = usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+    let options = LoadOptions {
+        max_decompressed_size: Some(max_inflate),
+        ..LoadOptions::default()
+    };
+    let doc = Document::load_mem_with_options(bytes, options).map_err(load_error)?;
+    if doc.is_encrypted() {
+        return Err(Refusal::Encrypted);
+    }
+    let pages: Vec<u32> = doc.get_pages().into_keys().collect();
+    if pages.len() > limits.max_pages {
+        return Err(Refusal::TooManyPages {
+            pages: pages.len(),
+            limit: limits.max_pages,
+        });
+    }
+    let mut text = String::new();
+    let mut page_starts = Vec::with_capacity(pages.len());
+    let mut budget = max_inflate;
+    for &n in &pages {
+        limits.check_time(secs)?;
+        page_starts.push(text.len());
+        let page = doc
+            .extract_text_with_limit(&[n], budget)
+            .map_err(load_error)?;
+        budget = budget.saturating_sub(page.len());
+        text.push_str(page.trim_end());
+        text.push_str("\n\x0c");
+    }
+    let info = info_dict(&doc);
+    let field = |key: &[u8]| {
+        info.and_then(|d| d.get(key).ok())
+            .and_then(|o| lopdf::decode_text_string(o).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let meta = DocMeta {
+        title: field(b"Title"),
+        author: field(b"Author"),
+        created: field(b"CreationDate").map(|d| pdf_date(&d)),
+        modified: field(b"ModDate").map(|d| pdf_date(&d)),
+        page_count: Some(pages.len() as u32),
+        encoding: None,
+    };
+    Ok(Extracted {
+        text,
+        page_starts,
+        meta,
+    })
+}
+
+fn info_dict(doc: &Document) -> Option<&lopdf::Dictionary> {
+    match doc.trailer.get(b"Info").ok()? {
+        Object::Reference(id) => doc.get_dictionary(*id).ok(),
+        Object::Dictionary(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn load_error(e: lopdf::Error) -> Refusal {
+    match e {
+        lopdf::Error::InvalidPassword | lopdf::Error::Decryption(_) => Refusal::Encrypted,
+        lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }) => {
+            Refusal::ZipBomb {
+                detail: "a PDF stream decompresses past rag.max_decompressed_bytes".into(),
+            }
+        }
+        other => Refusal::MalformedPdf {
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// `D:YYYYMMDDHHmmSS...` to `YYYY-MM-DDTHH:mm:SS` (as much as is present); other text as is.
+fn pdf_date(raw: &str) -> String {
+    let d = raw.strip_prefix("D:").unwrap_or(raw);
+    let digits: String = d
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    if digits.len() < 4 {
+        return raw.to_string();
+    }
+    let part = |a: usize, b: usize| digits.get(a..b);
+    let mut out = digits[..4].to_string();
+    if let Some(m) = part(4, 6) {
+        out += &format!("-{m}");
+    }
+    if let Some(day) = part(6, 8) {
+        out += &format!("-{day}");
+    }
+    if let (Some(h), Some(mi)) = (part(8, 10), part(10, 12)) {
+        out += &format!("T{h}:{mi}:{}", part(12, 14).unwrap_or("00"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pdf_date;
+
+    #[test]
+    fn pdf_dates() {
+        assert_eq!(pdf_date("D:20240315093000+01'00'"), "2024-03-15T09:30:00");
+        assert_eq!(pdf_date("D:2024"), "2024");
+        assert_eq!(pdf_date("yesterday"), "yesterday");
+    }
+}

@@ -1,0 +1,599 @@
+//! The ingestion pipeline: discover files, extract, chunk, scrub, embed, store.
+//!
+//! One producer task prepares documents (read, hash, skip if unchanged, extract on a
+//! big-stack thread under the time limit, chunk with the embedder's tokenizer, scrub through
+//! the [`PiiScrubber`] trait) while the consumer embeds their chunks in batches and writes
+//! them to LanceDB in groups. A document is reported done only after its group is committed,
+//! so a crash never loses a document that was reported ingested. A document that breaks a
+//! limit or cannot be read fails alone, with its reason; the batch goes on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bear_core::{CancellationToken, Embedder, PiiScrubber, RagConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{ChunkParams, chunk};
+use crate::error::{Error, Result};
+use crate::extract::{Extracted, Format, Limits, Refusal, extract};
+use crate::store::{ChunkRow, Collection, DocumentRecord, now};
+
+/// What ingestion needs besides the collection: an embedder and, unless PII is kept, a
+/// scrubber.
+#[derive(Clone)]
+pub struct Pipeline {
+    /// Computes the vectors; its tokenizer sizes the chunks.
+    pub embedder: Arc<dyn Embedder>,
+    /// Scrubs text before it is embedded or stored.
+    pub scrubber: Arc<dyn PiiScrubber>,
+    /// Limits, chunk sizes, globs.
+    pub config: RagConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("embedder", self.embedder.model())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for one ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Also remove documents whose files no longer exist.
+    pub sync: bool,
+}
+
+/// Progress, reported as the ingest goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Progress {
+    /// Discovery finished: this many files will be looked at.
+    Found {
+        /// Files.
+        files: usize,
+    },
+    /// A document is stored (its chunks and row are committed).
+    Ingested {
+        /// The file.
+        path: String,
+        /// Chunks written.
+        chunks: usize,
+    },
+    /// A file was unchanged since its last ingest.
+    Unchanged {
+        /// The file.
+        path: String,
+    },
+    /// A file failed.
+    Failed {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One stored document in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestedDoc {
+    /// The file.
+    pub path: String,
+    /// Its document id.
+    pub document_id: String,
+    /// Chunks written.
+    pub chunks: usize,
+}
+
+/// One failed file in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedDoc {
+    /// The file.
+    pub path: String,
+    /// Why, in words.
+    pub reason: String,
+    /// Why, as a typed value.
+    pub refusal: Refusal,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Stored documents.
+    pub ingested: Vec<IngestedDoc>,
+    /// Files skipped because their sha256 is unchanged.
+    pub unchanged: Vec<String>,
+    /// Files that failed, with reasons.
+    pub failed: Vec<FailedDoc>,
+    /// Documents removed by `--sync` because their files vanished.
+    pub removed: Vec<String>,
+    /// Documents whose chunks were left by an interrupted earlier ingest and were cleaned up.
+    pub recovered: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Wall time, milliseconds.
+    pub elapsed_ms: u64,
+    /// Time spent inside the embedder, milliseconds.
+    pub embed_ms: u64,
+    /// Whether the ingest was cancelled before the end.
+    pub cancelled: bool,
+}
+
+/// Stable document id: the first 128 bits of SHA-256 over the canonical path, in hex.
+pub fn document_id(canonical: &Path) -> String {
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        canonical.as_os_str().as_encoded_bytes(),
+    );
+    hex::encode(&d.as_ref()[..16])
+}
+
+/// Expands the paths given into files to ingest; problems become failures.
+fn discover(
+    paths: &[PathBuf],
+    config: &RagConfig,
+    failed: &mut Vec<FailedDoc>,
+) -> Result<Vec<PathBuf>> {
+    let globs = |patterns: &[String], what: &str| -> Result<Option<globset::GlobSet>> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let mut b = globset::GlobSetBuilder::new();
+        for p in patterns {
+            b.add(globset::Glob::new(p).map_err(|e| {
+                Error::InvalidRequest(format!("rag.{what}: bad glob `{p}`: {}", e.kind()))
+            })?);
+        }
+        b.build()
+            .map(Some)
+            .map_err(|e| Error::InvalidRequest(format!("rag.{what}: {e}")))
+    };
+    let include = globs(&config.include, "include")?;
+    let exclude = globs(&config.exclude, "exclude")?;
+    let mut fail = |path: &Path, refusal: Refusal| {
+        failed.push(FailedDoc {
+            path: path.display().to_string(),
+            reason: refusal.to_string(),
+            refusal,
+        });
+    };
+    let mut files = Vec::new();
+    for root in paths {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                fail(root, Refusal::from_io(&e));
+                continue;
+            }
+        };
+        if meta.is_file() {
+            match Format::from_path(root) {
+                Some(_) => files.push(root.clone()),
+                None => fail(
+                    root,
+                    Refusal::UnsupportedFormat {
+                        extension: root
+                            .extension()
+                            .map(|e| e.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    },
+                ),
+            }
+            continue;
+        }
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                e.depth() == 0 || exclude.as_ref().is_none_or(|x| !x.is_match(rel))
+            });
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.clone());
+                    let refusal =
+                        e.io_error()
+                            .map(Refusal::from_io)
+                            .unwrap_or(Refusal::Unreadable {
+                                detail: "filesystem loop".into(),
+                            });
+                    fail(&path, refusal);
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() || Format::from_path(entry.path()).is_none() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            if include.as_ref().is_some_and(|i| !i.is_match(rel)) {
+                continue;
+            }
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// A document ready to embed.
+struct Prepared {
+    record: DocumentRecord,
+    rows: Vec<ChunkRow>,
+}
+
+enum Msg {
+    Ready(Box<Prepared>),
+    Unchanged(String),
+    Failed(FailedDoc),
+}
+
+/// Runs `f` on its own thread with a 256 MiB stack, giving up after `limit`.
+async fn limited<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> std::result::Result<T, Refusal> + Send + 'static,
+) -> std::result::Result<T, Refusal> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bear-extract".into())
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        });
+    if spawned.is_err() {
+        return Err(Refusal::Internal);
+    }
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(Ok(r))) => r,
+        Ok(_) => Err(Refusal::Internal),
+        Err(_) => Err(Refusal::Timeout {
+            secs: limit.as_secs(),
+        }),
+    }
+}
+
+fn unix(t: std::io::Result<std::time::SystemTime>) -> i64 {
+    t.ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Reads, extracts, chunks and scrubs one file. `Ok(None)` means unchanged.
+async fn prepare(
+    path: PathBuf,
+    known: Option<DocumentRecord>,
+    pipeline: Pipeline,
+) -> std::result::Result<Option<Prepared>, Refusal> {
+    let config = &pipeline.config;
+    let meta = std::fs::metadata(&path).map_err(|e| Refusal::from_io(&e))?;
+    if meta.len() > config.max_file_bytes {
+        return Err(Refusal::TooLarge {
+            size: meta.len(),
+            limit: config.max_file_bytes,
+        });
+    }
+    let canonical = std::fs::canonicalize(&path).map_err(|e| Refusal::from_io(&e))?;
+    let format = Format::from_path(&path).ok_or(Refusal::UnsupportedFormat {
+        extension: String::new(),
+    })?;
+    let limit = Duration::from_secs(config.doc_timeout_secs);
+    let limits = Limits::from_config(config);
+    let file_modified = unix(meta.modified());
+    let p = pipeline.clone();
+    limited(limit, move || {
+        let bytes = std::fs::read(&canonical).map_err(|e| Refusal::from_io(&e))?;
+        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+        if known.as_ref().is_some_and(|k| k.sha256 == sha256) {
+            return Ok(None);
+        }
+        let extracted = extract(&bytes, format, &limits)?;
+        drop(bytes);
+        build(
+            &p,
+            &canonical,
+            format,
+            extracted,
+            sha256,
+            meta.len(),
+            file_modified,
+            &limits,
+        )
+        .map(Some)
+    })
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    p: &Pipeline,
+    canonical: &Path,
+    format: Format,
+    extracted: Extracted,
+    sha256: String,
+    size: u64,
+    file_modified: i64,
+    limits: &Limits,
+) -> std::result::Result<Prepared, Refusal> {
+    let secs = p.config.doc_timeout_secs;
+    let count = |t: &[&str]| p.embedder.count_tokens(t);
+    let params = ChunkParams {
+        target: p.config.chunk_tokens.min(p.embedder.max_input_tokens()),
+        overlap: p.config.chunk_overlap,
+    };
+    let chunks = chunk(&extracted.text, params, &extracted.page_starts, &count)
+        .map_err(|_| Refusal::Internal)?;
+    limits.check_time(secs)?;
+    let scrub = |t: &str| -> std::result::Result<String, Refusal> {
+        p.scrubber
+            .scrub(t)
+            .map(|o| o.text.expose().clone())
+            .map_err(|_| Refusal::Internal)
+    };
+    let id = document_id(canonical);
+    let path = canonical.display().to_string();
+    let file_name = canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let title = match &extracted.meta.title {
+        Some(t) => scrub(t)?,
+        None => file_name,
+    };
+    let author = extracted.meta.author.as_deref().map(scrub).transpose()?;
+    let mut rows = Vec::with_capacity(chunks.len());
+    for c in &chunks {
+        if c.ordinal.is_multiple_of(64) {
+            limits.check_time(secs)?;
+        }
+        rows.push(ChunkRow {
+            id: format!("{id}-{:06}", c.ordinal),
+            document_id: id.clone(),
+            ordinal: c.ordinal,
+            text: scrub(&extracted.text[c.bytes.clone()])?,
+            vector: Vec::new(),
+            byte_range: (c.bytes.start as u64, c.bytes.end as u64),
+            char_range: (c.chars.start as u64, c.chars.end as u64),
+            page: extracted.page_of(c.bytes.start),
+            path: path.clone(),
+            title: title.clone(),
+            file_modified,
+        });
+    }
+    let record = DocumentRecord {
+        id,
+        path,
+        title,
+        author,
+        created: extracted.meta.created.clone(),
+        modified: extracted.meta.modified.clone(),
+        file_modified,
+        page_count: extracted.meta.page_count,
+        mime: format.mime().into(),
+        sha256,
+        size,
+        chunks: rows.len() as u32,
+        ingested_at: now(),
+    };
+    Ok(Prepared { record, rows })
+}
+
+/// Chunks written per LanceDB commit, at most (a commit also ends every 16 documents).
+const COMMIT_CHUNKS: usize = 512;
+const COMMIT_DOCS: usize = 16;
+
+/// Ingests `paths` (files and folders) into `collection`.
+pub async fn ingest(
+    collection: &Collection,
+    pipeline: &Pipeline,
+    paths: &[PathBuf],
+    options: &IngestOptions,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+    cancel: &CancellationToken,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let meta = collection.meta();
+    if meta.embedder != pipeline.embedder.model().as_str()
+        || meta.dimension != pipeline.embedder.dimension()
+    {
+        return Err(Error::EmbedderMismatch {
+            name: meta.name.clone(),
+            built_with: meta.embedder.clone(),
+            dim: meta.dimension,
+            requested: pipeline.embedder.model().to_string(),
+        });
+    }
+    let mut report = IngestReport {
+        recovered: collection.remove_orphans().await?,
+        ..IngestReport::default()
+    };
+    let files = discover(paths, &pipeline.config, &mut report.failed)?;
+    for f in &report.failed {
+        progress(&Progress::Failed {
+            path: f.path.clone(),
+            reason: f.reason.clone(),
+        });
+    }
+    progress(&Progress::Found { files: files.len() });
+    let known: HashMap<String, DocumentRecord> = collection
+        .documents()
+        .await?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+
+    // Producer: prepares documents one after another, two ahead of the consumer.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(2);
+    let producer = {
+        let pipeline = pipeline.clone();
+        let known = known.clone();
+        let cancel = cancel.clone();
+        let files = files.clone();
+        tokio::spawn(async move {
+            for path in files {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let shown = path.display().to_string();
+                let id = std::fs::canonicalize(&path).ok().map(|c| document_id(&c));
+                let prior = id.and_then(|id| known.get(&id).cloned());
+                let msg = match prepare(path, prior, pipeline.clone()).await {
+                    Ok(Some(p)) => Msg::Ready(Box::new(p)),
+                    Ok(None) => Msg::Unchanged(shown),
+                    Err(refusal) => Msg::Failed(FailedDoc {
+                        path: shown,
+                        reason: refusal.to_string(),
+                        refusal,
+                    }),
+                };
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut pending: Vec<Prepared> = Vec::new();
+    let mut pending_chunks = 0usize;
+    let mut embed_time = Duration::ZERO;
+    let mut result = Ok(());
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Unchanged(path) => {
+                progress(&Progress::Unchanged { path: path.clone() });
+                report.unchanged.push(path);
+            }
+            Msg::Failed(f) => {
+                progress(&Progress::Failed {
+                    path: f.path.clone(),
+                    reason: f.reason.clone(),
+                });
+                report.failed.push(f);
+            }
+            Msg::Ready(mut p) => {
+                let t = Instant::now();
+                if let Err(e) = embed_rows(pipeline, &mut p.rows).await {
+                    result = Err(e);
+                    break;
+                }
+                embed_time += t.elapsed();
+                pending_chunks += p.rows.len();
+                pending.push(*p);
+                if pending_chunks >= COMMIT_CHUNKS || pending.len() >= COMMIT_DOCS {
+                    if let Err(e) = commit(collection, &mut pending, &mut report, progress).await {
+                        result = Err(e);
+                        break;
+                    }
+                    pending_chunks = 0;
+                }
+            }
+        }
+        if cancel.is_cancelled() {
+            report.cancelled = true;
+            break;
+        }
+    }
+    drop(rx);
+    let _ = producer.await;
+    result?;
+    commit(collection, &mut pending, &mut report, progress).await?;
+
+    if options.sync && !report.cancelled {
+        let vanished: Vec<DocumentRecord> = collection
+            .documents()
+            .await?
+            .into_iter()
+            .filter(|d| !Path::new(&d.path).exists())
+            .collect();
+        let ids: Vec<String> = vanished.iter().map(|d| d.id.clone()).collect();
+        collection.delete_documents(&ids).await?;
+        report.removed = vanished.into_iter().map(|d| d.path).collect();
+    }
+    if !report.ingested.is_empty() || !report.removed.is_empty() || report.recovered > 0 {
+        collection.optimize(pipeline.config.ann_threshold).await?;
+    }
+    report.embed_ms = embed_time.as_millis() as u64;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn embed_rows(pipeline: &Pipeline, rows: &mut [ChunkRow]) -> Result<()> {
+    for batch in rows.chunks_mut(pipeline.config.embed_batch) {
+        let texts: Vec<String> = batch.iter().map(|r| r.text.clone()).collect();
+        let vectors = pipeline.embedder.embed(&texts).await?;
+        if vectors.len() != batch.len() {
+            return Err(Error::Backend(bear_core::Error::backend(
+                bear_core::ErrorKind::Internal,
+                "the embedder returned the wrong number of vectors",
+            )));
+        }
+        for (row, v) in batch.iter_mut().zip(vectors) {
+            row.vector = v;
+        }
+    }
+    Ok(())
+}
+
+async fn commit(
+    collection: &Collection,
+    pending: &mut Vec<Prepared>,
+    report: &mut IngestReport,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let docs: Vec<(DocumentRecord, Vec<ChunkRow>)> =
+        pending.drain(..).map(|p| (p.record, p.rows)).collect();
+    let done: Vec<IngestedDoc> = docs
+        .iter()
+        .map(|(d, c)| IngestedDoc {
+            path: d.path.clone(),
+            document_id: d.id.clone(),
+            chunks: c.len(),
+        })
+        .collect();
+    collection.write(docs).await?;
+    for d in done {
+        progress(&Progress::Ingested {
+            path: d.path.clone(),
+            chunks: d.chunks,
+        });
+        report.chunks += d.chunks;
+        report.ingested.push(d);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_time_limit_gives_up_on_a_stuck_extraction() {
+        let started = Instant::now();
+        let r: std::result::Result<(), Refusal> = limited(Duration::from_millis(100), || {
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(())
+        })
+        .await;
+        assert_eq!(r, Err(Refusal::Timeout { secs: 0 }));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_extractor_is_an_internal_refusal() {
+        let r: std::result::Result<(), Refusal> =
+            limited(Duration::from_secs(5), || panic!("extractor bug")).await;
+        assert_eq!(r, Err(Refusal::Internal));
+    }
+}

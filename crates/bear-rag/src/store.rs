@@ -1,0 +1,916 @@
+//! The LanceDB store: one database directory per collection, each with a `documents` table and
+//! a `chunks` table (text, `FixedSizeList<Float32, dim>` vector, offsets, page).
+//!
+//! Crash safety comes from write order. A batch of documents is written as one merge-insert
+//! commit on `chunks` (which also deletes those documents' old chunks), then one commit on
+//! `documents`; a document counts as ingested only once its `documents` row is committed.
+//! Deletion removes the `documents` row first. Chunks without a `documents` row (left by a
+//! crash between the two commits) are removed by [`Collection::remove_orphans`], which every
+//! ingest runs first. The tables are plain Lance datasets with Arrow types, readable by any
+//! LanceDB client.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::types::Float32Type;
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
+    RecordBatchIterator, StringArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use futures::TryStreamExt;
+use lancedb::index::Index;
+use lancedb::index::scalar::{FtsIndexBuilder, FullTextSearchQuery};
+use lancedb::query::{ExecutableQuery, QueryBase, QueryExecutionOptions, Select};
+use lancedb::{DistanceType, Table};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const CHUNKS: &str = "chunks";
+const DOCUMENTS: &str = "documents";
+const META_FILE: &str = "collection.json";
+
+/// Checks a collection name: 1–64 of `[a-z0-9_-]`, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidCollectionName { name: name.into() })
+    }
+}
+
+/// What a collection records about itself in `collection.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionMeta {
+    /// The collection's name.
+    pub name: String,
+    /// What happens to PII before text is stored.
+    pub pii_policy: bear_core::PiiPolicy,
+    /// The embedder its vectors come from.
+    pub embedder: String,
+    /// Their dimension.
+    pub dimension: usize,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A collection with its size, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    /// The recorded metadata.
+    #[serde(flatten)]
+    pub meta: CollectionMeta,
+    /// Documents.
+    pub documents: usize,
+    /// Chunks.
+    pub chunks: usize,
+}
+
+/// A row of the `documents` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    /// Stable id: from the file's canonical path.
+    pub id: String,
+    /// The file's canonical path.
+    pub path: String,
+    /// Title from the document, else the file name.
+    pub title: String,
+    /// Author, if the document names one (scrubbed like the text).
+    pub author: Option<String>,
+    /// Creation date as the document states it.
+    pub created: Option<String>,
+    /// Modification date as the document states it.
+    pub modified: Option<String>,
+    /// The file's modification time, Unix seconds.
+    pub file_modified: i64,
+    /// Pages, for paged formats.
+    pub page_count: Option<u32>,
+    /// MIME type.
+    pub mime: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// Chunks stored.
+    pub chunks: u32,
+    /// When it was ingested, Unix seconds.
+    pub ingested_at: i64,
+}
+
+/// A row of the `chunks` table, before it is written.
+#[derive(Debug, Clone)]
+pub struct ChunkRow {
+    /// `<document id>-<ordinal>`.
+    pub id: String,
+    /// The document.
+    pub document_id: String,
+    /// Position in the document.
+    pub ordinal: u32,
+    /// The (scrubbed) text.
+    pub text: String,
+    /// The embedding.
+    pub vector: Vec<f32>,
+    /// Byte range in the extracted text.
+    pub byte_range: (u64, u64),
+    /// Character range in the extracted text.
+    pub char_range: (u64, u64),
+    /// 1-based page.
+    pub page: Option<u32>,
+    /// The document's path, for citations without a join.
+    pub path: String,
+    /// The document's title.
+    pub title: String,
+    /// The file's modification time, Unix seconds, for date filters.
+    pub file_modified: i64,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The chunk.
+    pub chunk_id: String,
+    /// Its document.
+    pub document_id: String,
+    /// The document's path.
+    pub path: String,
+    /// The document's title.
+    pub title: String,
+    /// 1-based page, for paged formats.
+    pub page: Option<u32>,
+    /// The chunk's position in its document.
+    pub ordinal: u32,
+    /// Byte range in the extracted text.
+    pub byte_range: (u64, u64),
+    /// Character range in the extracted text.
+    pub char_range: (u64, u64),
+    /// The stored (scrubbed) text.
+    pub text: String,
+    /// Higher is better: cosine similarity (vector), BM25 (full text) or fused RRF (hybrid).
+    pub score: f32,
+}
+
+/// How to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Nearest vectors by cosine.
+    Vector,
+    /// BM25 over LanceDB's full-text index.
+    FullText,
+    /// Both, fused by reciprocal rank.
+    #[default]
+    Hybrid,
+}
+
+/// Filters applied to a search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// Only this document.
+    pub document: Option<String>,
+    /// Only files modified at or after this Unix time.
+    pub modified_after: Option<i64>,
+    /// Only files modified at or before this Unix time.
+    pub modified_before: Option<i64>,
+}
+
+impl Filter {
+    /// The SQL predicate, built from typed values only (ids are checked hex).
+    fn predicate(&self) -> Result<Option<String>> {
+        let mut parts = Vec::new();
+        if let Some(d) = &self.document {
+            check_id(d)?;
+            parts.push(format!("document_id = '{d}'"));
+        }
+        if let Some(t) = self.modified_after {
+            parts.push(format!("file_modified >= {t}"));
+        }
+        if let Some(t) = self.modified_before {
+            parts.push(format!("file_modified <= {t}"));
+        }
+        Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
+    }
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(
+            "a document id is 32 hexadecimal characters".into(),
+        ))
+    }
+}
+
+fn id_list(ids: &[String]) -> Result<String> {
+    for id in ids {
+        check_id(id)?;
+    }
+    Ok(ids
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// The directory that holds every collection.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Whether a collection exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir(name).join(META_FILE).is_file()
+    }
+
+    /// Every collection, by name.
+    pub async fn list(&self) -> Result<Vec<CollectionInfo>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => {
+                return Err(Error::Io {
+                    path: self.root.clone(),
+                    source,
+                });
+            }
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok() && self.exists(n))
+            .collect();
+        names.sort();
+        for n in names {
+            let c = self.open(&n).await?;
+            out.push(CollectionInfo {
+                documents: c
+                    .documents
+                    .count_rows(None)
+                    .await
+                    .map_err(|e| Error::storage("count", e))?,
+                chunks: c
+                    .chunks
+                    .count_rows(None)
+                    .await
+                    .map_err(|e| Error::storage("count", e))?,
+                meta: c.meta,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a collection for vectors of `embedder` with `pii_policy`.
+    pub async fn create(
+        &self,
+        name: &str,
+        pii_policy: bear_core::PiiPolicy,
+        embedder: &str,
+        dimension: usize,
+    ) -> Result<Collection> {
+        check_name(name)?;
+        if self.exists(name) {
+            return Err(Error::CollectionExists { name: name.into() });
+        }
+        let dir = self.dir(name);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let db = connect(&dir).await?;
+        for (table, schema) in [
+            (CHUNKS, chunk_schema(dimension)),
+            (DOCUMENTS, document_schema()),
+        ] {
+            db.create_empty_table(table, schema)
+                .mode(lancedb::database::CreateTableMode::exist_ok(|b| b))
+                .execute()
+                .await
+                .map_err(|e| Error::storage("create table", e))?;
+        }
+        let meta = CollectionMeta {
+            name: name.into(),
+            pii_policy,
+            embedder: embedder.into(),
+            dimension,
+            created_at: now(),
+        };
+        // collection.json is written last: a collection exists once its tables do.
+        let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+        let tmp = dir.join(format!("{META_FILE}.tmp"));
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, dir.join(META_FILE)))
+            .map_err(|source| Error::Io {
+                path: dir.join(META_FILE),
+                source,
+            })?;
+        self.open(name).await
+    }
+
+    /// Opens an existing collection.
+    pub async fn open(&self, name: &str) -> Result<Collection> {
+        check_name(name)?;
+        if !self.exists(name) {
+            return Err(Error::NoCollection { name: name.into() });
+        }
+        let dir = self.dir(name);
+        let path = dir.join(META_FILE);
+        let meta: CollectionMeta = std::fs::read(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })
+            .and_then(|b| {
+                serde_json::from_slice(&b).map_err(|e| Error::Storage {
+                    op: "read collection.json",
+                    reason: e.to_string(),
+                })
+            })?;
+        let db = connect(&dir).await?;
+        let open = |t: &'static str| {
+            let db = db.clone();
+            async move {
+                db.open_table(t)
+                    .execute()
+                    .await
+                    .map_err(|e| Error::storage("open table", e))
+            }
+        };
+        let chunks = open(CHUNKS).await?;
+        let documents = open(DOCUMENTS).await?;
+        Ok(Collection {
+            meta,
+            dir,
+            chunks,
+            documents,
+        })
+    }
+
+    /// Deletes a collection and everything in it.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        if !self.exists(name) {
+            return Err(Error::NoCollection { name: name.into() });
+        }
+        let dir = self.dir(name);
+        // Drop the marker first, so a half-deleted collection is never opened.
+        std::fs::remove_file(dir.join(META_FILE))
+            .and_then(|()| std::fs::remove_dir_all(&dir))
+            .map_err(|source| Error::Io { path: dir, source })
+    }
+}
+
+async fn connect(dir: &Path) -> Result<lancedb::Connection> {
+    let uri = dir.to_str().ok_or_else(|| {
+        Error::InvalidRequest(format!(
+            "the collection path {} is not valid UTF-8",
+            dir.display()
+        ))
+    })?;
+    lancedb::connect(uri)
+        .execute()
+        .await
+        .map_err(|e| Error::storage("open database", e))
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn chunk_schema(dim: usize) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("document_id", DataType::Utf8, false),
+        Field::new("collection", DataType::Utf8, false),
+        Field::new("ordinal", DataType::UInt32, false),
+        Field::new("text", DataType::Utf8, false),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, true)),
+                dim as i32,
+            ),
+            false,
+        ),
+        Field::new("byte_start", DataType::UInt64, false),
+        Field::new("byte_end", DataType::UInt64, false),
+        Field::new("char_start", DataType::UInt64, false),
+        Field::new("char_end", DataType::UInt64, false),
+        Field::new("page", DataType::UInt32, true),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("file_modified", DataType::Int64, false),
+    ]))
+}
+
+fn document_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("author", DataType::Utf8, true),
+        Field::new("created", DataType::Utf8, true),
+        Field::new("modified", DataType::Utf8, true),
+        Field::new("file_modified", DataType::Int64, false),
+        Field::new("page_count", DataType::UInt32, true),
+        Field::new("mime", DataType::Utf8, false),
+        Field::new("sha256", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("chunks", DataType::UInt32, false),
+        Field::new("ingested_at", DataType::Int64, false),
+    ]))
+}
+
+fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+fn opt_strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(v.into_iter().collect::<StringArray>())
+}
+
+fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> {
+    let schema = batch.schema();
+    Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema))
+}
+
+/// Typed column access on a result batch.
+struct Cols<'a>(&'a RecordBatch);
+
+impl Cols<'_> {
+    fn get<T: 'static>(&self, name: &str) -> Result<&T> {
+        self.0
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| Error::Storage {
+                op: "read",
+                reason: format!("column `{name}` is missing or has an unexpected type"),
+            })
+    }
+    fn str(&self, name: &str, i: usize) -> Result<String> {
+        Ok(self.get::<StringArray>(name)?.value(i).to_string())
+    }
+    fn opt_str(&self, name: &str, i: usize) -> Result<Option<String>> {
+        let a = self.get::<StringArray>(name)?;
+        Ok((!a.is_null(i)).then(|| a.value(i).to_string()))
+    }
+    fn u32(&self, name: &str, i: usize) -> Result<u32> {
+        Ok(self.get::<UInt32Array>(name)?.value(i))
+    }
+    fn opt_u32(&self, name: &str, i: usize) -> Result<Option<u32>> {
+        let a = self.get::<UInt32Array>(name)?;
+        Ok((!a.is_null(i)).then(|| a.value(i)))
+    }
+    fn u64(&self, name: &str, i: usize) -> Result<u64> {
+        Ok(self.get::<UInt64Array>(name)?.value(i))
+    }
+    fn i64(&self, name: &str, i: usize) -> Result<i64> {
+        Ok(self.get::<Int64Array>(name)?.value(i))
+    }
+    fn f32(&self, name: &str, i: usize) -> Result<f32> {
+        Ok(self.get::<Float32Array>(name)?.value(i))
+    }
+}
+
+const HIT_COLUMNS: [&str; 11] = [
+    "id",
+    "document_id",
+    "path",
+    "title",
+    "page",
+    "ordinal",
+    "byte_start",
+    "byte_end",
+    "char_start",
+    "char_end",
+    "text",
+];
+
+/// An open collection.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    meta: CollectionMeta,
+    dir: PathBuf,
+    chunks: Table,
+    documents: Table,
+}
+
+impl Collection {
+    /// The recorded metadata.
+    pub fn meta(&self) -> &CollectionMeta {
+        &self.meta
+    }
+
+    /// The database directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The chunks table, for callers that need LanceDB directly (benchmarks).
+    pub fn chunks_table(&self) -> &Table {
+        &self.chunks
+    }
+
+    /// Every document.
+    pub async fn documents(&self) -> Result<Vec<DocumentRecord>> {
+        self.query_documents(None).await
+    }
+
+    /// One document by id.
+    pub async fn document(&self, id: &str) -> Result<Option<DocumentRecord>> {
+        check_id(id)?;
+        Ok(self
+            .query_documents(Some(format!("id = '{id}'")))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn query_documents(&self, filter: Option<String>) -> Result<Vec<DocumentRecord>> {
+        let mut q = self.documents.query();
+        if let Some(f) = filter {
+            q = q.only_if(f);
+        }
+        let batches: Vec<RecordBatch> = q
+            .execute()
+            .await
+            .map_err(|e| Error::storage("read documents", e))?
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("read documents", e))?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let c = Cols(b);
+            for i in 0..b.num_rows() {
+                out.push(DocumentRecord {
+                    id: c.str("id", i)?,
+                    path: c.str("path", i)?,
+                    title: c.str("title", i)?,
+                    author: c.opt_str("author", i)?,
+                    created: c.opt_str("created", i)?,
+                    modified: c.opt_str("modified", i)?,
+                    file_modified: c.i64("file_modified", i)?,
+                    page_count: c.opt_u32("page_count", i)?,
+                    mime: c.str("mime", i)?,
+                    sha256: c.str("sha256", i)?,
+                    size: c.u64("size", i)?,
+                    chunks: c.u32("chunks", i)?,
+                    ingested_at: c.i64("ingested_at", i)?,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Writes documents and their chunks: the chunks (replacing any older chunks of those
+    /// documents) in one commit, then the document rows in a second.
+    pub async fn write(&self, docs: Vec<(DocumentRecord, Vec<ChunkRow>)>) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = docs.iter().map(|(d, _)| d.id.clone()).collect();
+        let list = id_list(&ids)?;
+        let rows: Vec<&ChunkRow> = docs.iter().flat_map(|(_, c)| c).collect();
+        let batch = self.chunk_batch(&rows)?;
+        let mut merge = self.chunks.merge_insert(&["id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(Some(format!("document_id IN ({list})")));
+        merge
+            .execute(reader(batch))
+            .await
+            .map_err(|e| Error::storage("write chunks", e))?;
+        let records: Vec<&DocumentRecord> = docs.iter().map(|(d, _)| d).collect();
+        let batch = document_batch(&records)?;
+        let mut merge = self.documents.merge_insert(&["id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all();
+        merge
+            .execute(reader(batch))
+            .await
+            .map_err(|e| Error::storage("write documents", e))?;
+        Ok(())
+    }
+
+    fn chunk_batch(&self, rows: &[&ChunkRow]) -> Result<RecordBatch> {
+        let dim = self.meta.dimension;
+        if let Some(bad) = rows.iter().find(|r| r.vector.len() != dim) {
+            return Err(Error::InvalidRequest(format!(
+                "a vector of length {} for a collection of dimension {dim}",
+                bad.vector.len()
+            )));
+        }
+        let vectors = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+            rows.iter()
+                .map(|r| Some(r.vector.iter().copied().map(Some).collect::<Vec<_>>())),
+            dim as i32,
+        );
+        // from_iter_primitive marks the list field nullable; match the table's schema.
+        let vectors = FixedSizeListArray::new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            dim as i32,
+            vectors.values().clone(),
+            None,
+        );
+        let name = self.meta.name.as_str();
+        RecordBatch::try_new(
+            chunk_schema(dim),
+            vec![
+                strings(rows.iter().map(|r| r.id.as_str())),
+                strings(rows.iter().map(|r| r.document_id.as_str())),
+                strings(rows.iter().map(|_| name)),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|r| r.ordinal),
+                )),
+                strings(rows.iter().map(|r| r.text.as_str())),
+                Arc::new(vectors),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.byte_range.0),
+                )),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.byte_range.1),
+                )),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.char_range.0),
+                )),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.char_range.1),
+                )),
+                Arc::new(rows.iter().map(|r| r.page).collect::<UInt32Array>()),
+                strings(rows.iter().map(|r| r.path.as_str())),
+                strings(rows.iter().map(|r| r.title.as_str())),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.file_modified),
+                )),
+            ],
+        )
+        .map_err(|e| Error::storage("build chunk batch", e))
+    }
+
+    /// Deletes documents and their chunks.
+    pub async fn delete_documents(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = id_list(ids)?;
+        self.documents
+            .delete(format!("id IN ({list})").as_str())
+            .await
+            .map_err(|e| Error::storage("delete documents", e))?;
+        self.chunks
+            .delete(format!("document_id IN ({list})").as_str())
+            .await
+            .map_err(|e| Error::storage("delete chunks", e))?;
+        Ok(())
+    }
+
+    /// Removes chunks whose document row is missing (a crash between the two commits of
+    /// [`Self::write`] or of [`Self::delete_documents`]). Returns how many documents' chunks
+    /// were removed.
+    pub async fn remove_orphans(&self) -> Result<usize> {
+        let known: HashSet<String> = self.documents().await?.into_iter().map(|d| d.id).collect();
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .query()
+            .select(Select::columns(&["document_id"]))
+            .execute()
+            .await
+            .map_err(|e| Error::storage("scan chunks", e))?
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("scan chunks", e))?;
+        let mut orphans = HashSet::new();
+        for b in &batches {
+            let cols = Cols(b);
+            let ids = cols.get::<StringArray>("document_id")?;
+            for i in 0..ids.len() {
+                let id = ids.value(i);
+                if !known.contains(id) {
+                    orphans.insert(id.to_string());
+                }
+            }
+        }
+        if !orphans.is_empty() {
+            let ids: Vec<String> = orphans.iter().cloned().collect();
+            self.chunks
+                .delete(format!("document_id IN ({})", id_list(&ids)?).as_str())
+                .await
+                .map_err(|e| Error::storage("delete orphan chunks", e))?;
+        }
+        Ok(orphans.len())
+    }
+
+    /// Brings the indexes up to date after writes: the full-text index on `text` (built or
+    /// extended), compaction, and an IVF-PQ vector index once there are `ann_threshold` rows.
+    pub async fn optimize(&self, ann_threshold: usize) -> Result<()> {
+        let rows = self
+            .chunks
+            .count_rows(None)
+            .await
+            .map_err(|e| Error::storage("count", e))?;
+        let indices = self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(|e| Error::storage("list indices", e))?;
+        let has = |col: &str| indices.iter().any(|i| i.columns.iter().any(|c| c == col));
+        if rows > 0 && !has("text") {
+            self.chunks
+                .create_index(&["text"], Index::FTS(FtsIndexBuilder::default()))
+                .execute()
+                .await
+                .map_err(|e| Error::storage("build full-text index", e))?;
+        }
+        if rows >= ann_threshold.max(256) && !has("vector") {
+            self.build_vector_index(rows).await?;
+        }
+        for t in [&self.chunks, &self.documents] {
+            t.optimize(lancedb::table::OptimizeAction::All)
+                .await
+                .map_err(|e| Error::storage("optimize", e))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the IVF-PQ index: √rows partitions, 4 dimensions per PQ sub-vector. Queries
+    /// refine the PQ candidates with exact distances (see [`Self::search`]) for recall.
+    pub async fn build_vector_index(&self, rows: usize) -> Result<()> {
+        let partitions = ((rows as f64).sqrt() as u32).clamp(1, 4096);
+        let sub_vectors = (self.meta.dimension / 4).max(1) as u32;
+        let builder = lancedb::index::vector::IvfPqIndexBuilder::default()
+            .distance_type(DistanceType::Cosine)
+            .num_partitions(partitions)
+            .num_sub_vectors(sub_vectors);
+        self.chunks
+            .create_index(&["vector"], Index::IvfPq(builder))
+            .replace(true)
+            .execute()
+            .await
+            .map_err(|e| Error::storage("build vector index", e))
+    }
+
+    /// Searches the chunks. `vector` is required for vector and hybrid mode, `text` for full
+    /// text and hybrid.
+    pub async fn search(
+        &self,
+        mode: SearchMode,
+        text: &str,
+        vector: Option<&[f32]>,
+        k: usize,
+        filter: &Filter,
+        tuning: &AnnTuning,
+    ) -> Result<Vec<Hit>> {
+        let predicate = filter.predicate()?;
+        let need_vec = || {
+            vector.ok_or_else(|| Error::InvalidRequest("vector search needs a query vector".into()))
+        };
+        let columns: Vec<&str> = HIT_COLUMNS.to_vec();
+        let base = || {
+            let mut q = self
+                .chunks
+                .query()
+                .limit(k)
+                .select(Select::columns(&columns));
+            if let Some(p) = &predicate {
+                q = q.only_if(p.clone());
+            }
+            q
+        };
+        let vq = |v: &[f32]| -> Result<lancedb::query::VectorQuery> {
+            let q = base()
+                .nearest_to(v)
+                .map_err(|e| Error::storage("vector query", e))?
+                .distance_type(DistanceType::Cosine)
+                .nprobes(tuning.nprobes)
+                .map_err(|e| Error::storage("vector query", e))?
+                .refine_factor(tuning.refine_factor);
+            Ok(if tuning.exact {
+                q.bypass_vector_index()
+            } else {
+                q
+            })
+        };
+        let stream = match mode {
+            SearchMode::Vector => vq(need_vec()?)?.execute().await,
+            SearchMode::FullText => {
+                base()
+                    .full_text_search(FullTextSearchQuery::new(text.to_string()))
+                    .execute()
+                    .await
+            }
+            SearchMode::Hybrid => {
+                vq(need_vec()?)?
+                    .full_text_search(FullTextSearchQuery::new(text.to_string()))
+                    .execute_hybrid(QueryExecutionOptions::default())
+                    .await
+            }
+        }
+        .map_err(|e| Error::storage("search", e))?;
+        let batches: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("search", e))?;
+        let mut hits = Vec::new();
+        for b in &batches {
+            let c = Cols(b);
+            for i in 0..b.num_rows() {
+                let score = match mode {
+                    SearchMode::Vector => 1.0 - c.f32("_distance", i)?,
+                    SearchMode::FullText => c.f32("_score", i)?,
+                    SearchMode::Hybrid => c.f32("_relevance_score", i)?,
+                };
+                hits.push(Hit {
+                    chunk_id: c.str("id", i)?,
+                    document_id: c.str("document_id", i)?,
+                    path: c.str("path", i)?,
+                    title: c.str("title", i)?,
+                    page: c.opt_u32("page", i)?,
+                    ordinal: c.u32("ordinal", i)?,
+                    byte_range: (c.u64("byte_start", i)?, c.u64("byte_end", i)?),
+                    char_range: (c.u64("char_start", i)?, c.u64("char_end", i)?),
+                    text: c.str("text", i)?,
+                    score,
+                });
+            }
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+/// Query-time ANN parameters (ignored until an ANN index exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnTuning {
+    /// IVF partitions probed.
+    pub nprobes: usize,
+    /// PQ candidates re-ranked with exact distances, as a multiple of k.
+    pub refine_factor: u32,
+    /// Skip the index: an exact (flat) scan.
+    pub exact: bool,
+}
+
+impl Default for AnnTuning {
+    fn default() -> Self {
+        Self {
+            nprobes: 20,
+            refine_factor: 10,
+            exact: false,
+        }
+    }
+}
+
+fn document_batch(rows: &[&DocumentRecord]) -> Result<RecordBatch> {
+    RecordBatch::try_new(
+        document_schema(),
+        vec![
+            strings(rows.iter().map(|r| r.id.as_str())),
+            strings(rows.iter().map(|r| r.path.as_str())),
+            strings(rows.iter().map(|r| r.title.as_str())),
+            opt_strings(rows.iter().map(|r| r.author.as_deref())),
+            opt_strings(rows.iter().map(|r| r.created.as_deref())),
+            opt_strings(rows.iter().map(|r| r.modified.as_deref())),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.file_modified),
+            )),
+            Arc::new(rows.iter().map(|r| r.page_count).collect::<UInt32Array>()),
+            strings(rows.iter().map(|r| r.mime.as_str())),
+            strings(rows.iter().map(|r| r.sha256.as_str())),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.chunks))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.ingested_at),
+            )),
+        ],
+    )
+    .map_err(|e| Error::storage("build document batch", e))
+}

@@ -1,0 +1,301 @@
+//! Hostile and broken documents: each gets a typed refusal, never a panic or a hang.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bear_rag::extract::{Format, Limits, Refusal, extract};
+use lopdf::content::{Content, Operation};
+use lopdf::{Document, Object, Stream, dictionary};
+
+fn limits() -> Limits {
+    Limits {
+        max_file_bytes: 64 << 20,
+        max_decompressed_bytes: 8 << 20,
+        max_xml_depth: 256,
+        max_pages: 100,
+        deadline: Instant::now() + Duration::from_secs(30),
+    }
+}
+
+/// A PDF with one page per entry of `pages`; `None` pages have an empty content stream.
+fn pdf(pages: &[Option<&str>]) -> Document {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+    });
+    let resources = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
+    let mut kids = Vec::new();
+    for text in pages {
+        let ops = match text {
+            Some(t) => vec![
+                Operation::new("BT", vec![]),
+                Operation::new("Tf", vec!["F1".into(), 12.into()]),
+                Operation::new("Td", vec![72.into(), 700.into()]),
+                Operation::new("Tj", vec![Object::string_literal(*t)]),
+                Operation::new("ET", vec![]),
+            ],
+            None => vec![],
+        };
+        let content = doc.add_object(Stream::new(
+            dictionary! {},
+            Content { operations: ops }.encode().unwrap(),
+        ));
+        kids.push(Object::from(doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages_id, "Contents" => content,
+        })));
+    }
+    let count = kids.len() as i64;
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => kids, "Count" => count, "Resources" => resources,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    doc
+}
+
+fn bytes(mut doc: Document) -> Vec<u8> {
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn pdf_pages_are_kept() {
+    let b = bytes(pdf(&[Some("First page text."), Some("Second page text.")]));
+    let e = extract(&b, Format::Pdf, &limits()).unwrap();
+    let second = e.text.find("Second").unwrap();
+    assert_eq!(e.page_of(0), Some(1));
+    assert_eq!(e.page_of(second), Some(2));
+    assert_eq!(e.meta.page_count, Some(2));
+}
+
+#[test]
+fn pdf_without_text_layer_asks_for_ocr() {
+    let b = bytes(pdf(&[None, None]));
+    let err = extract(&b, Format::Pdf, &limits()).unwrap_err();
+    assert_eq!(err, Refusal::NoTextLayer);
+    assert!(err.to_string().contains("OCR"));
+}
+
+#[test]
+fn encrypted_pdf_is_refused() {
+    let mut doc = pdf(&[Some("Secret settlement terms.")]);
+    let file_id = Object::String(
+        b"0123456789abcdef".to_vec(),
+        lopdf::StringFormat::Hexadecimal,
+    );
+    doc.trailer.set("ID", vec![file_id.clone(), file_id]);
+    let state = lopdf::EncryptionState::try_from(lopdf::EncryptionVersion::V2 {
+        document: &doc,
+        owner_password: "owner",
+        user_password: "user-secret",
+        key_length: 128,
+        permissions: lopdf::Permissions::all(),
+    })
+    .unwrap();
+    doc.encrypt(&state).unwrap();
+    let err = extract(&bytes(doc), Format::Pdf, &limits()).unwrap_err();
+    assert_eq!(err, Refusal::Encrypted);
+}
+
+#[test]
+fn cyclic_page_tree_terminates() {
+    let mut doc = pdf(&[Some("Page one.")]);
+    // The Pages node lists itself among its kids.
+    let root = doc
+        .catalog()
+        .unwrap()
+        .get(b"Pages")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    if let Ok(Object::Dictionary(d)) = doc.get_object_mut(root) {
+        d.set(
+            "Kids",
+            vec![Object::Reference(root), Object::Reference(root)],
+        );
+        d.set("Count", 2);
+    }
+    let started = Instant::now();
+    let r = extract(&bytes(doc), Format::Pdf, &limits());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        matches!(r, Err(Refusal::NoTextLayer | Refusal::MalformedPdf { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn cyclic_xref_chain_terminates() {
+    // A hand-written PDF whose trailer's /Prev points back at its own xref section.
+    let body = "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n\
+                2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n";
+    let xref_at = body.len();
+    let pdf = format!(
+        "{body}xref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \n\
+         trailer << /Size 3 /Root 1 0 R /Prev {xref_at} >>\nstartxref\n{xref_at}\n%%EOF\n"
+    );
+    let started = Instant::now();
+    let r = extract(pdf.as_bytes(), Format::Pdf, &limits());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        matches!(r, Err(Refusal::NoTextLayer | Refusal::MalformedPdf { .. })),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn garbage_and_truncated_pdfs_are_malformed() {
+    let good = bytes(pdf(&[Some("Text.")]));
+    for b in [
+        &b"%PDF-1.7\n garbage"[..],
+        &good[..good.len() / 2],
+        b"not a pdf",
+    ] {
+        let r = extract(b, Format::Pdf, &limits());
+        assert!(r.is_err(), "{r:?}");
+    }
+}
+
+#[test]
+fn too_many_pages() {
+    let b = bytes(pdf(&[Some("a"), Some("b"), Some("c")]));
+    let l = Limits {
+        max_pages: 2,
+        ..limits()
+    };
+    assert_eq!(
+        extract(&b, Format::Pdf, &l).unwrap_err(),
+        Refusal::TooManyPages { pages: 3, limit: 2 }
+    );
+}
+
+/// A stored zip whose two central-directory entries share one local entry: the
+/// overlapping-entry construction behind non-recursive zip bombs.
+fn overlapping_zip() -> Vec<u8> {
+    let data = b"<w:document xmlns:w=\"w\"><w:body/></w:document>";
+    let crc = {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file(
+            "x",
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
+        z.write_all(data).unwrap();
+        let b = z.finish().unwrap().into_inner();
+        u32::from_le_bytes(b[14..18].try_into().unwrap())
+    };
+    let name = b"word/document.xml";
+    let mut out = Vec::new();
+    // Local file header.
+    out.extend_from_slice(&0x04034b50u32.to_le_bytes());
+    out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(data);
+    let cd_start = out.len();
+    for n in [&b"word/document.xml"[..], b"word/styles.xml"] {
+        out.extend_from_slice(&0x02014b50u32.to_le_bytes());
+        out.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&0u32.to_le_bytes()); // both point at offset 0
+        out.extend_from_slice(n);
+    }
+    let cd_len = out.len() - cd_start;
+    out.extend_from_slice(&0x06054b50u32.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 2, 0, 2, 0]);
+    out.extend_from_slice(&(cd_len as u32).to_le_bytes());
+    out.extend_from_slice(&(cd_start as u32).to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[test]
+fn docx_overlapping_entries_are_a_zip_bomb() {
+    let r = extract(&overlapping_zip(), Format::Docx, &limits());
+    assert!(
+        matches!(
+            &r,
+            Err(Refusal::ZipBomb { .. }) | Err(Refusal::MalformedDocx { .. })
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn docx_inflating_past_the_limit_is_a_zip_bomb() {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    z.start_file(
+        "word/document.xml",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    z.write_all(b"<w:document><w:body><w:p><w:r><w:t>").unwrap();
+    let zeros = vec![b'0'; 1 << 20];
+    for _ in 0..16 {
+        z.write_all(&zeros).unwrap();
+    }
+    z.write_all(b"</w:t></w:r></w:p></w:body></w:document>")
+        .unwrap();
+    let packed = z.finish().unwrap().into_inner();
+    assert!(packed.len() < 200 << 10, "16 MiB packs small");
+    let r = extract(&packed, Format::Docx, &limits());
+    assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+}
+
+#[test]
+fn text_files_binary_empty_and_oversized() {
+    assert_eq!(
+        extract(b"", Format::Text, &limits()).unwrap_err(),
+        Refusal::Empty
+    );
+    let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01\0\0\0";
+    assert_eq!(
+        extract(elf, Format::Text, &limits()).unwrap_err(),
+        Refusal::Binary
+    );
+    // Invalid UTF-8 is decoded by the detected legacy encoding, not dropped.
+    let e = extract(b"Caf\xe9 au lait, sch\xf6n", Format::Text, &limits()).unwrap();
+    assert_eq!(e.text, "Café au lait, schön");
+    let l = Limits {
+        max_file_bytes: 1000,
+        ..limits()
+    };
+    let big = vec![b'a'; 1001];
+    assert_eq!(
+        extract(&big, Format::Text, &l).unwrap_err(),
+        Refusal::TooLarge {
+            size: 1001,
+            limit: 1000
+        }
+    );
+}
+
+#[test]
+fn every_corpus_file_extracts() {
+    for entry in std::fs::read_dir(crate::corpus()).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(format) = Format::from_path(&path) else {
+            continue;
+        };
+        let b = std::fs::read(&path).unwrap();
+        let e =
+            extract(&b, format, &limits()).unwrap_or_else(|r| panic!("{}: {r}", path.display()));
+        assert!(e.text.len() > 200, "{}", path.display());
+    }
+}

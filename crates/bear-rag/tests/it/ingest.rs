@@ -1,0 +1,467 @@
+//! Ingestion of the demo corpus and of bad files, idempotent re-ingest, sync, deletion, and
+//! retrieval of the right document and page for known questions.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::{RecordBatch, StringArray};
+use bear_core::{CancellationToken, PiiPolicy, PiiScrubber, RagConfig};
+use bear_rag::extract::Refusal;
+use bear_rag::{Filter, IngestOptions, IngestReport, SearchMode};
+use futures::TryStreamExt;
+use lancedb::query::{ExecutableQuery, QueryBase, Select};
+
+use crate::Env;
+
+async fn run(env: &Env, c: &bear_rag::Collection, paths: &[PathBuf], sync: bool) -> IngestReport {
+    let mut events = Vec::new();
+    let report = bear_rag::ingest(
+        c,
+        &env.pipeline(RagConfig::default()),
+        paths,
+        &IngestOptions { sync },
+        &mut |p: &bear_rag::Progress| events.push(p.clone()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, bear_rag::Progress::Ingested { .. }))
+        .count();
+    assert_eq!(
+        done,
+        report.ingested.len(),
+        "one progress event per stored document"
+    );
+    report
+}
+
+fn name(p: &str) -> &str {
+    Path::new(p)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+}
+
+async fn all_texts(c: &bear_rag::Collection) -> Vec<(String, String)> {
+    let batches: Vec<RecordBatch> = c
+        .chunks_table()
+        .query()
+        .select(Select::columns(&["document_id", "text"]))
+        .execute()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let ids = b.column_by_name("document_id").unwrap();
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let texts = b.column_by_name("text").unwrap();
+        let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            out.push((ids.value(i).to_string(), texts.value(i).to_string()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_is_ingested_scrubbed_and_found_by_page() {
+    let env = Env::new(PiiPolicy::Tokenize);
+    let c = env.collection("matter-a").await;
+    let report = run(&env, &c, &[crate::corpus()], false).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.ingested.len(), 13, "{:?}", report.ingested);
+    assert!(report.chunks >= 13);
+    let docs = c.documents().await.unwrap();
+    assert_eq!(docs.len(), 13);
+    let lease = docs
+        .iter()
+        .find(|d| name(&d.path) == "commercial-lease.pdf")
+        .unwrap();
+    assert_eq!(lease.page_count, Some(4));
+    assert_eq!(lease.mime, "application/pdf");
+    assert_eq!(lease.title, "Commercial Lease Agreement");
+    assert_eq!(lease.created.as_deref(), Some("2024-03-15T09:30:00"));
+    assert_eq!(lease.sha256.len(), 64);
+    let letter = docs
+        .iter()
+        .find(|d| name(&d.path) == "mandantenbrief-latin1.txt")
+        .unwrap();
+    assert!(letter.chunks >= 1);
+
+    // PII is tokenised in storage and restorable for the local user.
+    let texts = all_texts(&c).await;
+    let joined: String = texts
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in [
+        "t.devries@example.com",
+        "NL91ABNA0417164300",
+        "maria.gonzalez@example.org",
+    ] {
+        assert!(!joined.contains(secret), "{secret} stored in clear");
+    }
+    let restored = PiiScrubber::restore(env.scrubber.as_ref(), &joined).unwrap();
+    assert!(restored.contains("t.devries@example.com"));
+    assert!(restored.contains("NL91ABNA0417164300"));
+    assert!(
+        restored.contains("Kündigungsfrist"),
+        "latin-1 letter decoded"
+    );
+
+    let retriever =
+        bear_rag::RagRetriever::new(env.store.clone(), crate::embedder(), env.scrubber.clone());
+    let top = |q: &'static str, mode: SearchMode| {
+        let (r, c) = (&retriever, &c);
+        async move { r.search(c, q, mode, 5, &Filter::default()).await.unwrap() }
+    };
+    for (q, file, page) in [
+        (
+            "What is the monthly rent for the office?",
+            "commercial-lease.pdf",
+            Some(2),
+        ),
+        (
+            "How much notice is needed to terminate the lease?",
+            "commercial-lease.pdf",
+            Some(3),
+        ),
+        (
+            "What penalty applies for breaching the non-compete?",
+            "employment-agreement.docx",
+            Some(2),
+        ),
+        (
+            "How long are client files retained?",
+            "privacy-notice.md",
+            None,
+        ),
+        (
+            "Why did the court annul the summary dismissal?",
+            "judgment-dismissal.html",
+            None,
+        ),
+        (
+            "What is the interest rate on the loan?",
+            "loan-agreement.md",
+            None,
+        ),
+    ] {
+        for mode in [SearchMode::Hybrid, SearchMode::Vector] {
+            let hits = top(q, mode).await;
+            let h = &hits[0];
+            assert_eq!(name(&h.path), file, "{q} ({mode:?}): {hits:#?}");
+            assert_eq!(h.page, page, "{q} ({mode:?})");
+            assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+    }
+    // Full text: BM25 over LanceDB's FTS index.
+    let hits = top("gearbox housings", SearchMode::FullText).await;
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| {
+        let n = name(&h.path);
+        n == "supply-agreement.txt" || n == "settlement-agreement.pdf"
+    }));
+    // PII is found through its token: the query is scrubbed the same way, and tokens are
+    // deterministic per keyring.
+    let hits = top("mail from t.devries@example.com", SearchMode::FullText).await;
+    assert_eq!(name(&hits[0].path), "employment-agreement.docx");
+
+    // Filters: one document; a date window that excludes everything.
+    let only = Filter {
+        document: Some(lease.id.clone()),
+        ..Filter::default()
+    };
+    let hits = retriever
+        .search(&c, "payment", SearchMode::Hybrid, 5, &only)
+        .await
+        .unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.document_id == lease.id));
+    let none = Filter {
+        modified_before: Some(0),
+        ..Filter::default()
+    };
+    let hits = retriever
+        .search(&c, "payment", SearchMode::Vector, 5, &none)
+        .await
+        .unwrap();
+    assert!(hits.is_empty());
+
+    // Citations carry offsets into the extracted text.
+    let h = &top(
+        "What is the monthly rent for the office?",
+        SearchMode::Vector,
+    )
+    .await[0];
+    assert!(h.byte_range.0 < h.byte_range.1 && h.char_range.0 < h.char_range.1);
+
+    // bear-core's Retriever trait, as agents and the API use it.
+    use bear_core::Retriever;
+    let q = |collection: &str| bear_core::RetrievalQuery {
+        collection: bear_core::CollectionId::new(collection).unwrap(),
+        text: bear_core::Redacted::new("What is the monthly rent for the office?".into()),
+        top_k: 3,
+    };
+    let got = retriever.retrieve(&q("matter-a")).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].document.as_str(), lease.id);
+    assert_eq!(got[0].source, "Commercial Lease Agreement");
+    let err = retriever.retrieve(&q("no-such-matter")).await.unwrap_err();
+    assert_eq!(err.kind(), bear_core::ErrorKind::NotFound);
+
+    // Collections are isolated.
+    let other = env.collection("matter-b").await;
+    let hits = retriever
+        .search(
+            &other,
+            "monthly rent",
+            SearchMode::Vector,
+            5,
+            &Filter::default(),
+        )
+        .await
+        .unwrap();
+    assert!(hits.is_empty());
+    let listed = env.store.list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].documents, 13);
+    assert_eq!(listed[1].documents, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reingest_is_idempotent_and_sync_removes_vanished_files() {
+    let env = Env::new(PiiPolicy::Replace);
+    let c = env.collection("sync").await;
+    let dir = env.dir.path().join("docs");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for f in ["loan-agreement.md", "supply-agreement.txt"] {
+        std::fs::copy(crate::corpus().join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(
+        crate::corpus().join("privacy-notice.md"),
+        dir.join("sub/privacy-notice.md"),
+    )
+    .unwrap();
+    let first = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    assert_eq!(first.ingested.len(), 3);
+    let chunks_before = all_texts(&c).await.len();
+
+    let again = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    assert!(again.ingested.is_empty());
+    assert_eq!(again.unchanged.len(), 3);
+    assert_eq!(all_texts(&c).await.len(), chunks_before);
+
+    // A changed file replaces its chunks; nothing is duplicated.
+    let loan = dir.join("loan-agreement.md");
+    std::fs::write(
+        &loan,
+        "# Loan Agreement\n\nThe interest rate is 6 percent per annum.\n",
+    )
+    .unwrap();
+    let changed = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    assert_eq!(changed.ingested.len(), 1);
+    assert_eq!(changed.unchanged.len(), 2);
+    let docs = c.documents().await.unwrap();
+    let texts = all_texts(&c).await;
+    for d in &docs {
+        let n = texts.iter().filter(|(id, _)| *id == d.id).count();
+        assert_eq!(n as u32, d.chunks, "{}", d.path);
+    }
+    assert!(texts.iter().any(|(_, t)| t.contains("6 percent")));
+    assert!(!texts.iter().any(|(_, t)| t.contains("4.5 percent")));
+
+    // Include and exclude globs.
+    let cfg = RagConfig {
+        exclude: vec!["sub".into()],
+        ..RagConfig::default()
+    };
+    let fresh = env.collection("globs").await;
+    let mut sink = |_: &bear_rag::Progress| {};
+    let r = bear_rag::ingest(
+        &fresh,
+        &env.pipeline(cfg),
+        std::slice::from_ref(&dir),
+        &IngestOptions::default(),
+        &mut sink,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.ingested.len(), 2);
+    assert!(r.ingested.iter().all(|d| !d.path.contains("privacy")));
+
+    // --sync removes documents whose files vanished.
+    std::fs::remove_file(dir.join("supply-agreement.txt")).unwrap();
+    let synced = run(&env, &c, std::slice::from_ref(&dir), true).await;
+    assert_eq!(synced.removed.len(), 1);
+    assert!(synced.removed[0].ends_with("supply-agreement.txt"));
+    assert_eq!(c.documents().await.unwrap().len(), 2);
+
+    // Deleting a document removes its chunks.
+    let id = c.documents().await.unwrap()[0].id.clone();
+    c.delete_documents(std::slice::from_ref(&id)).await.unwrap();
+    assert!(all_texts(&c).await.iter().all(|(d, _)| *d != id));
+    assert_eq!(c.remove_orphans().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_files_fail_alone_with_reasons() {
+    let env = Env::new(PiiPolicy::Redact);
+    let c = env.collection("bad").await;
+    let dir = env.dir.path().join("mixed");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        crate::corpus().join("loan-agreement.md"),
+        dir.join("good.md"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("empty.txt"), b"").unwrap();
+    std::fs::write(
+        dir.join("program.txt"),
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0",
+    )
+    .unwrap();
+    std::fs::write(dir.join("scan.pdf"), b"%PDF-1.4\n%\xe2\xe3\n").unwrap();
+    std::fs::write(dir.join("broken.docx"), b"PK\x03\x04garbage").unwrap();
+    // One 100 kB line with no spaces at all: chunked, never one giant chunk.
+    std::fs::write(dir.join("one-line.txt"), "x".repeat(100 << 10)).unwrap();
+    std::fs::write(dir.join("notes.xyz"), b"ignored: not a document format").unwrap();
+    let missing = env.dir.path().join("does-not-exist.pdf");
+    let report = run(&env, &c, &[dir.clone(), missing.clone()], false).await;
+    let ingested: Vec<&str> = report.ingested.iter().map(|d| name(&d.path)).collect();
+    assert_eq!(ingested.len(), 2, "{ingested:?}");
+    assert!(ingested.contains(&"good.md") && ingested.contains(&"one-line.txt"));
+    let reason = |f: &str| {
+        report
+            .failed
+            .iter()
+            .find(|x| name(&x.path) == f)
+            .map(|x| x.refusal.clone())
+            .unwrap_or_else(|| panic!("{f} not reported: {:?}", report.failed))
+    };
+    assert_eq!(reason("empty.txt"), Refusal::Empty);
+    assert_eq!(reason("program.txt"), Refusal::Binary);
+    assert!(matches!(reason("scan.pdf"), Refusal::MalformedPdf { .. }));
+    assert!(matches!(
+        reason("broken.docx"),
+        Refusal::MalformedDocx { .. }
+    ));
+    assert_eq!(reason("does-not-exist.pdf"), Refusal::NotFound);
+    assert_eq!(report.failed.len(), 5, "{:?}", report.failed);
+    let long = c
+        .documents()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.path.ends_with("one-line.txt"))
+        .unwrap();
+    assert!(long.chunks >= 40, "{} chunks", long.chunks);
+    // A file over the size limit is refused before it is read.
+    let small = RagConfig {
+        max_file_bytes: 64 << 10,
+        ..RagConfig::default()
+    };
+    let mut sink = |_: &bear_rag::Progress| {};
+    let r = bear_rag::ingest(
+        &c,
+        &env.pipeline(small),
+        &[dir.join("one-line.txt")],
+        &IngestOptions::default(),
+        &mut sink,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(r.failed[0].refusal, Refusal::TooLarge { .. }));
+    // The failure text names the file and limit, never its content.
+    assert!(!r.failed[0].reason.contains("xxxx"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_refuses_a_different_embedder() {
+    let env = Env::new(PiiPolicy::Redact);
+    env.store
+        .create("other-model", PiiPolicy::Redact, "some-other-model", 768)
+        .await
+        .unwrap();
+    let c = env.store.open("other-model").await.unwrap();
+    let mut sink = |_: &bear_rag::Progress| {};
+    let err = bear_rag::ingest(
+        &c,
+        &env.pipeline(RagConfig::default()),
+        &[crate::corpus()],
+        &IngestOptions::default(),
+        &mut sink,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, bear_rag::Error::EmbedderMismatch { .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        env.store.open("missing").await.unwrap_err(),
+        bear_rag::Error::NoCollection { .. }
+    ));
+    assert!(matches!(
+        env.store.open("../etc").await.unwrap_err(),
+        bear_rag::Error::InvalidCollectionName { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ann_index_is_built_above_the_threshold() {
+    let env = Env::new(PiiPolicy::Redact);
+    let c = env.collection("ann").await;
+    let dir = env.dir.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 300 one-chunk documents (headings keep them apart), over a threshold of 256 rows.
+    for i in 0..300 {
+        std::fs::write(
+            dir.join(format!("n{i:03}.md")),
+            format!("# Note {i}\n\nClause {i} sets a deadline of {i} days for the reply.\n"),
+        )
+        .unwrap();
+    }
+    let cfg = RagConfig {
+        ann_threshold: 256,
+        ..RagConfig::default()
+    };
+    let mut sink = |_: &bear_rag::Progress| {};
+    let r = bear_rag::ingest(
+        &c,
+        &env.pipeline(cfg),
+        std::slice::from_ref(&dir),
+        &IngestOptions::default(),
+        &mut sink,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.chunks, 300);
+    let indices = c.chunks_table().list_indices().await.unwrap();
+    assert!(
+        indices.iter().any(|i| i.columns == ["vector"]),
+        "{indices:?}"
+    );
+    assert!(indices.iter().any(|i| i.columns == ["text"]));
+    let retriever =
+        bear_rag::RagRetriever::new(env.store.clone(), crate::embedder(), env.scrubber.clone());
+    let hits = retriever
+        .search(
+            &c,
+            "deadline of 137 days",
+            SearchMode::Hybrid,
+            3,
+            &Filter::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(name(&hits[0].path), "n137.md", "{hits:#?}");
+}
