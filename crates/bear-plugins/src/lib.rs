@@ -21,7 +21,7 @@ pub mod registry;
 pub mod tool;
 
 pub use error::{Error, Result};
-pub use host::{HostConfig, LoadedPlugin, PluginHost, TrustPolicy};
-pub use manifest::{Capabilities, DirGrant, DirMode, Manifest, ToolDecl};
+pub use host::{CallOutput, HostConfig, LoadedPlugin, PluginHost, PluginLog, TrustPolicy};
+pub use manifest::{Capabilities, DirGrant, DirMode, HostFn, Manifest, ToolDecl};
 pub use registry::{Discovered, Registry, discover, resolve};
 pub use tool::WasmtimeTool;

@@ -77,6 +77,30 @@ pub struct Capabilities {
     pub fuel: Option<u64>,
     /// Largest output per call.
     pub max_output_kb: u32,
+    /// Host functions the module may import from the `bear` module.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<HostFn>,
+}
+
+/// A host function a plugin can ask for. Only these exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostFn {
+    /// `bear.log(level, ptr, len) -> i32`: a log line, rate-limited per call; the lines are
+    /// returned to the caller with the result, never written to BEAR's own logs.
+    Log,
+    /// `bear.scrub(ptr, len, out_ptr, out_cap) -> i32`: the host's PII scrubber on UTF-8 text.
+    Scrub,
+}
+
+impl HostFn {
+    /// The import name in the `bear` module.
+    pub fn import_name(self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Scrub => "scrub",
+        }
+    }
 }
 
 impl Default for Capabilities {
@@ -88,6 +112,7 @@ impl Default for Capabilities {
             time_ms: 2000,
             fuel: None,
             max_output_kb: 1024,
+            host: Vec::new(),
         }
     }
 }

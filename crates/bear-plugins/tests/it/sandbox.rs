@@ -398,3 +398,124 @@ fn plugins_load_unload_and_reload_at_run_time() {
     assert_eq!(found.len(), 2);
     assert!(found.iter().all(|d| d.problem.is_none()));
 }
+
+/// Logs a line, then writes `"<scrubbed text>"` (a JSON string) using `bear.scrub`.
+const HOST_FNS: &str = r#"(module
+  (import "bear" "log" (func $log (param i32 i32 i32) (result i32)))
+  (import "bear" "scrub" (func $scrub (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "Write to jane.doe@example.com today")
+  (data (i32.const 200) "hello from the plugin")
+  (func (export "_start") (local $n i32)
+    (drop (call $log (i32.const 2) (i32.const 200) (i32.const 21)))
+    (i32.store8 (i32.const 1000) (i32.const 34))
+    (local.set $n (call $scrub (i32.const 100) (i32.const 35) (i32.const 1001) (i32.const 500)))
+    (i32.store8 (i32.add (i32.const 1001) (local.get $n)) (i32.const 34))
+    (i32.store (i32.const 0) (i32.const 1000))
+    (i32.store (i32.const 4) (i32.add (local.get $n) (i32.const 2)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// Logs 1,000 lines, then returns `{}`; the rate limit keeps 100.
+const LOG_SPAM: &str = r#"(module
+  (import "bear" "log" (func $log (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "spam")
+  (data (i32.const 300) "{}")
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (drop (call $log (i32.const 3) (i32.const 200) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+    (i32.store (i32.const 0) (i32.const 300))
+    (i32.store (i32.const 4) (i32.const 2))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+fn replace_scrubber() -> Arc<dyn bear_core::PiiScrubber> {
+    let config = bear_core::PiiConfig {
+        default_policy: bear_core::PiiPolicy::Replace,
+        ..bear_core::PiiConfig::default()
+    };
+    let detector = Arc::new(bear_security::Detector::new(&config).unwrap());
+    let key = bear_security::crypto::ephemeral_hmac_key().unwrap();
+    Arc::new(bear_security::Scrubber::new(detector, config, key, None).unwrap())
+}
+
+#[test]
+fn host_functions_scrub_and_log_when_declared() {
+    let root = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(HostConfig::default())
+        .unwrap()
+        .with_scrubber(replace_scrubber());
+    let dir = plugin(
+        root.path(),
+        "hostfns",
+        HOST_FNS,
+        "[capabilities]\nhost = [\"log\", \"scrub\"]",
+    );
+    let p = host
+        .load(Manifest::load(&dir.join("plugin.toml")).unwrap(), &dir)
+        .unwrap();
+    let out = p.call_logged("run", &serde_json::json!({}), None).unwrap();
+    assert_eq!(out.output, serde_json::json!("Write to [EMAIL_1] today"));
+    assert_eq!(out.logs.len(), 1);
+    assert_eq!(out.logs[0].level, "info");
+    assert_eq!(out.logs[0].message, "hello from the plugin");
+
+    // Rate limit: 1,000 lines logged, 100 kept, the rest counted as dropped.
+    let dir = plugin(
+        root.path(),
+        "spam",
+        LOG_SPAM,
+        "[capabilities]\nhost = [\"log\"]",
+    );
+    let p = host
+        .load(Manifest::load(&dir.join("plugin.toml")).unwrap(), &dir)
+        .unwrap();
+    let out = p.call_logged("run", &serde_json::json!({}), None).unwrap();
+    assert_eq!(out.logs.len(), 100);
+    assert_eq!(out.logs_dropped, 900);
+}
+
+#[test]
+fn undeclared_host_functions_are_refused_at_load() {
+    let root = tempfile::tempdir().unwrap();
+    let host = host();
+    // Imports bear.log and bear.scrub, declares only log.
+    let dir = plugin(
+        root.path(),
+        "sneaky",
+        HOST_FNS,
+        "[capabilities]\nhost = [\"log\"]",
+    );
+    let err = host
+        .load(Manifest::load(&dir.join("plugin.toml")).unwrap(), &dir)
+        .unwrap_err();
+    assert!(matches!(err, Error::Load { .. }), "{err}");
+    assert!(err.to_string().contains("bear.scrub"), "{err}");
+    // A host function that does not exist is not in the manifest vocabulary.
+    let dir = plugin(
+        root.path(),
+        "unknown",
+        ECHO,
+        "[capabilities]\nhost = [\"exec\"]",
+    );
+    assert!(matches!(
+        Manifest::load(&dir.join("plugin.toml")).unwrap_err(),
+        Error::Manifest { .. }
+    ));
+    // Declared scrub on a host without a scrubber: the call sees -2, not a crash.
+    let dir = plugin(
+        root.path(),
+        "noscrubber",
+        HOST_FNS,
+        "[capabilities]\nhost = [\"log\", \"scrub\"]",
+    );
+    let p = host
+        .load(Manifest::load(&dir.join("plugin.toml")).unwrap(), &dir)
+        .unwrap();
+    // -2 as the length: the module then writes a malformed iovec and fails cleanly.
+    let r = p.call("run", &serde_json::json!({}), None);
+    assert!(r.is_err(), "{r:?}");
+}
