@@ -27,10 +27,6 @@ const GGML_FLAGS: &[&str] = &[
     "-DGGML_SSE42=ON",
 ];
 
-fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd
         .status()
@@ -43,7 +39,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs Criterion benchmarks (all of them, or the bench binary `filter` names).
 pub(crate) fn criterion(filter: Option<&str>) -> anyhow::Result<()> {
-    let mut cmd = Command::new(cargo());
+    let mut cmd = crate::cargo_command();
     cmd.args(["bench", "--profile", "dev", "--package", "bear-benches"]);
     if let Some(f) = filter {
         cmd.args(["--bench", f]);
@@ -214,7 +210,7 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
 
     // 2. BEAR, through its wrapper, in the same run.
     // The bench reads its thread count from BEAR_BENCH_THREADS, so both sides use the same.
-    let status = Command::new(cargo())
+    let status = crate::cargo_command()
         .args([
             "bench",
             "--profile",
@@ -246,7 +242,7 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     ));
 
     // 3. Peak RSS of a real `bear generate`.
-    let out = Command::new(cargo())
+    let out = crate::cargo_command()
         .args([
             "run",
             "--quiet",
@@ -341,7 +337,7 @@ pub(crate) fn security() -> anyhow::Result<()> {
     run(Command::new("python3")
         .arg(crate::workspace_root().join("benches/peers/pii_corpus.py"))
         .arg(&corpus))?;
-    let status = Command::new(cargo())
+    let status = crate::cargo_command()
         .args([
             "bench",
             "--profile",

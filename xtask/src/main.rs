@@ -153,8 +153,7 @@ pub(crate) fn bear_binary() -> anyhow::Result<PathBuf> {
     if let Some(p) = BUILT.get() {
         return Ok(p.clone());
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo_command()
         .args(["build", "--workspace", "--all-targets"])
         .current_dir(workspace_root())
         .status()
@@ -165,6 +164,27 @@ pub(crate) fn bear_binary() -> anyhow::Result<PathBuf> {
     Ok(BUILT
         .get_or_init(|| plugins::target_dir().join("debug/bear"))
         .clone())
+}
+
+/// A `cargo` command for nested builds, without the package variables `cargo run` set for
+/// xtask itself. Build scripts such as ring's declare `rerun-if-env-changed` on
+/// `CARGO_PKG_NAME` and friends, so passing xtask's values on would rebuild ring, and LanceDB
+/// above it, every time the build moves between xtask and a plain shell.
+pub(crate) fn cargo_command() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_CRATE_")
+            || k.starts_with("CARGO_BIN_")
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "OUT_DIR"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
 }
 
 /// The workspace root: xtask's manifest lives one level below it.

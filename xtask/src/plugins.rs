@@ -5,7 +5,6 @@
 //! `data/` directory its manifest grants.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -22,8 +21,7 @@ pub(crate) fn target_dir() -> PathBuf {
 pub(crate) fn build() -> anyhow::Result<PathBuf> {
     let src = crate::workspace_root().join("examples/plugins");
     let build_dir = target_dir().join("plugins-build");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
+    let status = crate::cargo_command()
         .args([
             "build",
             "--release",
