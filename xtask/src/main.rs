@@ -44,7 +44,8 @@ enum Task {
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`); all when omitted.
+        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`); all when
+        /// omitted.
         which: Option<String>,
     },
 }
@@ -113,6 +114,7 @@ fn main() -> anyhow::Result<()> {
             Some("security") => bench::security(),
             Some("plugins") => bench::plugins(),
             Some("rag") => bench::rag(),
+            Some("agents") => bench::agents(),
             other => bench::criterion(other),
         },
     }

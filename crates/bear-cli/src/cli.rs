@@ -77,6 +77,74 @@ pub enum Command {
     /// List, create or remove collections (one per matter).
     #[command(subcommand)]
     Collections(CollectionsCommand),
+    /// Validate, run and control multi-agent workflows (JSON or YAML definitions).
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Show the workflow agents.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+}
+
+/// `bear workflow`.
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Check a definition and report every problem with its path.
+    Validate {
+        /// The definition (`.json`, or YAML).
+        file: PathBuf,
+    },
+    /// Run a workflow in this process until it ends (Ctrl-C cancels it).
+    Run(WorkflowRunArgs),
+    /// List runs, newest first.
+    List {
+        /// Only runs with this status (pending, running, paused, completed, failed,
+        /// cancelled).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show a run's progress: each step's status, agent, timing and output.
+    Status {
+        /// The run id.
+        id: String,
+    },
+    /// Cancel a run: running steps stop, no new step starts.
+    Cancel {
+        /// The run id.
+        id: String,
+    },
+    /// Pause a run: running steps finish, no new step starts.
+    Pause {
+        /// The run id.
+        id: String,
+    },
+    /// Resume a paused run, or continue an interrupted one in this process.
+    Resume {
+        /// The run id.
+        id: String,
+        /// Print each step's transitions on stderr.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+/// `bear workflow run`.
+#[derive(Debug, Args)]
+pub struct WorkflowRunArgs {
+    /// The definition (`.json`, or YAML).
+    pub file: PathBuf,
+    /// A workflow input, as NAME=VALUE (VALUE is JSON if it parses as JSON); repeatable.
+    #[arg(short, long, value_name = "NAME=VALUE")]
+    pub input: Vec<String>,
+    /// Print each step's transitions on stderr as they happen.
+    #[arg(long)]
+    pub watch: bool,
+}
+
+/// `bear agents`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List the agents: role, status, capacity and capabilities.
+    List,
 }
 
 /// `--pii-policy` values.

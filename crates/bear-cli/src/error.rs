@@ -28,6 +28,17 @@ pub enum Error {
     Plugins(#[from] bear_plugins::Error),
     #[error(transparent)]
     Rag(#[from] bear_rag::Error),
+    /// A workflow run ended without completing (failed or cancelled); its steps say why.
+    #[error("run {run} {status}; the steps above say why (`bear workflow status {run}`)")]
+    RunEnded {
+        /// The run.
+        run: String,
+        /// `failed` or `cancelled`.
+        status: &'static str,
+    },
+    /// A workflow definition, run or agent request failed.
+    #[error(transparent)]
+    Agents(#[from] bear_agents::Error),
     /// A configuration file named with --config or BEAR_CONFIG could not be read.
     #[error(
         "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
@@ -53,6 +64,8 @@ impl Error {
             Self::Security(e) => e.kind(),
             Self::Plugins(e) => e.kind(),
             Self::Rag(e) => e.kind(),
+            Self::Agents(e) => e.kind(),
+            Self::RunEnded { .. } => ErrorKind::Internal,
             Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Output(_) => ErrorKind::Internal,
         }

@@ -17,6 +17,7 @@ mod models;
 mod plugins;
 mod rag;
 mod security;
+mod workflow;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -76,6 +77,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
         Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
+        Command::Workflow(cmd) => workflow::run(&loaded, cmd, cli.json, &mut out),
+        Command::Agents(cmd) => workflow::agents(cmd, cli.json, &mut out),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::cli::PluginsCommand;
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 
-fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
+pub(crate) fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
     let p = &loaded.config.plugins;
     let host = PluginHost::new(HostConfig {
         fuel: true,

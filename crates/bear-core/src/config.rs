@@ -38,6 +38,50 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Document ingestion and retrieval.
     pub rag: RagConfig,
+    /// The workflow engine.
+    pub workflows: WorkflowsConfig,
+}
+
+/// `[workflows]`: the workflow engine's database, parallelism and limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkflowsConfig {
+    /// The SQLite database of runs; default `<data_dir>/workflows.db`.
+    pub database: Option<PathBuf>,
+    /// Steps of one run executing at once.
+    pub max_parallel_steps: usize,
+    /// Seconds a step may run when its definition gives no `timeout`.
+    pub default_timeout_secs: f64,
+    /// Largest step output, in bytes of JSON.
+    pub max_output_bytes: usize,
+    /// `file_operations` steps may only touch files under this directory; default: the
+    /// directory the command runs in.
+    pub files_root: Option<PathBuf>,
+    /// Flush every state change to disk before going on (`true`), or only survive a crash of
+    /// BEAR itself and leave flushing to the OS (`false`, faster).
+    pub fsync: bool,
+}
+
+impl Default for WorkflowsConfig {
+    fn default() -> Self {
+        Self {
+            database: None,
+            max_parallel_steps: 4,
+            default_timeout_secs: 300.0,
+            max_output_bytes: 1 << 20,
+            files_root: None,
+            fsync: false,
+        }
+    }
+}
+
+impl WorkflowsConfig {
+    /// The SQLite database of workflow runs.
+    pub fn database_path(&self, dirs: &Dirs) -> PathBuf {
+        self.database
+            .clone()
+            .unwrap_or_else(|| dirs.data_dir.join("workflows.db"))
+    }
 }
 
 /// `[rag]`: ingestion limits, chunking and retrieval defaults.
@@ -433,6 +477,22 @@ impl Config {
         }
         if rag.doc_timeout_secs == 0 {
             return Err(err("rag.doc_timeout_secs", "a positive number of seconds"));
+        }
+        let wf = &self.workflows;
+        if !(1..=1024).contains(&wf.max_parallel_steps) {
+            return Err(err(
+                "workflows.max_parallel_steps",
+                "an integer from 1 to 1024",
+            ));
+        }
+        if !(wf.default_timeout_secs.is_finite() && wf.default_timeout_secs > 0.0) {
+            return Err(err(
+                "workflows.default_timeout_secs",
+                "a positive number of seconds",
+            ));
+        }
+        if wf.max_output_bytes == 0 {
+            return Err(err("workflows.max_output_bytes", "a positive size"));
         }
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(err("server.bind", "an address such as 127.0.0.1:8787"));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::id::{CollectionId, DocumentId, ModelId, PluginId, RunId, StepId};
-use crate::workflow::StepStatus;
+use crate::workflow::{RunStatus, StepStatus};
 
 /// One state change somewhere in BEAR.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +53,13 @@ pub enum Event {
         step: StepId,
         /// Its new status.
         status: StepStatus,
+    },
+    /// A workflow run changed status.
+    RunChanged {
+        /// The run.
+        run: RunId,
+        /// Its new status.
+        status: RunStatus,
     },
     /// A plugin was loaded or reloaded.
     PluginLoaded {

@@ -30,7 +30,9 @@ pub mod retrieval;
 pub mod tool;
 pub mod workflow;
 
-pub use config::{Config, Dirs, PiiConfig, PluginsConfig, RagConfig, SecurityConfig};
+pub use config::{
+    Config, Dirs, PiiConfig, PluginsConfig, RagConfig, SecurityConfig, WorkflowsConfig,
+};
 pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};
 pub use generation::{
@@ -47,4 +49,4 @@ pub use pii::{
 pub use retrieval::{Embedder, RetrievalQuery, RetrievedChunk, Retriever};
 pub use tokio_util::sync::CancellationToken;
 pub use tool::{Tool, ToolSpec};
-pub use workflow::{RunRecord, RunStatus, StepRecord, StepStatus, WorkflowStateStore};
+pub use workflow::{RunControl, RunRecord, RunStatus, StepRecord, StepStatus, WorkflowStateStore};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::id::{RunId, StepId};
+use crate::id::{AgentId, RunId, StepId};
 
 /// The status of a whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -23,13 +23,6 @@ pub enum RunStatus {
     Failed,
     /// Cancelled by the user.
     Cancelled,
-}
-
-impl RunStatus {
-    /// Whether the run can change no more.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
-    }
 }
 
 /// The status of one step.
@@ -63,6 +56,32 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// Unix milliseconds of the last change.
     pub updated_ms: u64,
+    /// The agent that ran (or runs) the latest attempt.
+    #[serde(default)]
+    pub agent: Option<AgentId>,
+    /// Unix milliseconds when the latest attempt started.
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// Unix milliseconds when the step reached a final status.
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+}
+
+impl StepRecord {
+    /// A step that has not started, with its idempotency key.
+    pub fn pending(idempotency_key: String, now_ms: u64) -> Self {
+        Self {
+            status: StepStatus::Pending,
+            attempts: 0,
+            idempotency_key,
+            output: None,
+            error: None,
+            updated_ms: now_ms,
+            agent: None,
+            started_ms: None,
+            finished_ms: None,
+        }
+    }
 }
 
 /// Persistent state of one run.
@@ -70,8 +89,13 @@ pub struct StepRecord {
 pub struct RunRecord {
     /// The run.
     pub id: RunId,
+    /// The workflow's name, from its definition.
+    pub name: String,
     /// The workflow definition as submitted.
     pub definition: serde_json::Value,
+    /// The inputs the run was started with.
+    #[serde(default)]
+    pub inputs: serde_json::Value,
     /// Current status.
     pub status: RunStatus,
     /// Per-step state.
@@ -80,6 +104,107 @@ pub struct RunRecord {
     pub created_ms: u64,
     /// Unix milliseconds of the last change.
     pub updated_ms: u64,
+    /// Unix milliseconds when the process running the run last said it is alive; a running run
+    /// whose heartbeat is old was interrupted (its process died) and can be resumed.
+    #[serde(default)]
+    pub heartbeat_ms: u64,
+}
+
+/// A request to the process that runs a run, which applies it at its next check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunControl {
+    /// Start no new step; running steps finish.
+    Pause,
+    /// Continue a paused run.
+    Resume,
+    /// Stop running steps cooperatively and start no new one.
+    Cancel,
+}
+
+impl RunControl {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Cancel => "cancel",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pause" => Some(Self::Pause),
+            "resume" => Some(Self::Resume),
+            "cancel" => Some(Self::Cancel),
+            _ => None,
+        }
+    }
+}
+
+impl RunStatus {
+    /// Whether the run can change no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Paused,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+impl StepStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Completed,
+            Self::Failed,
+            Self::Skipped,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// Whether the step can change no more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Skipped)
+    }
 }
 
 /// Durable storage for workflow runs.
@@ -106,6 +231,19 @@ pub trait WorkflowStateStore: Send + Sync {
     /// Loads a run.
     async fn load_run(&self, run: &RunId) -> Result<Option<RunRecord>>;
 
-    /// Lists runs, optionally only those with one status.
+    /// Lists runs, optionally only those with one status, newest first.
     async fn list_runs(&self, status: Option<RunStatus>) -> Result<Vec<RunRecord>>;
+
+    /// Sets a run's status alone (paused, cancelled, ...).
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<()>;
+
+    /// Records that the process running `run` is alive at `now_ms`.
+    async fn heartbeat(&self, run: &RunId, now_ms: u64) -> Result<()>;
+
+    /// Leaves a request for the process running `run`; a later request replaces an earlier one
+    /// not yet taken.
+    async fn request_control(&self, run: &RunId, control: RunControl) -> Result<()>;
+
+    /// Takes (and clears) the pending request for `run`, if any.
+    async fn take_control(&self, run: &RunId) -> Result<Option<RunControl>>;
 }

@@ -230,7 +230,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<State>,
     config: HostConfig,
-    stop: Arc<AtomicBool>,
+    ticker: Arc<TickerGuard>,
     scrubber: Option<Arc<dyn PiiScrubber>>,
 }
 
@@ -242,9 +242,14 @@ impl std::fmt::Debug for PluginHost {
     }
 }
 
-impl Drop for PluginHost {
+/// Stops the epoch ticker thread when the last holder (the host or a plugin it loaded) is
+/// dropped: a loaded plugin keeps its time limit even after its host is gone.
+#[derive(Debug)]
+struct TickerGuard(Arc<AtomicBool>);
+
+impl Drop for TickerGuard {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -277,7 +282,7 @@ impl PluginHost {
             engine,
             linker,
             config,
-            stop,
+            ticker: Arc::new(TickerGuard(stop)),
             scrubber: None,
         })
     }
@@ -348,6 +353,7 @@ impl PluginHost {
             engine: self.engine.clone(),
             fuel_enabled: self.config.fuel,
             scrubber: self.scrubber.clone(),
+            _ticker: self.ticker.clone(),
         })
     }
 
@@ -389,6 +395,7 @@ pub struct LoadedPlugin {
     engine: Engine,
     fuel_enabled: bool,
     scrubber: Option<Arc<dyn PiiScrubber>>,
+    _ticker: Arc<TickerGuard>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {

@@ -8,6 +8,7 @@ use bear_core::{Dirs, assets};
 mod plugins;
 mod rag;
 mod security;
+mod workflow;
 
 fn bear(args: &[&str]) -> Output {
     bear_with_env(args, &[])

@@ -6,7 +6,7 @@ use super::security::Home;
 use super::{stderr, stdout};
 
 /// `<target>/plugins`, from this test binary's path (`<target>/debug/deps/it-*`).
-fn plugins_dir() -> PathBuf {
+pub(crate) fn plugins_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

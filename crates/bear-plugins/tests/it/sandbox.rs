@@ -133,6 +133,22 @@ fn an_infinite_loop_is_stopped_at_its_deadline_and_the_host_lives_on() {
 }
 
 #[test]
+fn a_loaded_plugin_keeps_its_time_limit_after_its_host_is_dropped() {
+    let root = tempfile::tempdir().unwrap();
+    let h = host();
+    let looping = load(
+        &h,
+        &plugin(root.path(), "spin", LOOP, "[capabilities]\ntime_ms = 100"),
+    )
+    .unwrap();
+    drop(h);
+    let e = looping
+        .call("run", &serde_json::json!({}), None)
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout { limit_ms: 100, .. }), "{e}");
+}
+
+#[test]
 fn fuel_and_cancellation_stop_a_loop() {
     let root = tempfile::tempdir().unwrap();
     let h = host();

@@ -1,0 +1,509 @@
+//! Run persistence: [`SqliteStore`] (sqlx, durable) and [`MemoryStore`] (in-process, for
+//! embedding BEAR where runs need not outlive the process).
+//!
+//! The schema is two tables, `bear_runs` and `bear_steps`, written in SQL that SQLite and
+//! PostgreSQL both accept (`$n` parameters, `ON CONFLICT ... DO UPDATE`, `BIGINT` times), so the
+//! same statements can serve several servers sharing a PostgreSQL database later.
+//!
+//! Durability: the database runs in WAL mode. Every method is one transaction, so after a crash
+//! either all of a write is visible or none of it. With `fsync = false` (the default) a commit
+//! survives a crash of BEAR itself (kill -9) but may be lost, never corrupted, by a power cut;
+//! `fsync = true` flushes every commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bear_core::{
+    Error as CoreError, ErrorKind, RunControl, RunId, RunRecord, RunStatus, StepId, StepRecord,
+    StepStatus, WorkflowStateStore,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::error::{Error, Result};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS bear_runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        control TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        heartbeat_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS bear_runs_status ON bear_runs (status, created_ms)",
+    "CREATE TABLE IF NOT EXISTS bear_steps (
+        run_id TEXT NOT NULL REFERENCES bear_runs (id) ON DELETE CASCADE,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        output TEXT,
+        error TEXT,
+        agent TEXT,
+        started_ms BIGINT,
+        finished_ms BIGINT,
+        updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    )",
+];
+
+fn storage(message: impl Into<String>) -> CoreError {
+    CoreError::backend(ErrorKind::Storage, message)
+}
+
+fn db(e: sqlx::Error) -> CoreError {
+    storage(format!("workflow database: {e}"))
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unms(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Runs kept in a SQLite database file through sqlx.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and its tables. The file is created
+    /// readable by its owner only.
+    pub async fn open(path: &Path, fsync: bool) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::Database(format!(
+                    "cannot create the folder {}: {}",
+                    parent.display(),
+                    e.kind()
+                ))
+            })?;
+        }
+        if !path.exists() {
+            create_private(path)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(Error::db)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if fsync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Database(format!("cannot open {}: {e}", path.display())))?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for open connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn steps_of(&self, run: &str) -> Result<BTreeMap<StepId, StepRecord>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT step_id, status, attempts, idempotency_key, output, error, agent,
+                    started_ms, finished_ms, updated_ms
+             FROM bear_steps WHERE run_id = $1",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut steps = BTreeMap::new();
+        for row in rows {
+            let id: String = row.try_get("step_id").map_err(db)?;
+            let status: String = row.try_get("status").map_err(db)?;
+            let output: Option<String> = row.try_get("output").map_err(db)?;
+            let agent: Option<String> = row.try_get("agent").map_err(db)?;
+            let record = StepRecord {
+                status: StepStatus::parse(&status)
+                    .ok_or_else(|| storage("workflow database: unknown step status"))?,
+                attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(db)?)
+                    .unwrap_or(0),
+                idempotency_key: row.try_get("idempotency_key").map_err(db)?,
+                output: output
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .map_err(|_| storage("workflow database: a step output is not JSON"))?,
+                error: row.try_get("error").map_err(db)?,
+                updated_ms: unms(row.try_get("updated_ms").map_err(db)?),
+                agent: agent.map(bear_core::AgentId::new).transpose()?,
+                started_ms: row
+                    .try_get::<Option<i64>, _>("started_ms")
+                    .map_err(db)?
+                    .map(unms),
+                finished_ms: row
+                    .try_get::<Option<i64>, _>("finished_ms")
+                    .map_err(db)?
+                    .map(unms),
+            };
+            steps.insert(StepId::new(id)?, record);
+        }
+        Ok(steps)
+    }
+
+    fn run_from_row(
+        row: &sqlx::sqlite::SqliteRow,
+        steps: BTreeMap<StepId, StepRecord>,
+    ) -> Result<RunRecord, CoreError> {
+        let id: String = row.try_get("id").map_err(db)?;
+        let status: String = row.try_get("status").map_err(db)?;
+        let definition: String = row.try_get("definition").map_err(db)?;
+        let inputs: String = row.try_get("inputs").map_err(db)?;
+        let json = |s: &str| {
+            serde_json::from_str(s).map_err(|_| storage("workflow database: a run is not JSON"))
+        };
+        Ok(RunRecord {
+            id: RunId::new(id)?,
+            name: row.try_get("name").map_err(db)?,
+            definition: json(&definition)?,
+            inputs: json(&inputs)?,
+            status: RunStatus::parse(&status)
+                .ok_or_else(|| storage("workflow database: unknown run status"))?,
+            steps,
+            created_ms: unms(row.try_get("created_ms").map_err(db)?),
+            updated_ms: unms(row.try_get("updated_ms").map_err(db)?),
+            heartbeat_ms: unms(row.try_get("heartbeat_ms").map_err(db)?),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| Error::Database(format!("cannot create {}: {}", path.display(), e.kind())))
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+async fn upsert_step(
+    tx: &mut Transaction<'_, Sqlite>,
+    run: &str,
+    step: &str,
+    r: &StepRecord,
+) -> Result<(), CoreError> {
+    let output = r
+        .output
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| storage("a step output cannot be stored as JSON"))?;
+    sqlx::query(
+        "INSERT INTO bear_steps (run_id, step_id, status, attempts, idempotency_key, output,
+                                 error, agent, started_ms, finished_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (run_id, step_id) DO UPDATE SET
+            status = excluded.status, attempts = excluded.attempts,
+            idempotency_key = excluded.idempotency_key, output = excluded.output,
+            error = excluded.error, agent = excluded.agent, started_ms = excluded.started_ms,
+            finished_ms = excluded.finished_ms, updated_ms = excluded.updated_ms",
+    )
+    .bind(run)
+    .bind(step)
+    .bind(r.status.as_str())
+    .bind(i64::from(r.attempts))
+    .bind(&r.idempotency_key)
+    .bind(output)
+    .bind(&r.error)
+    .bind(r.agent.as_ref().map(|a| a.as_str()))
+    .bind(r.started_ms.map(ms))
+    .bind(r.finished_ms.map(ms))
+    .bind(ms(r.updated_ms))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl WorkflowStateStore for SqliteStore {
+    async fn save_run(&self, run: &RunRecord) -> bear_core::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let json = |v: &serde_json::Value| {
+            serde_json::to_string(v).map_err(|_| storage("a run cannot be stored as JSON"))
+        };
+        sqlx::query(
+            "INSERT INTO bear_runs (id, name, definition, inputs, status, control, created_ms,
+                                    updated_ms, heartbeat_ms)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET
+                name = excluded.name, definition = excluded.definition,
+                inputs = excluded.inputs, status = excluded.status,
+                updated_ms = excluded.updated_ms, heartbeat_ms = excluded.heartbeat_ms",
+        )
+        .bind(run.id.as_str())
+        .bind(&run.name)
+        .bind(json(&run.definition)?)
+        .bind(json(&run.inputs)?)
+        .bind(run.status.as_str())
+        .bind(ms(run.created_ms))
+        .bind(ms(run.updated_ms))
+        .bind(ms(run.heartbeat_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM bear_steps WHERE run_id = $1")
+            .bind(run.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for (id, step) in &run.steps {
+            upsert_step(&mut tx, run.id.as_str(), id.as_str(), step).await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn update_step(
+        &self,
+        run: &RunId,
+        step: &StepId,
+        record: &StepRecord,
+        run_status: RunStatus,
+    ) -> bear_core::Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        upsert_step(&mut tx, run.as_str(), step.as_str(), record).await?;
+        sqlx::query("UPDATE bear_runs SET status = $1, updated_ms = $2 WHERE id = $3")
+            .bind(run_status.as_str())
+            .bind(ms(record.updated_ms))
+            .bind(run.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn load_run(&self, run: &RunId) -> bear_core::Result<Option<RunRecord>> {
+        let row = sqlx::query("SELECT * FROM bear_runs WHERE id = $1")
+            .bind(run.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let steps = self.steps_of(run.as_str()).await?;
+                Ok(Some(Self::run_from_row(&row, steps)?))
+            }
+        }
+    }
+
+    async fn list_runs(&self, status: Option<RunStatus>) -> bear_core::Result<Vec<RunRecord>> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query("SELECT * FROM bear_runs WHERE status = $1 ORDER BY created_ms DESC")
+                    .bind(s.as_str())
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query("SELECT * FROM bear_runs ORDER BY created_ms DESC")
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("id").map_err(db)?;
+            let steps = self.steps_of(&id).await?;
+            out.push(Self::run_from_row(&row, steps)?);
+        }
+        Ok(out)
+    }
+
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> bear_core::Result<()> {
+        sqlx::query("UPDATE bear_runs SET status = $1, updated_ms = $2 WHERE id = $3")
+            .bind(status.as_str())
+            .bind(ms(crate::now_ms()))
+            .bind(run.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, run: &RunId, now_ms: u64) -> bear_core::Result<()> {
+        sqlx::query("UPDATE bear_runs SET heartbeat_ms = $1 WHERE id = $2")
+            .bind(ms(now_ms))
+            .bind(run.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn request_control(&self, run: &RunId, control: RunControl) -> bear_core::Result<()> {
+        sqlx::query("UPDATE bear_runs SET control = $1 WHERE id = $2")
+            .bind(control.as_str())
+            .bind(run.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn take_control(&self, run: &RunId) -> bear_core::Result<Option<RunControl>> {
+        // Read, then clear only if unchanged: a request written in between is not lost (it is
+        // taken at the next call), and no transaction has to upgrade from read to write.
+        let row = sqlx::query("SELECT control FROM bear_runs WHERE id = $1")
+            .bind(run.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let control: Option<String> = match row {
+            Some(r) => r.try_get("control").map_err(db)?,
+            None => None,
+        };
+        let Some(c) = control else {
+            return Ok(None);
+        };
+        let cleared =
+            sqlx::query("UPDATE bear_runs SET control = NULL WHERE id = $1 AND control = $2")
+                .bind(run.as_str())
+                .bind(&c)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        if cleared.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let control = Some(c);
+        Ok(control.as_deref().and_then(RunControl::parse))
+    }
+}
+
+/// Runs kept in memory: nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    runs: Mutex<BTreeMap<RunId, (RunRecord, Option<RunControl>)>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<RunId, (RunRecord, Option<RunControl>)>) -> T,
+    ) -> T {
+        let mut guard = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+fn unknown(run: &RunId) -> CoreError {
+    CoreError::backend(ErrorKind::NotFound, format!("no workflow run `{run}`"))
+}
+
+#[async_trait::async_trait]
+impl WorkflowStateStore for MemoryStore {
+    async fn save_run(&self, run: &RunRecord) -> bear_core::Result<()> {
+        self.with(|m| {
+            let control = m.get(&run.id).and_then(|(_, c)| *c);
+            m.insert(run.id.clone(), (run.clone(), control));
+        });
+        Ok(())
+    }
+
+    async fn update_step(
+        &self,
+        run: &RunId,
+        step: &StepId,
+        record: &StepRecord,
+        run_status: RunStatus,
+    ) -> bear_core::Result<()> {
+        self.with(|m| {
+            let (r, _) = m.get_mut(run).ok_or_else(|| unknown(run))?;
+            r.steps.insert(step.clone(), record.clone());
+            r.status = run_status;
+            r.updated_ms = record.updated_ms;
+            Ok(())
+        })
+    }
+
+    async fn load_run(&self, run: &RunId) -> bear_core::Result<Option<RunRecord>> {
+        Ok(self.with(|m| m.get(run).map(|(r, _)| r.clone())))
+    }
+
+    async fn list_runs(&self, status: Option<RunStatus>) -> bear_core::Result<Vec<RunRecord>> {
+        let mut runs: Vec<RunRecord> = self.with(|m| {
+            m.values()
+                .filter(|(r, _)| status.is_none_or(|s| r.status == s))
+                .map(|(r, _)| r.clone())
+                .collect()
+        });
+        runs.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+        Ok(runs)
+    }
+
+    async fn set_run_status(&self, run: &RunId, status: RunStatus) -> bear_core::Result<()> {
+        self.with(|m| {
+            let (r, _) = m.get_mut(run).ok_or_else(|| unknown(run))?;
+            r.status = status;
+            r.updated_ms = crate::now_ms();
+            Ok(())
+        })
+    }
+
+    async fn heartbeat(&self, run: &RunId, now_ms: u64) -> bear_core::Result<()> {
+        self.with(|m| {
+            if let Some((r, _)) = m.get_mut(run) {
+                r.heartbeat_ms = now_ms;
+            }
+        });
+        Ok(())
+    }
+
+    async fn request_control(&self, run: &RunId, control: RunControl) -> bear_core::Result<()> {
+        self.with(|m| {
+            let (_, c) = m.get_mut(run).ok_or_else(|| unknown(run))?;
+            *c = Some(control);
+            Ok(())
+        })
+    }
+
+    async fn take_control(&self, run: &RunId) -> bear_core::Result<Option<RunControl>> {
+        Ok(self.with(|m| m.get_mut(run).and_then(|(_, c)| c.take())))
+    }
+}

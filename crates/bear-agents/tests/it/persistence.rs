@@ -1,0 +1,135 @@
+//! Runs in a real SQLite file: they outlive their engine, and an interrupted run resumes
+//! without re-running completed steps.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bear_agents::{Engine, SqliteStore};
+use bear_core::{RunControl, RunStatus, StepStatus, WorkflowStateStore};
+use serde_json::json;
+
+use crate::{Log, engine_with, fast_config, workflow};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_outlive_their_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wf/workflows.db");
+    let log = Log::default();
+    let id = {
+        let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+        let engine = engine_with(store.clone(), &log, fast_config());
+        let w = workflow(json!({"name": "durable", "steps": [
+            {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {"k": "v"}}},
+            {"id": "b", "type": "tool_execution", "parameters": {"tool": "echo", "input": "{{ steps.a.output }}"}},
+        ]}));
+        let h = engine.start(w, BTreeMap::new()).await.unwrap();
+        let id = h.id.clone();
+        assert_eq!(h.wait().await.unwrap(), RunStatus::Completed);
+        store.close().await;
+        id
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the database is private to its owner");
+    }
+    let store = Arc::new(SqliteStore::open(&path, true).await.unwrap());
+    let engine = engine_with(store.clone(), &log, fast_config());
+    let p = engine.progress(&id).await.unwrap();
+    assert_eq!(p.status, RunStatus::Completed);
+    assert_eq!(p.name, "durable");
+    assert_eq!(p.results["b"], json!({"k": "v"}));
+    assert_eq!((p.completed, p.total), (2, 2));
+    assert!(p.steps.iter().all(|s| s.attempts == 1 && s.agent.is_some()));
+    let listed = engine.list(Some(RunStatus::Completed)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        engine
+            .list(Some(RunStatus::Running))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Control requests are kept for the process that runs the run, and taken once.
+    store.request_control(&id, RunControl::Pause).await.unwrap();
+    assert_eq!(
+        store.take_control(&id).await.unwrap(),
+        Some(RunControl::Pause)
+    );
+    assert_eq!(store.take_control(&id).await.unwrap(), None);
+}
+
+/// An interrupted run, as a killed process leaves it: `a` completed, `b` running (its first
+/// attempt's outcome unknown), `c` pending, the heartbeat old. Recovery must not run `a` again,
+/// must retry `b` with the same idempotency key, and must finish the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_without_repeating_completed_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workflows.db");
+    let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let log = Log::default();
+    let engine: Engine = engine_with(store.clone(), &log, fast_config());
+    let w = workflow(json!({"name": "crash", "steps": [
+        {"id": "a", "type": "tool_execution", "parameters": {"tool": "echo", "input": {"id": "a"}}},
+        {"id": "b", "type": "tool_execution", "depends_on": ["a"], "parameters": {"tool": "echo", "input": {"id": "b"}}},
+        {"id": "c", "type": "tool_execution", "depends_on": ["b"], "parameters": {"tool": "echo", "input": {"id": "c"}}},
+    ]}));
+    // Run it once to get a persisted run, then rewrite it the way a killed process leaves it.
+    let h = engine.start(w, BTreeMap::new()).await.unwrap();
+    let id = h.id.clone();
+    h.wait().await.unwrap();
+    let mut record = store.load_run(&id).await.unwrap().unwrap();
+    let old = bear_agents::now_ms() - 60_000;
+    for (step, r) in record.steps.iter_mut() {
+        r.finished_ms = None;
+        r.error = None;
+        match step.as_str() {
+            "a" => {
+                r.status = StepStatus::Completed;
+                r.attempts = 1;
+                r.output = Some(json!({"id": "a", "from": "before the crash"}));
+            }
+            "b" => {
+                r.status = StepStatus::Running;
+                r.attempts = 1;
+                r.output = None;
+            }
+            _ => {
+                r.status = StepStatus::Pending;
+                r.attempts = 0;
+                r.output = None;
+            }
+        }
+    }
+    record.status = RunStatus::Running;
+    record.heartbeat_ms = old;
+    store.save_run(&record).await.unwrap();
+    let before = log.items().len();
+
+    let p = engine.progress(&id).await.unwrap();
+    assert!(p.interrupted, "an old heartbeat marks the run interrupted");
+    let handles = engine.recover().await.unwrap();
+    assert_eq!(handles.len(), 1);
+    for h in handles {
+        assert_eq!(h.wait().await.unwrap(), RunStatus::Completed);
+    }
+    let ran: Vec<String> = log.items()[before..].to_vec();
+    assert_eq!(
+        ran,
+        ["start b", "end b", "start c", "end c"],
+        "a is not run again"
+    );
+    let p = engine.progress(&id).await.unwrap();
+    assert_eq!(p.results["a"]["from"], "before the crash");
+    let b = &p.steps[1];
+    assert_eq!(b.attempts, 2, "the interrupted attempt counts");
+    let record = store.load_run(&id).await.unwrap().unwrap();
+    assert_eq!(
+        record.steps[&bear_core::StepId::new("b").unwrap()].idempotency_key,
+        format!("{id}/b")
+    );
+    // Nothing is left to recover.
+    assert!(engine.recover().await.unwrap().is_empty());
+}

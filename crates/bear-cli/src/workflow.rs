@@ -1,0 +1,556 @@
+//! `bear workflow validate|run|list|status|cancel|pause|resume` and `bear agents list`: the
+//! workflow engine over the SQLite run database, with the real generator, scrubber, retriever
+//! and plugin tools wired in as each definition needs them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use bear_agents::{
+    Backends, Engine, EngineConfig, Progress, Registry, SqliteStore, StepKind, Workflow,
+};
+use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool};
+use serde_json::Value;
+
+use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
+use crate::config::LoadedConfig;
+use crate::error::{Error, Result};
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn read_definition(path: &Path) -> Result<Workflow> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Agents(bear_agents::Error::Parse {
+            path: path.display().to_string(),
+            message: format!("cannot read the file: {}", e.kind()),
+        })
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    Ok(if is_json {
+        Workflow::from_json(&text)?
+    } else {
+        Workflow::parse(&text)?
+    })
+}
+
+/// What a definition needs from the machine.
+#[derive(Default)]
+struct Needs {
+    generator: bool,
+    scrubber: bool,
+    retriever: bool,
+    tools: bool,
+}
+
+fn needs(w: &Workflow) -> Needs {
+    let mut n = Needs::default();
+    for s in &w.steps {
+        match StepKind::parse(&s.kind) {
+            Some(StepKind::LlmGeneration) => n.generator = true,
+            Some(StepKind::PiiScrub) => n.scrubber = true,
+            Some(StepKind::RagQuery) => n.retriever = true,
+            Some(StepKind::ToolExecution) => n.tools = true,
+            Some(StepKind::Validation) => {
+                n.generator |= s.parameters.get("judge").is_some();
+                n.scrubber |= s.parameters.get("pii_free") == Some(&Value::Bool(true));
+            }
+            _ => {}
+        }
+    }
+    n
+}
+
+/// Plugin tools, named `plugin.tool`: every valid plugin in the plugin directories, loaded
+/// (dependencies first) when `load`; otherwise only their names, for validation.
+fn plugin_tools(
+    loaded: &LoadedConfig,
+    load: bool,
+) -> Result<BTreeMap<String, Option<Arc<dyn Tool>>>> {
+    let roots = loaded.config.plugins.search_dirs(&loaded.dirs);
+    let found: Vec<_> = bear_plugins::discover(&roots)
+        .into_iter()
+        .filter(|d| d.manifest.is_some())
+        .collect();
+    let mut tools = BTreeMap::new();
+    if !load {
+        for d in &found {
+            for t in &d.manifest.as_ref().expect("filtered").tools {
+                tools.insert(format!("{}.{}", d.name, t.name), None);
+            }
+        }
+        return Ok(tools);
+    }
+    let host = crate::plugins::host(loaded)?;
+    let mut registry = bear_plugins::Registry::new(host);
+    let mut pending = found;
+    // Load in rounds so that dependencies come first; what never loads is reported.
+    loop {
+        let before = pending.len();
+        let mut failed = Vec::new();
+        for d in pending {
+            match registry.load(&d.dir) {
+                Ok(plugin) => {
+                    for tool in bear_plugins::WasmtimeTool::all(&plugin) {
+                        let name = format!("{}.{}", d.name, tool.spec().name);
+                        tools.insert(name, Some(Arc::new(tool) as Arc<dyn Tool>));
+                    }
+                }
+                Err(e) => failed.push((d, e)),
+            }
+        }
+        if failed.is_empty() || failed.len() == before {
+            for (d, e) in failed {
+                tracing::warn!("plugin `{}` is not available to workflows: {e}", d.name);
+            }
+            break;
+        }
+        pending = failed.into_iter().map(|(d, _)| d).collect();
+    }
+    Ok(tools)
+}
+
+struct Wiring {
+    engine: Engine,
+    store: Arc<SqliteStore>,
+    _scrub: Option<crate::security::ScrubSetup>,
+}
+
+/// Builds the engine; backends are loaded only when `workflow` needs them (all of them are
+/// declared present, unloaded, when validating only).
+fn wire(
+    loaded: &LoadedConfig,
+    rt: &tokio::runtime::Runtime,
+    workflow: Option<&Workflow>,
+    bus: EventBus,
+) -> Result<Wiring> {
+    let wf = &loaded.config.workflows;
+    let path = wf.database_path(&loaded.dirs);
+    let store = Arc::new(rt.block_on(SqliteStore::open(&path, wf.fsync))?);
+    let mut backends = Backends {
+        default_model: Some(bear_core::ModelId::new(
+            loaded.config.models.default_generator.clone(),
+        )?),
+        files_root: Some(match &wf.files_root {
+            Some(p) => p.clone(),
+            None => std::env::current_dir()?,
+        }),
+        ..Backends::default()
+    };
+    let mut scrub = None;
+    if let Some(w) = workflow {
+        let n = needs(w);
+        if n.generator {
+            backends.generator = Some(Arc::new(crate::models::load_generator(loaded, None)?));
+        }
+        if n.scrubber {
+            // Workflow steps get placeholders (`[PERSON_1]`), never reversible tokens: their
+            // outputs are stored in the run database.
+            let setup = crate::security::ScrubSetup::new(loaded, bear_core::PiiPolicy::Replace)?;
+            backends.scrubber = Some(setup.scrubber.clone());
+            scrub = Some(setup);
+        }
+        if n.retriever {
+            let setup = crate::security::ScrubSetup::new(loaded, loaded.config.rag.pii_policy)?;
+            let embedder = crate::models::load_embedder(loaded, None)?;
+            let store = bear_rag::Store::new(loaded.config.rag.collections_dir(&loaded.dirs));
+            backends.retriever = Some(Arc::new(bear_rag::RagRetriever::new(
+                store,
+                embedder,
+                setup.scrubber.clone(),
+            )));
+        }
+        if n.tools {
+            backends.tools = plugin_tools(loaded, true)?
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+        }
+    }
+    let engine = Engine::new(
+        store.clone(),
+        Registry::with_default_agents(),
+        backends,
+        bus,
+        EngineConfig::from_config(wf),
+    );
+    Ok(Wiring {
+        engine,
+        store,
+        _scrub: scrub,
+    })
+}
+
+fn run_id(s: &str) -> Result<RunId> {
+    Ok(RunId::new(s)?)
+}
+
+/// Runs `bear workflow ...`.
+pub(crate) fn run(
+    loaded: &LoadedConfig,
+    cmd: WorkflowCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let rt = runtime()?;
+    let result = command(loaded, &rt, cmd, json, out);
+    // A step stuck in blocking code (cut off by its timeout) must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
+}
+
+fn command(
+    loaded: &LoadedConfig,
+    rt: &tokio::runtime::Runtime,
+    cmd: WorkflowCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match cmd {
+        WorkflowCommand::Validate { file } => {
+            let workflow = read_definition(&file)?;
+            let w = wire(loaded, rt, None, EventBus::default())?;
+            // Validation assumes every backend is present: it checks the definition, not the
+            // machine; tools are checked against the plugin directories.
+            let mut catalog = w.engine.catalog();
+            catalog.has_generator = true;
+            catalog.has_retriever = true;
+            catalog.has_scrubber = true;
+            catalog.tools = plugin_tools(loaded, false)?.into_keys().collect();
+            let plan = workflow.validate(&catalog)?;
+            if json {
+                write_json(
+                    out,
+                    &serde_json::json!({"valid": true, "name": workflow.name, "steps": plan.steps.len()}),
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}: valid, {} step(s)",
+                    workflow.name,
+                    plan.steps.len()
+                )?;
+            }
+            Ok(())
+        }
+        WorkflowCommand::Run(args) => run_workflow(loaded, rt, args, json, out),
+        WorkflowCommand::List { status } => {
+            let status = status.as_deref().map(parse_status).transpose()?;
+            let w = wire(loaded, rt, None, EventBus::default())?;
+            let runs = rt.block_on(w.engine.list(status))?;
+            if json {
+                let rows: Vec<Value> = runs
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "id": p.id, "name": p.name, "status": p.status,
+                            "interrupted": p.interrupted, "completed": p.completed,
+                            "total": p.total, "created_ms": p.created_ms,
+                        })
+                    })
+                    .collect();
+                return write_json(out, &rows);
+            }
+            if runs.is_empty() {
+                writeln!(
+                    out,
+                    "no workflow runs yet; start one with `bear workflow run FILE`"
+                )?;
+            }
+            for p in runs {
+                writeln!(
+                    out,
+                    "{}  {:<10} {:>3}/{:<3} {}",
+                    p.id,
+                    status_label(&p),
+                    p.completed,
+                    p.total,
+                    p.name
+                )?;
+            }
+            Ok(())
+        }
+        WorkflowCommand::Status { id } => {
+            let w = wire(loaded, rt, None, EventBus::default())?;
+            let p = rt.block_on(w.engine.progress(&run_id(&id)?))?;
+            if json {
+                write_json(out, &p)
+            } else {
+                print_progress(out, &p)
+            }
+        }
+        WorkflowCommand::Cancel { id } => {
+            let w = wire(loaded, rt, None, EventBus::default())?;
+            rt.block_on(w.engine.cancel(&run_id(&id)?))?;
+            done(out, json, &id, "cancel requested")
+        }
+        WorkflowCommand::Pause { id } => {
+            let w = wire(loaded, rt, None, EventBus::default())?;
+            rt.block_on(w.engine.pause(&run_id(&id)?))?;
+            done(out, json, &id, "pause requested")
+        }
+        WorkflowCommand::Resume { id, watch } => {
+            let id = run_id(&id)?;
+            // The definition decides which backends to load for a takeover.
+            let probe = wire(loaded, rt, None, EventBus::default())?;
+            let record = rt
+                .block_on(bear_core::WorkflowStateStore::load_run(&*probe.store, &id))?
+                .ok_or_else(|| Error::Agents(bear_agents::Error::RunNotFound(id.clone())))?;
+            rt.block_on(probe.store.close());
+            let done_before = record
+                .steps
+                .values()
+                .filter(|s| s.status == StepStatus::Completed)
+                .count();
+            let workflow: Workflow = serde_json::from_value(record.definition).map_err(|_| {
+                bear_core::Error::backend(
+                    bear_core::ErrorKind::Storage,
+                    "the stored definition cannot be read",
+                )
+            })?;
+            let bus = EventBus::new(4096);
+            let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+            let events = bus.subscribe();
+            match rt.block_on(w.engine.resume(&id))? {
+                None => done(out, json, id.as_str(), "resume requested"),
+                Some(handle) => {
+                    eprintln!("resuming interrupted run {id}");
+                    let counts = (done_before, workflow.steps.len());
+                    finish(rt, &w.engine, handle, events, counts, watch, json, out)
+                }
+            }
+        }
+    }
+}
+
+fn done(out: &mut dyn Write, json: bool, id: &str, what: &str) -> Result<()> {
+    if json {
+        write_json(out, &serde_json::json!({"id": id, "result": what}))
+    } else {
+        writeln!(out, "{id}: {what}")?;
+        Ok(())
+    }
+}
+
+fn parse_status(s: &str) -> Result<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| {
+        Error::Agents(bear_agents::Error::Input {
+            name: "status".into(),
+            message: "expected pending, running, paused, completed, failed or cancelled".into(),
+        })
+    })
+}
+
+fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, Value>> {
+    let mut inputs = BTreeMap::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Error::Agents(bear_agents::Error::Input {
+                name: pair.chars().take(40).collect(),
+                message: "write inputs as NAME=VALUE".into(),
+            }));
+        };
+        // A value that is JSON (a number, an object) is taken as JSON, anything else as text.
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        inputs.insert(k.to_string(), value);
+    }
+    Ok(inputs)
+}
+
+fn run_workflow(
+    loaded: &LoadedConfig,
+    rt: &tokio::runtime::Runtime,
+    args: WorkflowRunArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let workflow = read_definition(&args.file)?;
+    let inputs = parse_inputs(&args.input)?;
+    let bus = EventBus::new(4096);
+    let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+    // Subscribed before the start, so no transition of a fast run is missed.
+    let events = bus.subscribe();
+    let total = workflow.steps.len();
+    let handle = rt.block_on(w.engine.start(workflow, inputs))?;
+    eprintln!("run {} started", handle.id);
+    finish(
+        rt,
+        &w.engine,
+        handle,
+        events,
+        (0, total),
+        args.watch,
+        json,
+        out,
+    )
+}
+
+/// Waits for a run in this process, printing step transitions with `watch` (`counts`: steps
+/// completed before, and in all), cancelling it on Ctrl-C, then prints the result.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    handle: bear_agents::RunHandle,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    counts: (usize, usize),
+    watch: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let id = handle.id.clone();
+    let (mut completed, total) = counts;
+    let status = rt.block_on(async {
+        let wait = handle.wait();
+        tokio::pin!(wait);
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                status = &mut wait => return status,
+                _ = tokio::signal::ctrl_c(), if !interrupted => {
+                    interrupted = true;
+                    eprintln!("cancelling run {id} (Ctrl-C again to leave it interrupted)");
+                    let _ = engine.cancel(&id).await;
+                }
+                event = events.recv() => {
+                    if let Ok(Event::StepChanged { run, step, status }) = event {
+                        if run != id || !watch {
+                            continue;
+                        }
+                        if status == StepStatus::Completed {
+                            completed += 1;
+                        }
+                        eprintln!("[{completed}/{total}] {step} {}", status.as_str());
+                    }
+                }
+            }
+        }
+    })?;
+    let p = rt.block_on(engine.progress(&id))?;
+    if json {
+        write_json(out, &p)?;
+    } else {
+        print_progress(out, &p)?;
+    }
+    match status {
+        RunStatus::Completed => Ok(()),
+        other => Err(Error::RunEnded {
+            run: id.to_string(),
+            status: other.as_str(),
+        }),
+    }
+}
+
+fn status_label(p: &Progress) -> &'static str {
+    if p.interrupted {
+        "interrupted"
+    } else {
+        p.status.as_str()
+    }
+}
+
+fn print_progress(out: &mut dyn Write, p: &Progress) -> Result<()> {
+    writeln!(
+        out,
+        "run {} ({}): {}, {}/{} steps completed, {:.1} s",
+        p.id,
+        p.name,
+        status_label(p),
+        p.completed,
+        p.total,
+        p.execution_time
+    )?;
+    if p.interrupted {
+        writeln!(
+            out,
+            "  its process stopped; continue it with `bear workflow resume {}`",
+            p.id
+        )?;
+    }
+    for s in &p.steps {
+        let time = s
+            .duration_ms
+            .map(|ms| format!("{:.2} s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let agent = s.agent.as_ref().map(|a| a.as_str()).unwrap_or("-");
+        writeln!(
+            out,
+            "  {:<24} {:<16} {:<10} {:>2} attempt(s) {:>9}  {agent}",
+            s.id.as_str(),
+            s.kind,
+            s.status.as_str(),
+            s.attempts,
+            time
+        )?;
+        if let Some(e) = &s.error {
+            writeln!(out, "      {e}")?;
+        }
+        if let Some(o) = &s.output {
+            let text = match o.get("text").and_then(Value::as_str) {
+                Some(t) => t.to_string(),
+                None => match o {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            };
+            let short: String = text.chars().take(300).collect();
+            let more = if text.chars().count() > 300 {
+                " …"
+            } else {
+                ""
+            };
+            for line in short.lines() {
+                writeln!(out, "      | {line}")?;
+            }
+            if !more.is_empty() {
+                writeln!(out, "      |{more}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `bear agents ...`.
+pub(crate) fn agents(cmd: AgentsCommand, json: bool, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        AgentsCommand::List => {
+            let agents = Registry::with_default_agents().list();
+            if json {
+                return write_json(out, &agents);
+            }
+            for a in agents {
+                let caps: Vec<&str> = a.spec.capabilities.iter().map(String::as_str).collect();
+                writeln!(
+                    out,
+                    "{:<18} {:<12} {:<7} capacity {}  {}",
+                    a.spec.id.as_str(),
+                    a.spec.kind.as_str(),
+                    serde_json::to_value(a.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    a.spec.max_concurrent,
+                    if caps.is_empty() {
+                        "(observes only)".to_string()
+                    } else {
+                        caps.join(", ")
+                    }
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
