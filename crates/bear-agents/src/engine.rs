@@ -637,16 +637,16 @@ async fn drive(
             if records[i].status != StepStatus::Pending {
                 continue;
             }
-            let now = now_ms();
-            let r = &mut records[i];
-            r.status = StepStatus::Skipped;
-            r.error = Some("skipped: a dependency did not complete".into());
-            r.updated_ms = now;
-            r.finished_ms = Some(now);
-            store
-                .update_step(&run, &plan.steps[i].id, r, run_status)
-                .await?;
-            publish_step(&plan.steps[i].id, StepStatus::Skipped);
+            skip(
+                &inner,
+                &plan,
+                &run,
+                i,
+                &mut records[i],
+                run_status,
+                "skipped: a dependency did not complete",
+            )
+            .await?;
             to_skip.extend(plan.dependents[i].iter().copied());
         }
 
@@ -787,7 +787,6 @@ async fn drive(
     }
 
     // Whatever never started is skipped.
-    let now = now_ms();
     let final_status = if cancelled {
         RunStatus::Cancelled
     } else if failed_any {
@@ -795,20 +794,14 @@ async fn drive(
     } else {
         RunStatus::Completed
     };
+    let why = if cancelled {
+        "cancelled: the run was cancelled"
+    } else {
+        "skipped: the run stopped after a failure"
+    };
     for (i, r) in records.iter_mut().enumerate() {
         if !r.status.is_final() {
-            r.status = StepStatus::Skipped;
-            r.error = Some(if cancelled {
-                "cancelled: the run was cancelled".into()
-            } else {
-                "skipped: the run stopped after a failure".into()
-            });
-            r.updated_ms = now;
-            r.finished_ms = Some(now);
-            store
-                .update_step(&run, &plan.steps[i].id, r, run_status)
-                .await?;
-            publish_step(&plan.steps[i].id, StepStatus::Skipped);
+            skip(&inner, &plan, &run, i, r, run_status, why).await?;
         }
     }
     store.set_run_status(&run, final_status).await?;
@@ -817,6 +810,33 @@ async fn drive(
         status: final_status,
     });
     Ok(final_status)
+}
+
+/// Marks step `i` skipped (with why), persists and publishes it.
+async fn skip(
+    inner: &Inner,
+    plan: &Plan,
+    run: &RunId,
+    i: usize,
+    r: &mut StepRecord,
+    run_status: RunStatus,
+    why: &str,
+) -> Result<()> {
+    let now = now_ms();
+    r.status = StepStatus::Skipped;
+    r.error = Some(why.to_string());
+    r.updated_ms = now;
+    r.finished_ms = Some(now);
+    inner
+        .store
+        .update_step(run, &plan.steps[i].id, r, run_status)
+        .await?;
+    inner.bus.publish(Event::StepChanged {
+        run: run.clone(),
+        step: plan.steps[i].id.clone(),
+        status: StepStatus::Skipped,
+    });
+    Ok(())
 }
 
 async fn apply_note(

@@ -62,6 +62,34 @@ pub(crate) fn step_sampling_base() -> SamplingParams {
     }
 }
 
+/// One greedy chat turn: `prompt` as the user message, at most `max_tokens`, the text back.
+pub(crate) async fn ask_once(
+    generator: &dyn TextGenerator,
+    model: ModelId,
+    prompt: String,
+    max_tokens: u32,
+    cancel: CancellationToken,
+) -> Result<String, CoreError> {
+    let g = generator
+        .generate(
+            GenerationRequest {
+                model,
+                prompt: Prompt::Chat(vec![ChatMessage {
+                    role: ChatRole::User,
+                    content: Redacted::new(prompt),
+                }]),
+                params: SamplingParams {
+                    max_tokens,
+                    ..step_sampling_base()
+                },
+            },
+            Box::new(|_: &str| true),
+            cancel,
+        )
+        .await?;
+    Ok(g.text.into_inner())
+}
+
 /// Everything one attempt needs.
 pub(crate) struct Attempt<'a> {
     pub step: &'a PlannedStep,
@@ -487,24 +515,8 @@ async fn validate(
             judge.criteria,
             as_text(&p.input)
         );
-        let g = generator
-            .generate(
-                GenerationRequest {
-                    model,
-                    prompt: Prompt::Chat(vec![ChatMessage {
-                        role: ChatRole::User,
-                        content: Redacted::new(prompt),
-                    }]),
-                    params: SamplingParams {
-                        max_tokens: 4,
-                        ..step_sampling_base()
-                    },
-                },
-                Box::new(|_: &str| true),
-                cancel,
-            )
-            .await?;
-        let answer = g.text.expose().trim().to_ascii_lowercase();
+        let answer = ask_once(&**generator, model, prompt, 4, cancel).await?;
+        let answer = answer.trim().to_ascii_lowercase();
         let yes = answer.starts_with("yes");
         judgement = json!(if yes { "yes" } else { "no" });
         if !yes {

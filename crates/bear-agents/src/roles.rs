@@ -12,17 +12,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bear_core::{
-    AgentId, CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt,
-    Redacted, TextGenerator,
-};
+use bear_core::{AgentId, CancellationToken, ModelId, TextGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::agent::{AgentConfig, AgentStatus, Registry};
 use crate::definition::{FailurePolicy, InputDef, StepDef, StepKind, Workflow};
 use crate::error::{Error, Result};
-use crate::executor::step_sampling_base;
 
 /// The legal specialist: a system prompt and one prompt per analysis. `{{ text }}` is where the
 /// document goes.
@@ -211,24 +207,10 @@ impl Coordinator {
              names only, separated by commas: {}",
             known.join(", ")
         );
-        let g = generator
-            .generate(
-                GenerationRequest {
-                    model,
-                    prompt: Prompt::Chat(vec![ChatMessage {
-                        role: ChatRole::User,
-                        content: Redacted::new(prompt),
-                    }]),
-                    params: bear_core::SamplingParams {
-                        max_tokens: 48,
-                        ..step_sampling_base()
-                    },
-                },
-                Box::new(|_: &str| true),
-                CancellationToken::new(),
-            )
-            .await?;
-        let answer = g.text.expose().to_ascii_lowercase();
+        let answer =
+            crate::executor::ask_once(generator, model, prompt, 48, CancellationToken::new())
+                .await?
+                .to_ascii_lowercase();
         let mut chosen: Vec<String> = known
             .iter()
             .filter(|k| answer.contains(k.as_str()) || answer.contains(&k.replace('_', " ")))

@@ -82,6 +82,13 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// Writes `v` as pretty JSON and a newline: the `--json` output of every command.
+pub(crate) fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 fn report(e: &Error, json: bool) {
     let mut err = std::io::stderr().lock();
     if json {

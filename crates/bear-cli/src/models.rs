@@ -15,6 +15,7 @@ use bear_models::{
 use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, SamplingArgs};
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
+use crate::write_json;
 
 pub(crate) fn run(
     loaded: &LoadedConfig,
@@ -122,12 +123,6 @@ pub(crate) fn run(
             Ok(())
         }
     }
-}
-
-fn write_json(out: &mut impl Write, v: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 fn kind_name(k: ModelKind) -> &'static str {

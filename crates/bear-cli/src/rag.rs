@@ -18,6 +18,7 @@ use crate::cli::{
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::security::ScrubSetup;
+use crate::write_json;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -45,12 +46,6 @@ fn policy(choice: Option<PolicyChoice>, loaded: &LoadedConfig) -> PiiPolicy {
         Some(PolicyChoice::Hash) => PiiPolicy::Hash,
         Some(PolicyChoice::Redact) => PiiPolicy::Redact,
     }
-}
-
-fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 /// `YYYY-MM-DD` to Unix seconds at the start (or end) of that day, UTC.

@@ -16,18 +16,13 @@ use serde_json::Value;
 use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
+use crate::write_json;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?)
-}
-
-fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 fn read_definition(path: &Path) -> Result<Workflow> {

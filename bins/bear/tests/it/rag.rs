@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::security::Home;
 use crate::{stderr, stdout};
@@ -214,16 +213,7 @@ fn sigkill_mid_ingest_loses_no_reported_document() {
         );
         std::fs::write(docs.join(format!("note-{i:03}.md")), text).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bear"))
-        .args(["--json", "ingest", s(&docs), "--collection", "crash"])
-        .env_remove("BEAR_CONFIG")
-        .env_remove("BEAR_LOG")
-        .env("BEAR_DATA_DIR", h.path("data"))
-        .env("XDG_CONFIG_HOME", h.path("config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.spawn(&["--json", "ingest", s(&docs), "--collection", "crash"]);
     let mut reported = Vec::new();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     while let Some(Ok(line)) = lines.next() {

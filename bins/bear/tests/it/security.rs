@@ -53,6 +53,22 @@ impl Home {
         child.wait_with_output().unwrap()
     }
 
+    /// Starts `bear` in this home without waiting: stdout discarded, stderr piped (for tests
+    /// that watch a long command and kill it or control it from another process).
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_bear"))
+            .args(args)
+            .env_remove("BEAR_CONFIG")
+            .env_remove("BEAR_LOG")
+            .env_remove("BEAR_PASSPHRASE")
+            .env("BEAR_DATA_DIR", self.path("data"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, bytes).unwrap();

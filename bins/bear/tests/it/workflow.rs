@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -152,16 +152,7 @@ fn validate_run_list_status_and_agents() {
 fn sigkill_mid_run_resumes_without_repeating_completed_steps() {
     let h = Home::new();
     let file = h.write("chain.yaml", CHAIN.as_bytes());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bear"))
-        .args(["workflow", "run", s(&file), "--watch"])
-        .env_remove("BEAR_CONFIG")
-        .env_remove("BEAR_LOG")
-        .env("BEAR_DATA_DIR", h.path("data"))
-        .env("XDG_CONFIG_HOME", h.path("config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = h.spawn(&["workflow", "run", s(&file), "--watch"]);
     let mut id = None;
     let mut completed = 0;
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -281,16 +272,7 @@ fn pause_resume_and_cancel_reach_a_run_in_another_process() {
     let h = Home::new();
     let file = h.write("chain.yaml", CHAIN.as_bytes());
     let start = |h: &Home| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bear"))
-            .args(["workflow", "run", s(&file), "--watch"])
-            .env_remove("BEAR_CONFIG")
-            .env_remove("BEAR_LOG")
-            .env("BEAR_DATA_DIR", h.path("data"))
-            .env("XDG_CONFIG_HOME", h.path("config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = h.spawn(&["workflow", "run", s(&file), "--watch"]);
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut id = None;
         while let Some(Ok(line)) = lines.next() {
