@@ -117,6 +117,12 @@ pub enum WorkflowCommand {
         /// The run id.
         id: String,
     },
+    /// Continue every interrupted run (its process died) in this process, one after another.
+    Recover {
+        /// Print each step's transitions on stderr.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Resume a paused run, or continue an interrupted one in this process.
     Resume {
         /// The run id.

@@ -297,36 +297,76 @@ fn command(
             rt.block_on(w.engine.pause(&run_id(&id)?))?;
             done(out, json, &id, "pause requested")
         }
-        WorkflowCommand::Resume { id, watch } => {
-            let id = run_id(&id)?;
-            // The definition decides which backends to load for a takeover.
+        WorkflowCommand::Recover { watch } => {
             let probe = wire(loaded, rt, None, EventBus::default())?;
-            let record = rt
-                .block_on(bear_core::WorkflowStateStore::load_run(&*probe.store, &id))?
-                .ok_or_else(|| Error::Agents(bear_agents::Error::RunNotFound(id.clone())))?;
+            let interrupted: Vec<Progress> = rt
+                .block_on(probe.engine.list(None))?
+                .into_iter()
+                .filter(|p| p.interrupted)
+                .collect();
             rt.block_on(probe.store.close());
-            let done_before = record
-                .steps
-                .values()
-                .filter(|s| s.status == StepStatus::Completed)
-                .count();
-            let workflow: Workflow = serde_json::from_value(record.definition).map_err(|_| {
-                bear_core::Error::backend(
-                    bear_core::ErrorKind::Storage,
-                    "the stored definition cannot be read",
-                )
-            })?;
-            let bus = EventBus::new(4096);
-            let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
-            let events = bus.subscribe();
-            match rt.block_on(w.engine.resume(&id))? {
-                None => done(out, json, id.as_str(), "resume requested"),
-                Some(handle) => {
-                    eprintln!("resuming interrupted run {id}");
-                    let counts = (done_before, workflow.steps.len());
-                    finish(rt, &w.engine, handle, events, counts, watch, json, out)
+            if interrupted.is_empty() {
+                return done(out, json, "-", "no interrupted runs");
+            }
+            let mut failed = 0;
+            for p in interrupted {
+                eprintln!("recovering run {} ({})", p.id, p.name);
+                if let Err(e) = resume(loaded, rt, &p.id, watch, json, out) {
+                    eprintln!("run {}: {e}", p.id);
+                    failed += 1;
                 }
             }
+            if failed > 0 {
+                return Err(Error::RunEnded {
+                    run: format!("{failed} recovered run(s)"),
+                    status: "did not complete",
+                });
+            }
+            Ok(())
+        }
+        WorkflowCommand::Resume { id, watch } => {
+            let id = run_id(&id)?;
+            resume(loaded, rt, &id, watch, json, out)
+        }
+    }
+}
+
+/// `bear workflow resume`: a paused run in another process is sent a request; an interrupted
+/// one is continued here, with the backends its definition needs.
+fn resume(
+    loaded: &LoadedConfig,
+    rt: &tokio::runtime::Runtime,
+    id: &RunId,
+    watch: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    // The definition decides which backends to load for a takeover.
+    let probe = wire(loaded, rt, None, EventBus::default())?;
+    let record = rt
+        .block_on(bear_core::WorkflowStateStore::load_run(&*probe.store, id))?
+        .ok_or_else(|| Error::Agents(bear_agents::Error::RunNotFound(id.clone())))?;
+    rt.block_on(probe.store.close());
+    let done_before = record
+        .steps
+        .values()
+        .filter(|s| s.status == StepStatus::Completed)
+        .count();
+    let workflow: Workflow = serde_json::from_value(record.definition).map_err(|_| {
+        bear_core::Error::backend(
+            bear_core::ErrorKind::Storage,
+            "the stored definition cannot be read",
+        )
+    })?;
+    let bus = EventBus::new(4096);
+    let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+    let events = bus.subscribe();
+    match rt.block_on(w.engine.resume(id))? {
+        None => done(out, json, id.as_str(), "resume requested"),
+        Some(handle) => {
+            eprintln!("resuming interrupted run {id}");
+            let counts = (done_before, workflow.steps.len());
+            finish(rt, &w.engine, handle, events, counts, watch, json, out)
         }
     }
 }
@@ -376,6 +416,16 @@ fn run_workflow(
     let inputs = parse_inputs(&args.input)?;
     let bus = EventBus::new(4096);
     let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+    let stranded = rt
+        .block_on(w.engine.list(Some(RunStatus::Running)))?
+        .into_iter()
+        .filter(|p| p.interrupted)
+        .count();
+    if stranded > 0 {
+        eprintln!(
+            "note: {stranded} earlier run(s) were interrupted; `bear workflow recover` continues them"
+        );
+    }
     // Subscribed before the start, so no transition of a fast run is missed.
     let events = bus.subscribe();
     let total = workflow.steps.len();

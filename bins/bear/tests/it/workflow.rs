@@ -191,9 +191,25 @@ fn sigkill_mid_run_resumes_without_repeating_completed_steps() {
     assert_eq!(status(&h, &id)["interrupted"], true);
     let o = h.run(&["workflow", "list"], None, &[]);
     assert!(stdout(&o).contains("interrupted"), "{}", stdout(&o));
+    let o = h.run(
+        &["workflow", "run", s(&file), "--input", "topic=x"],
+        None,
+        &[],
+    );
+    // (It runs the chain once more, to the end; the point is the note on stderr.)
+    assert!(
+        stderr(&o).contains("1 earlier run(s) were interrupted"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = h.run(&["workflow", "resume", &id], None, &[]);
+    let o = h.run(&["workflow", "recover"], None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("recovering run {id}")),
+        "{}",
+        stderr(&o)
+    );
     let after = status(&h, &id);
     assert_eq!(after["status"], "completed", "{after}");
     assert_eq!(after["completed"], 8);
