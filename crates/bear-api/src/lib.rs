@@ -1,10 +1,112 @@
-//! bear-api: the REST API (the seed's `/api/v1` plus OpenAI-compatible routes) on axum.
+//! bear-api: the REST API (the seed's `/api/v1`, later the OpenAI-compatible routes) on axum.
 //!
-//! Layer **L4**: it may depend on every library crate below it and wires concrete backends
-//! together for `bins/bear-server`.
+//! Layer **L4**: it may depend on every library crate below it; `bins/bear-server` wires the
+//! concrete backends and calls [`serve`].
 //!
-//! Invariants (binding on the code this crate will hold):
+//! - [`gateway`]: request ids, the loopback Host check, authentication, rate limits.
+//! - [`routes`]: the handlers.
+//! - [`error`]: [`Error`] and the JSON error body, [`ApiError`].
+//!
+//! Invariants:
 //! - Listens on loopback unless API keys are configured; never opens an outgoing connection.
-//! - Every route but `/health` requires a key; every error is a structured JSON error.
-//!
-//! Status: empty; the API is the bear-api issue's work.
+//! - Every route but `/health` requires a key; every error is a structured JSON error with the
+//!   request id, and every response carries `x-request-id`.
+//! - Request bodies never appear in errors or logs.
+
+pub mod error;
+pub mod gateway;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use bear_agents::Engine;
+use bear_core::PiiScrubber;
+use bear_security::Detector;
+use bear_security::access::ApiKeyStore;
+
+pub use error::{ApiError, Error, Result};
+pub use gateway::{Caller, Limits, REQUEST_ID, presented_key};
+
+/// Everything the handlers reach.
+pub struct AppState {
+    /// API keys (hashes only).
+    pub keys: RwLock<ApiKeyStore>,
+    /// The workflow engine, its agents and backends.
+    pub engine: Engine,
+    /// PII detection for `/pii/detect`.
+    pub detector: Arc<Detector>,
+    /// PII scrubbing (`replace` policy) for `/pii/scrub`.
+    pub scrubber: Arc<dyn PiiScrubber>,
+    /// The machine report served at `/hw`.
+    pub hw: serde_json::Value,
+    /// Whether the server listens on loopback only (turns the Host check on).
+    pub loopback: bool,
+    limiters: gateway::Limiters,
+}
+
+impl AppState {
+    /// The state for a server with these limits.
+    pub fn new(
+        keys: ApiKeyStore,
+        engine: Engine,
+        detector: Arc<Detector>,
+        scrubber: Arc<dyn PiiScrubber>,
+        hw: serde_json::Value,
+        loopback: bool,
+        limits: &Limits,
+    ) -> Self {
+        Self {
+            keys: RwLock::new(keys),
+            engine,
+            detector,
+            scrubber,
+            hw,
+            loopback,
+            limiters: gateway::Limiters::new(limits),
+        }
+    }
+}
+
+/// The whole API: routes under the gateway layers.
+pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
+    routes::routes()
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gateway::host_and_ip,
+        ))
+        .layer(axum::middleware::from_fn(gateway::request_id))
+        .with_state(state)
+}
+
+/// Refuses a public bind without API keys: an open port with no authentication would expose
+/// every document to the network.
+pub fn check_bind(addr: &SocketAddr, keys: &ApiKeyStore) -> Result<()> {
+    if !addr.ip().is_loopback() && keys.list().is_empty() {
+        return Err(Error::Refused(format!(
+            "refusing to listen on {addr}, which is not loopback, while no API key exists; \
+             create one with `bear keys api-create --role admin` or bind 127.0.0.1"
+        )));
+    }
+    Ok(())
+}
+
+/// Serves on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let app = router(state, limits).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Io { addr, source })
+}

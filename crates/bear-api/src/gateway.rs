@@ -1,0 +1,222 @@
+//! The gateway layer: request ids, the loopback Host check, authentication (one function for
+//! `Authorization: Bearer` and `X-Api-Key`), per-key and per-IP rate limits (governor), and
+//! structured errors carrying the request id.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bear_security::access::{ApiKeyStore, Permission, Role};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The header carrying the request id, on every response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Limits applied by the gateway.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per second per key (and, separately, per client IP).
+    pub per_second: NonZeroU32,
+    /// Burst allowed above the rate.
+    pub burst: NonZeroU32,
+    /// Failed authentications per minute per client IP.
+    pub auth_failures_per_minute: NonZeroU32,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_second: NonZeroU32::new(50).expect("non-zero"),
+            burst: NonZeroU32::new(100).expect("non-zero"),
+            auth_failures_per_minute: NonZeroU32::new(20).expect("non-zero"),
+            max_body_bytes: 2 << 20,
+        }
+    }
+}
+
+/// The gateway's rate limiters.
+pub(crate) struct Limiters {
+    per_key: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Limiters {
+    pub(crate) fn new(l: &Limits) -> Self {
+        let q = Quota::per_second(l.per_second).allow_burst(l.burst);
+        Self {
+            per_key: RateLimiter::keyed(q),
+            per_ip: RateLimiter::keyed(q),
+            auth_failures: RateLimiter::keyed(Quota::per_minute(l.auth_failures_per_minute)),
+        }
+    }
+}
+
+fn retry_secs(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    not_until
+        .wait_time_from(DefaultClock::default().now())
+        .as_secs_f64()
+        .ceil() as u64
+}
+
+/// Gives every request an id (a new v7 UUID, or the caller's if it is a valid identifier),
+/// echoes it on the response, and adds it to JSON error bodies.
+pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| bear_core::RequestId::new(s).ok());
+    let id = given.unwrap_or_else(|| {
+        bear_core::RequestId::new(uuid::Uuid::now_v7().to_string()).expect("a UUID is an id")
+    });
+    req.extensions_mut().insert(id.clone());
+    let response = next.run(req).await;
+    let (mut parts, body) = response.into_parts();
+    let value = HeaderValue::from_str(id.as_str()).expect("ids are header-safe");
+    parts.headers.insert(REQUEST_ID, value);
+    let is_json_error = parts.status.is_client_error() || parts.status.is_server_error();
+    if is_json_error
+        && parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        if let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await {
+            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                if let Some(e) = v.get_mut("error").and_then(|e| e.as_object_mut()) {
+                    e.insert("request_id".into(), id.as_str().into());
+                }
+                parts.headers.remove(header::CONTENT_LENGTH);
+                return Response::from_parts(parts, Body::from(v.to_string()));
+            }
+            return Response::from_parts(parts, Body::from(bytes));
+        }
+        return Response::from_parts(parts, Body::empty());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// Refuses requests whose `Host` is not local while the server listens on loopback (DNS
+/// rebinding), and applies the per-IP rate limit.
+pub(crate) async fn host_and_ip(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.loopback && !host_is_local(req.headers()) {
+        return ApiError::forbidden(
+            "the Host header is not local; this server only answers on loopback",
+        )
+        .into_response();
+    }
+    let ip = client_ip(&req);
+    if let Err(n) = state.limiters.per_ip.check_key(&ip) {
+        return ApiError::rate_limited(retry_secs(n)).into_response();
+    }
+    next.run(req).await
+}
+
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+fn host_is_local(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    matches!(name, "localhost" | "127.0.0.1" | "::1") || name.ends_with(".localhost")
+}
+
+/// The one place an API key is read from a request: `Authorization: Bearer <key>` or
+/// `X-Api-Key: <key>`. A key anywhere else (a query string) is not looked at.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let (scheme, rest) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// An authenticated caller: the key's public id and role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's public id.
+    pub key_id: String,
+    /// Its role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the role grants `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.allows(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this key's role lacks the {permission:?} permission"
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let fail = |message: &str| -> ApiError {
+            if let Err(n) = state.limiters.auth_failures.check_key(&ip) {
+                return ApiError::rate_limited(retry_secs(n));
+            }
+            ApiError::unauthorized(message.to_string())
+        };
+        let Some(key) = presented_key(&parts.headers) else {
+            return Err(fail(
+                "an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
+            ));
+        };
+        let record = {
+            let store: &ApiKeyStore = &state.keys.read().unwrap_or_else(|e| e.into_inner());
+            store.verify(key).map(|r| (r.id.clone(), r.role))
+        };
+        let (key_id, role) = record.map_err(|_| fail("unknown API key"))?;
+        if let Err(n) = state.limiters.per_key.check_key(&key_id) {
+            return Err(ApiError::rate_limited(retry_secs(n)));
+        }
+        Ok(Self { key_id, role })
+    }
+}

@@ -1,0 +1,233 @@
+//! The handlers: `/health`, and under `/api/v1`: `hw`, `pii/detect`, `pii/scrub`, `workflows`
+//! (create and run, list, status, cancel) and `agents` (list, show).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bear_agents::{AgentKind, AgentStatus, Workflow};
+use bear_core::{AgentId, RunId, RunStatus};
+use bear_security::access::Permission;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+
+type Api<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+/// The route table.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/hw", get(hw))
+        .route("/api/v1/pii/detect", post(pii_detect))
+        .route("/api/v1/pii/scrub", post(pii_scrub))
+        .route(
+            "/api/v1/workflows",
+            post(create_workflow).get(list_workflows),
+        )
+        .route(
+            "/api/v1/workflows/{id}",
+            get(get_workflow).delete(cancel_workflow),
+        )
+        .route("/api/v1/agents", get(list_agents))
+        .route("/api/v1/agents/{id}", get(get_agent))
+        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn hw(State(s): St, caller: Caller) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    Ok(Json(s.hw.clone()))
+}
+
+/// A JSON body, with serde's errors turned into structured ones.
+pub(crate) struct Body<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(v))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextBody {
+    text: String,
+}
+
+async fn pii_detect(State(s): St, caller: Caller, Body(b): Body<TextBody>) -> Api<Json<Value>> {
+    caller.require(Permission::Write)?;
+    let findings = s.detector.detect(&b.text);
+    // Positions and types only: the values are the PII.
+    let items: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            json!({"entity": f.entity.name(), "start": f.start, "end": f.end,
+                   "char_start": f.char_start, "char_end": f.char_end, "score": f.score})
+        })
+        .collect();
+    Ok(Json(json!({"count": items.len(), "findings": items})))
+}
+
+async fn pii_scrub(State(s): St, caller: Caller, Body(b): Body<TextBody>) -> Api<Json<Value>> {
+    caller.require(Permission::Write)?;
+    let out = s.scrubber.scrub(&b.text)?;
+    let counts: BTreeMap<String, u32> = out
+        .counts
+        .iter()
+        .map(|(k, v)| (k.name().into_owned(), *v))
+        .collect();
+    Ok(Json(
+        json!({"text": out.text.expose(), "counts": counts, "risk": out.risk}),
+    ))
+}
+
+fn run_id(id: &str) -> Api<RunId> {
+    RunId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
+}
+
+/// `POST /api/v1/workflows`: the seed's body (`name`, `description`, `steps`, plus BEAR's
+/// `inputs` declarations and `on_failure`), and `input_values` for the run. Validation errors
+/// come back all at once with their paths (422). The run continues in the background.
+async fn create_workflow(
+    State(s): St,
+    caller: Caller,
+    Body(mut body): Body<serde_json::Map<String, Value>>,
+) -> Api<(StatusCode, Json<Value>)> {
+    caller.require(Permission::Write)?;
+    let values: BTreeMap<String, Value> = match body.remove("input_values") {
+        None => BTreeMap::new(),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|_| ApiError::invalid("input_values: expected an object of inputs"))?,
+    };
+    let workflow = Workflow::from_json(&Value::Object(body).to_string())?;
+    let handle = s.engine.start(workflow, values).await?;
+    let id = handle.id.clone();
+    // The handle is dropped: the run goes on in the background; poll GET /workflows/{id}.
+    drop(handle);
+    let p = s.engine.progress(&id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"workflow_id": id, "status": p.status, "progress": {"completed": p.completed, "total": p.total}}),
+        ),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list_workflows(
+    State(s): St,
+    caller: Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q?;
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(other) => Some(RunStatus::parse(other).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "status: expected all, pending, running, paused, completed, failed or cancelled",
+            )
+        })?),
+    };
+    let runs = s.engine.list(status).await?;
+    let rows: Vec<Value> = runs
+        .iter()
+        .map(|p| {
+            json!({"id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
+                   "created_at": chrono_ms(p.created_ms),
+                   "progress": {"completed": p.completed, "total": p.total}})
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// RFC 3339 UTC from Unix milliseconds.
+fn chrono_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+async fn get_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let p = s.engine.progress(&run_id(&id)?).await?;
+    Ok(Json(json!({
+        "id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
+        "progress": {"completed": p.completed, "total": p.total, "steps": p.steps},
+        "results": p.results, "execution_time": p.execution_time,
+    })))
+}
+
+async fn cancel_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+    caller.require(Permission::Write)?;
+    let id = run_id(&id)?;
+    s.engine.cancel(&id).await.map_err(|e| match e {
+        bear_agents::Error::RunState { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(json!({"id": id, "status": "cancelling"})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentQuery {
+    #[serde(rename = "type")]
+    kind: Option<AgentKind>,
+    status: Option<AgentStatus>,
+}
+
+async fn list_agents(
+    State(s): St,
+    caller: Caller,
+    q: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q?;
+    let agents: Vec<_> = s
+        .engine
+        .registry()
+        .list()
+        .into_iter()
+        .filter(|a| q.kind.is_none_or(|k| a.spec.kind == k))
+        .filter(|a| q.status.is_none_or(|st| a.status == st))
+        .collect();
+    Ok(Json(serde_json::to_value(agents).unwrap_or_default()))
+}
+
+async fn get_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let agent = s
+        .engine
+        .registry()
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    Ok(Json(serde_json::to_value(agent).unwrap_or_default()))
+}

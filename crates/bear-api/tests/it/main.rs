@@ -1,0 +1,442 @@
+//! bear-api against a real server on 127.0.0.1:0 with a real HTTP client (reqwest): the
+//! gateway (keys, roles, request ids, limits, Host check) and the routes written so far.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
+use bear_api::{AppState, Limits, REQUEST_ID};
+use bear_core::{EventBus, PiiConfig, PiiPolicy};
+use bear_security::access::{ApiKeyStore, Role};
+use serde_json::{Value, json};
+
+struct Server {
+    base: String,
+    admin: String,
+    user: String,
+    reader: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn server(limits: Limits) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).unwrap();
+    let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
+    let user = keys.create(Role::User, "user").unwrap().0.reveal();
+    let reader = keys.create(Role::ReadOnly, "reader").unwrap().0.reveal();
+    let pii = PiiConfig {
+        default_policy: PiiPolicy::Replace,
+        ..PiiConfig::default()
+    };
+    let detector = Arc::new(bear_security::Detector::new(&pii).unwrap());
+    let key = bear_security::crypto::ephemeral_hmac_key().unwrap();
+    let scrubber =
+        Arc::new(bear_security::Scrubber::new(detector.clone(), pii, key, None).unwrap());
+    let engine = Engine::new(
+        Arc::new(MemoryStore::new()),
+        Registry::with_default_agents(),
+        Backends::default(),
+        EventBus::default(),
+        EngineConfig::default(),
+    );
+    let state = Arc::new(AppState::new(
+        keys,
+        engine,
+        detector,
+        scrubber,
+        json!({"cpu": {"logical_cores": 2}}),
+        true,
+        &limits,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        bear_api::serve(listener, state, &limits, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        base: format!("http://{addr}"),
+        admin,
+        user,
+        reader,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn body(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let v = r.json::<Value>().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+const PROTECTED: &[(&str, &str)] = &[
+    ("GET", "/api/v1/hw"),
+    ("POST", "/api/v1/pii/detect"),
+    ("POST", "/api/v1/pii/scrub"),
+    ("POST", "/api/v1/workflows"),
+    ("GET", "/api/v1/workflows"),
+    ("GET", "/api/v1/workflows/run-x"),
+    ("DELETE", "/api/v1/workflows/run-x"),
+    ("GET", "/api/v1/agents"),
+    ("GET", "/api/v1/agents/executor-1"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_open_and_every_other_route_needs_a_key_in_the_right_place() {
+    // Many failures from one IP on purpose: lift the failed-authentication limit here.
+    let s = server(Limits {
+        auth_failures_per_minute: NonZeroU32::new(1000).unwrap(),
+        ..Limits::default()
+    })
+    .await;
+    let c = client();
+    let r = c.get(format!("{}/health", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key(REQUEST_ID));
+    for (method, path) in PROTECTED {
+        let url = format!("{}{path}", s.base);
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let cases = [
+            ("no key", c.request(m.clone(), &url)),
+            (
+                "wrong key",
+                c.request(m.clone(), &url)
+                    .bearer_auth(format!("bear_{}", "0".repeat(64))),
+            ),
+            (
+                "wrong header",
+                c.request(m.clone(), &url).header("x-auth-token", &s.admin),
+            ),
+            (
+                "wrong scheme",
+                c.request(m.clone(), &url)
+                    .header("authorization", format!("Basic {}", s.admin)),
+            ),
+            (
+                "query string",
+                c.request(m.clone(), format!("{url}?api_key={}", s.admin)),
+            ),
+        ];
+        for (what, req) in cases {
+            let r = req.json(&json!({})).send().await.unwrap();
+            let id = r
+                .headers()
+                .get(REQUEST_ID)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let (status, v) = body(r).await;
+            assert_eq!(status, 401, "{method} {path} with {what}: {v}");
+            assert_eq!(v["error"]["kind"], "unauthorized");
+            assert_eq!(v["error"]["request_id"], id.as_str());
+        }
+    }
+    // Both headers are accepted, by the same check.
+    for req in [
+        c.get(format!("{}/api/v1/agents", s.base))
+            .bearer_auth(&s.reader),
+        c.get(format!("{}/api/v1/agents", s.base))
+            .header("x-api-key", &s.reader),
+    ] {
+        assert_eq!(req.send().await.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced_and_pii_routes_work() {
+    let s = server(Limits::default()).await;
+    let c = client();
+    let text = json!({"text": "Write to jane.roe@example.com or call +31 20 555 0100."});
+    let r = c
+        .post(format!("{}/api/v1/pii/scrub", s.base))
+        .bearer_auth(&s.reader)
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(r).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["kind"], "forbidden");
+
+    let r = c
+        .post(format!("{}/api/v1/pii/scrub", s.base))
+        .bearer_auth(&s.user)
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(r).await;
+    assert_eq!(status, 200, "{v}");
+    let scrubbed = v["text"].as_str().unwrap();
+    assert!(
+        !scrubbed.contains("jane.roe") && scrubbed.contains("[EMAIL_1]"),
+        "{scrubbed}"
+    );
+    assert_eq!(v["counts"]["EMAIL"], 1);
+
+    let r = c
+        .post(format!("{}/api/v1/pii/detect", s.base))
+        .bearer_auth(&s.admin)
+        .json(&text)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(r).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["count"].as_u64().unwrap() >= 2);
+    assert!(
+        !v.to_string().contains("jane"),
+        "positions, not values: {v}"
+    );
+
+    let r = c
+        .get(format!("{}/api/v1/hw", s.base))
+        .bearer_auth(&s.reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(r).await.1["cpu"]["logical_cores"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_run_in_the_background_and_are_polled() {
+    let s = server(Limits::default()).await;
+    let c = client();
+    let wf = json!({
+        "name": "greeting",
+        "inputs": {"who": {}},
+        "steps": [
+            {"id": "hello", "type": "data_processing", "agent": "executor",
+             "parameters": {"operation": "template", "text": "hello {{ inputs.who }}"}},
+            {"id": "shout", "type": "data_processing",
+             "parameters": {"operation": "template", "text": "{{ steps.hello.output | upper }}"}}
+        ],
+        "input_values": {"who": "counsel"}
+    });
+    let r = c
+        .post(format!("{}/api/v1/workflows", s.base))
+        .bearer_auth(&s.user)
+        .json(&wf)
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(r).await;
+    assert_eq!(status, 201, "{v}");
+    let id = v["workflow_id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let r = c
+            .get(format!("{}/api/v1/workflows/{id}", s.base))
+            .bearer_auth(&s.reader)
+            .send()
+            .await
+            .unwrap();
+        last = body(r).await.1;
+        if last["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["results"]["shout"], "HELLO COUNSEL");
+    assert_eq!(last["progress"]["completed"], 2);
+
+    let r = c
+        .get(format!("{}/api/v1/workflows?status=completed", s.base))
+        .bearer_auth(&s.reader)
+        .send()
+        .await
+        .unwrap();
+    let (_, list) = body(r).await;
+    assert_eq!(list[0]["id"], id.as_str());
+    assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Cancelling a finished run is a conflict; unknown and malformed ids are 404s.
+    let r = c
+        .delete(format!("{}/api/v1/workflows/{id}", s.base))
+        .bearer_auth(&s.user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    for bad in ["run-nope", "..%2F..%2Fetc%2Fpasswd", "a%20b"] {
+        let r = c
+            .get(format!("{}/api/v1/workflows/{bad}", s.base))
+            .bearer_auth(&s.reader)
+            .send()
+            .await
+            .unwrap();
+        let (status, v) = body(r).await;
+        assert_eq!(status, 404, "{bad}: {v}");
+        assert_eq!(v["error"]["kind"], "not_found");
+    }
+    let r = c
+        .get(format!("{}/api/v1/agents?type=validator", s.base))
+        .bearer_auth(&s.reader)
+        .send()
+        .await
+        .unwrap();
+    let (_, agents) = body(r).await;
+    assert_eq!(agents.as_array().unwrap().len(), 1);
+    assert_eq!(agents[0]["id"], "validator");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_get_structured_errors() {
+    let s = server(Limits {
+        max_body_bytes: 64 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let c = client();
+    let url = format!("{}/api/v1/workflows", s.base);
+    let send = |b: reqwest::RequestBuilder| async move { body(b.send().await.unwrap()).await };
+
+    let (status, v) = send(
+        c.post(&url)
+            .bearer_auth(&s.user)
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["kind"], "invalid_request");
+
+    let (status, v) = send(
+        c.post(&url)
+            .bearer_auth(&s.user)
+            .json(&json!({"name": "x", "steps": [], "colour": "Jane Roe"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("colour"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("Jane"), "{v}");
+
+    let wf = json!({"name": "bad", "steps": [
+        {"id": "a", "type": "teleport"},
+        {"id": "b", "type": "data_processing", "depends_on": ["zzz"], "parameters": {"operation": "template", "text": "x"}}
+    ]});
+    let (status, v) = send(c.post(&url).bearer_auth(&s.user).json(&wf)).await;
+    assert_eq!(status, 422, "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("steps[0].type") && m.contains("steps[1].depends_on[0]"),
+        "{m}"
+    );
+
+    let big = json!({"text": "x".repeat(100 * 1024)});
+    let (status, v) = send(
+        c.post(format!("{}/api/v1/pii/scrub", s.base))
+            .bearer_auth(&s.user)
+            .json(&big),
+    )
+    .await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["error"]["kind"], "payload_too_large");
+
+    let deep = format!("{{\"name\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
+    let (status, v) = send(
+        c.post(&url)
+            .bearer_auth(&s.user)
+            .header("content-type", "application/json")
+            .body(deep),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+
+    let (status, v) = send(
+        c.get(format!("{}/api/v1/workflows?status=sideways", s.base))
+            .bearer_auth(&s.user),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+
+    // The server is still serving.
+    let r = c.get(format!("{}/health", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_answer_429_with_retry_after_and_foreign_hosts_are_refused() {
+    let s = server(Limits {
+        per_second: NonZeroU32::new(1).unwrap(),
+        burst: NonZeroU32::new(3).unwrap(),
+        ..Limits::default()
+    })
+    .await;
+    let c = client();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = c
+            .get(format!("{}/api/v1/agents", s.base))
+            .bearer_auth(&s.reader)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.starts_with(&[200, 200]), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Failed authentications are limited per IP too (2 per minute here).
+    let guarded = server(Limits {
+        auth_failures_per_minute: NonZeroU32::new(2).unwrap(),
+        ..Limits::default()
+    })
+    .await;
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/api/v1/hw", guarded.base))
+            .bearer_auth("bear_nope")
+            .send()
+            .await
+            .unwrap();
+        failures.push(r.status().as_u16());
+    }
+    assert_eq!(failures, [401, 401, 429]);
+
+    // A page on another origin resolving to 127.0.0.1 (DNS rebinding) is refused.
+    let r = c
+        .get(format!("{}/health", s.base))
+        .header("host", "evil.example:80")
+        .send()
+        .await
+        .unwrap();
+    let (status, v) = body(r).await;
+    assert_eq!(status, 403, "{v}");
+
+    // A public bind without keys is refused; with keys it is allowed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = ApiKeyStore::open(&dir.path().join("k.json")).unwrap();
+    let public: SocketAddr = "0.0.0.0:8787".parse().unwrap();
+    let e = bear_api::check_bind(&public, &keys).unwrap_err();
+    assert!(e.to_string().contains("not loopback"), "{e}");
+    assert!(bear_api::check_bind(&"127.0.0.1:8787".parse().unwrap(), &keys).is_ok());
+    keys.create(Role::Admin, "ops").unwrap();
+    assert!(bear_api::check_bind(&public, &keys).is_ok());
+}
