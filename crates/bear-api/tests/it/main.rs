@@ -71,6 +71,26 @@ async fn server(limits: Limits) -> Server {
     }
 }
 
+impl Server {
+    /// Sends a request with a key (and a JSON body).
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        json: Option<&Value>,
+    ) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(j) = json {
+            req = req.json(j);
+        }
+        req.send().await.unwrap()
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
@@ -158,26 +178,17 @@ async fn health_is_open_and_every_other_route_needs_a_key_in_the_right_place() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_are_enforced_and_pii_routes_work() {
     let s = server(Limits::default()).await;
-    let c = client();
     let text = json!({"text": "Write to jane.roe@example.com or call +31 20 555 0100."});
-    let r = c
-        .post(format!("{}/api/v1/pii/scrub", s.base))
-        .bearer_auth(&s.reader)
-        .json(&text)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("POST", "/api/v1/pii/scrub", &s.reader, Some(&text))
+        .await;
     let (status, v) = body(r).await;
     assert_eq!(status, 403, "{v}");
     assert_eq!(v["error"]["kind"], "forbidden");
 
-    let r = c
-        .post(format!("{}/api/v1/pii/scrub", s.base))
-        .bearer_auth(&s.user)
-        .json(&text)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("POST", "/api/v1/pii/scrub", &s.user, Some(&text))
+        .await;
     let (status, v) = body(r).await;
     assert_eq!(status, 200, "{v}");
     let scrubbed = v["text"].as_str().unwrap();
@@ -187,13 +198,9 @@ async fn roles_are_enforced_and_pii_routes_work() {
     );
     assert_eq!(v["counts"]["EMAIL"], 1);
 
-    let r = c
-        .post(format!("{}/api/v1/pii/detect", s.base))
-        .bearer_auth(&s.admin)
-        .json(&text)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("POST", "/api/v1/pii/detect", &s.admin, Some(&text))
+        .await;
     let (status, v) = body(r).await;
     assert_eq!(status, 200, "{v}");
     assert!(v["count"].as_u64().unwrap() >= 2);
@@ -202,19 +209,13 @@ async fn roles_are_enforced_and_pii_routes_work() {
         "positions, not values: {v}"
     );
 
-    let r = c
-        .get(format!("{}/api/v1/hw", s.base))
-        .bearer_auth(&s.reader)
-        .send()
-        .await
-        .unwrap();
+    let r = s.send("GET", "/api/v1/hw", &s.reader, None).await;
     assert_eq!(body(r).await.1["cpu"]["logical_cores"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_run_in_the_background_and_are_polled() {
     let s = server(Limits::default()).await;
-    let c = client();
     let wf = json!({
         "name": "greeting",
         "inputs": {"who": {}},
@@ -226,24 +227,17 @@ async fn workflows_run_in_the_background_and_are_polled() {
         ],
         "input_values": {"who": "counsel"}
     });
-    let r = c
-        .post(format!("{}/api/v1/workflows", s.base))
-        .bearer_auth(&s.user)
-        .json(&wf)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("POST", "/api/v1/workflows", &s.user, Some(&wf))
+        .await;
     let (status, v) = body(r).await;
     assert_eq!(status, 201, "{v}");
     let id = v["workflow_id"].as_str().unwrap().to_string();
     let mut last = Value::Null;
     for _ in 0..200 {
-        let r = c
-            .get(format!("{}/api/v1/workflows/{id}", s.base))
-            .bearer_auth(&s.reader)
-            .send()
-            .await
-            .unwrap();
+        let r = s
+            .send("GET", &format!("/api/v1/workflows/{id}"), &s.reader, None)
+            .await;
         last = body(r).await.1;
         if last["status"] == "completed" {
             break;
@@ -254,41 +248,29 @@ async fn workflows_run_in_the_background_and_are_polled() {
     assert_eq!(last["results"]["shout"], "HELLO COUNSEL");
     assert_eq!(last["progress"]["completed"], 2);
 
-    let r = c
-        .get(format!("{}/api/v1/workflows?status=completed", s.base))
-        .bearer_auth(&s.reader)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("GET", "/api/v1/workflows?status=completed", &s.reader, None)
+        .await;
     let (_, list) = body(r).await;
     assert_eq!(list[0]["id"], id.as_str());
     assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
 
     // Cancelling a finished run is a conflict; unknown and malformed ids are 404s.
-    let r = c
-        .delete(format!("{}/api/v1/workflows/{id}", s.base))
-        .bearer_auth(&s.user)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("DELETE", &format!("/api/v1/workflows/{id}"), &s.user, None)
+        .await;
     assert_eq!(r.status(), 409);
     for bad in ["run-nope", "..%2F..%2Fetc%2Fpasswd", "a%20b"] {
-        let r = c
-            .get(format!("{}/api/v1/workflows/{bad}", s.base))
-            .bearer_auth(&s.reader)
-            .send()
-            .await
-            .unwrap();
+        let r = s
+            .send("GET", &format!("/api/v1/workflows/{bad}"), &s.reader, None)
+            .await;
         let (status, v) = body(r).await;
         assert_eq!(status, 404, "{bad}: {v}");
         assert_eq!(v["error"]["kind"], "not_found");
     }
-    let r = c
-        .get(format!("{}/api/v1/agents?type=validator", s.base))
-        .bearer_auth(&s.reader)
-        .send()
-        .await
-        .unwrap();
+    let r = s
+        .send("GET", "/api/v1/agents?type=validator", &s.reader, None)
+        .await;
     let (_, agents) = body(r).await;
     assert_eq!(agents.as_array().unwrap().len(), 1);
     assert_eq!(agents[0]["id"], "validator");
@@ -384,12 +366,7 @@ async fn limits_answer_429_with_retry_after_and_foreign_hosts_are_refused() {
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..6 {
-        let r = c
-            .get(format!("{}/api/v1/agents", s.base))
-            .bearer_auth(&s.reader)
-            .send()
-            .await
-            .unwrap();
+        let r = s.send("GET", "/api/v1/agents", &s.reader, None).await;
         if r.status() == 429 {
             retry_after = r
                 .headers()
@@ -410,12 +387,7 @@ async fn limits_answer_429_with_retry_after_and_foreign_hosts_are_refused() {
     .await;
     let mut failures = Vec::new();
     for _ in 0..3 {
-        let r = c
-            .get(format!("{}/api/v1/hw", guarded.base))
-            .bearer_auth("bear_nope")
-            .send()
-            .await
-            .unwrap();
+        let r = guarded.send("GET", "/api/v1/hw", "bear_nope", None).await;
         failures.push(r.status().as_u16());
     }
     assert_eq!(failures, [401, 401, 429]);
