@@ -99,16 +99,47 @@ fn run(args: Args) -> anyhow::Result<()> {
             "machine": machine,
             "recommendations": bear_hw::recommend(&machine),
         });
+        let rec = bear_hw::recommend(&machine);
+        let models_dir = loaded.dirs.models_dir.clone();
+        let threads = config
+            .hw
+            .threads
+            .map_or(rec.inference_threads, |t| t as usize);
+        let manager = bear_models::ModelManager::new(bear_models::ManagerConfig {
+            model_dirs: vec![models_dir.clone()],
+            memory_budget: rec.model_memory_budget_bytes,
+            keep_alive: std::time::Duration::from_secs(300),
+            autoload: config.models.autoload,
+            llama: bear_models::LlamaOptions {
+                context_length: config.models.context_length,
+                threads: threads as u32,
+                mlock: config.hw.mlock.unwrap_or(false),
+                ..bear_models::LlamaOptions::default()
+            },
+            ort_dylib_candidates: bear_models::ort_dylib_candidates(
+                config.models.ort_dylib.as_deref(),
+                &models_dir,
+            ),
+            fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
+            threads,
+            cache: bear_models::CacheConfig {
+                l2_path: Some(loaded.dirs.cache_dir.join("results.redb")),
+                ..bear_models::CacheConfig::default()
+            },
+        })?;
         let limits = Limits::default();
-        let state = Arc::new(AppState::new(
-            keys,
-            engine,
-            detector,
-            scrubber,
-            hw,
-            bind.ip().is_loopback(),
-            &limits,
-        ));
+        let state = Arc::new(
+            AppState::new(
+                keys,
+                engine,
+                detector,
+                scrubber,
+                hw,
+                bind.ip().is_loopback(),
+                &limits,
+            )
+            .with_models(Arc::new(manager)),
+        );
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;

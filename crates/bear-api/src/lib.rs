@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod gateway;
+pub mod models;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub hw: serde_json::Value,
     /// Whether the server listens on loopback only (turns the Host check on).
     pub loopback: bool,
+    /// Models for `/models` and the OpenAI-compatible routes; `None` answers 503.
+    pub models: Option<Arc<bear_models::ModelManager>>,
     limiters: gateway::Limiters,
 }
 
@@ -64,14 +67,22 @@ impl AppState {
             scrubber,
             hw,
             loopback,
+            models: None,
             limiters: gateway::Limiters::new(limits),
         }
+    }
+
+    /// Serves these models too.
+    pub fn with_models(mut self, models: Arc<bear_models::ModelManager>) -> Self {
+        self.models = Some(models);
+        self
     }
 }
 
 /// The whole API: routes under the gateway layers.
 pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
     routes::routes()
+        .merge(models::routes())
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

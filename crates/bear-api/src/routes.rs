@@ -51,7 +51,7 @@ async fn hw(State(s): St, caller: Caller) -> Api<Json<Value>> {
 }
 
 /// A JSON body, with serde's errors turned into structured ones.
-pub(crate) struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<T, S> axum::extract::FromRequest<S> for Body<T>
 where

@@ -1,5 +1,8 @@
 //! bear-api against a real server on 127.0.0.1:0 with a real HTTP client (reqwest): the
-//! gateway (keys, roles, request ids, limits, Host check) and the routes written so far.
+//! gateway (keys, roles, request ids, limits, Host check) and the routes written so far, the
+//! model and OpenAI-compatible ones on the real SmolLM2 and MiniLM files.
+
+mod models;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -12,16 +15,16 @@ use bear_core::{EventBus, PiiConfig, PiiPolicy};
 use bear_security::access::{ApiKeyStore, Role};
 use serde_json::{Value, json};
 
-struct Server {
-    base: String,
-    admin: String,
-    user: String,
-    reader: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) admin: String,
+    pub(crate) user: String,
+    pub(crate) reader: String,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn server(limits: Limits) -> Server {
+pub(crate) async fn server(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).unwrap();
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
@@ -42,15 +45,18 @@ async fn server(limits: Limits) -> Server {
         EventBus::default(),
         EngineConfig::default(),
     );
-    let state = Arc::new(AppState::new(
-        keys,
-        engine,
-        detector,
-        scrubber,
-        json!({"cpu": {"logical_cores": 2}}),
-        true,
-        &limits,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            keys,
+            engine,
+            detector,
+            scrubber,
+            json!({"cpu": {"logical_cores": 2}}),
+            true,
+            &limits,
+        )
+        .with_models(models::manager()),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -73,7 +79,7 @@ async fn server(limits: Limits) -> Server {
 
 impl Server {
     /// Sends a request with a key (and a JSON body).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: &str,
         path: &str,
@@ -95,7 +101,7 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-async fn body(r: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn body(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let v = r.json::<Value>().await.unwrap_or(Value::Null);
     (status, v)
@@ -111,6 +117,13 @@ const PROTECTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/workflows/run-x"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/agents/executor-1"),
+    ("GET", "/api/v1/models"),
+    ("POST", "/api/v1/models"),
+    ("POST", "/api/v1/models/SmolLM2-135M-Instruct.Q4_1/generate"),
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

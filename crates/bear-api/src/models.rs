@@ -1,0 +1,536 @@
+//! Model routes: the seed's `/api/v1/models` (list, load/unload, generate with an SSE variant)
+//! and the OpenAI-compatible `/v1/models`, `/v1/chat/completions`, `/v1/completions` and
+//! `/v1/embeddings`, all on bear-models' `ModelManager` (queueing, caching, keep-alive).
+//!
+//! Streams end the generation when the client goes away: the token sink notices the closed
+//! channel and stops decoding within one token.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bear_core::{
+    CancellationToken, ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, ModelId,
+    Prompt, Redacted, SamplingParams,
+};
+use bear_models::ModelStatus;
+use bear_security::access::Permission;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::routes::Body;
+
+/// The largest `max_tokens` a request may ask for.
+pub const MAX_TOKENS: u32 = 4096;
+/// The most inputs in one embeddings request.
+pub const MAX_BATCH: usize = 256;
+
+type Api<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/models", get(list).post(manage))
+        .route("/api/v1/models/{id}/generate", post(generate))
+        .route("/v1/models", get(openai_models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+}
+
+fn manager(s: &AppState) -> Api<&Arc<bear_models::ModelManager>> {
+    s.models.as_ref().ok_or_else(|| {
+        ApiError::from_kind(
+            bear_core::ErrorKind::Unavailable,
+            "this server runs without models",
+        )
+    })
+}
+
+fn model_id(id: &str) -> Api<ModelId> {
+    ModelId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    status: Option<String>,
+}
+
+async fn list(
+    State(s): St,
+    caller: Caller,
+    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q?;
+    let want = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some("loaded") => Some(ModelStatus::Loaded),
+        Some("available") => Some(ModelStatus::Available),
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "status: expected all, loaded or available",
+            ));
+        }
+    };
+    let models: Vec<Value> = manager(&s)?
+        .list()
+        .into_iter()
+        .filter(|m| want.is_none_or(|w| m.status == w))
+        .map(|m| {
+            json!({"id": m.entry.id, "kind": m.entry.kind, "size_bytes": m.entry.size_bytes,
+                   "status": m.status, "meta": m.entry.meta, "metrics": m.metrics})
+        })
+        .collect();
+    Ok(Json(Value::Array(models)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManageBody {
+    action: String,
+    model_id: String,
+}
+
+async fn manage(State(s): St, caller: Caller, Body(b): Body<ManageBody>) -> Api<Json<Value>> {
+    caller.require(Permission::Admin)?;
+    let m = manager(&s)?.clone();
+    let id = model_id(&b.model_id)?;
+    match b.action.as_str() {
+        "load" => {
+            let id2 = id.clone();
+            tokio::task::spawn_blocking(move || m.load(&id2))
+                .await
+                .map_err(|_| {
+                    ApiError::from_kind(bear_core::ErrorKind::Internal, "the load failed")
+                })?
+                .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+            Ok(Json(json!({"model_id": id, "status": "loaded"})))
+        }
+        "unload" => {
+            m.unload(&id)
+                .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
+            Ok(Json(json!({"model_id": id, "status": "available"})))
+        }
+        "download" => Err(ApiError::invalid(
+            "action: BEAR is offline and never downloads; put the model file in the models \
+             directory (developers: `cargo xtask models`)",
+        )),
+        _ => Err(ApiError::invalid(
+            "action: expected load, unload or download",
+        )),
+    }
+}
+
+/// A generation running in the background, its pieces on a channel.
+enum Piece {
+    Text(String),
+    Done(bear_core::Result<Generation>),
+}
+
+fn spawn_generation(
+    s: &AppState,
+    request: GenerationRequest,
+) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
+    let m = manager(s)?.clone();
+    request.validate()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let sink_tx = tx.clone();
+    tokio::spawn(async move {
+        // A closed channel (the client went away) stops the generation within one token.
+        let sink = Box::new(move |p: &str| sink_tx.send(Piece::Text(p.to_string())).is_ok());
+        let result = m.generate_with(request, sink, token).await;
+        let _ = tx.send(Piece::Done(result));
+    });
+    Ok((rx, cancel))
+}
+
+/// Cancels the generation when the response (and so the stream) is dropped.
+struct CancelOnDrop(CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<Piece>,
+    cancel: CancellationToken,
+) -> Api<Generation> {
+    let _guard = CancelOnDrop(cancel);
+    while let Some(p) = rx.recv().await {
+        if let Piece::Done(r) = p {
+            return r.map_err(ApiError::from);
+        }
+    }
+    Err(ApiError::from_kind(
+        bear_core::ErrorKind::Internal,
+        "the generation stopped unexpectedly",
+    ))
+}
+
+fn check_max_tokens(n: Option<u32>) -> Api<u32> {
+    let n = n.unwrap_or(256);
+    if n == 0 || n > MAX_TOKENS {
+        return Err(ApiError::invalid(format!(
+            "max_tokens: must be from 1 to {MAX_TOKENS}"
+        )));
+    }
+    Ok(n)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateBody {
+    prompt: String,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    stop_sequences: Vec<String>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// `POST /api/v1/models/{id}/generate`: the seed's fields; `"stream": true` answers with SSE
+/// (`token` events, then one `done` event with the totals).
+async fn generate(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<GenerateBody>,
+) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    let request = GenerationRequest {
+        model: model_id(&id)?,
+        prompt: Prompt::Text(Redacted::new(b.prompt)),
+        params: SamplingParams {
+            max_tokens: check_max_tokens(b.max_tokens)?,
+            temperature: b.temperature.unwrap_or(0.7),
+            stop: b.stop_sequences,
+            ..SamplingParams::default()
+        },
+    };
+    let (rx, cancel) = spawn_generation(&s, request)?;
+    let summary = |g: &Generation| {
+        json!({"text": g.text.expose(), "tokens_used": g.prompt_tokens + g.completion_tokens,
+               "prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
+               "generation_time": g.elapsed.as_secs_f64(), "finish_reason": g.finish_reason})
+    };
+    if !b.stream {
+        let g = collect(rx, cancel).await?;
+        return Ok(Json(summary(&g)).into_response());
+    }
+    let stream = sse_stream(rx, cancel, move |p| match p {
+        Piece::Text(t) => vec![
+            SseEvent::default()
+                .event("token")
+                .data(json!({"text": t}).to_string()),
+        ],
+        Piece::Done(Ok(g)) => vec![
+            SseEvent::default()
+                .event("done")
+                .data(summary(&g).to_string()),
+        ],
+        Piece::Done(Err(e)) => vec![error_event(&e)],
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+fn error_event(e: &bear_core::Error) -> SseEvent {
+    SseEvent::default()
+        .event("error")
+        .data(json!({"error": {"kind": e.kind().as_str(), "message": e.to_string()}}).to_string())
+}
+
+/// Maps generation pieces to SSE events until the generation ends; dropping the stream
+/// cancels the generation.
+fn sse_stream(
+    rx: mpsc::UnboundedReceiver<Piece>,
+    cancel: CancellationToken,
+    mut map: impl FnMut(Piece) -> Vec<SseEvent> + Send + 'static,
+) -> impl futures::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    let guard = CancelOnDrop(cancel);
+    futures::stream::unfold((rx, guard, false), |(mut rx, guard, ended)| async move {
+        if ended {
+            return None;
+        }
+        let p = rx.recv().await?;
+        let done = matches!(p, Piece::Done(_));
+        Some((p, (rx, guard, done)))
+    })
+    .flat_map(move |p| futures::stream::iter(map(p).into_iter().map(Ok)))
+}
+
+// ---- OpenAI-compatible -------------------------------------------------------------------
+
+fn created() -> u64 {
+    bear_agents::now_ms() / 1000
+}
+
+async fn openai_models(State(s): St, caller: Caller) -> Api<Json<Value>> {
+    caller.require(Permission::Read)?;
+    let data: Vec<Value> = manager(&s)?
+        .list()
+        .into_iter()
+        .map(|m| json!({"id": m.entry.id, "object": "model", "created": 0, "owned_by": "bear"}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// `stop` is a string or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The sampling fields OpenAI clients send. Unknown fields are accepted, as clients send
+/// fields BEAR does not use (`n`, `user`, `stream_options`, ...).
+#[derive(Deserialize)]
+struct OpenAiSampling {
+    model: String,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<Stop>,
+}
+
+impl OpenAiSampling {
+    fn params(&self) -> Api<SamplingParams> {
+        Ok(SamplingParams {
+            max_tokens: check_max_tokens(self.max_completion_tokens.or(self.max_tokens))?,
+            temperature: self.temperature.unwrap_or(1.0),
+            top_p: self.top_p.unwrap_or(1.0),
+            seed: self.seed,
+            stop: match &self.stop {
+                None => Vec::new(),
+                Some(Stop::One(s)) => vec![s.clone()],
+                Some(Stop::Many(v)) => v.clone(),
+            },
+            ..SamplingParams::default()
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    #[serde(flatten)]
+    sampling: OpenAiSampling,
+    messages: Vec<OpenAiMessage>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiMessage {
+    role: ChatRole,
+    content: String,
+}
+
+fn finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Length => "length",
+        _ => "stop",
+    }
+}
+
+fn usage(g: &Generation) -> Value {
+    json!({"prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
+           "total_tokens": g.prompt_tokens + g.completion_tokens})
+}
+
+async fn chat_completions(State(s): St, caller: Caller, Body(b): Body<ChatBody>) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    if b.messages.is_empty() {
+        return Err(ApiError::invalid("messages: must not be empty"));
+    }
+    let model = model_id(&b.sampling.model)?;
+    let request = GenerationRequest {
+        model: model.clone(),
+        prompt: Prompt::Chat(
+            b.messages
+                .into_iter()
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: Redacted::new(m.content),
+                })
+                .collect(),
+        ),
+        params: b.sampling.params()?,
+    };
+    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    let (rx, cancel) = spawn_generation(&s, request)?;
+    if !b.sampling.stream {
+        let g = collect(rx, cancel).await?;
+        return Ok(Json(json!({
+            "id": id, "object": "chat.completion", "created": created(), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text.expose()},
+                         "finish_reason": finish(g.finish_reason), "logprobs": null}],
+            "usage": usage(&g),
+        }))
+        .into_response());
+    }
+    let chunk = move |delta: Value, reason: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created(), "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
+        .to_string()
+    };
+    let mut first = true;
+    let stream = sse_stream(rx, cancel, move |p| match p {
+        Piece::Text(t) => {
+            let delta = if std::mem::take(&mut first) {
+                json!({"role": "assistant", "content": t})
+            } else {
+                json!({"content": t})
+            };
+            vec![SseEvent::default().data(chunk(delta, None))]
+        }
+        Piece::Done(Ok(g)) => vec![
+            SseEvent::default().data(chunk(json!({}), Some(finish(g.finish_reason)))),
+            SseEvent::default().data("[DONE]"),
+        ],
+        Piece::Done(Err(e)) => vec![error_event(&e)],
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+#[derive(Deserialize)]
+struct CompletionBody {
+    #[serde(flatten)]
+    sampling: OpenAiSampling,
+    prompt: String,
+}
+
+async fn completions(State(s): St, caller: Caller, Body(b): Body<CompletionBody>) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    let model = model_id(&b.sampling.model)?;
+    let request = GenerationRequest {
+        model: model.clone(),
+        prompt: Prompt::Text(Redacted::new(b.prompt)),
+        params: b.sampling.params()?,
+    };
+    let id = format!("cmpl-{}", uuid::Uuid::now_v7().simple());
+    let (rx, cancel) = spawn_generation(&s, request)?;
+    if !b.sampling.stream {
+        let g = collect(rx, cancel).await?;
+        return Ok(Json(json!({
+            "id": id, "object": "text_completion", "created": created(), "model": model,
+            "choices": [{"index": 0, "text": g.text.expose(), "finish_reason": finish(g.finish_reason), "logprobs": null}],
+            "usage": usage(&g),
+        }))
+        .into_response());
+    }
+    let chunk = move |text: &str, reason: Option<&str>| {
+        json!({"id": id, "object": "text_completion", "created": created(), "model": model,
+               "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": null}]})
+        .to_string()
+    };
+    let stream = sse_stream(rx, cancel, move |p| match p {
+        Piece::Text(t) => vec![SseEvent::default().data(chunk(&t, None))],
+        Piece::Done(Ok(g)) => vec![
+            SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
+            SseEvent::default().data("[DONE]"),
+        ],
+        Piece::Done(Err(e)) => vec![error_event(&e)],
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsBody {
+    model: String,
+    input: Input,
+    #[serde(default)]
+    encoding_format: Option<String>,
+}
+
+async fn embeddings(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<EmbeddingsBody>,
+) -> Api<Json<Value>> {
+    caller.require(Permission::Write)?;
+    let as_base64 = match b.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "encoding_format: expected float or base64",
+            ));
+        }
+    };
+    let texts = match b.input {
+        Input::One(t) => vec![t],
+        Input::Many(v) => v,
+    };
+    if texts.is_empty() || texts.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "input: give 1 to {MAX_BATCH} texts"
+        )));
+    }
+    let model = model_id(&b.model)?;
+    let m = manager(&s)?;
+    let vectors = m.embed_with(&model, &texts).await?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens: usize = m
+        .embedder(&model)
+        .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?
+        .count_tokens(&refs)?
+        .iter()
+        .sum();
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if as_base64 {
+                // Little-endian f32s, as OpenAI's clients decode them.
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes,
+                ))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })))
+}

@@ -1,0 +1,286 @@
+//! `/api/v1/models` and the OpenAI-compatible routes on the real model files; SSE streams are
+//! parsed event by event, and OpenAI-shaped bodies are checked field by field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bear_api::Limits;
+use bear_core::Dirs;
+use bear_models::{CacheConfig, LlamaOptions, ManagerConfig, ModelManager};
+use serde_json::{Value, json};
+
+use crate::{body, server};
+
+const GEN: &str = "SmolLM2-135M-Instruct.Q4_1";
+const EMB: &str = "all-MiniLM-L6-v2";
+
+pub(crate) fn manager() -> Arc<ModelManager> {
+    let dirs = Dirs::from_env(|k| std::env::var_os(k)).unwrap();
+    let path = dirs.models_dir.join(bear_core::assets::SMOLLM2_GGUF);
+    assert!(path.exists(), "{}", bear_core::assets::missing_hint(&path));
+    Arc::new(
+        ModelManager::new(ManagerConfig {
+            model_dirs: vec![dirs.models_dir.clone()],
+            memory_budget: 4 << 30,
+            keep_alive: Duration::from_secs(600),
+            autoload: true,
+            llama: LlamaOptions::default(),
+            ort_dylib_candidates: bear_models::ort_dylib_candidates(None, &dirs.models_dir),
+            fallback_tokenizer_dir: Some(dirs.models_dir.join(bear_core::assets::MINILM_DIR)),
+            threads: 2,
+            cache: CacheConfig {
+                l2_path: None,
+                ..CacheConfig::default()
+            },
+        })
+        .unwrap(),
+    )
+}
+
+/// The `data:` payloads of an SSE body, with their event names.
+fn sse(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut event = "message".to_string();
+        let mut data = Vec::new();
+        for line in block.lines() {
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+            }
+        }
+        out.push((event, data.join("\n")));
+    }
+    out
+}
+
+/// Exactly these keys, no others.
+fn keys(v: &Value, want: &[&str]) {
+    let mut got: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    got.sort_unstable();
+    let mut want = want.to_vec();
+    want.sort_unstable();
+    assert_eq!(got, want, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_list_load_unload_generate_and_stream() {
+    let s = server(Limits::default()).await;
+    let (status, v) = body(s.send("GET", "/api/v1/models", &s.reader, None).await).await;
+    assert_eq!(status, 200, "{v}");
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&GEN) && ids.contains(&EMB), "{ids:?}");
+
+    // Load and unload are admin work; download is refused: BEAR is offline.
+    let load = json!({"action": "load", "model_id": GEN});
+    let (status, _) = body(s.send("POST", "/api/v1/models", &s.user, Some(&load)).await).await;
+    assert_eq!(status, 403);
+    let (status, v) = body(
+        s.send("POST", "/api/v1/models", &s.admin, Some(&load))
+            .await,
+    )
+    .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("loaded")), "{v}");
+    let (_, v) = body(
+        s.send("GET", "/api/v1/models?status=loaded", &s.reader, None)
+            .await,
+    )
+    .await;
+    assert_eq!(v[0]["id"], GEN);
+    let dl = json!({"action": "download", "model_id": "llama-70b"});
+    let (status, v) = body(s.send("POST", "/api/v1/models", &s.admin, Some(&dl)).await).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("offline"),
+        "{v}"
+    );
+
+    let path = format!("/api/v1/models/{GEN}/generate");
+    let req = json!({"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0, "stop_sequences": ["\n"]});
+    let (status, v) = body(s.send("POST", &path, &s.user, Some(&req)).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!v["text"].as_str().unwrap().contains('\n'));
+    assert!(v["tokens_used"].as_u64().unwrap() > 5);
+    assert!(v["generation_time"].as_f64().unwrap() >= 0.0);
+
+    let streamed =
+        json!({"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0, "stream": true});
+    let r = s.send("POST", &path, &s.user, Some(&streamed)).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = sse(&r.text().await.unwrap());
+    let (last, pieces) = events.split_last().unwrap();
+    assert_eq!(last.0, "done", "{events:?}");
+    let done: Value = serde_json::from_str(&last.1).unwrap();
+    let joined: String = pieces
+        .iter()
+        .map(|(e, d)| {
+            assert_eq!(e, "token");
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        joined,
+        done["text"].as_str().unwrap(),
+        "the pieces make the text"
+    );
+
+    let too_many = json!({"prompt": "x", "max_tokens": 100000});
+    let (status, v) = body(s.send("POST", &path, &s.user, Some(&too_many)).await).await;
+    assert_eq!(status, 422, "{v}");
+    let (status, _) = body(
+        s.send(
+            "POST",
+            "/api/v1/models/no-such-model/generate",
+            &s.user,
+            Some(&req),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let unload = json!({"action": "unload", "model_id": GEN});
+    let (status, v) = body(
+        s.send("POST", "/api/v1/models", &s.admin, Some(&unload))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_shaped_chat_completions_and_embeddings() {
+    let s = server(Limits::default()).await;
+    let (status, v) = body(s.send("GET", "/v1/models", &s.reader, None).await).await;
+    assert_eq!(status, 200);
+    keys(&v, &["object", "data"]);
+    keys(&v["data"][0], &["id", "object", "created", "owned_by"]);
+
+    let chat = json!({
+        "model": GEN, "max_tokens": 10, "temperature": 0, "top_p": 1, "seed": 7, "stop": "\n",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}],
+        "n": 1, "user": "ignored-by-bear"
+    });
+    let (status, v) = body(
+        s.send("POST", "/v1/chat/completions", &s.user, Some(&chat))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    keys(
+        &v,
+        &["id", "object", "created", "model", "choices", "usage"],
+    );
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    keys(
+        &v["choices"][0],
+        &["index", "message", "finish_reason", "logprobs"],
+    );
+    keys(&v["choices"][0]["message"], &["role", "content"]);
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert!(["stop", "length"].contains(&v["choices"][0]["finish_reason"].as_str().unwrap()));
+    keys(
+        &v["usage"],
+        &["prompt_tokens", "completion_tokens", "total_tokens"],
+    );
+    let text = v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let r = s
+        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
+        .await;
+    assert_eq!(r.status(), 200);
+    let events = sse(&r.text().await.unwrap());
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    let mut joined = String::new();
+    for (i, c) in chunks.iter().enumerate() {
+        keys(c, &["id", "object", "created", "model", "choices"]);
+        assert_eq!(c["object"], "chat.completion.chunk");
+        if i == 0 {
+            assert_eq!(c["choices"][0]["delta"]["role"], "assistant");
+        }
+        joined.push_str(c["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+    }
+    assert!(chunks.last().unwrap()["choices"][0]["finish_reason"].is_string());
+    assert_eq!(
+        joined, text,
+        "greedy with a seed: the stream says what the plain call said"
+    );
+
+    let completion = json!({"model": GEN, "prompt": "1, 2, 3,", "max_tokens": 6, "temperature": 0});
+    let (status, v) = body(
+        s.send("POST", "/v1/completions", &s.user, Some(&completion))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "text_completion");
+    keys(
+        &v["choices"][0],
+        &["index", "text", "finish_reason", "logprobs"],
+    );
+
+    let emb = json!({"model": EMB, "input": ["indemnification clause", "limitation of liability"]});
+    let (status, v) = body(s.send("POST", "/v1/embeddings", &s.user, Some(&emb)).await).await;
+    assert_eq!(status, 200, "{v}");
+    keys(&v, &["object", "data", "model", "usage"]);
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let e0 = v["data"][0]["embedding"].as_array().unwrap();
+    assert_eq!(e0.len(), 384);
+    let norm: f64 = e0.iter().map(|x| x.as_f64().unwrap().powi(2)).sum();
+    assert!((norm - 1.0).abs() < 1e-3);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() >= 4);
+
+    // What OpenAI's clients ask for by default: base64 little-endian f32s.
+    let b64 =
+        json!({"model": EMB, "input": ["indemnification clause"], "encoding_format": "base64"});
+    let (status, v) = body(s.send("POST", "/v1/embeddings", &s.user, Some(&b64)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        v["data"][0]["embedding"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bytes.len(), 384 * 4);
+    let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert!((f64::from(first) - e0[0].as_f64().unwrap()).abs() < 1e-6);
+
+    let empty = json!({"model": EMB, "input": []});
+    let (status, _) = body(
+        s.send("POST", "/v1/embeddings", &s.user, Some(&empty))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let no_messages = json!({"model": GEN, "messages": []});
+    let (status, _) = body(
+        s.send("POST", "/v1/chat/completions", &s.user, Some(&no_messages))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+}
