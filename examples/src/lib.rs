@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
-use bear_core::{Dirs, EventBus, ModelId, PiiConfig, PiiPolicy, assets};
+use bear_core::{Dirs, EventBus, ModelId, PiiConfig, assets};
 use bear_models::{LlamaCppGenerator, LlamaOptions};
 
 /// The demo corpus of fictitious legal documents.
@@ -24,13 +24,7 @@ pub fn legal_engine() -> anyhow::Result<Engine> {
     let model = ModelId::new("SmolLM2-135M-Instruct.Q4_1")?;
     let generator = LlamaCppGenerator::load(model.clone(), &path, LlamaOptions::default())
         .context("loading SmolLM2")?;
-    let pii = PiiConfig {
-        default_policy: PiiPolicy::Replace,
-        ..PiiConfig::default()
-    };
-    let detector = Arc::new(bear_security::Detector::new(&pii)?);
-    let key = bear_security::crypto::ephemeral_hmac_key()?;
-    let scrubber = bear_security::Scrubber::new(detector, pii, key, None)?;
+    let scrubber = bear_security::Scrubber::replacing(&PiiConfig::default())?;
     Ok(Engine::new(
         Arc::new(MemoryStore::new()),
         Registry::with_default_agents(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bear_agents::{Backends, Engine, EngineConfig, Registry, SqliteStore};
 use bear_api::{AppState, Limits};
-use bear_core::{EventBus, PiiPolicy};
+use bear_core::EventBus;
 use bear_hw::{Probe, SysProbe};
 use bear_security::access::ApiKeyStore;
 use clap::Parser;
@@ -67,17 +67,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async move {
         let wf = &config.workflows;
         let store = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
-        let mut pii = config.pii.clone();
-        pii.default_policy = PiiPolicy::Replace;
-        pii.policies.clear();
-        let detector = Arc::new(bear_security::Detector::new(&pii)?);
-        let key = bear_security::crypto::ephemeral_hmac_key()?;
-        let scrubber = Arc::new(bear_security::Scrubber::new(
-            detector.clone(),
-            pii,
-            key,
-            None,
-        )?);
+        let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
+        let detector = scrubber.shared_detector();
         let engine = Engine::new(
             store,
             Registry::with_default_agents(),

@@ -21,12 +21,7 @@ pub(crate) fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
     })?;
     // `bear.scrub` for plugins that declare it: the configured PII rules, `replace` policy
     // (no keyring needed; a plugin never receives reversible tokens).
-    let mut pii = loaded.config.pii.clone();
-    pii.default_policy = bear_core::PiiPolicy::Replace;
-    pii.policies.clear();
-    let detector = Arc::new(bear_security::Detector::new(&pii)?);
-    let key = bear_security::crypto::ephemeral_hmac_key()?;
-    let scrubber = bear_security::Scrubber::new(detector, pii, key, None)?;
+    let scrubber = bear_security::Scrubber::replacing(&loaded.config.pii)?;
     Ok(Arc::new(host.with_scrubber(Arc::new(scrubber))))
 }
 

@@ -179,9 +179,25 @@ impl Scrubber {
         })
     }
 
+    /// A scrubber with `config`'s rules and the `replace` policy for every entity
+    /// (`[PERSON_1]` placeholders): no keyring or vault needed, nothing reversible handed out.
+    /// For plugins, workflow steps and API callers.
+    pub fn replacing(config: &PiiConfig) -> Result<Self> {
+        let mut config = config.clone();
+        config.default_policy = Policy::Replace;
+        config.policies.clear();
+        let detector = Arc::new(Detector::new(&config)?);
+        Self::new(detector, config, crate::crypto::ephemeral_hmac_key()?, None)
+    }
+
     /// The detector.
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// The detector, shared.
+    pub fn shared_detector(&self) -> Arc<Detector> {
+        self.detector.clone()
     }
 
     fn replacement(&self, f: &Finding, value: &str, session: &mut Session) -> String {

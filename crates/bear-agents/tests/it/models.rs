@@ -10,8 +10,7 @@ use bear_agents::{
     AgentKind, AgentSpec, Backends, Coordinator, Engine, MemoryStore, Registry, Task, patterns,
 };
 use bear_core::{
-    Dirs, EventBus, ModelId, PiiConfig, PiiPolicy, PiiScrubber, RunStatus, StepStatus,
-    TextGenerator, assets,
+    Dirs, EventBus, ModelId, PiiConfig, PiiScrubber, RunStatus, StepStatus, TextGenerator, assets,
 };
 use bear_models::{LlamaCppGenerator, LlamaOptions};
 use serde_json::json;
@@ -42,13 +41,7 @@ fn generator() -> Arc<dyn TextGenerator> {
 }
 
 fn scrubber() -> Arc<dyn PiiScrubber> {
-    let pii = PiiConfig {
-        default_policy: PiiPolicy::Replace,
-        ..PiiConfig::default()
-    };
-    let detector = Arc::new(bear_security::Detector::new(&pii).unwrap());
-    let key = bear_security::crypto::ephemeral_hmac_key().unwrap();
-    Arc::new(bear_security::Scrubber::new(detector, pii, key, None).unwrap())
+    Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).unwrap())
 }
 
 fn corpus() -> PathBuf {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
 use bear_api::{AppState, Limits, REQUEST_ID};
-use bear_core::{EventBus, PiiConfig, PiiPolicy};
+use bear_core::{EventBus, PiiConfig};
 use bear_security::access::{ApiKeyStore, Role};
 use serde_json::{Value, json};
 
@@ -30,14 +30,8 @@ pub(crate) async fn server(limits: Limits) -> Server {
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
     let user = keys.create(Role::User, "user").unwrap().0.reveal();
     let reader = keys.create(Role::ReadOnly, "reader").unwrap().0.reveal();
-    let pii = PiiConfig {
-        default_policy: PiiPolicy::Replace,
-        ..PiiConfig::default()
-    };
-    let detector = Arc::new(bear_security::Detector::new(&pii).unwrap());
-    let key = bear_security::crypto::ephemeral_hmac_key().unwrap();
-    let scrubber =
-        Arc::new(bear_security::Scrubber::new(detector.clone(), pii, key, None).unwrap());
+    let scrubber = Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).unwrap());
+    let detector = scrubber.shared_detector();
     let engine = Engine::new(
         Arc::new(MemoryStore::new()),
         Registry::with_default_agents(),
