@@ -96,7 +96,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             .hw
             .threads
             .map_or(rec.inference_threads, |t| t as usize);
-        let manager = bear_models::ModelManager::new(bear_models::ManagerConfig {
+        let manager_config = bear_models::ManagerConfig {
             model_dirs: vec![models_dir.clone()],
             memory_budget: rec.model_memory_budget_bytes,
             keep_alive: std::time::Duration::from_secs(300),
@@ -117,7 +117,22 @@ fn run(args: Args) -> anyhow::Result<()> {
                 l2_path: Some(loaded.dirs.cache_dir.join("results.redb")),
                 ..bear_models::CacheConfig::default()
             },
-        })?;
+        };
+        // The on-disk result cache is one file per user; if another BEAR process holds it,
+        // serve without it rather than not at all.
+        let manager = match bear_models::ModelManager::new(manager_config.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("warning: {e}; serving without the on-disk result cache");
+                bear_models::ModelManager::new(bear_models::ManagerConfig {
+                    cache: bear_models::CacheConfig {
+                        l2_path: None,
+                        ..manager_config.cache
+                    },
+                    ..manager_config
+                })?
+            }
+        };
         let limits = Limits::default();
         let state = Arc::new(
             AppState::new(
@@ -129,7 +144,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                 bind.ip().is_loopback(),
                 &limits,
             )
-            .with_models(Arc::new(manager)),
+            .with_models(Arc::new(manager))
+            .with_audit(bear_security::AuditLog::open(
+                &config.security.audit_log_path(&loaded.dirs),
+                config.security.audit_fail_closed,
+                None,
+            )?),
         );
         let listener = tokio::net::TcpListener::bind(bind)
             .await

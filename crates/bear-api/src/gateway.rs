@@ -109,6 +109,63 @@ pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
     Response::from_parts(parts, body)
 }
 
+/// Writes an audit record for every mutating request (POST, PUT, PATCH, DELETE) before it runs:
+/// who (the key's public id, or `unauthenticated`), what (method and route template, never ids
+/// from the path or the body), the body's length. If the record cannot be written the request
+/// is refused with 503 and nothing is done (fail-closed). A second record gives the status.
+pub(crate) async fn audit(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mutating = matches!(
+        *req.method(),
+        axum::http::Method::POST
+            | axum::http::Method::PUT
+            | axum::http::Method::PATCH
+            | axum::http::Method::DELETE
+    );
+    let Some(log) = state.audit.as_ref().filter(|_| mutating) else {
+        return next.run(req).await;
+    };
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", |m| m.as_str())
+        .to_string();
+    let action = format!("api {} {route}", req.method());
+    let actor = presented_key(req.headers())
+        .and_then(|k| {
+            let store = state.keys.read().unwrap_or_else(|e| e.into_inner());
+            store.verify(k).ok().map(|r| format!("key:{}", r.id))
+        })
+        .unwrap_or_else(|| "unauthenticated".into());
+    let input_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let event = |outcome: String| bear_security::audit::AuditEvent {
+        actor: actor.clone(),
+        action: action.clone(),
+        outcome,
+        input_len,
+        ..Default::default()
+    };
+    if log.record(event("requested".into())).is_err() {
+        return ApiError::from_kind(
+            bear_core::ErrorKind::Unavailable,
+            "the audit log cannot be written, so nothing was changed; check its disk and permissions",
+        )
+        .into_response();
+    }
+    let response = next.run(req).await;
+    // The change is done; a failure here is logged by the audit log itself.
+    let _ = log.record(event(response.status().as_u16().to_string()));
+    response
+}
+
 /// Refuses requests whose `Host` is not local while the server listens on loopback (DNS
 /// rebinding), and applies the per-IP rate limit.
 pub(crate) async fn host_and_ip(

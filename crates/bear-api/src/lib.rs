@@ -46,6 +46,8 @@ pub struct AppState {
     pub loopback: bool,
     /// Models for `/models` and the OpenAI-compatible routes; `None` answers 503.
     pub models: Option<Arc<bear_models::ModelManager>>,
+    /// Where mutating requests are recorded (fail-closed); `None` records nothing.
+    pub audit: Option<bear_security::audit::AuditLog>,
     limiters: gateway::Limiters,
 }
 
@@ -68,8 +70,16 @@ impl AppState {
             hw,
             loopback,
             models: None,
+            audit: None,
             limiters: gateway::Limiters::new(limits),
         }
+    }
+
+    /// Records every mutating request in `log` first; a request whose record cannot be
+    /// written is refused.
+    pub fn with_audit(mut self, log: bear_security::audit::AuditLog) -> Self {
+        self.audit = Some(log);
+        self
     }
 
     /// Serves these models too.
@@ -83,6 +93,10 @@ impl AppState {
 pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
     routes::routes()
         .merge(models::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gateway::audit,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

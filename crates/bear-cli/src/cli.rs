@@ -83,6 +83,16 @@ pub enum Command {
     /// Show the workflow agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Start the REST server (`bear-server`, installed next to `bear`) in the foreground.
+    Server(ServerArgs),
+}
+
+/// `bear server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: server.bind, 127.0.0.1:8787].
+    #[arg(long)]
+    pub bind: Option<String>,
 }
 
 /// `bear workflow`.
@@ -437,7 +447,8 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
     },
-    /// Make an API key for bear-server; it is shown once.
+    /// Make an API key for bear-server; it is shown once (also `bear keys create`).
+    #[command(alias = "create")]
     ApiCreate {
         /// admin, user or read-only.
         #[arg(long, default_value = "user")]

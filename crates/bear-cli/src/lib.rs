@@ -79,6 +79,39 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
         Command::Workflow(cmd) => workflow::run(&loaded, cmd, cli.json, &mut out),
         Command::Agents(cmd) => workflow::agents(cmd, cli.json, &mut out),
+        Command::Server(args) => server(cli.config.as_deref(), args),
+    }
+}
+
+/// `bear server`: runs the `bear-server` binary from the same directory as `bear` (bear-cli
+/// and bear-api are in one layer, so the server is a separate program), passing the config.
+fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let server = exe.with_file_name(format!("bear-server{}", std::env::consts::EXE_SUFFIX));
+    if !server.is_file() {
+        return Err(Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::NotFound,
+            format!(
+                "bear-server is not installed next to bear ({}); build it with `cargo build -p bear-server`",
+                server.display()
+            ),
+        )));
+    }
+    let mut cmd = std::process::Command::new(&server);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    if let Some(b) = &args.bind {
+        cmd.args(["--bind", b]);
+    }
+    let status = cmd.status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::Unavailable,
+            "bear-server stopped with an error (see above)",
+        )))
     }
 }
 

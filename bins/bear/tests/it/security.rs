@@ -373,3 +373,28 @@ fn an_unwritable_audit_log_stops_scrub_before_any_output() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.exists());
 }
+
+#[test]
+fn keys_create_prints_a_key_once_and_bear_server_starts_through_bear() {
+    let h = Home::new();
+    let o = h.run(&["keys", "create", "--role", "admin"], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.contains("bear_"), "{out}");
+    let o = h.run(&["keys", "api-list"], None, &[]);
+    let listed = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(
+        listed.to_lowercase().contains("admin") && !listed.contains("bear_"),
+        "{listed}"
+    );
+
+    // `bear server` runs bear-server (built next to bear by the workspace build).
+    let mut child = h.spawn(&["server", "--bind", "127.0.0.1:0"]);
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let listening = lines
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("bear-server listening on http://127.0.0.1:"));
+    assert!(listening.is_some(), "bear server never listened");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

@@ -26,6 +26,16 @@ pub(crate) struct Server {
 
 pub(crate) async fn server(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.jsonl");
+    let audit = bear_security::AuditLog::open(&audit_path, true, None).unwrap();
+    server_with(limits, dir, audit).await
+}
+
+pub(crate) async fn server_with(
+    limits: Limits,
+    dir: tempfile::TempDir,
+    audit: bear_security::AuditLog,
+) -> Server {
     let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).unwrap();
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
     let user = keys.create(Role::User, "user").unwrap().0.reveal();
@@ -49,7 +59,8 @@ pub(crate) async fn server(limits: Limits) -> Server {
             true,
             &limits,
         )
-        .with_models(models::manager()),
+        .with_models(models::manager())
+        .with_audit(audit),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -418,4 +429,31 @@ async fn limits_answer_429_with_retry_after_and_foreign_hosts_are_refused() {
     assert!(bear_api::check_bind(&"127.0.0.1:8787".parse().unwrap(), &keys).is_ok());
     keys.create(Role::Admin, "ops").unwrap();
     assert!(bear_api::check_bind(&public, &keys).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_requests_are_audited_before_they_run() {
+    let s = server(Limits::default()).await;
+    let secret = json!({"text": "Client Jane Roe, jane.roe@example.com"});
+    let (status, _) = body(
+        s.send("POST", "/api/v1/pii/scrub", &s.user, Some(&secret))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = body(s.send("GET", "/api/v1/agents", &s.user, None).await).await;
+    assert_eq!(status, 200);
+    let path = s._dir.path().join("audit.jsonl");
+    let log = std::fs::read_to_string(&path).unwrap();
+    let records: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "reads are not audited: {log}");
+    assert_eq!(records[0]["action"], "api POST /api/v1/pii/scrub");
+    assert_eq!(records[0]["outcome"], "requested");
+    assert_eq!(records[1]["outcome"], "200");
+    assert!(records[0]["actor"].as_str().unwrap().starts_with("key:"));
+    assert!(!log.contains("Jane") && !log.contains("jane.roe"), "{log}");
+    assert_eq!(bear_security::audit::verify(&path).unwrap().records, 2);
 }
