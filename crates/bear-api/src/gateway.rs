@@ -33,6 +33,8 @@ pub struct Limits {
     pub auth_failures_per_minute: NonZeroU32,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Generation requests per model, running or waiting; more are answered 503.
+    pub generation_queue: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             burst: NonZeroU32::new(100).expect("non-zero"),
             auth_failures_per_minute: NonZeroU32::new(20).expect("non-zero"),
             max_body_bytes: 2 << 20,
+            generation_queue: 32,
         }
     }
 }

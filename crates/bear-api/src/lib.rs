@@ -48,6 +48,11 @@ pub struct AppState {
     pub models: Option<Arc<bear_models::ModelManager>>,
     /// Where mutating requests are recorded (fail-closed); `None` records nothing.
     pub audit: Option<bear_security::audit::AuditLog>,
+    /// Per model, the slots of its bounded generation queue.
+    queues: std::sync::Mutex<
+        std::collections::HashMap<bear_core::ModelId, Arc<tokio::sync::Semaphore>>,
+    >,
+    queue_depth: usize,
     limiters: gateway::Limiters,
 }
 
@@ -71,6 +76,8 @@ impl AppState {
             loopback,
             models: None,
             audit: None,
+            queues: Default::default(),
+            queue_depth: limits.generation_queue.max(1),
             limiters: gateway::Limiters::new(limits),
         }
     }
@@ -80,6 +87,21 @@ impl AppState {
     pub fn with_audit(mut self, log: bear_security::audit::AuditLog) -> Self {
         self.audit = Some(log);
         self
+    }
+
+    /// A slot in `model`'s generation queue, or `None` when the queue is full.
+    pub(crate) fn queue_slot(
+        &self,
+        model: &bear_core::ModelId,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(model.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.queue_depth)))
+            .clone();
+        semaphore.try_acquire_owned().ok()
     }
 
     /// Serves these models too.

@@ -147,6 +147,15 @@ fn spawn_generation(
 ) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
     let m = manager(s)?.clone();
     request.validate()?;
+    // Bounded per model: a full queue is answered at once, never buffered without limit.
+    let slot = s.queue_slot(&request.model).ok_or_else(|| {
+        let mut e = ApiError::from_kind(
+            bear_core::ErrorKind::Unavailable,
+            "this model's generation queue is full; retry later",
+        );
+        e.retry_after = Some(1);
+        e
+    })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let token = cancel.clone();
@@ -155,6 +164,7 @@ fn spawn_generation(
         // A closed channel (the client went away) stops the generation within one token.
         let sink = Box::new(move |p: &str| sink_tx.send(Piece::Text(p.to_string())).is_ok());
         let result = m.generate_with(request, sink, token).await;
+        drop(slot);
         let _ = tx.send(Piece::Done(result));
     });
     Ok((rx, cancel))

@@ -284,3 +284,25 @@ async fn openai_shaped_chat_completions_and_embeddings() {
     .await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_generation_queue_answers_503_and_frees_when_done() {
+    let s = server(Limits {
+        generation_queue: 1,
+        ..Limits::default()
+    })
+    .await;
+    let path = format!("/api/v1/models/{GEN}/generate");
+    let long = json!({"prompt": "Tell a long story.", "max_tokens": 400, "temperature": 0, "stream": true});
+    let first = s.send("POST", &path, &s.user, Some(&long)).await;
+    assert_eq!(first.status(), 200);
+    let short = json!({"prompt": "Hi", "max_tokens": 2});
+    let r = s.send("POST", &path, &s.user, Some(&short)).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    // Reading the first stream to its end frees the slot.
+    let events = sse(&first.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0, "done");
+    let (status, v) = body(s.send("POST", &path, &s.user, Some(&short)).await).await;
+    assert_eq!(status, 200, "{v}");
+}
