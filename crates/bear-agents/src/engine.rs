@@ -187,6 +187,8 @@ pub struct Progress {
     pub id: RunId,
     /// The workflow's name.
     pub name: String,
+    /// The API key that started it; `None` for local runs.
+    pub owner: Option<String>,
     /// The run's status.
     pub status: RunStatus,
     /// The run is marked running, but its process stopped answering: resume it.
@@ -300,11 +302,21 @@ impl Engine {
         workflow.validate(&self.catalog())
     }
 
-    /// Validates, persists and starts a run.
+    /// Validates, persists and starts a run for the local user.
     pub async fn start(
         &self,
         workflow: Workflow,
         inputs: BTreeMap<String, Value>,
+    ) -> Result<RunHandle> {
+        self.start_as(workflow, inputs, None).await
+    }
+
+    /// [`Engine::start`] on behalf of `owner` (an API key's public id), recorded with the run.
+    pub async fn start_as(
+        &self,
+        workflow: Workflow,
+        inputs: BTreeMap<String, Value>,
+        owner: Option<String>,
     ) -> Result<RunHandle> {
         let plan = self.validate(&workflow)?;
         let inputs = workflow.resolve_inputs(&inputs)?;
@@ -332,6 +344,7 @@ impl Engine {
             created_ms: now,
             updated_ms: now,
             heartbeat_ms: now,
+            owner,
         };
         self.inner.store.save_run(&record).await?;
         Ok(self.launch(plan, record))
@@ -548,6 +561,7 @@ impl Engine {
             total: steps.len(),
             id: record.id,
             name: record.name,
+            owner: record.owner,
             status: record.status,
             interrupted,
             steps,

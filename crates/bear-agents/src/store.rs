@@ -37,7 +37,8 @@ const SCHEMA: &[&str] = &[
         control TEXT,
         created_ms BIGINT NOT NULL,
         updated_ms BIGINT NOT NULL,
-        heartbeat_ms BIGINT NOT NULL
+        heartbeat_ms BIGINT NOT NULL,
+        owner TEXT
     )",
     "CREATE INDEX IF NOT EXISTS bear_runs_status ON bear_runs (status, created_ms)",
     "CREATE TABLE IF NOT EXISTS bear_run_definitions (
@@ -63,7 +64,7 @@ const SCHEMA: &[&str] = &[
 
 /// Runs with their definitions, for loading.
 const SELECT_RUNS: &str = "SELECT r.id, r.name, r.status, r.created_ms, r.updated_ms,
-        r.heartbeat_ms, d.definition, d.inputs
+        r.heartbeat_ms, r.owner, d.definition, d.inputs
     FROM bear_runs r JOIN bear_run_definitions d ON d.run_id = r.id";
 
 fn storage(message: impl Into<String>) -> CoreError {
@@ -123,6 +124,16 @@ impl SqliteStore {
             .map_err(|e| Error::Database(format!("cannot open {}: {e}", path.display())))?;
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
+        }
+        // Databases made before runs had owners gain the column (SQL both engines accept).
+        if sqlx::query("SELECT owner FROM bear_runs LIMIT 1")
+            .fetch_optional(&pool)
+            .await
+            .is_err()
+        {
+            sqlx::query("ALTER TABLE bear_runs ADD COLUMN owner TEXT")
+                .execute(&pool)
+                .await?;
         }
         Ok(Self { pool })
     }
@@ -197,6 +208,7 @@ impl SqliteStore {
             created_ms: unms(row.try_get("created_ms").map_err(db)?),
             updated_ms: unms(row.try_get("updated_ms").map_err(db)?),
             heartbeat_ms: unms(row.try_get("heartbeat_ms").map_err(db)?),
+            owner: row.try_get("owner").map_err(db)?,
         })
     }
 }
@@ -273,11 +285,12 @@ impl WorkflowStateStore for SqliteStore {
         };
         sqlx::query(
             "INSERT INTO bear_runs (id, name, status, control, created_ms, updated_ms,
-                                    heartbeat_ms)
-             VALUES ($1, $2, $3, NULL, $4, $5, $6)
+                                    heartbeat_ms, owner)
+             VALUES ($1, $2, $3, NULL, $4, $5, $6, $7)
              ON CONFLICT (id) DO UPDATE SET
                 name = excluded.name, status = excluded.status,
-                updated_ms = excluded.updated_ms, heartbeat_ms = excluded.heartbeat_ms",
+                updated_ms = excluded.updated_ms, heartbeat_ms = excluded.heartbeat_ms,
+                owner = excluded.owner",
         )
         .bind(run.id.as_str())
         .bind(&run.name)
@@ -285,6 +298,7 @@ impl WorkflowStateStore for SqliteStore {
         .bind(ms(run.created_ms))
         .bind(ms(run.updated_ms))
         .bind(ms(run.heartbeat_ms))
+        .bind(run.owner.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(db)?;

@@ -234,6 +234,12 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether this caller may see something owned by `owner` (admins see everything; a
+    /// local, unowned object only admins).
+    pub fn may_see(&self, owner: Option<&str>) -> bool {
+        self.role == Role::Admin || owner == Some(self.key_id.as_str())
+    }
+
     /// 403 unless the role grants `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role.allows(permission) {

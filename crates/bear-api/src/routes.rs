@@ -103,6 +103,16 @@ fn run_id(id: &str) -> Api<RunId> {
     RunId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
+/// A run the caller may see; another key's run is a 404, as if it did not exist.
+async fn owned_run(s: &AppState, caller: &Caller, id: &str) -> Api<bear_agents::Progress> {
+    let id = run_id(id)?;
+    match s.engine.progress(&id).await {
+        Ok(p) if caller.may_see(p.owner.as_deref()) => Ok(p),
+        Ok(_) => Err(ApiError::not_found(format!("no workflow run `{id}`"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `POST /api/v1/workflows`: the seed's body (`name`, `description`, `steps`, plus BEAR's
 /// `inputs` declarations and `on_failure`), and `input_values` for the run. Validation errors
 /// come back all at once with their paths (422). The run continues in the background.
@@ -118,7 +128,10 @@ async fn create_workflow(
             .map_err(|_| ApiError::invalid("input_values: expected an object of inputs"))?,
     };
     let workflow = Workflow::from_json(&Value::Object(body).to_string())?;
-    let handle = s.engine.start(workflow, values).await?;
+    let handle = s
+        .engine
+        .start_as(workflow, values, Some(caller.key_id.clone()))
+        .await?;
     let id = handle.id.clone();
     // The handle is dropped: the run goes on in the background; poll GET /workflows/{id}.
     drop(handle);
@@ -157,6 +170,7 @@ async fn list_workflows(
     let runs = s.engine.list(status).await?;
     let rows: Vec<Value> = runs
         .iter()
+        .filter(|p| caller.may_see(p.owner.as_deref()))
         .map(|p| {
             json!({"id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
                    "created_at": chrono_ms(p.created_ms),
@@ -175,7 +189,7 @@ fn chrono_ms(ms: u64) -> String {
 
 async fn get_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
-    let p = s.engine.progress(&run_id(&id)?).await?;
+    let p = owned_run(&s, &caller, &id).await?;
     Ok(Json(json!({
         "id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
         "progress": {"completed": p.completed, "total": p.total, "steps": p.steps},
@@ -185,7 +199,7 @@ async fn get_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> A
 
 async fn cancel_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
     caller.require(Permission::Write)?;
-    let id = run_id(&id)?;
+    let id = owned_run(&s, &caller, &id).await?.id;
     s.engine.cancel(&id).await.map_err(|e| match e {
         bear_agents::Error::RunState { .. } => {
             ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())

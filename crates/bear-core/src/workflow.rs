@@ -108,6 +108,10 @@ pub struct RunRecord {
     /// whose heartbeat is old was interrupted (its process died) and can be resumed.
     #[serde(default)]
     pub heartbeat_ms: u64,
+    /// Who started the run: an API key's public id; `None` for the local user (CLI). API keys
+    /// other than admin keys see only their own runs.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A request to the process that runs a run, which applies it at its next check.

@@ -133,3 +133,39 @@ async fn an_interrupted_run_resumes_without_repeating_completed_steps() {
     // Nothing is left to recover.
     assert!(engine.recover().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_owners_gains_the_column_and_owners_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE bear_runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
+             control TEXT, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL,
+             heartbeat_ms BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let engine = engine_with(store.clone(), &Log::default(), fast_config());
+    let w = workflow(json!({"name": "owned", "steps": [
+        {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {}}},
+    ]}));
+    let h = engine
+        .start_as(w, BTreeMap::new(), Some("key-123".into()))
+        .await
+        .unwrap();
+    let id = h.id.clone();
+    h.wait().await.unwrap();
+    assert_eq!(
+        engine.progress(&id).await.unwrap().owner.as_deref(),
+        Some("key-123")
+    );
+}

@@ -254,7 +254,7 @@ async fn workflows_run_in_the_background_and_are_polled() {
     let mut last = Value::Null;
     for _ in 0..200 {
         let r = s
-            .send("GET", &format!("/api/v1/workflows/{id}"), &s.reader, None)
+            .send("GET", &format!("/api/v1/workflows/{id}"), &s.user, None)
             .await;
         last = body(r).await.1;
         if last["status"] == "completed" {
@@ -267,11 +267,32 @@ async fn workflows_run_in_the_background_and_are_polled() {
     assert_eq!(last["progress"]["completed"], 2);
 
     let r = s
-        .send("GET", "/api/v1/workflows?status=completed", &s.reader, None)
+        .send("GET", "/api/v1/workflows?status=completed", &s.user, None)
         .await;
     let (_, list) = body(r).await;
     assert_eq!(list[0]["id"], id.as_str());
     assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Another key's run does not exist for a non-admin key; admins see it.
+    let other = s
+        .send("GET", &format!("/api/v1/workflows/{id}"), &s.reader, None)
+        .await;
+    assert_eq!(other.status(), 404);
+    let (_, theirs) = body(s.send("GET", "/api/v1/workflows", &s.reader, None).await).await;
+    assert_eq!(theirs, json!([]));
+    let admin = s
+        .send("GET", &format!("/api/v1/workflows/{id}"), &s.admin, None)
+        .await;
+    assert_eq!(admin.status(), 200);
+    let other = s
+        .send(
+            "DELETE",
+            &format!("/api/v1/workflows/{id}"),
+            &s.reader,
+            None,
+        )
+        .await;
+    assert_eq!(other.status(), 403, "read-only keys cannot cancel");
 
     // Cancelling a finished run is a conflict; unknown and malformed ids are 404s.
     let r = s
