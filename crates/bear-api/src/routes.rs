@@ -36,8 +36,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/api/v1/workflows/{id}",
             get(get_workflow).delete(cancel_workflow),
         )
-        .route("/api/v1/agents", get(list_agents))
-        .route("/api/v1/agents/{id}", get(get_agent))
+        .route("/api/v1/agents", get(list_agents).post(create_agent))
+        .route("/api/v1/agents/{id}", get(get_agent).delete(remove_agent))
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
 }
 
@@ -244,4 +244,77 @@ async fn get_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
     Ok(Json(serde_json::to_value(agent).unwrap_or_default()))
+}
+
+/// The seed's `POST /agents` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentBody {
+    #[serde(rename = "type")]
+    kind: AgentKind,
+    name: String,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default)]
+    config: bear_agents::AgentConfig,
+    #[serde(default)]
+    max_concurrent: Option<usize>,
+}
+
+/// `POST /api/v1/agents` (admin): registers an agent; its id is minted here.
+async fn create_agent(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<AgentBody>,
+) -> Api<(StatusCode, Json<Value>)> {
+    caller.require(Permission::Admin)?;
+    if b.name.trim().is_empty() || b.name.len() > 128 {
+        return Err(ApiError::invalid("name: 1 to 128 characters"));
+    }
+    for (i, c) in b.capabilities.iter().enumerate() {
+        if c != "*" && bear_agents::StepKind::parse(c).is_none() {
+            return Err(ApiError::invalid(format!(
+                "capabilities[{i}]: expected a step type or `*`"
+            )));
+        }
+    }
+    let max_concurrent = b.max_concurrent.unwrap_or(4);
+    if !(1..=256).contains(&max_concurrent) {
+        return Err(ApiError::invalid("max_concurrent: 1 to 256"));
+    }
+    let id = AgentId::new(format!(
+        "agent-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    ))
+    .map_err(|e| ApiError::from_kind(bear_core::ErrorKind::Internal, e.to_string()))?;
+    let spec = bear_agents::AgentSpec {
+        id: id.clone(),
+        name: b.name,
+        kind: b.kind,
+        capabilities: b.capabilities.into_iter().collect(),
+        max_concurrent,
+        config: b.config,
+    };
+    s.engine.registry().register(spec)?;
+    let info =
+        s.engine.registry().get(&id).ok_or_else(|| {
+            ApiError::from_kind(bear_core::ErrorKind::Internal, "the agent vanished")
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": id, "name": info.spec.name, "type": info.spec.kind, "status": info.status}),
+        ),
+    ))
+}
+
+/// `DELETE /api/v1/agents/{id}` (admin): attempts it runs finish; it gets no new work.
+async fn remove_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+    caller.require(Permission::Admin)?;
+    let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
+    s.engine
+        .registry()
+        .remove(&id)
+        .map_err(|_| ApiError::not_found(format!("no agent `{id}`")))?;
+    Ok(Json(json!({"id": id, "status": "removed"})))
 }

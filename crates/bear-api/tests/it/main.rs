@@ -122,6 +122,8 @@ const PROTECTED: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/workflows/run-x"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/agents/executor-1"),
+    ("POST", "/api/v1/agents"),
+    ("DELETE", "/api/v1/agents/executor-1"),
     ("GET", "/api/v1/models"),
     ("POST", "/api/v1/models"),
     ("POST", "/api/v1/models/SmolLM2-135M-Instruct.Q4_1/generate"),
@@ -313,6 +315,53 @@ async fn workflows_run_in_the_background_and_are_polled() {
     let (_, agents) = body(r).await;
     assert_eq!(agents.as_array().unwrap().len(), 1);
     assert_eq!(agents[0]["id"], "validator");
+
+    // Agents are created and removed by admins only.
+    let spec = json!({"type": "specialist", "name": "tax expert", "capabilities": ["llm_generation"],
+                      "config": {"domain": "tax", "system_prompt": "You know tax law."}});
+    let (status, _) = body(s.send("POST", "/api/v1/agents", &s.user, Some(&spec)).await).await;
+    assert_eq!(status, 403);
+    let (status, made) = body(
+        s.send("POST", "/api/v1/agents", &s.admin, Some(&spec))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["type"].as_str(), made["status"].as_str()),
+        (Some("specialist"), Some("idle"))
+    );
+    let agent = made["id"].as_str().unwrap();
+    let (status, shown) = body(
+        s.send("GET", &format!("/api/v1/agents/{agent}"), &s.reader, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["name"], "tax expert");
+    assert!(shown["current_tasks"].is_array() && shown["performance_metrics"].is_object());
+    let bad = json!({"type": "executor", "name": "x", "capabilities": ["teleport"]});
+    let (status, v) = body(s.send("POST", "/api/v1/agents", &s.admin, Some(&bad)).await).await;
+    assert_eq!(status, 422);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("capabilities[0]"),
+        "{v}"
+    );
+    let (status, _) = body(
+        s.send("DELETE", &format!("/api/v1/agents/{agent}"), &s.admin, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = body(
+        s.send("DELETE", &format!("/api/v1/agents/{agent}"), &s.admin, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
