@@ -68,7 +68,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         let wf = &config.workflows;
         let store = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
         let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
-        let detector = scrubber.shared_detector();
         let engine = Engine::new(
             store,
             Registry::with_default_agents(),
@@ -135,21 +134,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         let limits = Limits::default();
         let state = Arc::new(
-            AppState::new(
-                keys,
-                engine,
-                detector,
-                scrubber,
-                hw,
-                bind.ip().is_loopback(),
-                &limits,
-            )
-            .with_models(Arc::new(manager))
-            .with_audit(bear_security::AuditLog::open(
-                &config.security.audit_log_path(&loaded.dirs),
-                config.security.audit_fail_closed,
-                None,
-            )?),
+            AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
+                .with_models(Arc::new(manager))
+                .with_audit(bear_security::AuditLog::open(
+                    &config.security.audit_log_path(&loaded.dirs),
+                    config.security.audit_fail_closed,
+                    None,
+                )?),
         );
         let listener = tokio::net::TcpListener::bind(bind)
             .await

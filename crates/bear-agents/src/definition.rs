@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use bear_core::error::redact_quoted;
 use bear_core::{ModelId, SamplingParams, StepId};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
@@ -760,14 +761,9 @@ fn check_parameters(
     catalog: &Catalog,
 ) -> std::result::Result<(), String> {
     fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> std::result::Result<T, String> {
-        serde_path_to_error::deserialize::<_, T>(v.clone()).map_err(|e| {
-            let path = e.path().to_string();
-            let message = redact_quoted(&e.inner().to_string());
-            if path == "." {
-                message
-            } else {
-                format!("{path}: {message}")
-            }
+        typed_params(v.clone()).map_err(|(path, message)| match path {
+            Some(path) => format!("{path}: {message}"),
+            None => message,
         })
     }
     match kind {
@@ -900,6 +896,18 @@ fn references(src: &str) -> Vec<Ref> {
     out
 }
 
+/// Deserialises a step's parameters into their typed form; an error gives the field path
+/// (`None` for the parameters as a whole) and serde's message without quoted values.
+pub(crate) fn typed_params<T: serde::de::DeserializeOwned>(
+    v: Value,
+) -> std::result::Result<T, (Option<String>, String)> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let message = redact_quoted(&e.inner().to_string());
+        ((path != ".").then_some(path), message)
+    })
+}
+
 /// Calls `f(path, string)` for every string inside `v`.
 fn visit_strings(v: &Value, path: &str, f: &mut impl FnMut(&str, &str)) {
     match v {
@@ -954,23 +962,4 @@ fn strip_position(message: &str) -> String {
         None => message,
     };
     redact_quoted(message)
-}
-
-/// Replaces every double-quoted value in a parser message with `"…"`.
-pub(crate) fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if inside {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
 }

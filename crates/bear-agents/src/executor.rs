@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::agent::AgentConfig;
 use crate::definition::{
     DataParams, FileParams, GenerateParams, OnInvalid, PlannedStep, RagParams, ScrubParams,
-    StepKind, ToolParams, ValidateParams, redact_quoted,
+    StepKind, ToolParams, ValidateParams, typed_params,
 };
 
 /// The backends steps run through. Each is optional; a definition using a missing one fails
@@ -167,11 +167,10 @@ fn render_value(
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CoreError> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
+    typed_params(v).map_err(|(path, message)| {
         invalid(format!(
-            "parameters.{}: {}",
-            e.path(),
-            redact_quoted(&e.inner().to_string())
+            "parameters{}: {message}",
+            path.map(|p| format!(".{p}")).unwrap_or_default()
         ))
     })
 }

@@ -237,18 +237,22 @@ fn create_private(_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A step's output as stored: JSON text, or NULL.
+fn output_json(r: &StepRecord) -> Result<Option<String>, CoreError> {
+    r.output
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|_| storage("a step output cannot be stored as JSON"))
+}
+
 async fn upsert_step(
     tx: &mut Transaction<'_, Sqlite>,
     run: &str,
     step: &str,
     r: &StepRecord,
 ) -> Result<(), CoreError> {
-    let output = r
-        .output
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|_| storage("a step output cannot be stored as JSON"))?;
+    let output = output_json(r)?;
     sqlx::query(
         "INSERT INTO bear_steps (run_id, step_id, status, attempts, idempotency_key, output,
                                  error, agent, started_ms, finished_ms, updated_ms)
@@ -321,16 +325,10 @@ impl WorkflowStateStore for SqliteStore {
         // Many rows per statement: a 10,000-step run is saved in 20 round trips, not 10,000.
         let steps: Vec<(&StepId, &StepRecord)> = run.steps.iter().collect();
         for chunk in steps.chunks(500) {
-            let mut outputs = Vec::with_capacity(chunk.len());
-            for (_, r) in chunk {
-                outputs.push(
-                    r.output
-                        .as_ref()
-                        .map(serde_json::to_string)
-                        .transpose()
-                        .map_err(|_| storage("a step output cannot be stored as JSON"))?,
-                );
-            }
+            let outputs = chunk
+                .iter()
+                .map(|(_, r)| output_json(r))
+                .collect::<Result<Vec<_>, CoreError>>()?;
             let mut q = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO bear_steps (run_id, step_id, status, attempts, idempotency_key, \
                  output, error, agent, started_ms, finished_ms, updated_ms) ",

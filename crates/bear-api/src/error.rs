@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bear_core::ErrorKind;
+use bear_core::error::redact_quoted;
 
 /// What can go wrong while setting the API up.
 #[derive(Debug, thiserror::Error)]
@@ -152,21 +153,6 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
             redact_quoted(&r.body_text()),
         )
     }
-}
-
-/// Replaces every double-quoted stretch with `"…"`.
-fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            out.push_str(if inside { "…\"" } else { "\"" });
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl IntoResponse for ApiError {

@@ -182,15 +182,17 @@ pub(crate) async fn host_and_ip(
         )
         .into_response();
     }
-    let ip = client_ip(&req);
+    let ip = client_ip(req.extensions());
     if let Err(n) = state.limiters.per_ip.check_key(&ip) {
         return ApiError::rate_limited(retry_secs(n)).into_response();
     }
     next.run(req).await
 }
 
-fn client_ip(req: &Request) -> IpAddr {
-    req.extensions()
+/// The peer's address (loopback when the server runs without connection info, as in tests
+/// that call the router directly).
+fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
@@ -259,11 +261,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = client_ip(&parts.extensions);
         let fail = |message: &str| -> ApiError {
             if let Err(n) = state.limiters.auth_failures.check_key(&ip) {
                 return ApiError::rate_limited(retry_secs(n));

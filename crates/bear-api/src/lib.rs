@@ -23,8 +23,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use bear_agents::Engine;
-use bear_core::PiiScrubber;
-use bear_security::Detector;
+use bear_security::Scrubber;
 use bear_security::access::ApiKeyStore;
 
 pub use error::{ApiError, Error, Result};
@@ -36,10 +35,8 @@ pub struct AppState {
     pub keys: RwLock<ApiKeyStore>,
     /// The workflow engine, its agents and backends.
     pub engine: Engine,
-    /// PII detection for `/pii/detect`.
-    pub detector: Arc<Detector>,
-    /// PII scrubbing (`replace` policy) for `/pii/scrub`.
-    pub scrubber: Arc<dyn PiiScrubber>,
+    /// PII scrubbing (`replace` policy) for `/pii/scrub`; its detector serves `/pii/detect`.
+    pub scrubber: Arc<Scrubber>,
     /// The machine report served at `/hw`.
     pub hw: serde_json::Value,
     /// Whether the server listens on loopback only (turns the Host check on).
@@ -61,8 +58,7 @@ impl AppState {
     pub fn new(
         keys: ApiKeyStore,
         engine: Engine,
-        detector: Arc<Detector>,
-        scrubber: Arc<dyn PiiScrubber>,
+        scrubber: Arc<Scrubber>,
         hw: serde_json::Value,
         loopback: bool,
         limits: &Limits,
@@ -70,7 +66,6 @@ impl AppState {
         Self {
             keys: RwLock::new(keys),
             engine,
-            detector,
             scrubber,
             hw,
             loopback,

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bear_agents::{
-    Backends, Engine, EngineConfig, Progress, Registry, SqliteStore, StepKind, Workflow,
+    Backends, Engine, EngineConfig, MemoryStore, Progress, Registry, SqliteStore, StepKind,
+    Workflow,
 };
-use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool};
+use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool, WorkflowStateStore};
 use serde_json::Value;
 
 use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
@@ -120,21 +121,26 @@ fn plugin_tools(
 
 struct Wiring {
     engine: Engine,
-    store: Arc<SqliteStore>,
     _scrub: Option<crate::security::ScrubSetup>,
 }
 
-/// Builds the engine; backends are loaded only when `workflow` needs them (all of them are
-/// declared present, unloaded, when validating only).
+/// The run database of `[workflows]`.
+fn open_store(loaded: &LoadedConfig, rt: &tokio::runtime::Runtime) -> Result<Arc<SqliteStore>> {
+    let wf = &loaded.config.workflows;
+    Ok(Arc::new(rt.block_on(SqliteStore::open(
+        &wf.database_path(&loaded.dirs),
+        wf.fsync,
+    ))?))
+}
+
+/// Builds the engine over `store`; backends are loaded only when `workflow` needs them.
 fn wire(
     loaded: &LoadedConfig,
-    rt: &tokio::runtime::Runtime,
+    store: Arc<dyn WorkflowStateStore>,
     workflow: Option<&Workflow>,
     bus: EventBus,
 ) -> Result<Wiring> {
     let wf = &loaded.config.workflows;
-    let path = wf.database_path(&loaded.dirs);
-    let store = Arc::new(rt.block_on(SqliteStore::open(&path, wf.fsync))?);
     let mut backends = Backends {
         default_model: Some(bear_core::ModelId::new(
             loaded.config.models.default_generator.clone(),
@@ -176,7 +182,7 @@ fn wire(
         }
     }
     let engine = Engine::new(
-        store.clone(),
+        store,
         Registry::with_default_agents(),
         backends,
         bus,
@@ -184,7 +190,6 @@ fn wire(
     );
     Ok(Wiring {
         engine,
-        store,
         _scrub: scrub,
     })
 }
@@ -217,7 +222,13 @@ fn command(
     match cmd {
         WorkflowCommand::Validate { file } => {
             let workflow = read_definition(&file)?;
-            let w = wire(loaded, rt, None, EventBus::default())?;
+            // Validation touches no database.
+            let w = wire(
+                loaded,
+                Arc::new(MemoryStore::new()),
+                None,
+                EventBus::default(),
+            )?;
             // Validation assumes every backend is present: it checks the definition, not the
             // machine; tools are checked against the plugin directories.
             let mut catalog = w.engine.catalog();
@@ -244,7 +255,7 @@ fn command(
         WorkflowCommand::Run(args) => run_workflow(loaded, rt, args, json, out),
         WorkflowCommand::List { status } => {
             let status = status.as_deref().map(parse_status).transpose()?;
-            let w = wire(loaded, rt, None, EventBus::default())?;
+            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             let runs = rt.block_on(w.engine.list(status))?;
             if json {
                 let rows: Vec<Value> = runs
@@ -279,7 +290,7 @@ fn command(
             Ok(())
         }
         WorkflowCommand::Status { id } => {
-            let w = wire(loaded, rt, None, EventBus::default())?;
+            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             let p = rt.block_on(w.engine.progress(&run_id(&id)?))?;
             if json {
                 write_json(out, &p)
@@ -288,30 +299,30 @@ fn command(
             }
         }
         WorkflowCommand::Cancel { id } => {
-            let w = wire(loaded, rt, None, EventBus::default())?;
+            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             rt.block_on(w.engine.cancel(&run_id(&id)?))?;
             done(out, json, &id, "cancel requested")
         }
         WorkflowCommand::Pause { id } => {
-            let w = wire(loaded, rt, None, EventBus::default())?;
+            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             rt.block_on(w.engine.pause(&run_id(&id)?))?;
             done(out, json, &id, "pause requested")
         }
         WorkflowCommand::Recover { watch } => {
-            let probe = wire(loaded, rt, None, EventBus::default())?;
+            let store = open_store(loaded, rt)?;
+            let probe = wire(loaded, store.clone(), None, EventBus::default())?;
             let interrupted: Vec<Progress> = rt
                 .block_on(probe.engine.list(None))?
                 .into_iter()
                 .filter(|p| p.interrupted)
                 .collect();
-            rt.block_on(probe.store.close());
             if interrupted.is_empty() {
                 return done(out, json, "-", "no interrupted runs");
             }
             let mut failed = 0;
             for p in interrupted {
                 eprintln!("recovering run {} ({})", p.id, p.name);
-                if let Err(e) = resume(loaded, rt, &p.id, watch, json, out) {
+                if let Err(e) = resume(loaded, rt, &store, &p.id, watch, json, out) {
                     eprintln!("run {}: {e}", p.id);
                     failed += 1;
                 }
@@ -326,7 +337,7 @@ fn command(
         }
         WorkflowCommand::Resume { id, watch } => {
             let id = run_id(&id)?;
-            resume(loaded, rt, &id, watch, json, out)
+            resume(loaded, rt, &open_store(loaded, rt)?, &id, watch, json, out)
         }
     }
 }
@@ -336,17 +347,16 @@ fn command(
 fn resume(
     loaded: &LoadedConfig,
     rt: &tokio::runtime::Runtime,
+    store: &Arc<SqliteStore>,
     id: &RunId,
     watch: bool,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     // The definition decides which backends to load for a takeover.
-    let probe = wire(loaded, rt, None, EventBus::default())?;
     let record = rt
-        .block_on(bear_core::WorkflowStateStore::load_run(&*probe.store, id))?
+        .block_on(store.load_run(id))?
         .ok_or_else(|| Error::Agents(bear_agents::Error::RunNotFound(id.clone())))?;
-    rt.block_on(probe.store.close());
     let done_before = record
         .steps
         .values()
@@ -359,7 +369,7 @@ fn resume(
         )
     })?;
     let bus = EventBus::new(4096);
-    let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+    let w = wire(loaded, store.clone(), Some(&workflow), bus.clone())?;
     let events = bus.subscribe();
     match rt.block_on(w.engine.resume(id))? {
         None => done(out, json, id.as_str(), "resume requested"),
@@ -415,7 +425,12 @@ fn run_workflow(
     let workflow = read_definition(&args.file)?;
     let inputs = parse_inputs(&args.input)?;
     let bus = EventBus::new(4096);
-    let w = wire(loaded, rt, Some(&workflow), bus.clone())?;
+    let w = wire(
+        loaded,
+        open_store(loaded, rt)?,
+        Some(&workflow),
+        bus.clone(),
+    )?;
     let stranded = rt
         .block_on(w.engine.list(Some(RunStatus::Running)))?
         .into_iter()

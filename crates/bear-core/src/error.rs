@@ -135,6 +135,23 @@ impl Error {
     }
 }
 
+/// Replaces every double-quoted stretch of a parser's message with `"…"`. Parsers (serde,
+/// axum's extractors) quote the offending value (`invalid type: string "..."`), which can be a
+/// prompt or a document; the path and the expectation stay.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for c in message.chars() {
+        if c == '"' {
+            out.push_str(if inside { "…\"" } else { "\"" });
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A value that must never be printed: user text, prompts, PII, key material.
 ///
 /// `Debug` and `Display` print only the length, so a `Redacted` can sit inside an error or a
@@ -174,6 +191,15 @@ impl<T: AsRef<[u8]>> fmt::Display for Redacted<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_are_dropped_from_parser_messages() {
+        assert_eq!(
+            redact_quoted(r#"steps[0].retries: invalid type: string "Jane Roe", expected u32"#),
+            r#"steps[0].retries: invalid type: string "…", expected u32"#
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
+    }
 
     #[test]
     fn redacted_never_prints_its_value() {

@@ -195,11 +195,6 @@ impl Scrubber {
         &self.detector
     }
 
-    /// The detector, shared.
-    pub fn shared_detector(&self) -> Arc<Detector> {
-        self.detector.clone()
-    }
-
     fn replacement(&self, f: &Finding, value: &str, session: &mut Session) -> String {
         let name = f.entity.name();
         match self.config.policy_for(&f.entity) {

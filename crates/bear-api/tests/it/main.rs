@@ -41,7 +41,6 @@ pub(crate) async fn server_with(
     let user = keys.create(Role::User, "user").unwrap().0.reveal();
     let reader = keys.create(Role::ReadOnly, "reader").unwrap().0.reveal();
     let scrubber = Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).unwrap());
-    let detector = scrubber.shared_detector();
     let engine = Engine::new(
         Arc::new(MemoryStore::new()),
         Registry::with_default_agents(),
@@ -53,7 +52,6 @@ pub(crate) async fn server_with(
         AppState::new(
             keys,
             engine,
-            detector,
             scrubber,
             json!({"cpu": {"logical_cores": 2}}),
             true,
