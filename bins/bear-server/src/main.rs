@@ -64,17 +64,89 @@ fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let loaded = &loaded;
     rt.block_on(async move {
-        let wf = &config.workflows;
-        let store = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
+        let machine = SysProbe.probe(&loaded.dirs.data_dir);
+        let hw = serde_json::json!({
+            "machine": machine,
+            "recommendations": bear_hw::recommend(&machine),
+        });
+        let manager = Arc::new(model_manager(loaded, &machine)?);
+
+        // PII: one detector; scrubbers per collection policy, keyed by the keyring when it can
+        // be opened without a terminal.
+        let keyring = bear_cli::unattended_keyring(loaded)?;
+        if keyring.is_none() {
+            eprintln!(
+                "note: no keyring opened (set BEAR_PASSPHRASE or security.key_file); \
+                 collections with the tokenize policy are refused"
+            );
+        }
+        let scrubbers = Arc::new(bear_security::PolicyScrubbers::new(
+            &config.pii,
+            keyring,
+            &config.security.vault_path(&loaded.dirs),
+        )?);
         let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
-        let engine = Engine::new(
+
+        // Plugins: everything found in the plugin directories.
+        let (plugins, warnings) = bear_cli::load_plugins(loaded)?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        let mut tools: std::collections::BTreeMap<String, Arc<dyn bear_core::Tool>> =
+            Default::default();
+        // Named `plugin.tool`, as `bear workflow` names them.
+        for (name, _) in plugins.list() {
+            if let Some(p) = plugins.get(&name) {
+                for t in bear_plugins::WasmtimeTool::all(&p) {
+                    let id = format!("{name}.{}", bear_core::Tool::spec(&t).name);
+                    tools.insert(id, Arc::new(t));
+                }
+            }
+        }
+
+        // Documents.
+        let store = bear_rag::Store::new(config.rag.collections_dir(&loaded.dirs));
+        let default_embedder = bear_core::ModelId::new(&config.models.default_embedder)?;
+        let default_generator = bear_core::ModelId::new(&config.models.default_generator)?;
+        let retriever: Option<Arc<dyn bear_core::Retriever>> =
+            match manager.embedder(&default_embedder) {
+                Ok(e) => Some(Arc::new(bear_rag::RagRetriever::new(
+                    store.clone(),
+                    e,
+                    scrubbers
+                        .get(config.rag.pii_policy)
+                        .map(|s| s as Arc<dyn bear_core::PiiScrubber>)
+                        .unwrap_or_else(|_| scrubber.clone()),
+                ))),
+                Err(e) => {
+                    eprintln!("warning: workflows run without rag_query: {e}");
+                    None
+                }
+            };
+        let rag = bear_api::RagState::new(
             store,
+            config.rag.clone(),
+            loaded.dirs.data_dir.join("uploads"),
+            scrubbers,
+            default_embedder,
+            default_generator.clone(),
+            config.models.context_length as usize,
+        );
+
+        let wf = &config.workflows;
+        let runs = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
+        let engine = Engine::new(
+            runs,
             Registry::with_default_agents(),
             Backends {
+                generator: Some(manager.clone()),
+                default_model: Some(default_generator),
+                tools,
+                retriever,
                 scrubber: Some(scrubber.clone()),
                 files_root: wf.files_root.clone(),
-                ..Backends::default()
             },
             EventBus::default(),
             EngineConfig::from_config(wf),
@@ -84,58 +156,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         if !recovered.is_empty() {
             eprintln!("continuing {} interrupted workflow run(s)", recovered.len());
         }
-        let machine = SysProbe.probe(&loaded.dirs.data_dir);
-        let hw = serde_json::json!({
-            "machine": machine,
-            "recommendations": bear_hw::recommend(&machine),
-        });
-        let rec = bear_hw::recommend(&machine);
-        let models_dir = loaded.dirs.models_dir.clone();
-        let threads = config
-            .hw
-            .threads
-            .map_or(rec.inference_threads, |t| t as usize);
-        let manager_config = bear_models::ManagerConfig {
-            model_dirs: vec![models_dir.clone()],
-            memory_budget: rec.model_memory_budget_bytes,
-            keep_alive: std::time::Duration::from_secs(300),
-            autoload: config.models.autoload,
-            llama: bear_models::LlamaOptions {
-                context_length: config.models.context_length,
-                threads: threads as u32,
-                mlock: config.hw.mlock.unwrap_or(false),
-                ..bear_models::LlamaOptions::default()
-            },
-            ort_dylib_candidates: bear_models::ort_dylib_candidates(
-                config.models.ort_dylib.as_deref(),
-                &models_dir,
-            ),
-            fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
-            threads,
-            cache: bear_models::CacheConfig {
-                l2_path: Some(loaded.dirs.cache_dir.join("results.redb")),
-                ..bear_models::CacheConfig::default()
-            },
-        };
-        // The on-disk result cache is one file per user; if another BEAR process holds it,
-        // serve without it rather than not at all.
-        let manager = match bear_models::ModelManager::new(manager_config.clone()) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("warning: {e}; serving without the on-disk result cache");
-                bear_models::ModelManager::new(bear_models::ManagerConfig {
-                    cache: bear_models::CacheConfig {
-                        l2_path: None,
-                        ..manager_config.cache
-                    },
-                    ..manager_config
-                })?
-            }
-        };
         let limits = Limits::default();
         let state = Arc::new(
             AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
-                .with_models(Arc::new(manager))
+                .with_models(manager)
+                .with_rag(rag)
+                .with_plugins(Arc::new(std::sync::RwLock::new(plugins)))
                 .with_audit(bear_security::AuditLog::open(
                     &config.security.audit_log_path(&loaded.dirs),
                     config.security.audit_fail_closed,
@@ -150,6 +176,59 @@ fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("bear-server stopped");
         anyhow::Ok(())
     })
+}
+
+/// The model manager over the models directory, sized from the machine.
+fn model_manager(
+    loaded: &bear_cli::LoadedConfig,
+    machine: &bear_hw::Machine,
+) -> anyhow::Result<bear_models::ModelManager> {
+    let config = &loaded.config;
+    let rec = bear_hw::recommend(machine);
+    let models_dir = loaded.dirs.models_dir.clone();
+    let threads = config
+        .hw
+        .threads
+        .map_or(rec.inference_threads, |t| t as usize);
+    let manager_config = bear_models::ManagerConfig {
+        model_dirs: vec![models_dir.clone()],
+        memory_budget: rec.model_memory_budget_bytes,
+        keep_alive: std::time::Duration::from_secs(300),
+        autoload: config.models.autoload,
+        llama: bear_models::LlamaOptions {
+            context_length: config.models.context_length,
+            threads: threads as u32,
+            mlock: config.hw.mlock.unwrap_or(false),
+            ..bear_models::LlamaOptions::default()
+        },
+        ort_dylib_candidates: bear_models::ort_dylib_candidates(
+            config.models.ort_dylib.as_deref(),
+            &models_dir,
+        ),
+        fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
+        threads,
+        cache: bear_models::CacheConfig {
+            l2_path: Some(loaded.dirs.cache_dir.join("results.redb")),
+            ..bear_models::CacheConfig::default()
+        },
+    };
+    // The on-disk result cache is one file per user; if another BEAR process holds it, serve
+    // without it rather than not at all.
+    match bear_models::ModelManager::new(manager_config.clone()) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            eprintln!("warning: {e}; serving without the on-disk result cache");
+            Ok(bear_models::ModelManager::new(
+                bear_models::ManagerConfig {
+                    cache: bear_models::CacheConfig {
+                        l2_path: None,
+                        ..manager_config.cache
+                    },
+                    ..manager_config
+                },
+            )?)
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -4,7 +4,11 @@
 //! concrete backends and calls [`serve`].
 //!
 //! - [`gateway`]: request ids, the loopback Host check, authentication, rate limits.
-//! - [`routes`]: the handlers.
+//! - [`routes`]: health, hw, PII, workflows and agents.
+//! - [`models`]: the seed's model routes and the OpenAI-compatible ones.
+//! - [`docs`]: collections, document upload and ingest jobs, search and ask.
+//! - [`plugins`]: plugin listing and tool calls (admin).
+//! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`error`]: [`Error`] and the JSON error body, [`ApiError`].
 //!
 //! Invariants:
@@ -13,9 +17,12 @@
 //!   request id, and every response carries `x-request-id`.
 //! - Request bodies never appear in errors or logs.
 
+pub mod docs;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod models;
+pub mod plugins;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -26,8 +33,10 @@ use bear_agents::Engine;
 use bear_security::Scrubber;
 use bear_security::access::ApiKeyStore;
 
+pub use docs::RagState;
 pub use error::{ApiError, Error, Result};
 pub use gateway::{Caller, Limits, REQUEST_ID, presented_key};
+pub use plugins::Plugins;
 
 /// Everything the handlers reach.
 pub struct AppState {
@@ -45,6 +54,11 @@ pub struct AppState {
     pub models: Option<Arc<bear_models::ModelManager>>,
     /// Where mutating requests are recorded (fail-closed); `None` records nothing.
     pub audit: Option<bear_security::audit::AuditLog>,
+    /// Collections, documents, search and ask; `None` answers 503.
+    pub rag: Option<RagState>,
+    /// Loaded plugins; `None` answers 503.
+    pub plugins: Option<Plugins>,
+    pub(crate) metrics: metrics::Metrics,
     /// Per model, the slots of its bounded generation queue.
     queues: std::sync::Mutex<
         std::collections::HashMap<bear_core::ModelId, Arc<tokio::sync::Semaphore>>,
@@ -71,6 +85,9 @@ impl AppState {
             loopback,
             models: None,
             audit: None,
+            rag: None,
+            plugins: None,
+            metrics: metrics::Metrics::new(),
             queues: Default::default(),
             queue_depth: limits.generation_queue.max(1),
             limiters: gateway::Limiters::new(limits),
@@ -99,6 +116,18 @@ impl AppState {
         semaphore.try_acquire_owned().ok()
     }
 
+    /// Serves document collections too.
+    pub fn with_rag(mut self, rag: RagState) -> Self {
+        self.rag = Some(rag);
+        self
+    }
+
+    /// Serves these plugins' tools too.
+    pub fn with_plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
     /// Serves these models too.
     pub fn with_models(mut self, models: Arc<bear_models::ModelManager>) -> Self {
         self.models = Some(models);
@@ -108,11 +137,23 @@ impl AppState {
 
 /// The whole API: routes under the gateway layers.
 pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
+    // Uploads may be as large as the ingest limit; every other body is held to the API's.
+    let upload_limit = state
+        .rag
+        .as_ref()
+        .map_or(limits.max_body_bytes, |r| r.config.max_file_bytes as usize);
     routes::routes()
         .merge(models::routes())
+        .merge(plugins::routes())
+        .route("/metrics", axum::routing::get(metrics::serve))
+        .merge(docs::routes(upload_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gateway::audit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -48,7 +48,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/embeddings", post(embeddings))
 }
 
-fn manager(s: &AppState) -> Api<&Arc<bear_models::ModelManager>> {
+pub(crate) fn manager(s: &AppState) -> Api<&Arc<bear_models::ModelManager>> {
     s.models.as_ref().ok_or_else(|| {
         ApiError::from_kind(
             bear_core::ErrorKind::Unavailable,
@@ -135,10 +135,10 @@ async fn manage(State(s): St, caller: Caller, Body(b): Body<ManageBody>) -> Api<
     }
 }
 
-/// A generation running in the background, its pieces on a channel.
-enum Piece {
+/// A generation running in the background, its pieces on a channel, then its result.
+pub(crate) enum Piece<D = bear_core::Result<Generation>> {
     Text(String),
-    Done(bear_core::Result<Generation>),
+    Done(D),
 }
 
 fn spawn_generation(
@@ -171,7 +171,7 @@ fn spawn_generation(
 }
 
 /// Cancels the generation when the response (and so the stream) is dropped.
-struct CancelOnDrop(CancellationToken);
+pub(crate) struct CancelOnDrop(pub(crate) CancellationToken);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
@@ -195,7 +195,7 @@ async fn collect(
     ))
 }
 
-fn check_max_tokens(n: Option<u32>) -> Api<u32> {
+pub(crate) fn check_max_tokens(n: Option<u32>) -> Api<u32> {
     let n = n.unwrap_or(256);
     if n == 0 || n > MAX_TOKENS {
         return Err(ApiError::invalid(format!(
@@ -272,10 +272,10 @@ fn error_event(e: &bear_core::Error) -> SseEvent {
 
 /// Maps generation pieces to SSE events until the generation ends; dropping the stream
 /// cancels the generation.
-fn sse_stream(
-    rx: mpsc::UnboundedReceiver<Piece>,
+pub(crate) fn sse_stream<D: Send + 'static>(
+    rx: mpsc::UnboundedReceiver<Piece<D>>,
     cancel: CancellationToken,
-    mut map: impl FnMut(Piece) -> Vec<SseEvent> + Send + 'static,
+    mut map: impl FnMut(Piece<D>) -> Vec<SseEvent> + Send + 'static,
 ) -> impl futures::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
     let guard = CancelOnDrop(cancel);
     futures::stream::unfold((rx, guard, false), |(mut rx, guard, ended)| async move {

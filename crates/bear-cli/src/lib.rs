@@ -29,6 +29,8 @@ pub use cli::{Cli, Command};
 pub use config::{LoadedConfig, load as load_config};
 pub use error::{Error, Result};
 pub use hw::{HW_SCHEMA_VERSION, HwReport};
+pub use plugins::load_all as load_plugins;
+pub use security::unattended_keyring;
 
 /// Runs `bear` with the process's arguments and environment; returns the exit code.
 pub fn main() -> ExitCode {

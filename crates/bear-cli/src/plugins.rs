@@ -220,3 +220,20 @@ pub(crate) fn run(
         }
     }
 }
+
+/// Every plugin found in the plugin directories, loaded in dependency order, for a
+/// long-running process (the server). A plugin that fails to load is left out and named in
+/// the returned warnings (with why), so one bad plugin does not stop the rest.
+pub fn load_all(loaded: &LoadedConfig) -> Result<(Registry, Vec<String>)> {
+    let mut reg = Registry::new(host(loaded)?);
+    let mut warnings = Vec::new();
+    for d in discover(&loaded.config.plugins.search_dirs(&loaded.dirs)) {
+        if reg.get(&d.name).is_some() {
+            continue;
+        }
+        if let Err(e) = load_with_deps(loaded, &mut reg, &d.dir) {
+            warnings.push(format!("plugin `{}` not loaded: {e}", d.name));
+        }
+    }
+    Ok((reg, warnings))
+}

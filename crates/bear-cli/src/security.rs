@@ -168,6 +168,19 @@ fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<Key
     Keyring::open(&path, key_source(loaded, key_file)?).map_err(sec_err)
 }
 
+/// The keyring for a process with no terminal to prompt at (the server): opened when it
+/// exists and a key file (`security.key_file`) or `BEAR_PASSPHRASE` is set; `None` otherwise,
+/// and collections with the `tokenize` policy are then refused.
+pub fn unattended_keyring(loaded: &LoadedConfig) -> Result<Option<Keyring>> {
+    let path = loaded.config.security.keyring_path(&loaded.dirs);
+    let has_source =
+        loaded.config.security.key_file.is_some() || std::env::var_os("BEAR_PASSPHRASE").is_some();
+    if !path.exists() || !has_source {
+        return Ok(None);
+    }
+    open_keyring(loaded, None).map(Some)
+}
+
 fn open_audit(loaded: &LoadedConfig, keyring: Option<&Keyring>) -> Result<AuditLog> {
     let sec = &loaded.config.security;
     AuditLog::open(

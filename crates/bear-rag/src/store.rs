@@ -60,6 +60,10 @@ pub struct CollectionMeta {
     pub dimension: usize,
     /// Unix seconds.
     pub created_at: i64,
+    /// The public id of the API key that created it through the REST API; `None` for
+    /// collections made locally (only admins see those over the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A collection with its size, for listings.
@@ -292,6 +296,19 @@ impl Store {
         embedder: &str,
         dimension: usize,
     ) -> Result<Collection> {
+        self.create_owned(name, pii_policy, embedder, dimension, None)
+            .await
+    }
+
+    /// [`Self::create`], recording `owner` (an API key's public id) in its metadata.
+    pub async fn create_owned(
+        &self,
+        name: &str,
+        pii_policy: bear_core::PiiPolicy,
+        embedder: &str,
+        dimension: usize,
+        owner: Option<&str>,
+    ) -> Result<Collection> {
         check_name(name)?;
         if self.exists(name) {
             return Err(Error::CollectionExists { name: name.into() });
@@ -318,6 +335,7 @@ impl Store {
             embedder: embedder.into(),
             dimension,
             created_at: now(),
+            owner: owner.map(str::to_owned),
         };
         // collection.json is written last: a collection exists once its tables do.
         let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();

@@ -34,6 +34,6 @@ pub use bear_core::{CustomPattern, DenyList, InvalidUtf8, PiiConfig, PiiPolicy a
 pub use crypto::{KeySource, Keyring, KeyringStatus, MasterKey};
 pub use detect::{Detector, Finding};
 pub use error::{Error, Result};
-pub use scrub::{Scrubbed, Scrubber, Session, StreamReport};
+pub use scrub::{PolicyScrubbers, Scrubbed, Scrubber, Session, StreamReport};
 pub use secret::SecretBytes;
 pub use vault::Vault;

@@ -426,3 +426,94 @@ impl PiiScrubber for Scrubber {
         Ok(Scrubber::restore(self, text))
     }
 }
+
+/// Scrubbers for collections that each chose a policy, sharing one detector and, when a
+/// keyring is open, its hash key and the token vault. For long-running processes (the server)
+/// that serve collections with different policies.
+pub struct PolicyScrubbers {
+    config: PiiConfig,
+    detector: Arc<Detector>,
+    hash_key: hmac::Key,
+    keyring: Option<Mutex<crate::Keyring>>,
+    vault: Option<(Arc<Mutex<Vault>>, std::path::PathBuf)>,
+    built: Mutex<Vec<(Policy, Arc<Scrubber>)>>,
+}
+
+impl std::fmt::Debug for PolicyScrubbers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyScrubbers")
+            .field("keyring", &self.keyring.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyScrubbers {
+    /// Scrubbers with `config`'s rules. With `keyring` (and the vault file at `vault_path`),
+    /// `hash` is keyed by the keyring and `tokenize` is available; without, `hash` uses a
+    /// key for this process only and `tokenize` is refused.
+    pub fn new(
+        config: &PiiConfig,
+        keyring: Option<crate::Keyring>,
+        vault_path: &std::path::Path,
+    ) -> Result<Self> {
+        let detector = Arc::new(Detector::new(config)?);
+        let (hash_key, vault) = match &keyring {
+            Some(k) => (
+                k.hmac_key("bear-scrub-hash-v1"),
+                Some((
+                    Arc::new(Mutex::new(Vault::load(vault_path, k)?)),
+                    vault_path.to_path_buf(),
+                )),
+            ),
+            None => (crate::crypto::ephemeral_hmac_key()?, None),
+        };
+        Ok(Self {
+            config: config.clone(),
+            detector,
+            hash_key,
+            keyring: keyring.map(Mutex::new),
+            vault,
+            built: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The scrubber applying `policy` to every entity.
+    pub fn get(&self, policy: Policy) -> Result<Arc<Scrubber>> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, s)) = built.iter().find(|(p, _)| *p == policy) {
+            return Ok(s.clone());
+        }
+        if policy == Policy::Tokenize && self.vault.is_none() {
+            return Err(Error::Setting {
+                key: "pii policy tokenize".into(),
+                expected: "an open keyring: start with BEAR_PASSPHRASE or security.key_file \
+                           set, or use a collection with another policy"
+                    .into(),
+            });
+        }
+        let mut config = self.config.clone();
+        config.default_policy = policy;
+        config.policies.clear();
+        let scrubber = Arc::new(Scrubber::new(
+            self.detector.clone(),
+            config,
+            self.hash_key.clone(),
+            self.vault.as_ref().map(|(v, _)| v.clone()),
+        )?);
+        built.push((policy, scrubber.clone()));
+        Ok(scrubber)
+    }
+
+    /// Saves new vault tokens (sealed under the keyring); nothing to do without one.
+    pub fn persist(&self) -> Result<()> {
+        let (Some((vault, path)), Some(keyring)) = (&self.vault, &self.keyring) else {
+            return Ok(());
+        };
+        let mut v = vault.lock().unwrap_or_else(|e| e.into_inner());
+        if v.is_dirty() {
+            let mut k = keyring.lock().unwrap_or_else(|e| e.into_inner());
+            v.save(path, &mut k)?;
+        }
+        Ok(())
+    }
+}

@@ -2,6 +2,7 @@
 //! gateway (keys, roles, request ids, limits, Host check) and the routes written so far, the
 //! model and OpenAI-compatible ones on the real SmolLM2 and MiniLM files.
 
+mod docs;
 mod models;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ pub(crate) struct Server {
     pub(crate) admin: String,
     pub(crate) user: String,
     pub(crate) reader: String,
+    pub(crate) dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -58,6 +60,8 @@ pub(crate) async fn server_with(
             &limits,
         )
         .with_models(models::manager())
+        .with_rag(docs::rag_state(dir.path()))
+        .with_plugins(docs::plugins())
         .with_audit(audit),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,6 +79,7 @@ pub(crate) async fn server_with(
         admin,
         user,
         reader,
+        dir: dir.path().to_path_buf(),
         _dir: dir,
         _stop: stop,
     }
@@ -100,7 +105,7 @@ impl Server {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
@@ -129,13 +134,34 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
+    ("GET", "/api/v1/collections"),
+    ("POST", "/api/v1/collections"),
+    ("GET", "/api/v1/collections/c1"),
+    ("DELETE", "/api/v1/collections/c1"),
+    ("GET", "/api/v1/collections/c1/documents"),
+    ("POST", "/api/v1/collections/c1/documents?filename=a.txt"),
+    (
+        "GET",
+        "/api/v1/collections/c1/documents/00000000000000000000000000000000",
+    ),
+    (
+        "DELETE",
+        "/api/v1/collections/c1/documents/00000000000000000000000000000000",
+    ),
+    ("GET", "/api/v1/ingest/job-1"),
+    ("POST", "/api/v1/search"),
+    ("POST", "/api/v1/ask"),
+    ("GET", "/api/v1/plugins"),
+    ("POST", "/api/v1/plugins/docstats/tools/stats"),
+    ("GET", "/metrics"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_open_and_every_other_route_needs_a_key_in_the_right_place() {
-    // Many failures from one IP on purpose: lift the failed-authentication limit here.
+    // Many requests and failures from one IP on purpose: lift the per-IP limits here.
     let s = server(Limits {
         auth_failures_per_minute: NonZeroU32::new(1000).unwrap(),
+        burst: NonZeroU32::new(1000).unwrap(),
         ..Limits::default()
     })
     .await;

@@ -38,7 +38,7 @@ pub(crate) fn manager() -> Arc<ModelManager> {
 }
 
 /// The `data:` payloads of an SSE body, with their event names.
-fn sse(text: &str) -> Vec<(String, String)> {
+pub(crate) fn sse(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
         let mut event = "message".to_string();

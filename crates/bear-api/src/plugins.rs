@@ -1,0 +1,86 @@
+//! Plugin routes (admin only): `GET /api/v1/plugins` lists the loaded plugins and their tools;
+//! `POST /api/v1/plugins/{name}/tools/{tool}` runs a tool in its sandbox with the JSON body as
+//! input. A client that goes away stops the call at its next epoch deadline check.
+
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bear_core::CancellationToken;
+use bear_security::access::Permission;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::models::CancelOnDrop;
+use crate::routes::Body;
+
+type Api<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+/// The loaded plugins the API serves.
+pub type Plugins = Arc<RwLock<bear_plugins::Registry>>;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/plugins", get(list))
+        .route("/api/v1/plugins/{name}/tools/{tool}", post(invoke))
+}
+
+fn registry(s: &AppState) -> Api<&Plugins> {
+    s.plugins.as_ref().ok_or_else(|| {
+        ApiError::from_kind(
+            bear_core::ErrorKind::Unavailable,
+            "this server runs without plugins",
+        )
+    })
+}
+
+fn plugin_err(e: bear_plugins::Error) -> ApiError {
+    ApiError::from_kind(e.kind(), e.to_string())
+}
+
+async fn list(State(s): St, caller: Caller) -> Api<Json<Value>> {
+    caller.require(Permission::Admin)?;
+    let reg = registry(&s)?.read().unwrap_or_else(|e| e.into_inner());
+    let rows: Vec<Value> = reg
+        .list()
+        .into_iter()
+        .filter_map(|(name, _)| reg.get(&name))
+        .map(|p| {
+            let m = p.manifest();
+            json!({
+                "name": m.name, "version": m.version, "description": m.description,
+                "capabilities": m.capabilities,
+                "tools": m.tools.iter().map(|t| json!({
+                    "name": t.name, "description": t.description,
+                    "input_schema": t.input_schema, "output_schema": t.output_schema,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+async fn invoke(
+    State(s): St,
+    caller: Caller,
+    Path((name, tool)): Path<(String, String)>,
+    Body(input): Body<Value>,
+) -> Api<Json<Value>> {
+    caller.require(Permission::Admin)?;
+    let plugin = registry(&s)?
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no loaded plugin `{name}`")))?;
+    let cancel = CancellationToken::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    let out = tokio::task::spawn_blocking(move || plugin.call_logged(&tool, &input, Some(&cancel)))
+        .await
+        .map_err(|_| ApiError::from_kind(bear_core::ErrorKind::Internal, "the plugin call failed"))?
+        .map_err(plugin_err)?;
+    Ok(Json(json!({"output": out.output, "logs": out.logs})))
+}

@@ -1,0 +1,563 @@
+//! Collections, document upload and background ingest, search and ask (JSON and SSE) on the
+//! real MiniLM and SmolLM2 files and LanceDB in a temp dir; plugins on the example plugins
+//! built by `cargo xtask plugins`; `/metrics`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bear_api::{Limits, RagState};
+use bear_core::config::RagConfig;
+use bear_core::{ModelId, PiiConfig, PiiPolicy};
+use serde_json::{Value, json};
+
+use crate::{body, client, server};
+
+const LEASE: &str = "Lease agreement.\n\nThe lease of the office at Keizersgracht 12 starts on \
+1 March 2025 and ends on 28 February 2030. The monthly rent is 2,400 euros, due on the first \
+day of each month. The tenant may end the lease early with six months' notice.\n\nThe landlord \
+pays for repairs to the roof and the heating.";
+
+/// Documents in `dir`, the replace policy (no keyring in tests), 1 MiB uploads at most.
+pub(crate) fn rag_state(dir: &Path) -> RagState {
+    let config = RagConfig {
+        pii_policy: PiiPolicy::Replace,
+        max_file_bytes: 1 << 20,
+        ..RagConfig::default()
+    };
+    RagState::new(
+        bear_rag::Store::new(dir.join("collections")),
+        config,
+        dir.join("uploads"),
+        Arc::new(
+            bear_security::PolicyScrubbers::new(
+                &PiiConfig::default(),
+                None,
+                &dir.join("vault.bin"),
+            )
+            .unwrap(),
+        ),
+        ModelId::new("all-MiniLM-L6-v2").unwrap(),
+        ModelId::new("SmolLM2-135M-Instruct.Q4_1").unwrap(),
+        2048,
+    )
+}
+
+/// `<target>/plugins`, as `cargo xtask plugins` builds them.
+fn plugins_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(target)
+        .join("plugins");
+    assert!(
+        dir.join("docstats/plugin.toml").is_file(),
+        "the example plugins are not built in {}: run `cargo xtask plugins`",
+        dir.display()
+    );
+    dir
+}
+
+pub(crate) fn plugins() -> bear_api::Plugins {
+    let host = bear_plugins::PluginHost::new(bear_plugins::HostConfig::default()).unwrap();
+    let mut reg = bear_plugins::Registry::new(Arc::new(host));
+    for name in ["docstats", "hostile"] {
+        reg.load(&plugins_dir().join(name)).unwrap();
+    }
+    Arc::new(RwLock::new(reg))
+}
+
+async fn upload(
+    s: &crate::Server,
+    key: &str,
+    collection: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    client()
+        .post(format!(
+            "{}/api/v1/collections/{collection}/documents?filename={name}",
+            s.base
+        ))
+        .bearer_auth(key)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn wait_job(s: &crate::Server, key: &str, job: &str) -> Value {
+    for _ in 0..600 {
+        let (status, v) = body(
+            s.send("GET", &format!("/api/v1/ingest/{job}"), key, None)
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        if v["status"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the ingest job did not finish in 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_ingest_search_ask_and_delete_with_ownership() {
+    let s = server(Limits::default()).await;
+
+    // Upload: the collection is created for the uploading key; the ingest runs in the
+    // background and is polled.
+    let r = upload(
+        &s,
+        &s.user,
+        "leases",
+        "lease.txt",
+        LEASE.as_bytes().to_vec(),
+    )
+    .await;
+    let (status, v) = body(r).await;
+    assert_eq!(status, 202, "{v}");
+    let doc = v["document_id"].as_str().unwrap().to_string();
+    let job = wait_job(&s, &s.user, v["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["report"]["ingested"][0]["document_id"], doc.as_str());
+    assert!(job["report"]["chunks"].as_u64().unwrap() >= 1, "{job}");
+    assert!(
+        job["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "ingested"),
+        "{job}"
+    );
+    assert!(s.dir.join("uploads/leases/lease.txt").is_file());
+
+    let (status, v) = body(s.send("GET", "/api/v1/collections", &s.user, None).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(v[0]["name"], "leases");
+    assert_eq!(v[0]["documents"], 1);
+    assert_eq!(v[0]["pii_policy"], "replace");
+    let (status, v) = body(
+        s.send("GET", "/api/v1/collections/leases/documents", &s.user, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0]["id"], doc.as_str());
+    assert_eq!(v[0]["title"], "lease.txt");
+    let (status, v) = body(
+        s.send(
+            "GET",
+            &format!("/api/v1/collections/leases/documents/{doc}"),
+            &s.user,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["mime"], "text/plain");
+
+    // Search, in each mode.
+    for mode in ["hybrid", "vector", "fulltext"] {
+        let (status, v) = body(
+            s.send(
+                "POST",
+                "/api/v1/search",
+                &s.user,
+                Some(
+                    &json!({"query": "monthly rent", "collection": "leases", "k": 3, "mode": mode}),
+                ),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{mode}: {v}");
+        let hits = v["hits"].as_array().unwrap();
+        assert!(!hits.is_empty(), "{mode}: {v}");
+        assert!(
+            hits[0]["text"].as_str().unwrap().contains("2,400 euros"),
+            "{v}"
+        );
+        assert_eq!(hits[0]["document_id"], doc.as_str());
+    }
+
+    // Ask, not streamed: an answer with numbered sources.
+    let question = json!({"question": "What is the monthly rent?", "collection": "leases",
+                          "max_tokens": 24});
+    let (status, v) = body(
+        s.send("POST", "/api/v1/ask", &s.user, Some(&question))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["relevant"], true, "{v}");
+    assert!(!v["answer"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["sources"][0]["marker"], 1);
+    assert_eq!(v["sources"][0]["document_id"], doc.as_str());
+    assert!(
+        v["sources"][0]["citation"]
+            .as_str()
+            .unwrap()
+            .contains("lease.txt"),
+        "{v}"
+    );
+    assert!(v["completion_tokens"].as_u64().unwrap() >= 1);
+
+    // Streamed: token events that add up to the answer in the final `done` event.
+    let mut streamed = question.clone();
+    streamed["stream"] = json!(true);
+    let r = s
+        .send("POST", "/api/v1/ask", &s.user, Some(&streamed))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = crate::models::sse(&r.text().await.unwrap());
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "done", "{events:?}");
+    let done: Value = serde_json::from_str(data).unwrap();
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "token")
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(!text.is_empty(), "{events:?}");
+    assert_eq!(text.trim(), done["answer"].as_str().unwrap().trim());
+    assert_eq!(done["sources"][0]["document_id"], doc.as_str());
+
+    // Another key does not see the collection, its documents or its job: 404, as if absent.
+    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.reader, None).await).await;
+    assert_eq!(v, json!([]));
+    for (m, path, b) in [
+        ("GET", "/api/v1/collections/leases".to_string(), None),
+        (
+            "GET",
+            "/api/v1/collections/leases/documents".to_string(),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/v1/collections/leases/documents/{doc}"),
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/search".to_string(),
+            Some(json!({"query": "rent", "collection": "leases"})),
+        ),
+        ("POST", "/api/v1/ask".to_string(), Some(question.clone())),
+    ] {
+        let (status, v) = body(s.send(m, &path, &s.reader, b.as_ref()).await).await;
+        assert_eq!(status, 404, "{m} {path}: {v}");
+        assert_eq!(v["error"]["kind"], "not_found");
+    }
+    // ... and a read-only key may not upload at all.
+    let r = upload(&s, &s.reader, "mine", "a.txt", b"text".to_vec()).await;
+    assert_eq!(r.status(), 403);
+    // The admin sees everything.
+    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.admin, None).await).await;
+    assert_eq!(v[0]["name"], "leases");
+
+    // Delete the document: its chunks, its row and the uploaded file go.
+    let (status, v) = body(
+        s.send(
+            "DELETE",
+            &format!("/api/v1/collections/leases/documents/{doc}"),
+            &s.user,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(!s.dir.join("uploads/leases/lease.txt").exists());
+    let (_, v) = body(
+        s.send("GET", "/api/v1/collections/leases/documents", &s.user, None)
+            .await,
+    )
+    .await;
+    assert_eq!(v, json!([]));
+    let (status, _) = body(
+        s.send(
+            "DELETE",
+            &format!("/api/v1/collections/leases/documents/{doc}"),
+            &s.user,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, v) = body(
+        s.send("DELETE", "/api/v1/collections/leases", &s.user, None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.admin, None).await).await;
+    assert_eq!(v, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_ids_and_queries_get_structured_errors() {
+    let s = server(Limits::default()).await;
+    // File names: folders, traversal, hidden files, formats BEAR does not read.
+    for name in [
+        "..%2Fescape.txt",
+        "a%2Fb.txt",
+        ".hidden.txt",
+        "tool.exe",
+        "noext",
+        "%00.txt",
+    ] {
+        let (status, v) = body(upload(&s, &s.user, "c1", name, b"text".to_vec()).await).await;
+        assert_eq!(status, 422, "{name}: {v}");
+        assert_eq!(v["error"]["kind"], "invalid_request");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("filename"),
+            "{v}"
+        );
+    }
+    assert!(!s.dir.join("escape.txt").exists());
+    // No filename, an empty body, a bad collection name.
+    let r = client()
+        .post(format!("{}/api/v1/collections/c1/documents", s.base))
+        .bearer_auth(&s.user)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let (status, _) = body(upload(&s, &s.user, "c1", "a.txt", Vec::new()).await).await;
+    assert_eq!(status, 422);
+    let (status, v) = body(upload(&s, &s.user, "Bad Name!", "a.txt", b"x".to_vec()).await).await;
+    assert!(status == 404 || status == 422, "{status} {v}");
+    // Larger than the ingest limit (1 MiB here): 413, nothing stored.
+    let (status, v) =
+        body(upload(&s, &s.user, "c1", "big.txt", vec![b'a'; (1 << 20) + 10]).await).await;
+    assert_eq!(status, 413, "{v}");
+    assert_eq!(v["error"]["kind"], "payload_too_large");
+    assert!(!s.dir.join("uploads/c1/big.txt").exists());
+    // A file that is not what its name says: the job fails with a reason, the server goes on.
+    let r = upload(&s, &s.user, "c1", "fake.pdf", b"not a pdf at all".to_vec()).await;
+    let (status, v) = body(r).await;
+    assert_eq!(status, 202, "{v}");
+    let job = wait_job(&s, &s.user, v["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        !job["report"]["failed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    // Unknown and traversing ids.
+    for path in [
+        "/api/v1/collections/nope/documents",
+        "/api/v1/collections/..%2F..%2Fetc/documents",
+        "/api/v1/collections/c1/documents/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/collections/c1/documents/00000000000000000000000000000000",
+        "/api/v1/ingest/nope",
+    ] {
+        let (status, v) = body(s.send("GET", path, &s.user, None).await).await;
+        assert_eq!(status, 404, "{path}: {v}");
+        assert_eq!(v["error"]["kind"], "not_found", "{path}: {v}");
+    }
+    // Wrong types and unknown fields in search and ask bodies, with the field's path.
+    for (path, b) in [
+        ("/api/v1/search", json!({"query": 3, "collection": "c1"})),
+        (
+            "/api/v1/search",
+            json!({"query": "x", "collection": "c1", "colour": 1}),
+        ),
+        (
+            "/api/v1/ask",
+            json!({"question": "x", "collection": "c1", "max_tokens": "many"}),
+        ),
+    ] {
+        let (status, v) = body(s.send("POST", path, &s.user, Some(&b)).await).await;
+        assert_eq!(status, 422, "{path} {b}: {v}");
+        assert_eq!(v["error"]["kind"], "invalid_request");
+    }
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/search",
+            &s.user,
+            Some(&json!({"query": "x", "collection": "c1", "k": 0})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("k:"));
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/ask",
+            &s.user,
+            Some(&json!({"question": "x", "collection": "c1", "max_tokens": 100000})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    // A policy this server cannot apply (no keyring): refused before anything is written.
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/collections",
+            &s.user,
+            Some(&json!({"name": "secret", "pii_policy": "tokenize"})),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        status == 422 || status == 500 || status == 403,
+        "{status} {v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("keyring"),
+        "{v}"
+    );
+    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.admin, None).await).await;
+    assert!(
+        v.as_array().unwrap().iter().all(|c| c["name"] != "secret"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_list_and_invoke_for_admins_only() {
+    let s = server(Limits::default()).await;
+    let (status, v) = body(s.send("GET", "/api/v1/plugins", &s.admin, None).await).await;
+    assert_eq!(status, 200, "{v}");
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docstats", "hostile"]);
+    assert!(!v[0]["tools"].as_array().unwrap().is_empty());
+    let tool = v[0]["tools"][0]["name"].as_str().unwrap().to_string();
+
+    let input = json!({"text": "One sentence. Two sentences here."});
+    let path = format!("/api/v1/plugins/docstats/tools/{tool}");
+    let (status, v) = body(s.send("POST", &path, &s.admin, Some(&input)).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["output"].is_object(), "{v}");
+
+    for key in [&s.user, &s.reader] {
+        let (status, _) = body(s.send("GET", "/api/v1/plugins", key, None).await).await;
+        assert_eq!(status, 403);
+        let (status, _) = body(s.send("POST", &path, key, Some(&input)).await).await;
+        assert_eq!(status, 403);
+    }
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/plugins/nope/tools/x",
+            &s.admin,
+            Some(&input),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/plugins/docstats/tools/nope",
+            &s.admin,
+            Some(&input),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+
+    // Every hostile tool ends in a structured error; the server keeps serving.
+    let (_, list) = body(s.send("GET", "/api/v1/plugins", &s.admin, None).await).await;
+    for t in list[1]["tools"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        let (status, v) = body(
+            s.send(
+                "POST",
+                &format!("/api/v1/plugins/hostile/tools/{name}"),
+                &s.admin,
+                Some(&json!({})),
+            )
+            .await,
+        )
+        .await;
+        if name == "granted" {
+            // The one legitimate tool: it may read its grant, and its write is refused.
+            assert_eq!((status, &v["output"]["wrote"]), (200, &json!(false)), "{v}");
+            continue;
+        }
+        assert!(status >= 400, "hostile {name}: {status} {v}");
+        assert!(v["error"]["kind"].is_string(), "hostile {name}: {v}");
+    }
+    let (status, _) = body(s.send("GET", "/health", "", None).await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_in_the_prometheus_text_format() {
+    let s = server(Limits::default()).await;
+    for _ in 0..3 {
+        s.send("GET", "/api/v1/hw", &s.reader, None).await;
+    }
+    s.send("GET", "/api/v1/workflows/run-missing", &s.reader, None)
+        .await;
+    let r = client()
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s.send("GET", "/metrics", &s.reader, None).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("# TYPE bear_http_requests counter"), "{text}");
+    assert!(
+        text.contains(
+            r#"bear_http_requests_total{method="GET",route="/api/v1/hw",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    // Route templates, never the ids in paths.
+    assert!(
+        text.contains(r#"route="/api/v1/workflows/{id}",status="404""#),
+        "{text}"
+    );
+    assert!(!text.contains("run-missing"), "{text}");
+    assert!(
+        text.contains("# TYPE bear_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(text.contains("bear_models_resident_bytes"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}
