@@ -213,7 +213,8 @@ impl CollectionView {
     }
 }
 
-async fn list_collections(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/collections", tag = "documents", responses((status = 200, description = "The caller's collections with counts", body = Vec<Object>)))]
+pub(crate) async fn list_collections(State(s): St, caller: Caller) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     let all = r.store.list().await.map_err(rag_err)?;
@@ -225,7 +226,8 @@ async fn list_collections(State(s): St, caller: Caller) -> Api<Json<Value>> {
     Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
 }
 
-async fn get_collection(
+#[utoipa::path(get, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "The collection with counts", body = Object)))]
+pub(crate) async fn get_collection(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
@@ -241,11 +243,12 @@ async fn get_collection(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateCollection {
+pub(crate) struct CreateCollection {
     name: String,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "replace")]
     pii_policy: Option<PiiPolicy>,
 }
 
@@ -280,7 +283,8 @@ async fn create(
         })
 }
 
-async fn create_collection(
+#[utoipa::path(post, path = "/api/v1/collections", tag = "documents", request_body = CreateCollection, responses((status = 201, description = "Created, owned by the caller", body = Object)))]
+pub(crate) async fn create_collection(
     State(s): St,
     caller: Caller,
     Body(b): Body<CreateCollection>,
@@ -293,7 +297,8 @@ async fn create_collection(
     ))
 }
 
-async fn remove_collection(
+#[utoipa::path(delete, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Removed with its documents and uploads", body = Object)))]
+pub(crate) async fn remove_collection(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
@@ -317,9 +322,10 @@ async fn remove_collection(
     Ok(Json(json!({"name": name, "status": "removed"})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct UploadQuery {
+pub(crate) struct UploadQuery {
     filename: String,
 }
 
@@ -347,7 +353,8 @@ fn check_filename(name: &str) -> Api<()> {
 /// kept in the server's uploads folder and ingested in the background (202 with a job id to
 /// poll at `/api/v1/ingest/{job}`). The collection is created, owned by the caller, if it does
 /// not exist. Uploading the same name again replaces the document.
-async fn upload(
+#[utoipa::path(post, path = "/api/v1/collections/{name}/documents", tag = "documents", request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"), params(("name" = String, Path, description = "The collection (created if absent)"), UploadQuery), responses((status = 202, description = "Stored; the ingest runs in the background: poll /api/v1/ingest/{job}", body = Object)))]
+pub(crate) async fn upload(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
@@ -469,7 +476,12 @@ async fn upload(
     ))
 }
 
-async fn get_job(State(s): St, caller: Caller, Path(job): Path<String>) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/ingest/{job}", tag = "documents", params(("job" = String, Path, description = "The job id from the upload")), responses((status = 200, description = "running, completed or failed, with progress events and the report", body = Object)))]
+pub(crate) async fn get_job(
+    State(s): St,
+    caller: Caller,
+    Path(job): Path<String>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     let jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -481,7 +493,8 @@ async fn get_job(State(s): St, caller: Caller, Path(job): Path<String>) -> Api<J
     Ok(Json(serde_json::to_value(j).unwrap_or_default()))
 }
 
-async fn list_documents(
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Its documents", body = Vec<Object>)))]
+pub(crate) async fn list_documents(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
@@ -503,7 +516,8 @@ fn check_doc_id(id: &str) -> Api<()> {
     }
 }
 
-async fn get_document(
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The document record", body = Object)))]
+pub(crate) async fn get_document(
     State(s): St,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
@@ -521,7 +535,8 @@ async fn get_document(
 }
 
 /// Deletes the document's chunks and row, and the uploaded file if it came through the API.
-async fn remove_document(
+#[utoipa::path(delete, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "Removed with its chunks and uploaded file", body = Object)))]
+pub(crate) async fn remove_document(
     State(s): St,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
@@ -549,14 +564,15 @@ async fn remove_document(
     Ok(Json(json!({"id": id, "status": "removed"})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchBody {
+pub(crate) struct SearchBody {
     query: String,
     collection: String,
     #[serde(default)]
     k: Option<usize>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "hybrid")]
     mode: Option<SearchMode>,
     #[serde(default)]
     document: Option<String>,
@@ -567,7 +583,12 @@ struct SearchBody {
 }
 
 /// `POST /api/v1/search`: hybrid (default), vector or full-text search in one collection.
-async fn search(State(s): St, caller: Caller, Body(b): Body<SearchBody>) -> Api<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/search", tag = "documents", request_body = SearchBody, responses((status = 200, description = "Hits with scores, pages and texts", body = Object)))]
+pub(crate) async fn search(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<SearchBody>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     let c = owned(r, &caller, &b.collection).await?;
@@ -593,9 +614,9 @@ async fn search(State(s): St, caller: Caller, Body(b): Body<SearchBody>) -> Api<
     Ok(Json(json!({"collection": b.collection, "hits": hits})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AskBody {
+pub(crate) struct AskBody {
     question: String,
     collection: String,
     #[serde(default)]
@@ -613,7 +634,8 @@ struct AskBody {
 /// `POST /api/v1/ask`: a cited answer from one collection. `"stream": true` answers with SSE:
 /// `token` events (`{"text"}`), then one `done` event with the whole answer, its numbered
 /// `sources` and the markers it `cited`.
-async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) -> Api<Response> {
+#[utoipa::path(post, path = "/api/v1/ask", tag = "documents", request_body = AskBody, responses((status = 200, description = "A cited answer; with stream, SSE `token` events and one `done` event", content((Object = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) -> Api<Response> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     let c = owned(r, &caller, &b.collection).await?;

@@ -9,6 +9,7 @@
 //! - [`docs`]: collections, document upload and ingest jobs, search and ask.
 //! - [`plugins`]: plugin listing and tool calls (admin).
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
+//! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
 //! - [`error`]: [`Error`] and the JSON error body, [`ApiError`].
 //!
 //! Invariants:
@@ -22,6 +23,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod models;
+pub mod openapi;
 pub mod plugins;
 pub mod routes;
 
@@ -146,6 +148,7 @@ pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
         .merge(models::routes())
         .merge(plugins::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(upload_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

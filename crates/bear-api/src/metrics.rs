@@ -74,6 +74,7 @@ pub(crate) async fn track(
 }
 
 /// `GET /metrics` (read permission).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn serve(
     State(s): State<Arc<AppState>>,
     caller: Caller,

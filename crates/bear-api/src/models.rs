@@ -61,13 +61,15 @@ fn model_id(id: &str) -> Api<ModelId> {
     ModelId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct StatusQuery {
+pub(crate) struct StatusQuery {
     status: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(StatusQuery), responses((status = 200, description = "Models with kind, size, status, metadata and metrics", body = Vec<Object>)))]
+pub(crate) async fn list(
     State(s): St,
     caller: Caller,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
@@ -98,14 +100,19 @@ async fn list(
     Ok(Json(Value::Array(models)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ManageBody {
+pub(crate) struct ManageBody {
     action: String,
     model_id: String,
 }
 
-async fn manage(State(s): St, caller: Caller, Body(b): Body<ManageBody>) -> Api<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageBody, responses((status = 200, description = "The model's new status", body = Object)))]
+pub(crate) async fn manage(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<ManageBody>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Admin)?;
     let m = manager(&s)?.clone();
     let id = model_id(&b.model_id)?;
@@ -205,9 +212,9 @@ pub(crate) fn check_max_tokens(n: Option<u32>) -> Api<u32> {
     Ok(n)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GenerateBody {
+pub(crate) struct GenerateBody {
     prompt: String,
     #[serde(default)]
     max_tokens: Option<u32>,
@@ -221,7 +228,8 @@ struct GenerateBody {
 
 /// `POST /api/v1/models/{id}/generate`: the seed's fields; `"stream": true` answers with SSE
 /// (`token` events, then one `done` event with the totals).
-async fn generate(
+#[utoipa::path(post, path = "/api/v1/models/{id}/generate", tag = "models", request_body = GenerateBody, params(("id" = String, Path, description = "The model id")), responses((status = 200, description = "text, tokens_used, generation_time; with stream, SSE `token` events and one `done` event", content((Object = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn generate(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
@@ -295,7 +303,8 @@ fn created() -> u64 {
     bear_agents::now_ms() / 1000
 }
 
-async fn openai_models(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, description = "OpenAI model list", body = Object)))]
+pub(crate) async fn openai_models(State(s): St, caller: Caller) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let data: Vec<Value> = manager(&s)?
         .list()
@@ -306,17 +315,17 @@ async fn openai_models(State(s): St, caller: Caller) -> Api<Json<Value>> {
 }
 
 /// `stop` is a string or a list of strings.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Stop {
+pub(crate) enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
 /// The sampling fields OpenAI clients send. Unknown fields are accepted, as clients send
 /// fields BEAR does not use (`n`, `user`, `stream_options`, ...).
-#[derive(Deserialize)]
-struct OpenAiSampling {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiSampling {
     model: String,
     #[serde(default)]
     stream: bool,
@@ -351,15 +360,16 @@ impl OpenAiSampling {
     }
 }
 
-#[derive(Deserialize)]
-struct ChatBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ChatBody {
     #[serde(flatten)]
     sampling: OpenAiSampling,
     messages: Vec<OpenAiMessage>,
 }
 
-#[derive(Deserialize)]
-struct OpenAiMessage {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiMessage {
+    #[schema(value_type = String, example = "user")]
     role: ChatRole,
     content: String,
 }
@@ -376,7 +386,12 @@ fn usage(g: &Generation) -> Value {
            "total_tokens": g.prompt_tokens + g.completion_tokens})
 }
 
-async fn chat_completions(State(s): St, caller: Caller, Body(b): Body<ChatBody>) -> Api<Response> {
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatBody, responses((status = 200, description = "An OpenAI chat completion, or its chunks as SSE", content((Object = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn chat_completions(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<ChatBody>,
+) -> Api<Response> {
     caller.require(Permission::Write)?;
     if b.messages.is_empty() {
         return Err(ApiError::invalid("messages: must not be empty"));
@@ -431,14 +446,19 @@ async fn chat_completions(State(s): St, caller: Caller, Body(b): Body<ChatBody>)
     Ok(Sse::new(stream).into_response())
 }
 
-#[derive(Deserialize)]
-struct CompletionBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct CompletionBody {
     #[serde(flatten)]
     sampling: OpenAiSampling,
     prompt: String,
 }
 
-async fn completions(State(s): St, caller: Caller, Body(b): Body<CompletionBody>) -> Api<Response> {
+#[utoipa::path(post, path = "/v1/completions", tag = "openai", request_body = CompletionBody, responses((status = 200, description = "An OpenAI text completion, or its chunks as SSE", content((Object = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn completions(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<CompletionBody>,
+) -> Api<Response> {
     caller.require(Permission::Write)?;
     let model = model_id(&b.sampling.model)?;
     let request = GenerationRequest {
@@ -473,22 +493,23 @@ async fn completions(State(s): St, caller: Caller, Body(b): Body<CompletionBody>
     Ok(Sse::new(stream).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-enum Input {
+pub(crate) enum Input {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize)]
-struct EmbeddingsBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingsBody {
     model: String,
     input: Input,
     #[serde(default)]
     encoding_format: Option<String>,
 }
 
-async fn embeddings(
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsBody, responses((status = 200, description = "OpenAI embeddings, float or base64", body = Object)))]
+pub(crate) async fn embeddings(
     State(s): St,
     caller: Caller,
     Body(b): Body<EmbeddingsBody>,

@@ -42,7 +42,8 @@ fn plugin_err(e: bear_plugins::Error) -> ApiError {
     ApiError::from_kind(e.kind(), e.to_string())
 }
 
-async fn list(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded plugins, their capabilities and tools", body = Vec<Object>)))]
+pub(crate) async fn list(State(s): St, caller: Caller) -> Api<Json<Value>> {
     caller.require(Permission::Admin)?;
     let reg = registry(&s)?.read().unwrap_or_else(|e| e.into_inner());
     let rows: Vec<Value> = reg
@@ -64,7 +65,8 @@ async fn list(State(s): St, caller: Caller) -> Api<Json<Value>> {
     Ok(Json(Value::Array(rows)))
 }
 
-async fn invoke(
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/tools/{tool}", tag = "plugins", request_body = Object, params(("name" = String, Path, description = "The plugin"), ("tool" = String, Path, description = "The tool")), responses((status = 200, description = "The tool's output and log lines", body = Object)))]
+pub(crate) async fn invoke(
     State(s): St,
     caller: Caller,
     Path((name, tool)): Path<(String, String)>,

@@ -41,11 +41,13 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
 }
 
-async fn health() -> Json<Value> {
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, description = "The server is up: status and version", body = Object)))]
+pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-async fn hw(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/hw", tag = "system", responses((status = 200, description = "The machine report and recommendations", body = Object)))]
+pub(crate) async fn hw(State(s): St, caller: Caller) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     Ok(Json(s.hw.clone()))
 }
@@ -66,13 +68,18 @@ where
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TextBody {
+pub(crate) struct TextBody {
     text: String,
 }
 
-async fn pii_detect(State(s): St, caller: Caller, Body(b): Body<TextBody>) -> Api<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/pii/detect", tag = "pii", request_body = TextBody, responses((status = 200, description = "PII findings: entity types and positions, never the values", body = Object)))]
+pub(crate) async fn pii_detect(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<TextBody>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Write)?;
     let findings = s.scrubber.detector().detect(&b.text);
     // Positions and types only: the values are the PII.
@@ -86,7 +93,12 @@ async fn pii_detect(State(s): St, caller: Caller, Body(b): Body<TextBody>) -> Ap
     Ok(Json(json!({"count": items.len(), "findings": items})))
 }
 
-async fn pii_scrub(State(s): St, caller: Caller, Body(b): Body<TextBody>) -> Api<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = TextBody, responses((status = 200, description = "The scrubbed text, counts per entity and the risk level", body = Object)))]
+pub(crate) async fn pii_scrub(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<TextBody>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Write)?;
     let out = bear_core::PiiScrubber::scrub(&*s.scrubber, &b.text)?;
     let counts: BTreeMap<String, u32> = out
@@ -116,7 +128,8 @@ async fn owned_run(s: &AppState, caller: &Caller, id: &str) -> Api<bear_agents::
 /// `POST /api/v1/workflows`: the seed's body (`name`, `description`, `steps`, plus BEAR's
 /// `inputs` declarations and `on_failure`), and `input_values` for the run. Validation errors
 /// come back all at once with their paths (422). The run continues in the background.
-async fn create_workflow(
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = Object, responses((status = 201, description = "The run started: workflow_id, status, progress", body = Object)))]
+pub(crate) async fn create_workflow(
     State(s): St,
     caller: Caller,
     Body(mut body): Body<serde_json::Map<String, Value>>,
@@ -144,13 +157,15 @@ async fn create_workflow(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     status: Option<String>,
 }
 
-async fn list_workflows(
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(ListQuery), responses((status = 200, description = "The caller's runs", body = Vec<Object>)))]
+pub(crate) async fn list_workflows(
     State(s): St,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -187,7 +202,12 @@ fn chrono_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-async fn get_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Status, progress per step and results", body = Object)))]
+pub(crate) async fn get_workflow(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let p = owned_run(&s, &caller, &id).await?;
     Ok(Json(json!({
@@ -197,7 +217,12 @@ async fn get_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> A
     })))
 }
 
-async fn cancel_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Cancelling", body = Object)))]
+pub(crate) async fn cancel_workflow(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Write)?;
     let id = owned_run(&s, &caller, &id).await?.id;
     s.engine.cancel(&id).await.map_err(|e| match e {
@@ -211,13 +236,14 @@ async fn cancel_workflow(State(s): St, caller: Caller, Path(id): Path<String>) -
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AgentQuery {
+pub(crate) struct AgentQuery {
     #[serde(rename = "type")]
     kind: Option<AgentKind>,
     status: Option<AgentStatus>,
 }
 
-async fn list_agents(
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("type" = Option<String>, Query, description = "coordinator, executor or monitor"), ("status" = Option<String>, Query, description = "idle, busy or offline")), responses((status = 200, description = "Agents with their current task and metrics", body = Vec<Object>)))]
+pub(crate) async fn list_agents(
     State(s): St,
     caller: Caller,
     q: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
@@ -235,7 +261,12 @@ async fn list_agents(
     Ok(Json(serde_json::to_value(agents).unwrap_or_default()))
 }
 
-async fn get_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "The agent, its current task and metrics", body = Object)))]
+pub(crate) async fn get_agent(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let agent = s
@@ -247,22 +278,25 @@ async fn get_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<
 }
 
 /// The seed's `POST /agents` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AgentBody {
+pub(crate) struct AgentBody {
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "executor")]
     kind: AgentKind,
     name: String,
     #[serde(default)]
     capabilities: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     config: bear_agents::AgentConfig,
     #[serde(default)]
     max_concurrent: Option<usize>,
 }
 
 /// `POST /api/v1/agents` (admin): registers an agent; its id is minted here.
-async fn create_agent(
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentBody, responses((status = 201, description = "The agent is registered", body = Object)))]
+pub(crate) async fn create_agent(
     State(s): St,
     caller: Caller,
     Body(b): Body<AgentBody>,
@@ -309,7 +343,12 @@ async fn create_agent(
 }
 
 /// `DELETE /api/v1/agents/{id}` (admin): attempts it runs finish; it gets no new work.
-async fn remove_agent(State(s): St, caller: Caller, Path(id): Path<String>) -> Api<Json<Value>> {
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "Removed", body = Object)))]
+pub(crate) async fn remove_agent(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Value>> {
     caller.require(Permission::Admin)?;
     let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
     s.engine

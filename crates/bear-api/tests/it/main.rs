@@ -4,6 +4,7 @@
 
 mod docs;
 mod models;
+mod openapi;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

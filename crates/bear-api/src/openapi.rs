@@ -1,0 +1,143 @@
+//! The OpenAPI 3.1 description, generated from the handlers' `#[utoipa::path]` attributes and
+//! the request types (utoipa), served at `/api/v1/openapi.json`. Every operation but
+//! `/health` requires a key (`Authorization: Bearer` or `X-Api-Key`), and every error is the
+//! structured [`ErrorBody`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use bear_security::access::Permission;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, ResponseBuilder, SecurityRequirement};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::{docs, metrics, models, plugins, routes};
+
+/// Every failed request's body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// The error.
+    error: ErrorDetail,
+}
+
+/// What failed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// The failure class: `unauthorized`, `forbidden`, `not_found`, `invalid_request`,
+    /// `payload_too_large`, `rate_limited`, `unavailable`, ...
+    kind: String,
+    /// What failed and what to do; never request content.
+    message: String,
+    /// The request's id, also in the `x-request-id` header.
+    request_id: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "BEAR API",
+        description = "BEAR's REST API: workflows, agents, models, documents, search and ask, \
+                       PII, plugins; OpenAI-compatible routes under /v1. Local only: nothing \
+                       here opens an outgoing connection."
+    ),
+    paths(
+        routes::health, routes::hw, routes::pii_detect, routes::pii_scrub,
+        routes::create_workflow, routes::list_workflows, routes::get_workflow,
+        routes::cancel_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
+        routes::remove_agent,
+        models::list, models::manage, models::generate, models::openai_models,
+        models::chat_completions, models::completions, models::embeddings,
+        docs::list_collections, docs::create_collection, docs::get_collection,
+        docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
+        docs::remove_document, docs::get_job, docs::search, docs::ask,
+        plugins::list, plugins::invoke,
+        metrics::serve, serve,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Gateway)
+)]
+struct ApiDoc;
+
+/// Adds the key schemes, a key requirement on every operation but `/health`, and the
+/// structured error responses.
+struct Gateway;
+
+impl Modify for Gateway {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+        let error = |what: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in api.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses.responses.insert(
+                    "4XX".into(),
+                    error(
+                        "A structured error: 400/422 invalid (with the field path), 401 no \
+                           or bad key, 403 role, 404 unknown or not yours, 413 too large, 429 \
+                           rate limited (Retry-After)",
+                    ),
+                );
+                op.responses.responses.insert(
+                    "5XX".into(),
+                    error("A structured error: 503 unavailable or queue full, 500 internal"),
+                );
+                if path != "/health" {
+                    op.security = Some(vec![
+                        SecurityRequirement::new("bearer", Vec::<String>::new()),
+                        SecurityRequirement::new("api_key", Vec::<String>::new()),
+                    ]);
+                }
+            }
+        }
+    }
+}
+
+/// The description as a value.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "The OpenAPI 3.1 description", body = Object)))]
+pub(crate) async fn serve(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let _ = &s;
+    Ok(Json(serde_json::to_value(spec()).unwrap_or_default()))
+}
