@@ -589,3 +589,63 @@ pub(crate) fn rag() -> anyhow::Result<()> {
     std::fs::write(target_dir().join("bench-rag.md"), &report)?;
     Ok(())
 }
+
+/// `cargo xtask bench api`: the gateway against no middleware, and generation through the
+/// API against the library call, both from the same run.
+pub(crate) fn api() -> anyhow::Result<()> {
+    if std::env::var_os("BEAR_BENCH_REPORT_ONLY").is_none() {
+        criterion(Some("api"))?;
+    }
+    let est = |group: &str, name: &str| criterion_estimate_ns(group, name, "median");
+    let mut report = String::from(
+        "### REST API (bear-api)\n\n\
+         | measure | bear-api | peer | result | goal |\n|---|---|---|---|---|\n",
+    );
+    for (label, full, bare) in [
+        (
+            "GET /api/v1/hw in process",
+            "in_process/full",
+            "in_process/bare",
+        ),
+        (
+            "GET /api/v1/hw over loopback HTTP",
+            "http/full",
+            "http/bare",
+        ),
+    ] {
+        let f = est("api/middleware", full)?;
+        let b = est("api/middleware", bare)?;
+        report.push_str(&format!(
+            "| {label}: throughput, full gateway vs no middleware | {:.0} req/s | {:.0} req/s | \
+             {:.2}× | >= 0.9× |\n",
+            1e9 / f,
+            1e9 / b,
+            b / f
+        ));
+    }
+    for (label, direct, http) in [
+        ("generate, cached answer", "cached/direct", "cached/http"),
+        (
+            "generate, 8 tokens decoded",
+            "decoded/direct",
+            "decoded/http",
+        ),
+    ] {
+        let d = est("api/generate", direct)?;
+        let h = est("api/generate", http)?;
+        report.push_str(&format!(
+            "| {label}: POST /generate vs library call | {:.2} ms | {:.2} ms | +{:.2} ms | \
+             <= +2 ms |\n",
+            h / 1e6,
+            d / 1e6,
+            (h - d) / 1e6
+        ));
+    }
+    report.push_str(
+        "\nMedians of one client at a time. Requests/s and p50/p99 under 16 and 64 \
+         connections: `cargo xtask loadtest`.\n",
+    );
+    println!("{report}");
+    std::fs::write(target_dir().join("bench-api.md"), &report)?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! - `demo`: fetch the models, then run BEAR's main job on them (after `.ci/setup`).
 //! - `plugins`: build the example and test plugins (wasm32-wasip1) into `<target>/plugins/`.
 //! - `bench [FILTER]`: run the Criterion benchmarks with the shared `dev` profile.
+//! - `loadtest`: a bounded wrk (or oha) load on a local bear-server, loopback only.
 //!
 //! The workspace's tidy checks (layering, `//!` headers) live here too, as ordinary `#[test]`s
 //! that `cargo test --workspace` runs.
@@ -11,6 +12,7 @@
 mod bench;
 #[cfg(test)]
 mod layering;
+mod loadtest;
 mod models;
 mod plugins;
 mod tidy;
@@ -44,9 +46,16 @@ enum Task {
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`); all when
+        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`, `api`); all when
         /// omitted.
         which: Option<String>,
+    },
+    /// Load a local bear-server with wrk (or oha) on loopback: requests/s, p50 and p99 at 16
+    /// and 64 connections.
+    Loadtest {
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+        seconds: u64,
     },
 }
 
@@ -115,8 +124,10 @@ fn main() -> anyhow::Result<()> {
             Some("plugins") => bench::plugins(),
             Some("rag") => bench::rag(),
             Some("agents") => bench::agents(),
+            Some("api") => bench::api(),
             other => bench::criterion(other),
         },
+        Task::Loadtest { seconds } => loadtest::run(seconds),
     }
 }
 

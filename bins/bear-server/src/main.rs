@@ -156,7 +156,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         if !recovered.is_empty() {
             eprintln!("continuing {} interrupted workflow run(s)", recovered.len());
         }
-        let limits = Limits::default();
+        let limits = Limits::from_config(&config.server);
         let state = Arc::new(
             AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)

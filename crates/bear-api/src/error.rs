@@ -129,12 +129,7 @@ impl From<bear_security::Error> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection as J;
-        let status = r.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload_too_large"
-        } else {
-            "invalid_request"
-        };
+        let (status, kind) = buffer_status(r.status(), &r.body_text());
         // serde's messages can quote values from the body: keep the path and the expectation,
         // drop quoted text.
         let message = match &r {
@@ -155,14 +150,21 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
     }
 }
 
+/// The status and kind for a body that could not be read: too large (413), stalled (408), or
+/// otherwise invalid.
+fn buffer_status(status: StatusCode, text: &str) -> (StatusCode, &'static str) {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        (status, "payload_too_large")
+    } else if text.contains(crate::gateway::BODY_STALLED) {
+        (StatusCode::REQUEST_TIMEOUT, "timeout")
+    } else {
+        (status, "invalid_request")
+    }
+}
+
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(r: axum::extract::rejection::BytesRejection) -> Self {
-        let status = r.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "payload_too_large"
-        } else {
-            "invalid_request"
-        };
+        let (status, kind) = buffer_status(r.status(), &r.body_text());
         Self::new(status, kind, r.body_text())
     }
 }

@@ -35,6 +35,31 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Generation requests per model, running or waiting; more are answered 503.
     pub generation_queue: usize,
+    /// Browser origins allowed by CORS; empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Time for a client to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_timeout: std::time::Duration,
+    /// Longest pause while a request body arrives; a stalled body is answered 408.
+    pub body_idle_timeout: std::time::Duration,
+    /// Open connections at most; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The limits in `[server]`; zeros are refused by the config's validation and become 1.
+    pub fn from_config(c: &bear_core::config::ServerConfig) -> Self {
+        let nz = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            per_second: nz(c.rate_per_second),
+            burst: nz(c.rate_burst),
+            auth_failures_per_minute: nz(c.auth_failures_per_minute),
+            max_body_bytes: c.max_body_bytes.max(1),
+            generation_queue: c.generation_queue.max(1),
+            cors_origins: c.cors_origins.clone(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Limits {
@@ -45,6 +70,10 @@ impl Default for Limits {
             auth_failures_per_minute: NonZeroU32::new(20).expect("non-zero"),
             max_body_bytes: 2 << 20,
             generation_queue: 32,
+            cors_origins: Vec::new(),
+            header_timeout: std::time::Duration::from_secs(10),
+            body_idle_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -167,6 +196,57 @@ pub(crate) async fn audit(
     // The change is done; a failure here is logged by the audit log itself.
     let _ = log.record(event(response.status().as_u16().to_string()));
     response
+}
+
+/// The message a stalled request body ends with; [`crate::ApiError`] turns it into 408.
+pub(crate) const BODY_STALLED: &str = "the request body stalled";
+
+/// Ends a request body that pauses longer than `idle`: the handler's extractor then fails
+/// and the client gets 408, instead of a connection held open forever.
+pub(crate) async fn body_timeout(
+    State(idle): State<std::time::Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures::StreamExt as _;
+    let (parts, body) = req.into_parts();
+    let stream = tokio_stream::StreamExt::timeout(body.into_data_stream(), idle).map(|r| match r {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(axum::BoxError::from(e)),
+        Err(_) => Err(axum::BoxError::from(BODY_STALLED)),
+    });
+    next.run(Request::from_parts(parts, Body::from_stream(stream)))
+        .await
+}
+
+/// CORS for the configured origins only (none by default: no layer, no headers). Preflights
+/// are answered here, before authentication, as browsers send them without credentials.
+pub(crate) fn cors(limits: &Limits) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    if limits.cors_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = limits
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("x-api-key"),
+                header::HeaderName::from_static(REQUEST_ID),
+            ])
+            .expose_headers([
+                header::HeaderName::from_static(REQUEST_ID),
+                header::RETRY_AFTER,
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Refuses requests whose `Host` is not local while the server listens on loopback (DNS

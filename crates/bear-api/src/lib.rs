@@ -163,6 +163,11 @@ pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
             state.clone(),
             gateway::host_and_ip,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body_idle_timeout,
+            gateway::body_timeout,
+        ))
+        .layer(tower::util::option_layer(gateway::cors(limits)))
         .layer(axum::middleware::from_fn(gateway::request_id))
         .with_state(state)
 }
@@ -180,19 +185,89 @@ pub fn check_bind(addr: &SocketAddr, keys: &ApiKeyStore) -> Result<()> {
 }
 
 /// Serves on `listener` until `shutdown` resolves; in-flight requests finish first.
+///
+/// The accept loop is BEAR's own (on hyper) so that slow clients are bounded: request headers
+/// must arrive within [`Limits::header_timeout`] (an idle keep-alive connection is closed
+/// after the same time), a request body may not stall longer than
+/// [`Limits::body_idle_timeout`], and at most [`Limits::max_connections`] connections are
+/// open at once (more are closed on accept).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     limits: &Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let app = router(state, limits).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io { addr, source })
+    let app = router(state, limits);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) if is_fatal(&e) => return Err(Error::Io { addr, source: e }),
+                // Out of descriptors or a connection reset before accept: back off, go on.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req.map(axum::body::Body::new)
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let mut closing = close_rx.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = closing.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(closing);
+        });
+    }
+    // Stop accepting, tell every connection to finish its in-flight request, wait for them.
+    drop(listener);
+    let _ = close_tx.send(());
+    drop(close_rx);
+    close_tx.closed().await;
+    Ok(())
+}
+
+/// Accept errors that mean the listener itself is gone.
+fn is_fatal(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotConnected
+    ) || e.raw_os_error() == Some(9) // EBADF
 }

@@ -332,12 +332,31 @@ pub struct HwConfig {
 pub struct ServerConfig {
     /// Address to listen on; loopback by default.
     pub bind: String,
+    /// Requests per second per API key and, separately, per client IP.
+    pub rate_per_second: u32,
+    /// Requests allowed in a burst above that rate.
+    pub rate_burst: u32,
+    /// Failed authentications per minute per client IP.
+    pub auth_failures_per_minute: u32,
+    /// Largest JSON request body, bytes (uploads are held to `rag.max_file_bytes`).
+    pub max_body_bytes: usize,
+    /// Generation requests per model, running or waiting; more are answered 503.
+    pub generation_queue: usize,
+    /// Browser origins allowed to call the API (CORS), such as `http://localhost:3000`;
+    /// empty (the default) sends no CORS headers, so browsers refuse cross-origin calls.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: DEFAULT_BIND.into(),
+            rate_per_second: 50,
+            rate_burst: 100,
+            auth_failures_per_minute: 20,
+            max_body_bytes: 2 << 20,
+            generation_queue: 32,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -494,8 +513,34 @@ impl Config {
         if wf.max_output_bytes == 0 {
             return Err(err("workflows.max_output_bytes", "a positive size"));
         }
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+        let sv = &self.server;
+        if sv.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(err("server.bind", "an address such as 127.0.0.1:8787"));
+        }
+        for (key, v) in [
+            ("server.rate_per_second", sv.rate_per_second as usize),
+            ("server.rate_burst", sv.rate_burst as usize),
+            (
+                "server.auth_failures_per_minute",
+                sv.auth_failures_per_minute as usize,
+            ),
+            ("server.max_body_bytes", sv.max_body_bytes),
+            ("server.generation_queue", sv.generation_queue),
+        ] {
+            if v == 0 {
+                return Err(err(key, "a positive number"));
+            }
+        }
+        for o in &sv.cors_origins {
+            let ok = (o.starts_with("http://") || o.starts_with("https://"))
+                && !o.contains(['*', ' '])
+                && !o.ends_with('/');
+            if !ok {
+                return Err(err(
+                    "server.cors_origins",
+                    "origins such as http://localhost:3000 (scheme and host, no path, no *)",
+                ));
+            }
         }
         Ok(())
     }

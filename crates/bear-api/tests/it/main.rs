@@ -31,13 +31,14 @@ pub(crate) async fn server(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.jsonl");
     let audit = bear_security::AuditLog::open(&audit_path, true, None).unwrap();
-    server_with(limits, dir, audit).await
+    server_with(limits, dir, audit, models::manager()).await
 }
 
 pub(crate) async fn server_with(
     limits: Limits,
     dir: tempfile::TempDir,
     audit: bear_security::AuditLog,
+    manager: Arc<bear_models::ModelManager>,
 ) -> Server {
     let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).unwrap();
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
@@ -60,7 +61,7 @@ pub(crate) async fn server_with(
             true,
             &limits,
         )
-        .with_models(models::manager())
+        .with_models(manager)
         .with_rag(docs::rag_state(dir.path()))
         .with_plugins(docs::plugins())
         .with_audit(audit),
@@ -551,4 +552,116 @@ async fn mutating_requests_are_audited_before_they_run() {
     assert!(records[0]["actor"].as_str().unwrap().starts_with("key:"));
     assert!(!log.contains("Jane") && !log.contains("jane.roe"), "{log}");
     assert_eq!(bear_security::audit::verify(&path).unwrap().records, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server(Limits {
+        header_timeout: Duration::from_secs(1),
+        body_idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    // Headers that never finish: the connection is closed after the header timeout.
+    let mut headers = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    headers
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    // A body that stops half-way: 408 with a structured error after the body timeout.
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/pii/scrub HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"text\": \"a",
+        s.user
+    );
+    trickle.write_all(head.as_bytes()).await.unwrap();
+
+    // Meanwhile everyone else is served.
+    let (status, _) = body(s.send("GET", "/api/v1/hw", &s.reader, None).await).await;
+    assert_eq!(status, 200);
+
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), headers.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the half-sent headers were not cut off");
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), trickle.read(&mut buf))
+        .await
+        .expect("the stalled body was not answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"kind\":\"timeout\""), "{text}");
+    assert!(text.contains("x-request-id"), "{text}");
+
+    let r = client()
+        .get(format!("{}/health", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_by_default_and_allows_only_configured_origins() {
+    let origin = "http://localhost:3000";
+    let preflight = |base: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, format!("{base}/api/v1/hw"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let off = server(Limits::default()).await;
+    let r = preflight(&off.base).await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = client()
+        .get(format!("{}/api/v1/hw", off.base))
+        .bearer_auth(&off.reader)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+
+    let on = server(Limits {
+        cors_origins: vec![origin.into()],
+        ..Limits::default()
+    })
+    .await;
+    let r = preflight(&on.base).await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = client()
+        .get(format!("{}/api/v1/hw", on.base))
+        .bearer_auth(&on.reader)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    // Another origin gets no grant.
+    let r = client()
+        .get(format!("{}/api/v1/hw", on.base))
+        .bearer_auth(&on.reader)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
 }

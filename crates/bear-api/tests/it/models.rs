@@ -15,12 +15,19 @@ const GEN: &str = "SmolLM2-135M-Instruct.Q4_1";
 const EMB: &str = "all-MiniLM-L6-v2";
 
 pub(crate) fn manager() -> Arc<ModelManager> {
+    manager_over(Vec::new())
+}
+
+/// The models directory's models, and those in `extra`.
+fn manager_over(extra: Vec<std::path::PathBuf>) -> Arc<ModelManager> {
     let dirs = Dirs::from_env(|k| std::env::var_os(k)).unwrap();
     let path = dirs.models_dir.join(bear_core::assets::SMOLLM2_GGUF);
     assert!(path.exists(), "{}", bear_core::assets::missing_hint(&path));
+    let mut model_dirs = vec![dirs.models_dir.clone()];
+    model_dirs.extend(extra);
     Arc::new(
         ModelManager::new(ManagerConfig {
-            model_dirs: vec![dirs.models_dir.clone()],
+            model_dirs,
             memory_budget: 4 << 30,
             keep_alive: Duration::from_secs(600),
             autoload: true,
@@ -304,5 +311,66 @@ async fn a_full_generation_queue_answers_503_and_frees_when_done() {
     let events = sse(&first.text().await.unwrap());
     assert_eq!(events.last().unwrap().0, "done");
     let (status, v) = body(s.send("POST", &path, &s.user, Some(&short)).await).await;
+    assert_eq!(status, 200, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_fails_to_load_mid_request_gets_a_structured_error() {
+    // A real GGUF, listed at start, then cut short on disk before anyone loads it.
+    let extra = tempfile::tempdir().unwrap();
+    let dirs = Dirs::from_env(|k| std::env::var_os(k)).unwrap();
+    let copy = extra.path().join("broken-copy.gguf");
+    std::fs::copy(dirs.models_dir.join(bear_core::assets::SMOLLM2_GGUF), &copy).unwrap();
+    let manager = manager_over(vec![extra.path().to_path_buf()]);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = bear_security::AuditLog::open(&dir.path().join("audit.jsonl"), true, None).unwrap();
+    let s = crate::server_with(Limits::default(), dir, audit, manager).await;
+    let (_, v) = body(s.send("GET", "/api/v1/models", &s.reader, None).await).await;
+    assert!(v.to_string().contains("broken-copy"), "{v}");
+    let f = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+    f.set_len(64 * 1024).unwrap();
+    drop(f);
+
+    for (path, b) in [
+        (
+            "/api/v1/models/broken-copy/generate",
+            json!({"prompt": "Hi", "max_tokens": 4}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "broken-copy", "max_tokens": 4,
+                                        "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    ] {
+        let (status, v) = body(s.send("POST", path, &s.user, Some(&b)).await).await;
+        assert!(
+            (400..600).contains(&status) && status != 404,
+            "{path}: {status} {v}"
+        );
+        assert!(v["error"]["kind"].is_string(), "{path}: {v}");
+        assert!(v["error"]["request_id"].is_string(), "{path}: {v}");
+    }
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/models",
+            &s.admin,
+            Some(&json!({"action": "load", "model_id": "broken-copy"})),
+        )
+        .await,
+    )
+    .await;
+    assert!((400..600).contains(&status), "{status} {v}");
+    // The server and the healthy model go on.
+    let (status, v) = body(
+        s.send(
+            "POST",
+            &format!("/api/v1/models/{GEN}/generate"),
+            &s.user,
+            Some(&json!({"prompt": "Hello", "max_tokens": 2})),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
 }

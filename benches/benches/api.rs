@@ -1,0 +1,274 @@
+//! bear-api benchmarks, each against its peer in the same run:
+//!
+//! - `api/middleware`: `GET /api/v1/hw` (a small authenticated JSON route) through the whole
+//!   gateway (request id, Host check, per-IP and per-key limits, body timeout, metrics, audit
+//!   layer, key check) against the same JSON from a bare axum route with no middleware, both
+//!   in process (tower `oneshot`, no sockets) and over loopback HTTP with keep-alive.
+//! - `api/generate`: `POST /api/v1/models/{id}/generate` over HTTP against the direct library
+//!   call (`ModelManager::generate_with`) for the same request: once answered from the result
+//!   cache (what the API itself adds, without decoding) and once decoded (8 new tokens,
+//!   a fresh prompt per iteration so nothing is cached).
+//!
+//! `cargo xtask bench api` turns the estimates into ratios and added milliseconds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
+use bear_api::{AppState, Limits};
+use bear_core::{
+    CancellationToken, Dirs, EventBus, GenerationRequest, ModelId, PiiConfig, Prompt, Redacted,
+    SamplingParams,
+};
+use bear_models::{CacheConfig, LlamaOptions, ManagerConfig, ModelManager};
+use bear_security::access::{ApiKeyStore, Role};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use tower::ServiceExt;
+
+const GEN: &str = "SmolLM2-135M-Instruct.Q4_1";
+
+fn limits() -> Limits {
+    // The benchmark measures the gateway's work, not its refusals: limits far above the load.
+    let big = std::num::NonZeroU32::new(1_000_000_000).expect("non-zero");
+    Limits {
+        per_second: big,
+        burst: big,
+        ..Limits::default()
+    }
+}
+
+fn manager() -> Arc<ModelManager> {
+    let dirs = Dirs::from_env(|k| std::env::var_os(k)).expect("dirs");
+    let path = dirs.models_dir.join(bear_core::assets::SMOLLM2_GGUF);
+    assert!(path.exists(), "{}", bear_core::assets::missing_hint(&path));
+    Arc::new(
+        ModelManager::new(ManagerConfig {
+            model_dirs: vec![dirs.models_dir.clone()],
+            memory_budget: 4 << 30,
+            keep_alive: Duration::from_secs(3600),
+            autoload: true,
+            llama: LlamaOptions::default(),
+            ort_dylib_candidates: bear_models::ort_dylib_candidates(None, &dirs.models_dir),
+            fallback_tokenizer_dir: Some(dirs.models_dir.join(bear_core::assets::MINILM_DIR)),
+            threads: 2,
+            cache: CacheConfig {
+                l2_path: None,
+                ..CacheConfig::default()
+            },
+        })
+        .expect("manager"),
+    )
+}
+
+struct Fixture {
+    state: Arc<AppState>,
+    key: String,
+    hw: serde_json::Value,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture(models: Arc<ModelManager>) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).expect("keys");
+    let key = keys.create(Role::User, "bench").expect("key").0.reveal();
+    let scrubber =
+        Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).expect("scrubber"));
+    let engine = Engine::new(
+        Arc::new(MemoryStore::new()),
+        Registry::with_default_agents(),
+        Backends::default(),
+        EventBus::default(),
+        EngineConfig::default(),
+    );
+    let hw = json!({"cpu": {"logical_cores": 2, "model": "bench"}, "memory": {"total_bytes": 1u64 << 34}});
+    let state = Arc::new(
+        AppState::new(keys, engine, scrubber, hw.clone(), true, &limits()).with_models(models),
+    );
+    Fixture {
+        state,
+        key,
+        hw,
+        _dir: dir,
+    }
+}
+
+/// The same route and JSON with no middleware at all.
+fn bare(hw: serde_json::Value) -> axum::Router {
+    axum::Router::new().route(
+        "/api/v1/hw",
+        axum::routing::get(move || {
+            let hw = hw.clone();
+            async move { axum::Json(hw) }
+        }),
+    )
+}
+
+async fn listen(app: axum::Router) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(l, app).await.expect("serve") });
+    addr
+}
+
+fn api_bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let models = manager();
+    let f = fixture(models.clone());
+    let full = bear_api::router(f.state.clone(), &limits());
+    let plain = bare(f.hw.clone());
+    let request = |auth: Option<&str>| {
+        let mut r = Request::get("/api/v1/hw").header("host", "127.0.0.1");
+        if let Some(k) = auth {
+            r = r.header("authorization", format!("Bearer {k}"));
+        }
+        r.body(Body::empty()).expect("request")
+    };
+    let check = |status: axum::http::StatusCode| assert!(status.is_success(), "{status}");
+
+    let mut g = c.benchmark_group("api/middleware");
+    g.bench_function("in_process/full", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = full
+                    .clone()
+                    .oneshot(request(Some(&f.key)))
+                    .await
+                    .expect("infallible");
+                check(r.status());
+                axum::body::to_bytes(r.into_body(), 1 << 20)
+                    .await
+                    .expect("body")
+            })
+        })
+    });
+    g.bench_function("in_process/bare", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = plain
+                    .clone()
+                    .oneshot(request(None))
+                    .await
+                    .expect("infallible");
+                check(r.status());
+                axum::body::to_bytes(r.into_body(), 1 << 20)
+                    .await
+                    .expect("body")
+            })
+        })
+    });
+
+    // Over loopback HTTP with keep-alive: bear-api's own server and accept loop, against
+    // axum::serve with the bare route.
+    let full_addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let state = f.state.clone();
+        tokio::spawn(async move {
+            bear_api::serve(l, state, &limits(), std::future::pending())
+                .await
+                .expect("serve")
+        });
+        addr
+    });
+    let bare_addr = rt.block_on(listen(bare(f.hw.clone())));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let get = |addr: SocketAddr, key: Option<&str>| {
+        let mut r = client.get(format!("http://{addr}/api/v1/hw"));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r
+    };
+    g.bench_function("http/full", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = get(full_addr, Some(&f.key)).send().await.expect("send");
+                assert!(r.status().is_success());
+                r.bytes().await.expect("body")
+            })
+        })
+    });
+    g.bench_function("http/bare", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = get(bare_addr, None).send().await.expect("send");
+                assert!(r.status().is_success());
+                r.bytes().await.expect("body")
+            })
+        })
+    });
+    g.finish();
+
+    // Generation: the API against the library call, same request.
+    let gen_url = format!("http://{full_addr}/api/v1/models/{GEN}/generate");
+    let direct = |prompt: String| {
+        let m = models.clone();
+        async move {
+            let req = GenerationRequest {
+                model: ModelId::new(GEN).expect("id"),
+                prompt: Prompt::Text(Redacted::new(prompt)),
+                params: SamplingParams {
+                    max_tokens: 8,
+                    temperature: 0.0,
+                    ..SamplingParams::default()
+                },
+            };
+            m.generate_with(req, Box::new(|_: &str| true), CancellationToken::new())
+                .await
+                .expect("generates")
+        }
+    };
+    let via_api = |prompt: String| {
+        let r = client
+            .post(&gen_url)
+            .bearer_auth(&f.key)
+            .json(&json!({"prompt": prompt, "max_tokens": 8, "temperature": 0.0}));
+        async move {
+            let r = r.send().await.expect("send");
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.expect("body")
+        }
+    };
+    // Loaded and cached once, so both sides see a resident model and a warm cache.
+    let cached = "The parties agree that".to_string();
+    rt.block_on(direct(cached.clone()));
+    rt.block_on(via_api(cached.clone()));
+    let mut g = c.benchmark_group("api/generate");
+    g.bench_function("cached/direct", |b| {
+        b.iter(|| rt.block_on(direct(cached.clone())))
+    });
+    g.bench_function("cached/http", |b| {
+        b.iter(|| rt.block_on(via_api(cached.clone())))
+    });
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let n = AtomicU64::new(0);
+    let fresh = || {
+        format!(
+            "Clause {} of the agreement says that",
+            n.fetch_add(1, Ordering::Relaxed)
+        )
+    };
+    g.bench_function("decoded/direct", |b| {
+        b.iter(|| rt.block_on(direct(fresh())))
+    });
+    g.bench_function("decoded/http", |b| b.iter(|| rt.block_on(via_api(fresh()))));
+    g.finish();
+}
+
+criterion_group!(benches, api_bench);
+criterion_main!(benches);
