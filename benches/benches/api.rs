@@ -1,19 +1,20 @@
 //! bear-api benchmarks, each against its peer in the same run:
 //!
 //! - `api/middleware`: `GET /api/v1/hw` (a small authenticated JSON route) through the whole
-//!   gateway (request id, Host check, per-IP and per-key limits, body timeout, metrics, audit
-//!   layer, key check) against the same JSON from a bare axum route with no middleware, both
-//!   in process (tower `oneshot`, no sockets) and over loopback HTTP with keep-alive.
+//!   gateway (request id, Host check, per-IP limit, body timeout, metrics, audit layer)
+//!   against the same route, handler and key check with no middleware, both
+//!   in process (tower `oneshot`, no sockets) and over loopback HTTP with keep-alive, both
+//!   served by bear-api's accept loop (and the bare route by `axum::serve`, for reference).
 //! - `api/generate`: `POST /api/v1/models/{id}/generate` over HTTP against the direct library
 //!   call (`ModelManager::generate_with`) for the same request: once answered from the result
-//!   cache (what the API itself adds, without decoding) and once decoded (8 new tokens,
-//!   a fresh prompt per iteration so nothing is cached).
+//!   cache (what the API itself adds, without decoding) and once decoded (prompt and 2 new
+//!   tokens, a fresh prompt per iteration so nothing is cached; short, so run-to-run noise in
+//!   decoding stays well under the 2 ms being measured).
 //!
 //! `cargo xtask bench api` turns the estimates into ratios and added milliseconds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -68,7 +69,6 @@ fn manager() -> Arc<ModelManager> {
 struct Fixture {
     state: Arc<AppState>,
     key: String,
-    hw: serde_json::Value,
     _dir: tempfile::TempDir,
 }
 
@@ -86,26 +86,18 @@ fn fixture(models: Arc<ModelManager>) -> Fixture {
         EngineConfig::default(),
     );
     let hw = json!({"cpu": {"logical_cores": 2, "model": "bench"}, "memory": {"total_bytes": 1u64 << 34}});
-    let state = Arc::new(
-        AppState::new(keys, engine, scrubber, hw.clone(), true, &limits()).with_models(models),
-    );
+    let state =
+        Arc::new(AppState::new(keys, engine, scrubber, hw, true, &limits()).with_models(models));
     Fixture {
         state,
         key,
-        hw,
         _dir: dir,
     }
 }
 
-/// The same route and JSON with no middleware at all.
-fn bare(hw: serde_json::Value) -> axum::Router {
-    axum::Router::new().route(
-        "/api/v1/hw",
-        axum::routing::get(move || {
-            let hw = hw.clone();
-            async move { axum::Json(hw) }
-        }),
-    )
+/// The same route, handler and key check, with none of the gateway's layers.
+fn bare(state: Arc<AppState>) -> axum::Router {
+    bear_api::routes_without_gateway(state)
 }
 
 async fn listen(app: axum::Router) -> SocketAddr {
@@ -117,7 +109,53 @@ async fn listen(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// `BEAR_BENCH_SERVE=SECONDS`: instead of measuring, serve `/api/v1/hw` with the full gateway
+/// and bare (both through bear-api's accept loop) for an outside load tool, and print
+/// `full URL KEY` and `bare URL`. `cargo xtask bench api` loads them with wrk.
+fn serve_for_load(secs: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let f = fixture(manager());
+    let full = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let state = f.state.clone();
+        tokio::spawn(async move {
+            bear_api::serve(l, state, &limits(), std::future::pending())
+                .await
+                .expect("serve")
+        });
+        addr
+    });
+    let bare_addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app = bare(f.state.clone());
+        tokio::spawn(async move {
+            bear_api::serve_router(l, app, &limits(), std::future::pending())
+                .await
+                .expect("serve")
+        });
+        addr
+    });
+    println!("full http://{full}/api/v1/hw {}", f.key);
+    println!("bare http://{bare_addr}/api/v1/hw");
+    std::thread::sleep(Duration::from_secs(secs));
+}
+
 fn api_bench(c: &mut Criterion) {
+    if let Some(secs) = std::env::var("BEAR_BENCH_SERVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return serve_for_load(secs);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -125,7 +163,7 @@ fn api_bench(c: &mut Criterion) {
     let models = manager();
     let f = fixture(models.clone());
     let full = bear_api::router(f.state.clone(), &limits());
-    let plain = bare(f.hw.clone());
+    let plain = bare(f.state.clone());
     let request = |auth: Option<&str>| {
         let mut r = Request::get("/api/v1/hw").header("host", "127.0.0.1");
         if let Some(k) = auth {
@@ -156,7 +194,7 @@ fn api_bench(c: &mut Criterion) {
             rt.block_on(async {
                 let r = plain
                     .clone()
-                    .oneshot(request(None))
+                    .oneshot(request(Some(&f.key)))
                     .await
                     .expect("infallible");
                 check(r.status());
@@ -182,7 +220,20 @@ fn api_bench(c: &mut Criterion) {
         });
         addr
     });
-    let bare_addr = rt.block_on(listen(bare(f.hw.clone())));
+    let bare_addr = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app = bare(f.state.clone());
+        tokio::spawn(async move {
+            bear_api::serve_router(l, app, &limits(), std::future::pending())
+                .await
+                .expect("serve")
+        });
+        addr
+    });
+    let axum_addr = rt.block_on(listen(bare(f.state.clone())));
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -206,7 +257,16 @@ fn api_bench(c: &mut Criterion) {
     g.bench_function("http/bare", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let r = get(bare_addr, None).send().await.expect("send");
+                let r = get(bare_addr, Some(&f.key)).send().await.expect("send");
+                assert!(r.status().is_success());
+                r.bytes().await.expect("body")
+            })
+        })
+    });
+    g.bench_function("http/bare_axum_serve", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = get(axum_addr, Some(&f.key)).send().await.expect("send");
                 assert!(r.status().is_success());
                 r.bytes().await.expect("body")
             })
@@ -216,14 +276,14 @@ fn api_bench(c: &mut Criterion) {
 
     // Generation: the API against the library call, same request.
     let gen_url = format!("http://{full_addr}/api/v1/models/{GEN}/generate");
-    let direct = |prompt: String| {
+    let direct = |prompt: String, max_tokens: u32| {
         let m = models.clone();
         async move {
             let req = GenerationRequest {
                 model: ModelId::new(GEN).expect("id"),
                 prompt: Prompt::Text(Redacted::new(prompt)),
                 params: SamplingParams {
-                    max_tokens: 8,
+                    max_tokens,
                     temperature: 0.0,
                     ..SamplingParams::default()
                 },
@@ -233,11 +293,11 @@ fn api_bench(c: &mut Criterion) {
                 .expect("generates")
         }
     };
-    let via_api = |prompt: String| {
+    let via_api = |prompt: String, max_tokens: u32| {
         let r = client
             .post(&gen_url)
             .bearer_auth(&f.key)
-            .json(&json!({"prompt": prompt, "max_tokens": 8, "temperature": 0.0}));
+            .json(&json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0}));
         async move {
             let r = r.send().await.expect("send");
             assert!(r.status().is_success(), "{}", r.status());
@@ -246,28 +306,60 @@ fn api_bench(c: &mut Criterion) {
     };
     // Loaded and cached once, so both sides see a resident model and a warm cache.
     let cached = "The parties agree that".to_string();
-    rt.block_on(direct(cached.clone()));
-    rt.block_on(via_api(cached.clone()));
+    rt.block_on(direct(cached.clone(), 8));
+    rt.block_on(via_api(cached.clone(), 8));
     let mut g = c.benchmark_group("api/generate");
     g.bench_function("cached/direct", |b| {
-        b.iter(|| rt.block_on(direct(cached.clone())))
+        b.iter(|| rt.block_on(direct(cached.clone(), 8)))
     });
     g.bench_function("cached/http", |b| {
-        b.iter(|| rt.block_on(via_api(cached.clone())))
+        b.iter(|| rt.block_on(via_api(cached.clone(), 8)))
     });
-    g.sample_size(10).measurement_time(Duration::from_secs(20));
-    let n = AtomicU64::new(0);
-    let fresh = || {
-        format!(
-            "Clause {} of the agreement says that",
-            n.fetch_add(1, Ordering::Relaxed)
-        )
-    };
-    g.bench_function("decoded/direct", |b| {
-        b.iter(|| rt.block_on(direct(fresh())))
-    });
-    g.bench_function("decoded/http", |b| b.iter(|| rt.block_on(via_api(fresh()))));
     g.finish();
+    let timed = |f: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed()
+    };
+    paired_generation(
+        &rt,
+        |p| timed(&|| drop(rt.block_on(direct(p.clone(), 2)))),
+        |p| timed(&|| drop(rt.block_on(via_api(p.clone(), 2)))),
+    );
+}
+
+/// Decoded generation, paired: each round runs the library call and the API call on fresh
+/// prompts back to back, so drift between runs cancels; the median of the per-round
+/// differences is what the API adds. Written to `<target>/bench-api.json`.
+fn paired_generation(
+    rt: &tokio::runtime::Runtime,
+    direct: impl Fn(String) -> std::time::Duration,
+    via_api: impl Fn(String) -> std::time::Duration,
+) {
+    let _ = rt;
+    let rounds = 40;
+    let mut diffs = Vec::with_capacity(rounds);
+    let mut d_ms = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let d = direct(format!("Clause {i} of the lease says that the tenant"));
+        let h = via_api(format!("Clause {i} of the lease says that the landlord"));
+        diffs.push(h.as_secs_f64() * 1e3 - d.as_secs_f64() * 1e3);
+        d_ms.push(d.as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let report = json!({
+        "decoded_rounds": rounds,
+        "decoded_direct_ms_p50": median(&mut d_ms),
+        "decoded_added_ms_p50": median(&mut diffs),
+    });
+    println!("api generation, paired: {report}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let _ = std::fs::write(target.join("bench-api.json"), report.to_string());
 }
 
 criterion_group!(benches, api_bench);

@@ -11,13 +11,13 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, bail};
 
 /// One load: what, how many connections, and what came out.
-struct Run {
-    target: &'static str,
-    connections: u32,
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    non_2xx: u64,
+pub(crate) struct Run {
+    pub(crate) target: &'static str,
+    pub(crate) connections: u32,
+    pub(crate) rps: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) non_2xx: u64,
 }
 
 /// Kills the server when the load test ends, however it ends.
@@ -145,15 +145,22 @@ fn which(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join(tool).is_file()))
 }
 
-fn wrk(url: &str, header: Option<&str>, connections: u32, seconds: u64) -> anyhow::Result<Run> {
+pub(crate) fn wrk(
+    url: &str,
+    header: Option<&str>,
+    connections: u32,
+    seconds: u64,
+) -> anyhow::Result<Run> {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t", "2", "-c", &connections.to_string()]).args([
-        "-d",
-        &format!("{seconds}s"),
-        "--latency",
-        "--timeout",
-        "10s",
-    ]);
+    let threads = connections.clamp(1, 2);
+    cmd.args(["-t", &threads.to_string(), "-c", &connections.to_string()])
+        .args([
+            "-d",
+            &format!("{seconds}s"),
+            "--latency",
+            "--timeout",
+            "10s",
+        ]);
     if let Some(h) = header {
         cmd.args(["-H", h]);
     }

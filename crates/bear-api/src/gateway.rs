@@ -7,10 +7,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bear_security::access::{ApiKeyStore, Permission, Role};
 use governor::clock::{Clock, DefaultClock};
@@ -103,22 +102,101 @@ fn retry_secs(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> 
         .ceil() as u64
 }
 
-/// Gives every request an id (a new v7 UUID, or the caller's if it is a valid identifier),
-/// echoes it on the response, and adds it to JSON error bodies.
-pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| bear_core::RequestId::new(s).ok());
-    let id = given.unwrap_or_else(|| {
-        bear_core::RequestId::new(uuid::Uuid::now_v7().to_string()).expect("a UUID is an id")
+/// A new time-ordered request id: a v7 UUID whose random part is a per-process random seed
+/// mixed with a counter (unique, and no system call per request).
+fn new_request_id() -> HeaderValue {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEED: std::sync::OnceLock<[u8; 10]> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = SEED.get_or_init(|| {
+        let mut b = [0u8; 10];
+        b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+        b
     });
-    req.extensions_mut().insert(id.clone());
-    let response = next.run(req).await;
+    let mut bytes = *seed;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    for (b, c) in bytes[2..].iter_mut().zip(n) {
+        *b ^= c;
+    }
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let id = uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a UUID is header-safe")
+}
+
+/// The edge of the gateway, one layer for what every request needs before routing: an id (a
+/// new v7 UUID, or the caller's if it is a valid identifier) echoed on the response and added
+/// to JSON error bodies; the loopback Host check; the per-IP rate limit; the body stall
+/// timeout. A plain tower layer: it runs on every request, so it avoids `from_fn`'s extra
+/// boxing.
+#[derive(Clone)]
+pub(crate) struct Edge {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) idle: std::time::Duration,
+}
+
+impl<S> tower::Layer<S> for Edge {
+    type Service = EdgeService<S>;
+    fn layer(&self, inner: S) -> EdgeService<S> {
+        EdgeService {
+            inner,
+            edge: self.clone(),
+        }
+    }
+}
+
+/// [`Edge`] around a service.
+#[derive(Clone)]
+pub(crate) struct EdgeService<S> {
+    inner: S,
+    edge: Edge,
+}
+
+impl<S> tower::Service<Request> for EdgeService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The caller's id is kept when it is a valid identifier (bear-core's `RequestId` rules).
+        let given = req.headers().get(REQUEST_ID).filter(|v| {
+            v.to_str()
+                .is_ok_and(|s| bear_core::RequestId::new(s).is_ok())
+        });
+        let id = given.cloned().unwrap_or_else(new_request_id);
+        let inner = match host_and_ip(&self.edge.state, &req) {
+            Err(refused) => Err(refused),
+            Ok(()) => Ok(self.inner.call(with_body_timeout(req, self.edge.idle))),
+        };
+        Box::pin(async move {
+            let response = match inner {
+                Err(refused) => refused.into_response(),
+                Ok(f) => f.await?,
+            };
+            Ok(with_request_id(response, &id).await)
+        })
+    }
+}
+
+/// Puts the id on the response, and into the body of a JSON error.
+async fn with_request_id(response: Response, id: &HeaderValue) -> Response {
     let (mut parts, body) = response.into_parts();
-    let value = HeaderValue::from_str(id.as_str()).expect("ids are header-safe");
-    parts.headers.insert(REQUEST_ID, value);
+    parts.headers.insert(REQUEST_ID, id.clone());
     let is_json_error = parts.status.is_client_error() || parts.status.is_server_error();
     if is_json_error
         && parts
@@ -129,7 +207,7 @@ pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
         if let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await {
             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 if let Some(e) = v.get_mut("error").and_then(|e| e.as_object_mut()) {
-                    e.insert("request_id".into(), id.as_str().into());
+                    e.insert("request_id".into(), id.to_str().unwrap_or_default().into());
                 }
                 parts.headers.remove(header::CONTENT_LENGTH);
                 return Response::from_parts(parts, Body::from(v.to_string()));
@@ -141,15 +219,33 @@ pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
     Response::from_parts(parts, body)
 }
 
+/// The second audit record of a request, written once it has been answered.
+pub(crate) struct AuditTicket {
+    state: Arc<AppState>,
+    event: bear_security::audit::AuditEvent,
+}
+
+impl AuditTicket {
+    /// Records the status the request was answered with.
+    pub(crate) fn finish(mut self, status: axum::http::StatusCode) {
+        if let Some(log) = &self.state.audit {
+            self.event.outcome = status.as_u16().to_string();
+            // The change is done; a failure here is logged by the audit log itself.
+            let _ = log.record(self.event);
+        }
+    }
+}
+
 /// Writes an audit record for every mutating request (POST, PUT, PATCH, DELETE) before it runs:
 /// who (the key's public id, or `unauthenticated`), what (method and route template, never ids
 /// from the path or the body), the body's length. If the record cannot be written the request
-/// is refused with 503 and nothing is done (fail-closed). A second record gives the status.
-pub(crate) async fn audit(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// is refused with 503 and nothing is done (fail-closed); otherwise the ticket writes a second
+/// record with the status.
+pub(crate) fn audit_before(
+    state: &Arc<AppState>,
+    route: &str,
+    req: &Request,
+) -> Result<Option<AuditTicket>, ApiError> {
     let mutating = matches!(
         *req.method(),
         axum::http::Method::POST
@@ -158,14 +254,8 @@ pub(crate) async fn audit(
             | axum::http::Method::DELETE
     );
     let Some(log) = state.audit.as_ref().filter(|_| mutating) else {
-        return next.run(req).await;
+        return Ok(None);
     };
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("(no route)", |m| m.as_str())
-        .to_string();
-    let action = format!("api {} {route}", req.method());
     let actor = presented_key(req.headers())
         .and_then(|k| {
             let store = state.keys.read().unwrap_or_else(|e| e.into_inner());
@@ -178,24 +268,23 @@ pub(crate) async fn audit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let event = |outcome: String| bear_security::audit::AuditEvent {
-        actor: actor.clone(),
-        action: action.clone(),
-        outcome,
+    let event = bear_security::audit::AuditEvent {
+        actor,
+        action: format!("api {} {route}", req.method()),
+        outcome: "requested".into(),
         input_len,
         ..Default::default()
     };
-    if log.record(event("requested".into())).is_err() {
-        return ApiError::from_kind(
+    if log.record(event.clone()).is_err() {
+        return Err(ApiError::from_kind(
             bear_core::ErrorKind::Unavailable,
             "the audit log cannot be written, so nothing was changed; check its disk and permissions",
-        )
-        .into_response();
+        ));
     }
-    let response = next.run(req).await;
-    // The change is done; a failure here is logged by the audit log itself.
-    let _ = log.record(event(response.status().as_u16().to_string()));
-    response
+    Ok(Some(AuditTicket {
+        state: state.clone(),
+        event,
+    }))
 }
 
 /// The message a stalled request body ends with; [`crate::ApiError`] turns it into 408.
@@ -203,20 +292,19 @@ pub(crate) const BODY_STALLED: &str = "the request body stalled";
 
 /// Ends a request body that pauses longer than `idle`: the handler's extractor then fails
 /// and the client gets 408, instead of a connection held open forever.
-pub(crate) async fn body_timeout(
-    State(idle): State<std::time::Duration>,
-    req: Request,
-    next: Next,
-) -> Response {
+fn with_body_timeout(req: Request, idle: std::time::Duration) -> Request {
+    use axum::body::HttpBody as _;
     use futures::StreamExt as _;
+    if req.body().is_end_stream() {
+        return req;
+    }
     let (parts, body) = req.into_parts();
     let stream = tokio_stream::StreamExt::timeout(body.into_data_stream(), idle).map(|r| match r {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) => Err(axum::BoxError::from(e)),
         Err(_) => Err(axum::BoxError::from(BODY_STALLED)),
     });
-    next.run(Request::from_parts(parts, Body::from_stream(stream)))
-        .await
+    Request::from_parts(parts, Body::from_stream(stream))
 }
 
 /// CORS for the configured origins only (none by default: no layer, no headers). Preflights
@@ -251,22 +339,17 @@ pub(crate) fn cors(limits: &Limits) -> Option<tower_http::cors::CorsLayer> {
 
 /// Refuses requests whose `Host` is not local while the server listens on loopback (DNS
 /// rebinding), and applies the per-IP rate limit.
-pub(crate) async fn host_and_ip(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
+fn host_and_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {
     if state.loopback && !host_is_local(req.headers()) {
-        return ApiError::forbidden(
+        return Err(ApiError::forbidden(
             "the Host header is not local; this server only answers on loopback",
-        )
-        .into_response();
+        ));
     }
     let ip = client_ip(req.extensions());
     if let Err(n) = state.limiters.per_ip.check_key(&ip) {
-        return ApiError::rate_limited(retry_secs(n)).into_response();
+        return Err(ApiError::rate_limited(retry_secs(n)));
     }
-    next.run(req).await
+    Ok(())
 }
 
 /// The peer's address (loopback when the server runs without connection info, as in tests

@@ -30,7 +30,6 @@ pub mod routes;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use axum::Router;
 use bear_agents::Engine;
 use bear_security::Scrubber;
 use bear_security::access::ApiKeyStore;
@@ -137,39 +136,56 @@ impl AppState {
     }
 }
 
-/// The whole API: routes under the gateway layers.
-pub fn router(state: Arc<AppState>, limits: &Limits) -> Router {
-    // Uploads may be as large as the ingest limit; every other body is held to the API's.
-    let upload_limit = state
-        .rag
-        .as_ref()
-        .map_or(limits.max_body_bytes, |r| r.config.max_file_bytes as usize);
+/// The same routes and handlers (their key checks included) with none of the gateway's
+/// layers: no request ids, Host check, per-IP limit, body limits, metrics or audit. Only for
+/// measuring what the gateway costs (`cargo xtask bench api`); never serve it.
+pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
     routes::routes()
         .merge(models::routes())
         .merge(plugins::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
-        .merge(docs::routes(upload_limit))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gateway::audit,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gateway::host_and_ip,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            limits.body_idle_timeout,
-            gateway::body_timeout,
-        ))
-        .layer(tower::util::option_layer(gateway::cors(limits)))
-        .layer(axum::middleware::from_fn(gateway::request_id))
+        .merge(docs::routes(usize::MAX))
         .with_state(state)
+}
+
+/// The whole API: the routes (each counted, timed and audited), under the body limit, CORS
+/// when configured, and the gateway's edge (request ids, Host check, per-IP limit, body stall
+/// timeout). The outer layers wrap the router once, not each route, so a request pays for each
+/// layer once.
+pub fn router(
+    state: Arc<AppState>,
+    limits: &Limits,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    use tower::Layer;
+    // Uploads may be as large as the ingest limit; every other body is held to the API's.
+    let upload_limit = state
+        .rag
+        .as_ref()
+        .map_or(limits.max_body_bytes, |r| r.config.max_file_bytes as usize);
+    let routes = routes::routes()
+        .merge(models::routes())
+        .merge(plugins::routes())
+        .route("/metrics", axum::routing::get(metrics::serve))
+        .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
+        .merge(docs::routes(upload_limit))
+        .route_layer(metrics::Track(state.clone()))
+        .with_state(state.clone());
+    let limited = axum::extract::DefaultBodyLimit::max(limits.max_body_bytes).layer(routes);
+    let cors = tower::util::option_layer(gateway::cors(limits)).layer(limited);
+    gateway::Edge {
+        state,
+        idle: limits.body_idle_timeout,
+    }
+    .layer(cors)
 }
 
 /// Refuses a public bind without API keys: an open port with no authentication would expose
@@ -197,6 +213,28 @@ pub async fn serve(
     limits: &Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_router(listener, router(state, limits), limits, shutdown).await
+}
+
+/// [`serve`] for any router: the same accept loop, timeouts and connection cap (benchmarks
+/// use it to compare routes with and without the gateway under identical serving).
+pub async fn serve_router<S>(
+    listener: tokio::net::TcpListener,
+    app: S,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
@@ -204,7 +242,6 @@ pub async fn serve(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let app = router(state, limits);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bear_security::access::Permission;
 use prometheus_client::encoding::text::encode;
@@ -25,6 +24,53 @@ use crate::gateway::Caller;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Per request: labels without allocation (route templates are interned once each).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+/// Route templates are few and fixed (the router's), so each is leaked once and shared.
+fn intern(route: &str) -> &'static str {
+    static SEEN: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    if let Some(r) = SEEN
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|r| **r == route)
+    {
+        return r;
+    }
+    let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = seen.iter().find(|r| **r == route) {
+        return r;
+    }
+    let r: &'static str = Box::leak(route.to_owned().into_boxed_str());
+    seen.push(r);
+    r
+}
+
+fn method_name(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *m {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::DELETE => "DELETE",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.5 ms to about 16 s.
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
@@ -32,8 +78,8 @@ fn latency_histogram() -> Histogram {
 
 /// The counters the middleware updates.
 pub(crate) struct Metrics {
-    requests: Family<Labels, Counter>,
-    latency: Family<Labels, Histogram, fn() -> Histogram>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -45,32 +91,84 @@ impl Metrics {
     }
 }
 
-/// Counts every routed request and times it.
-pub(crate) async fn track(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(none)", |m| m.as_str())
-        .to_string();
-    let method = req.method().as_str().to_string();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let m = &state.metrics;
-    m.latency
-        .get_or_create(&vec![("route", route.clone())])
-        .observe(started.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&vec![
-            ("method", method),
-            ("route", route),
-            ("status", response.status().as_u16().to_string()),
-        ])
-        .inc();
-    response
+/// Counts and times every routed request, and audits the mutating ones: one route layer for
+/// both, a plain tower layer (it runs on every request, so it avoids `from_fn`'s boxing).
+#[derive(Clone)]
+pub(crate) struct Track(pub(crate) Arc<AppState>);
+
+impl<S> tower::Layer<S> for Track {
+    type Service = TrackService<S>;
+    fn layer(&self, inner: S) -> TrackService<S> {
+        TrackService {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+/// [`Track`] around a route.
+#[derive(Clone)]
+pub(crate) struct TrackService<S> {
+    inner: S,
+    state: Arc<AppState>,
+}
+
+impl<S> tower::Service<Request> for TrackService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = intern(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or("(none)", |m| m.as_str()),
+        );
+        let method = method_name(req.method());
+        let started = Instant::now();
+        let state = self.state.clone();
+        let inner = match crate::gateway::audit_before(&state, route, &req) {
+            Err(refused) => Err(refused),
+            Ok(ticket) => Ok((self.inner.call(req), ticket)),
+        };
+        Box::pin(async move {
+            let response = match inner {
+                Err(refused) => refused.into_response(),
+                Ok((f, ticket)) => {
+                    let r = f.await?;
+                    if let Some(t) = ticket {
+                        t.finish(r.status());
+                    }
+                    r
+                }
+            };
+            let m = &state.metrics;
+            m.latency
+                .get_or_create(&RouteLabel { route })
+                .observe(started.elapsed().as_secs_f64());
+            m.requests
+                .get_or_create(&RequestLabels {
+                    method,
+                    route,
+                    status: response.status().as_u16(),
+                })
+                .inc();
+            Ok(response)
+        })
+    }
 }
 
 /// `GET /metrics` (read permission).

@@ -102,6 +102,17 @@ struct StoreFile {
 pub struct ApiKeyStore {
     path: PathBuf,
     file: StoreFile,
+    /// `file.keys[i].hash`, decoded once (`None` for a malformed entry, which never matches).
+    decoded: Vec<Option<[u8; 32]>>,
+}
+
+fn decode_all(keys: &[ApiKeyRecord]) -> Vec<Option<[u8; 32]>> {
+    keys.iter()
+        .map(|k| {
+            let mut h = [0u8; 32];
+            hex::decode_to_slice(&k.hash, &mut h).ok().map(|()| h)
+        })
+        .collect()
 }
 
 fn hash_of(bytes: &[u8]) -> [u8; 32] {
@@ -121,6 +132,7 @@ impl ApiKeyStore {
         };
         Ok(Self {
             path: path.into(),
+            decoded: decode_all(&file.keys),
             file,
         })
     }
@@ -144,6 +156,7 @@ impl ApiKeyStore {
                 .map_or(0, |d| d.as_millis() as u64),
         };
         self.file.keys.push(record.clone());
+        self.decoded.push(Some(hash));
         self.save()?;
         Ok((ApiKey(key), record))
     }
@@ -152,6 +165,7 @@ impl ApiKeyStore {
     pub fn revoke(&mut self, id: &str) -> Result<bool> {
         let before = self.file.keys.len();
         self.file.keys.retain(|k| k.id != id);
+        self.decoded = decode_all(&self.file.keys);
         let removed = self.file.keys.len() != before;
         if removed {
             self.save()?;
@@ -173,10 +187,11 @@ impl ApiKeyStore {
         let h = hash_of(&raw);
         zeroize::Zeroize::zeroize(&mut raw);
         let mut found = None;
-        for k in &self.file.keys {
-            let mut stored = [0u8; 32];
-            let ok = hex::decode_to_slice(&k.hash, &mut stored).is_ok();
-            if ok && bool::from(stored.ct_eq(&h)) && found.is_none() {
+        for (k, stored) in self.file.keys.iter().zip(&self.decoded) {
+            if let Some(stored) = stored
+                && bool::from(stored.ct_eq(&h))
+                && found.is_none()
+            {
                 found = Some(k);
             }
         }
