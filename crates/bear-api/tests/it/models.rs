@@ -374,3 +374,57 @@ async fn a_model_that_fails_to_load_mid_request_gets_a_structured_error() {
     .await;
     assert_eq!(status, 200, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_its_generation() {
+    use futures::StreamExt;
+    // One slot: while a generation runs, every other request gets 503.
+    let s = server(Limits {
+        generation_queue: 1,
+        ..Limits::default()
+    })
+    .await;
+    for (path, long) in [
+        (
+            format!("/api/v1/models/{GEN}/generate"),
+            json!({"prompt": "Tell a very long story about a lease.", "max_tokens": 4000,
+                   "temperature": 0.8, "stream": true}),
+        ),
+        (
+            "/v1/chat/completions".to_string(),
+            json!({"model": GEN, "max_tokens": 4000, "temperature": 0.8, "stream": true,
+                   "messages": [{"role": "user", "content": "Tell a very long story."}]}),
+        ),
+    ] {
+        let r = s.send("POST", &path, &s.user, Some(&long)).await;
+        assert_eq!(r.status(), 200);
+        // Read until the first token arrives, then hang up.
+        let mut stream = r.bytes_stream();
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        drop(stream);
+        // 4,000 tokens would hold the slot for about 30 s; the disconnect frees it within
+        // a token or two.
+        let short = json!({"prompt": "Hi", "max_tokens": 2});
+        let started = std::time::Instant::now();
+        loop {
+            let r = s
+                .send(
+                    "POST",
+                    &format!("/api/v1/models/{GEN}/generate"),
+                    &s.user,
+                    Some(&short),
+                )
+                .await;
+            if r.status() == 200 {
+                break;
+            }
+            assert_eq!(r.status(), 503);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{path}: the abandoned generation still holds the queue"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
