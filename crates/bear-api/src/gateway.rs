@@ -126,11 +126,12 @@ fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a UUID is header-safe")
 }
 
-/// The edge of the gateway, one layer for what every request needs before routing: an id (a
-/// new v7 UUID, or the caller's if it is a valid identifier) echoed on the response and added
-/// to JSON error bodies; the loopback Host check; the per-IP rate limit; the body stall
-/// timeout. A plain tower layer: it runs on every request, so it avoids `from_fn`'s extra
-/// boxing.
+/// The gateway's one layer, around the whole router: an id (a new v7 UUID, or the caller's if
+/// it is a valid identifier) echoed on the response and added to JSON error bodies; the
+/// loopback Host check; the per-IP rate limit; the audit records of mutating requests; the
+/// body stall timeout; request counts and latency by route template. (The key check is the
+/// handlers' `Caller` extractor.) A plain tower layer: it runs on every request, so it avoids
+/// `from_fn`'s boxing, and it wraps the router once instead of every route.
 #[derive(Clone)]
 pub(crate) struct Edge {
     pub(crate) state: Arc<AppState>,
@@ -179,15 +180,40 @@ where
                 .is_ok_and(|s| bear_core::RequestId::new(s).is_ok())
         });
         let id = given.cloned().unwrap_or_else(new_request_id);
-        let inner = match host_and_ip(&self.edge.state, &req) {
-            Err(refused) => Err(refused),
-            Ok(()) => Ok(self.inner.call(with_body_timeout(req, self.edge.idle))),
-        };
+        let started = std::time::Instant::now();
+        let state = self.edge.state.clone();
+        let routes = state.metrics.routes();
+        let route = routes.find(req.uri().path());
+        let method = req.method().clone();
+        // Refused at the door, or audited (mutating requests to a route), then passed on.
+        let admitted = host_and_ip(&state, &req).and_then(|()| match routes.template(route) {
+            Some(t) => audit_before(&state, t, &req),
+            None => Ok(None),
+        });
+        let inner = admitted.map(|ticket| {
+            (
+                self.inner.call(with_body_timeout(req, self.edge.idle)),
+                ticket,
+            )
+        });
         Box::pin(async move {
             let response = match inner {
                 Err(refused) => refused.into_response(),
-                Ok(f) => f.await?,
+                Ok((f, ticket)) => {
+                    let r = f.await?;
+                    if let Some(t) = ticket {
+                        t.finish(r.status());
+                    }
+                    r
+                }
             };
+            state.metrics.routes().record(
+                &state.metrics,
+                route,
+                &method,
+                response.status().as_u16(),
+                started,
+            );
             Ok(with_request_id(response, &id).await)
         })
     }

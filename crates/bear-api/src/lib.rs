@@ -177,8 +177,13 @@ pub fn router(
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(upload_limit))
-        .route_layer(metrics::Track(state.clone()))
         .with_state(state.clone());
+    // The templates are the documented ones; a test keeps the description and the routes equal.
+    let spec = openapi::spec();
+    let _ = state.metrics.routes.set(metrics::Routes::new(
+        spec.paths.paths.keys().map(String::as_str),
+        &state.metrics,
+    ));
     let limited = axum::extract::DefaultBodyLimit::max(limits.max_body_bytes).layer(routes);
     let cors = tower::util::option_layer(gateway::cors(limits)).layer(limited);
     gateway::Edge {

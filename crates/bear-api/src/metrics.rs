@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bear_security::access::Permission;
@@ -80,6 +80,8 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    /// The route table, made with the router.
+    pub(crate) routes: std::sync::OnceLock<Routes>,
 }
 
 impl Metrics {
@@ -87,87 +89,103 @@ impl Metrics {
         Self {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            routes: std::sync::OnceLock::new(),
         }
     }
+
+    /// The route table (empty until the router is made).
+    pub(crate) fn routes(&self) -> &Routes {
+        self.routes.get_or_init(|| Routes::new([], self))
+    }
 }
 
-/// Counts and times every routed request, and audits the mutating ones: one route layer for
-/// both, a plain tower layer (it runs on every request, so it avoids `from_fn`'s boxing).
-#[derive(Clone)]
-pub(crate) struct Track(pub(crate) Arc<AppState>);
+/// The route templates, for labels and audit records, matched once per request with axum's
+/// own matcher (matchit), and each route's latency histogram, created up front.
+pub(crate) struct Routes {
+    matcher: matchit::Router<usize>,
+    names: Vec<&'static str>,
+    latency: Vec<Histogram>,
+    /// Per route, method and status slot, the counter of `requests`, made on first use: no
+    /// lock and no hashing per request.
+    counters: Vec<[[std::sync::OnceLock<Counter>; STATUS_SLOTS]; METHOD_SLOTS]>,
+}
 
-impl<S> tower::Layer<S> for Track {
-    type Service = TrackService<S>;
-    fn layer(&self, inner: S) -> TrackService<S> {
-        TrackService {
-            inner,
-            state: self.0.clone(),
+const METHODS: [&str; 4] = ["GET", "POST", "DELETE", "OTHER"];
+const METHOD_SLOTS: usize = METHODS.len();
+/// Statuses with a slot of their own; the rest share the family's map.
+const STATUSES: [u16; 18] = [
+    200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503, 504,
+];
+const STATUS_SLOTS: usize = STATUSES.len();
+
+/// The label of requests no route matches.
+const NO_ROUTE: &str = "(none)";
+
+impl Routes {
+    /// The table for `templates` (axum's `{param}` syntax), histograms registered in `metrics`.
+    pub(crate) fn new<'a>(templates: impl IntoIterator<Item = &'a str>, metrics: &Metrics) -> Self {
+        let mut matcher = matchit::Router::new();
+        let mut names = vec![NO_ROUTE];
+        for t in templates {
+            let name = intern(t);
+            if matcher.insert(name, names.len()).is_ok() {
+                names.push(name);
+            }
+        }
+        let latency = names
+            .iter()
+            .map(|&route| metrics.latency.get_or_create(&RouteLabel { route }).clone())
+            .collect();
+        let counters = names
+            .iter()
+            .map(|_| std::array::from_fn(|_| std::array::from_fn(|_| std::sync::OnceLock::new())))
+            .collect();
+        Self {
+            matcher,
+            names,
+            latency,
+            counters,
         }
     }
-}
 
-/// [`Track`] around a route.
-#[derive(Clone)]
-pub(crate) struct TrackService<S> {
-    inner: S,
-    state: Arc<AppState>,
-}
-
-impl<S> tower::Service<Request> for TrackService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// The route index for `path` (0: no route).
+    pub(crate) fn find(&self, path: &str) -> usize {
+        self.matcher.at(path).map_or(0, |m| *m.value)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        let route = intern(
-            req.extensions()
-                .get::<MatchedPath>()
-                .map_or("(none)", |m| m.as_str()),
-        );
-        let method = method_name(req.method());
-        let started = Instant::now();
-        let state = self.state.clone();
-        let inner = match crate::gateway::audit_before(&state, route, &req) {
-            Err(refused) => Err(refused),
-            Ok(ticket) => Ok((self.inner.call(req), ticket)),
+    /// The template of route `i`, if one matched.
+    pub(crate) fn template(&self, i: usize) -> Option<&'static str> {
+        (i > 0).then(|| self.names[i])
+    }
+
+    /// Counts and times one answered request.
+    pub(crate) fn record(
+        &self,
+        metrics: &Metrics,
+        i: usize,
+        method: &axum::http::Method,
+        status: u16,
+        started: Instant,
+    ) {
+        self.latency[i].observe(started.elapsed().as_secs_f64());
+        let method = method_name(method);
+        let labels = || RequestLabels {
+            method,
+            route: self.names[i],
+            status,
         };
-        Box::pin(async move {
-            let response = match inner {
-                Err(refused) => refused.into_response(),
-                Ok((f, ticket)) => {
-                    let r = f.await?;
-                    if let Some(t) = ticket {
-                        t.finish(r.status());
-                    }
-                    r
-                }
-            };
-            let m = &state.metrics;
-            m.latency
-                .get_or_create(&RouteLabel { route })
-                .observe(started.elapsed().as_secs_f64());
-            m.requests
-                .get_or_create(&RequestLabels {
-                    method,
-                    route,
-                    status: response.status().as_u16(),
-                })
-                .inc();
-            Ok(response)
-        })
+        let m = METHODS.iter().position(|&x| x == method);
+        let st = STATUSES.iter().position(|&x| x == status);
+        match (m, st) {
+            (Some(m), Some(st)) => {
+                self.counters[i][m][st]
+                    .get_or_init(|| metrics.requests.get_or_create(&labels()).clone())
+                    .inc();
+            }
+            _ => {
+                metrics.requests.get_or_create(&labels()).inc();
+            }
+        }
     }
 }
 
