@@ -102,20 +102,25 @@ fn retry_secs(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> 
         .ceil() as u64
 }
 
-/// A new time-ordered request id: a v7 UUID whose random part is a per-process random seed
-/// mixed with a counter (unique, and no system call per request).
+/// A new time-ordered request id: a v7 UUID whose random part is a per-thread random seed
+/// mixed with a per-thread counter (unique, no system call and no shared atomic per request).
 fn new_request_id() -> HeaderValue {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEED: std::sync::OnceLock<[u8; 10]> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(|| {
-        let mut b = [0u8; 10];
-        b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
-        b
+    use std::cell::Cell;
+    thread_local! {
+        static SEED: [u8; 10] = {
+            let mut b = [0u8; 10];
+            b.copy_from_slice(&uuid::Uuid::new_v4().as_bytes()[..10]);
+            b
+        };
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let mut bytes = SEED.with(|s| *s);
+    let n = COUNTER.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
     });
-    let mut bytes = *seed;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-    for (b, c) in bytes[2..].iter_mut().zip(n) {
+    for (b, c) in bytes[2..].iter_mut().zip(n.to_be_bytes()) {
         *b ^= c;
     }
     let ms = std::time::SystemTime::now()
