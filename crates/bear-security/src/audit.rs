@@ -231,6 +231,15 @@ fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("cannot read audit log", path, e)),
     };
+    // Only a regular file holds a chain to continue; a device or pipe would be read without
+    // end (or block), so the chain starts afresh and writes decide (fail-closed or not).
+    if !f
+        .metadata()
+        .map_err(|e| Error::io("cannot read audit log", path, e))?
+        .is_file()
+    {
+        return Ok(None);
+    }
     let mut last = None;
     for (i, line) in BufReader::new(f).lines().enumerate() {
         let line = line.map_err(|e| Error::io("cannot read audit log", path, e))?;

@@ -665,3 +665,38 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutating_request_whose_audit_record_cannot_be_written_is_refused() {
+    // /dev/full takes the append-open and fails every write (ENOSPC): fail-closed means
+    // nothing changes.
+    let dir = tempfile::tempdir().unwrap();
+    let audit = bear_security::AuditLog::open(std::path::Path::new("/dev/full"), true, None)
+        .expect("a device opens; its writes fail");
+    let s = server_with(Limits::default(), dir, audit, models::manager()).await;
+    let (_, before) = body(s.send("GET", "/api/v1/agents", &s.admin, None).await).await;
+    let agent = json!({"type": "executor", "name": "never-made", "capabilities": ["*"]});
+    let (status, v) = body(
+        s.send("POST", "/api/v1/agents", &s.admin, Some(&agent))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["kind"], "unavailable");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("audit log"),
+        "{v}"
+    );
+    let (_, after) = body(s.send("GET", "/api/v1/agents", &s.admin, None).await).await;
+    assert_eq!(
+        before, after,
+        "the agent was created although its audit record failed"
+    );
+    assert!(!after.to_string().contains("never-made"));
+    // Reads are not audited and go on.
+    let (status, _) = body(s.send("GET", "/api/v1/hw", &s.reader, None).await).await;
+    assert_eq!(status, 200);
+}
