@@ -602,6 +602,19 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
     assert!(text.contains("\"kind\":\"timeout\""), "{text}");
     assert!(text.contains("x-request-id"), "{text}");
 
+    // A keep-alive connection left idle after its request is closed after the same timeout.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the idle keep-alive connection was not closed"
+    );
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+
     let r = client()
         .get(format!("{}/health", s.base))
         .send()
