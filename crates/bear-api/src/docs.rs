@@ -181,9 +181,16 @@ async fn embedder_for(s: &AppState, id: &str) -> Api<Arc<dyn bear_core::Embedder
         .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))
 }
 
+/// The scrubber for a collection's policy; a policy this server cannot apply (tokenize
+/// without a keyring) is the request's problem to route around: 422 saying what to do.
 fn scrubber_for(r: &RagState, policy: PiiPolicy) -> Api<Arc<dyn PiiScrubber>> {
-    let s = r.scrubbers.get(policy)?;
-    Ok(s)
+    match r.scrubbers.get(policy) {
+        Ok(s) => Ok(s),
+        Err(e @ bear_security::Error::Setting { .. }) => {
+            Err(ApiError::invalid(format!("pii_policy: {e}")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Serialize)]
