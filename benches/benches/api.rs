@@ -109,6 +109,34 @@ async fn listen(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// The full API and the same routes without the gateway, each on its own port and both
+/// through bear-api's accept loop.
+async fn servers(f: &Fixture) -> (SocketAddr, SocketAddr) {
+    let full = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let bare_l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addrs = (
+        full.local_addr().expect("addr"),
+        bare_l.local_addr().expect("addr"),
+    );
+    let state = f.state.clone();
+    tokio::spawn(async move {
+        bear_api::serve(full, state, &limits(), std::future::pending())
+            .await
+            .expect("serve")
+    });
+    let app = bare(f.state.clone());
+    tokio::spawn(async move {
+        bear_api::serve_router(bare_l, app, &limits(), std::future::pending())
+            .await
+            .expect("serve")
+    });
+    addrs
+}
+
 /// `BEAR_BENCH_SERVE=SECONDS`: instead of measuring, serve `/api/v1/hw` with the full gateway
 /// and bare (both through bear-api's accept loop) for an outside load tool, and print
 /// `full URL KEY` and `bare URL`. `cargo xtask bench api` loads them with wrk.
@@ -118,32 +146,7 @@ fn serve_for_load(secs: u64) {
         .build()
         .expect("runtime");
     let f = fixture(manager());
-    let full = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let state = f.state.clone();
-        tokio::spawn(async move {
-            bear_api::serve(l, state, &limits(), std::future::pending())
-                .await
-                .expect("serve")
-        });
-        addr
-    });
-    let bare_addr = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let app = bare(f.state.clone());
-        tokio::spawn(async move {
-            bear_api::serve_router(l, app, &limits(), std::future::pending())
-                .await
-                .expect("serve")
-        });
-        addr
-    });
+    let (full, bare_addr) = rt.block_on(servers(&f));
     println!("full http://{full}/api/v1/hw {}", f.key);
     println!("bare http://{bare_addr}/api/v1/hw");
     std::thread::sleep(Duration::from_secs(secs));
@@ -207,32 +210,7 @@ fn api_bench(c: &mut Criterion) {
 
     // Over loopback HTTP with keep-alive: bear-api's own server and accept loop, against
     // axum::serve with the bare route.
-    let full_addr = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let state = f.state.clone();
-        tokio::spawn(async move {
-            bear_api::serve(l, state, &limits(), std::future::pending())
-                .await
-                .expect("serve")
-        });
-        addr
-    });
-    let bare_addr = rt.block_on(async {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let app = bare(f.state.clone());
-        tokio::spawn(async move {
-            bear_api::serve_router(l, app, &limits(), std::future::pending())
-                .await
-                .expect("serve")
-        });
-        addr
-    });
+    let (full_addr, bare_addr) = rt.block_on(servers(&f));
     let axum_addr = rt.block_on(listen(bare(f.state.clone())));
     let client = reqwest::Client::builder()
         .no_proxy()

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::models::{CancelOnDrop, Piece, check_max_tokens, sse_stream};
+use crate::models::{Piece, check_max_tokens, collect, error_event, sse_stream};
 use crate::routes::Body;
 
 type Api<T> = Result<T, ApiError>;
@@ -523,6 +523,14 @@ fn check_doc_id(id: &str) -> Api<()> {
     }
 }
 
+/// Document `id` of collection `name`, or 404.
+async fn document_in(c: &Collection, name: &str, id: &str) -> Api<bear_rag::DocumentRecord> {
+    c.document(id)
+        .await
+        .map_err(rag_err)?
+        .ok_or_else(|| ApiError::not_found(format!("no document `{id}` in `{name}`")))
+}
+
 #[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The document record", body = Object)))]
 pub(crate) async fn get_document(
     State(s): St,
@@ -533,11 +541,7 @@ pub(crate) async fn get_document(
     check_doc_id(&id)?;
     let r = rag(&s)?;
     let c = owned(r, &caller, &name).await?;
-    let d = c
-        .document(&id)
-        .await
-        .map_err(rag_err)?
-        .ok_or_else(|| ApiError::not_found(format!("no document `{id}` in `{name}`")))?;
+    let d = document_in(&c, &name, &id).await?;
     Ok(Json(serde_json::to_value(d).unwrap_or_default()))
 }
 
@@ -554,11 +558,7 @@ pub(crate) async fn remove_document(
     let c = owned(r, &caller, &name).await?;
     let writer = r.writer(&name);
     let _held = writer.lock().await;
-    let d = c
-        .document(&id)
-        .await
-        .map_err(rag_err)?
-        .ok_or_else(|| ApiError::not_found(format!("no document `{id}` in `{name}`")))?;
+    let d = document_in(&c, &name, &id).await?;
     c.delete_documents(std::slice::from_ref(&id))
         .await
         .map_err(rag_err)?;
@@ -671,14 +671,7 @@ pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) ->
         min_similarity: r.config.min_similarity,
         filter: Filter::default(),
     };
-    let slot = s.queue_slot(&model).ok_or_else(|| {
-        let mut e = ApiError::from_kind(
-            bear_core::ErrorKind::Unavailable,
-            "this model's generation queue is full; retry later",
-        );
-        e.retry_after = Some(1);
-        e
-    })?;
+    let slot = s.queue_slot(&model)?;
     let (tx, rx) = mpsc::unbounded_channel::<Piece<bear_rag::Result<bear_rag::Answer>>>();
     let cancel = CancellationToken::new();
     let token = cancel.clone();
@@ -701,18 +694,8 @@ pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) ->
         let _ = tx.send(Piece::Done(result));
     });
     if !b.stream {
-        let _guard = CancelOnDrop(cancel);
-        let mut rx = rx;
-        while let Some(p) = rx.recv().await {
-            if let Piece::Done(result) = p {
-                let answer = result.map_err(rag_err)?;
-                return Ok(Json(answer_json(&answer)).into_response());
-            }
-        }
-        return Err(ApiError::from_kind(
-            bear_core::ErrorKind::Internal,
-            "the answer stopped unexpectedly",
-        ));
+        let answer = collect(rx, cancel).await?;
+        return Ok(Json(answer_json(&answer)).into_response());
     }
     let stream = sse_stream(rx, cancel, |p| match p {
         Piece::Text(t) => vec![
@@ -725,9 +708,7 @@ pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) ->
                 .event("done")
                 .data(answer_json(&a).to_string()),
         ],
-        Piece::Done(Err(e)) => vec![SseEvent::default().event("error").data(
-            json!({"error": {"kind": e.kind().as_str(), "message": e.to_string()}}).to_string(),
-        )],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
     });
     Ok(Sse::new(stream).into_response())
 }

@@ -102,11 +102,12 @@ impl AppState {
         self
     }
 
-    /// A slot in `model`'s generation queue, or `None` when the queue is full.
+    /// A slot in `model`'s generation queue; a full queue is answered at once (503 with
+    /// `Retry-After`), never buffered without limit.
     pub(crate) fn queue_slot(
         &self,
         model: &bear_core::ModelId,
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         let semaphore = self
             .queues
             .lock()
@@ -114,7 +115,14 @@ impl AppState {
             .entry(model.clone())
             .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.queue_depth)))
             .clone();
-        semaphore.try_acquire_owned().ok()
+        semaphore.try_acquire_owned().map_err(|_| {
+            let mut e = ApiError::from_kind(
+                bear_core::ErrorKind::Unavailable,
+                "this model's generation queue is full; retry later",
+            );
+            e.retry_after = Some(1);
+            e
+        })
     }
 
     /// Serves document collections too.

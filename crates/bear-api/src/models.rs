@@ -154,15 +154,7 @@ fn spawn_generation(
 ) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
     let m = manager(s)?.clone();
     request.validate()?;
-    // Bounded per model: a full queue is answered at once, never buffered without limit.
-    let slot = s.queue_slot(&request.model).ok_or_else(|| {
-        let mut e = ApiError::from_kind(
-            bear_core::ErrorKind::Unavailable,
-            "this model's generation queue is full; retry later",
-        );
-        e.retry_after = Some(1);
-        e
-    })?;
+    let slot = s.queue_slot(&request.model)?;
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let token = cancel.clone();
@@ -186,14 +178,15 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn collect(
-    mut rx: mpsc::UnboundedReceiver<Piece>,
+/// Waits for the result, skipping the streamed pieces; dropping the wait cancels the work.
+pub(crate) async fn collect<T, E: Into<bear_core::Error>>(
+    mut rx: mpsc::UnboundedReceiver<Piece<Result<T, E>>>,
     cancel: CancellationToken,
-) -> Api<Generation> {
+) -> Api<T> {
     let _guard = CancelOnDrop(cancel);
     while let Some(p) = rx.recv().await {
         if let Piece::Done(r) = p {
-            return r.map_err(ApiError::from);
+            return r.map_err(|e| ApiError::from(e.into()));
         }
     }
     Err(ApiError::from_kind(
@@ -272,7 +265,7 @@ pub(crate) async fn generate(
     Ok(Sse::new(stream).into_response())
 }
 
-fn error_event(e: &bear_core::Error) -> SseEvent {
+pub(crate) fn error_event(e: &bear_core::Error) -> SseEvent {
     SseEvent::default()
         .event("error")
         .data(json!({"error": {"kind": e.kind().as_str(), "message": e.to_string()}}).to_string())
