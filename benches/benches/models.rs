@@ -174,14 +174,23 @@ fn embeddings(c: &mut Criterion) {
     let d = dirs();
     let minilm = d.models_dir.join(assets::MINILM_DIR);
     let candle = CandleEmbedder::load(ModelId::new("all-MiniLM-L6-v2").unwrap(), &minilm).unwrap();
-    let ort = OrtEmbedder::load(
-        ModelId::new("all-MiniLM-L6-v2-int8").unwrap(),
-        &d.models_dir.join(assets::MINILM_INT8_ONNX),
-        &minilm,
-        &bear_models::ort_dylib_candidates(None, &d.models_dir),
-        threads() as usize,
-    )
-    .unwrap();
+    let ort_of = |id: &str, file: &str| {
+        OrtEmbedder::load(
+            ModelId::new(id).unwrap(),
+            &d.models_dir.join(file),
+            &minilm,
+            &bear_models::ort_dylib_candidates(None, &d.models_dir),
+            threads() as usize,
+        )
+        .unwrap()
+    };
+    // int8 arithmetic (the graph `cargo xtask models` derives) and the pinned file as published
+    // (int8 weights, float32 arithmetic).
+    let ort = ort_of(
+        "all-MiniLM-L6-v2-int8-dynamic",
+        assets::MINILM_INT8_DYNAMIC_ONNX,
+    );
+    let ort_weights = ort_of("all-MiniLM-L6-v2-int8", assets::MINILM_INT8_ONNX);
     let mut group = c.benchmark_group("embeddings");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
@@ -197,6 +206,11 @@ fn embeddings(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("ort_int8", &id), &input, |b, input| {
                 b.iter(|| ort.embed_blocking(black_box(input)).unwrap())
             });
+            group.bench_with_input(
+                BenchmarkId::new("ort_int8_weights", &id),
+                &input,
+                |b, input| b.iter(|| ort_weights.embed_blocking(black_box(input)).unwrap()),
+            );
         }
     }
     group.finish();

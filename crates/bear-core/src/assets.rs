@@ -10,6 +10,11 @@ pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const MINILM_DIR: &str = "all-MiniLM-L6-v2";
 /// all-MiniLM-L6-v2 quantised to int8, as ONNX.
 pub const MINILM_INT8_ONNX: &str = "all-MiniLM-L6-v2-int8/model.onnx";
+/// The same model with int8 arithmetic: derived from [`MINILM_INT8_ONNX`] by `cargo xtask models`
+/// with ONNX Runtime's own BERT fusions and dynamic quantizer (MatMulInteger, per-channel int8
+/// weights, activations quantized per call). The pinned file keeps int8 weights but computes in
+/// float32.
+pub const MINILM_INT8_DYNAMIC_ONNX: &str = "all-MiniLM-L6-v2-int8-dynamic/model.onnx";
 /// The ONNX Runtime shared library, loaded at run time by the ort backend.
 pub const ORT_DYLIB: &str = "onnxruntime/libonnxruntime.so";
 

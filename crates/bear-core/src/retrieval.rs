@@ -32,6 +32,14 @@ pub trait Embedder: Send + Sync {
 
     /// Embeds a batch of texts.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+
+    /// Whether a text's vector is the same whatever batch it is embedded in. True for float
+    /// models (padding is masked out); false for graphs that quantize activations over the
+    /// whole batch, whose vectors move slightly with their batch mates. Callers must not cache
+    /// such vectors per text.
+    fn batch_invariant(&self) -> bool {
+        true
+    }
 }
 
 /// A search over one collection.

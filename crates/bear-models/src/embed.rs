@@ -336,6 +336,7 @@ pub struct OrtEmbedder {
     tokenizer: Arc<Tokenizers>,
     dim: usize,
     wants_type_ids: bool,
+    batch_invariant: bool,
 }
 
 impl std::fmt::Debug for OrtEmbedder {
@@ -386,6 +387,7 @@ impl OrtEmbedder {
             });
         }
         let wants_type_ids = names.contains(&"token_type_ids");
+        let batch_invariant = !quantizes_activations(onnx)?;
         let tokenizer = Tokenizers::load(tokenizer_dir)?;
         // all-MiniLM-L6-v2: 384. Read from the tokenizer folder's config when present.
         let dim = std::fs::read_to_string(tokenizer_dir.join("config.json"))
@@ -399,6 +401,7 @@ impl OrtEmbedder {
             tokenizer,
             dim,
             wants_type_ids,
+            batch_invariant,
         })
     }
 
@@ -455,6 +458,21 @@ impl Embedder for OrtEmbedder {
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {
         on_blocking_thread(self, texts, Self::embed_blocking).await
     }
+
+    fn batch_invariant(&self) -> bool {
+        self.batch_invariant
+    }
+}
+
+/// Whether an ONNX graph quantizes activations at run time (ONNX's `DynamicQuantizeLinear`,
+/// one scale per tensor, so per batch). An operator's type is stored as plain text in the
+/// graph's protobuf, so finding the name finds the operator.
+fn quantizes_activations(onnx: &Path) -> Result<bool> {
+    let bytes = std::fs::read(onnx).map_err(|source| Error::Io {
+        path: onnx.to_path_buf(),
+        source,
+    })?;
+    Ok(memchr::memmem::find(&bytes, b"DynamicQuantizeLinear").is_some())
 }
 
 #[cfg(test)]

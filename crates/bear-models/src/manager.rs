@@ -523,13 +523,18 @@ impl ModelManager {
             let embedder = self.embedder(model).inspect_err(|_| {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             })?;
+            // Vectors that depend on their batch mates are not a function of the text: not
+            // cached (and never were, so nothing above was a hit).
+            let cacheable = embedder.batch_invariant();
             let batch: Vec<String> = missing.iter().map(|i| texts[*i].clone()).collect();
             let vectors = embedder.embed(&batch).await.inspect_err(|_| {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             })?;
             for (i, v) in missing.into_iter().zip(vectors) {
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                self.cache.put(keys[i], bytes);
+                if cacheable {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    self.cache.put(keys[i], bytes);
+                }
                 out[i] = Some(v);
             }
         }

@@ -316,13 +316,17 @@ fn models_list_show_and_embed() {
     let _ = gguf();
     let o = bear(&["models", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["models"].as_array().unwrap().len(), 3);
+    assert_eq!(v["models"].as_array().unwrap().len(), 4);
     let o = bear(&["models", "show", "all-MiniLM-L6-v2"]);
     assert!(stdout(&o).contains("bert"), "{}", stdout(&o));
     let o = bear(&["models", "show", "nope"]);
     assert_eq!(o.status.code(), Some(4));
 
-    for model in ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"] {
+    for model in [
+        "all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2-int8",
+        "all-MiniLM-L6-v2-int8-dynamic",
+    ] {
         let o = bear(&["embed", "-m", model, "indemnity", "warranty"]);
         assert!(o.status.success(), "{model}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

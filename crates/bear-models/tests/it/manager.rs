@@ -62,7 +62,7 @@ fn status(m: &ModelManager, name: &str) -> ModelStatus {
 #[tokio::test]
 async fn autoload_cache_and_metrics() {
     let (m, _tmp) = manager(|_| {});
-    assert_eq!(m.list().len(), 3);
+    assert_eq!(m.list().len(), 4);
     assert_eq!(status(&m, GEN), ModelStatus::Available);
 
     let a = m
@@ -119,6 +119,19 @@ async fn autoload_cache_and_metrics() {
     assert_eq!(e1, e2);
     assert_eq!(e1[0].len(), 384);
     assert!((m.metrics(&id(EMB)).unwrap().cache_hit_rate - 0.5).abs() < 1e-9);
+
+    // ... but not for a model whose vectors depend on their batch mates.
+    let dynamic = id("all-MiniLM-L6-v2-int8-dynamic");
+    let before = m.cache_stats();
+    m.embed_with(&dynamic, &texts).await.unwrap();
+    m.embed_with(&dynamic, &texts[..1]).await.unwrap();
+    let metrics = m.metrics(&dynamic).unwrap();
+    assert_eq!((metrics.requests, metrics.cache_hit_rate), (2, 0.0));
+    let after = m.cache_stats();
+    assert_eq!(
+        after.l1_hits + after.l2_hits,
+        before.l1_hits + before.l2_hits
+    );
 }
 
 #[tokio::test]

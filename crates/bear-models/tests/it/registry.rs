@@ -29,8 +29,9 @@ fn scan_finds_the_three_pinned_kinds() {
     let params = st.meta.parameter_count.unwrap();
     assert!((22_000_000..23_000_000).contains(&params), "{params}");
 
-    let onnx = get("all-MiniLM-L6-v2-int8");
-    assert_eq!(onnx.kind, ModelKind::Onnx);
+    for id in ["all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2-int8-dynamic"] {
+        assert_eq!(get(id).kind, ModelKind::Onnx);
+    }
     assert!(found.rejected.is_empty(), "{:?}", found.rejected);
 }
 
