@@ -248,8 +248,7 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
             "bench",
             "--profile",
             "dev",
-            "--package",
-            "bear-benches",
+            "--workspace",
             "--bench",
             "models",
         ])
@@ -275,13 +274,8 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     ));
 
     // 3. Peak RSS of a real `bear generate`.
-    let out = crate::cargo_command()
+    let out = Command::new(crate::bear_binary()?)
         .args([
-            "run",
-            "--quiet",
-            "--package",
-            "bear",
-            "--",
             "--json",
             "generate",
             "--max-tokens",
@@ -378,8 +372,7 @@ pub(crate) fn security() -> anyhow::Result<()> {
             "bench",
             "--profile",
             "dev",
-            "--package",
-            "bear-benches",
+            "--workspace",
             "--bench",
             "security",
         ])

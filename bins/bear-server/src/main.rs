@@ -157,6 +157,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("continuing {} interrupted workflow run(s)", recovered.len());
         }
         let limits = Limits::from_config(&config.server);
+        // `bear models load|unload` from other processes, through the pin file.
+        let pins = tokio::spawn(watch_pins(manager.clone(), loaded.dirs.data_dir.clone()));
         let state = Arc::new(
             AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)
@@ -172,13 +174,52 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         eprintln!("bear-server listening on http://{}", listener.local_addr()?);
-        bear_api::serve(listener, state, &limits, shutdown()).await?;
+        let served = bear_api::serve(listener, state, &limits, shutdown()).await;
+        pins.abort();
+        bear_models::ServerStatus::remove(&loaded.dirs.data_dir);
+        served?;
         eprintln!("bear-server stopped");
         anyhow::Ok(())
     })
 }
 
 /// The model manager over the models directory, sized from the machine.
+/// Applies the pin file to the manager about once a second (loads block a worker of tokio's
+/// blocking pool) and publishes the status file, refreshed every second even while a slow load
+/// runs, so `bear models load` never mistakes a busy server for a stopped one.
+async fn watch_pins(manager: Arc<bear_models::ModelManager>, data_dir: PathBuf) {
+    let mut watcher = bear_models::PinWatcher::new(&data_dir);
+    let mut last = watcher.status(&manager);
+    let publish = |status: &bear_models::ServerStatus| {
+        if let Err(e) = status.write(&data_dir) {
+            eprintln!("warning: cannot write the model status file: {e}");
+        }
+    };
+    publish(&last);
+    let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        let m = manager.clone();
+        let mut tick = tokio::task::spawn_blocking(move || {
+            let status = watcher.tick(&m);
+            (watcher, status)
+        });
+        (watcher, last) = loop {
+            tokio::select! {
+                done = &mut tick => match done {
+                    Ok(done) => break done,
+                    Err(_) => return,
+                },
+                _ = beat.tick() => {
+                    last.touch();
+                    publish(&last);
+                }
+            }
+        };
+        publish(&last);
+        beat.tick().await;
+    }
+}
+
 fn model_manager(
     loaded: &bear_cli::LoadedConfig,
     machine: &bear_hw::Machine,

@@ -546,6 +546,21 @@ pub enum ModelsCommand {
     },
     /// Say whether a model file fits in this machine's memory, and why.
     Fit(FitArgs),
+    /// Keep a model loaded in bear-server (pinned: no keep-alive, no eviction), now if a
+    /// server runs, else when one starts.
+    Load(PinArgs),
+    /// Unpin a model and unload it from bear-server (once its requests finish).
+    Unload(PinArgs),
+}
+
+/// `bear models load|unload ID [--wait SECS]`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Model id, as `bear models list` prints it.
+    pub id: String,
+    /// Seconds to wait for a running bear-server to act on it.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait: u64,
 }
 
 /// `bear models fit PATH [--ctx N]`.

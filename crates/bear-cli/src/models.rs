@@ -9,10 +9,11 @@ use bear_core::{
 };
 use bear_hw::{Probe, SysProbe, human};
 use bear_models::{
-    CandleEmbedder, LlamaCppGenerator, LlamaOptions, ModelEntry, ModelKind, OrtEmbedder,
+    CandleEmbedder, LlamaCppGenerator, LlamaOptions, ModelEntry, ModelKind, OrtEmbedder, PinFile,
+    ServerStatus,
 };
 
-use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, SamplingArgs};
+use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs, SamplingArgs};
 use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::write_json;
@@ -64,13 +65,27 @@ pub(crate) fn run(
             }
             Ok(())
         }
+        ModelsCommand::Load(args) => pin(loaded, &args, true, json, out),
+        ModelsCommand::Unload(args) => pin(loaded, &args, false, json, out),
         ModelsCommand::List => {
             let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+            let server = ServerStatus::current(&loaded.dirs.data_dir)?;
+            let pins = PinFile::new(&loaded.dirs.data_dir).read()?;
+            let status = |id: &ModelId| match &server {
+                Some(s) if s.resident.contains(id) => "loaded",
+                _ => "available",
+            };
             if json {
                 let models: Vec<_> = scan
                     .models
                     .values()
-                    .map(|m| serde_json::json!({ "status": "available", "model": m }))
+                    .map(|m| {
+                        serde_json::json!({
+                            "status": status(&m.id),
+                            "pinned": pins.pinned.contains(&m.id),
+                            "model": m,
+                        })
+                    })
                     .collect();
                 write_json(
                     out,
@@ -85,14 +100,23 @@ pub(crate) fn run(
                     )?;
                 }
                 for m in scan.models.values() {
+                    let pinned = if pins.pinned.contains(&m.id) {
+                        ", pinned"
+                    } else {
+                        ""
+                    };
                     writeln!(
                         out,
-                        "{:<32} {:<12} {:>10}  {}",
-                        m.id,
+                        "{:<32} {:<12} {:>10}  {:<18} {}",
+                        m.id.as_str(),
                         kind_name(m.kind),
                         human(m.size_bytes),
+                        format!("{}{pinned}", status(&m.id)),
                         describe(m)
                     )?;
+                }
+                if let Some(s) = &server {
+                    writeln!(out, "(loaded: in bear-server, pid {})", s.pid)?;
                 }
                 for r in &scan.rejected {
                     writeln!(out, "skipped {}: {}", r.path.display(), r.reason)?;
@@ -123,6 +147,121 @@ pub(crate) fn run(
             Ok(())
         }
     }
+}
+
+/// `bear models load|unload`: changes the pin file, then waits for a running bear-server to
+/// act on it (no connection: the server watches the file and reports in its status file).
+fn pin(
+    loaded: &LoadedConfig,
+    args: &PinArgs,
+    load: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<()> {
+    let id = resolve(loaded, &args.id)?.id;
+    let data = &loaded.dirs.data_dir;
+    let pins = PinFile::new(data);
+    let before = ServerStatus::current(data)?;
+    if !load {
+        let resident = before.as_ref().is_some_and(|s| s.resident.contains(&id));
+        if !resident && !pins.read()?.pinned.contains(&id) {
+            return Err(bear_models::Error::InvalidRequest(format!(
+                "model `{id}` is not loaded{}",
+                if before.is_some() {
+                    " in bear-server"
+                } else {
+                    " (no bear-server is running)"
+                }
+            ))
+            .into());
+        }
+    }
+    let generation = pins
+        .update(|p| {
+            if load {
+                p.pinned.insert(id.clone());
+                p.unload.remove(&id);
+            } else {
+                p.pinned.remove(&id);
+                p.unload.insert(id.clone(), p.generation + 1);
+            }
+        })?
+        .generation;
+    let verb = if load { "loading" } else { "unloading" };
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
+    // What the server did with this generation, or None when no server is running.
+    let outcome = with_progress(format!("bear-server is {verb} {id}"), || {
+        loop {
+            let Some(s) = ServerStatus::current(data)? else {
+                return Ok::<_, Error>(None);
+            };
+            if s.generation >= generation {
+                let done = if load {
+                    s.pinned.contains(&id) || s.failed.contains_key(&id)
+                } else {
+                    true
+                };
+                if done {
+                    return Ok(Some(s));
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(bear_core::Error::backend(
+                    bear_core::ErrorKind::Timeout,
+                    format!(
+                        "bear-server (pid {}) has not finished {verb} `{id}` after {} s; the \
+                     request stands, and `bear models list` shows when it is done",
+                        s.pid, args.wait
+                    ),
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })?;
+    if let Some(s) = &outcome {
+        if let Some(why) = s.failed.get(&id) {
+            // Leave no pin behind that the server cannot honour.
+            pins.update(|p| {
+                p.pinned.remove(&id);
+            })?;
+            return Err(bear_core::Error::backend(
+                bear_core::ErrorKind::ModelLoad,
+                format!("bear-server could not load `{id}`: {why}"),
+            )
+            .into());
+        }
+        if s.releasing.contains(&id) {
+            return Err(bear_models::Error::Unavailable(format!(
+                "model `{id}` is in use by a running request; bear-server unloads it as soon as \
+                 its requests finish"
+            ))
+            .into());
+        }
+    }
+    if json {
+        let server = outcome
+            .as_ref()
+            .map(|s| serde_json::json!({ "pid": s.pid, "resident": s.resident.contains(&id) }));
+        return write_json(
+            out,
+            &serde_json::json!({ "model": id, "pinned": load, "server": server }),
+        );
+    }
+    match (&outcome, load) {
+        (Some(s), true) => writeln!(
+            out,
+            "loaded {id} in bear-server (pid {}); it stays loaded until `bear models unload {id}`",
+            s.pid
+        )?,
+        (Some(s), false) => writeln!(out, "unloaded {id} from bear-server (pid {})", s.pid)?,
+        (None, true) => writeln!(
+            out,
+            "pinned {id}: no bear-server is running; it loads the model when it starts"
+        )?,
+        (None, false) => writeln!(out, "unpinned {id} (no bear-server is running)")?,
+    }
+    Ok(())
 }
 
 fn kind_name(k: ModelKind) -> &'static str {

@@ -153,6 +153,9 @@ struct Slot {
     model: Resident,
     bytes: u64,
     last_used: Instant,
+    /// Kept resident on request (`bear models load`): neither keep-alive nor LRU eviction
+    /// unloads it.
+    pinned: bool,
 }
 
 /// The model manager.
@@ -322,6 +325,7 @@ impl ModelManager {
                 model,
                 bytes,
                 last_used: Instant::now(),
+                pinned: false,
             },
         );
         Ok(())
@@ -337,7 +341,7 @@ impl ModelManager {
             }
             let victim = resident
                 .iter()
-                .filter(|(_, s)| !s.model.in_use())
+                .filter(|(_, s)| !s.model.in_use() && !s.pinned)
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(id, _)| id.clone());
             match victim {
@@ -347,8 +351,8 @@ impl ModelManager {
                 }
                 None => {
                     return Err(Error::Unavailable(
-                        "the model memory budget is full and every resident model is in use; \
-                         retry later"
+                        "the model memory budget is full and every resident model is in use or \
+                         pinned; retry later, or unpin one with `bear models unload`"
                             .into(),
                     ));
                 }
@@ -377,8 +381,59 @@ impl ModelManager {
         let keep = self.config.keep_alive;
         let mut resident = lock(&self.resident);
         let before = resident.len();
-        resident.retain(|_, s| s.model.in_use() || s.last_used.elapsed() < keep);
+        resident.retain(|_, s| s.pinned || s.model.in_use() || s.last_used.elapsed() < keep);
         before - resident.len()
+    }
+
+    /// Loads a model and keeps it resident until [`Self::unpin`]: keep-alive and LRU eviction
+    /// pass it by.
+    pub fn pin(&self, id: &ModelId) -> Result<()> {
+        self.load(id)?;
+        match lock(&self.resident).get_mut(id) {
+            Some(slot) => {
+                slot.pinned = true;
+                Ok(())
+            }
+            None => Err(Error::Unavailable(format!(
+                "model `{id}` was unloaded while loading"
+            ))),
+        }
+    }
+
+    /// Releases a pin and unloads the model. `Ok(false)` when a request is still using it: it
+    /// stays resident, unpinned, until it is idle and unloaded again (or its keep-alive passes).
+    pub fn unpin(&self, id: &ModelId) -> Result<bool> {
+        self.entry(id)?;
+        let mut resident = lock(&self.resident);
+        match resident.get_mut(id) {
+            None => Ok(true),
+            Some(slot) if slot.model.in_use() => {
+                slot.pinned = false;
+                Ok(false)
+            }
+            Some(_) => {
+                resident.remove(id);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The pinned models, sorted.
+    pub fn pinned(&self) -> Vec<ModelId> {
+        let mut v: Vec<ModelId> = lock(&self.resident)
+            .iter()
+            .filter(|(_, s)| s.pinned)
+            .map(|(id, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The resident models, sorted.
+    pub fn resident_ids(&self) -> Vec<ModelId> {
+        let mut v: Vec<ModelId> = lock(&self.resident).keys().cloned().collect();
+        v.sort();
+        v
     }
 
     fn resident(&self, id: &ModelId) -> Result<Resident> {

@@ -334,3 +334,103 @@ fn models_list_show_and_embed() {
         assert_eq!(v["embeddings"].as_array().unwrap().len(), 2);
     }
 }
+
+/// `bear models load|unload` against a real bear-server, through the pin and status files.
+#[test]
+fn models_load_and_unload_through_a_running_server() {
+    use std::io::BufRead;
+    let _ = gguf();
+    let generator = "SmolLM2-135M-Instruct.Q4_1";
+    let emb = "all-MiniLM-L6-v2-int8";
+    let h = security::Home::new();
+    let run = |args: &[&str]| h.run(args, None, &[]);
+    let list = || -> serde_json::Value {
+        serde_json::from_str(&stdout(&run(&["--json", "models", "list"]))).unwrap()
+    };
+    let state = |v: &serde_json::Value, id: &str| -> (String, bool) {
+        let m = v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["model"]["id"] == id)
+            .unwrap();
+        (m["status"].as_str().unwrap().into(), m["pinned"] == true)
+    };
+
+    // No server: the pin waits for one. Bad ids and unloading nothing are typed errors.
+    let o = run(&["models", "load", emb]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("no bear-server is running"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(state(&list(), emb), ("available".into(), true));
+    assert_eq!(
+        run(&["models", "load", "no-such-model"]).status.code(),
+        Some(4)
+    );
+    let o = run(&["models", "unload", generator]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not loaded"), "{}", stderr(&o));
+
+    // The server loads the pinned model when it starts.
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
+    let mut child = Command::new(server)
+        .args(["--bind", "127.0.0.1:0"])
+        .env_remove("BEAR_CONFIG")
+        .env("BEAR_DATA_DIR", h.path("data"))
+        .env("XDG_CONFIG_HOME", h.path("config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("bear-server listening")),
+        "bear-server never listened"
+    );
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state(&list(), emb).0 != "loaded" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pin was not loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    // Load and unload while it runs: the command returns once the server has done it.
+    let o = run(&["--json", "models", "load", generator]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["server"]["pid"], child.id());
+    assert_eq!(v["server"]["resident"], true);
+    assert_eq!(state(&list(), generator), ("loaded".into(), true));
+    let o = run(&["models", "unload", generator]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("unloaded"), "{}", stdout(&o));
+    assert_eq!(state(&list(), generator), ("available".into(), false));
+    assert_eq!(state(&list(), emb), ("loaded".into(), true));
+
+    // A pin file that is not one: the error says what to do.
+    std::fs::write(h.path("data/models/pinned.json"), b"garbage").unwrap();
+    let o = run(&["models", "load", generator]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("delete it"), "{}", stderr(&o));
+
+    // A stopped server leaves no status behind.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    drain.join().unwrap();
+    assert!(!h.path("data/models/server-status.json").exists());
+}
