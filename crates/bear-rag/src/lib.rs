@@ -21,6 +21,7 @@ pub mod answer;
 pub mod chunk;
 mod error;
 pub mod extract;
+mod flat;
 pub mod ingest;
 pub mod store;
 

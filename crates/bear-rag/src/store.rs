@@ -27,6 +27,7 @@ use lancedb::{DistanceType, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::flat::{FlatCache, FlatVectors};
 
 const CHUNKS: &str = "chunks";
 const DOCUMENTS: &str = "documents";
@@ -228,12 +229,17 @@ fn id_list(ids: &[String]) -> Result<String> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Vectors kept in memory for exact search, shared by the collections this store opens.
+    flat: FlatCache,
 }
 
 impl Store {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            flat: FlatCache::default(),
+        }
     }
 
     /// The root directory.
@@ -385,6 +391,7 @@ impl Store {
             dir,
             chunks,
             documents,
+            flat: self.flat.clone(),
         })
     }
 
@@ -395,6 +402,7 @@ impl Store {
             return Err(Error::NoCollection { name: name.into() });
         }
         let dir = self.dir(name);
+        self.flat.forget(&dir);
         // Drop the marker first, so a half-deleted collection is never opened.
         std::fs::remove_file(dir.join(META_FILE))
             .and_then(|()| std::fs::remove_dir_all(&dir))
@@ -514,6 +522,21 @@ impl Cols<'_> {
     fn f32(&self, name: &str, i: usize) -> Result<f32> {
         Ok(self.get::<Float32Array>(name)?.value(i))
     }
+    /// The search hit in row `i` (the [`HIT_COLUMNS`]) with `score`.
+    fn hit(&self, i: usize, score: f32) -> Result<Hit> {
+        Ok(Hit {
+            chunk_id: self.str("id", i)?,
+            document_id: self.str("document_id", i)?,
+            path: self.str("path", i)?,
+            title: self.str("title", i)?,
+            page: self.opt_u32("page", i)?,
+            ordinal: self.u32("ordinal", i)?,
+            byte_range: (self.u64("byte_start", i)?, self.u64("byte_end", i)?),
+            char_range: (self.u64("char_start", i)?, self.u64("char_end", i)?),
+            text: self.str("text", i)?,
+            score,
+        })
+    }
 }
 
 const HIT_COLUMNS: [&str; 11] = [
@@ -537,6 +560,7 @@ pub struct Collection {
     dir: PathBuf,
     chunks: Table,
     documents: Table,
+    flat: FlatCache,
 }
 
 impl Collection {
@@ -811,6 +835,12 @@ impl Collection {
         let need_vec = || {
             vector.ok_or_else(|| Error::InvalidRequest("vector search needs a query vector".into()))
         };
+        if mode == SearchMode::Vector
+            && tuning.exact
+            && let Some(hits) = self.flat_search(need_vec()?, k, filter).await?
+        {
+            return Ok(hits);
+        }
         let columns: Vec<&str> = HIT_COLUMNS.to_vec();
         let base = || {
             let mut q = self
@@ -866,23 +896,94 @@ impl Collection {
                     SearchMode::FullText => c.f32("_score", i)?,
                     SearchMode::Hybrid => c.f32("_relevance_score", i)?,
                 };
-                hits.push(Hit {
-                    chunk_id: c.str("id", i)?,
-                    document_id: c.str("document_id", i)?,
-                    path: c.str("path", i)?,
-                    title: c.str("title", i)?,
-                    page: c.opt_u32("page", i)?,
-                    ordinal: c.u32("ordinal", i)?,
-                    byte_range: (c.u64("byte_start", i)?, c.u64("byte_end", i)?),
-                    char_range: (c.u64("char_start", i)?, c.u64("char_end", i)?),
-                    text: c.str("text", i)?,
-                    score,
-                });
+                hits.push(c.hit(i, score)?);
             }
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         hits.truncate(k);
         Ok(hits)
+    }
+
+    /// Exact search from the in-memory vectors (see [`crate::flat`]), loading them for this
+    /// table version if needed; `None` when the collection is too large to keep them.
+    async fn flat_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &Filter,
+    ) -> Result<Option<Vec<Hit>>> {
+        let dim = self.meta.dimension;
+        if query.len() != dim {
+            return Err(Error::InvalidRequest(format!(
+                "the query vector has {} dimensions; this collection's have {dim}",
+                query.len()
+            )));
+        }
+        let version = self
+            .chunks
+            .version()
+            .await
+            .map_err(|e| Error::storage("version", e))?;
+        let flat = match self.flat.get(&self.dir, version) {
+            Some(f) => f,
+            None => {
+                let rows = self
+                    .chunks
+                    .count_rows(None)
+                    .await
+                    .map_err(|e| Error::storage("count", e))?;
+                if rows.saturating_mul(dim * 4) > crate::flat::MAX_BYTES {
+                    return Ok(None);
+                }
+                let batches: Vec<RecordBatch> = self
+                    .chunks
+                    .query()
+                    .select(Select::columns(&["vector", "document_id", "file_modified"]))
+                    .with_row_id()
+                    .execute()
+                    .await
+                    .map_err(|e| Error::storage("read vectors", e))?
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::storage("read vectors", e))?;
+                let f = Arc::new(FlatVectors::from_batches(version, dim, &batches)?);
+                self.flat.put(self.dir.clone(), f.clone());
+                f
+            }
+        };
+        let (q, filter) = (query.to_vec(), filter.clone());
+        let top = tokio::task::spawn_blocking(move || flat.top_k(&q, k, &filter))
+            .await
+            .map_err(|_| Error::Storage {
+                op: "exact search",
+                reason: "the scoring task failed".into(),
+            })?;
+        if top.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let batches: Vec<RecordBatch> = self
+            .chunks
+            .take_row_ids(top.iter().map(|h| h.0).collect())
+            .select(Select::columns(&HIT_COLUMNS))
+            .with_row_id()
+            .execute()
+            .await
+            .map_err(|e| Error::storage("search", e))?
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage("search", e))?;
+        let mut found = std::collections::HashMap::new();
+        for b in &batches {
+            let c = Cols(b);
+            for i in 0..b.num_rows() {
+                found.insert(c.u64("_rowid", i)?, c.hit(i, 0.0)?);
+            }
+        }
+        Ok(Some(
+            top.into_iter()
+                .filter_map(|(row, score)| found.remove(&row).map(|h| Hit { score, ..h }))
+                .collect(),
+        ))
     }
 }
 

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow_array::{RecordBatch, StringArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch, StringArray};
 use bear_core::{CancellationToken, PiiPolicy, PiiScrubber, RagConfig};
 use bear_rag::extract::Refusal;
 use bear_rag::{Filter, IngestOptions, IngestReport, SearchMode};
@@ -464,4 +465,93 @@ async fn an_ann_index_is_built_above_the_threshold() {
         .await
         .unwrap();
     assert_eq!(name(&hits[0].path), "n137.md", "{hits:#?}");
+
+    // Exact search (from memory) agrees with a brute-force scan of the stored vectors, with
+    // and without filters, and a write is seen by the next search.
+    let q = crate::embedder()
+        .embed(&["deadline of 137 days".to_string()])
+        .await
+        .unwrap()
+        .remove(0);
+    let exact = bear_rag::AnnTuning {
+        exact: true,
+        ..bear_rag::AnnTuning::default()
+    };
+    let search = |filter: Filter| {
+        let (c, q) = (c.clone(), q.clone());
+        async move {
+            c.search(SearchMode::Vector, "", Some(&q), 5, &filter, &exact)
+                .await
+                .unwrap()
+        }
+    };
+    let batches: Vec<RecordBatch> = c
+        .chunks_table()
+        .query()
+        .select(Select::columns(&["id", "vector"]))
+        .execute()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut brute = Vec::new();
+    for b in &batches {
+        let ids = b.column_by_name("id").unwrap().as_string::<i32>();
+        let vs = b.column_by_name("vector").unwrap().as_fixed_size_list();
+        for i in 0..b.num_rows() {
+            let v = vs.value(i);
+            let v = v.as_primitive::<arrow_array::types::Float32Type>().values();
+            let dot: f32 = v.iter().zip(&q).map(|(a, b)| a * b).sum();
+            let norms = v.iter().map(|x| x * x).sum::<f32>().sqrt()
+                * q.iter().map(|x| x * x).sum::<f32>().sqrt();
+            brute.push((dot / norms, ids.value(i).to_string()));
+        }
+    }
+    brute.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let hits = search(Filter::default()).await;
+    assert_eq!(
+        hits.iter().map(|h| h.chunk_id.clone()).collect::<Vec<_>>(),
+        brute[..5].iter().map(|b| b.1.clone()).collect::<Vec<_>>()
+    );
+    for (h, b) in hits.iter().zip(&brute) {
+        assert!((h.score - b.0).abs() < 1e-4, "{} vs {}", h.score, b.0);
+    }
+    assert_eq!(name(&hits[0].path), "n137.md");
+    assert!(
+        hits[0].text.contains("137 days"),
+        "the hit carries its text"
+    );
+    let only = Filter {
+        document: Some(hits[3].document_id.clone()),
+        ..Filter::default()
+    };
+    let one = search(only).await;
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].chunk_id, hits[3].chunk_id);
+    let future = Filter {
+        modified_after: Some(i64::MAX),
+        ..Filter::default()
+    };
+    assert!(search(future).await.is_empty());
+    c.delete_documents(std::slice::from_ref(&hits[0].document_id))
+        .await
+        .unwrap();
+    let after = search(Filter::default()).await;
+    assert_eq!(
+        after[0].chunk_id, hits[1].chunk_id,
+        "the deleted chunk is gone"
+    );
+    let err = c
+        .search(
+            SearchMode::Vector,
+            "",
+            Some(&q[..10]),
+            5,
+            &Filter::default(),
+            &exact,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("dimensions"), "{err}");
 }
