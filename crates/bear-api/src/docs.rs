@@ -589,7 +589,8 @@ pub(crate) struct SearchBody {
     modified_before: Option<i64>,
 }
 
-/// `POST /api/v1/search`: hybrid (default), vector or full-text search in one collection.
+/// `POST /api/v1/search`: hybrid (default), vector, exact (every vector compared) or full-text
+/// search in one collection.
 #[utoipa::path(post, path = "/api/v1/search", tag = "documents", request_body = SearchBody, responses((status = 200, description = "Hits with scores, pages and texts", body = Object)))]
 pub(crate) async fn search(
     State(s): St,

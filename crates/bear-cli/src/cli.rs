@@ -206,6 +206,8 @@ pub struct IngestArgs {
 pub enum ModeChoice {
     /// Nearest vectors by cosine.
     Vector,
+    /// Nearest vectors by cosine, every vector compared (exact; no index).
+    Exact,
     /// BM25 full-text search.
     Fulltext,
     /// Both, fused by reciprocal rank.

@@ -246,6 +246,7 @@ pub(crate) fn search(
     let retriever = RagRetriever::new(store(loaded), embedder, scrubber.clone());
     let mode = match args.mode {
         ModeChoice::Vector => SearchMode::Vector,
+        ModeChoice::Exact => SearchMode::Exact,
         ModeChoice::Fulltext => SearchMode::FullText,
         ModeChoice::Hybrid => SearchMode::Hybrid,
     };

@@ -166,8 +166,10 @@ pub struct Hit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// Nearest vectors by cosine.
+    /// Nearest vectors by cosine (through the ANN index once one is built).
     Vector,
+    /// Nearest vectors by cosine, every vector compared: exact, from memory (see `flat.rs`).
+    Exact,
     /// BM25 over LanceDB's full-text index.
     FullText,
     /// Both, fused by reciprocal rank.
@@ -835,10 +837,8 @@ impl Collection {
         let need_vec = || {
             vector.ok_or_else(|| Error::InvalidRequest("vector search needs a query vector".into()))
         };
-        if mode == SearchMode::Vector
-            && tuning.exact
-            && let Some(hits) = self.flat_search(need_vec()?, k, filter).await?
-        {
+        let exact = mode == SearchMode::Exact || (mode == SearchMode::Vector && tuning.exact);
+        if exact && let Some(hits) = self.flat_search(need_vec()?, k, filter).await? {
             return Ok(hits);
         }
         let columns: Vec<&str> = HIT_COLUMNS.to_vec();
@@ -861,14 +861,10 @@ impl Collection {
                 .nprobes(tuning.nprobes)
                 .map_err(|e| Error::storage("vector query", e))?
                 .refine_factor(tuning.refine_factor);
-            Ok(if tuning.exact {
-                q.bypass_vector_index()
-            } else {
-                q
-            })
+            Ok(if exact { q.bypass_vector_index() } else { q })
         };
         let stream = match mode {
-            SearchMode::Vector => vq(need_vec()?)?.execute().await,
+            SearchMode::Vector | SearchMode::Exact => vq(need_vec()?)?.execute().await,
             SearchMode::FullText => {
                 base()
                     .full_text_search(FullTextSearchQuery::new(text.to_string()))
@@ -892,7 +888,7 @@ impl Collection {
             let c = Cols(b);
             for i in 0..b.num_rows() {
                 let score = match mode {
-                    SearchMode::Vector => 1.0 - c.f32("_distance", i)?,
+                    SearchMode::Vector | SearchMode::Exact => 1.0 - c.f32("_distance", i)?,
                     SearchMode::FullText => c.f32("_score", i)?,
                     SearchMode::Hybrid => c.f32("_relevance_score", i)?,
                 };

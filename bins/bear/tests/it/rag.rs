@@ -69,6 +69,25 @@ fn ingest_search_ask_docs_and_collections() {
             .ends_with("commercial-lease.pdf")
     );
     assert_eq!(top["page"], 3);
+    // Exact vector search (every vector compared) finds the lease too.
+    let exact = json(&h.run(
+        &[
+            "--json",
+            "search",
+            "How much notice ends the lease?",
+            "--mode",
+            "exact",
+        ],
+        None,
+        &[],
+    ));
+    assert!(
+        exact[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("commercial-lease.pdf"),
+        "{exact}"
+    );
     let o = h.run(&["search", "gearbox", "--mode", "fulltext"], None, &[]);
     assert!(
         stdout(&o).contains("supply-agreement.txt"),

@@ -161,7 +161,7 @@ async fn upload_ingest_search_ask_and_delete_with_ownership() {
     assert_eq!(v["mime"], "text/plain");
 
     // Search, in each mode.
-    for mode in ["hybrid", "vector", "fulltext"] {
+    for mode in ["hybrid", "vector", "exact", "fulltext"] {
         let (status, v) = body(
             s.send(
                 "POST",
