@@ -292,6 +292,65 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
         100.0 * wrapper_us / per_token_us
     ));
 
+    // 2b. Token generation in alternating pairs, since the machine's speed drifts: llama-bench
+    // tg128, then one `bear generate` of the same length, eight times; the median of the
+    // per-pair ratios. BEAR's side is decode plus sampling, from its own timings.
+    let mut pairs = Vec::new();
+    for round in 0..8 {
+        eprintln!(
+            "pair      {} of 8: llama-bench tg128, bear generate",
+            round + 1
+        );
+        let out = Command::new(&bench_bin)
+            .arg("-m")
+            .arg(&gguf)
+            .args(["-p", "0", "-n", "128", "-r", "2", "-o", "json", "-t"])
+            .arg(t.to_string())
+            .output()
+            .context("cannot run llama-bench")?;
+        anyhow::ensure!(out.status.success(), "llama-bench failed");
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+        let peer = rows
+            .first()
+            .and_then(|r| r["avg_ts"].as_f64())
+            .context("llama-bench printed no tg128 row")?;
+        let out = Command::new(crate::bear_binary()?)
+            .args([
+                "--json",
+                "generate",
+                "--raw",
+                "--max-tokens",
+                "128",
+                "--temperature",
+                "0",
+                "Count from 1 to 1000, separated by commas: 1, 2, 3, 4, 5,",
+            ])
+            .env("BEAR_THREADS", t.to_string())
+            .current_dir(crate::workspace_root())
+            .output()?;
+        anyhow::ensure!(out.status.success(), "bear generate failed");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let tokens = v["timings"]["generated_tokens"].as_f64().unwrap_or(0.0);
+        let seconds = v["timings"]["generation_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        pairs.push((peer, tokens / seconds, tokens));
+    }
+    let mut ratios: Vec<f64> = pairs.iter().map(|(p, b, _)| b / p).collect();
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[3] + ratios[4]) / 2.0;
+    report.push_str(&format!(
+        "tg in 8 alternating pairs (llama-bench tg128, then `bear generate --raw` of {:.0} tokens, \
+         decode plus sampling): median ratio {median:.3} (goal >= 0.97); pairs (llama-bench, \
+         BEAR t/s): {}.\n\n",
+        pairs[0].2,
+        pairs
+            .iter()
+            .map(|(p, b, _)| format!("{p:.1}/{b:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
     // 3. Peak RSS of a real `bear generate`.
     let out = Command::new(crate::bear_binary()?)
         .args([
