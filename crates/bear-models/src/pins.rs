@@ -55,20 +55,17 @@ fn state_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename: readers see the old or the
-/// new content, never half of it.
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename
+/// (tempfile's `persist`): readers see the old or the new content, never half of it.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e: std::io::Error| state_err(path, format!("cannot write: {e}"));
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    let mut f = tempfile::NamedTempFile::new_in(parent).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    f.as_file().sync_all().map_err(io)?;
+    f.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }
 
 impl PinFile {

@@ -13,7 +13,7 @@
 //! they use LanceDB's scan.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
@@ -46,7 +46,7 @@ pub(crate) struct FlatVectors {
 pub(crate) struct FlatCache(Arc<Mutex<HashMap<PathBuf, Arc<FlatVectors>>>>);
 
 impl FlatCache {
-    pub(crate) fn get(&self, dir: &PathBuf, version: u64) -> Option<Arc<FlatVectors>> {
+    pub(crate) fn get(&self, dir: &Path, version: u64) -> Option<Arc<FlatVectors>> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(dir).filter(|f| f.version == version).cloned()
     }
@@ -58,7 +58,7 @@ impl FlatCache {
             .insert(dir, flat);
     }
 
-    pub(crate) fn forget(&self, dir: &PathBuf) {
+    pub(crate) fn forget(&self, dir: &Path) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(dir);
     }
 }

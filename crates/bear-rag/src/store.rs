@@ -488,6 +488,16 @@ fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> 
     Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema))
 }
 
+/// Runs a query and collects every result batch; `op` names it in errors.
+async fn read_all(q: &impl ExecutableQuery, op: &'static str) -> Result<Vec<RecordBatch>> {
+    q.execute()
+        .await
+        .map_err(|e| Error::storage(op, e))?
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage(op, e))
+}
+
 /// Typed column access on a result batch.
 struct Cols<'a>(&'a RecordBatch);
 
@@ -601,13 +611,7 @@ impl Collection {
         if let Some(f) = filter {
             q = q.only_if(f);
         }
-        let batches: Vec<RecordBatch> = q
-            .execute()
-            .await
-            .map_err(|e| Error::storage("read documents", e))?
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("read documents", e))?;
+        let batches = read_all(&q, "read documents").await?;
         let mut out = Vec::new();
         for b in &batches {
             let c = Cols(b);
@@ -742,16 +746,14 @@ impl Collection {
     /// were removed.
     pub async fn remove_orphans(&self) -> Result<usize> {
         let known: HashSet<String> = self.documents().await?.into_iter().map(|d| d.id).collect();
-        let batches: Vec<RecordBatch> = self
-            .chunks
-            .query()
-            .select(Select::columns(&["document_id"]))
-            .execute()
-            .await
-            .map_err(|e| Error::storage("scan chunks", e))?
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("scan chunks", e))?;
+        let batches = read_all(
+            &self
+                .chunks
+                .query()
+                .select(Select::columns(&["document_id"])),
+            "scan chunks",
+        )
+        .await?;
         let mut orphans = HashSet::new();
         for b in &batches {
             let cols = Cols(b);
@@ -931,17 +933,15 @@ impl Collection {
                 if rows.saturating_mul(dim * 4) > crate::flat::MAX_BYTES {
                     return Ok(None);
                 }
-                let batches: Vec<RecordBatch> = self
-                    .chunks
-                    .query()
-                    .select(Select::columns(&["vector", "document_id", "file_modified"]))
-                    .with_row_id()
-                    .execute()
-                    .await
-                    .map_err(|e| Error::storage("read vectors", e))?
-                    .try_collect()
-                    .await
-                    .map_err(|e| Error::storage("read vectors", e))?;
+                let batches = read_all(
+                    &self
+                        .chunks
+                        .query()
+                        .select(Select::columns(&["vector", "document_id", "file_modified"]))
+                        .with_row_id(),
+                    "read vectors",
+                )
+                .await?;
                 let f = Arc::new(FlatVectors::from_batches(version, dim, &batches)?);
                 self.flat.put(self.dir.clone(), f.clone());
                 f
@@ -957,17 +957,15 @@ impl Collection {
         if top.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let batches: Vec<RecordBatch> = self
-            .chunks
-            .take_row_ids(top.iter().map(|h| h.0).collect())
-            .select(Select::columns(&HIT_COLUMNS))
-            .with_row_id()
-            .execute()
-            .await
-            .map_err(|e| Error::storage("search", e))?
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("search", e))?;
+        let batches = read_all(
+            &self
+                .chunks
+                .take_row_ids(top.iter().map(|h| h.0).collect())
+                .select(Select::columns(&HIT_COLUMNS))
+                .with_row_id(),
+            "search",
+        )
+        .await?;
         let mut found = std::collections::HashMap::new();
         for b in &batches {
             let c = Cols(b);

@@ -44,17 +44,21 @@ fn name(p: &str) -> &str {
         .unwrap_or("")
 }
 
-async fn all_texts(c: &bear_rag::Collection) -> Vec<(String, String)> {
-    let batches: Vec<RecordBatch> = c
-        .chunks_table()
+/// Every chunk row's `columns`.
+async fn chunk_columns(c: &bear_rag::Collection, columns: &[&str]) -> Vec<RecordBatch> {
+    c.chunks_table()
         .query()
-        .select(Select::columns(&["document_id", "text"]))
+        .select(Select::columns(columns))
         .execute()
         .await
         .unwrap()
         .try_collect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn all_texts(c: &bear_rag::Collection) -> Vec<(String, String)> {
+    let batches = chunk_columns(c, &["document_id", "text"]).await;
     let mut out = Vec::new();
     for b in &batches {
         let ids = b.column_by_name("document_id").unwrap();
@@ -485,16 +489,7 @@ async fn an_ann_index_is_built_above_the_threshold() {
                 .unwrap()
         }
     };
-    let batches: Vec<RecordBatch> = c
-        .chunks_table()
-        .query()
-        .select(Select::columns(&["id", "vector"]))
-        .execute()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = chunk_columns(&c, &["id", "vector"]).await;
     let mut brute = Vec::new();
     for b in &batches {
         let ids = b.column_by_name("id").unwrap().as_string::<i32>();
