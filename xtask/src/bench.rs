@@ -706,8 +706,8 @@ pub(crate) fn api() -> anyhow::Result<()> {
     report.push_str(&api_under_load()?);
     report.push_str(
         "\nCriterion rows: medians, one client at a time. Throughput rows: wrk on the same \
-         machine (it shares the 2 cores with the server), mean of two 5 s runs each, \
-         alternating; the peer is the same router, handlers and key check without the \
+         machine (it shares the 2 cores with the server), mean of four 4 s runs each, in \
+         ABBA order; the peer is the same router, handlers and key check without the \
          gateway's layers (`bear_api::routes_without_gateway`), served by the same accept loop.\n",
     );
     println!("{report}");
@@ -725,7 +725,7 @@ fn api_under_load() -> anyhow::Result<String> {
         return Ok("\n(wrk not installed: no load rows; `sudo apt-get install wrk`)\n".into());
     }
     let mut child = cargo_bench(Some("api"))
-        .env("BEAR_BENCH_SERVE", "120")
+        .env("BEAR_BENCH_SERVE", "240")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
@@ -758,9 +758,17 @@ fn api_under_load() -> anyhow::Result<String> {
         for c in [1u32, 16, 64] {
             let mut f = Vec::new();
             let mut b = Vec::new();
-            for _ in 0..2 {
-                f.push(crate::loadtest::wrk(&full, Some(&header), c, 5)?);
-                b.push(crate::loadtest::wrk(&bare, Some(&header), c, 5)?);
+            // Full and bare in ABBA order, twice: the machine's speed drifts within a minute,
+            // and a fixed order would charge the drift to one side.
+            for full_first in [true, false, true, false] {
+                let run = |url: &str| crate::loadtest::wrk(url, Some(&header), c, 4);
+                if full_first {
+                    f.push(run(&full)?);
+                    b.push(run(&bare)?);
+                } else {
+                    b.push(run(&bare)?);
+                    f.push(run(&full)?);
+                }
             }
             let mean = |v: &[crate::loadtest::Run], g: fn(&crate::loadtest::Run) -> f64| {
                 v.iter().map(g).sum::<f64>() / v.len() as f64

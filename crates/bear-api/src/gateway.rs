@@ -21,6 +21,12 @@ use crate::error::ApiError;
 /// The header carrying the request id, on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// [`REQUEST_ID`] as a header name, so that a lookup does not parse the name each time.
+const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static(REQUEST_ID);
+
+/// The second header a key may come in.
+const X_API_KEY: header::HeaderName = header::HeaderName::from_static("x-api-key");
+
 /// Limits applied by the gateway.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -134,19 +140,24 @@ fn new_request_id() -> HeaderValue {
 /// The gateway's one layer, around the whole router: an id (a new v7 UUID, or the caller's if
 /// it is a valid identifier) echoed on the response and added to JSON error bodies; the
 /// loopback Host check; the per-IP rate limit; the audit records of mutating requests; the
-/// body stall timeout; request counts and latency by route template. (The key check is the
-/// handlers' `Caller` extractor.) A plain tower layer: it runs on every request, so it avoids
-/// `from_fn`'s boxing, and it wraps the router once instead of every route.
+/// body size limit and stall timeout (only requests that carry a body pay for them); request
+/// counts and latency by route template. (The key check is the handlers' `Caller` extractor.)
+/// A plain tower layer: it runs on every request, so it avoids `from_fn`'s boxing, and it wraps
+/// the router once instead of every route.
 #[derive(Clone)]
 pub(crate) struct Edge {
     pub(crate) state: Arc<AppState>,
     pub(crate) idle: std::time::Duration,
+    /// The largest request body (axum's `DefaultBodyLimit`; a route may set its own).
+    pub(crate) max_body_bytes: usize,
 }
 
-impl<S> tower::Layer<S> for Edge {
+impl<S: Clone> tower::Layer<S> for Edge {
     type Service = EdgeService<S>;
     fn layer(&self, inner: S) -> EdgeService<S> {
         EdgeService {
+            with_body: axum::extract::DefaultBodyLimit::max(self.max_body_bytes)
+                .layer(inner.clone()),
             inner,
             edge: self.clone(),
         }
@@ -156,13 +167,17 @@ impl<S> tower::Layer<S> for Edge {
 /// [`Edge`] around a service.
 #[derive(Clone)]
 pub(crate) struct EdgeService<S> {
+    /// For requests without a body.
     inner: S,
+    /// For requests with one: the same service under the body limit.
+    with_body: <axum::extract::DefaultBodyLimit as tower::Layer<S>>::Service,
     edge: Edge,
 }
 
 impl<S> tower::Service<Request> for EdgeService<S>
 where
     S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -175,12 +190,13 @@ where
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        std::task::ready!(self.inner.poll_ready(cx))?;
+        self.with_body.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
         // The caller's id is kept when it is a valid identifier (bear-core's `RequestId` rules).
-        let given = req.headers().get(REQUEST_ID).filter(|v| {
+        let given = req.headers().get(&REQUEST_ID_HEADER).filter(|v| {
             v.to_str()
                 .is_ok_and(|s| bear_core::RequestId::new(s).is_ok())
         });
@@ -196,10 +212,13 @@ where
             None => Ok(None),
         });
         let inner = admitted.map(|ticket| {
-            (
-                self.inner.call(with_body_timeout(req, self.edge.idle)),
-                ticket,
-            )
+            use axum::body::HttpBody as _;
+            let f = if req.body().is_end_stream() {
+                self.inner.call(req)
+            } else {
+                self.with_body.call(with_body_timeout(req, self.edge.idle))
+            };
+            (f, ticket)
         });
         Box::pin(async move {
             let response = match inner {
@@ -227,7 +246,7 @@ where
 /// Puts the id on the response, and into the body of a JSON error.
 async fn with_request_id(response: Response, id: &HeaderValue) -> Response {
     let (mut parts, body) = response.into_parts();
-    parts.headers.insert(REQUEST_ID, id.clone());
+    parts.headers.insert(REQUEST_ID_HEADER, id.clone());
     let is_json_error = parts.status.is_client_error() || parts.status.is_server_error();
     if is_json_error
         && parts
@@ -324,11 +343,7 @@ pub(crate) const BODY_STALLED: &str = "the request body stalled";
 /// Ends a request body that pauses longer than `idle`: the handler's extractor then fails
 /// and the client gets 408, instead of a connection held open forever.
 fn with_body_timeout(req: Request, idle: std::time::Duration) -> Request {
-    use axum::body::HttpBody as _;
     use futures::StreamExt as _;
-    if req.body().is_end_stream() {
-        return req;
-    }
     let (parts, body) = req.into_parts();
     let stream = tokio_stream::StreamExt::timeout(body.into_data_stream(), idle).map(|r| match r {
         Ok(Ok(bytes)) => Ok(bytes),
@@ -357,13 +372,10 @@ pub(crate) fn cors(limits: &Limits) -> Option<tower_http::cors::CorsLayer> {
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
-                header::HeaderName::from_static("x-api-key"),
-                header::HeaderName::from_static(REQUEST_ID),
+                X_API_KEY,
+                REQUEST_ID_HEADER,
             ])
-            .expose_headers([
-                header::HeaderName::from_static(REQUEST_ID),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([REQUEST_ID_HEADER, header::RETRY_AFTER])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }
@@ -415,7 +427,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         return scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim());
     }
     headers
-        .get("x-api-key")
+        .get(&X_API_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }

@@ -192,11 +192,11 @@ pub fn router(
         spec.paths.paths.keys().map(String::as_str),
         &state.metrics,
     ));
-    let limited = axum::extract::DefaultBodyLimit::max(limits.max_body_bytes).layer(routes);
-    let cors = tower::util::option_layer(gateway::cors(limits)).layer(limited);
+    let cors = tower::util::option_layer(gateway::cors(limits)).layer(routes);
     gateway::Edge {
         state,
         idle: limits.body_idle_timeout,
+        max_body_bytes: limits.max_body_bytes,
     }
     .layer(cors)
 }

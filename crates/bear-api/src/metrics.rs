@@ -76,16 +76,16 @@ const FIRST_BUCKET_NS: u64 = 500_000;
 const BUCKETS: usize = 16;
 
 /// A request-latency histogram that every worker thread updates without a lock: one atomic
-/// counter per bucket, plus count and sum (prometheus-client's own `Histogram` takes a mutex per
+/// counter per bucket, plus the sum (prometheus-client's own `Histogram` takes a mutex per
 /// observation, which the API's worker threads contend for on a busy route). Encoded as a
-/// classic Prometheus histogram with the same buckets (0.5 ms doubling).
+/// classic Prometheus histogram with the same buckets (0.5 ms doubling); the count is the sum
+/// of the buckets, so an observation touches two counters.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LatencyHistogram(Arc<LatencyCells>);
 
 #[derive(Debug, Default)]
 pub(crate) struct LatencyCells {
     buckets: [AtomicU64; BUCKETS + 1],
-    count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
@@ -105,7 +105,6 @@ impl LatencyHistogram {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let c = &self.0;
         c.buckets[Self::bucket(ns)].fetch_add(1, Ordering::Relaxed);
-        c.count.fetch_add(1, Ordering::Relaxed);
         c.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
 }
@@ -116,6 +115,7 @@ impl prometheus_client::encoding::EncodeMetric for LatencyHistogram {
         mut encoder: prometheus_client::encoding::MetricEncoder,
     ) -> Result<(), std::fmt::Error> {
         let c = &self.0;
+        // Read once each, so the count always equals the buckets' total.
         let buckets: Vec<(f64, u64)> = (0..=BUCKETS)
             .map(|i| {
                 let upper = if i == BUCKETS {
@@ -129,7 +129,7 @@ impl prometheus_client::encoding::EncodeMetric for LatencyHistogram {
             .collect();
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
             c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
-            c.count.load(Ordering::Relaxed),
+            buckets.iter().map(|(_, n)| n).sum(),
             &buckets,
             None,
         )
