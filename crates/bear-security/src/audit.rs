@@ -225,35 +225,86 @@ impl AuditLog {
     }
 }
 
+/// The longest tail read back to find the last record when a log is reopened; a last line
+/// longer than this is not a record.
+const MAX_TAIL_BYTES: u64 = 1 << 20;
+
+/// The last record of the log, read from its end: reopening costs the same for a log of ten
+/// records and one of ten million. (The whole chain is checked by [`verify`].)
 fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
-    let f = match File::open(path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| Error::io("cannot read audit log", path, e);
+    let mut f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot read audit log", path, e)),
+        Err(e) => return Err(io(e)),
     };
     // Only a regular file holds a chain to continue; a device or pipe would be read without
     // end (or block), so the chain starts afresh and writes decide (fail-closed or not).
-    if !f
-        .metadata()
-        .map_err(|e| Error::io("cannot read audit log", path, e))?
-        .is_file()
-    {
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
         return Ok(None);
     }
-    let mut last = None;
-    for (i, line) in BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| Error::io("cannot read audit log", path, e))?;
-        if line.trim().is_empty() {
-            continue;
+    let len = meta.len();
+    // `tail` holds the file from `start` to its end; it grows backwards by chunks until it
+    // holds the whole last non-blank line.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut start = len;
+    let line_start = loop {
+        let content = tail
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        if let Some(nl) = tail[..content].iter().rposition(|&b| b == b'\n') {
+            break nl + 1;
         }
-        let rec: AuditRecord = serde_json::from_str(&line).map_err(|_| Error::AuditBroken {
+        if start == 0 {
+            if content == 0 {
+                return Ok(None);
+            }
+            break 0;
+        }
+        if len - start >= MAX_TAIL_BYTES {
+            return Err(Error::AuditBroken {
+                path: path.into(),
+                line: line_number_at(path, start)?,
+                reason: "the last line is too long to be an audit record; run `bear audit verify`"
+                    .into(),
+            });
+        }
+        let chunk = start.min(64 << 10);
+        start -= chunk;
+        let mut more = vec![0u8; chunk as usize];
+        f.seek(SeekFrom::Start(start)).map_err(io)?;
+        f.read_exact(&mut more).map_err(io)?;
+        more.extend_from_slice(&tail);
+        tail = more;
+    };
+    let line = tail[line_start..].trim_ascii();
+    match serde_json::from_slice::<AuditRecord>(line) {
+        Ok(rec) => Ok(Some(rec)),
+        Err(_) => Err(Error::AuditBroken {
             path: path.into(),
-            line: i as u64 + 1,
+            line: line_number_at(path, start + line_start as u64)?,
             reason: "not an audit record; run `bear audit verify`".into(),
-        })?;
-        last = Some(rec);
+        }),
     }
-    Ok(last)
+}
+
+/// The 1-based number of the line that starts at byte `offset` (read only to report an error).
+fn line_number_at(path: &Path, offset: u64) -> Result<u64> {
+    use std::io::Read;
+    let io = |e| Error::io("cannot read audit log", path, e);
+    let mut r = BufReader::new(File::open(path).map_err(io)?).take(offset);
+    let mut buf = [0u8; 64 << 10];
+    let mut newlines = 0u64;
+    loop {
+        let n = r.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok(newlines + 1);
+        }
+        newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
 }
 
 /// The result of a successful [`verify`].

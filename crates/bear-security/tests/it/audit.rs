@@ -59,6 +59,54 @@ fn a_clean_log_verifies_and_resumes_its_chain() {
 }
 
 #[test]
+fn reopening_reads_only_the_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    // A long log (more than one 64 KiB read from the end) continues its chain.
+    write_log(&path, 2_000);
+    assert!(std::fs::metadata(&path).unwrap().len() > 256 << 10);
+    write_log(&path, 1);
+    assert_eq!(audit::verify(&path).unwrap().records, 2_001);
+
+    // Blank lines after the last record are skipped.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n  \n\n");
+    std::fs::write(&path, &text).unwrap();
+    write_log(&path, 1);
+    let l = lines(&path);
+    assert!(
+        l.last().unwrap().contains("\"seq\":2002"),
+        "{}",
+        l.last().unwrap()
+    );
+
+    // A broken last line is refused at open, named by its line number.
+    let mut l = lines(&path);
+    let n = l.len();
+    l[n - 1] = "{not a record".into();
+    set_lines(&path, &l);
+    match AuditLog::open(&path, true, None) {
+        Err(Error::AuditBroken { line, .. }) => assert_eq!(line, n as u64),
+        other => panic!("expected a broken log, got {other:?}"),
+    }
+
+    // A last line longer than any record is refused without reading it all.
+    let mut text = lines(&path)[..n - 1].join("\n");
+    text.push('\n');
+    text.push_str(&"x".repeat(2 << 20));
+    std::fs::write(&path, &text).unwrap();
+    match AuditLog::open(&path, true, None) {
+        Err(Error::AuditBroken { line, .. }) => assert_eq!(line, n as u64),
+        other => panic!("expected a broken log, got {other:?}"),
+    }
+
+    // A file of blank lines holds no chain: it starts afresh.
+    std::fs::write(&path, "\n\n \n").unwrap();
+    write_log(&path, 1);
+    assert!(lines(&path).last().unwrap().contains("\"seq\":1,"));
+}
+
+#[test]
 fn every_kind_of_tampering_is_detected_at_the_right_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
