@@ -159,8 +159,8 @@ pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
 
 /// The whole API: the routes (each counted, timed and audited), under CORS when configured and
 /// the gateway's edge (request ids, Host check, per-IP limit, and for requests with a body the
-/// body limit and stall timeout). The outer layers wrap the router once, not each route, so a request pays for each
-/// layer once.
+/// body limit and stall timeout). The outer layers wrap the router once, not each route, so a
+/// request pays for each layer once.
 pub fn router(
     state: Arc<AppState>,
     limits: &Limits,

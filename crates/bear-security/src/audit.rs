@@ -245,26 +245,20 @@ fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    let len = meta.len();
-    // `tail` holds the file from `start` to its end; it grows backwards by chunks until it
-    // holds the whole last non-blank line.
-    let mut tail: Vec<u8> = Vec::new();
-    let mut start = len;
-    let line_start = loop {
-        let content = tail
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |i| i + 1);
-        if let Some(nl) = tail[..content].iter().rposition(|&b| b == b'\n') {
-            break nl + 1;
-        }
-        if start == 0 {
-            if content == 0 {
-                return Ok(None);
-            }
-            break 0;
-        }
-        if len - start >= MAX_TAIL_BYTES {
+    // The last non-blank line within the file's last MAX_TAIL_BYTES.
+    let start = meta.len().saturating_sub(MAX_TAIL_BYTES);
+    let mut tail = Vec::new();
+    f.seek(SeekFrom::Start(start)).map_err(io)?;
+    f.read_to_end(&mut tail).map_err(io)?;
+    let content = tail
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let line_start = match tail[..content].iter().rposition(|&b| b == b'\n') {
+        Some(nl) => nl + 1,
+        None if content == 0 && start == 0 => return Ok(None),
+        None if start == 0 => 0,
+        None => {
             return Err(Error::AuditBroken {
                 path: path.into(),
                 line: line_number_at(path, start)?,
@@ -272,13 +266,6 @@ fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
                     .into(),
             });
         }
-        let chunk = start.min(64 << 10);
-        start -= chunk;
-        let mut more = vec![0u8; chunk as usize];
-        f.seek(SeekFrom::Start(start)).map_err(io)?;
-        f.read_exact(&mut more).map_err(io)?;
-        more.extend_from_slice(&tail);
-        tail = more;
     };
     let line = tail[line_start..].trim_ascii();
     match serde_json::from_slice::<AuditRecord>(line) {
@@ -295,7 +282,7 @@ fn last_record(path: &Path) -> Result<Option<AuditRecord>> {
 fn line_number_at(path: &Path, offset: u64) -> Result<u64> {
     use std::io::Read;
     let io = |e| Error::io("cannot read audit log", path, e);
-    let mut r = BufReader::new(File::open(path).map_err(io)?).take(offset);
+    let mut r = File::open(path).map_err(io)?.take(offset);
     let mut buf = [0u8; 64 << 10];
     let mut newlines = 0u64;
     loop {
