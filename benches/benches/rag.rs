@@ -5,7 +5,7 @@
 //!   embedder alone on the very chunks that ingest produced, in the same batches (each
 //!   document's chunks in order, at most `embed_batch` per call, as the pipeline does).
 //! - `rag/ann_k10` and `rag/flat_k10`: top-10 search over 100,000 chunks of 384 dimensions,
-//!   with LanceDB's IVF-PQ index (BEAR's default tuning) and exact. A tuning sweep's recall@10
+//!   with LanceDB's IVF-HNSW-SQ index (BEAR's default tuning) and exact. A tuning sweep's recall@10
 //!   against exact search, and the sizes the ratios need, go to `<target>/bench-rag.json`; the
 //!   vectors go to `<target>/bench-rag-100k/` for the NumPy and Python lancedb peers.
 //!
@@ -262,21 +262,29 @@ fn truth(rows: &[Vec<f32>], q: &[f32]) -> Vec<usize> {
     top.into_iter().map(|(_, i)| i).collect()
 }
 
+/// The synthetic collection's name; a new name when its rows change shape, so that an older
+/// store in the target directory is not reused.
+const COLLECTION: &str = "synthetic-100k";
+
 fn row_id(i: usize) -> String {
     format!("{:032x}-{i:06}", i / 100)
 }
 
 async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
     let store = Store::new(dir);
-    if store.exists("vectors") {
-        let c = store.open("vectors").await.expect("open");
+    if store.exists(COLLECTION) {
+        let c = store.open(COLLECTION).await.expect("open");
         if c.chunks_table().count_rows(None).await.expect("count") == N {
+            // A store from before the index kind changed gets the current index.
+            if c.vector_index_kind().await.expect("index kind").as_deref() != Some("IVF_HNSW_SQ") {
+                c.build_vector_index(N).await.expect("index");
+            }
             return c;
         }
-        store.remove("vectors").expect("remove");
+        store.remove(COLLECTION).expect("remove");
     }
     let c = store
-        .create("vectors", PiiPolicy::Replace, "synthetic", DIM)
+        .create(COLLECTION, PiiPolicy::Replace, "synthetic", DIM)
         .await
         .expect("create");
     let docs_of_100: Vec<(usize, &[Vec<f32>])> = rows.chunks(100).enumerate().collect();
@@ -309,8 +317,11 @@ async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
                         ordinal: j as u32,
                         text: format!("chunk {j} of document {doc}"),
                         vector: v.clone(),
-                        byte_range: (0, 1),
-                        char_range: (0, 1),
+                        // Where a 1,000-character chunk of a plain-text file would lie:
+                        // real offsets, so no column is one repeated value (Lance stores
+                        // those as constant pages, which real chunks never produce).
+                        byte_range: (j as u64 * 1_000, j as u64 * 1_000 + 1_000),
+                        char_range: (j as u64 * 1_000, j as u64 * 1_000 + 1_000),
                         page: None,
                         path: format!("/synthetic/{doc}.txt"),
                         title: format!("doc {doc}"),
@@ -342,11 +353,11 @@ fn search_bench(c: &mut Criterion) {
     };
     // The tuning sweep: recall@10 against exact, and p50 latency.
     let mut sweep = Vec::new();
-    for (nprobes, refine) in [(10, 1), (10, 5), (20, 5), (20, 10), (40, 10), (60, 20)] {
+    for (ef, refine) in [(16, 0), (32, 0), (64, 0), (128, 0), (32, 2), (64, 2)] {
         let t = AnnTuning {
-            nprobes,
+            ef,
             refine_factor: refine,
-            exact: false,
+            ..AnnTuning::default()
         };
         let mut found = 0usize;
         let mut lat = Vec::with_capacity(QUERIES);
@@ -361,7 +372,7 @@ fn search_bench(c: &mut Criterion) {
         }
         lat.sort_by(f64::total_cmp);
         sweep.push(serde_json::json!({
-            "nprobes": nprobes, "refine_factor": refine,
+            "nprobes": t.nprobes, "ef": ef, "refine_factor": refine,
             "recall_at_10": found as f64 / (10 * QUERIES) as f64,
             "p50_ms": lat[lat.len() / 2],
         }));
@@ -381,7 +392,7 @@ fn search_bench(c: &mut Criterion) {
     merge_json(serde_json::json!({
         "n": N, "dim": DIM, "queries": QUERIES, "sweep": sweep,
         "default_tuning": AnnTuning::default(), "flat_recall_first_query": exact_ok as f64 / 10.0,
-        "store": dir.join("store/vectors"),
+        "store": dir.join("store").join(COLLECTION),
     }));
     let mut g = c.benchmark_group("rag");
     g.sample_size(50);

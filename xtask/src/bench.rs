@@ -533,12 +533,14 @@ pub(crate) fn rag() -> anyhow::Result<()> {
     let ann_ms = criterion_estimate_ns("rag", "ann_k10", "median")? / 1e6;
     let flat_ms = criterion_estimate_ns("rag", "flat_k10", "median")? / 1e6;
     let default_probe = v["default_tuning"]["nprobes"].as_u64().unwrap_or(0);
+    let default_ef = v["default_tuning"]["ef"].as_u64().unwrap_or(0);
     let default_refine = v["default_tuning"]["refine_factor"].as_u64().unwrap_or(0);
     let sweep = v["sweep"].as_array().cloned().unwrap_or_default();
     let recall = sweep
         .iter()
         .find(|s| {
             s["nprobes"].as_u64() == Some(default_probe)
+                && s["ef"].as_u64() == Some(default_ef)
                 && s["refine_factor"].as_u64() == Some(default_refine)
         })
         .and_then(|s| s["recall_at_10"].as_f64())
@@ -615,11 +617,11 @@ pub(crate) fn rag() -> anyhow::Result<()> {
         "### RAG (bear-rag, LanceDB)\n\n\
          | measure | BEAR | reference | ratio | goal |\n|---|---|---|---|---|\n\
          | ingest, {} docs / {chunks:.0} chunks | {:.1} chunks/s | embedder alone on the same chunks: {:.1} chunks/s | overhead {:+.1}% | <= +15% |\n\
-         | search 100k x 384, IVF-PQ (nprobes {default_probe}, refine {default_refine}), p50 | {ann_ms:.2} ms at recall@10 {recall:.3} | | | <= 3 ms at recall >= 0.95 |\n\
+         | search 100k x 384, IVF-HNSW-SQ (nprobes {default_probe}, ef {default_ef}, refine {default_refine}), p50 | {ann_ms:.2} ms at recall@10 {recall:.3} | | | <= 3 ms at recall >= 0.95 |\n\
          | search 100k x 384, exact (flat), p50 | {flat_ms:.2} ms | NumPy exact scan {numpy:.2} ms; Python lancedb flat {pylance:.1} ms | {:.2}x NumPy; {:.2}x Python lancedb | <= 3x NumPy |\n\
          | `bear ask` on the demo corpus, time to first token (median of 5, includes the first prompt pass) | {:.0} ms | | | (reported) |\n\n\
          Python lancedb {} opened BEAR's tables and read {} chunk rows and {} document rows.\n\n\
-         | nprobes | refine factor | recall@10 | p50 ms |\n|---|---|---|---|\n",
+         | nprobes | ef | refine factor | recall@10 | p50 ms |\n|---|---|---|---|---|\n",
         v["ingest_docs"],
         chunks / ingest_s,
         chunks / embed_s,
@@ -633,8 +635,9 @@ pub(crate) fn rag() -> anyhow::Result<()> {
     );
     for s in &sweep {
         report.push_str(&format!(
-            "| {} | {} | {:.3} | {:.2} |\n",
+            "| {} | {} | {} | {:.3} | {:.2} |\n",
             s["nprobes"],
+            s["ef"],
             s["refine_factor"],
             s["recall_at_10"].as_f64().unwrap_or(f64::NAN),
             s["p50_ms"].as_f64().unwrap_or(f64::NAN)

@@ -28,7 +28,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn store(loaded: &LoadedConfig) -> Store {
-    Store::new(loaded.config.rag.collections_dir(&loaded.dirs))
+    Store::new(loaded.config.rag.collections_dir(&loaded.dirs)).io_uring(loaded.config.rag.io_uring)
 }
 
 fn collection_name(loaded: &LoadedConfig, given: Option<&str>) -> String {

@@ -121,6 +121,8 @@ pub struct RagConfig {
     pub top_k: usize,
     /// Lowest cosine similarity a chunk needs to count as relevant to a question.
     pub min_similarity: f32,
+    /// Read collections through io_uring where the kernel allows it (else plain reads).
+    pub io_uring: bool,
 }
 
 impl Default for RagConfig {
@@ -142,6 +144,7 @@ impl Default for RagConfig {
             ann_threshold: 20_000,
             top_k: 5,
             min_similarity: 0.25,
+            io_uring: true,
         }
     }
 }

@@ -32,6 +32,8 @@ use crate::flat::{FlatCache, FlatVectors};
 const CHUNKS: &str = "chunks";
 const DOCUMENTS: &str = "documents";
 const META_FILE: &str = "collection.json";
+/// Rows per IVF partition of the vector index: each partition holds one HNSW graph.
+pub const ROWS_PER_PARTITION: usize = 250_000;
 
 /// Checks a collection name: 1–64 of `[a-z0-9_-]`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<()> {
@@ -233,15 +235,27 @@ pub struct Store {
     root: PathBuf,
     /// Vectors kept in memory for exact search, shared by the collections this store opens.
     flat: FlatCache,
+    /// Read table files through io_uring where the kernel allows it.
+    io_uring: bool,
 }
 
 impl Store {
-    /// A store rooted at `root` (created on first write).
+    /// A store rooted at `root` (created on first write), reading through io_uring where
+    /// the kernel allows it.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             flat: FlatCache::default(),
+            io_uring: true,
         }
+    }
+
+    /// Whether reads may go through io_uring (`rag.io_uring`). When the kernel refuses
+    /// io_uring (old kernels, seccomp profiles that block it) reads use plain `pread` on
+    /// a thread pool either way.
+    pub fn io_uring(mut self, allow: bool) -> Self {
+        self.io_uring = allow;
+        self
     }
 
     /// The root directory.
@@ -326,7 +340,7 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
-        let db = connect(&dir).await?;
+        let db = connect(&dir, self.io_uring).await?;
         for (table, schema) in [
             (CHUNKS, chunk_schema(dimension)),
             (DOCUMENTS, document_schema()),
@@ -376,7 +390,7 @@ impl Store {
                     reason: e.to_string(),
                 })
             })?;
-        let db = connect(&dir).await?;
+        let db = connect(&dir, self.io_uring).await?;
         let open = |t: &'static str| {
             let db = db.clone();
             async move {
@@ -412,17 +426,44 @@ impl Store {
     }
 }
 
-async fn connect(dir: &Path) -> Result<lancedb::Connection> {
-    let uri = dir.to_str().ok_or_else(|| {
+/// Opens the LanceDB database in `dir`. With `io_uring` (and a kernel that allows it) the
+/// URI is `file+uring://`, so that Lance reads table and index files through its io_uring
+/// threads instead of one blocking-pool task per read: a top-10 ANN search with its hit
+/// columns issues dozens of small reads, and the thread hand-offs were a third of its time.
+async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
+    let plain = dir.to_str().ok_or_else(|| {
         Error::InvalidRequest(format!(
             "the collection path {} is not valid UTF-8",
             dir.display()
         ))
     })?;
-    lancedb::connect(uri)
+    let uri = match io_uring && io_uring_works() {
+        true => uring_uri(dir).unwrap_or_else(|| plain.to_string()),
+        false => plain.to_string(),
+    };
+    lancedb::connect(&uri)
         .execute()
         .await
         .map_err(|e| Error::storage("open database", e))
+}
+
+/// `dir` as a `file+uring://` URL (percent-encoded), `None` if it has no absolute form.
+fn uring_uri(dir: &Path) -> Option<String> {
+    let absolute = std::path::absolute(dir).ok()?;
+    let url = url::Url::from_file_path(absolute).ok()?;
+    Some(url.as_str().replacen("file://", "file+uring://", 1))
+}
+
+/// Whether this process may set up an io_uring instance (checked once).
+#[cfg(target_os = "linux")]
+fn io_uring_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| io_uring::IoUring::new(8).is_ok())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn io_uring_works() -> bool {
+    false
 }
 
 pub(crate) fn now() -> i64 {
@@ -776,7 +817,7 @@ impl Collection {
     }
 
     /// Brings the indexes up to date after writes: the full-text index on `text` (built or
-    /// extended), compaction, and an IVF-PQ vector index once there are `ann_threshold` rows.
+    /// extended), compaction, and an IVF-HNSW-SQ vector index once there are `ann_threshold` rows.
     pub async fn optimize(&self, ann_threshold: usize) -> Result<()> {
         let rows = self
             .chunks
@@ -807,21 +848,36 @@ impl Collection {
         Ok(())
     }
 
-    /// Builds the IVF-PQ index: √rows partitions, 4 dimensions per PQ sub-vector. Queries
-    /// refine the PQ candidates with exact distances (see [`Self::search`]) for recall.
+    /// Builds the vector index: IVF-HNSW-SQ (an HNSW graph over 8-bit scalar-quantised
+    /// vectors in each IVF partition), one partition per [`ROWS_PER_PARTITION`] rows. At
+    /// 100,000 rows of 384 dimensions a query costs a few hundred distance evaluations
+    /// instead of IVF-PQ's scan of whole partitions, at recall@10 above 0.95 without a
+    /// refine step (see `cargo xtask bench rag`).
     pub async fn build_vector_index(&self, rows: usize) -> Result<()> {
-        let partitions = ((rows as f64).sqrt() as u32).clamp(1, 4096);
-        let sub_vectors = (self.meta.dimension / 4).max(1) as u32;
-        let builder = lancedb::index::vector::IvfPqIndexBuilder::default()
+        let partitions = rows.div_ceil(ROWS_PER_PARTITION).clamp(1, 4096) as u32;
+        let builder = lancedb::index::vector::IvfHnswSqIndexBuilder::default()
             .distance_type(DistanceType::Cosine)
             .num_partitions(partitions)
-            .num_sub_vectors(sub_vectors);
+            .ef_construction(150);
         self.chunks
-            .create_index(&["vector"], Index::IvfPq(builder))
+            .create_index(&["vector"], Index::IvfHnswSq(builder))
             .replace(true)
             .execute()
             .await
             .map_err(|e| Error::storage("build vector index", e))
+    }
+
+    /// The vector index's kind (`IVF_HNSW_SQ`, `IVF_PQ`, ...), `None` without one.
+    pub async fn vector_index_kind(&self) -> Result<Option<String>> {
+        let indices = self
+            .chunks
+            .list_indices()
+            .await
+            .map_err(|e| Error::storage("list indices", e))?;
+        Ok(indices
+            .into_iter()
+            .find(|i| i.columns.iter().any(|c| c == "vector"))
+            .map(|i| i.index_type.to_string()))
     }
 
     /// Searches the chunks. `vector` is required for vector and hybrid mode, `text` for full
@@ -862,7 +918,11 @@ impl Collection {
                 .distance_type(DistanceType::Cosine)
                 .nprobes(tuning.nprobes)
                 .map_err(|e| Error::storage("vector query", e))?
-                .refine_factor(tuning.refine_factor);
+                .ef(tuning.ef);
+            let q = match tuning.refine_factor {
+                0 => q,
+                r => q.refine_factor(r),
+            };
             Ok(if exact { q.bypass_vector_index() } else { q })
         };
         let stream = match mode {
@@ -986,7 +1046,9 @@ impl Collection {
 pub struct AnnTuning {
     /// IVF partitions probed.
     pub nprobes: usize,
-    /// PQ candidates re-ranked with exact distances, as a multiple of k.
+    /// HNSW candidate list size per partition: larger finds more true neighbours, slower.
+    pub ef: usize,
+    /// Candidates re-ranked with exact distances, as a multiple of k (0: no re-ranking).
     pub refine_factor: u32,
     /// Skip the index: an exact (flat) scan.
     pub exact: bool,
@@ -996,7 +1058,8 @@ impl Default for AnnTuning {
     fn default() -> Self {
         Self {
             nprobes: 20,
-            refine_factor: 10,
+            ef: 64,
+            refine_factor: 0,
             exact: false,
         }
     }
