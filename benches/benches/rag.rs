@@ -276,7 +276,9 @@ async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
         let c = store.open(COLLECTION).await.expect("open");
         if c.chunks_table().count_rows(None).await.expect("count") == N {
             // A store from before the index kind changed gets the current index.
-            if c.vector_index_kind().await.expect("index kind").as_deref() != Some("IVF_HNSW_SQ") {
+            if c.vector_index_kind().await.expect("index kind").as_deref()
+                != Some(bear_rag::VECTOR_INDEX)
+            {
                 c.build_vector_index(N).await.expect("index");
             }
             return c;

@@ -32,6 +32,8 @@ use crate::flat::{FlatCache, FlatVectors};
 const CHUNKS: &str = "chunks";
 const DOCUMENTS: &str = "documents";
 const META_FILE: &str = "collection.json";
+/// The kind of vector index BEAR builds (as LanceDB names it).
+pub const VECTOR_INDEX: &str = "IVF_HNSW_SQ";
 /// Rows per IVF partition of the vector index: each partition holds one HNSW graph.
 pub const ROWS_PER_PARTITION: usize = 250_000;
 
@@ -837,7 +839,11 @@ impl Collection {
                 .await
                 .map_err(|e| Error::storage("build full-text index", e))?;
         }
-        if rows >= ann_threshold.max(256) && !has("vector") {
+        // A collection indexed by an older BEAR (IVF-PQ) gets the current kind of index.
+        let current = indices.iter().any(|i| {
+            i.columns.iter().any(|c| c == "vector") && i.index_type.to_string() == VECTOR_INDEX
+        });
+        if rows >= ann_threshold.max(256) && !current {
             self.build_vector_index(rows).await?;
         }
         for t in [&self.chunks, &self.documents] {

@@ -526,6 +526,27 @@ async fn an_ann_index_is_built_above_the_threshold() {
         .filter(|h| brute[..5].iter().any(|b| b.1 == h.chunk_id))
         .count();
     assert!(found >= 4, "ANN recall@5 {found}/5");
+    // A collection indexed by an older BEAR (IVF-PQ) gets the current index on optimize.
+    c.chunks_table()
+        .create_index(
+            &["vector"],
+            lancedb::index::Index::IvfPq(
+                lancedb::index::vector::IvfPqIndexBuilder::default().num_partitions(2),
+            ),
+        )
+        .replace(true)
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(
+        c.vector_index_kind().await.unwrap().as_deref(),
+        Some("IVF_PQ")
+    );
+    c.optimize(256).await.unwrap();
+    assert_eq!(
+        c.vector_index_kind().await.unwrap().as_deref(),
+        Some(bear_rag::VECTOR_INDEX)
+    );
     let hits = search(Filter::default()).await;
     assert_eq!(
         hits.iter().map(|h| h.chunk_id.clone()).collect::<Vec<_>>(),
