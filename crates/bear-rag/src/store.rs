@@ -456,11 +456,19 @@ fn uring_uri(dir: &Path) -> Option<String> {
     Some(url.as_str().replacen("file://", "file+uring://", 1))
 }
 
-/// Whether this process may set up an io_uring instance (checked once).
+/// Whether this process may set up an io_uring instance as large as Lance's (checked once):
+/// kernels before 5.12 charge the rings to `RLIMIT_MEMLOCK`, where a small ring may work and
+/// Lance's would not. Lance's queue depth: `LANCE_URING_QUEUE_DEPTH`, else 16,384.
 #[cfg(target_os = "linux")]
 fn io_uring_works() -> bool {
     static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WORKS.get_or_init(|| io_uring::IoUring::new(8).is_ok())
+    *WORKS.get_or_init(|| {
+        let depth = std::env::var("LANCE_URING_QUEUE_DEPTH")
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(16 * 1024);
+        io_uring::IoUring::new(depth).is_ok()
+    })
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -310,3 +310,45 @@ fn sigkill_mid_ingest_loses_no_reported_document() {
         .sum();
     assert_eq!(chunks, expected, "no orphan or duplicate chunks");
 }
+
+/// Collections are read through io_uring when the kernel allows it. Where it refuses (here: a
+/// ring deeper than any kernel allows, through Lance's own queue-depth variable) and where the
+/// config turns it off, the same collection is read with plain reads and gives the same hits.
+#[test]
+fn search_reads_alike_when_io_uring_is_refused_or_off() {
+    let h = home_with_keys();
+    std::fs::create_dir_all(h.path("docs")).unwrap();
+    h.write(
+        "docs/lease.txt",
+        b"The tenant must give ninety days notice to terminate the lease.",
+    );
+    h.write(
+        "docs/nda.txt",
+        b"The recipient keeps the disclosed information confidential.",
+    );
+    let o = h.run(&["ingest", s(&h.path("docs"))], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = ["--json", "search", "notice to end the lease", "--k", "2"];
+    let paths = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let with = paths(json(&h.run(&q, None, &[])));
+    assert!(with[0].ends_with("lease.txt"), "{with:?}");
+    let refused = paths(json(&h.run(
+        &q,
+        None,
+        &[("LANCE_URING_QUEUE_DEPTH", "1048576")],
+    )));
+    assert_eq!(with, refused);
+    let config = std::fs::read_to_string(h.path("config/bear/config.toml")).unwrap();
+    h.write(
+        "config/bear/config.toml",
+        format!("{config}\n[rag]\nio_uring = false\n").as_bytes(),
+    );
+    let off = paths(json(&h.run(&q, None, &[])));
+    assert_eq!(with, off);
+}
