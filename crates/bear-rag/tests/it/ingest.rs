@@ -644,3 +644,65 @@ async fn a_store_under_an_awkward_path_reads_alike_with_and_without_io_uring() {
     assert_eq!(ids(&with), ids(&without));
     assert_eq!(with[0].text, without[0].text);
 }
+
+#[tokio::test]
+async fn a_collection_removed_and_created_again_reads_its_new_rows() {
+    let env = Env::new(PiiPolicy::Redact);
+    let e = crate::embedder();
+    let docs = |dir: &str, files: &[(&str, &str)]| {
+        let d = env.dir.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for (f, text) in files {
+            std::fs::write(d.join(f), text).unwrap();
+        }
+        d
+    };
+    let first = docs(
+        "first",
+        &[(
+            "lease.md",
+            "The tenant must give ninety days notice to end the lease.",
+        )],
+    );
+    let second = docs(
+        "second",
+        &[
+            (
+                "nda.md",
+                "The recipient keeps the disclosed information confidential.",
+            ),
+            (
+                "loan.md",
+                "The borrower repays the loan in twelve monthly instalments.",
+            ),
+        ],
+    );
+    let retriever = bear_rag::RagRetriever::new(env.store.clone(), e.clone(), env.scrubber.clone());
+    for round in 0..3 {
+        let (dir, want) = if round % 2 == 0 {
+            (&first, 1)
+        } else {
+            (&second, 2)
+        };
+        let c = env
+            .store
+            .create(
+                "again",
+                PiiPolicy::Tokenize,
+                e.model().as_str(),
+                e.dimension(),
+            )
+            .await
+            .unwrap();
+        run(&env, &c, std::slice::from_ref(dir), false).await;
+        let c = env.store.open("again").await.unwrap();
+        let hits = retriever
+            .search(&c, "notice", SearchMode::Vector, 5, &Filter::default())
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), want, "round {round}: {hits:#?}");
+        let list = env.store.list().await.unwrap();
+        assert_eq!(list[0].documents, want, "round {round}");
+        env.store.remove("again").unwrap();
+    }
+}
