@@ -254,28 +254,32 @@ fn backend_err(what: &str, e: impl std::fmt::Display) -> Error {
 /// Tokens the repetition penalty looks back over (llama.cpp's `penalty_last_n` as BEAR sets it).
 const PENALTY_WINDOW: usize = 64;
 
-/// Token choice: llama.cpp's sampler chain (greedy, or top-k, top-p, temperature and a seeded
-/// draw) behind BEAR's own repetition penalty. llama.cpp's penalties sampler looks every one of
+/// Token choice. Greedy decoding takes the arg max of the logits itself (llama.cpp's greedy
+/// sampler first copies every logit into a candidate array), keeping the first of equal maxima
+/// as llama.cpp does; otherwise llama.cpp's chain (top-k, top-p, temperature, a seeded draw)
+/// picks. The repetition penalty is BEAR's own: llama.cpp's penalties sampler looks every one of
 /// the vocabulary's candidates up in a hash map of recent tokens (49,152 lookups per token for
-/// SmolLM2, about 3% of a token's time here); the penalty touches at most
-/// [`PENALTY_WINDOW`] candidates, so BEAR applies it to those directly, with the same rule
-/// (a positive logit divided by the penalty, a negative one multiplied), then runs the chain.
+/// SmolLM2, about 3% of a token's time here), while the penalty touches at most
+/// [`PENALTY_WINDOW`] of them; BEAR applies the same rule (a positive logit divided by the
+/// penalty, a negative one multiplied) to those directly. A unit test checks that both pick
+/// the same tokens.
 struct Sampling {
-    chain: LlamaSampler,
-    /// 1.0: no penalty, and llama.cpp samples straight from the context's logits.
+    /// `None`: greedy.
+    chain: Option<LlamaSampler>,
+    /// 1.0: no penalty.
     penalty: f32,
     /// The last sampled tokens, oldest first.
     recent: std::collections::VecDeque<LlamaToken>,
-    /// Candidates, reused from token to token.
+    /// Candidates for the chain, reused from token to token.
     candidates: Vec<LlamaTokenData>,
+    /// Logits for greedy decoding, reused from token to token.
+    logits: Vec<f32>,
 }
 
 impl Sampling {
     fn new(request: &GenerationRequest) -> Self {
         let p = &request.params;
-        let chain = if p.temperature == 0.0 {
-            LlamaSampler::greedy()
-        } else {
+        let chain = (p.temperature != 0.0).then(|| {
             let mut chain = Vec::new();
             if p.top_k > 0 {
                 chain.push(LlamaSampler::top_k(p.top_k.min(i32::MAX as u32) as i32));
@@ -290,45 +294,85 @@ impl Sampling {
                 .unwrap_or(LLAMA_DEFAULT_SEED);
             chain.push(LlamaSampler::dist(seed));
             LlamaSampler::chain_simple(chain)
-        };
+        });
         Self {
             chain,
             penalty: p.repeat_penalty,
             recent: std::collections::VecDeque::with_capacity(PENALTY_WINDOW),
             candidates: Vec::new(),
+            logits: Vec::new(),
+        }
+    }
+
+    /// The distinct recent tokens as indexes into the logits, when a penalty applies.
+    fn penalised(&self) -> Vec<usize> {
+        if (self.penalty - 1.0).abs() <= f32::EPSILON {
+            return Vec::new();
+        }
+        let mut seen: Vec<usize> = self
+            .recent
+            .iter()
+            .filter_map(|t| usize::try_from(t.0).ok())
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+
+    fn penalise(&self, logit: f32) -> f32 {
+        if logit <= 0.0 {
+            logit * self.penalty
+        } else {
+            logit / self.penalty
         }
     }
 
     /// Picks the next token from the logits of batch position `idx`.
     fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
-        let token = if (self.penalty - 1.0).abs() <= f32::EPSILON {
-            self.chain.sample(ctx, idx)
-        } else {
-            self.candidates.clear();
-            self.candidates.extend(ctx.candidates_ith(idx));
-            let mut seen: Vec<LlamaToken> = self.recent.iter().copied().collect();
-            seen.sort_unstable();
-            seen.dedup();
-            for t in seen {
-                if let Some(c) = usize::try_from(t.0)
-                    .ok()
-                    .and_then(|i| self.candidates.get_mut(i))
-                {
-                    let logit = c.logit();
-                    c.set_logit(if logit <= 0.0 {
-                        logit * self.penalty
-                    } else {
-                        logit / self.penalty
-                    });
+        let penalised = self.penalised();
+        let token = match self.chain.take() {
+            None => {
+                let mut logits = std::mem::take(&mut self.logits);
+                logits.clear();
+                logits.extend_from_slice(ctx.get_logits_ith(idx));
+                for &i in &penalised {
+                    if let Some(l) = logits.get_mut(i) {
+                        *l = self.penalise(*l);
+                    }
                 }
+                let (best, _) = logits
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv { (i, v) } else { (bi, bv) }
+                    });
+                self.logits = logits;
+                LlamaToken(best as i32)
             }
-            let mut array = LlamaTokenDataArray::new(std::mem::take(&mut self.candidates), false);
-            array.apply_sampler(&mut self.chain);
-            let token = array.selected_token();
-            self.candidates = array.data;
-            let token = token.ok_or_else(|| backend_err("sampling", "no token was selected"))?;
-            self.chain.accept(token);
-            token
+            Some(mut chain) if penalised.is_empty() => {
+                let token = chain.sample(ctx, idx);
+                self.chain = Some(chain);
+                token
+            }
+            Some(mut chain) => {
+                let mut candidates = std::mem::take(&mut self.candidates);
+                candidates.clear();
+                candidates.extend(ctx.candidates_ith(idx));
+                for &i in &penalised {
+                    if let Some(c) = candidates.get_mut(i) {
+                        c.set_logit(self.penalise(c.logit()));
+                    }
+                }
+                let mut array = LlamaTokenDataArray::new(candidates, false);
+                array.apply_sampler(&mut chain);
+                let token = array.selected_token();
+                self.candidates = array.data;
+                if let Some(t) = token {
+                    chain.accept(t);
+                }
+                self.chain = Some(chain);
+                token.ok_or_else(|| backend_err("sampling", "no token was selected"))?
+            }
         };
         if self.recent.len() == PENALTY_WINDOW {
             self.recent.pop_front();
@@ -637,24 +681,33 @@ mod tests {
         .unwrap();
         let prompt = "Count from 1 to 1000, separated by commas: 1, 2, 3, 4, 5,";
         let tokens = tokenize(&g.model, &Prompt::Text(Redacted::new(prompt.into()))).unwrap();
-        for (temperature, seed) in [(0.0, None), (0.8, Some(7))] {
+        for (temperature, seed, penalty) in [
+            (0.0, None, 1.3),
+            (0.0, None, 1.0),
+            (0.8, Some(7), 1.3),
+            (0.8, Some(7), 1.0),
+        ] {
             let request = GenerationRequest {
                 model: g.id.clone(),
                 prompt: Prompt::Text(Redacted::new(prompt.into())),
                 params: bear_core::SamplingParams {
                     temperature,
                     seed,
-                    repeat_penalty: 1.3,
+                    repeat_penalty: penalty,
                     ..bear_core::SamplingParams::default()
                 },
             };
             let mut ours = Sampling::new(&request);
+            // The chain llama.cpp alone would run: its penalties sampler, then greedy or the
+            // same top-k, top-p, temperature and draw.
             let mut reference = {
-                let Sampling { chain: rest, .. } = Sampling::new(&request);
+                let rest = Sampling::new(&request)
+                    .chain
+                    .unwrap_or_else(LlamaSampler::greedy);
                 let penalties = LlamaSampler::penalties(
                     g.model.n_vocab(),
                     PENALTY_WINDOW as i32,
-                    1.3,
+                    penalty,
                     0.0,
                     0.0,
                 );
@@ -683,16 +736,20 @@ mod tests {
             for step in 0..80 {
                 let want = reference.sample(&ctx, at);
                 let got = ours.sample(&ctx, at).unwrap();
-                assert_eq!(got, want, "temperature {temperature}, step {step}");
+                assert_eq!(
+                    got, want,
+                    "temperature {temperature} penalty {penalty} step {step}"
+                );
                 differs += usize::from(unpenalised.sample(&ctx, at).unwrap() != got);
                 batch.clear();
                 batch.add(got, pos, &[0], true).unwrap();
                 ctx.decode(&mut batch).unwrap();
                 (at, pos) = (0, pos + 1);
             }
-            assert!(
+            assert_eq!(
                 differs > 0,
-                "the penalty changed no choice at {temperature}"
+                penalty != 1.0,
+                "the penalty changes choices exactly when it applies ({temperature}, {penalty})"
             );
         }
     }
