@@ -340,12 +340,12 @@ impl Sampling {
                         *l = self.penalise(*l);
                     }
                 }
-                let (best, _) = logits
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                        if v > bv { (i, v) } else { (bi, bv) }
-                    });
+                let mut best = 0;
+                for (i, &v) in logits.iter().enumerate() {
+                    if v > logits[best] {
+                        best = i;
+                    }
+                }
                 self.logits = logits;
                 LlamaToken(best as i32)
             }
