@@ -276,11 +276,7 @@ async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
         let c = store.open(COLLECTION).await.expect("open");
         if c.chunks_table().count_rows(None).await.expect("count") == N {
             // A store from before the index kind changed gets the current index.
-            if c.vector_index_kind().await.expect("index kind").as_deref()
-                != Some(bear_rag::VECTOR_INDEX)
-            {
-                c.build_vector_index(N).await.expect("index");
-            }
+            c.optimize(N).await.expect("optimize");
             return c;
         }
         store.remove(COLLECTION).expect("remove");

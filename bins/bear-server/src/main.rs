@@ -107,8 +107,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
 
         // Documents.
-        let store = bear_rag::Store::new(config.rag.collections_dir(&loaded.dirs))
-            .io_uring(config.rag.io_uring);
+        let store = bear_rag::Store::from_config(&config.rag, &loaded.dirs);
         let default_embedder = bear_core::ModelId::new(&config.models.default_embedder)?;
         let default_generator = bear_core::ModelId::new(&config.models.default_generator)?;
         let retriever: Option<Arc<dyn bear_core::Retriever>> =

@@ -28,7 +28,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn store(loaded: &LoadedConfig) -> Store {
-    Store::new(loaded.config.rag.collections_dir(&loaded.dirs)).io_uring(loaded.config.rag.io_uring)
+    Store::from_config(&loaded.config.rag, &loaded.dirs)
 }
 
 fn collection_name(loaded: &LoadedConfig, given: Option<&str>) -> String {

@@ -167,8 +167,7 @@ fn wire(
         if n.retriever {
             let setup = crate::security::ScrubSetup::new(loaded, loaded.config.rag.pii_policy)?;
             let embedder = crate::models::load_embedder(loaded, None)?;
-            let store = bear_rag::Store::new(loaded.config.rag.collections_dir(&loaded.dirs))
-                .io_uring(loaded.config.rag.io_uring);
+            let store = bear_rag::Store::from_config(&loaded.config.rag, &loaded.dirs);
             backends.retriever = Some(Arc::new(bear_rag::RagRetriever::new(
                 store,
                 embedder,

@@ -254,6 +254,15 @@ fn backend_err(what: &str, e: impl std::fmt::Display) -> Error {
 /// Tokens the repetition penalty looks back over (llama.cpp's `penalty_last_n` as BEAR sets it).
 const PENALTY_WINDOW: usize = 64;
 
+/// llama.cpp's repetition penalty rule: a positive logit divided, a negative one multiplied.
+fn penalise(logit: f32, penalty: f32) -> f32 {
+    if logit <= 0.0 {
+        logit * penalty
+    } else {
+        logit / penalty
+    }
+}
+
 /// Token choice. Greedy decoding takes the arg max of the logits itself (llama.cpp's greedy
 /// sampler first copies every logit into a candidate array), keeping the first of equal maxima
 /// as llama.cpp does; otherwise llama.cpp's chain (top-k, top-p, temperature, a seeded draw)
@@ -319,25 +328,18 @@ impl Sampling {
         seen
     }
 
-    fn penalise(&self, logit: f32) -> f32 {
-        if logit <= 0.0 {
-            logit * self.penalty
-        } else {
-            logit / self.penalty
-        }
-    }
-
     /// Picks the next token from the logits of batch position `idx`.
     fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
         let penalised = self.penalised();
-        let token = match self.chain.take() {
+        let penalty = self.penalty;
+        let token = match &mut self.chain {
             None => {
-                let mut logits = std::mem::take(&mut self.logits);
+                let logits = &mut self.logits;
                 logits.clear();
                 logits.extend_from_slice(ctx.get_logits_ith(idx));
                 for &i in &penalised {
                     if let Some(l) = logits.get_mut(i) {
-                        *l = self.penalise(*l);
+                        *l = penalise(*l, penalty);
                     }
                 }
                 let mut best = 0;
@@ -346,32 +348,26 @@ impl Sampling {
                         best = i;
                     }
                 }
-                self.logits = logits;
                 LlamaToken(best as i32)
             }
-            Some(mut chain) if penalised.is_empty() => {
-                let token = chain.sample(ctx, idx);
-                self.chain = Some(chain);
-                token
-            }
-            Some(mut chain) => {
-                let mut candidates = std::mem::take(&mut self.candidates);
-                candidates.clear();
-                candidates.extend(ctx.candidates_ith(idx));
+            Some(chain) if penalised.is_empty() => chain.sample(ctx, idx),
+            Some(chain) => {
+                let mut array =
+                    LlamaTokenDataArray::new(std::mem::take(&mut self.candidates), false);
+                array.data.clear();
+                array.data.extend(ctx.candidates_ith(idx));
                 for &i in &penalised {
-                    if let Some(c) = candidates.get_mut(i) {
-                        c.set_logit(self.penalise(c.logit()));
+                    if let Some(c) = array.data.get_mut(i) {
+                        c.set_logit(penalise(c.logit(), penalty));
                     }
                 }
-                let mut array = LlamaTokenDataArray::new(candidates, false);
-                array.apply_sampler(&mut chain);
+                array.apply_sampler(chain);
                 let token = array.selected_token();
                 self.candidates = array.data;
-                if let Some(t) = token {
-                    chain.accept(t);
-                }
-                self.chain = Some(chain);
-                token.ok_or_else(|| backend_err("sampling", "no token was selected"))?
+                let token =
+                    token.ok_or_else(|| backend_err("sampling", "no token was selected"))?;
+                chain.accept(token);
+                token
             }
         };
         if self.recent.len() == PENALTY_WINDOW {

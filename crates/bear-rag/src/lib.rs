@@ -33,8 +33,8 @@ pub use answer::{Answer, AskOptions, ask};
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, ingest};
 pub use store::{
-    AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Filter, Hit,
-    ROWS_PER_PARTITION, SearchMode, Store, VECTOR_INDEX,
+    AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Filter, Hit, SearchMode,
+    Store, VECTOR_INDEX,
 };
 
 /// bear-core's [`Retriever`] over a [`Store`]: hybrid search in the named collection. The

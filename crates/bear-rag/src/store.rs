@@ -35,7 +35,7 @@ const META_FILE: &str = "collection.json";
 /// The kind of vector index BEAR builds (as LanceDB names it).
 pub const VECTOR_INDEX: &str = "IVF_HNSW_SQ";
 /// Rows per IVF partition of the vector index: each partition holds one HNSW graph.
-pub const ROWS_PER_PARTITION: usize = 250_000;
+const ROWS_PER_PARTITION: usize = 250_000;
 
 /// Checks a collection name: 1–64 of `[a-z0-9_-]`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<()> {
@@ -252,6 +252,11 @@ impl Store {
         }
     }
 
+    /// The store `[rag]` configures: its collections directory and read path.
+    pub fn from_config(rag: &bear_core::RagConfig, dirs: &bear_core::Dirs) -> Self {
+        Self::new(rag.collections_dir(dirs)).io_uring(rag.io_uring)
+    }
+
     /// Whether reads may go through io_uring (`rag.io_uring`). When the kernel refuses
     /// io_uring (old kernels, seccomp profiles that block it) reads use plain `pread` on
     /// a thread pool either way.
@@ -439,14 +444,23 @@ async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
             dir.display()
         ))
     })?;
-    let uri = match io_uring && io_uring_works() {
-        true => uring_uri(dir).unwrap_or_else(|| plain.to_string()),
-        false => plain.to_string(),
+    let uri = if io_uring && io_uring_works() {
+        uring_uri(dir).unwrap_or_else(|| plain.to_string())
+    } else {
+        plain.to_string()
     };
     lancedb::connect(&uri)
         .execute()
         .await
         .map_err(|e| Error::storage("open database", e))
+}
+
+/// The kind of the index on the `vector` column, if there is one.
+fn vector_index_type(indices: &[lancedb::index::IndexConfig]) -> Option<String> {
+    indices
+        .iter()
+        .find(|i| i.columns.iter().any(|c| c == "vector"))
+        .map(|i| i.index_type.to_string())
 }
 
 /// `dir` as a `file+uring://` URL (percent-encoded), `None` if it has no absolute form.
@@ -848,9 +862,7 @@ impl Collection {
                 .map_err(|e| Error::storage("build full-text index", e))?;
         }
         // A collection indexed by an older BEAR (IVF-PQ) gets the current kind of index.
-        let current = indices.iter().any(|i| {
-            i.columns.iter().any(|c| c == "vector") && i.index_type.to_string() == VECTOR_INDEX
-        });
+        let current = vector_index_type(&indices).as_deref() == Some(VECTOR_INDEX);
         if rows >= ann_threshold.max(256) && !current {
             self.build_vector_index(rows).await?;
         }
@@ -863,7 +875,7 @@ impl Collection {
     }
 
     /// Builds the vector index: IVF-HNSW-SQ (an HNSW graph over 8-bit scalar-quantised
-    /// vectors in each IVF partition), one partition per [`ROWS_PER_PARTITION`] rows. At
+    /// vectors in each IVF partition), one partition per 250,000 rows. At
     /// 100,000 rows of 384 dimensions a query costs a few hundred distance evaluations
     /// instead of IVF-PQ's scan of whole partitions, at recall@10 above 0.95 without a
     /// refine step (see `cargo xtask bench rag`).
@@ -888,10 +900,7 @@ impl Collection {
             .list_indices()
             .await
             .map_err(|e| Error::storage("list indices", e))?;
-        Ok(indices
-            .into_iter()
-            .find(|i| i.columns.iter().any(|c| c == "vector"))
-            .map(|i| i.index_type.to_string()))
+        Ok(vector_index_type(&indices))
     }
 
     /// Searches the chunks. `vector` is required for vector and hybrid mode, `text` for full
