@@ -144,13 +144,8 @@ fn init_tracing(cli: &Cli) {
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    // lance logs a deprecation notice on every search that names its columns (about lance's
-    // own future API, not something a user can act on), and its io_uring threads log their
-    // counters ten times a second at info level.
     let filter = tracing_subscriber::EnvFilter::try_from_env("BEAR_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "{level},lance::dataset::scanner=error,lance_io::uring=warn"
-        ))
+        tracing_subscriber::EnvFilter::new(format!("{level},{}", bear_rag::LOG_DIRECTIVES))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

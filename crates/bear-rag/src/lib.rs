@@ -37,6 +37,14 @@ pub use store::{
     Store, VECTOR_INDEX,
 };
 
+/// Log filter directives (`tracing_subscriber::EnvFilter` syntax) that quiet what the store's
+/// libraries log on every call and a user cannot act on: lance's deprecation notice on each
+/// search that names its columns, its io_uring threads' counters (at info, ten times a
+/// second), and LanceDB's notice that a database URI names an engine (`?engine=uring`, how
+/// [`Store`] asks for io_uring reads). Append them to a program's default filter.
+pub const LOG_DIRECTIVES: &str =
+    "lance::dataset::scanner=error,lance_io::uring=warn,lancedb::database::listing=error";
+
 /// bear-core's [`Retriever`] over a [`Store`]: hybrid search in the named collection. The
 /// query is scrubbed like the documents were; returned texts are the stored (scrubbed) texts.
 #[derive(Clone)]

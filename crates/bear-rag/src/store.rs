@@ -258,8 +258,8 @@ impl Store {
     }
 
     /// Whether reads may go through io_uring (`rag.io_uring`). When the kernel refuses
-    /// io_uring (old kernels, seccomp profiles that block it) reads use plain `pread` on
-    /// a thread pool either way.
+    /// io_uring (old kernels, seccomp profiles that block it), or a collection's path has
+    /// characters a URL must escape, reads use plain `pread` on a thread pool either way.
     pub fn io_uring(mut self, allow: bool) -> Self {
         self.io_uring = allow;
         self
@@ -347,7 +347,8 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
-        let db = connect(&dir, self.io_uring).await?;
+        // Created through a plain connection: the tables' first commits are writes.
+        let db = connect(&dir, false).await?;
         for (table, schema) in [
             (CHUNKS, chunk_schema(dimension)),
             (DOCUMENTS, document_schema()),
@@ -398,10 +399,16 @@ impl Store {
                 })
             })?;
         let db = connect(&dir, self.io_uring).await?;
+        let commits = commit_handler(&dir).await?;
         let open = |t: &'static str| {
             let db = db.clone();
+            let params = lancedb::table::ReadParams {
+                commit_handler: Some(commits.clone()),
+                ..Default::default()
+            };
             async move {
                 db.open_table(t)
+                    .lance_read_params(params)
                     .execute()
                     .await
                     .map_err(|e| Error::storage("open table", e))
@@ -434,9 +441,9 @@ impl Store {
 }
 
 /// Opens the LanceDB database in `dir`. With `io_uring` (and a kernel that allows it) the
-/// URI is `file+uring://`, so that Lance reads table and index files through its io_uring
-/// threads instead of one blocking-pool task per read: a top-10 ANN search with its hit
-/// columns issues dozens of small reads, and the thread hand-offs were a third of its time.
+/// tables are opened as `file+uring://`, so that Lance reads table and index files through its
+/// io_uring threads instead of one blocking-pool task per read: a top-10 ANN search with its
+/// hit columns issues dozens of small reads, and the thread hand-offs were a third of its time.
 async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
     let plain = dir.to_str().ok_or_else(|| {
         Error::InvalidRequest(format!(
@@ -455,6 +462,17 @@ async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
         .map_err(|e| Error::storage("open database", e))
 }
 
+/// The commit handler Lance uses for a plain local path: one that detects a commit racing
+/// another (a second process writing the same collection) and retries it on top. Lance picks
+/// its handler from a table's URI, and for `file+uring://` it picks one that does not
+/// detect the race, so the later manifest silently replaced the earlier and its rows were
+/// lost; tables are opened with this one instead, whatever their reads go through.
+async fn commit_handler(dir: &Path) -> Result<Arc<dyn lance_table::io::commit::CommitHandler>> {
+    lance_table::io::commit::commit_handler_from_url(&dir.to_string_lossy(), &None)
+        .await
+        .map_err(|e| Error::storage("open database", e))
+}
+
 /// The kind of the index on the `vector` column, if there is one.
 fn vector_index_type(indices: &[lancedb::index::IndexConfig]) -> Option<String> {
     indices
@@ -463,11 +481,17 @@ fn vector_index_type(indices: &[lancedb::index::IndexConfig]) -> Option<String> 
         .map(|i| i.index_type.to_string())
 }
 
-/// `dir` as a `file+uring://` URL (percent-encoded), `None` if it has no absolute form.
+/// `dir` as LanceDB's URI for a local database whose tables are read through io_uring:
+/// `file:///dir?engine=uring`. LanceDB makes sure the database directory exists before it
+/// opens anything, from the URI's path taken literally, and opens the tables as
+/// `file+uring:///dir/NAME.lance`. (A `file+uring://` URI given directly would be created
+/// as a relative directory named `file+uring:` in the process's working directory.) `None`,
+/// so plain reads are used, when the path has no absolute form or needs percent-encoding
+/// in a URL, since the directory LanceDB then made would be the encoded name.
 fn uring_uri(dir: &Path) -> Option<String> {
     let absolute = std::path::absolute(dir).ok()?;
-    let url = url::Url::from_file_path(absolute).ok()?;
-    Some(url.as_str().replacen("file://", "file+uring://", 1))
+    let url = url::Url::from_file_path(&absolute).ok()?;
+    (url.path() == absolute.to_str()?).then(|| format!("{url}?engine=uring"))
 }
 
 /// Whether this process may set up an io_uring instance as large as Lance's (checked once):

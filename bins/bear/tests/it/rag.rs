@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use crate::security::Home;
 use crate::{stderr, stdout};
@@ -351,4 +352,34 @@ fn search_reads_alike_when_io_uring_is_refused_or_off() {
     );
     let off = paths(json(&h.run(&q, None, &[])));
     assert_eq!(with, off);
+}
+
+/// Commands leave nothing in the directory they run in, and log no warning on success: LanceDB
+/// creates a database's directory from its URI, and with a `file+uring://` URI it made a
+/// relative `file+uring:` tree in the working directory (and would fail where that is not
+/// writable, as `/` for a service).
+#[test]
+fn commands_leave_the_working_directory_as_it_was() {
+    let h = home_with_keys();
+    std::fs::create_dir_all(h.path("docs")).unwrap();
+    h.write(
+        "docs/lease.txt",
+        b"The tenant must give ninety days notice to terminate the lease.",
+    );
+    // Progress lines only: no warning from the libraries underneath.
+    let quiet = |o: Output| {
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("WARN"), "{}", stderr(&o));
+        o
+    };
+    quiet(h.run(&["ingest", s(&h.path("docs"))], None, &[]));
+    let o = quiet(h.run(&["--json", "search", "notice to end the lease"], None, &[]));
+    assert!(stdout(&o).contains("lease.txt"), "{}", stdout(&o));
+    assert_eq!(stderr(&o), "", "a search logs nothing");
+    quiet(h.run(&["collections", "list"], None, &[]));
+    let left: Vec<_> = std::fs::read_dir(h.path("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the working directory: {left:?}");
 }

@@ -11,16 +11,17 @@ const DOC: &str = "Client: Mr. John Smith (SSN 123-45-6789)\n\
                    Card 4111 1111 1111 1111, phone +31 6 12345678.\n\
                    Mr. John Smith wrote to john@smith.org.\n";
 
-/// A private BEAR home: data and config directories in a temp dir.
+/// A private BEAR home: data and config directories in a temp dir, and an empty working
+/// directory (`work`) that commands run in.
 pub(crate) struct Home {
     dir: tempfile::TempDir,
 }
 
 impl Home {
     pub(crate) fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        Self { dir }
     }
 
     pub(crate) fn path(&self, p: &str) -> PathBuf {
@@ -30,6 +31,7 @@ impl Home {
     pub(crate) fn run(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bear"));
         cmd.args(args)
+            .current_dir(self.path("work"))
             .env_remove("BEAR_CONFIG")
             .env_remove("BEAR_LOG")
             .env_remove("BEAR_PASSPHRASE")
@@ -58,6 +60,7 @@ impl Home {
     pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         Command::new(env!("CARGO_BIN_EXE_bear"))
             .args(args)
+            .current_dir(self.path("work"))
             .env_remove("BEAR_CONFIG")
             .env_remove("BEAR_LOG")
             .env_remove("BEAR_PASSPHRASE")
