@@ -97,16 +97,20 @@ pub(crate) fn ingest(
     let embedder = crate::models::load_embedder(loaded, None)?;
     let collection = rt.block_on(async {
         if store.exists(&name) {
-            store.open(&name).await
-        } else {
-            store
-                .create(
-                    &name,
-                    policy(args.pii_policy, loaded),
-                    embedder.model().as_str(),
-                    embedder.dimension(),
-                )
-                .await
+            return store.open(&name).await;
+        }
+        match store
+            .create(
+                &name,
+                policy(args.pii_policy, loaded),
+                embedder.model().as_str(),
+                embedder.dimension(),
+            )
+            .await
+        {
+            // Another run created it meanwhile.
+            Err(bear_rag::Error::CollectionExists { .. }) => store.open(&name).await,
+            r => r,
         }
     })?;
     let mut setup = ScrubSetup::new(loaded, collection.meta().pii_policy)?;

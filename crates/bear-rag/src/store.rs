@@ -32,6 +32,8 @@ use crate::flat::{FlatCache, FlatVectors};
 const CHUNKS: &str = "chunks";
 const DOCUMENTS: &str = "documents";
 const META_FILE: &str = "collection.json";
+/// The file whose lock a collection's writers hold (see [`Collection::write_lock`]).
+const WRITE_LOCK: &str = "write.lock";
 /// The kind of vector index BEAR builds (as LanceDB names it).
 pub const VECTOR_INDEX: &str = "IVF_HNSW_SQ";
 /// Rows per IVF partition of the vector index: each partition holds one HNSW graph.
@@ -347,6 +349,12 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
+        // Two creators of one name (two `bear ingest` runs into a new collection) take turns;
+        // the second finds it made.
+        let lock = lock_dir(&dir).await?;
+        if self.exists(name) {
+            return Err(Error::CollectionExists { name: name.into() });
+        }
         // Created through a plain connection: the tables' first commits are writes.
         let db = connect(&dir, false).await?;
         for (table, schema) in [
@@ -376,6 +384,7 @@ impl Store {
                 path: dir.join(META_FILE),
                 source,
             })?;
+        drop(lock);
         self.open(name).await
     }
 
@@ -438,6 +447,24 @@ impl Store {
             .and_then(|()| std::fs::remove_dir_all(&dir))
             .map_err(|source| Error::Io { path: dir, source })
     }
+}
+
+/// Waits for the advisory lock on `dir`'s [`WRITE_LOCK`] file, held until the file is dropped.
+async fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(WRITE_LOCK);
+    let open = path.clone();
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&open)?;
+        f.lock()?;
+        Ok::<_, std::io::Error>(f)
+    })
+    .await
+    .map_err(|e| Error::storage("wait for the write lock", e))?
+    .map_err(|source| Error::Io { path, source })
 }
 
 /// Opens the LanceDB database in `dir`. With `io_uring` (and a kernel that allows it) the
@@ -670,6 +697,23 @@ impl Collection {
         &self.meta
     }
 
+    /// Waits for the collection's write lock (an advisory lock on `write.lock` in its
+    /// directory, so writers in other processes and other handles in this one take turns),
+    /// then moves both tables to their latest version. Every write runs under it: without it,
+    /// two writers (`bear ingest` while bear-server ingests the same folder) each merged
+    /// their rows into the version they had opened and stored documents twice, or one's
+    /// orphan sweep deleted chunks the other had written and not yet recorded. Released
+    /// when the returned file is dropped (or the process ends).
+    async fn write_lock(&self) -> Result<std::fs::File> {
+        let file = lock_dir(&self.dir).await?;
+        for t in [&self.chunks, &self.documents] {
+            t.checkout_latest()
+                .await
+                .map_err(|e| Error::storage("read the latest version", e))?;
+        }
+        Ok(file)
+    }
+
     /// The database directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -732,6 +776,7 @@ impl Collection {
         if docs.is_empty() {
             return Ok(());
         }
+        let _lock = self.write_lock().await?;
         let ids: Vec<String> = docs.iter().map(|(d, _)| d.id.clone()).collect();
         let list = id_list(&ids)?;
         let rows: Vec<&ChunkRow> = docs.iter().flat_map(|(_, c)| c).collect();
@@ -818,6 +863,7 @@ impl Collection {
         if ids.is_empty() {
             return Ok(());
         }
+        let _lock = self.write_lock().await?;
         let list = id_list(ids)?;
         self.documents
             .delete(format!("id IN ({list})").as_str())
@@ -834,6 +880,7 @@ impl Collection {
     /// [`Self::write`] or of [`Self::delete_documents`]). Returns how many documents' chunks
     /// were removed.
     pub async fn remove_orphans(&self) -> Result<usize> {
+        let _lock = self.write_lock().await?;
         let known: HashSet<String> = self.documents().await?.into_iter().map(|d| d.id).collect();
         let batches = read_all(
             &self
@@ -867,6 +914,7 @@ impl Collection {
     /// Brings the indexes up to date after writes: the full-text index on `text` (built or
     /// extended), compaction, and an IVF-HNSW-SQ vector index once there are `ann_threshold` rows.
     pub async fn optimize(&self, ann_threshold: usize) -> Result<()> {
+        let _lock = self.write_lock().await?;
         let rows = self
             .chunks
             .count_rows(None)
@@ -888,7 +936,7 @@ impl Collection {
         // A collection indexed by an older BEAR (IVF-PQ) gets the current kind of index.
         let current = vector_index_type(&indices).as_deref() == Some(VECTOR_INDEX);
         if rows >= ann_threshold.max(256) && !current {
-            self.build_vector_index(rows).await?;
+            self.build_vector_index_locked(rows).await?;
         }
         for t in [&self.chunks, &self.documents] {
             t.optimize(lancedb::table::OptimizeAction::All)
@@ -904,6 +952,12 @@ impl Collection {
     /// instead of IVF-PQ's scan of whole partitions, at recall@10 above 0.95 without a
     /// refine step (see `cargo xtask bench rag`).
     pub async fn build_vector_index(&self, rows: usize) -> Result<()> {
+        let _lock = self.write_lock().await?;
+        self.build_vector_index_locked(rows).await
+    }
+
+    /// [`Self::build_vector_index`] under a write lock the caller holds.
+    async fn build_vector_index_locked(&self, rows: usize) -> Result<()> {
         let partitions = rows.div_ceil(ROWS_PER_PARTITION).clamp(1, 4096) as u32;
         let builder = lancedb::index::vector::IvfHnswSqIndexBuilder::default()
             .distance_type(DistanceType::Cosine)

@@ -383,3 +383,35 @@ fn commands_leave_the_working_directory_as_it_was() {
         .collect();
     assert!(left.is_empty(), "left in the working directory: {left:?}");
 }
+
+/// Two `bear ingest` runs of one folder at the same time, into a collection neither has
+/// made yet: both succeed, and every document and chunk is stored once (the collection's
+/// write lock is an OS file lock, so separate processes take turns).
+#[test]
+fn two_ingests_of_one_folder_at_once_store_each_document_once() {
+    let h = home_with_keys();
+    let run = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bear"));
+        cmd.args(["--quiet", "ingest", s(&corpus())])
+            .current_dir(h.path("work"))
+            .env_remove("BEAR_CONFIG")
+            .env_remove("BEAR_LOG")
+            .env("BEAR_DATA_DIR", h.path("data"))
+            .env("XDG_CONFIG_HOME", h.path("config"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (run(), run());
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let docs = json(&h.run(&["--json", "docs", "list"], None, &[]));
+    let docs = docs.as_array().unwrap();
+    assert_eq!(docs.len(), 13, "{docs:#?}");
+    let chunks: u64 = docs.iter().map(|d| d["chunks"].as_u64().unwrap()).sum();
+    let collections = json(&h.run(&["--json", "collections", "list"], None, &[]));
+    assert_eq!(collections[0]["documents"], 13);
+    assert_eq!(collections[0]["chunks"].as_u64().unwrap(), chunks);
+}

@@ -760,3 +760,50 @@ async fn concurrent_writes_from_two_handles_are_all_kept() {
     let count = reopened.chunks_table().count_rows(None).await.unwrap();
     assert_eq!(count, per_write * (1 + 2 * WRITES));
 }
+
+/// Two handles ingesting the same folder at the same time, as `bear ingest` in two terminals
+/// (or the CLI while bear-server ingests it): each document is stored once, with its chunks
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_folder_ingested_twice_at_once_is_stored_once() {
+    let env = Env::new(PiiPolicy::Redact);
+    let e = crate::embedder();
+    let first = env
+        .store
+        .create("c", PiiPolicy::Redact, e.model().as_str(), e.dimension())
+        .await
+        .unwrap();
+    let second = env.store.open("c").await.unwrap();
+    let docs = env.dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..6 {
+        std::fs::write(
+            docs.join(format!("doc{i}.md")),
+            format!("Clause {i}. The tenant must give {i} days notice to terminate the lease."),
+        )
+        .unwrap();
+    }
+    let paths = [docs];
+    let (a, b) = tokio::join!(
+        run(&env, &first, &paths, false),
+        run(&env, &second, &paths, false)
+    );
+    assert_eq!(a.failed.len() + b.failed.len(), 0);
+    let reopened = env.store.open("c").await.unwrap();
+    let documents = reopened.documents().await.unwrap();
+    assert_eq!(documents.len(), 6, "{documents:#?}");
+    let ids = chunk_columns(&reopened, &["id"]).await;
+    let ids: Vec<String> = ids
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_string::<i32>().clone();
+            (0..c.len())
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a chunk stored twice");
+    let chunks: usize = documents.iter().map(|d| d.chunks as usize).sum();
+    assert_eq!(ids.len(), chunks);
+}
