@@ -717,6 +717,17 @@ async fn a_collection_removed_and_created_again_reads_its_new_rows() {
     }
 }
 
+/// A new collection `c` and a second, separately opened handle on it (as another process has).
+async fn two_handles(env: &Env) -> (bear_rag::Collection, bear_rag::Collection) {
+    let e = crate::embedder();
+    let first = env
+        .store
+        .create("c", PiiPolicy::Redact, e.model().as_str(), e.dimension())
+        .await
+        .unwrap();
+    (first, env.store.open("c").await.unwrap())
+}
+
 /// Two handles on one collection, as two processes have (`bear ingest` while bear-server
 /// runs), writing at the same time: every write is kept. (Tables read through io_uring are
 /// `file+uring://` to Lance, whose commit handler for that scheme does not detect a commit
@@ -724,13 +735,7 @@ async fn a_collection_removed_and_created_again_reads_its_new_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writes_from_two_handles_are_all_kept() {
     let env = Env::new(PiiPolicy::Redact);
-    let e = crate::embedder();
-    let first = env
-        .store
-        .create("c", PiiPolicy::Redact, e.model().as_str(), e.dimension())
-        .await
-        .unwrap();
-    let second = env.store.open("c").await.unwrap();
+    let (first, second) = two_handles(&env).await;
     let docs = env.dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(
@@ -767,13 +772,7 @@ async fn concurrent_writes_from_two_handles_are_all_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_folder_ingested_twice_at_once_is_stored_once() {
     let env = Env::new(PiiPolicy::Redact);
-    let e = crate::embedder();
-    let first = env
-        .store
-        .create("c", PiiPolicy::Redact, e.model().as_str(), e.dimension())
-        .await
-        .unwrap();
-    let second = env.store.open("c").await.unwrap();
+    let (first, second) = two_handles(&env).await;
     let docs = env.dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     for i in 0..6 {
