@@ -226,7 +226,46 @@ pub async fn serve(
     limits: &Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    serve_router(listener, router(state, limits), limits, shutdown).await
+    let keys = tokio::spawn(follow_key_file(state.clone()));
+    let served = serve_router(listener, router(state, limits), limits, shutdown).await;
+    keys.abort();
+    served
+}
+
+/// Reloads the API keys when their file changes (checked once a second), so a key made with
+/// `bear keys create` works, and one removed with `bear keys revoke` stops working, while the
+/// server runs. A file that cannot be read keeps the keys loaded before, with a warning.
+async fn follow_key_file(state: Arc<AppState>) {
+    let path = state
+        .keys
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .path()
+        .to_path_buf();
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    // The first tick reloads: the file may have changed since the store was read.
+    let mut seen = Some((None, u64::MAX));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match ApiKeyStore::open(&path) {
+            Ok(keys) => *state.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
+            Err(e) => tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "the API key file cannot be read; the keys loaded before stay in force"
+            ),
+        }
+    }
 }
 
 /// [`serve`] for any router: the same accept loop, timeouts and connection cap (benchmarks

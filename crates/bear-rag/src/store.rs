@@ -459,8 +459,12 @@ async fn lock_dir(dir: &Path) -> Result<std::fs::File> {
             .truncate(false)
             .write(true)
             .open(&open)?;
-        f.lock()?;
-        Ok::<_, std::io::Error>(f)
+        // A file system without locks (some network mounts): writers are not serialised
+        // across processes there, as before the lock existed.
+        match f.lock() {
+            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => Err(e),
+            _ => Ok(f),
+        }
     })
     .await
     .map_err(|e| Error::storage("wait for the write lock", e))?

@@ -137,6 +137,11 @@ impl ApiKeyStore {
         })
     }
 
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The stored keys (hashes only).
     pub fn list(&self) -> &[ApiKeyRecord] {
         &self.file.keys
@@ -155,22 +160,34 @@ impl ApiKeyStore {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
         };
-        self.file.keys.push(record.clone());
-        self.decoded.push(Some(hash));
-        self.save()?;
+        self.update(|file| {
+            file.keys.push(record.clone());
+            true
+        })?;
         Ok((ApiKey(key), record))
     }
 
     /// Removes the key with `id`. Returns whether it existed.
     pub fn revoke(&mut self, id: &str) -> Result<bool> {
-        let before = self.file.keys.len();
-        self.file.keys.retain(|k| k.id != id);
+        self.update(|file| {
+            let before = file.keys.len();
+            file.keys.retain(|k| k.id != id);
+            file.keys.len() != before
+        })
+    }
+
+    /// Applies `change` to the store as it is on disk now, under an exclusive lock on
+    /// `<path>.lock`, and saves it when `change` says it changed something: two `bear keys`
+    /// commands at once both keep their change.
+    fn update(&mut self, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<bool> {
+        let _lock = crate::crypto::lock_file(&crate::crypto::lock_path(&self.path))?;
+        *self = Self::open(&self.path)?;
+        let changed = change(&mut self.file);
         self.decoded = decode_all(&self.file.keys);
-        let removed = self.file.keys.len() != before;
-        if removed {
+        if changed {
             self.save()?;
         }
-        Ok(removed)
+        Ok(changed)
     }
 
     fn save(&self) -> Result<()> {

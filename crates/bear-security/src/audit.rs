@@ -95,6 +95,9 @@ struct Tail {
     file: Option<File>,
     seq: u64,
     hash: String,
+    /// The log's length after the last record this handle read or wrote: a different
+    /// length at the next write means another writer (another process) appended meanwhile.
+    len: u64,
 }
 
 /// An open audit log.
@@ -147,11 +150,20 @@ impl AuditLog {
                 None
             }
         };
+        let len = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
         Ok(Self {
             path: path.into(),
             fail_closed,
             hmac,
-            tail: Mutex::new(Tail { file, seq, hash }),
+            tail: Mutex::new(Tail {
+                file,
+                seq,
+                hash,
+                len,
+            }),
         })
     }
 
@@ -169,11 +181,61 @@ impl AuditLog {
 
     /// Appends a record. In fail-closed mode a write failure is returned and the caller must
     /// not carry on with the operation; in fail-open mode it is logged and ignored.
+    ///
+    /// Several processes may append to one log (bear-server and CLI commands): each append
+    /// holds an exclusive OS lock on the file, and continues the chain from the record another
+    /// writer appended since this handle's last one, so the chain stays whole.
     pub fn record(&self, event: AuditEvent) -> Result<()> {
         let mut tail = self
             .tail
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let locked = self.lock_and_catch_up(&mut tail);
+        let result = locked.and_then(|()| self.append(&mut tail, event));
+        if let Some(f) = tail.file.as_ref() {
+            let _ = f.unlock();
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(source) if self.fail_closed => Err(Error::AuditWrite {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "audit record dropped (fail-open)");
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes the file's lock and, if the log grew since this handle's last record, reads the
+    /// newest record to continue the chain from.
+    fn lock_and_catch_up(&self, tail: &mut Tail) -> std::io::Result<()> {
+        let Some(f) = tail.file.as_ref() else {
+            return Err(std::io::Error::other(
+                "the audit log is not open for writing",
+            ));
+        };
+        // A file system without locks (some network mounts) appends as before: unlocked.
+        match f.lock() {
+            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(e),
+            _ => {}
+        }
+        let len = f.metadata()?.len();
+        if len != tail.len {
+            let (seq, hash) = match last_record(&self.path).map_err(std::io::Error::other)? {
+                Some(r) => (r.seq, r.hash),
+                None => (0, GENESIS.to_string()),
+            };
+            tail.seq = seq;
+            tail.hash = hash;
+            tail.len = len;
+        }
+        Ok(())
+    }
+
+    /// Appends one record and the head file under the lock.
+    fn append(&self, tail: &mut Tail, event: AuditEvent) -> std::io::Result<()> {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -191,37 +253,23 @@ impl AuditLog {
             hash: String::new(),
         };
         rec.hash = record_hash(&rec);
-        let mut line = serde_json::to_vec(&rec).map_err(|_| Error::Crypto("audit record"))?;
+        let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let written = match tail.file.as_mut() {
-            Some(f) => f.write_all(&line).and_then(|()| f.sync_data()),
-            None => Err(std::io::Error::other(
+        let Some(f) = tail.file.as_mut() else {
+            return Err(std::io::Error::other(
                 "the audit log is not open for writing",
-            )),
+            ));
         };
-        let written = written.and_then(|()| {
-            let head = serde_json::to_vec(&Head {
-                seq: rec.seq,
-                hash: rec.hash.clone(),
-            })
-            .map_err(std::io::Error::other)?;
-            write_atomic(&head_path(&self.path), &head, false).map_err(std::io::Error::other)
-        });
-        match written {
-            Ok(()) => {
-                tail.seq = rec.seq;
-                tail.hash = rec.hash;
-                Ok(())
-            }
-            Err(source) if self.fail_closed => Err(Error::AuditWrite {
-                path: self.path.clone(),
-                source,
-            }),
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "audit record dropped (fail-open)");
-                Ok(())
-            }
-        }
+        f.write_all(&line).and_then(|()| f.sync_data())?;
+        tail.len += line.len() as u64;
+        tail.seq = rec.seq;
+        tail.hash = rec.hash.clone();
+        let head = serde_json::to_vec(&Head {
+            seq: rec.seq,
+            hash: rec.hash,
+        })
+        .map_err(std::io::Error::other)?;
+        write_atomic(&head_path(&self.path), &head, false).map_err(std::io::Error::other)
     }
 }
 

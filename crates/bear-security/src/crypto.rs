@@ -237,7 +237,10 @@ pub struct KeyringStatus {
 
 struct LiveKey {
     key: LessSafeKey,
+    /// The next message number of this process's reserved block.
     used: u64,
+    /// The end of the block (exclusive): reserved on disk for this process alone.
+    end: u64,
 }
 
 /// The unlocked keyring.
@@ -271,6 +274,13 @@ impl Keyring {
             });
         }
         let ring = Self::create_in_memory(path, source, SecretBytes::random(32)?)?;
+        let _lock = lock_file(&lock_path(path))?;
+        if path.exists() {
+            return Err(Error::Setting {
+                key: "keyring".into(),
+                expected: format!("no existing keyring at {}", path.display()),
+            });
+        }
         ring.save()?;
         Ok(ring)
     }
@@ -278,29 +288,7 @@ impl Keyring {
     /// Opens the keyring at `path`. A wrong passphrase or key file gives [`Error::WrongKey`];
     /// a damaged file gives [`Error::Format`] or [`Error::Integrity`].
     pub fn open(path: &Path, source: KeySource) -> Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoKeyring { path: path.into() });
-            }
-            Err(e) => return Err(Error::io("cannot read keyring", path, e)),
-        };
-        let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
-            Error::format(
-                path,
-                format!(
-                    "not a BEAR keyring (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })?;
-        if file.version != KEYRING_VERSION {
-            return Err(Error::format(
-                path,
-                format!("keyring version {} is not supported", file.version),
-            ));
-        }
+        let file = read_keyring(path)?;
         let master = match (&file.kdf, source) {
             (Kdf::Pbkdf2HmacSha256 { iterations, salt }, KeySource::Passphrase(p)) => {
                 if *iterations < PBKDF2_ITERATIONS {
@@ -368,6 +356,43 @@ impl Keyring {
         hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref())
     }
 
+    /// Runs `change` on the keyring as it is on disk now, under an exclusive lock on
+    /// `<keyring>.lock`, and saves the result. bear-server and CLI commands share one keyring:
+    /// each change starts from the others' latest (a data key another process made is kept,
+    /// a collection it shredded stays shredded, counters are reserved in separate blocks).
+    fn update<T>(&mut self, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let _lock = lock_file(&lock_path(&self.path))?;
+        self.refresh()?;
+        let out = change(self)?;
+        self.save()?;
+        Ok(out)
+    }
+
+    /// Re-reads the keyring file under its lock (data keys another process made since this
+    /// handle last read it become usable here).
+    pub(crate) fn reload(&mut self) -> Result<()> {
+        let _lock = lock_file(&lock_path(&self.path))?;
+        self.refresh()
+    }
+
+    /// Re-reads the keyring file, keeping this handle's master key and live data keys (those
+    /// still in the file). A keyring whose master key another process changed no longer opens
+    /// with this one: [`Error::WrongKey`].
+    fn refresh(&mut self) -> Result<()> {
+        let path = &self.path;
+        let file = read_keyring(path)?;
+        if file.check != self.file.check || file.hash_key != self.file.hash_key {
+            return Err(Error::WrongKey { path: path.clone() });
+        }
+        self.live.retain(|(c, id), _| {
+            file.collections
+                .get(c)
+                .is_some_and(|k| k.keys.iter().any(|w| w.id == *id))
+        });
+        self.file = file;
+        Ok(())
+    }
+
     /// Writes the keyring atomically.
     fn save(&self) -> Result<()> {
         let json = serde_json::to_vec_pretty(&self.file)
@@ -413,12 +438,13 @@ impl Keyring {
 
     /// Makes a new data key for `collection`; older keys stay for decryption only.
     pub fn rotate(&mut self, collection: &str) -> Result<()> {
-        self.new_data_key(collection)?;
-        self.save()
+        self.update(|ring| ring.new_data_key(collection))
     }
 
     /// Re-wraps every data key and the hash key under a new master key.
     pub fn rotate_master(&mut self, source: KeySource) -> Result<()> {
+        let _lock = lock_file(&lock_path(&self.path))?;
+        self.refresh()?;
         let mut next = Self::create_in_memory(&self.path, source, self.hash_key.clone())?;
         let aead = next.master.aead()?;
         for (name, keys) in &self.file.collections {
@@ -480,11 +506,8 @@ impl Keyring {
 
     /// Destroys `collection`'s data keys (crypto-shredding). Returns whether it had any.
     pub fn delete_collection(&mut self, collection: &str) -> Result<bool> {
-        let had = self.file.collections.remove(collection).is_some();
+        let had = self.update(|ring| Ok(ring.file.collections.remove(collection).is_some()))?;
         self.live.retain(|(c, _), _| c != collection);
-        if had {
-            self.save()?;
-        }
         Ok(had)
     }
 
@@ -518,67 +541,86 @@ impl Keyring {
     /// Seals one message for `collection` with its current data key (made on first use,
     /// rotated when worn). Returns the key id and `nonce || ciphertext || tag`.
     pub fn seal(&mut self, collection: &str, aad: &[u8], plain: &[u8]) -> Result<(u32, Vec<u8>)> {
+        // This process's block of the current key, while it lasts and the key is current here.
         let current = self
             .file
             .collections
             .get(collection)
             .and_then(|c| c.keys.iter().find(|k| !k.retired))
-            .map(|k| (k.id, k.reserved));
-        let worn = |id: u32, reserved: u64| {
-            let used = self
-                .live
+            .map(|k| k.id);
+        let room = current.filter(|&id| {
+            self.live
                 .get(&(collection.to_string(), id))
-                .map_or(reserved, |l| l.used);
-            used >= self.rotate_after
+                .is_some_and(|l| l.used < l.end && l.used < self.rotate_after)
+        });
+        let id = match room {
+            Some(id) => id,
+            None => self.reserve(collection)?,
         };
-        let (id, reserved) = match current {
-            Some((id, reserved)) if !worn(id, reserved) => (id, reserved),
-            _ => {
-                self.new_data_key(collection)?;
-                self.live.retain(|(c, _), _| c != collection);
-                let k = self.file.collections[collection]
-                    .keys
-                    .iter()
-                    .find(|k| !k.retired)
-                    .ok_or(Error::Crypto("new data key"))?;
-                (k.id, k.reserved)
-            }
-        };
-        let live_key = (collection.to_string(), id);
-        if !self.live.contains_key(&live_key) {
-            let w = self.file.collections[collection]
-                .keys
-                .iter()
-                .find(|k| k.id == id)
-                .ok_or(Error::Crypto("data key"))?;
-            let key = self.unwrap_key(collection, w)?;
-            self.live.insert(
-                live_key.clone(),
-                LiveKey {
-                    key,
-                    used: reserved,
-                },
-            );
-        }
-        // Reserve counter space on disk before the nonce is used.
-        let used = self.live[&live_key].used;
-        if used >= reserved {
-            let keys = self
-                .file
-                .collections
-                .get_mut(collection)
-                .ok_or(Error::Crypto("collection"))?;
-            if let Some(k) = keys.keys.iter_mut().find(|k| k.id == id) {
-                k.reserved = used + RESERVE_BLOCK.min(self.rotate_after);
-            }
-            self.save()?;
-        }
         let live = self
             .live
-            .get_mut(&live_key)
+            .get_mut(&(collection.to_string(), id))
             .ok_or(Error::Crypto("live key"))?;
         live.used += 1;
         Ok((id, seal_raw(&live.key, aad, plain)?))
+    }
+
+    /// Reserves a block of messages on disk for this process (under the keyring's lock, from
+    /// the file as it is now), on the current key of `collection`, made or rotated when
+    /// missing or worn. Returns the key's id; its live entry starts at the block.
+    fn reserve(&mut self, collection: &str) -> Result<u32> {
+        let rotate_after = self.rotate_after;
+        let (id, start, end) = self.update(|ring| {
+            let current = ring
+                .file
+                .collections
+                .get(collection)
+                .and_then(|c| c.keys.iter().find(|k| !k.retired))
+                .filter(|k| k.reserved < rotate_after)
+                .map(|k| k.id);
+            let id = match current {
+                Some(id) => id,
+                None => {
+                    ring.new_data_key(collection)?;
+                    ring.file.collections[collection]
+                        .keys
+                        .iter()
+                        .find(|k| !k.retired)
+                        .ok_or(Error::Crypto("new data key"))?
+                        .id
+                }
+            };
+            let k = ring
+                .file
+                .collections
+                .get_mut(collection)
+                .and_then(|c| c.keys.iter_mut().find(|k| k.id == id))
+                .ok_or(Error::Crypto("data key"))?;
+            let start = k.reserved;
+            k.reserved = start + RESERVE_BLOCK.min(rotate_after);
+            Ok((id, start, k.reserved))
+        })?;
+        let live_key = (collection.to_string(), id);
+        let key = match self.live.remove(&live_key) {
+            Some(l) => l.key,
+            None => {
+                let w = self.file.collections[collection]
+                    .keys
+                    .iter()
+                    .find(|k| k.id == id)
+                    .ok_or(Error::Crypto("data key"))?;
+                self.unwrap_key(collection, w)?
+            }
+        };
+        self.live.insert(
+            live_key,
+            LiveKey {
+                key,
+                used: start,
+                end,
+            },
+        );
+        Ok(id)
     }
 
     /// Opens a message sealed by [`Keyring::seal`].
@@ -612,6 +654,61 @@ impl Keyring {
             what: what.into(),
             reason: "a record does not authenticate".into(),
         })
+    }
+}
+
+/// Reads and parses the keyring file at `path`.
+fn read_keyring(path: &Path) -> Result<KeyringFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoKeyring { path: path.into() });
+        }
+        Err(e) => return Err(Error::io("cannot read keyring", path, e)),
+    };
+    let file: KeyringFile = serde_json::from_str(&text).map_err(|e| {
+        Error::format(
+            path,
+            format!(
+                "not a BEAR keyring (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    if file.version != KEYRING_VERSION {
+        return Err(Error::format(
+            path,
+            format!("keyring version {} is not supported", file.version),
+        ));
+    }
+    Ok(file)
+}
+
+/// The lock file beside `path` (`path` itself is replaced by renames, so cannot carry one).
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Waits for an exclusive OS lock on `path` (created if missing), held until the returned
+/// file is dropped. On a file system without locks the file is returned unlocked.
+pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot open lock file", path, e))?;
+    match f.lock() {
+        Err(e) if e.kind() != std::io::ErrorKind::Unsupported => {
+            Err(Error::io("cannot lock", path, e))
+        }
+        _ => Ok(f),
     }
 }
 

@@ -134,8 +134,15 @@ impl Vault {
     /// Loads the vault file at `path` (an absent file is an empty vault).
     pub fn load(path: &Path, keyring: &Keyring) -> Result<Self> {
         let mut v = Self::new(keyring.hmac_key("bear-vault-token-v1"));
+        v.merge_file(path, keyring)?;
+        v.dirty = false;
+        Ok(v)
+    }
+
+    /// Adds the entries of the vault file at `path` that this vault lacks.
+    fn merge_file(&mut self, path: &Path, keyring: &Keyring) -> Result<()> {
         if !path.exists() {
-            return Ok(v);
+            return Ok(());
         }
         for (token, value) in crypto::read_sealed(path, keyring, VAULT_COLLECTION)? {
             if !TOKEN.is_match(&token) || std::str::from_utf8(value.expose()).is_err() {
@@ -144,14 +151,23 @@ impl Vault {
                     reason: "a vault entry is malformed".into(),
                 });
             }
-            v.insert(token, value.expose());
+            if !self.entries.contains_key(&token) {
+                self.insert(token, value.expose());
+            }
         }
-        v.dirty = false;
-        Ok(v)
+        Ok(())
     }
 
-    /// Writes the vault to `path`, sealed, atomically.
+    /// Writes the vault to `path`, sealed, atomically. bear-server and CLI commands share one
+    /// vault file: under an exclusive lock on `<path>.lock`, the entries another process saved
+    /// since this vault was loaded are merged in first (tokens are deterministic, so the
+    /// union never conflicts), and none is lost.
     pub fn save(&mut self, path: &Path, keyring: &mut Keyring) -> Result<()> {
+        let _lock = crypto::lock_file(&crypto::lock_path(path))?;
+        if path.exists() {
+            keyring.reload()?;
+            self.merge_file(path, keyring)?;
+        }
         let mut entries: Vec<(&String, &(usize, usize))> = self.entries.iter().collect();
         entries.sort_by_key(|(_, span)| span.0);
         let records: Vec<(&str, &[u8])> = entries

@@ -713,3 +713,45 @@ async fn a_mutating_request_whose_audit_record_cannot_be_written_is_refused() {
     let (status, _) = body(s.send("GET", "/api/v1/hw", &s.reader, None).await).await;
     assert_eq!(status, 200);
 }
+
+/// Keys made and revoked from outside the server (`bear keys create|revoke` write the key
+/// file) take effect while it runs, within about a second.
+#[tokio::test]
+async fn keys_made_or_revoked_by_another_process_take_effect_while_serving() {
+    let s = server(Limits::default()).await;
+    let status = |key: String| {
+        let s = &s;
+        async move {
+            s.send("GET", "/api/v1/hw", &key, None)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    let until = |key: String, want: u16| {
+        let status = &status;
+        async move {
+            for _ in 0..50 {
+                if status(key.clone()).await == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    let mut store = ApiKeyStore::open(&s.dir.join("api-keys.json")).unwrap();
+    let later = store.create(Role::User, "later").unwrap().0.reveal();
+    assert!(until(later.clone(), 200).await, "a new key is accepted");
+    let user = store
+        .list()
+        .iter()
+        .find(|r| r.label == "user")
+        .unwrap()
+        .id
+        .clone();
+    assert!(store.revoke(&user).unwrap());
+    assert!(until(s.user.clone(), 401).await, "a revoked key is refused");
+    assert_eq!(status(later).await, 200);
+    assert_eq!(status(s.admin.clone()).await, 200);
+}

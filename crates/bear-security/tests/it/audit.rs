@@ -58,6 +58,37 @@ fn a_clean_log_verifies_and_resumes_its_chain() {
     assert!(r.head_checked);
 }
 
+/// Two writers of one log, as bear-server and a CLI command are: each continues the chain
+/// from the other's latest record, in turns and at the same time, and the log verifies.
+#[test]
+fn two_writers_keep_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let server = AuditLog::open(&path, true, None).unwrap();
+    server.record(event(0)).unwrap();
+    let cli = AuditLog::open(&path, true, None).unwrap();
+    for i in 1..10 {
+        let log = if i % 3 == 0 { &server } else { &cli };
+        log.record(event(i)).unwrap();
+    }
+    assert_eq!(audit::verify(&path).unwrap().records, 10);
+    std::thread::scope(|s| {
+        for log in [&server, &cli] {
+            s.spawn(move || {
+                for i in 0..50 {
+                    log.record(event(i)).unwrap();
+                }
+            });
+        }
+    });
+    let r = audit::verify(&path).unwrap();
+    assert_eq!(r.records, 110);
+    assert!(r.head_checked);
+    // A third writer opened now resumes after all of them.
+    write_log(&path, 1);
+    assert_eq!(audit::verify(&path).unwrap().records, 111);
+}
+
 #[test]
 fn reopening_reads_only_the_last_record() {
     let dir = tempfile::tempdir().unwrap();

@@ -255,3 +255,99 @@ fn vault_persists_encrypted_and_corrupt_vaults_are_refused() {
         Err(Error::Format { .. })
     ));
 }
+
+/// The same keyring open in two processes (bear-server and a CLI command): keys either makes
+/// are kept by the other's saves, a collection one shreds stays shredded, and the two seal
+/// under one key from separate reserved blocks.
+#[test]
+fn two_handles_on_one_keyring_keep_each_others_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = key_file_ring(dir.path());
+    let ring_path = dir.path().join("keyring.json");
+    let kf = || KeySource::KeyFile(dir.path().join("master.key"));
+    let mut cli = Keyring::open(&ring_path, kf()).unwrap();
+    let (x, y, z) = (
+        dir.path().join("x.bseal"),
+        dir.path().join("y.bseal"),
+        dir.path().join("z.bseal"),
+    );
+    crypto::write_sealed(&x, &mut server, "matter-x", [("a", b"server".as_slice())]).unwrap();
+    // The CLI's keyring was read before matter-x had a key; its save must keep that key.
+    crypto::write_sealed(&y, &mut cli, "matter-y", [("b", b"cli".as_slice())]).unwrap();
+    crypto::write_sealed(&z, &mut server, "matter-y", [("c", b"both".as_slice())]).unwrap();
+    let fresh = Keyring::open(&ring_path, kf()).unwrap();
+    assert_eq!(
+        crypto::read_sealed(&x, &fresh, "matter-x").unwrap()[0]
+            .1
+            .expose(),
+        b"server"
+    );
+    assert_eq!(
+        crypto::read_sealed(&y, &fresh, "matter-y").unwrap()[0]
+            .1
+            .expose(),
+        b"cli"
+    );
+    assert_eq!(
+        crypto::read_sealed(&z, &fresh, "matter-y").unwrap()[0]
+            .1
+            .expose(),
+        b"both"
+    );
+    // One key for matter-y, and a reserved block per process on it.
+    let y_status = |r: &Keyring| {
+        r.status()
+            .collections
+            .into_iter()
+            .find(|c| c.name == "matter-y")
+            .unwrap()
+    };
+    assert_eq!(y_status(&fresh).current_key, 1);
+    assert!(y_status(&fresh).messages >= 2 * 4096);
+    // The CLI shreds matter-x; the server's next change must not bring its key back.
+    assert!(cli.delete_collection("matter-x").unwrap());
+    server.rotate("matter-y").unwrap();
+    let fresh = Keyring::open(&ring_path, kf()).unwrap();
+    assert!(matches!(
+        crypto::read_sealed(&x, &fresh, "matter-x"),
+        Err(Error::NoDataKey { .. })
+    ));
+    assert_eq!(y_status(&fresh).current_key, 2);
+    assert_eq!(
+        crypto::read_sealed(&y, &fresh, "matter-y").unwrap()[0]
+            .1
+            .expose(),
+        b"cli"
+    );
+}
+
+/// Two vaults loaded from one file (bear-server and a CLI command tokenizing at once): each
+/// save keeps the other's tokens, so every token restores.
+#[test]
+fn two_vaults_saving_one_file_keep_every_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server_ring = key_file_ring(dir.path());
+    let mut cli_ring = Keyring::open(
+        &dir.path().join("keyring.json"),
+        KeySource::KeyFile(dir.path().join("master.key")),
+    )
+    .unwrap();
+    let path = dir.path().join("vault.bseal");
+    let mut server = Vault::load(&path, &server_ring).unwrap();
+    let mut cli = Vault::load(&path, &cli_ring).unwrap();
+    let person = bear_core::PiiEntity::Person;
+    let a = server.tokenize(&person, "Jane Roe");
+    server.save(&path, &mut server_ring).unwrap();
+    let b = cli.tokenize(&person, "John Doe");
+    cli.save(&path, &mut cli_ring).unwrap();
+    let c = server.tokenize(&person, "Mary Major");
+    server.save(&path, &mut server_ring).unwrap();
+    let v = Vault::load(&path, &cli_ring).unwrap();
+    assert_eq!(v.len(), 3);
+    assert_eq!(
+        v.restore(&format!("{a}, {b} and {c}")),
+        "Jane Roe, John Doe and Mary Major"
+    );
+    // The server's own vault now knows the CLI's token too.
+    assert_eq!(server.restore(&b), "John Doe");
+}
