@@ -106,14 +106,25 @@ fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()>
     if let Some(b) = &args.bind {
         cmd.args(["--bind", b]);
     }
-    let status = cmd.status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Core(bear_core::Error::backend(
-            bear_core::ErrorKind::Unavailable,
-            "bear-server stopped with an error (see above)",
-        )))
+    // `bear` becomes bear-server: one process, so a service manager's or the user's SIGTERM
+    // reaches the server and stops it gracefully (a waiting parent died alone and left the
+    // server running).
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        Err(cmd.exec().into())
+    }
+    #[cfg(not(unix))]
+    {
+        let status = cmd.status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Core(bear_core::Error::backend(
+                bear_core::ErrorKind::Unavailable,
+                "bear-server stopped with an error (see above)",
+            )))
+        }
     }
 }
 

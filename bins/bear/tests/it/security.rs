@@ -393,11 +393,30 @@ fn keys_create_prints_a_key_once_and_bear_server_starts_through_bear() {
 
     // `bear server` runs bear-server (built next to bear by the workspace build).
     let mut child = h.spawn(&["server", "--bind", "127.0.0.1:0"]);
-    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    let listening = lines
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let addr = lines
+        .by_ref()
         .map_while(Result::ok)
-        .find(|l| l.starts_with("bear-server listening on http://127.0.0.1:"));
-    assert!(listening.is_some(), "bear server never listened");
-    child.kill().unwrap();
-    let _ = child.wait();
+        .find_map(|l| {
+            l.strip_prefix("bear-server listening on http://")
+                .map(str::to_owned)
+        })
+        .expect("bear server never listened");
+    // SIGTERM to the process the user started stops the server itself, gracefully.
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l == "bear-server stopped"), "{rest:?}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "nothing listens on {addr} any more"
+    );
 }
