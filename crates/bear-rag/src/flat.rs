@@ -10,7 +10,9 @@
 //!
 //! The buffer belongs to one table version: any write makes a new version, and the next exact
 //! search reloads. Collections whose vectors would take more than [`MAX_BYTES`] are not kept;
-//! they use LanceDB's scan.
+//! they use LanceDB's scan. All collections' buffers together stay under [`TOTAL_BYTES`]: the
+//! least recently searched are dropped first, so a long-running server that searches many
+//! collections does not keep them all.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ use crate::store::Filter;
 
 /// The most memory one collection's vectors may take in the cache.
 pub(crate) const MAX_BYTES: usize = 512 << 20;
+/// The most memory the cache keeps across collections.
+pub(crate) const TOTAL_BYTES: usize = 2 * MAX_BYTES;
 
 /// Vectors of one table version.
 #[derive(Debug)]
@@ -41,25 +45,70 @@ pub(crate) struct FlatVectors {
     file_modified: Vec<i64>,
 }
 
-/// The cache shared by every `Collection` a `Store` opens, keyed by collection directory.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FlatCache(Arc<Mutex<HashMap<PathBuf, Arc<FlatVectors>>>>);
+/// The cache shared by every `Collection` a `Store` opens, keyed by collection directory,
+/// least recently used first out once the buffers pass the budget ([`TOTAL_BYTES`]).
+#[derive(Debug, Clone)]
+pub(crate) struct FlatCache(Arc<Mutex<Lru>>);
+
+#[derive(Debug)]
+struct Lru {
+    entries: lru::LruCache<PathBuf, Arc<FlatVectors>>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Default for FlatCache {
+    fn default() -> Self {
+        Self::with_budget(TOTAL_BYTES)
+    }
+}
 
 impl FlatCache {
+    fn with_budget(budget: usize) -> Self {
+        Self(Arc::new(Mutex::new(Lru {
+            entries: lru::LruCache::unbounded(),
+            bytes: 0,
+            budget,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn get(&self, dir: &Path, version: u64) -> Option<Arc<FlatVectors>> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(dir).filter(|f| f.version == version).cloned()
+        let mut lru = self.lock();
+        lru.entries
+            .get(dir)
+            .filter(|f| f.version == version)
+            .cloned()
     }
 
     pub(crate) fn put(&self, dir: PathBuf, flat: Arc<FlatVectors>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dir, flat);
+        let mut lru = self.lock();
+        lru.bytes += flat.bytes();
+        if let Some(old) = lru.entries.put(dir, flat) {
+            lru.bytes -= old.bytes();
+        }
+        // Searches in flight keep their `Arc`; the cache only stops holding it.
+        while lru.bytes > lru.budget && lru.entries.len() > 1 {
+            if let Some((_, gone)) = lru.entries.pop_lru() {
+                lru.bytes -= gone.bytes();
+            }
+        }
     }
 
     pub(crate) fn forget(&self, dir: &Path) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(dir);
+        let mut lru = self.lock();
+        if let Some(gone) = lru.entries.pop(dir) {
+            lru.bytes -= gone.bytes();
+        }
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 }
 
@@ -71,6 +120,15 @@ fn column_err(name: &str) -> Error {
 }
 
 impl FlatVectors {
+    /// The memory the buffer holds (its arrays; the document-id map counted by its keys).
+    fn bytes(&self) -> usize {
+        self.vectors.len() * 4
+            + self.row_ids.len() * 8
+            + self.document_of.len() * 4
+            + self.file_modified.len() * 8
+            + self.documents.keys().map(|k| k.len() + 32).sum::<usize>()
+    }
+
     /// Builds the buffer from batches with `_rowid`, `vector`, `document_id` and
     /// `file_modified`.
     pub(crate) fn from_batches(version: u64, dim: usize, batches: &[RecordBatch]) -> Result<Self> {
@@ -290,6 +348,39 @@ mod tests {
         // A query of the wrong length or k = 0 finds nothing rather than panicking.
         assert!(f.top_k(&[1.0], 3, &all).is_empty());
         assert!(f.top_k(&[1.0, 0.0], 0, &all).is_empty());
+    }
+
+    #[test]
+    fn the_cache_drops_the_least_recently_searched_past_its_budget() {
+        let b = batch(&[[1.0, 0.0], [0.0, 1.0]], &["a", "b"], &[1, 2]);
+        let one = || Arc::new(FlatVectors::from_batches(1, 2, std::slice::from_ref(&b)).unwrap());
+        let size = one().bytes();
+        let cache = FlatCache::with_budget(2 * size);
+        let dir = |n: &str| PathBuf::from(format!("/c/{n}"));
+        cache.put(dir("a"), one());
+        cache.put(dir("b"), one());
+        assert!(
+            cache.get(&dir("a"), 1).is_some(),
+            "a is now the most recent"
+        );
+        cache.put(dir("c"), one());
+        assert_eq!(cache.bytes(), 2 * size);
+        assert!(cache.get(&dir("b"), 1).is_none(), "b was the least recent");
+        assert!(cache.get(&dir("a"), 1).is_some() && cache.get(&dir("c"), 1).is_some());
+        // A newer version replaces the entry without counting it twice; forget frees it.
+        cache.put(dir("c"), one());
+        assert_eq!(cache.bytes(), 2 * size);
+        cache.forget(&dir("c"));
+        assert_eq!(cache.bytes(), size);
+        assert!(
+            cache.get(&dir("a"), 2).is_none(),
+            "another version is a miss"
+        );
+        // One collection over the budget is still kept (alone): it was already checked
+        // against MAX_BYTES.
+        let small = FlatCache::with_budget(size / 2);
+        small.put(dir("a"), one());
+        assert!(small.get(&dir("a"), 1).is_some());
     }
 
     #[test]
