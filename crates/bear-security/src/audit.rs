@@ -211,16 +211,8 @@ impl AuditLog {
     /// Takes the file's lock and, if the log grew since this handle's last record, reads the
     /// newest record to continue the chain from.
     fn lock_and_catch_up(&self, tail: &mut Tail) -> std::io::Result<()> {
-        let Some(f) = tail.file.as_ref() else {
-            return Err(std::io::Error::other(
-                "the audit log is not open for writing",
-            ));
-        };
-        // A file system without locks (some network mounts) appends as before: unlocked.
-        match f.lock() {
-            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(e),
-            _ => {}
-        }
+        let f = tail.file.as_ref().ok_or_else(not_open)?;
+        crate::crypto::lock_exclusive(f)?;
         let len = f.metadata()?.len();
         if len != tail.len {
             let (seq, hash) = match last_record(&self.path).map_err(std::io::Error::other)? {
@@ -255,11 +247,7 @@ impl AuditLog {
         rec.hash = record_hash(&rec);
         let mut line = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let Some(f) = tail.file.as_mut() else {
-            return Err(std::io::Error::other(
-                "the audit log is not open for writing",
-            ));
-        };
+        let f = tail.file.as_mut().ok_or_else(not_open)?;
         f.write_all(&line).and_then(|()| f.sync_data())?;
         tail.len += line.len() as u64;
         tail.seq = rec.seq;
@@ -271,6 +259,10 @@ impl AuditLog {
         .map_err(std::io::Error::other)?;
         write_atomic(&head_path(&self.path), &head, false).map_err(std::io::Error::other)
     }
+}
+
+fn not_open() -> std::io::Error {
+    std::io::Error::other("the audit log is not open for writing")
 }
 
 /// The longest tail read back to find the last record when a log is reopened; a last line

@@ -693,7 +693,7 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
 }
 
 /// Waits for an exclusive OS lock on `path` (created if missing), held until the returned
-/// file is dropped. On a file system without locks the file is returned unlocked.
+/// file is dropped (see [`lock_exclusive`]).
 pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
@@ -704,11 +704,16 @@ pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
         .write(true)
         .open(path)
         .map_err(|e| Error::io("cannot open lock file", path, e))?;
+    lock_exclusive(&f).map_err(|e| Error::io("cannot lock", path, e))?;
+    Ok(f)
+}
+
+/// Waits for an exclusive OS lock on `f`; a file system without locks (some network mounts)
+/// is not an error: the caller carries on unlocked, as before locks were taken.
+pub(crate) fn lock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
     match f.lock() {
-        Err(e) if e.kind() != std::io::ErrorKind::Unsupported => {
-            Err(Error::io("cannot lock", path, e))
-        }
-        _ => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(()),
+        r => r,
     }
 }
 
