@@ -101,6 +101,26 @@ impl Limiters {
     }
 }
 
+impl Limiters {
+    /// Forgets the clients and keys whose buckets have filled up again (indistinguishable from
+    /// new ones): governor's keyed limiters otherwise keep one entry per client IP ever seen,
+    /// so a server reachable from many addresses would grow without bound. `serve` calls this
+    /// once a minute.
+    pub(crate) fn forget_idle(&self) {
+        self.per_key.retain_recent();
+        self.per_key.shrink_to_fit();
+        for l in [&self.per_ip, &self.auth_failures] {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// Clients and keys with a bucket in memory.
+    pub(crate) fn tracked(&self) -> usize {
+        self.per_key.len() + self.per_ip.len() + self.auth_failures.len()
+    }
+}
+
 fn retry_secs(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
     not_until
         .wait_time_from(DefaultClock::default().now())
@@ -238,35 +258,38 @@ where
                 response.status().as_u16(),
                 started,
             );
-            Ok(with_request_id(response, &id).await)
+            Ok(with_request_id(response, id).await)
         })
     }
 }
 
 /// Puts the id on the response, and into the body of a JSON error.
-async fn with_request_id(response: Response, id: &HeaderValue) -> Response {
-    let (mut parts, body) = response.into_parts();
-    parts.headers.insert(REQUEST_ID_HEADER, id.clone());
-    let is_json_error = parts.status.is_client_error() || parts.status.is_server_error();
-    if is_json_error
-        && parts
-            .headers
+async fn with_request_id(mut response: Response, id: HeaderValue) -> Response {
+    let status = response.status();
+    let is_json_error = (status.is_client_error() || status.is_server_error())
+        && response
+            .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
-    {
-        if let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await {
-            if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                if let Some(e) = v.get_mut("error").and_then(|e| e.as_object_mut()) {
-                    e.insert("request_id".into(), id.to_str().unwrap_or_default().into());
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json_error {
+        let (mut parts, body) = response.into_parts();
+        let body = match axum::body::to_bytes(body, 1 << 20).await {
+            Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(mut v) => {
+                    if let Some(e) = v.get_mut("error").and_then(|e| e.as_object_mut()) {
+                        e.insert("request_id".into(), id.to_str().unwrap_or_default().into());
+                    }
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Body::from(v.to_string())
                 }
-                parts.headers.remove(header::CONTENT_LENGTH);
-                return Response::from_parts(parts, Body::from(v.to_string()));
-            }
-            return Response::from_parts(parts, Body::from(bytes));
-        }
-        return Response::from_parts(parts, Body::empty());
+                Err(_) => Body::from(bytes),
+            },
+            Err(_) => Body::empty(),
+        };
+        response = Response::from_parts(parts, body);
     }
-    Response::from_parts(parts, body)
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    response
 }
 
 /// The second audit record of a request, written once it has been answered.
@@ -395,13 +418,27 @@ fn host_and_ip(state: &AppState, req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The peer's address (loopback when the server runs without connection info, as in tests
-/// that call the router directly).
+/// The client a peer's requests are limited as: its IPv4 address (also when it arrives mapped
+/// into IPv6), or its IPv6 /64 network, since a single IPv6 host is usually given a whole /64
+/// and could otherwise take a fresh bucket per address. Loopback when the server runs without
+/// connection info, as in tests that call the router directly.
 fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| {
+            rate_limit_client(c.0.ip())
+        })
+}
+
+/// See [`client_ip`].
+fn rate_limit_client(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
 }
 
 fn host_is_local(headers: &HeaderMap) -> bool {
@@ -488,5 +525,65 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(ApiError::rate_limited(retry_secs(n)));
         }
         Ok(Self { key_id, role })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn an_ipv6_host_is_limited_by_its_64_network_and_a_mapped_ipv4_as_ipv4() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+        assert_eq!(rate_limit_client(v4), v4);
+        let mapped = IpAddr::V6(Ipv4Addr::new(203, 0, 113, 7).to_ipv6_mapped());
+        assert_eq!(rate_limit_client(mapped), v4);
+        let a: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(rate_limit_client(a), rate_limit_client(b));
+        assert_eq!(
+            rate_limit_client(a),
+            IpAddr::V6("2001:db8:1:2::".parse::<Ipv6Addr>().unwrap())
+        );
+        assert_ne!(rate_limit_client(a), rate_limit_client(other));
+        assert_eq!(
+            rate_limit_client(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        );
+    }
+
+    #[test]
+    fn buckets_of_quiet_clients_are_forgotten_and_busy_ones_kept() {
+        // A bucket of one request refilled every millisecond: quiet within a few milliseconds.
+        let quick = Limiters::new(&Limits {
+            per_second: NonZeroU32::new(1000).unwrap(),
+            burst: NonZeroU32::MIN,
+            ..Limits::default()
+        });
+        for i in 0..5000u32 {
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(quick.per_ip.check_key(&ip).is_ok());
+            assert!(quick.auth_failures.check_key(&ip).is_ok());
+        }
+        assert!(quick.per_key.check_key(&"key".to_string()).is_ok());
+        assert_eq!(quick.tracked(), 10_001);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        quick.forget_idle();
+        // The auth-failure buckets (per minute) are still refilling; the others are forgotten.
+        assert_eq!(quick.tracked(), 5000);
+
+        // A client that has just used up its bucket keeps it, and stays limited.
+        let slow = Limiters::new(&Limits {
+            per_second: NonZeroU32::MIN,
+            burst: NonZeroU32::MIN,
+            ..Limits::default()
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(slow.per_ip.check_key(&ip).is_ok());
+        slow.forget_idle();
+        assert_eq!(slow.tracked(), 1);
+        assert!(slow.per_ip.check_key(&ip).is_err());
     }
 }

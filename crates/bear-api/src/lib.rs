@@ -226,10 +226,36 @@ pub async fn serve(
     limits: &Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_until(listener, state, limits, Box::pin(shutdown)).await
+}
+
+/// [`serve`] without type parameters, so that the accept loop, hyper's connection code and the
+/// gateway are compiled here, at bear-api's optimisation level (see the workspace profile),
+/// and not in each caller's crate: generic code is compiled where it is instantiated, and a
+/// binary crate in the `dev` profile is optimised less.
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    limits: &Limits,
+    shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> Result<()> {
     let keys = tokio::spawn(follow_key_file(state.clone()));
+    let sweep = tokio::spawn(forget_idle_clients(state.clone()));
     let served = serve_router(listener, router(state, limits), limits, shutdown).await;
     keys.abort();
+    sweep.abort();
     served
+}
+
+/// Once a minute, drops the rate-limit buckets of clients and keys that have gone quiet
+/// ([`gateway::Limiters::forget_idle`]), so their number stays bounded by recent traffic.
+async fn forget_idle_clients(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.limiters.forget_idle();
+    }
 }
 
 /// Reloads the API keys when their file changes (checked once a second), so a key made with

@@ -303,6 +303,13 @@ pub(crate) async fn serve(
         }
     }
     registry.register("workflow_runs", "Workflow runs by status", runs);
+    let buckets: Gauge = Gauge::default();
+    buckets.set(i64::try_from(s.limiters.tracked()).unwrap_or(i64::MAX));
+    registry.register(
+        "rate_limit_buckets",
+        "Clients and keys with a rate-limit bucket in memory",
+        buckets,
+    );
     let docs: Family<Labels, Gauge> = Family::default();
     let chunks: Family<Labels, Gauge> = Family::default();
     for (name, (d, c)) in crate::docs::collection_counts(&s).await {

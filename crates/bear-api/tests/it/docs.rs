@@ -557,5 +557,12 @@ async fn metrics_in_the_prometheus_text_format() {
         "{text}"
     );
     assert!(text.contains("bear_models_resident_bytes"), "{text}");
+    // Buckets for this client's IP and the keys it used (and its failed authentication).
+    let buckets: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("bear_rate_limit_buckets "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no bear_rate_limit_buckets in\n{text}"));
+    assert!(buckets >= 2, "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
