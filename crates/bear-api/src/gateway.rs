@@ -99,9 +99,7 @@ impl Limiters {
             auth_failures: RateLimiter::keyed(Quota::per_minute(l.auth_failures_per_minute)),
         }
     }
-}
 
-impl Limiters {
     /// Forgets the clients and keys whose buckets have filled up again (indistinguishable from
     /// new ones): governor's keyed limiters otherwise keep one entry per client IP ever seen,
     /// so a server reachable from many addresses would grow without bound. `serve` calls this
