@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bear_security::access::{ApiKeyStore, Permission, Role};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -83,20 +83,29 @@ impl Default for Limits {
     }
 }
 
+/// A keyed rate limiter over a DashMap hashed with aHash (randomly keyed per process, so still
+/// resistant to collision flooding) instead of std's SipHash: every request is checked against
+/// one or two of these, and SipHash was half of a check's cost.
+type KeyedLimiter<K> =
+    RateLimiter<K, governor::state::keyed::DashMapStateStore<K, ahash::RandomState>, DefaultClock>;
+
 /// The gateway's rate limiters.
 pub(crate) struct Limiters {
-    per_key: DefaultKeyedRateLimiter<String>,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    per_key: KeyedLimiter<String>,
+    per_ip: KeyedLimiter<IpAddr>,
+    auth_failures: KeyedLimiter<IpAddr>,
 }
 
 impl Limiters {
     pub(crate) fn new(l: &Limits) -> Self {
         let q = Quota::per_second(l.per_second).allow_burst(l.burst);
+        fn keyed<K: std::hash::Hash + Eq + Clone>(q: Quota) -> KeyedLimiter<K> {
+            RateLimiter::dashmap_with_hasher(q, ahash::RandomState::new())
+        }
         Self {
-            per_key: RateLimiter::keyed(q),
-            per_ip: RateLimiter::keyed(q),
-            auth_failures: RateLimiter::keyed(Quota::per_minute(l.auth_failures_per_minute)),
+            per_key: keyed(q),
+            per_ip: keyed(q),
+            auth_failures: keyed(Quota::per_minute(l.auth_failures_per_minute)),
         }
     }
 
@@ -128,7 +137,10 @@ fn retry_secs(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> 
 
 /// A new time-ordered request id: a v7 UUID whose random part is a per-thread random seed
 /// mixed with a per-thread counter (unique, no system call and no shared atomic per request).
-fn new_request_id() -> HeaderValue {
+/// Its time is `now` on the Unix clock: the wall-clock time of the first id, advanced by the
+/// monotonic clock (the request's start time is reused, so an id costs no clock read, and ids
+/// stay ordered when the wall clock is stepped).
+fn new_request_id(now: std::time::Instant) -> HeaderValue {
     use std::cell::Cell;
     thread_local! {
         static SEED: [u8; 10] = {
@@ -147,9 +159,14 @@ fn new_request_id() -> HeaderValue {
     for (b, c) in bytes[2..].iter_mut().zip(n.to_be_bytes()) {
         *b ^= c;
     }
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    static ANCHOR: std::sync::OnceLock<(std::time::Instant, u64)> = std::sync::OnceLock::new();
+    let (at, unix_ms) = ANCHOR.get_or_init(|| {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (std::time::Instant::now(), unix)
+    });
+    let ms = unix_ms + now.saturating_duration_since(*at).as_millis() as u64;
     let id = uuid::Builder::from_unix_timestamp_millis(ms, &bytes).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a UUID is header-safe")
@@ -174,22 +191,40 @@ impl<S: Clone> tower::Layer<S> for Edge {
     type Service = EdgeService<S>;
     fn layer(&self, inner: S) -> EdgeService<S> {
         EdgeService {
-            with_body: axum::extract::DefaultBodyLimit::max(self.max_body_bytes)
-                .layer(inner.clone()),
+            shared: Arc::new(EdgeShared {
+                with_body: axum::extract::DefaultBodyLimit::max(self.max_body_bytes)
+                    .layer(inner.clone()),
+                state: self.state.clone(),
+                idle: self.idle,
+            }),
             inner,
-            edge: self.clone(),
         }
     }
 }
 
-/// [`Edge`] around a service.
-#[derive(Clone)]
+/// [`Edge`] around a service. hyper clones the service for every request, so everything but
+/// the service itself sits behind one `Arc`: a clone is two reference counts, not four.
 pub(crate) struct EdgeService<S> {
     /// For requests without a body.
     inner: S,
-    /// For requests with one: the same service under the body limit.
+    shared: Arc<EdgeShared<S>>,
+}
+
+impl<S: Clone> Clone for EdgeService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// What every clone of an [`EdgeService`] shares.
+pub(crate) struct EdgeShared<S> {
+    /// For requests with a body: the same service under the body limit.
     with_body: <axum::extract::DefaultBodyLimit as tower::Layer<S>>::Service,
-    edge: Edge,
+    state: Arc<AppState>,
+    idle: std::time::Duration,
 }
 
 impl<S> tower::Service<Request> for EdgeService<S>
@@ -208,8 +243,7 @@ where
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::ready!(self.inner.poll_ready(cx))?;
-        self.with_body.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
@@ -218,9 +252,9 @@ where
             v.to_str()
                 .is_ok_and(|s| bear_core::RequestId::new(s).is_ok())
         });
-        let id = given.cloned().unwrap_or_else(new_request_id);
         let started = std::time::Instant::now();
-        let state = self.edge.state.clone();
+        let id = given.cloned().unwrap_or_else(|| new_request_id(started));
+        let state = self.shared.state.clone();
         let routes = state.metrics.routes();
         let route = routes.find(req.uri().path());
         let method = req.method().clone();
@@ -241,7 +275,10 @@ where
                 let f = if req.body().is_end_stream() {
                     self.inner.call(req)
                 } else {
-                    self.with_body.call(with_body_timeout(req, self.edge.idle))
+                    // A clone of the shared one (the router is always ready, as `inner` is the
+                    // same router): only requests with a body pay for it.
+                    let mut with_body = self.shared.with_body.clone();
+                    with_body.call(with_body_timeout(req, self.shared.idle))
                 };
                 (Stage::Inner { f }, ticket)
             }
@@ -603,6 +640,40 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn request_ids_are_unique_v7_uuids_on_the_unix_clock_in_request_order() {
+        let parse = |v: HeaderValue| uuid::Uuid::parse_str(v.to_str().unwrap()).unwrap();
+        let wall = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = wall();
+        let start = std::time::Instant::now();
+        let ids: Vec<uuid::Uuid> = (0..1000)
+            .map(|i| parse(new_request_id(start + std::time::Duration::from_millis(i))))
+            .collect();
+        let unique: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        let ms = |u: &uuid::Uuid| {
+            let (s, n) = u.get_timestamp().unwrap().to_unix();
+            s * 1000 + u64::from(n) / 1_000_000
+        };
+        for (i, u) in ids.iter().enumerate() {
+            assert_eq!(u.get_version(), Some(uuid::Version::SortRand));
+            // Each id carries its request's start, on the wall clock of the first id.
+            let t = ms(u);
+            assert!(t + 1 >= before + i as u64, "id {i}: {t} before {before}");
+            assert!(t <= wall() + i as u64 + 1, "id {i}: {t} in the future");
+        }
+        // Ids made on another thread are unique too (per-thread seeds).
+        let other = std::thread::spawn(move || parse(new_request_id(start)))
+            .join()
+            .unwrap();
+        assert!(!unique.contains(&other));
+    }
 
     #[test]
     fn an_ipv6_host_is_limited_by_its_64_network_and_a_mapped_ipv4_as_ipv4() {
