@@ -237,7 +237,7 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = EdgeFuture<S::Future>;
+    type Future = EdgeFuture<S, S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -254,13 +254,16 @@ where
         });
         let started = std::time::Instant::now();
         let id = given.cloned().unwrap_or_else(|| new_request_id(started));
-        let state = self.shared.state.clone();
+        // The future holds the shared part, whose count hyper's clone has just touched on this
+        // thread, rather than another count on the application state.
+        let shared = self.shared.clone();
+        let state = &shared.state;
         let routes = state.metrics.routes();
         let route = routes.find(req.uri().path());
         let method = req.method().clone();
         // Refused at the door, or audited (mutating requests to a route), then passed on.
-        let admitted = host_and_ip(&state, &req).and_then(|()| match routes.template(route) {
-            Some(t) => audit_before(&state, t, &req),
+        let admitted = host_and_ip(state, &req).and_then(|()| match routes.template(route) {
+            Some(t) => audit_before(state, t, &req),
             None => Ok(None),
         });
         let (stage, ticket) = match admitted {
@@ -277,15 +280,15 @@ where
                 } else {
                     // A clone of the shared one (the router is always ready, as `inner` is the
                     // same router): only requests with a body pay for it.
-                    let mut with_body = self.shared.with_body.clone();
-                    with_body.call(with_body_timeout(req, self.shared.idle))
+                    let mut with_body = shared.with_body.clone();
+                    with_body.call(with_body_timeout(req, shared.idle))
                 };
                 (Stage::Inner { f }, ticket)
             }
         };
         EdgeFuture {
             stage,
-            state,
+            shared,
             route,
             method,
             started,
@@ -301,10 +304,10 @@ pin_project_lite::pin_project! {
     /// block: hyper keeps it in its per-connection slot, so a request allocates nothing here
     /// (the boxed block was 1.6 KiB, past the allocator's small-size cache, and was copied
     /// several times on the way).
-    pub(crate) struct EdgeFuture<F> {
+    pub(crate) struct EdgeFuture<S, F> {
         #[pin]
         stage: Stage<F>,
-        state: Arc<AppState>,
+        shared: Arc<EdgeShared<S>>,
         route: usize,
         method: axum::http::Method,
         started: std::time::Instant,
@@ -325,7 +328,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F> std::future::Future for EdgeFuture<F>
+impl<S, F> std::future::Future for EdgeFuture<S, F>
 where
     F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
 {
@@ -350,8 +353,9 @@ where
                 .into_response(),
             StageProj::ErrorBody { f } => return f.as_mut().poll(cx).map(Ok),
         };
-        this.state.metrics.routes().record(
-            &this.state.metrics,
+        let metrics = &this.shared.state.metrics;
+        metrics.routes().record(
+            metrics,
             *this.route,
             this.method,
             response.status().as_u16(),
