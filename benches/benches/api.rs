@@ -139,7 +139,8 @@ async fn servers(f: &Fixture) -> (SocketAddr, SocketAddr) {
 
 /// `BEAR_BENCH_SERVE=SECONDS`: instead of measuring, serve `/api/v1/hw` with the full gateway
 /// and bare (both through bear-api's accept loop) for an outside load tool, and print
-/// `full URL KEY` and `bare URL`. `cargo xtask bench api` loads them with wrk.
+/// `full URL KEY` and `bare URL`. `cargo xtask bench api` loads them with wrk. With
+/// `BEAR_BENCH_SERVE_UNTIL_EOF` set, serving also ends when stdin is closed.
 fn serve_for_load(secs: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,7 +150,18 @@ fn serve_for_load(secs: u64) {
     let (full, bare_addr) = rt.block_on(servers(&f));
     println!("full http://{full}/api/v1/hw {}", f.key);
     println!("bare http://{bare_addr}/api/v1/hw");
-    std::thread::sleep(Duration::from_secs(secs));
+    // `cargo xtask bench api` sets BEAR_BENCH_SERVE_UNTIL_EOF and closes stdin when it is done
+    // (or dies): killing the `cargo` it started would leave this process serving.
+    if std::env::var_os("BEAR_BENCH_SERVE_UNTIL_EOF").is_some() {
+        let (closed, until) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = closed.send(());
+        });
+        let _ = until.recv_timeout(Duration::from_secs(secs));
+    } else {
+        std::thread::sleep(Duration::from_secs(secs));
+    }
 }
 
 fn api_bench(c: &mut Criterion) {
@@ -307,7 +319,7 @@ fn api_bench(c: &mut Criterion) {
 }
 
 /// Decoded generation, paired: each round runs the library call and the API call on fresh
-/// prompts back to back, so drift between runs cancels; the median of the per-round
+/// prompts back to back (alternating order and wording), so drift between runs cancels; the median of the per-round
 /// differences is what the API adds. Written to `<target>/bench-api.json`.
 fn paired_generation(
     rt: &tokio::runtime::Runtime,
@@ -319,8 +331,17 @@ fn paired_generation(
     let mut diffs = Vec::with_capacity(rounds);
     let mut d_ms = Vec::with_capacity(rounds);
     for i in 0..rounds {
-        let d = direct(format!("Clause {i} of the lease says that the tenant"));
-        let h = via_api(format!("Clause {i} of the lease says that the landlord"));
+        // Fresh prompts (nothing cached); each side gets each wording and goes first in every
+        // other round, so neither the prompt's length nor the order favours one side.
+        let tenant = format!("Clause {i} of the lease says that the tenant");
+        let landlord = format!("Clause {i} of the lease says that the landlord");
+        let (d, h) = if i % 2 == 0 {
+            let d = direct(tenant);
+            (d, via_api(landlord))
+        } else {
+            let h = via_api(tenant);
+            (direct(landlord), h)
+        };
         diffs.push(h.as_secs_f64() * 1e3 - d.as_secs_f64() * 1e3);
         d_ms.push(d.as_secs_f64() * 1e3);
     }

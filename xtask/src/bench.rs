@@ -733,11 +733,16 @@ fn api_under_load() -> anyhow::Result<String> {
     {
         return Ok("\n(wrk not installed: no load rows; `sudo apt-get install wrk`)\n".into());
     }
+    // The servers end when `stop` (their stdin) is dropped, however this function ends:
+    // `child.kill()` only reaches `cargo`, not the bench binary it runs.
     let mut child = cargo_bench(Some("api"))
         .env("BEAR_BENCH_SERVE", "600")
+        .env("BEAR_BENCH_SERVE_UNTIL_EOF", "1")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
+    let stop = child.stdin.take();
     let stdout = child.stdout.take().context("no stdout")?;
     let (mut full, mut bare, mut key) = (None, None, None);
     for line in std::io::BufReader::new(stdout).lines() {
@@ -802,7 +807,7 @@ fn api_under_load() -> anyhow::Result<String> {
         }
         Ok(())
     })();
-    let _ = child.kill();
+    drop(stop);
     let _ = child.wait();
     result?;
     Ok(out)
