@@ -319,8 +319,8 @@ fn api_bench(c: &mut Criterion) {
 }
 
 /// Decoded generation, paired: each round runs the library call and the API call on fresh
-/// prompts back to back (alternating order and wording), so drift between runs cancels; the median of the per-round
-/// differences is what the API adds. Written to `<target>/bench-api.json`.
+/// prompts back to back (alternating order and wording), so drift between runs cancels; the
+/// median of the per-round differences is what the API adds. Written to `<target>/bench-api.json`.
 fn paired_generation(
     rt: &tokio::runtime::Runtime,
     direct: impl Fn(String) -> std::time::Duration,

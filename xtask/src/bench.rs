@@ -761,7 +761,6 @@ fn api_under_load() -> anyhow::Result<String> {
         }
     }
     let (Some(full), Some(bare), Some(key)) = (full, bare, key) else {
-        let _ = child.kill();
         anyhow::bail!("the api bench did not start its servers");
     };
     let header = format!("Authorization: Bearer {key}");
@@ -773,7 +772,7 @@ fn api_under_load() -> anyhow::Result<String> {
             let mut f = Vec::new();
             let mut b = Vec::new();
             // Full and bare in pairs, alternating which goes first (ABBA): the machine's speed
-            // drifts by a quarter within a minute here (wrk shares the two cores with the
+            // drifts by a third within a minute here (wrk shares the two cores with the
             // server), so many short pairs average the drift out where a few long runs each
             // charge it to one side.
             for i in 0..LOAD_PAIRS {
