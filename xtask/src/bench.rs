@@ -710,19 +710,55 @@ pub(crate) fn api() -> anyhow::Result<()> {
     report.push_str(&format!(
         "\nCriterion rows: medians, one client at a time. Throughput rows: wrk on the same \
          machine (it shares the 2 cores with the server): the ratio of the mean req/s of \
-         {LOAD_PAIRS} pairs of {LOAD_SECS} s runs, each pair in the other order than the last \
-         (ABBA), with the median and quartiles of the pairs' ratios; the peer is the same \
-         router, handlers and key check without the gateway's layers \
-         (`bear_api::routes_without_gateway`), served by the same accept loop.\n",
+         {} pairs of {LOAD_SECS} s runs ({} at one connection), each pair in the other order \
+         than the last (ABBA), with a 95% confidence interval (bootstrap over the pairs) and \
+         the median of the pairs' ratios; the peer is the same router, handlers and key check \
+         without the gateway's layers (`bear_api::routes_without_gateway`), served by the same \
+         accept loop. `BEAR_BENCH_LOAD_PAIRS` sets the number of pairs.\n",
+        load_pairs(16),
+        load_pairs(1),
     ));
     println!("{report}");
     std::fs::write(target_dir().join("bench-api.md"), &report)?;
     Ok(())
 }
 
-/// Pairs of wrk runs (full, bare) per connection count, and each run's length in seconds.
-const LOAD_PAIRS: usize = 12;
+/// Each wrk run's length in seconds.
 const LOAD_SECS: u64 = 2;
+
+/// Pairs of wrk runs (full, bare) at `connections`: `BEAR_BENCH_LOAD_PAIRS`, or 24 at the
+/// connection counts the goal names and 8 at one (reported, no goal). This machine's speed
+/// swings by a quarter within seconds, so one pair's ratio is noisy (a spread of about 0.15);
+/// the interval narrows with the square root of the number of pairs.
+fn load_pairs(connections: u32) -> usize {
+    std::env::var("BEAR_BENCH_LOAD_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n >= 2)
+        .unwrap_or(if connections == 1 { 8 } else { 24 })
+}
+
+/// The ratio of mean throughputs `sum(full) / sum(bare)` and its 95% percentile-bootstrap
+/// interval, resampling whole pairs (10,000 resamples, fixed seed so a report is reproducible
+/// from its runs).
+fn ratio_with_interval(pairs: &[(f64, f64)]) -> (f64, f64, f64) {
+    use rand::{RngExt, SeedableRng};
+    let ratio = |it: &mut dyn Iterator<Item = (f64, f64)>| {
+        let (f, b) = it.fold((0.0, 0.0), |(f, b), (x, y)| (f + x, b + y));
+        f / b
+    };
+    let point = ratio(&mut pairs.iter().copied());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6265_6172);
+    let mut boot: Vec<f64> = (0..10_000)
+        .map(|_| ratio(&mut (0..pairs.len()).map(|_| pairs[rng.random_range(0..pairs.len())])))
+        .collect();
+    boot.sort_by(f64::total_cmp);
+    (
+        point,
+        boot[boot.len() / 40],
+        boot[boot.len() - 1 - boot.len() / 40],
+    )
+}
 
 /// The gateway against the bare route under wrk at 1, 16 and 64 connections: the bench binary
 /// serves both (`BEAR_BENCH_SERVE`), wrk loads each in turn.
@@ -775,7 +811,7 @@ fn api_under_load() -> anyhow::Result<String> {
             // drifts by a third within a minute here (wrk shares the two cores with the
             // server), so many short pairs average the drift out where a few long runs each
             // charge it to one side.
-            for i in 0..LOAD_PAIRS {
+            for i in 0..load_pairs(c) {
                 let run = |url: &str| crate::loadtest::wrk(url, Some(&header), c, LOAD_SECS);
                 if i % 2 == 0 {
                     f.push(run(&full)?);
@@ -789,19 +825,18 @@ fn api_under_load() -> anyhow::Result<String> {
                 v.iter().map(g).sum::<f64>() / v.len() as f64
             };
             let (fr, br) = (mean(&f, |r| r.rps), mean(&b, |r| r.rps));
-            let mut pairs: Vec<f64> = f.iter().zip(&b).map(|(f, b)| f.rps / b.rps).collect();
-            pairs.sort_by(f64::total_cmp);
-            let quartile = |q: usize| pairs[(pairs.len() - 1) * q / 4];
+            let pairs: Vec<(f64, f64)> = f.iter().zip(&b).map(|(f, b)| (f.rps, b.rps)).collect();
+            let (ratio, low, high) = ratio_with_interval(&pairs);
+            let mut each: Vec<f64> = pairs.iter().map(|(f, b)| f / b).collect();
+            each.sort_by(f64::total_cmp);
             out.push_str(&format!(
-                "| GET /api/v1/hw | {c} | {fr:.0}, {:.2} / {:.2} ms | {br:.0}, {:.2} / {:.2} ms | {:.2}× (pairs: median {:.2}, quartiles {:.2}-{:.2}) | >= 0.9× |\n",
+                "| GET /api/v1/hw | {c} | {fr:.0}, {:.2} / {:.2} ms | {br:.0}, {:.2} / {:.2} ms | {ratio:.3}× (95% CI {low:.3}-{high:.3}; {} pairs, median {:.2}) | >= 0.9× |\n",
                 mean(&f, |r| r.p50_ms),
                 mean(&f, |r| r.p99_ms),
                 mean(&b, |r| r.p50_ms),
                 mean(&b, |r| r.p99_ms),
-                fr / br,
-                quartile(2),
-                quartile(1),
-                quartile(3),
+                pairs.len(),
+                each[each.len() / 2],
             ));
         }
         Ok(())
@@ -810,4 +845,26 @@ fn api_under_load() -> anyhow::Result<String> {
     let _ = child.wait();
     result?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_interval_holds_the_ratio_of_means_and_narrows_with_more_pairs() {
+        // Equal pairs: no spread, the interval is the point.
+        let (r, lo, hi) = super::ratio_with_interval(&[(90.0, 100.0); 6]);
+        assert!((r - 0.9).abs() < 1e-12 && (lo - 0.9).abs() < 1e-12 && (hi - 0.9).abs() < 1e-12);
+        // Noisy pairs around 0.9 (the ratio of sums, not the mean of ratios).
+        let noisy: Vec<(f64, f64)> = (0..12)
+            .map(|i| (if i % 2 == 0 { 80.0 } else { 100.0 }, 100.0))
+            .collect();
+        let (r, lo, hi) = super::ratio_with_interval(&noisy);
+        assert!((r - 0.9).abs() < 1e-12, "{r}");
+        assert!(lo < r && r < hi && lo >= 0.8 && hi <= 1.0, "{lo} {hi}");
+        // Four times the pairs: about half the width.
+        let many: Vec<(f64, f64)> = noisy.iter().cycle().take(48).copied().collect();
+        let (_, lo4, hi4) = super::ratio_with_interval(&many);
+        let (w, w4) = (hi - lo, hi4 - lo4);
+        assert!(w4 < 0.7 * w && w4 > 0.3 * w, "{w} {w4}");
+    }
 }

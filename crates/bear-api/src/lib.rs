@@ -157,10 +157,10 @@ pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
-/// The whole API: the routes (each counted, timed and audited), under CORS when configured and
-/// the gateway's edge (request ids, Host check, per-IP limit, and for requests with a body the
-/// body limit and stall timeout). The outer layers wrap the router once, not each route, so a
-/// request pays for each layer once.
+/// The whole API: the routes (each counted, timed and audited; each under CORS when
+/// configured) inside the gateway's edge (request ids, Host check, per-IP limit, and for
+/// requests with a body the body limit and stall timeout). The edge wraps the router once, not
+/// each route, so a request pays for it once.
 pub fn router(
     state: Arc<AppState>,
     limits: &Limits,
@@ -192,13 +192,19 @@ pub fn router(
         spec.paths.paths.keys().map(String::as_str),
         &state.metrics,
     ));
-    let cors = tower::util::option_layer(gateway::cors(limits)).layer(routes);
+    // CORS, when configured, wraps each route (and answers their preflights) rather than the
+    // whole router: the gateway then wraps one router type either way, with no `Either` to
+    // clone and poll through on every request.
+    let routes = match gateway::cors(limits) {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
     gateway::Edge {
         state,
         idle: limits.body_idle_timeout,
         max_body_bytes: limits.max_body_bytes,
     }
-    .layer(cors)
+    .layer(routes)
 }
 
 /// Refuses a public bind without API keys: an open port with no authentication would expose
