@@ -726,6 +726,9 @@ pub(crate) fn api() -> anyhow::Result<()> {
 /// Each wrk run's length in seconds.
 const LOAD_SECS: u64 = 2;
 
+/// The connection counts of the throughput rows.
+const CONNECTIONS: [u32; 3] = [1, 16, 64];
+
 /// Pairs of wrk runs (full, bare) at `connections`: `BEAR_BENCH_LOAD_PAIRS`, or 24 at the
 /// connection counts the goal names and 8 at one (reported, no goal). This machine's speed
 /// swings by a quarter within seconds, so one pair's ratio is noisy (a spread of about 0.15);
@@ -771,8 +774,13 @@ fn api_under_load() -> anyhow::Result<String> {
     }
     // The servers end when `stop` (their stdin) is dropped, however this function ends:
     // `child.kill()` only reaches `cargo`, not the bench binary it runs.
+    // A backstop only (closing stdin ends the servers): twice the planned load, and more.
+    let planned: u64 = CONNECTIONS
+        .iter()
+        .map(|&c| load_pairs(c) as u64 * 2 * LOAD_SECS)
+        .sum();
     let mut child = cargo_bench(Some("api"))
-        .env("BEAR_BENCH_SERVE", "600")
+        .env("BEAR_BENCH_SERVE", (2 * planned + 600).to_string())
         .env("BEAR_BENCH_SERVE_UNTIL_EOF", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -804,7 +812,7 @@ fn api_under_load() -> anyhow::Result<String> {
         "\n| throughput (wrk) | connections | full gateway req/s, p50 / p99 | same route, no middleware, req/s, p50 / p99 | ratio | goal |\n|---|---|---|---|---|---|\n",
     );
     let result = (|| -> anyhow::Result<()> {
-        for c in [1u32, 16, 64] {
+        for c in CONNECTIONS {
             let mut f = Vec::new();
             let mut b = Vec::new();
             // Full and bare in pairs, alternating which goes first (ABBA): the machine's speed

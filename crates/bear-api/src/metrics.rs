@@ -12,7 +12,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bear_security::access::Permission;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -75,13 +74,26 @@ const FIRST_BUCKET_NS: u64 = 500_000;
 /// Finite buckets: 0.5 ms to about 16 s, then +Inf.
 const BUCKETS: usize = 16;
 
-/// A request-latency histogram that every worker thread updates without a lock: one atomic
-/// counter per bucket, plus the sum (prometheus-client's own `Histogram` takes a mutex per
-/// observation, which the API's worker threads contend for on a busy route). Encoded as a
-/// classic Prometheus histogram with the same buckets (0.5 ms doubling); the count is the sum
-/// of the buckets, so an observation touches two counters.
+/// Slots per counter: each thread writes its own ([`shard`]), so the API's worker threads do
+/// not pass the same cache line back and forth on every request; a scrape adds them up.
+const SHARDS: usize = 8;
+
+/// This thread's slot: threads take slots in turn as they first record something.
+fn shard() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
+}
+
+/// A request-latency histogram that every worker thread updates without a lock and in its own
+/// cache line: per [`shard`], one atomic counter per bucket plus the sum (prometheus-client's
+/// own `Histogram` takes a mutex per observation, which the API's worker threads contend for on
+/// a busy route). Encoded as a classic Prometheus histogram with the same buckets (0.5 ms
+/// doubling); the count is the sum of the buckets, so an observation touches two counters.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct LatencyHistogram(Arc<LatencyCells>);
+pub(crate) struct LatencyHistogram(Arc<[crossbeam_utils::CachePadded<LatencyCells>; SHARDS]>);
 
 #[derive(Debug, Default)]
 pub(crate) struct LatencyCells {
@@ -103,10 +115,43 @@ impl LatencyHistogram {
 
     pub(crate) fn observe(&self, elapsed: std::time::Duration) {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let c = &self.0;
+        let c = &self.0[shard()];
         c.buckets[Self::bucket(ns)].fetch_add(1, Ordering::Relaxed);
         c.sum_ns.fetch_add(ns, Ordering::Relaxed);
     }
+}
+
+/// A counter with a slot per [`shard`] (see [`LatencyHistogram`]), encoded as their sum.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShardedCounter(Arc<[crossbeam_utils::CachePadded<AtomicU64>; SHARDS]>);
+
+impl ShardedCounter {
+    pub(crate) fn inc(&self) {
+        self.0[shard()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total over all slots.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl prometheus_client::encoding::EncodeMetric for ShardedCounter {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&self.get(), None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Counter
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for ShardedCounter {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Counter;
 }
 
 impl prometheus_client::encoding::EncodeMetric for LatencyHistogram {
@@ -114,7 +159,9 @@ impl prometheus_client::encoding::EncodeMetric for LatencyHistogram {
         &self,
         mut encoder: prometheus_client::encoding::MetricEncoder,
     ) -> Result<(), std::fmt::Error> {
-        let c = &self.0;
+        let total = |cell: &dyn Fn(&LatencyCells) -> &AtomicU64| -> u64 {
+            self.0.iter().map(|c| cell(c).load(Ordering::Relaxed)).sum()
+        };
         // Read once each, so the count always equals the buckets' total.
         let buckets: Vec<(f64, u64)> = (0..=BUCKETS)
             .map(|i| {
@@ -124,11 +171,11 @@ impl prometheus_client::encoding::EncodeMetric for LatencyHistogram {
                 } else {
                     (FIRST_BUCKET_NS << i) as f64 / 1e9
                 };
-                (upper, c.buckets[i].load(Ordering::Relaxed))
+                (upper, total(&|c| &c.buckets[i]))
             })
             .collect();
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            c.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            total(&|c| &c.sum_ns) as f64 / 1e9,
             buckets.iter().map(|(_, n)| n).sum(),
             &buckets,
             None,
@@ -147,7 +194,7 @@ impl prometheus_client::metrics::TypedMetric for LatencyHistogram {
 
 /// The counters the middleware updates.
 pub(crate) struct Metrics {
-    requests: Family<RequestLabels, Counter>,
+    requests: Family<RequestLabels, ShardedCounter>,
     latency: Family<RouteLabel, LatencyHistogram>,
     /// The route table, made with the router.
     pub(crate) routes: std::sync::OnceLock<Routes>,
@@ -179,7 +226,7 @@ pub(crate) struct Routes {
     latency: Vec<LatencyHistogram>,
     /// Per route, method and status slot, the counter of `requests`, made on first use: no
     /// lock and no hashing per request.
-    counters: Vec<[[std::sync::OnceLock<Counter>; STATUS_SLOTS]; METHOD_SLOTS]>,
+    counters: Vec<[[std::sync::OnceLock<ShardedCounter>; STATUS_SLOTS]; METHOD_SLOTS]>,
 }
 
 const METHODS: [&str; 4] = ["GET", "POST", "DELETE", "OTHER"];
@@ -351,6 +398,57 @@ pub(crate) async fn serve(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn counts_from_many_threads_add_up_in_the_scrape() {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteLabel, ShardedCounter>::default();
+        let latency = Family::<RouteLabel, LatencyHistogram>::default();
+        registry.register("requests", "test", requests.clone());
+        registry.register("latency", "test", latency.clone());
+        let label = RouteLabel { route: "/r" };
+        let (counter, histogram) = (
+            requests.get_or_create(&label).clone(),
+            latency.get_or_create(&label).clone(),
+        );
+        // More threads than slots, so some share one.
+        std::thread::scope(|s| {
+            for t in 0..(SHARDS as u64 + 3) {
+                let (counter, histogram) = (&counter, &histogram);
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        counter.inc();
+                        histogram.observe(Duration::from_millis(t % 2 * 2));
+                    }
+                });
+            }
+        });
+        let n = (SHARDS as u64 + 3) * 1000;
+        assert_eq!(counter.get(), n);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(&format!("requests_total{{route=\"/r\"}} {n}")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("latency_count{{route=\"/r\"}} {n}")),
+            "{text}"
+        );
+        // Half the threads observed 0 ms (first bucket), the other half 2 ms (third bucket).
+        let first = (SHARDS as u64 + 3).div_ceil(2) * 1000;
+        assert!(
+            text.contains(&format!(
+                "latency_bucket{{le=\"0.0005\",route=\"/r\"}} {first}"
+            )),
+            "{text}"
+        );
+        let sum = (n - first) as f64 * 0.002;
+        assert!(
+            text.contains(&format!("latency_sum{{route=\"/r\"}} {sum:.1}")),
+            "{text}"
+        );
+    }
 
     #[test]
     fn paths_find_their_route_template_whether_fixed_or_with_parameters() {
