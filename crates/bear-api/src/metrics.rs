@@ -435,7 +435,7 @@ mod tests {
             text.contains(&format!("latency_count{{route=\"/r\"}} {n}")),
             "{text}"
         );
-        // Half the threads observed 0 ms (first bucket), the other half 2 ms (third bucket).
+        // Even-numbered threads observed 0 ms (first bucket), odd ones 2 ms (third bucket).
         let first = (SHARDS as u64 + 3).div_ceil(2) * 1000;
         assert!(
             text.contains(&format!(
