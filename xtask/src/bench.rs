@@ -746,14 +746,14 @@ fn load_pairs(connections: u32) -> usize {
 /// from its runs).
 fn ratio_with_interval(pairs: &[(f64, f64)]) -> (f64, f64, f64) {
     use rand::{RngExt, SeedableRng};
-    let ratio = |it: &mut dyn Iterator<Item = (f64, f64)>| {
-        let (f, b) = it.fold((0.0, 0.0), |(f, b), (x, y)| (f + x, b + y));
+    fn ratio(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
+        let (f, b) = pairs.fold((0.0, 0.0), |(f, b), (x, y)| (f + x, b + y));
         f / b
-    };
-    let point = ratio(&mut pairs.iter().copied());
+    }
+    let point = ratio(pairs.iter().copied());
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6265_6172);
     let mut boot: Vec<f64> = (0..10_000)
-        .map(|_| ratio(&mut (0..pairs.len()).map(|_| pairs[rng.random_range(0..pairs.len())])))
+        .map(|_| ratio((0..pairs.len()).map(|_| pairs[rng.random_range(0..pairs.len())])))
         .collect();
     boot.sort_by(f64::total_cmp);
     (
