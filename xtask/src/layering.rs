@@ -18,13 +18,14 @@ pub(crate) const LAYERS: &[(&str, u8)] = &[
     ("bear-rag", 2),
     ("bear-plugins", 2),
     ("bear-agents", 3),
-    ("bear-api", 4),
-    ("bear-cli", 4),
-    ("bear", 5),
-    ("bear-server", 5),
-    ("bear-examples", 5),
-    ("bear-benches", 5),
-    ("xtask", 5),
+    ("bear-app", 4),
+    ("bear-api", 5),
+    ("bear-cli", 5),
+    ("bear", 6),
+    ("bear-server", 6),
+    ("bear-examples", 6),
+    ("bear-benches", 6),
+    ("xtask", 6),
 ];
 
 /// The subset of `cargo metadata --no-deps` output the check needs.

@@ -13,7 +13,6 @@ use anyhow::Context;
 use bear_agents::{Backends, Engine, EngineConfig, Registry, SqliteStore};
 use bear_api::{AppState, Limits};
 use bear_core::EventBus;
-use bear_hw::{Probe, SysProbe};
 use bear_security::access::ApiKeyStore;
 use clap::Parser;
 
@@ -49,7 +48,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let loaded = bear_cli::load_config(args.config.as_deref(), |k| std::env::var_os(k))?;
+    let loaded = bear_app::load_config(args.config.as_deref(), |k| std::env::var_os(k))?;
     let config = &loaded.config;
     let bind: SocketAddr = match args.bind {
         Some(b) => b,
@@ -67,31 +66,28 @@ fn run(args: Args) -> anyhow::Result<()> {
         .build()?;
     let loaded = &loaded;
     rt.block_on(async move {
-        let machine = SysProbe.probe(&loaded.dirs.data_dir);
-        let hw = serde_json::json!({
-            "machine": machine,
-            "recommendations": bear_hw::recommend(&machine),
-        });
-        let manager = Arc::new(model_manager(loaded, &machine)?);
+        // The same report as `bear hw --json`, serialised once.
+        let hw = serde_json::to_value(bear_app::hw::report(loaded))?;
+        let manager = Arc::new(bear_app::open_models(loaded, true)?);
 
         // PII: one detector; scrubbers per collection policy, keyed by the keyring when it can
         // be opened without a terminal.
-        let keyring = bear_cli::unattended_keyring(loaded)?;
+        let keyring = bear_app::unattended_keyring(loaded, |k| std::env::var_os(k))?;
         if keyring.is_none() {
             eprintln!(
                 "note: no keyring opened (set BEAR_PASSPHRASE or security.key_file); \
                  collections with the tokenize policy are refused"
             );
         }
-        let scrubbers = Arc::new(bear_security::PolicyScrubbers::new(
-            &config.pii,
-            keyring,
-            &config.security.vault_path(&loaded.dirs),
+        let app = Arc::new(bear_app::App::new(
+            loaded.clone(),
+            manager.clone(),
+            bear_app::Keys::Opened(keyring.map(Box::new)),
         )?);
         let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
 
         // Plugins: everything found in the plugin directories.
-        let (plugins, warnings) = bear_cli::load_plugins(loaded)?;
+        let (plugins, warnings) = bear_app::plugins::load_all(loaded)?;
         for w in warnings {
             eprintln!("warning: {w}");
         }
@@ -108,17 +104,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
 
         // Documents.
-        let store = bear_rag::Store::from_config(&config.rag, &loaded.dirs);
-        let default_embedder = bear_core::ModelId::new(&config.models.default_embedder)?;
         let default_generator = bear_core::ModelId::new(&config.models.default_generator)?;
         let retriever: Option<Arc<dyn bear_core::Retriever>> =
-            match manager.embedder(&default_embedder) {
+            match app.embedder(&config.models.default_embedder).await {
                 Ok(e) => Some(Arc::new(bear_rag::RagRetriever::new(
-                    store.clone(),
+                    app.store().clone(),
                     e,
-                    scrubbers
-                        .get(config.rag.pii_policy)
-                        .map(|s| s as Arc<dyn bear_core::PiiScrubber>)
+                    app.scrubber_for(config.rag.pii_policy)
                         .unwrap_or_else(|_| scrubber.clone()),
                 ))),
                 Err(e) => {
@@ -126,15 +118,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     None
                 }
             };
-        let rag = bear_api::RagState::new(
-            store,
-            config.rag.clone(),
-            loaded.dirs.data_dir.join("uploads"),
-            scrubbers,
-            default_embedder,
-            default_generator.clone(),
-            config.models.context_length as usize,
-        );
+        let rag = bear_api::RagState::new(app.clone(), loaded.dirs.data_dir.join("uploads"))?;
 
         let wf = &config.workflows;
         let runs = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
@@ -185,7 +169,6 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// The model manager over the models directory, sized from the machine.
 /// Applies the pin file to the manager about once a second (loads block a worker of tokio's
 /// blocking pool) and publishes the status file, refreshed every second even while a slow load
 /// runs, so `bear models load` never mistakes a busy server for a stopped one.
@@ -219,58 +202,6 @@ async fn watch_pins(manager: Arc<bear_models::ModelManager>, data_dir: PathBuf) 
         };
         publish(&last);
         beat.tick().await;
-    }
-}
-
-fn model_manager(
-    loaded: &bear_cli::LoadedConfig,
-    machine: &bear_hw::Machine,
-) -> anyhow::Result<bear_models::ModelManager> {
-    let config = &loaded.config;
-    let rec = bear_hw::recommend(machine);
-    let models_dir = loaded.dirs.models_dir.clone();
-    let threads = config
-        .hw
-        .threads
-        .map_or(rec.inference_threads, |t| t as usize);
-    let manager_config = bear_models::ManagerConfig {
-        model_dirs: vec![models_dir.clone()],
-        memory_budget: rec.model_memory_budget_bytes,
-        keep_alive: std::time::Duration::from_secs(300),
-        autoload: config.models.autoload,
-        llama: bear_models::LlamaOptions {
-            context_length: config.models.context_length,
-            threads: threads as u32,
-            mlock: config.hw.mlock.unwrap_or(false),
-            ..bear_models::LlamaOptions::default()
-        },
-        ort_dylib_candidates: bear_models::ort_dylib_candidates(
-            config.models.ort_dylib.as_deref(),
-            &models_dir,
-        ),
-        fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
-        threads,
-        cache: bear_models::CacheConfig {
-            l2_path: Some(loaded.dirs.cache_dir.join("results.redb")),
-            ..bear_models::CacheConfig::default()
-        },
-    };
-    // The on-disk result cache is one file per user; if another BEAR process holds it, serve
-    // without it rather than not at all.
-    match bear_models::ModelManager::new(manager_config.clone()) {
-        Ok(m) => Ok(m),
-        Err(e) => {
-            eprintln!("warning: {e}; serving without the on-disk result cache");
-            Ok(bear_models::ModelManager::new(
-                bear_models::ManagerConfig {
-                    cache: bear_models::CacheConfig {
-                        l2_path: None,
-                        ..manager_config.cache
-                    },
-                    ..manager_config
-                },
-            )?)
-        }
     }
 }
 

@@ -258,8 +258,30 @@ pub struct AgentInfo {
     pub load: usize,
     /// The steps it runs now, as `run/step`.
     pub current_tasks: Vec<String>,
+    /// The seed's `current_task`: the first of those, or `None` when idle.
+    pub current_task: Option<CurrentTask>,
     /// Its record.
     pub performance_metrics: AgentMetrics,
+}
+
+/// A step an agent is running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentTask {
+    /// The run.
+    pub run_id: String,
+    /// The step within it.
+    pub step_id: String,
+}
+
+impl CurrentTask {
+    /// From the `run/step` form the registry keeps.
+    fn parse(task: &str) -> Option<Self> {
+        let (run, step) = task.split_once('/')?;
+        Some(Self {
+            run_id: run.to_string(),
+            step_id: step.to_string(),
+        })
+    }
 }
 
 /// The seed's adaptive load balancer: a weighted score over capable agents with room.
@@ -607,6 +629,7 @@ fn info(slot: &Slot) -> AgentInfo {
         },
         load,
         current_tasks: slot.tasks.clone(),
+        current_task: slot.tasks.first().and_then(|t| CurrentTask::parse(t)),
         performance_metrics: slot.metrics.clone(),
     }
 }

@@ -32,7 +32,7 @@ pub mod store;
 
 pub use agent::{
     AgentConfig, AgentInfo, AgentKind, AgentMetrics, AgentRef, AgentSpec, AgentStatus, Catalog,
-    LoadBalancer, Registry,
+    CurrentTask, LoadBalancer, Registry,
 };
 pub use definition::{FailurePolicy, Plan, StepDef, StepKind, Workflow};
 pub use engine::{Engine, EngineConfig, Progress, RunHandle, StepProgress};

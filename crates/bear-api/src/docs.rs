@@ -17,19 +17,20 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
+use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
 use bear_core::config::RagConfig;
-use bear_core::{CancellationToken, ModelId, PiiPolicy, PiiScrubber, SamplingParams};
-use bear_rag::{Collection, Filter, IngestOptions, IngestReport, Pipeline, SearchMode, Store};
-use bear_security::PolicyScrubbers;
+use bear_core::{CancellationToken, ModelId, PiiPolicy, PiiScrubber};
+use bear_rag::{Collection, IngestOptions, IngestReport, Pipeline, Store};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::models::{Piece, check_max_tokens, collect, error_event, sse_stream};
+use crate::models::{Piece, collect, error_event, sse_stream};
 use crate::routes::Body;
 
 type Api<T> = Result<T, ApiError>;
@@ -38,49 +39,38 @@ type St = State<Arc<AppState>>;
 /// Ingest jobs remembered for polling; the oldest finished ones are forgotten first.
 const KEPT_JOBS: usize = 1000;
 
-/// What the document routes need: the store, the scrubbers by policy, the models to use.
+/// What the document routes need: the application (store, scrubbers, models, the search and
+/// ask operations) and the uploads folder with its ingest jobs.
 pub struct RagState {
+    /// The application the operations run in.
+    pub app: Arc<bear_app::App>,
     /// The collections.
     pub store: Store,
     /// Chunking, limits and retrieval defaults.
     pub config: RagConfig,
     /// Where uploaded files are kept, one folder per collection.
     pub uploads: PathBuf,
-    /// Scrubbers for each collection's PII policy.
-    pub scrubbers: Arc<PolicyScrubbers>,
     /// The embedder new collections use.
     pub default_embedder: ModelId,
-    /// The generator `/ask` uses when the request names none.
-    pub default_generator: ModelId,
-    /// The generator's context length, tokens.
-    pub context_tokens: usize,
     jobs: Mutex<Jobs>,
     /// One ingest at a time per collection (LanceDB commits are not merged across writers).
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RagState {
-    /// The document routes over `store`, keeping uploads under `uploads`.
-    pub fn new(
-        store: Store,
-        config: RagConfig,
-        uploads: PathBuf,
-        scrubbers: Arc<PolicyScrubbers>,
-        default_embedder: ModelId,
-        default_generator: ModelId,
-        context_tokens: usize,
-    ) -> Self {
-        Self {
-            store,
-            config,
+    /// The document routes over `app`'s collections, keeping uploads under `uploads`.
+    pub fn new(app: Arc<bear_app::App>, uploads: PathBuf) -> bear_app::Result<Self> {
+        let config = &app.config().config;
+        let default_embedder = ModelId::new(&config.models.default_embedder)?;
+        Ok(Self {
+            store: app.store().clone(),
+            config: config.rag.clone(),
             uploads,
-            scrubbers,
             default_embedder,
-            default_generator,
-            context_tokens,
             jobs: Mutex::new(Jobs::default()),
             writers: Mutex::new(HashMap::new()),
-        }
+            app,
+        })
     }
 
     fn writer(&self, collection: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -100,19 +90,43 @@ struct Jobs {
 }
 
 /// An ingest job, as polled.
-#[derive(Debug, Clone, Serialize)]
-struct Job {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct Job {
+    /// The job.
     id: String,
     #[serde(skip)]
     owner: Option<String>,
+    /// The collection it ingests into.
     collection: String,
+    /// The uploaded file's name.
     filename: String,
+    /// The document's id once stored.
     document_id: String,
     /// `running`, `completed` or `failed`.
     status: &'static str,
+    /// Progress events: found, ingested, unchanged, failed.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<bear_rag::Progress>,
+    /// The ingest report once done: ingested, unchanged, failed with reasons, chunks, time.
+    #[schema(value_type = Option<Object>)]
     report: Option<IngestReport>,
-    error: Option<Value>,
+    /// Why the job failed, if it did.
+    error: Option<bear_app::ErrorDetail>,
+}
+
+/// `202` for an upload: the job to poll.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Accepted {
+    /// Poll `GET /api/v1/ingest/{job_id}`.
+    job_id: String,
+    /// The collection.
+    collection: String,
+    /// The file's name.
+    filename: String,
+    /// The document's id once stored.
+    document_id: String,
+    /// Always `running`.
+    status: &'static str,
 }
 
 /// The routes; uploads may be up to `upload_limit` bytes.
@@ -184,139 +198,64 @@ async fn embedder_for(s: &AppState, id: &str) -> Api<Arc<dyn bear_core::Embedder
 /// The scrubber for a collection's policy; a policy this server cannot apply (tokenize
 /// without a keyring) is the request's problem to route around: 422 saying what to do.
 fn scrubber_for(r: &RagState, policy: PiiPolicy) -> Api<Arc<dyn PiiScrubber>> {
-    match r.scrubbers.get(policy) {
-        Ok(s) => Ok(s),
-        Err(e @ bear_security::Error::Setting { .. }) => {
-            Err(ApiError::invalid(format!("pii_policy: {e}")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(r.app.scrubber_for(policy)?)
 }
 
-#[derive(Serialize)]
-struct CollectionView {
-    name: String,
-    pii_policy: PiiPolicy,
-    embedder: String,
-    dimension: usize,
-    created_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    documents: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    chunks: Option<usize>,
-}
-
-impl CollectionView {
-    fn of(m: &bear_rag::CollectionMeta, counts: Option<(usize, usize)>) -> Self {
-        Self {
-            name: m.name.clone(),
-            pii_policy: m.pii_policy,
-            embedder: m.embedder.clone(),
-            dimension: m.dimension,
-            created_at: m.created_at,
-            documents: counts.map(|c| c.0),
-            chunks: counts.map(|c| c.1),
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/api/v1/collections", tag = "documents", responses((status = 200, description = "The caller's collections with counts", body = Vec<Object>)))]
-pub(crate) async fn list_collections(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/collections", tag = "documents", responses((status = 200, description = "The caller's collections with counts", body = Vec<CollectionView>)))]
+pub(crate) async fn list_collections(
+    State(s): St,
+    caller: Caller,
+) -> Api<Json<Vec<CollectionView>>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let all = r.store.list().await.map_err(rag_err)?;
-    let rows: Vec<CollectionView> = all
-        .iter()
-        .filter(|c| caller.may_see(c.meta.owner.as_deref()))
-        .map(|c| CollectionView::of(&c.meta, Some((c.documents, c.chunks))))
-        .collect();
-    Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
+    Ok(Json(r.app.collections(&caller.viewer()).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "The collection with counts", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "The collection with counts", body = CollectionView)))]
 pub(crate) async fn get_collection(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<CollectionView>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &name).await?;
-    let docs = c.documents().await.map_err(rag_err)?;
-    let chunks = docs.iter().map(|d| d.chunks as usize).sum();
-    Ok(Json(
-        serde_json::to_value(CollectionView::of(c.meta(), Some((docs.len(), chunks))))
-            .unwrap_or_default(),
-    ))
+    Ok(Json(r.app.collection_view(&caller.viewer(), &name).await?))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateCollection {
-    name: String,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "replace")]
-    pii_policy: Option<PiiPolicy>,
+/// Creates collection `req.name`, owned by the caller; 409 if it exists.
+async fn create(r: &RagState, caller: &Caller, req: &CreateCollection) -> Api<CollectionView> {
+    match r.app.create_collection(&caller.viewer(), req).await {
+        Err(bear_app::Error::Rag(bear_rag::Error::CollectionExists { .. })) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("collection `{}` exists already", req.name),
+        )),
+        other => Ok(other?),
+    }
 }
 
-async fn create(
-    s: &AppState,
-    caller: &Caller,
-    name: &str,
-    policy: Option<PiiPolicy>,
-) -> Api<Collection> {
-    let r = rag(s)?;
-    bear_rag::store::check_name(name).map_err(|e| ApiError::invalid(format!("name: {e}")))?;
-    let policy = policy.unwrap_or(r.config.pii_policy);
-    // Refuse a policy this server cannot apply before anything is written.
-    scrubber_for(r, policy)?;
-    let embedder = embedder_for(s, r.default_embedder.as_str()).await?;
-    r.store
-        .create_owned(
-            name,
-            policy,
-            embedder.model().as_str(),
-            embedder.dimension(),
-            Some(&caller.key_id),
-        )
-        .await
-        .map_err(|e| match e {
-            bear_rag::Error::CollectionExists { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("collection `{name}` exists already"),
-            ),
-            other => rag_err(other),
-        })
-}
-
-#[utoipa::path(post, path = "/api/v1/collections", tag = "documents", request_body = CreateCollection, responses((status = 201, description = "Created, owned by the caller", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/collections", tag = "documents", request_body = CreateCollection, responses((status = 201, description = "Created, owned by the caller", body = CollectionView)))]
 pub(crate) async fn create_collection(
     State(s): St,
     caller: Caller,
     Body(b): Body<CreateCollection>,
-) -> Api<(StatusCode, Json<Value>)> {
+) -> Api<(StatusCode, Json<CollectionView>)> {
     caller.require(Permission::Write)?;
-    let c = create(&s, &caller, &b.name, b.pii_policy).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(CollectionView::of(c.meta(), Some((0, 0)))).unwrap_or_default()),
-    ))
+    let r = rag(&s)?;
+    Ok((StatusCode::CREATED, Json(create(r, &caller, &b).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Removed with its documents and uploads", body = Object)))]
+#[utoipa::path(delete, path = "/api/v1/collections/{name}", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Removed with its documents and uploads", body = Removed)))]
 pub(crate) async fn remove_collection(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Removed>> {
     caller.require(Permission::Write)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &name).await?;
     let writer = r.writer(&name);
     let _held = writer.lock().await;
-    drop(c);
-    r.store.remove(&name).map_err(rag_err)?;
+    let removed = r.app.remove_collection(&caller.viewer(), &name).await?;
     let dir = r.uploads.join(&name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| {
@@ -326,7 +265,7 @@ pub(crate) async fn remove_collection(
             )
         })?;
     }
-    Ok(Json(json!({"name": name, "status": "removed"})))
+    Ok(Json(removed))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -360,14 +299,14 @@ fn check_filename(name: &str) -> Api<()> {
 /// kept in the server's uploads folder and ingested in the background (202 with a job id to
 /// poll at `/api/v1/ingest/{job}`). The collection is created, owned by the caller, if it does
 /// not exist. Uploading the same name again replaces the document.
-#[utoipa::path(post, path = "/api/v1/collections/{name}/documents", tag = "documents", request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"), params(("name" = String, Path, description = "The collection (created if absent)"), UploadQuery), responses((status = 202, description = "Stored; the ingest runs in the background: poll /api/v1/ingest/{job}", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/collections/{name}/documents", tag = "documents", request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes"), params(("name" = String, Path, description = "The collection (created if absent)"), UploadQuery), responses((status = 202, description = "Stored; the ingest runs in the background: poll /api/v1/ingest/{job}", body = Accepted)))]
 pub(crate) async fn upload(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
     q: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Api<(StatusCode, Json<Value>)> {
+) -> Api<(StatusCode, Json<Accepted>)> {
     caller.require(Permission::Write)?;
     let Query(q) = q?;
     check_filename(&q.filename)?;
@@ -378,11 +317,14 @@ pub(crate) async fn upload(
         ));
     }
     let r = rag(&s)?;
-    let collection = if r.store.exists(&name) {
-        owned(r, &caller, &name).await?
-    } else {
-        create(&s, &caller, &name, None).await?
-    };
+    if !r.store.exists(&name) {
+        let new = CreateCollection {
+            name: name.clone(),
+            pii_policy: None,
+        };
+        create(r, &caller, &new).await?;
+    }
+    let collection = owned(r, &caller, &name).await?;
     let embedder = embedder_for(&s, &collection.meta().embedder).await?;
     let scrubber = scrubber_for(r, collection.meta().pii_policy)?;
     let dir = r.uploads.join(&name);
@@ -449,7 +391,7 @@ pub(crate) async fn upload(
         )
         .await;
         // New vault tokens are saved even if the ingest failed part-way: stored chunks use them.
-        let persisted = r.scrubbers.persist();
+        let persisted = r.app.scrubbers().map_or(Ok(()), |s| s.persist());
         let mut jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(job) = jobs.by_id.get_mut(&id) {
             job.events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
@@ -464,31 +406,34 @@ pub(crate) async fn upload(
                 }
                 (Err(e), _) => {
                     job.status = "failed";
-                    job.error = Some(json!({"kind": e.kind().as_str(), "message": e.to_string()}));
+                    job.error = Some(bear_app::ErrorBody::new(e.kind(), e.to_string(), None).error);
                 }
                 (Ok(report), Err(e)) => {
                     job.status = "failed";
                     job.report = Some(report);
-                    job.error = Some(json!({"kind": e.kind().as_str(), "message": e.to_string()}));
+                    job.error = Some(bear_app::ErrorBody::new(e.kind(), e.to_string(), None).error);
                 }
             }
         }
     });
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"job_id": job_id, "collection": name, "filename": q.filename,
-                    "document_id": document_id, "status": "running"}),
-        ),
+        Json(Accepted {
+            job_id,
+            collection: name,
+            filename: q.filename,
+            document_id,
+            status: "running",
+        }),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/ingest/{job}", tag = "documents", params(("job" = String, Path, description = "The job id from the upload")), responses((status = 200, description = "running, completed or failed, with progress events and the report", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/ingest/{job}", tag = "documents", params(("job" = String, Path, description = "The job id from the upload")), responses((status = 200, description = "running, completed or failed, with progress events and the report", body = Job)))]
 pub(crate) async fn get_job(
     State(s): St,
     caller: Caller,
     Path(job): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Job>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     let jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -497,20 +442,18 @@ pub(crate) async fn get_job(
         .get(&job)
         .filter(|j| caller.may_see(j.owner.as_deref()))
         .ok_or_else(|| ApiError::not_found("no such ingest job"))?;
-    Ok(Json(serde_json::to_value(j).unwrap_or_default()))
+    Ok(Json(j.clone()))
 }
 
-#[utoipa::path(get, path = "/api/v1/collections/{name}/documents", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Its documents", body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "Its documents", body = Vec<DocumentView>)))]
 pub(crate) async fn list_documents(
     State(s): St,
     caller: Caller,
     Path(name): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Vec<DocumentView>>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &name).await?;
-    let docs = c.documents().await.map_err(rag_err)?;
-    Ok(Json(serde_json::to_value(docs).unwrap_or_default()))
+    Ok(Json(r.app.documents(&caller.viewer(), Some(&name)).await?))
 }
 
 fn check_doc_id(id: &str) -> Api<()> {
@@ -523,180 +466,88 @@ fn check_doc_id(id: &str) -> Api<()> {
     }
 }
 
-/// Document `id` of collection `name`, or 404.
-async fn document_in(c: &Collection, name: &str, id: &str) -> Api<bear_rag::DocumentRecord> {
-    c.document(id)
-        .await
-        .map_err(rag_err)?
-        .ok_or_else(|| ApiError::not_found(format!("no document `{id}` in `{name}`")))
-}
-
-#[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The document record", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The document record", body = DocumentView)))]
 pub(crate) async fn get_document(
     State(s): St,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
-) -> Api<Json<Value>> {
+) -> Api<Json<DocumentView>> {
     caller.require(Permission::Read)?;
     check_doc_id(&id)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &name).await?;
-    let d = document_in(&c, &name, &id).await?;
-    Ok(Json(serde_json::to_value(d).unwrap_or_default()))
+    Ok(Json(
+        r.app.document(&caller.viewer(), Some(&name), &id).await?,
+    ))
 }
 
 /// Deletes the document's chunks and row, and the uploaded file if it came through the API.
-#[utoipa::path(delete, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "Removed with its chunks and uploaded file", body = Object)))]
+#[utoipa::path(delete, path = "/api/v1/collections/{name}/documents/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "Removed with its chunks and uploaded file", body = Removed)))]
 pub(crate) async fn remove_document(
     State(s): St,
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Removed>> {
     caller.require(Permission::Write)?;
     check_doc_id(&id)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &name).await?;
     let writer = r.writer(&name);
     let _held = writer.lock().await;
-    let d = document_in(&c, &name, &id).await?;
-    c.delete_documents(std::slice::from_ref(&id))
-        .await
-        .map_err(rag_err)?;
-    let file = PathBuf::from(&d.path);
+    let removed = r
+        .app
+        .remove_document(&caller.viewer(), Some(&name), &id)
+        .await?;
+    let file = PathBuf::from(removed.path.as_deref().unwrap_or_default());
     if let Ok(uploads) = r.uploads.join(&name).canonicalize()
         && file.parent() == Some(uploads.as_path())
     {
         let _ = std::fs::remove_file(&file);
     }
-    Ok(Json(json!({"id": id, "status": "removed"})))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SearchBody {
-    query: String,
-    collection: String,
-    #[serde(default)]
-    k: Option<usize>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, example = "hybrid")]
-    mode: Option<SearchMode>,
-    #[serde(default)]
-    document: Option<String>,
-    #[serde(default)]
-    modified_after: Option<i64>,
-    #[serde(default)]
-    modified_before: Option<i64>,
+    Ok(Json(removed))
 }
 
 /// `POST /api/v1/search`: hybrid (default), vector, exact (every vector compared) or full-text
 /// search in one collection.
-#[utoipa::path(post, path = "/api/v1/search", tag = "documents", request_body = SearchBody, responses((status = 200, description = "Hits with scores, pages and texts", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/search", tag = "documents", request_body = SearchRequest, responses((status = 200, description = "Hits with scores, pages and restored texts", body = SearchResponse)))]
 pub(crate) async fn search(
     State(s): St,
     caller: Caller,
-    Body(b): Body<SearchBody>,
-) -> Api<Json<Value>> {
+    Body(b): Body<SearchRequest>,
+) -> Api<Json<SearchResponse>> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &b.collection).await?;
-    let k = b.k.unwrap_or(r.config.top_k);
-    if !(1..=100).contains(&k) {
-        return Err(ApiError::invalid("k: from 1 to 100"));
-    }
-    let embedder = embedder_for(&s, &c.meta().embedder).await?;
-    let scrubber = scrubber_for(r, c.meta().pii_policy)?;
-    let retriever = bear_rag::RagRetriever::new(r.store.clone(), embedder, scrubber.clone());
-    let filter = Filter {
-        document: b.document,
-        modified_after: b.modified_after,
-        modified_before: b.modified_before,
-    };
-    let mut hits = retriever
-        .search(&c, &b.query, b.mode.unwrap_or_default(), k, &filter)
-        .await
-        .map_err(rag_err)?;
-    for h in &mut hits {
-        h.text = scrubber.restore(&h.text)?;
-    }
-    Ok(Json(json!({"collection": b.collection, "hits": hits})))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AskBody {
-    question: String,
-    collection: String,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    k: Option<usize>,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    #[serde(default)]
-    temperature: Option<f32>,
-    #[serde(default)]
-    stream: bool,
+    Ok(Json(r.app.search(&caller.viewer(), b).await?))
 }
 
 /// `POST /api/v1/ask`: a cited answer from one collection. `"stream": true` answers with SSE:
 /// `token` events (`{"text"}`), then one `done` event with the whole answer, its numbered
 /// `sources` and the markers it `cited`.
-#[utoipa::path(post, path = "/api/v1/ask", tag = "documents", request_body = AskBody, responses((status = 200, description = "A cited answer; with stream, SSE `token` events and one `done` event", content((Object = "application/json"), (String = "text/event-stream")))))]
-pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) -> Api<Response> {
+#[utoipa::path(post, path = "/api/v1/ask", tag = "documents", request_body = AskRequest, responses((status = 200, description = "A cited answer; with stream, SSE `token` events and one `done` event carrying the same body", content((AskResponse = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskRequest>) -> Api<Response> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let c = owned(r, &caller, &b.collection).await?;
-    let k = b.k.unwrap_or(r.config.top_k);
-    if !(1..=50).contains(&k) {
-        return Err(ApiError::invalid("k: from 1 to 50"));
-    }
-    let model = match &b.model {
-        Some(m) => ModelId::new(m).map_err(|e| ApiError::invalid(format!("model: {e}")))?,
-        None => r.default_generator.clone(),
-    };
-    let params = SamplingParams {
-        max_tokens: check_max_tokens(b.max_tokens.or(Some(256)))?,
-        temperature: b.temperature.unwrap_or(0.0),
-        ..SamplingParams::default()
-    };
-    params.validate()?;
-    let embedder = embedder_for(&s, &c.meta().embedder).await?;
-    let scrubber = scrubber_for(r, c.meta().pii_policy)?;
-    let generator = crate::models::manager(&s)?.clone();
-    let options = bear_rag::AskOptions {
-        model: model.clone(),
-        params,
-        k,
-        context_tokens: r.context_tokens,
-        min_similarity: r.config.min_similarity,
-        filter: Filter::default(),
-    };
+    let model = ModelId::new(
+        b.model
+            .as_deref()
+            .unwrap_or(&r.app.config().config.models.default_generator),
+    )
+    .map_err(|e| bear_app::Error::invalid("model", e.to_string()))?;
     let slot = s.queue_slot(&model)?;
-    let (tx, rx) = mpsc::unbounded_channel::<Piece<bear_rag::Result<bear_rag::Answer>>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Piece<bear_app::Result<AskResponse>>>();
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     let sink_tx = tx.clone();
-    let question = b.question;
+    let stream = b.stream;
+    let app = r.app.clone();
+    let viewer = caller.viewer();
     tokio::spawn(async move {
         let sink = Box::new(move |p: &str| sink_tx.send(Piece::Text(p.to_string())).is_ok());
-        let result = bear_rag::ask(
-            &c,
-            embedder.as_ref(),
-            scrubber,
-            generator.as_ref(),
-            &question,
-            &options,
-            sink,
-            token,
-        )
-        .await;
+        let result = app.ask(&viewer, b, sink, token).await;
         drop(slot);
         let _ = tx.send(Piece::Done(result));
     });
-    if !b.stream {
+    if !stream {
         let answer = collect(rx, cancel).await?;
-        return Ok(Json(answer_json(&answer)).into_response());
+        return Ok(Json(answer).into_response());
     }
     let stream = sse_stream(rx, cancel, |p| match p {
         Piece::Text(t) => vec![
@@ -707,33 +558,11 @@ pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskBody>) ->
         Piece::Done(Ok(a)) => vec![
             SseEvent::default()
                 .event("done")
-                .data(answer_json(&a).to_string()),
+                .data(serde_json::to_string(&a).unwrap_or_default()),
         ],
-        Piece::Done(Err(e)) => vec![error_event(&e.into())],
+        Piece::Done(Err(e)) => vec![error_event(&ApiError::from(e))],
     });
     Ok(Sse::new(stream).into_response())
-}
-
-fn answer_json(a: &bear_rag::Answer) -> Value {
-    let sources: Vec<Value> = a
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            json!({"marker": i + 1, "citation": bear_rag::answer::citation(h),
-                   "document_id": h.document_id, "title": h.title, "page": h.page,
-                   "text": h.text, "score": h.score, "cited": a.cited.contains(&(i + 1))})
-        })
-        .collect();
-    let mut v = json!({
-        "answer": a.text, "sources": sources, "cited": a.cited, "relevant": a.relevant,
-        "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
-        "time_to_first_token_ms": a.time_to_first_token_ms, "elapsed_ms": a.elapsed_ms,
-    });
-    if let Some(f) = a.finish_reason {
-        v["finish_reason"] = serde_json::to_value(f).unwrap_or_default();
-    }
-    v
 }
 
 /// Collections by name with the counts, for `/metrics`.

@@ -1,6 +1,6 @@
 //! bear-api's errors: the library's [`Error`] and [`ApiError`], the structured JSON body every
-//! failed request gets: `{"error": {"kind", "message", "request_id"}}` with a status from the
-//! failure class.
+//! failed request gets, bear-app's [`ErrorBody`](bear_app::ErrorBody): `{"error": {"kind",
+//! "message", "field", "request_id"}}` with a status from the failure class.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +44,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds until a rate-limited caller may retry.
     pub retry_after: Option<u64>,
+    /// The request field at fault, where there is one.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -54,6 +56,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            field: None,
         }
     }
 
@@ -114,6 +117,15 @@ impl From<bear_core::Error> for ApiError {
     }
 }
 
+impl From<bear_app::Error> for ApiError {
+    fn from(e: bear_app::Error) -> Self {
+        Self {
+            field: e.field().map(String::from),
+            ..Self::from_kind(e.kind(), e.to_string())
+        }
+    }
+}
+
 impl From<bear_agents::Error> for ApiError {
     fn from(e: bear_agents::Error) -> Self {
         Self::from_kind(e.kind(), e.to_string())
@@ -171,9 +183,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "kind": self.kind, "message": self.message }
-        });
+        let body = bear_app::ErrorBody::with_kind_name(self.kind, self.message, self.field);
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

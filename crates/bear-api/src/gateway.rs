@@ -591,6 +591,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// This caller as the application layer sees it (ownership of collections and runs).
+    pub fn viewer(&self) -> bear_app::Viewer {
+        bear_app::Viewer::Key {
+            id: self.key_id.clone(),
+            admin: self.role == Role::Admin,
+        }
+    }
+
     /// Whether this caller may see something owned by `owner` (admins see everything; a
     /// local, unowned object only admins).
     pub fn may_see(&self, owner: Option<&str>) -> bool {

@@ -14,6 +14,7 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bear_app::generate::{GenerateRequest, GenerateResponse};
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, ModelId,
     Prompt, Redacted, SamplingParams,
@@ -21,7 +22,7 @@ use bear_core::{
 use bear_models::ModelStatus;
 use bear_security::access::Permission;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -31,7 +32,7 @@ use crate::gateway::Caller;
 use crate::routes::Body;
 
 /// The largest `max_tokens` a request may ask for.
-pub const MAX_TOKENS: u32 = 4096;
+pub const MAX_TOKENS: u32 = bear_app::generate::MAX_TOKENS;
 /// The most inputs in one embeddings request.
 pub const MAX_BATCH: usize = 256;
 
@@ -68,69 +69,145 @@ pub(crate) struct StatusQuery {
     status: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(StatusQuery), responses((status = 200, description = "Models with kind, size, status, metadata and metrics", body = Vec<Object>)))]
+/// One row of `GET /api/v1/models`: the seed's fields and what discovery found.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelRow {
+    /// The model's id (its file or folder name).
+    id: String,
+    /// Its name; BEAR names a model by its id.
+    name: String,
+    /// Bytes on disk.
+    size: u64,
+    /// `loaded` or `available` (BEAR never downloads, so never `downloading`).
+    status: String,
+    /// `gguf`, `onnx` or `safetensors`.
+    kind: String,
+    /// What the file's header says (architecture, parameters, quantisation, context).
+    #[schema(value_type = Object)]
+    meta: bear_models::ModelMeta,
+    /// Loads, requests, errors, token rates and the cache hit rate.
+    #[schema(value_type = Object)]
+    performance_metrics: bear_models::ModelMetrics,
+}
+
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(StatusQuery), responses((status = 200, description = "Models with size, status, metadata and metrics", body = Vec<ModelRow>)))]
 pub(crate) async fn list(
     State(s): St,
     caller: Caller,
     q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Vec<ModelRow>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
     let want = match q.status.as_deref() {
         None | Some("all") => None,
-        Some("loaded") => Some(ModelStatus::Loaded),
-        Some("available") => Some(ModelStatus::Available),
+        Some("loaded") => Some(Some(ModelStatus::Loaded)),
+        Some("available") => Some(Some(ModelStatus::Available)),
+        // BEAR never downloads: nothing is ever downloading.
+        Some("downloading") => Some(None),
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
-                "status: expected all, loaded or available",
+                "status: expected all, loaded, available or downloading",
             ));
         }
     };
-    let models: Vec<Value> = manager(&s)?
+    let rows = manager(&s)?
         .list()
         .into_iter()
-        .filter(|m| want.is_none_or(|w| m.status == w))
-        .map(|m| {
-            json!({"id": m.entry.id, "kind": m.entry.kind, "size_bytes": m.entry.size_bytes,
-                   "status": m.status, "meta": m.entry.meta, "metrics": m.metrics})
+        .filter(|m| want.is_none_or(|w| Some(m.status) == w))
+        .map(|m| ModelRow {
+            id: m.entry.id.to_string(),
+            name: m.entry.id.to_string(),
+            size: m.entry.size_bytes,
+            status: wire_name(&m.status),
+            kind: wire_name(&m.entry.kind),
+            meta: m.entry.meta,
+            performance_metrics: m.metrics,
         })
         .collect();
-    Ok(Json(Value::Array(models)))
+    Ok(Json(rows))
 }
 
+/// Serde's name of a unit enum value, as the wire shows it.
+fn wire_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Options for `POST /api/v1/models`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManageConfig {
+    /// With `load`: keep the model resident (no keep-alive unload, no eviction) until it is
+    /// unloaded.
+    #[serde(default)]
+    pin: bool,
+}
+
+/// The seed's `POST /api/v1/models` body.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ManageBody {
+    /// `load`, `unload` or `download` (refused: BEAR is offline).
     action: String,
+    /// The model.
     model_id: String,
+    /// Options.
+    #[serde(default)]
+    config: ManageConfig,
 }
 
-#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageBody, responses((status = 200, description = "The model's new status", body = Object)))]
+/// The model's status after `POST /api/v1/models`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ManageResult {
+    /// The model.
+    model_id: String,
+    /// `loaded` or `available`.
+    status: &'static str,
+    /// What happened.
+    message: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageBody, responses((status = 200, description = "The model's new status", body = ManageResult)))]
 pub(crate) async fn manage(
     State(s): St,
     caller: Caller,
     Body(b): Body<ManageBody>,
-) -> Api<Json<Value>> {
+) -> Api<Json<ManageResult>> {
     caller.require(Permission::Admin)?;
     let m = manager(&s)?.clone();
     let id = model_id(&b.model_id)?;
+    let failed = |e: bear_models::Error| ApiError::from_kind(e.kind(), e.to_string());
     match b.action.as_str() {
         "load" => {
-            let id2 = id.clone();
-            tokio::task::spawn_blocking(move || m.load(&id2))
+            let (id2, pin) = (id.clone(), b.config.pin);
+            tokio::task::spawn_blocking(move || if pin { m.pin(&id2) } else { m.load(&id2) })
                 .await
                 .map_err(|_| {
                     ApiError::from_kind(bear_core::ErrorKind::Internal, "the load failed")
                 })?
-                .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
-            Ok(Json(json!({"model_id": id, "status": "loaded"})))
+                .map_err(failed)?;
+            let message = if b.config.pin {
+                "loaded and pinned: it stays resident until unloaded"
+            } else {
+                "loaded"
+            };
+            Ok(Json(ManageResult {
+                model_id: id.to_string(),
+                status: "loaded",
+                message: message.into(),
+            }))
         }
         "unload" => {
-            m.unload(&id)
-                .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?;
-            Ok(Json(json!({"model_id": id, "status": "available"})))
+            m.unload(&id).map_err(failed)?;
+            Ok(Json(ManageResult {
+                model_id: id.to_string(),
+                status: "available",
+                message: "unloaded".into(),
+            }))
         }
         "download" => Err(ApiError::invalid(
             "action: BEAR is offline and never downloads; put the model file in the models \
@@ -179,14 +256,14 @@ impl Drop for CancelOnDrop {
 }
 
 /// Waits for the result, skipping the streamed pieces; dropping the wait cancels the work.
-pub(crate) async fn collect<T, E: Into<bear_core::Error>>(
+pub(crate) async fn collect<T, E: Into<ApiError>>(
     mut rx: mpsc::UnboundedReceiver<Piece<Result<T, E>>>,
     cancel: CancellationToken,
 ) -> Api<T> {
     let _guard = CancelOnDrop(cancel);
     while let Some(p) = rx.recv().await {
         if let Piece::Done(r) = p {
-            return r.map_err(|e| ApiError::from(e.into()));
+            return r.map_err(Into::into);
         }
     }
     Err(ApiError::from_kind(
@@ -205,49 +282,43 @@ pub(crate) fn check_max_tokens(n: Option<u32>) -> Api<u32> {
     Ok(n)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GenerateBody {
-    prompt: String,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    #[serde(default)]
-    temperature: Option<f32>,
-    #[serde(default)]
-    stop_sequences: Vec<String>,
-    #[serde(default)]
-    stream: bool,
-}
-
-/// `POST /api/v1/models/{id}/generate`: the seed's fields; `"stream": true` answers with SSE
-/// (`token` events, then one `done` event with the totals).
-#[utoipa::path(post, path = "/api/v1/models/{id}/generate", tag = "models", request_body = GenerateBody, params(("id" = String, Path, description = "The model id")), responses((status = 200, description = "text, tokens_used, generation_time; with stream, SSE `token` events and one `done` event", content((Object = "application/json"), (String = "text/event-stream")))))]
+/// `POST /api/v1/models/{id}/generate`: the seed's fields (`prompt`, `max_tokens` default 100,
+/// `temperature` default 0.7, `stop_sequences`) and the rest of bear-app's
+/// [`GenerateRequest`]; the prompt goes through the model's chat template unless `raw`.
+/// `"stream": true` answers with SSE (`token` events, then one `done` event with the totals).
+#[utoipa::path(post, path = "/api/v1/models/{id}/generate", tag = "models", request_body = GenerateRequest, params(("id" = String, Path, description = "The model id")), responses((status = 200, description = "text, tokens_used, generation_time; with stream, SSE `token` events and one `done` event carrying the same body", content((GenerateResponse = "application/json"), (String = "text/event-stream")))))]
 pub(crate) async fn generate(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-    Body(b): Body<GenerateBody>,
+    Body(mut b): Body<GenerateRequest>,
 ) -> Api<Response> {
     caller.require(Permission::Write)?;
-    let request = GenerationRequest {
-        model: model_id(&id)?,
-        prompt: Prompt::Text(Redacted::new(b.prompt)),
-        params: SamplingParams {
-            max_tokens: check_max_tokens(b.max_tokens)?,
-            temperature: b.temperature.unwrap_or(0.7),
-            stop: b.stop_sequences,
-            ..SamplingParams::default()
-        },
-    };
-    let (rx, cancel) = spawn_generation(&s, request)?;
-    let summary = |g: &Generation| {
-        json!({"text": g.text.expose(), "tokens_used": g.prompt_tokens + g.completion_tokens,
-               "prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
-               "generation_time": g.elapsed.as_secs_f64(), "finish_reason": g.finish_reason})
-    };
-    if !b.stream {
+    let app = app(&s)?.clone();
+    if b.model.as_ref().is_some_and(|m| *m != id) {
+        return Err(ApiError::from(bear_app::Error::invalid(
+            "model",
+            "the model is named by the path; leave it out of the body",
+        )));
+    }
+    b.model = Some(model_id(&id)?.to_string());
+    let (request, _) = app.generation_request(&b)?;
+    let slot = s.queue_slot(&request.model)?;
+    let (tx, rx) = mpsc::unbounded_channel::<Piece<bear_app::Result<GenerateResponse>>>();
+    let cancel = CancellationToken::new();
+    let token = cancel.clone();
+    let sink_tx = tx.clone();
+    let stream = b.stream;
+    tokio::spawn(async move {
+        // A closed channel (the client went away) stops the generation within one token.
+        let sink = Box::new(move |p: &str| sink_tx.send(Piece::Text(p.to_string())).is_ok());
+        let result = app.generate(b, sink, token).await;
+        drop(slot);
+        let _ = tx.send(Piece::Done(result));
+    });
+    if !stream {
         let g = collect(rx, cancel).await?;
-        return Ok(Json(summary(&g)).into_response());
+        return Ok(Json(g).into_response());
     }
     let stream = sse_stream(rx, cancel, move |p| match p {
         Piece::Text(t) => vec![
@@ -258,17 +329,28 @@ pub(crate) async fn generate(
         Piece::Done(Ok(g)) => vec![
             SseEvent::default()
                 .event("done")
-                .data(summary(&g).to_string()),
+                .data(serde_json::to_string(&g).unwrap_or_default()),
         ],
-        Piece::Done(Err(e)) => vec![error_event(&e)],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
     });
     Ok(Sse::new(stream).into_response())
 }
 
-pub(crate) fn error_event(e: &bear_core::Error) -> SseEvent {
+/// The application, which the server always has; a state built without it answers 503.
+pub(crate) fn app(s: &AppState) -> Api<&Arc<bear_app::App>> {
+    s.rag.as_ref().map(|r| &r.app).ok_or_else(|| {
+        ApiError::from_kind(
+            bear_core::ErrorKind::Unavailable,
+            "this server runs without models and documents",
+        )
+    })
+}
+
+pub(crate) fn error_event(e: &ApiError) -> SseEvent {
+    let body = bear_app::ErrorBody::with_kind_name(e.kind, e.message.clone(), e.field.clone());
     SseEvent::default()
         .event("error")
-        .data(json!({"error": {"kind": e.kind().as_str(), "message": e.to_string()}}).to_string())
+        .data(serde_json::to_string(&body).unwrap_or_default())
 }
 
 /// Maps generation pieces to SSE events until the generation ends; dropping the stream
@@ -434,7 +516,7 @@ pub(crate) async fn chat_completions(
             SseEvent::default().data(chunk(json!({}), Some(finish(g.finish_reason)))),
             SseEvent::default().data("[DONE]"),
         ],
-        Piece::Done(Err(e)) => vec![error_event(&e)],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
     });
     Ok(Sse::new(stream).into_response())
 }
@@ -481,7 +563,7 @@ pub(crate) async fn completions(
             SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
             SseEvent::default().data("[DONE]"),
         ],
-        Piece::Done(Err(e)) => vec![error_event(&e)],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
     });
     Ok(Sse::new(stream).into_response())
 }

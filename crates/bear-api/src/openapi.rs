@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 description, generated from the handlers' `#[utoipa::path]` attributes and
 //! the request types (utoipa), served at `/api/v1/openapi.json`. Every operation but
 //! `/health` requires a key (`Authorization: Bearer` or `X-Api-Key`), and every error is the
-//! structured [`ErrorBody`].
+//! structured [`ErrorBody`](bear_app::ErrorBody).
 
 use std::sync::Arc;
 
@@ -10,33 +10,12 @@ use axum::extract::State;
 use bear_security::access::Permission;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ResponseBuilder, SecurityRequirement};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
 use crate::{docs, metrics, models, plugins, routes};
-
-/// Every failed request's body.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// The error.
-    error: ErrorDetail,
-}
-
-/// What failed.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorDetail {
-    /// The failure class: `unauthorized`, `forbidden`, `not_found`, `invalid_request`,
-    /// `payload_too_large`, `rate_limited`, `unavailable`, ...
-    kind: String,
-    /// What failed and what to do; never request content.
-    message: String,
-    /// The request's id, also in the `x-request-id` header.
-    request_id: String,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,7 +38,7 @@ pub struct ErrorDetail {
         plugins::list, plugins::invoke,
         metrics::serve, serve,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(bear_app::ErrorBody, bear_app::ErrorDetail)),
     modifiers(&Gateway)
 )]
 struct ApiDoc;

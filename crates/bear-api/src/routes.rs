@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_agents::{AgentKind, AgentStatus, Workflow};
+use bear_app::pii::{DetectRequest, DetectResponse, ScrubRequest, ScrubResponse};
 use bear_core::{AgentId, RunId, RunStatus};
 use bear_security::access::Permission;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -41,12 +42,24 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
 }
 
-#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, description = "The server is up: status and version", body = Object)))]
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`: the server answers.
+    status: &'static str,
+    /// BEAR's version.
+    version: &'static str,
 }
 
-#[utoipa::path(get, path = "/api/v1/hw", tag = "system", responses((status = 200, description = "The machine report and recommendations", body = Object)))]
+#[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, description = "The server is up: status and version", body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/hw", tag = "system", responses((status = 200, description = "The machine report and recommendations, as `bear hw --json`", body = bear_app::hw::HwReport)))]
 pub(crate) async fn hw(State(s): St, caller: Caller) -> Api<Json<Value>> {
     caller.require(Permission::Read)?;
     Ok(Json(s.hw.clone()))
@@ -68,47 +81,26 @@ where
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TextBody {
-    text: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/pii/detect", tag = "pii", request_body = TextBody, responses((status = 200, description = "PII findings: entity types and positions, never the values", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/pii/detect", tag = "pii", request_body = DetectRequest, responses((status = 200, description = "PII findings with positions, counts per entity and the risk level; values only when asked for", body = DetectResponse)))]
 pub(crate) async fn pii_detect(
     State(s): St,
     caller: Caller,
-    Body(b): Body<TextBody>,
-) -> Api<Json<Value>> {
+    Body(b): Body<DetectRequest>,
+) -> Api<Json<DetectResponse>> {
     caller.require(Permission::Write)?;
-    let findings = s.scrubber.detector().detect(&b.text);
-    // Positions and types only: the values are the PII.
-    let items: Vec<Value> = findings
-        .iter()
-        .map(|f| {
-            json!({"entity": f.entity.name(), "start": f.start, "end": f.end,
-                   "char_start": f.char_start, "char_end": f.char_end, "score": f.score})
-        })
-        .collect();
-    Ok(Json(json!({"count": items.len(), "findings": items})))
+    let mut d = bear_app::pii::Detection::new(s.scrubber.detector(), b.show_values);
+    d.feed(&b.text);
+    Ok(Json(d.finish()))
 }
 
-#[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = TextBody, responses((status = 200, description = "The scrubbed text, counts per entity and the risk level", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = ScrubRequest, responses((status = 200, description = "The scrubbed text (replace policy), counts per entity and the risk level", body = ScrubResponse)))]
 pub(crate) async fn pii_scrub(
     State(s): St,
     caller: Caller,
-    Body(b): Body<TextBody>,
-) -> Api<Json<Value>> {
+    Body(b): Body<ScrubRequest>,
+) -> Api<Json<ScrubResponse>> {
     caller.require(Permission::Write)?;
-    let out = bear_core::PiiScrubber::scrub(&*s.scrubber, &b.text)?;
-    let counts: BTreeMap<String, u32> = out
-        .counts
-        .iter()
-        .map(|(k, v)| (k.name().into_owned(), *v))
-        .collect();
-    Ok(Json(
-        json!({"text": out.text.expose(), "counts": counts, "risk": out.risk}),
-    ))
+    Ok(Json(bear_app::pii::scrub(&*s.scrubber, &b)?))
 }
 
 fn run_id(id: &str) -> Api<RunId> {
@@ -125,16 +117,56 @@ async fn owned_run(s: &AppState, caller: &Caller, id: &str) -> Api<bear_agents::
     }
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WaitQuery {
+    /// Run to completion within the request and answer with the results (200); otherwise
+    /// answer at once (202) and let the run go on in the background.
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Steps done out of all.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RunCount {
+    /// Steps completed.
+    completed: usize,
+    /// Steps in the workflow.
+    total: usize,
+}
+
+/// The seed's answer to `POST /workflows`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct WorkflowRun {
+    /// The run's id, for `GET /workflows/{id}`.
+    workflow_id: String,
+    /// `completed`, `running` or `failed` (also `pending`, `paused`, `cancelled`).
+    #[schema(value_type = String)]
+    status: RunStatus,
+    /// Each completed step's output, by step id.
+    #[schema(value_type = Object)]
+    results: BTreeMap<String, Value>,
+    /// Seconds the run has taken.
+    execution_time: f64,
+    /// Steps done out of all.
+    progress: RunCount,
+}
+
 /// `POST /api/v1/workflows`: the seed's body (`name`, `description`, `steps`, plus BEAR's
 /// `inputs` declarations and `on_failure`), and `input_values` for the run. Validation errors
-/// come back all at once with their paths (422). The run continues in the background.
-#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = Object, responses((status = 201, description = "The run started: workflow_id, status, progress", body = Object)))]
+/// come back all at once with their paths (422). With `?wait=true` the run completes within
+/// the request (200); otherwise it continues in the background (202; poll `GET
+/// /workflows/{id}`). A client that goes away while waiting leaves the run going.
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows", request_body = Object, params(WaitQuery), responses((status = 200, description = "With wait: the run finished; its status, results and execution_time", body = WorkflowRun), (status = 202, description = "The run started and goes on in the background", body = WorkflowRun)))]
 pub(crate) async fn create_workflow(
     State(s): St,
     caller: Caller,
+    q: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
     Body(mut body): Body<serde_json::Map<String, Value>>,
-) -> Api<(StatusCode, Json<Value>)> {
+) -> Api<(StatusCode, Json<WorkflowRun>)> {
     caller.require(Permission::Write)?;
+    let Query(q) = q?;
     let values: BTreeMap<String, Value> = match body.remove("input_values") {
         None => BTreeMap::new(),
         Some(v) => serde_json::from_value(v)
@@ -146,14 +178,32 @@ pub(crate) async fn create_workflow(
         .start_as(workflow, values, Some(caller.key_id.clone()))
         .await?;
     let id = handle.id.clone();
-    // The handle is dropped: the run goes on in the background; poll GET /workflows/{id}.
-    drop(handle);
+    let code = if q.wait {
+        handle.wait().await?;
+        StatusCode::OK
+    } else {
+        // The handle is dropped: the run goes on in the background.
+        drop(handle);
+        StatusCode::ACCEPTED
+    };
     let p = s.engine.progress(&id).await?;
+    // A run launched a moment ago may not have marked itself running yet: it is.
+    let status = match p.status {
+        RunStatus::Pending => RunStatus::Running,
+        other => other,
+    };
     Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"workflow_id": id, "status": p.status, "progress": {"completed": p.completed, "total": p.total}}),
-        ),
+        code,
+        Json(WorkflowRun {
+            workflow_id: id.to_string(),
+            status,
+            results: p.results,
+            execution_time: p.execution_time,
+            progress: RunCount {
+                completed: p.completed,
+                total: p.total,
+            },
+        }),
     ))
 }
 
@@ -164,12 +214,30 @@ pub(crate) struct ListQuery {
     status: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(ListQuery), responses((status = 200, description = "The caller's runs", body = Vec<Object>)))]
+/// One run in `GET /api/v1/workflows`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct WorkflowRow {
+    /// The run.
+    id: String,
+    /// The workflow's name.
+    name: String,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
+    #[schema(value_type = String)]
+    status: RunStatus,
+    /// Its process died while it ran; `bear workflow resume` or a server start continues it.
+    interrupted: bool,
+    /// When it started (RFC 3339, UTC).
+    created_at: String,
+    /// Steps done out of all.
+    progress: RunCount,
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(ListQuery), responses((status = 200, description = "The caller's runs", body = Vec<WorkflowRow>)))]
 pub(crate) async fn list_workflows(
     State(s): St,
     caller: Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Vec<WorkflowRow>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
     let status = match q.status.as_deref() {
@@ -183,16 +251,22 @@ pub(crate) async fn list_workflows(
         })?),
     };
     let runs = s.engine.list(status).await?;
-    let rows: Vec<Value> = runs
-        .iter()
+    let rows = runs
+        .into_iter()
         .filter(|p| caller.may_see(p.owner.as_deref()))
-        .map(|p| {
-            json!({"id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
-                   "created_at": chrono_ms(p.created_ms),
-                   "progress": {"completed": p.completed, "total": p.total}})
+        .map(|p| WorkflowRow {
+            id: p.id.to_string(),
+            name: p.name,
+            status: p.status,
+            interrupted: p.interrupted,
+            created_at: chrono_ms(p.created_ms),
+            progress: RunCount {
+                completed: p.completed,
+                total: p.total,
+            },
         })
         .collect();
-    Ok(Json(Value::Array(rows)))
+    Ok(Json(rows))
 }
 
 /// RFC 3339 UTC from Unix milliseconds.
@@ -202,27 +276,77 @@ fn chrono_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Status, progress per step and results", body = Object)))]
+/// Steps done out of all, and each step's state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct StepsProgress {
+    /// Steps completed.
+    completed: usize,
+    /// Steps in the workflow.
+    total: usize,
+    /// Each step: id, type, status, attempts, agent, duration, error, output.
+    #[schema(value_type = Vec<Object>)]
+    steps: Vec<bear_agents::StepProgress>,
+}
+
+/// `GET /api/v1/workflows/{id}`: the seed's `progress` and `results`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct WorkflowStatus {
+    /// The run.
+    id: String,
+    /// The workflow's name.
+    name: String,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
+    #[schema(value_type = String)]
+    status: RunStatus,
+    /// Its process died while it ran.
+    interrupted: bool,
+    /// Steps done out of all, and each step's state.
+    progress: StepsProgress,
+    /// Each completed step's output, by step id.
+    #[schema(value_type = Object)]
+    results: BTreeMap<String, Value>,
+    /// Seconds the run has taken.
+    execution_time: f64,
+}
+
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Status, progress per step and results", body = WorkflowStatus)))]
 pub(crate) async fn get_workflow(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<WorkflowStatus>> {
     caller.require(Permission::Read)?;
     let p = owned_run(&s, &caller, &id).await?;
-    Ok(Json(json!({
-        "id": p.id, "name": p.name, "status": p.status, "interrupted": p.interrupted,
-        "progress": {"completed": p.completed, "total": p.total, "steps": p.steps},
-        "results": p.results, "execution_time": p.execution_time,
-    })))
+    Ok(Json(WorkflowStatus {
+        id: p.id.to_string(),
+        name: p.name,
+        status: p.status,
+        interrupted: p.interrupted,
+        progress: StepsProgress {
+            completed: p.completed,
+            total: p.total,
+            steps: p.steps,
+        },
+        results: p.results,
+        execution_time: p.execution_time,
+    }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Cancelling", body = Object)))]
+/// What a `DELETE` did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Done {
+    /// What it was done to.
+    id: String,
+    /// `cancelling` or `removed`.
+    status: &'static str,
+}
+
+#[utoipa::path(delete, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Cancelling", body = Done)))]
 pub(crate) async fn cancel_workflow(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Done>> {
     caller.require(Permission::Write)?;
     let id = owned_run(&s, &caller, &id).await?.id;
     s.engine.cancel(&id).await.map_err(|e| match e {
@@ -231,7 +355,10 @@ pub(crate) async fn cancel_workflow(
         }
         other => other.into(),
     })?;
-    Ok(Json(json!({"id": id, "status": "cancelling"})))
+    Ok(Json(Done {
+        id: id.to_string(),
+        status: "cancelling",
+    }))
 }
 
 #[derive(Deserialize)]
@@ -242,12 +369,12 @@ pub(crate) struct AgentQuery {
     status: Option<AgentStatus>,
 }
 
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("type" = Option<String>, Query, description = "coordinator, executor or monitor"), ("status" = Option<String>, Query, description = "idle, busy or offline")), responses((status = 200, description = "Agents with their current task and metrics", body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("type" = Option<String>, Query, description = "coordinator, executor, validator, monitor or specialist"), ("status" = Option<String>, Query, description = "active, idle, busy or failed")), responses((status = 200, description = "Agents with their current task and metrics", body = Vec<AgentView>)))]
 pub(crate) async fn list_agents(
     State(s): St,
     caller: Caller,
     q: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Vec<AgentView>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
     let agents: Vec<_> = s
@@ -257,16 +384,17 @@ pub(crate) async fn list_agents(
         .into_iter()
         .filter(|a| q.kind.is_none_or(|k| a.spec.kind == k))
         .filter(|a| q.status.is_none_or(|st| a.status == st))
+        .map(AgentView::of)
         .collect();
-    Ok(Json(serde_json::to_value(agents).unwrap_or_default()))
+    Ok(Json(agents))
 }
 
-#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "The agent, its current task and metrics", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "The agent, its current task and metrics", body = AgentView)))]
 pub(crate) async fn get_agent(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<AgentView>> {
     caller.require(Permission::Read)?;
     let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
     let agent = s
@@ -274,7 +402,70 @@ pub(crate) async fn get_agent(
         .registry()
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
-    Ok(Json(serde_json::to_value(agent).unwrap_or_default()))
+    Ok(Json(AgentView::of(agent)))
+}
+
+/// The step an agent is running.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CurrentTask {
+    /// The run.
+    run_id: String,
+    /// The step within it.
+    step_id: String,
+}
+
+/// An agent, as the seed's agent routes show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AgentView {
+    /// Its id.
+    id: String,
+    /// Its name.
+    name: String,
+    /// `coordinator`, `executor`, `validator`, `monitor` or `specialist`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Step types it can run (`*`: any).
+    capabilities: Vec<String>,
+    /// Attempts it runs at once.
+    max_concurrent: usize,
+    /// Domain configuration (a specialist's domain and prompts, a model).
+    #[schema(value_type = Object)]
+    config: bear_agents::AgentConfig,
+    /// `active`, `idle`, `busy` or `failed`.
+    status: String,
+    /// Attempts running now.
+    load: usize,
+    /// The steps it runs now, as `run/step`.
+    current_tasks: Vec<String>,
+    /// The first of those, or null when idle.
+    current_task: Option<CurrentTask>,
+    /// Attempts, successes, failures, average time per step type.
+    #[schema(value_type = Object)]
+    performance_metrics: bear_agents::AgentMetrics,
+}
+
+impl AgentView {
+    fn of(a: bear_agents::AgentInfo) -> Self {
+        Self {
+            id: a.spec.id.to_string(),
+            name: a.spec.name,
+            kind: a.spec.kind.as_str().to_string(),
+            capabilities: a.spec.capabilities.into_iter().collect(),
+            max_concurrent: a.spec.max_concurrent,
+            config: a.spec.config,
+            status: serde_json::to_value(a.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            load: a.load,
+            current_tasks: a.current_tasks,
+            current_task: a.current_task.map(|t| CurrentTask {
+                run_id: t.run_id,
+                step_id: t.step_id,
+            }),
+            performance_metrics: a.performance_metrics,
+        }
+    }
 }
 
 /// The seed's `POST /agents` body.
@@ -295,12 +486,12 @@ pub(crate) struct AgentBody {
 }
 
 /// `POST /api/v1/agents` (admin): registers an agent; its id is minted here.
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentBody, responses((status = 201, description = "The agent is registered", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentBody, responses((status = 201, description = "The agent is registered", body = AgentView)))]
 pub(crate) async fn create_agent(
     State(s): St,
     caller: Caller,
     Body(b): Body<AgentBody>,
-) -> Api<(StatusCode, Json<Value>)> {
+) -> Api<(StatusCode, Json<AgentView>)> {
     caller.require(Permission::Admin)?;
     if b.name.trim().is_empty() || b.name.len() > 128 {
         return Err(ApiError::invalid("name: 1 to 128 characters"));
@@ -334,26 +525,24 @@ pub(crate) async fn create_agent(
         s.engine.registry().get(&id).ok_or_else(|| {
             ApiError::from_kind(bear_core::ErrorKind::Internal, "the agent vanished")
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"id": id, "name": info.spec.name, "type": info.spec.kind, "status": info.status}),
-        ),
-    ))
+    Ok((StatusCode::CREATED, Json(AgentView::of(info))))
 }
 
 /// `DELETE /api/v1/agents/{id}` (admin): attempts it runs finish; it gets no new work.
-#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "Removed", body = Object)))]
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "Removed", body = Done)))]
 pub(crate) async fn remove_agent(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-) -> Api<Json<Value>> {
+) -> Api<Json<Done>> {
     caller.require(Permission::Admin)?;
     let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
     s.engine
         .registry()
         .remove(&id)
         .map_err(|_| ApiError::not_found(format!("no agent `{id}`")))?;
-    Ok(Json(json!({"id": id, "status": "removed"})))
+    Ok(Json(Done {
+        id: id.to_string(),
+        status: "removed",
+    }))
 }

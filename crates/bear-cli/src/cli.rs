@@ -214,6 +214,17 @@ pub enum ModeChoice {
     Hybrid,
 }
 
+impl From<ModeChoice> for bear_app::rag::Mode {
+    fn from(m: ModeChoice) -> Self {
+        match m {
+            ModeChoice::Vector => Self::Vector,
+            ModeChoice::Exact => Self::Exact,
+            ModeChoice::Fulltext => Self::Fulltext,
+            ModeChoice::Hybrid => Self::Hybrid,
+        }
+    }
+}
+
 /// Filters shared by `search` and `ask`.
 #[derive(Debug, Args, Clone)]
 pub struct FilterArgs {
@@ -236,9 +247,9 @@ pub struct FilterArgs {
 pub struct SearchArgs {
     /// What to look for.
     pub query: String,
-    /// Results [default: 5].
-    #[arg(short, long, default_value_t = 5)]
-    pub k: usize,
+    /// Results, 1 to 100 [default: rag.top_k].
+    #[arg(short, long)]
+    pub k: Option<usize>,
     /// How to search.
     #[arg(long, value_enum, default_value = "hybrid")]
     pub mode: ModeChoice,
@@ -471,10 +482,10 @@ pub enum KeysCommand {
 /// Sampling flags shared by `generate` and `chat`.
 #[derive(Debug, Args, Clone)]
 pub struct SamplingArgs {
-    /// Most tokens to generate [default: 256].
+    /// Most tokens to generate, 1 to 4096 [default: 100; ask and chat: 256].
     #[arg(long)]
     pub max_tokens: Option<u32>,
-    /// 0 is greedy [default: 0.7].
+    /// 0 is greedy [default: 0.7; ask: 0].
     #[arg(long)]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass in (0, 1] [default: 0.95].

@@ -1,7 +1,5 @@
 //! bear-cli's error type and its mapping to exit codes.
 
-use std::path::PathBuf;
-
 use bear_core::ErrorKind;
 
 /// `Result` with bear-cli's [`Error`].
@@ -11,6 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// An operation of the application layer failed.
+    #[error(transparent)]
+    App(#[from] bear_app::Error),
     /// Configuration, identifiers and backend failures from bear-core.
     #[error(transparent)]
     Core(#[from] bear_core::Error),
@@ -39,16 +40,6 @@ pub enum Error {
     /// A workflow definition, run or agent request failed.
     #[error(transparent)]
     Agents(#[from] bear_agents::Error),
-    /// A configuration file named with --config or BEAR_CONFIG could not be read.
-    #[error(
-        "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
-    )]
-    ConfigRead {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -58,6 +49,7 @@ impl Error {
     /// The failure class, shared with the server's error mapping.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Self::App(e) => e.kind(),
             Self::Core(e) => e.kind(),
             Self::Hw(e) => e.kind(),
             Self::Models(e) => e.kind(),
@@ -66,8 +58,15 @@ impl Error {
             Self::Rag(e) => e.kind(),
             Self::Agents(e) => e.kind(),
             Self::RunEnded { .. } => ErrorKind::Internal,
-            Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Output(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The error as the one JSON shape every front end prints.
+    pub fn body(&self) -> bear_app::ErrorBody {
+        match self {
+            Self::App(e) => e.body(),
+            other => bear_app::ErrorBody::new(other.kind(), other.to_string(), None),
         }
     }
 

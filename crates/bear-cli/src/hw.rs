@@ -2,38 +2,14 @@
 
 use std::io::Write;
 
-use bear_hw::{Machine, Probe, Recommendations, SysProbe, human};
-use serde::Serialize;
+use bear_app::hw::HwReport;
+use bear_hw::human;
 
-use crate::config::LoadedConfig;
 use crate::error::Result;
-
-/// Version of the `bear hw --json` document; bumped only on incompatible changes.
-pub const HW_SCHEMA_VERSION: u32 = 1;
-
-/// The `bear hw --json` document.
-#[derive(Debug, Serialize)]
-pub struct HwReport {
-    /// Schema version.
-    pub schema_version: u32,
-    /// What was detected.
-    #[serde(flatten)]
-    pub machine: Machine,
-    /// What BEAR recommends.
-    pub recommendations: Recommendations,
-}
+use bear_app::LoadedConfig;
 
 pub(crate) fn run(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
-    let machine = SysProbe.probe(&loaded.dirs.data_dir);
-    let mut recommendations = bear_hw::recommend(&machine);
-    if let Some(t) = loaded.config.hw.threads {
-        recommendations.inference_threads = t as usize;
-    }
-    let report = HwReport {
-        schema_version: HW_SCHEMA_VERSION,
-        machine,
-        recommendations,
-    };
+    let report = bear_app::hw::report(loaded);
     if json {
         serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::from)?;
         writeln!(out)?;

@@ -1,7 +1,8 @@
 //! bear-cli: the `bear` command-line front end, as a library so it can be tested in-process.
 //!
-//! Layer **L4**: it may depend on every library crate below it and wires concrete backends
-//! together; nothing depends on it except `bins/bear`, whose `main` only calls [`main`].
+//! Layer **L5**: a front end over bear-app, which owns every operation's limits, defaults and
+//! rules; this crate parses arguments and renders results. Nothing depends on it except
+//! `bins/bear`, whose `main` only calls [`main`].
 //!
 //! Invariants:
 //! - Output meant for programs (`--json`) goes to stdout as one JSON document; everything for
@@ -10,7 +11,6 @@
 //! - No command opens a network connection.
 
 mod cli;
-mod config;
 mod error;
 mod hw;
 mod models;
@@ -23,14 +23,11 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
+use bear_app::LoadedConfig;
 use clap::Parser;
 
 pub use cli::{Cli, Command};
-pub use config::{LoadedConfig, load as load_config};
 pub use error::{Error, Result};
-pub use hw::{HW_SCHEMA_VERSION, HwReport};
-pub use plugins::load_all as load_plugins;
-pub use security::unattended_keyring;
 
 /// Runs `bear` with the process's arguments and environment; returns the exit code.
 pub fn main() -> ExitCode {
@@ -60,7 +57,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    let loaded = config::load(cli.config.as_deref(), |k| std::env::var_os(k))?;
+    let loaded = bear_app::load_config(cli.config.as_deref(), |k| std::env::var_os(k))?;
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Hw => hw::run(&loaded, cli.json, &mut out),
@@ -128,6 +125,28 @@ fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()>
     }
 }
 
+/// The application over `loaded`, as the CLI uses it: models without the on-disk result cache
+/// (a running bear-server may hold it), the keyring opened (with a prompt if need be) only
+/// when a collection's policy needs it.
+pub(crate) fn app(loaded: &LoadedConfig) -> Result<std::sync::Arc<bear_app::App>> {
+    let models = std::sync::Arc::new(bear_app::open_models(loaded, false)?);
+    let for_keys = loaded.clone();
+    let keys = bear_app::Keys::OnDemand(Box::new(move || {
+        security::open_keyring(&for_keys, None).map_err(|e| match e {
+            Error::App(e) => e,
+            Error::Security(e) => bear_app::Error::Security(e),
+            other => {
+                bear_app::Error::Core(bear_core::Error::backend(other.kind(), other.to_string()))
+            }
+        })
+    }));
+    Ok(std::sync::Arc::new(bear_app::App::new(
+        loaded.clone(),
+        models,
+        keys,
+    )?))
+}
+
 /// Writes `v` as pretty JSON and a newline: the `--json` output of every command.
 pub(crate) fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::other)?;
@@ -138,9 +157,7 @@ pub(crate) fn write_json(out: &mut dyn Write, v: &impl serde::Serialize) -> Resu
 fn report(e: &Error, json: bool) {
     let mut err = std::io::stderr().lock();
     if json {
-        let body = serde_json::json!({
-            "error": { "kind": e.kind().as_str(), "message": e.to_string() }
-        });
+        let body = serde_json::to_string(&e.body()).unwrap_or_default();
         let _ = writeln!(err, "{body}");
     } else {
         let _ = writeln!(err, "error: {e}");

@@ -14,9 +14,9 @@ use bear_models::{
 };
 
 use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs, SamplingArgs};
-use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::write_json;
+use bear_app::LoadedConfig;
 
 pub(crate) fn run(
     loaded: &LoadedConfig,
@@ -394,66 +394,72 @@ pub(crate) fn generate(
     } else {
         args.prompt.clone()
     };
-    let generator = load_generator(loaded, args.model.as_deref())?;
-    // Instruct models answer a question only inside their chat template, so the prompt becomes
-    // one user message unless --raw asks otherwise or the model has no template.
-    let prompt = if args.raw || generator.info().chat_template.is_none() {
-        Prompt::Text(Redacted::new(prompt))
-    } else {
-        Prompt::Chat(vec![ChatMessage {
-            role: ChatRole::User,
-            content: Redacted::new(prompt),
-        }])
-    };
-    let request = GenerationRequest {
-        model: generator.id().clone(),
+    let app = crate::app(loaded)?;
+    let s = args.sampling;
+    let request = bear_app::generate::GenerateRequest {
         prompt,
-        params: params(&args.sampling),
+        model: args.model,
+        max_tokens: s.max_tokens,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        top_k: s.top_k,
+        repeat_penalty: s.repeat_penalty,
+        seed: s.seed,
+        stop_sequences: s.stop,
+        raw: args.raw,
+        stream: !json,
     };
-    let mut write_err = None;
-    let (g, timings) = {
-        let mut sink = |piece: &str| {
-            if json {
-                return true;
+    // Loaded first, under a spinner if it takes a while; the generation itself streams.
+    let (model, _) = app.generation_request(&request)?;
+    with_progress(format!("loading {}", model.model), || {
+        app.models().generator(&model.model)
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // A closed channel (stdout closed: `bear generate ... | head`) stops the generation.
+    let sink = move |piece: &str| json || tx.send(piece.to_string()).is_ok();
+    let task = rt.spawn(async move {
+        app.generate(request, Box::new(sink), CancellationToken::new())
+            .await
+    });
+    for piece in rx {
+        if let Err(e) = out.write_all(piece.as_bytes()).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
             }
-            match out.write_all(piece.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => true,
-                Err(e) => {
-                    // A closed pipe (`bear generate ... | head`) stops generation.
-                    write_err = Some(e);
-                    false
-                }
-            }
-        };
-        generator.generate_blocking(&request, &mut sink, &CancellationToken::new())?
-    };
-    if let Some(e) = write_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }
-        return Ok(());
     }
+    let g = rt.block_on(task).map_err(|_| {
+        Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::Internal,
+            "the generation task failed",
+        ))
+    })??;
     if json {
+        /// `bear generate --json`: the response every front end gives, and this process's
+        /// peak memory (for `cargo xtask bench models`).
+        #[derive(serde::Serialize)]
+        struct Printed {
+            #[serde(flatten)]
+            response: bear_app::generate::GenerateResponse,
+            peak_rss_bytes: Option<u64>,
+        }
         write_json(
             out,
-            &serde_json::json!({
-                "model": generator.id(),
-                "text": g.text.expose(),
-                "prompt_tokens": g.prompt_tokens,
-                "completion_tokens": g.completion_tokens,
-                "tokens_used": g.prompt_tokens + g.completion_tokens,
-                "generation_time": g.elapsed.as_secs_f64(),
-                "tokens_per_second": g.tokens_per_second(),
-                "finish_reason": g.finish_reason,
-                "timings": timings,
-                "peak_rss_bytes": peak_rss_bytes(),
-            }),
+            &Printed {
+                response: g,
+                peak_rss_bytes: peak_rss_bytes(),
+            },
         )?;
     } else {
         writeln!(out)?;
         tracing::info!(
             tokens = g.completion_tokens,
-            tps = g.tokens_per_second(),
+            tps = g.tokens_per_second,
             "generation finished"
         );
     }

@@ -1,64 +1,20 @@
 //! `bear plugins list|info|validate|run`.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use bear_plugins::{HostConfig, Manifest, PluginHost, Registry, TrustPolicy, discover};
+use bear_plugins::{Manifest, Registry, discover};
 
 use crate::cli::PluginsCommand;
-use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
-
-pub(crate) fn host(loaded: &LoadedConfig) -> Result<Arc<PluginHost>> {
-    let p = &loaded.config.plugins;
-    let host = PluginHost::new(HostConfig {
-        fuel: true,
-        trust: TrustPolicy {
-            require_signature: p.require_signature,
-            trusted_keys: p.trusted_keys.clone(),
-        },
-    })?;
-    // `bear.scrub` for plugins that declare it: the configured PII rules, `replace` policy
-    // (no keyring needed; a plugin never receives reversible tokens).
-    let scrubber = bear_security::Scrubber::replacing(&loaded.config.pii)?;
-    Ok(Arc::new(host.with_scrubber(Arc::new(scrubber))))
-}
+use bear_app::LoadedConfig;
 
 /// A plugin's directory, from a path or a name found in the plugin directories.
 fn locate(loaded: &LoadedConfig, plugin: &str) -> Result<PathBuf> {
-    let as_path = PathBuf::from(plugin);
-    if as_path.join("plugin.toml").is_file() {
-        return Ok(as_path);
-    }
-    let roots = loaded.config.plugins.search_dirs(&loaded.dirs);
-    discover(&roots)
-        .into_iter()
-        .find(|d| d.name == plugin)
-        .map(|d| d.dir)
-        .ok_or_else(|| {
-            Error::Plugins(bear_plugins::Error::NotFound(format!(
-                "no plugin `{plugin}` in {} (nor a plugin directory by that path)",
-                roots
-                    .iter()
-                    .map(|r| r.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
-        })
-}
-
-/// Loads `dir` into a registry after its dependencies (found in the plugin directories).
-fn load_with_deps(loaded: &LoadedConfig, reg: &mut Registry, dir: &Path) -> Result<()> {
-    let manifest = Manifest::load(&dir.join("plugin.toml"))?;
-    for dep in manifest.dependencies.keys() {
-        if reg.get(dep).is_none() {
-            let dep_dir = locate(loaded, dep)?;
-            load_with_deps(loaded, reg, &dep_dir)?;
-        }
-    }
-    reg.load(dir)?;
-    Ok(())
+    Ok(bear_plugins::locate(
+        &loaded.config.plugins.search_dirs(&loaded.dirs),
+        plugin,
+    )?)
 }
 
 /// Runs `bear plugins ...`.
@@ -159,8 +115,8 @@ pub(crate) fn run(
         }
         PluginsCommand::Validate { plugin } => {
             let dir = locate(loaded, &plugin)?;
-            let mut reg = Registry::new(host(loaded)?);
-            load_with_deps(loaded, &mut reg, &dir)?;
+            let mut reg = Registry::new(bear_app::plugins::host(loaded)?);
+            reg.load_with_deps(&dir, &loaded.config.plugins.search_dirs(&loaded.dirs))?;
             if json {
                 writeln!(
                     out,
@@ -198,8 +154,8 @@ pub(crate) fn run(
                 })
             })?;
             let dir = locate(loaded, &plugin)?;
-            let mut reg = Registry::new(host(loaded)?);
-            load_with_deps(loaded, &mut reg, &dir)?;
+            let mut reg = Registry::new(bear_app::plugins::host(loaded)?);
+            reg.load_with_deps(&dir, &loaded.config.plugins.search_dirs(&loaded.dirs))?;
             let name = Manifest::load(&dir.join("plugin.toml"))?.name;
             let p = reg
                 .get(&name)
@@ -219,21 +175,4 @@ pub(crate) fn run(
             Ok(())
         }
     }
-}
-
-/// Every plugin found in the plugin directories, loaded in dependency order, for a
-/// long-running process (the server). A plugin that fails to load is left out and named in
-/// the returned warnings (with why), so one bad plugin does not stop the rest.
-pub fn load_all(loaded: &LoadedConfig) -> Result<(Registry, Vec<String>)> {
-    let mut reg = Registry::new(host(loaded)?);
-    let mut warnings = Vec::new();
-    for d in discover(&loaded.config.plugins.search_dirs(&loaded.dirs)) {
-        if reg.get(&d.name).is_some() {
-            continue;
-        }
-        if let Err(e) = load_with_deps(loaded, &mut reg, &d.dir) {
-            warnings.push(format!("plugin `{}` not loaded: {e}", d.name));
-        }
-    }
-    Ok((reg, warnings))
 }

@@ -2,23 +2,17 @@
 //! commands, wiring bear-rag to the real embedder, generator and scrubber.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bear_core::{CancellationToken, PiiPolicy, SamplingParams};
-use bear_rag::{
-    Collection, Filter, IngestOptions, Pipeline, Progress, RagRetriever, SearchMode, Store,
-};
+use bear_app::Viewer;
+use bear_core::{CancellationToken, PiiPolicy};
+use bear_rag::{IngestOptions, Pipeline, Progress, Store};
 
-use crate::cli::{
-    AskArgs, CollectionsCommand, DocsCommand, FilterArgs, IngestArgs, ModeChoice, PolicyChoice,
-    SearchArgs,
-};
-use crate::config::LoadedConfig;
+use crate::cli::{AskArgs, CollectionsCommand, DocsCommand, IngestArgs, PolicyChoice, SearchArgs};
 use crate::error::{Error, Result};
 use crate::security::ScrubSetup;
 use crate::write_json;
+use bear_app::LoadedConfig;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -46,37 +40,6 @@ fn policy(choice: Option<PolicyChoice>, loaded: &LoadedConfig) -> PiiPolicy {
         Some(PolicyChoice::Hash) => PiiPolicy::Hash,
         Some(PolicyChoice::Redact) => PiiPolicy::Redact,
     }
-}
-
-/// `YYYY-MM-DD` to Unix seconds at the start (or end) of that day, UTC.
-fn day(s: &str, flag: &str, end: bool) -> Result<i64> {
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-        Error::Rag(bear_rag::Error::InvalidRequest(format!(
-            "{flag} expects a date as YYYY-MM-DD"
-        )))
-    })?;
-    let t = if end {
-        d.and_hms_opt(23, 59, 59)
-    } else {
-        d.and_hms_opt(0, 0, 0)
-    };
-    Ok(t.map_or(0, |t| t.and_utc().timestamp()))
-}
-
-fn filter(args: &FilterArgs) -> Result<Filter> {
-    Ok(Filter {
-        document: args.document.clone(),
-        modified_after: args
-            .after
-            .as_deref()
-            .map(|s| day(s, "--after", false))
-            .transpose()?,
-        modified_before: args
-            .before
-            .as_deref()
-            .map(|s| day(s, "--before", true))
-            .transpose()?,
-    })
 }
 
 /// Runs `bear ingest`.
@@ -224,18 +187,6 @@ pub(crate) fn ingest(
     Ok(())
 }
 
-/// Opens the collection and the scrubber for reading commands.
-fn open_for_reading(
-    loaded: &LoadedConfig,
-    rt: &tokio::runtime::Runtime,
-    name: Option<&str>,
-) -> Result<(Collection, ScrubSetup)> {
-    let name = collection_name(loaded, name);
-    let collection = rt.block_on(store(loaded).open(&name))?;
-    let setup = ScrubSetup::new(loaded, collection.meta().pii_policy)?;
-    Ok((collection, setup))
-}
-
 /// Runs `bear search`.
 pub(crate) fn search(
     loaded: &LoadedConfig,
@@ -244,35 +195,31 @@ pub(crate) fn search(
     out: &mut dyn Write,
 ) -> Result<()> {
     let rt = runtime()?;
-    let (collection, setup) = open_for_reading(loaded, &rt, args.filter.collection.as_deref())?;
-    let embedder = crate::models::load_embedder(loaded, Some(&collection.meta().embedder))?;
-    let scrubber: Arc<dyn bear_core::PiiScrubber> = setup.scrubber.clone();
-    let retriever = RagRetriever::new(store(loaded), embedder, scrubber.clone());
-    let mode = match args.mode {
-        ModeChoice::Vector => SearchMode::Vector,
-        ModeChoice::Exact => SearchMode::Exact,
-        ModeChoice::Fulltext => SearchMode::FullText,
-        ModeChoice::Hybrid => SearchMode::Hybrid,
+    let app = crate::app(loaded)?;
+    let f = args.filter;
+    let request = bear_app::rag::SearchRequest {
+        query: args.query,
+        k: args.k,
+        mode: Some(args.mode.into()),
+        collection: f.collection,
+        document: f.document,
+        after: f.after,
+        before: f.before,
     };
-    let filter = filter(&args.filter)?;
-    let mut hits =
-        rt.block_on(retriever.search(&collection, &args.query, mode, args.k, &filter))?;
-    for h in &mut hits {
-        h.text = scrubber.restore(&h.text)?;
-    }
+    let found = rt.block_on(app.search(&Viewer::Local, request))?;
     if json {
-        return write_json(out, &hits);
+        return write_json(out, &found);
     }
-    if hits.is_empty() {
+    if found.hits.is_empty() {
         writeln!(out, "no results")?;
     }
-    for (i, h) in hits.iter().enumerate() {
+    for (i, h) in found.hits.iter().enumerate() {
         writeln!(
             out,
             "[{}] {:.4}  {}  (document {})",
             i + 1,
             h.score,
-            bear_rag::answer::citation(h),
+            h.citation,
             h.document_id
         )?;
         let text: String = h.text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -294,23 +241,24 @@ pub(crate) fn ask(
     out: &mut dyn Write,
 ) -> Result<()> {
     let rt = runtime()?;
-    let (collection, setup) = open_for_reading(loaded, &rt, args.filter.collection.as_deref())?;
-    let embedder = crate::models::load_embedder(loaded, Some(&collection.meta().embedder))?;
-    let generator = crate::models::load_generator(loaded, args.model.as_deref())?;
-    let mut params = crate::models::params(&args.sampling);
-    if args.sampling.temperature.is_none() {
-        params.temperature = 0.0;
-    }
-    if args.sampling.max_tokens.is_none() {
-        params.max_tokens = SamplingParams::default().max_tokens;
-    }
-    let options = bear_rag::AskOptions {
-        model: generator.id().clone(),
-        params,
-        k: args.k.unwrap_or(loaded.config.rag.top_k),
-        context_tokens: loaded.config.models.context_length as usize,
-        min_similarity: loaded.config.rag.min_similarity,
-        filter: filter(&args.filter)?,
+    let app = crate::app(loaded)?;
+    let (f, sampling) = (args.filter, args.sampling);
+    let request = bear_app::rag::AskRequest {
+        question: args.question,
+        k: args.k,
+        model: args.model,
+        collection: f.collection,
+        document: f.document,
+        after: f.after,
+        before: f.before,
+        max_tokens: sampling.max_tokens,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        top_k: sampling.top_k,
+        repeat_penalty: sampling.repeat_penalty,
+        seed: sampling.seed,
+        stop_sequences: sampling.stop,
+        stream: !json,
     };
     // The answer is computed on the runtime; its pieces come back over a channel and are
     // written here, on the thread that holds stdout.
@@ -320,16 +268,10 @@ pub(crate) fn ask(
         let _ = tx.send(piece.to_string());
         true
     };
-    let scrubber: Arc<dyn bear_core::PiiScrubber> = setup.scrubber.clone();
-    let question = args.question.clone();
     let task = rt.spawn(async move {
-        bear_rag::ask(
-            &collection,
-            embedder.as_ref(),
-            scrubber,
-            &generator,
-            &question,
-            &options,
+        app.ask(
+            &Viewer::Local,
+            request,
             Box::new(sink),
             CancellationToken::new(),
         )
@@ -353,13 +295,9 @@ pub(crate) fn ask(
     writeln!(out)?;
     if !answer.sources.is_empty() {
         writeln!(out, "\nSources:")?;
-        for (i, h) in answer.sources.iter().enumerate() {
-            let mark = if answer.cited.contains(&(i + 1)) {
-                "*"
-            } else {
-                " "
-            };
-            writeln!(out, "{mark}[{}] {}", i + 1, bear_rag::answer::citation(h))?;
+        for s in &answer.sources {
+            let mark = if s.cited { "*" } else { " " };
+            writeln!(out, "{mark}[{}] {}", s.marker, s.hit.citation)?;
         }
     }
     if let Some(t) = answer.time_to_first_token_ms {
@@ -381,11 +319,10 @@ pub(crate) fn docs(
     out: &mut dyn Write,
 ) -> Result<()> {
     let rt = runtime()?;
+    let app = crate::app(loaded)?;
     match cmd {
         DocsCommand::List { collection } => {
-            let name = collection_name(loaded, collection.as_deref());
-            let c = rt.block_on(store(loaded).open(&name))?;
-            let docs = rt.block_on(c.documents())?;
+            let docs = rt.block_on(app.documents(&Viewer::Local, collection.as_deref()))?;
             if json {
                 return write_json(out, &docs);
             }
@@ -402,6 +339,7 @@ pub(crate) fn docs(
                 )?;
             }
             if docs.is_empty() {
+                let name = collection_name(loaded, collection.as_deref());
                 writeln!(out, "no documents in `{name}`")?;
             }
             Ok(())
@@ -410,34 +348,20 @@ pub(crate) fn docs(
             document,
             collection,
         } => {
-            let name = collection_name(loaded, collection.as_deref());
-            let c = rt.block_on(store(loaded).open(&name))?;
-            let docs = rt.block_on(c.documents())?;
-            let canonical = std::fs::canonicalize(Path::new(&document))
-                .ok()
-                .map(|p| p.display().to_string());
-            let found = docs
-                .iter()
-                .find(|d| {
-                    d.id == document || d.path == document || Some(&d.path) == canonical.as_ref()
-                })
-                .ok_or_else(|| bear_rag::Error::NoDocument {
-                    collection: name.clone(),
-                    what: document.clone(),
-                })?;
             let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
-            rt.block_on(c.delete_documents(std::slice::from_ref(&found.id)))?;
-            rt.block_on(c.optimize(loaded.config.rag.ann_threshold))?;
+            let removed =
+                rt.block_on(app.remove_document(&Viewer::Local, collection.as_deref(), &document))?;
             setup.audit("rag.docs.rm", "ok", 1, 0)?;
             if json {
-                write_json(
-                    out,
-                    &serde_json::json!({ "removed": found.id, "path": found.path }),
-                )
-            } else {
-                writeln!(out, "removed {} ({})", found.path, found.id)?;
-                Ok(())
+                return write_json(out, &removed);
             }
+            writeln!(
+                out,
+                "removed {} ({})",
+                removed.path.as_deref().unwrap_or_default(),
+                removed.id
+            )?;
+            Ok(())
         }
     }
 }
@@ -450,10 +374,10 @@ pub(crate) fn collections(
     out: &mut dyn Write,
 ) -> Result<()> {
     let rt = runtime()?;
-    let store = store(loaded);
+    let app = crate::app(loaded)?;
     match cmd {
         CollectionsCommand::List => {
-            let list = rt.block_on(store.list())?;
+            let list = rt.block_on(app.collections(&Viewer::Local))?;
             if json {
                 return write_json(out, &list);
             }
@@ -468,42 +392,39 @@ pub(crate) fn collections(
                 writeln!(
                     out,
                     "{:<20} {:>6} documents {:>8} chunks  pii: {}  embedder: {}",
-                    c.meta.name,
+                    c.name,
                     c.documents,
                     c.chunks,
-                    serde_json::to_value(c.meta.pii_policy)
+                    serde_json::to_value(c.pii_policy)
                         .ok()
                         .and_then(|v| v.as_str().map(String::from))
                         .unwrap_or_default(),
-                    c.meta.embedder
+                    c.embedder
                 )?;
             }
             Ok(())
         }
         CollectionsCommand::Create { name, pii_policy } => {
-            bear_rag::store::check_name(&name)?;
-            let embedder = crate::models::load_embedder(loaded, None)?;
             let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
-            let c = rt.block_on(store.create(
-                &name,
-                policy(pii_policy, loaded),
-                embedder.model().as_str(),
-                embedder.dimension(),
-            ))?;
+            let request = bear_app::docs::CreateCollection {
+                name,
+                pii_policy: pii_policy.map(|p| policy(Some(p), loaded)),
+            };
+            let c = rt.block_on(app.create_collection(&Viewer::Local, &request))?;
             setup.audit("rag.collections.create", "ok", 0, 0)?;
             if json {
-                write_json(out, c.meta())
+                write_json(out, &c)
             } else {
-                writeln!(out, "created collection `{name}`")?;
+                writeln!(out, "created collection `{}`", c.name)?;
                 Ok(())
             }
         }
         CollectionsCommand::Rm { name } => {
             let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
-            store.remove(&name)?;
+            let removed = rt.block_on(app.remove_collection(&Viewer::Local, &name))?;
             setup.audit("rag.collections.rm", "ok", 0, 0)?;
             if json {
-                write_json(out, &serde_json::json!({ "removed": name }))
+                write_json(out, &removed)
             } else {
                 writeln!(out, "removed collection `{name}`")?;
                 Ok(())

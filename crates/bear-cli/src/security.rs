@@ -10,19 +10,18 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bear_core::{InvalidUtf8, PiiConfig, PiiEntity, PiiPolicy};
+use bear_core::{InvalidUtf8, PiiConfig, PiiPolicy};
 use bear_security::audit::{self, AuditEvent, AuditLog};
 use bear_security::{
     ApiKeyStore, Detector, KeySource, Keyring, MasterKey, Role, Scrubber, SecretBytes, Session,
     Vault,
 };
-use serde::Serialize;
 
 use crate::cli::{
     AuditCommand, DetectArgs, KeysCommand, PiiCommand, PolicyArg, RestoreArgs, ScrubArgs, Utf8Mode,
 };
-use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
+use bear_app::LoadedConfig;
 
 fn sec_err(e: bear_security::Error) -> Error {
     Error::Security(e)
@@ -160,25 +159,12 @@ fn key_source(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<KeySo
     }
 }
 
-fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<Keyring> {
+pub(crate) fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<Keyring> {
     let path = loaded.config.security.keyring_path(&loaded.dirs);
     if !path.exists() {
         return Err(sec_err(bear_security::Error::NoKeyring { path }));
     }
     Keyring::open(&path, key_source(loaded, key_file)?).map_err(sec_err)
-}
-
-/// The keyring for a process with no terminal to prompt at (the server): opened when it
-/// exists and a key file (`security.key_file`) or `BEAR_PASSPHRASE` is set; `None` otherwise,
-/// and collections with the `tokenize` policy are then refused.
-pub fn unattended_keyring(loaded: &LoadedConfig) -> Result<Option<Keyring>> {
-    let path = loaded.config.security.keyring_path(&loaded.dirs);
-    let has_source =
-        loaded.config.security.key_file.is_some() || std::env::var_os("BEAR_PASSPHRASE").is_some();
-    if !path.exists() || !has_source {
-        return Ok(None);
-    }
-    open_keyring(loaded, None).map(Some)
 }
 
 fn open_audit(loaded: &LoadedConfig, keyring: Option<&Keyring>) -> Result<AuditLog> {
@@ -255,107 +241,49 @@ pub(crate) fn pii(
     }
 }
 
-#[derive(Serialize)]
-struct DetectedItem {
-    entity: PiiEntity,
-    start: u64,
-    end: u64,
-    char_start: u64,
-    char_end: u64,
-    line: u64,
-    column: u64,
-    score: f32,
-    recognizer: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<String>,
-}
-
 fn detect(loaded: &LoadedConfig, args: DetectArgs, json: bool, out: &mut dyn Write) -> Result<()> {
     let invalid = utf8_mode(args.invalid_utf8, &loaded.config.pii);
     precheck(&args.input, invalid)?;
     let detector = Detector::new(&loaded.config.pii).map_err(sec_err)?;
     let mut input = open_input(&args.input)?;
-    let mut items = Vec::new();
-    let mut counts: BTreeMap<PiiEntity, u32> = BTreeMap::new();
-    // Position carried across chunks: byte and char offsets of the chunk, and the line and
-    // column (in characters, 0-based) reached so far.
-    let (mut byte_base, mut char_base, mut line, mut col) = (0u64, 0u64, 1u64, 0u64);
-    let advance = |s: &str, line: &mut u64, col: &mut u64| {
-        for c in s.chars() {
-            if c == '\n' {
-                *line += 1;
-                *col = 0;
-            } else {
-                *col += 1;
-            }
-        }
-    };
+    let mut detection = bear_app::pii::Detection::new(&detector, args.show_values);
     for_each_chunk(&mut input, invalid, |text| {
-        let mut pos = 0;
-        for f in detector.detect(text) {
-            advance(&text[pos..f.start], &mut line, &mut col);
-            pos = f.start;
-            *counts.entry(f.entity.clone()).or_insert(0) += 1;
-            items.push(DetectedItem {
-                start: byte_base + f.start as u64,
-                end: byte_base + f.end as u64,
-                char_start: char_base + f.char_start as u64,
-                char_end: char_base + f.char_end as u64,
-                line,
-                column: col + 1,
-                score: f.score,
-                recognizer: f.recognizer.to_string(),
-                value: args.show_values.then(|| text[f.start..f.end].to_string()),
-                entity: f.entity,
-            });
-        }
-        advance(&text[pos..], &mut line, &mut col);
-        byte_base += text.len() as u64;
-        char_base += text.chars().count() as u64;
+        detection.feed(text);
         Ok(())
     })?;
-    let risk = bear_security::scrub::risk_of(&counts);
+    let found = detection.finish();
     if json {
-        let body = serde_json::json!({
-            "findings": items,
-            "counts": counts,
-            "risk": risk,
-        });
-        writeln!(out, "{body}")?;
-    } else {
-        for i in &items {
-            write!(
-                out,
-                "{}:{}\t{}\t{:.2}\t{}",
-                i.line,
-                i.column,
-                i.entity.name(),
-                i.score,
-                i.recognizer
-            )?;
-            if let Some(v) = &i.value {
-                write!(out, "\t{v}")?;
-            }
-            writeln!(out)?;
-        }
-        let summary: Vec<String> = counts
-            .iter()
-            .map(|(e, n)| format!("{} {n}", e.name()))
-            .collect();
-        eprintln!(
-            "{} finding(s){}; risk {}",
-            items.len(),
-            if summary.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", summary.join(", "))
-            },
-            serde_json::to_value(risk)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        );
+        return crate::write_json(out, &found);
     }
+    for i in &found.findings {
+        write!(
+            out,
+            "{}:{}\t{}\t{:.2}\t{}",
+            i.line, i.column, i.entity, i.score, i.recognizer
+        )?;
+        if let Some(v) = &i.value {
+            write!(out, "\t{v}")?;
+        }
+        writeln!(out)?;
+    }
+    let summary: Vec<String> = found
+        .counts
+        .iter()
+        .map(|(e, n)| format!("{e} {n}"))
+        .collect();
+    eprintln!(
+        "{} finding(s){}; risk {}",
+        found.findings.len(),
+        if summary.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", summary.join(", "))
+        },
+        serde_json::to_value(found.risk)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -15,9 +15,9 @@ use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool, WorkflowSta
 use serde_json::Value;
 
 use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
-use crate::config::LoadedConfig;
 use crate::error::{Error, Result};
 use crate::write_json;
+use bear_app::LoadedConfig;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +90,7 @@ fn plugin_tools(
         }
         return Ok(tools);
     }
-    let host = crate::plugins::host(loaded)?;
+    let host = bear_app::plugins::host(loaded)?;
     let mut registry = bear_plugins::Registry::new(host);
     let mut pending = found;
     // Load in rounds so that dependencies come first; what never loads is reported.

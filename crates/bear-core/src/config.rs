@@ -117,7 +117,7 @@ pub struct RagConfig {
     pub doc_timeout_secs: u64,
     /// Rows above which an ANN vector index is built.
     pub ann_threshold: usize,
-    /// Chunks retrieved for a question.
+    /// The default k: sources retrieved for a question (at most 50), hits for a search.
     pub top_k: usize,
     /// Lowest cosine similarity a chunk needs to count as relevant to a question.
     pub min_similarity: f32,
@@ -488,8 +488,9 @@ impl Config {
         if !(1..=4096).contains(&rag.embed_batch) {
             return Err(err("rag.embed_batch", "an integer from 1 to 4096"));
         }
-        if !(1..=1000).contains(&rag.top_k) {
-            return Err(err("rag.top_k", "an integer from 1 to 1000"));
+        // The default k of both search (at most 100 hits) and ask (at most 50 sources).
+        if !(1..=50).contains(&rag.top_k) {
+            return Err(err("rag.top_k", "an integer from 1 to 50"));
         }
         if !(-1.0..=1.0).contains(&rag.min_similarity) {
             return Err(err("rag.min_similarity", "a number from -1 to 1"));

@@ -45,6 +45,48 @@ pub struct ManagerConfig {
     pub cache: CacheConfig,
 }
 
+impl ManagerConfig {
+    /// The manager the configuration asks for on `machine`: the models directory, bear-hw's
+    /// memory budget and thread count (unless `[hw] threads` is set), `[models]`' context
+    /// length, autoload and ONNX Runtime library, and the on-disk result cache in the cache
+    /// directory when `disk_cache` is true.
+    pub fn from_config(
+        config: &bear_core::Config,
+        dirs: &bear_core::Dirs,
+        machine: &bear_hw::Machine,
+        disk_cache: bool,
+    ) -> Self {
+        let rec = bear_hw::recommend(machine);
+        let models_dir = dirs.models_dir.clone();
+        let threads = config
+            .hw
+            .threads
+            .map_or(rec.inference_threads, |t| t as usize);
+        Self {
+            model_dirs: vec![models_dir.clone()],
+            memory_budget: rec.model_memory_budget_bytes,
+            keep_alive: Duration::from_secs(300),
+            autoload: config.models.autoload,
+            llama: LlamaOptions {
+                context_length: config.models.context_length,
+                threads: threads as u32,
+                mlock: config.hw.mlock.unwrap_or(false),
+                ..LlamaOptions::default()
+            },
+            ort_dylib_candidates: crate::embed::ort_dylib_candidates(
+                config.models.ort_dylib.as_deref(),
+                &models_dir,
+            ),
+            fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
+            threads,
+            cache: CacheConfig {
+                l2_path: disk_cache.then(|| dirs.cache_dir.join("results.redb")),
+                ..CacheConfig::default()
+            },
+        }
+    }
+}
+
 /// Whether a model is in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -479,9 +521,20 @@ impl ModelManager {
     pub async fn generate_with(
         &self,
         request: GenerationRequest,
-        mut sink: Box<dyn TokenSink>,
+        sink: Box<dyn TokenSink>,
         cancel: CancellationToken,
     ) -> bear_core::Result<Generation> {
+        Ok(self.generate_timed(request, sink, cancel).await?.0)
+    }
+
+    /// [`generate_with`](Self::generate_with), also returning llama.cpp's timings when the model
+    /// ran (`None` for an answer from the cache).
+    pub async fn generate_timed(
+        &self,
+        request: GenerationRequest,
+        mut sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> bear_core::Result<(Generation, Option<crate::llama::GenerationTimings>)> {
         request.validate()?;
         let counters = self.counters(&request.model);
         counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -504,7 +557,7 @@ impl ModelManager {
             {
                 counters.cache_hits.fetch_add(1, Ordering::Relaxed);
                 sink.on_text(hit.text.expose());
-                return Ok(hit);
+                return Ok((hit, None));
             }
             counters.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
@@ -516,7 +569,7 @@ impl ModelManager {
         .await;
         match result {
             Ok((g, timings)) => {
-                if let Some(t) = timings {
+                if let Some(t) = &timings {
                     counters
                         .prompt_tokens
                         .fetch_add(u64::from(t.prompt_tokens), Ordering::Relaxed);
@@ -537,7 +590,7 @@ impl ModelManager {
                 {
                     self.cache.put(key, bytes);
                 }
-                Ok(g)
+                Ok((g, timings))
             }
             Err(e) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);

@@ -23,5 +23,5 @@ pub mod tool;
 pub use error::{Error, Result};
 pub use host::{CallOutput, HostConfig, LoadedPlugin, PluginHost, PluginLog, TrustPolicy};
 pub use manifest::{Capabilities, DirGrant, DirMode, HostFn, Manifest, ToolDecl};
-pub use registry::{Discovered, Registry, discover, resolve};
+pub use registry::{Discovered, Registry, discover, locate, resolve};
 pub use tool::WasmtimeTool;

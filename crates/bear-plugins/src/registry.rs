@@ -142,6 +142,29 @@ pub fn resolve(manifests: &[Manifest]) -> Result<Vec<String>> {
     Ok(order)
 }
 
+/// A plugin's directory: `plugin` itself when it holds a `plugin.toml`, else the plugin of
+/// that name found under `roots`.
+pub fn locate(roots: &[PathBuf], plugin: &str) -> Result<PathBuf> {
+    let as_path = PathBuf::from(plugin);
+    if as_path.join("plugin.toml").is_file() {
+        return Ok(as_path);
+    }
+    discover(roots)
+        .into_iter()
+        .find(|d| d.name == plugin)
+        .map(|d| d.dir)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no plugin `{plugin}` in {} (nor a plugin directory by that path)",
+                roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
 /// Loaded plugins by name; load, unload and reload at run time.
 #[derive(Debug)]
 pub struct Registry {
@@ -174,6 +197,35 @@ impl Registry {
         self.loaded
             .insert(plugin.manifest().name.clone(), plugin.clone());
         Ok(plugin)
+    }
+
+    /// Loads the plugin in `dir` after its dependencies, found by name under `roots` and
+    /// loaded first (each once).
+    pub fn load_with_deps(&mut self, dir: &Path, roots: &[PathBuf]) -> Result<()> {
+        let manifest = Manifest::load(&dir.join("plugin.toml"))?;
+        for dep in manifest.dependencies.keys() {
+            if self.get(dep).is_none() {
+                let dep_dir = locate(roots, dep)?;
+                self.load_with_deps(&dep_dir, roots)?;
+            }
+        }
+        self.load(dir)?;
+        Ok(())
+    }
+
+    /// Loads every plugin found under `roots`, each after its dependencies. A plugin that
+    /// cannot be loaded is left out; the returned warnings say which and why.
+    pub fn load_all(&mut self, roots: &[PathBuf]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for d in discover(roots) {
+            if self.get(&d.name).is_some() {
+                continue;
+            }
+            if let Err(e) = self.load_with_deps(&d.dir, roots) {
+                warnings.push(format!("plugin `{}` not loaded: {e}", d.name));
+            }
+        }
+        warnings
     }
 
     /// Unloads `name`; refused while another loaded plugin depends on it.

@@ -477,6 +477,11 @@ impl PolicyScrubbers {
         })
     }
 
+    /// Whether a keyring keys these scrubbers (`tokenize` is available).
+    pub fn has_keyring(&self) -> bool {
+        self.keyring.is_some()
+    }
+
     /// The scrubber applying `policy` to every entity.
     pub fn get(&self, policy: Policy) -> Result<Arc<Scrubber>> {
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,12 +12,12 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/corpus")
 }
 
 /// A home with a keyring opened by a key file named in the config, as the tokenize policy needs.
-fn home_with_keys() -> Home {
+pub(crate) fn home_with_keys() -> Home {
     let h = Home::new();
     let kf = h.path("master.key");
     let o = h.run(&["keys", "init", "--key-file", s(&kf)], None, &[]);
@@ -62,7 +62,7 @@ fn ingest_search_ask_docs_and_collections() {
         None,
         &[],
     ));
-    let top = &hits[0];
+    let top = &hits["hits"][0];
     assert!(
         top["path"]
             .as_str()
@@ -83,7 +83,7 @@ fn ingest_search_ask_docs_and_collections() {
         &[],
     ));
     assert!(
-        exact[0]["path"]
+        exact["hits"][0]["path"]
             .as_str()
             .unwrap()
             .ends_with("commercial-lease.pdf"),
@@ -287,7 +287,7 @@ fn sigkill_mid_ingest_loses_no_reported_document() {
         None,
         &[],
     ));
-    assert!(!hits.as_array().unwrap().is_empty());
+    assert!(!hits["hits"].as_array().unwrap().is_empty());
 
     // Running the ingest again completes the rest.
     let r = json(&h.run(
@@ -331,7 +331,8 @@ fn search_reads_alike_when_io_uring_is_refused_or_off() {
     assert!(o.status.success(), "{}", stderr(&o));
     let q = ["--json", "search", "notice to end the lease", "--k", "2"];
     let paths = |v: serde_json::Value| -> Vec<String> {
-        v.as_array()
+        v["hits"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|h| h["path"].as_str().unwrap().to_string())

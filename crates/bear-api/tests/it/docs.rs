@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bear_api::{Limits, RagState};
+use bear_core::PiiPolicy;
 use bear_core::config::RagConfig;
-use bear_core::{ModelId, PiiConfig, PiiPolicy};
 use serde_json::{Value, json};
 
 use crate::{body, client, server};
@@ -18,29 +18,31 @@ const LEASE: &str = "Lease agreement.\n\nThe lease of the office at Keizersgrach
 day of each month. The tenant may end the lease early with six months' notice.\n\nThe landlord \
 pays for repairs to the roof and the heating.";
 
-/// Documents in `dir`, the replace policy (no keyring in tests), 1 MiB uploads at most.
-pub(crate) fn rag_state(dir: &Path) -> RagState {
-    let config = RagConfig {
-        pii_policy: PiiPolicy::Replace,
-        max_file_bytes: 1 << 20,
-        ..RagConfig::default()
+/// The application over `dir` (documents, vault, uploads) with `models`: the replace policy
+/// (no keyring in tests), 1 MiB uploads at most.
+pub(crate) fn rag_state(dir: &Path, models: Arc<bear_models::ModelManager>) -> RagState {
+    let config = bear_core::Config {
+        rag: RagConfig {
+            pii_policy: PiiPolicy::Replace,
+            max_file_bytes: 1 << 20,
+            ..RagConfig::default()
+        },
+        ..bear_core::Config::default()
     };
-    RagState::new(
-        bear_rag::Store::new(dir.join("collections")),
+    let real = bear_core::Dirs::from_env(|k| std::env::var_os(k)).unwrap();
+    let dirs = bear_core::Dirs {
+        config_file: dir.join("config.toml"),
+        data_dir: dir.to_path_buf(),
+        cache_dir: dir.join("cache"),
+        models_dir: real.models_dir,
+    };
+    let loaded = bear_app::LoadedConfig {
         config,
-        dir.join("uploads"),
-        Arc::new(
-            bear_security::PolicyScrubbers::new(
-                &PiiConfig::default(),
-                None,
-                &dir.join("vault.bin"),
-            )
-            .unwrap(),
-        ),
-        ModelId::new("all-MiniLM-L6-v2").unwrap(),
-        ModelId::new("SmolLM2-135M-Instruct.Q4_1").unwrap(),
-        2048,
-    )
+        dirs,
+        source: None,
+    };
+    let app = bear_app::App::new(loaded, models, bear_app::Keys::Opened(None)).unwrap();
+    RagState::new(Arc::new(app), dir.join("uploads")).unwrap()
 }
 
 /// `<target>/plugins`, as `cargo xtask plugins` builds them.

@@ -2,6 +2,7 @@
 //! gateway (keys, roles, request ids, limits, Host check) and the routes written so far, the
 //! model and OpenAI-compatible ones on the real SmolLM2 and MiniLM files.
 
+mod contract;
 mod docs;
 mod models;
 mod openapi;
@@ -34,6 +35,18 @@ pub(crate) async fn server(limits: Limits) -> Server {
     server_with(limits, dir, audit, models::manager()).await
 }
 
+/// This machine's report, as bear-server serves it at `/api/v1/hw`.
+fn hw_report(dir: &std::path::Path) -> Value {
+    use bear_hw::Probe as _;
+    let machine = bear_hw::SysProbe.probe(dir);
+    serde_json::to_value(bear_app::hw::HwReport {
+        schema_version: bear_app::hw::HW_SCHEMA_VERSION,
+        recommendations: bear_hw::recommend(&machine),
+        machine,
+    })
+    .unwrap()
+}
+
 pub(crate) async fn server_with(
     limits: Limits,
     dir: tempfile::TempDir,
@@ -53,18 +66,11 @@ pub(crate) async fn server_with(
         EngineConfig::default(),
     );
     let state = Arc::new(
-        AppState::new(
-            keys,
-            engine,
-            scrubber,
-            json!({"cpu": {"logical_cores": 2}}),
-            true,
-            &limits,
-        )
-        .with_models(manager)
-        .with_rag(docs::rag_state(dir.path()))
-        .with_plugins(docs::plugins())
-        .with_audit(audit),
+        AppState::new(keys, engine, scrubber, hw_report(dir.path()), true, &limits)
+            .with_models(manager.clone())
+            .with_rag(docs::rag_state(dir.path(), manager))
+            .with_plugins(docs::plugins())
+            .with_audit(audit),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -98,12 +104,28 @@ impl Server {
     ) -> reqwest::Response {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = client()
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(key);
         if let Some(j) = json {
             req = req.json(j);
         }
-        req.send().await.unwrap()
+        let r = req.send().await.unwrap();
+        let json_body = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !json_body {
+            return r;
+        }
+        // Every JSON answer is checked against the schema the description declares for it.
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        contract::check(method.as_str(), path, status.as_u16(), &bytes);
+        let mut rebuilt = axum::http::Response::new(bytes);
+        *rebuilt.status_mut() = status;
+        *rebuilt.headers_mut() = headers;
+        reqwest::Response::from(rebuilt)
     }
 }
 
@@ -249,14 +271,17 @@ async fn roles_are_enforced_and_pii_routes_work() {
         .await;
     let (status, v) = body(r).await;
     assert_eq!(status, 200, "{v}");
-    assert!(v["count"].as_u64().unwrap() >= 2);
+    assert!(v["findings"].as_array().unwrap().len() >= 2);
+    assert_eq!(v["counts"]["EMAIL"], 1);
     assert!(
         !v.to_string().contains("jane"),
         "positions, not values: {v}"
     );
 
     let r = s.send("GET", "/api/v1/hw", &s.reader, None).await;
-    assert_eq!(body(r).await.1["cpu"]["logical_cores"], 2);
+    let hw = body(r).await.1;
+    assert_eq!(hw["schema_version"], 1, "{hw}");
+    assert!(hw["cpu"]["logical_cores"].as_u64().unwrap() >= 1, "{hw}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +302,8 @@ async fn workflows_run_in_the_background_and_are_polled() {
         .send("POST", "/api/v1/workflows", &s.user, Some(&wf))
         .await;
     let (status, v) = body(r).await;
-    assert_eq!(status, 201, "{v}");
+    assert_eq!(status, 202, "{v}");
+    assert_eq!(v["status"], "running", "{v}");
     let id = v["workflow_id"].as_str().unwrap().to_string();
     let mut last = Value::Null;
     for _ in 0..200 {
@@ -294,12 +320,36 @@ async fn workflows_run_in_the_background_and_are_polled() {
     assert_eq!(last["results"]["shout"], "HELLO COUNSEL");
     assert_eq!(last["progress"]["completed"], 2);
 
+    // `?wait=true` runs to completion in the request: the seed's envelope with the results.
+    let r = s
+        .send("POST", "/api/v1/workflows?wait=true", &s.user, Some(&wf))
+        .await;
+    let (status, done) = body(r).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["results"]["shout"], "HELLO COUNSEL");
+    assert!(done["execution_time"].as_f64().unwrap() >= 0.0);
+    let r = s
+        .send("POST", "/api/v1/workflows?wait=yes", &s.user, Some(&wf))
+        .await;
+    assert_eq!(r.status(), 400, "wait takes true or false");
+
     let r = s
         .send("GET", "/api/v1/workflows?status=completed", &s.user, None)
         .await;
     let (_, list) = body(r).await;
-    assert_eq!(list[0]["id"], id.as_str());
-    assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    assert!(row["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "the background run and the waited one"
+    );
 
     // Another key's run does not exist for a non-admin key; admins see it.
     let other = s

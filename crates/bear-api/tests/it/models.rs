@@ -83,6 +83,19 @@ async fn models_list_load_unload_generate_and_stream() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&GEN) && ids.contains(&EMB), "{ids:?}");
+    // The seed's fields on every item.
+    for m in v.as_array().unwrap() {
+        assert_eq!(m["name"], m["id"], "{m}");
+        assert!(m["size"].as_u64().unwrap() > 0, "{m}");
+        assert!(["loaded", "available"].contains(&m["status"].as_str().unwrap()));
+        assert!(m["performance_metrics"]["requests"].is_u64(), "{m}");
+    }
+    let (status, v) = body(
+        s.send("GET", "/api/v1/models?status=downloading", &s.reader, None)
+            .await,
+    )
+    .await;
+    assert_eq!((status, v), (200, json!([])), "BEAR never downloads");
 
     // Load and unload are admin work; download is refused: BEAR is offline.
     let load = json!({"action": "load", "model_id": GEN});
@@ -94,6 +107,15 @@ async fn models_list_load_unload_generate_and_stream() {
     )
     .await;
     assert_eq!((status, v["status"].as_str()), (200, Some("loaded")), "{v}");
+    // `config` is the seed's options object: `pin` keeps the model resident; unknown keys
+    // are refused.
+    let pin = json!({"action": "load", "model_id": EMB, "config": {"pin": true}});
+    let (status, v) = body(s.send("POST", "/api/v1/models", &s.admin, Some(&pin)).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("pinned"), "{v}");
+    let odd = json!({"action": "load", "model_id": EMB, "config": {"gpu_layers": 9}});
+    let (status, v) = body(s.send("POST", "/api/v1/models", &s.admin, Some(&odd)).await).await;
+    assert_eq!(status, 422, "{v}");
     let (_, v) = body(
         s.send("GET", "/api/v1/models?status=loaded", &s.reader, None)
             .await,

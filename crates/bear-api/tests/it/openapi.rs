@@ -122,9 +122,9 @@ async fn the_openapi_description_matches_the_routes() {
     // Request bodies carry their field schemas.
     let schemas = &spec["components"]["schemas"];
     for (name, field) in [
-        ("GenerateBody", "max_tokens"),
-        ("SearchBody", "query"),
-        ("AskBody", "question"),
+        ("GenerateRequest", "max_tokens"),
+        ("SearchRequest", "query"),
+        ("AskRequest", "question"),
         ("ErrorBody", "error"),
     ] {
         assert!(

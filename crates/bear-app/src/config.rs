@@ -74,7 +74,7 @@ mod tests {
     fn missing_explicit_file_is_an_error_naming_it() {
         let err = load(Some(Path::new("/no/such/bear.toml")), env_with_home("/h")).unwrap_err();
         assert!(err.to_string().contains("/no/such/bear.toml"), "{err}");
-        assert_eq!(err.exit_code(), 3);
+        assert_eq!(err.kind(), bear_core::ErrorKind::Config);
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! `ONE_ANSWER`: each operation that both front ends offer, run through `bear --json` and
+//! through REST on a real bear-server (same data directory, real models, the tokenize policy
+//! with a keyring), gives the same JSON, timings aside; a refused request gives the same error
+//! body.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::security::Home;
+use crate::{stderr, stdout};
+
+/// Fields that measure time or memory, which no two runs share.
+const TIMINGS: &[&str] = &[
+    "elapsed_ms",
+    "time_to_first_token_ms",
+    "generation_time",
+    "tokens_per_second",
+    "timings",
+    "peak_rss_bytes",
+    "request_id",
+];
+
+fn without_timings(mut v: Value) -> Value {
+    match &mut v {
+        Value::Object(m) => {
+            for k in TIMINGS {
+                m.remove(*k);
+            }
+            for x in m.values_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        Value::Array(a) => {
+            for x in a.iter_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// bear-server on 127.0.0.1:0 over `h`'s data, stopped (SIGTERM) on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(h: &Home) -> Self {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
+        let mut child = Command::new(exe)
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("BEAR_CONFIG")
+            .env_remove("BEAR_PASSPHRASE")
+            .env("BEAR_DATA_DIR", h.path("data"))
+            .env("XDG_CONFIG_HOME", h.path("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.strip_prefix("bear-server listening on ")
+                    .map(str::to_string)
+            })
+            .expect("bear-server listens");
+        std::thread::spawn(move || lines.map_while(Result::ok).count());
+        Self { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One case: the CLI's arguments and the REST request that should answer alike.
+struct Case {
+    name: &'static str,
+    cli: Vec<String>,
+    method: &'static str,
+    path: &'static str,
+    body: Value,
+}
+
+fn case(name: &'static str, cli: &[&str], path: &'static str, body: Value) -> Case {
+    Case {
+        name,
+        cli: cli.iter().map(|s| s.to_string()).collect(),
+        method: "POST",
+        path,
+        body,
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The CLI's answer: stdout on success, the error body on stderr on failure.
+fn through_cli(h: &Home, args: &[String]) -> (bool, Value) {
+    let mut all = vec!["--json".to_string()];
+    all.extend(args.iter().cloned());
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    let o = h.run(&refs, None, &[]);
+    let text = if o.status.success() {
+        stdout(&o)
+    } else {
+        stderr(&o)
+    };
+    let v = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{e}: {args:?}: {}", stderr(&o)));
+    (o.status.success(), v)
+}
+
+fn through_rest(
+    rt: &tokio::runtime::Runtime,
+    server: &Server,
+    key: &str,
+    c: &Case,
+) -> (bool, Value) {
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
+        let mut r = client
+            .request(method, format!("{}{}", server.base, c.path))
+            .bearer_auth(key);
+        if !c.body.is_null() {
+            r = r.json(&c.body);
+        }
+        let r = r.send().await.unwrap();
+        let ok = r.status().is_success();
+        (ok, r.json::<Value>().await.unwrap())
+    })
+}
+
+fn cases(notes: &Path) -> Vec<Case> {
+    let question = "How much notice must be given to terminate the lease at Keizersgracht 221?";
+    let notes_text = std::fs::read_to_string(notes).unwrap();
+    vec![
+        case(
+            "search, hybrid, filtered by date",
+            &[
+                "search",
+                "notice to terminate",
+                "--k",
+                "3",
+                "--after",
+                "2000-01-01",
+            ],
+            "/api/v1/search",
+            json!({"query": "notice to terminate", "k": 3, "after": "2000-01-01"}),
+        ),
+        case(
+            "search, exact, default k, tokens restored",
+            &["search", "Keizersgracht", "--mode", "exact"],
+            "/api/v1/search",
+            json!({"query": "Keizersgracht", "mode": "exact"}),
+        ),
+        case(
+            "search, a date filter that leaves nothing",
+            &["search", "lease", "--before", "1990-01-01"],
+            "/api/v1/search",
+            json!({"query": "lease", "before": "1990-01-01"}),
+        ),
+        case(
+            "search, k over the one limit",
+            &["search", "lease", "--k", "101"],
+            "/api/v1/search",
+            json!({"query": "lease", "k": 101}),
+        ),
+        case(
+            "search, a date that is not one",
+            &["search", "lease", "--after", "yesterday"],
+            "/api/v1/search",
+            json!({"query": "lease", "after": "yesterday"}),
+        ),
+        case(
+            "ask, with a date filter",
+            &[
+                "ask",
+                question,
+                "--k",
+                "3",
+                "--max-tokens",
+                "40",
+                "--after",
+                "2000-01-01",
+            ],
+            "/api/v1/ask",
+            json!({"question": question, "k": 3, "max_tokens": 40, "after": "2000-01-01"}),
+        ),
+        case(
+            "ask, a date filter that leaves nothing",
+            &["ask", question, "--before", "1990-01-01"],
+            "/api/v1/ask",
+            json!({"question": question, "before": "1990-01-01"}),
+        ),
+        case(
+            "ask, k over the one limit",
+            &["ask", question, "--k", "51"],
+            "/api/v1/ask",
+            json!({"question": question, "k": 51}),
+        ),
+        case(
+            "generate, chat template, greedy",
+            &[
+                "generate",
+                "Name one colour.",
+                "--max-tokens",
+                "12",
+                "--temperature",
+                "0",
+            ],
+            "/api/v1/models/SmolLM2-135M-Instruct.Q4_1/generate",
+            json!({"prompt": "Name one colour.", "max_tokens": 12, "temperature": 0}),
+        ),
+        case(
+            "generate, raw",
+            &[
+                "generate",
+                "--raw",
+                "The capital of France is",
+                "--max-tokens",
+                "8",
+                "--temperature",
+                "0",
+            ],
+            "/api/v1/models/SmolLM2-135M-Instruct.Q4_1/generate",
+            json!({"prompt": "The capital of France is", "raw": true, "max_tokens": 8, "temperature": 0}),
+        ),
+        case(
+            "generate, max_tokens over the limit",
+            &["generate", "x", "--max-tokens", "5000"],
+            "/api/v1/models/SmolLM2-135M-Instruct.Q4_1/generate",
+            json!({"prompt": "x", "max_tokens": 5000}),
+        ),
+        Case {
+            name: "collections list",
+            cli: vec!["collections".into(), "list".into()],
+            method: "GET",
+            path: "/api/v1/collections",
+            body: Value::Null,
+        },
+        Case {
+            name: "docs list",
+            cli: vec!["docs".into(), "list".into()],
+            method: "GET",
+            path: "/api/v1/collections/default/documents",
+            body: Value::Null,
+        },
+        case(
+            "pii detect",
+            &["pii", "detect", s(notes)],
+            "/api/v1/pii/detect",
+            json!({"text": notes_text}),
+        ),
+    ]
+}
+
+#[test]
+fn cli_and_rest_give_one_answer() {
+    let h = crate::rag::home_with_keys();
+    let corpus = crate::rag::corpus();
+    let o = h.run(&["ingest", s(&corpus)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = h.run(
+        &["--json", "keys", "api-create", "--role", "admin"],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    let notes = h.path("notes.txt");
+    std::fs::write(
+        &notes,
+        "Client: Jan de Vries, jan.devries@example.nl\nIBAN NL91 ABNA 0417 1643 00, phone +31 20 555 0134\n",
+    )
+    .unwrap();
+
+    let server = Server::start(&h);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for c in cases(&notes) {
+        let (cli_ok, cli) = through_cli(&h, &c.cli);
+        let (rest_ok, rest) = through_rest(&rt, &server, &key, &c);
+        assert_eq!(cli_ok, rest_ok, "{}: CLI {cli}, REST {rest}", c.name);
+        assert_eq!(
+            without_timings(cli.clone()),
+            without_timings(rest.clone()),
+            "{}: the CLI and REST answered differently",
+            c.name
+        );
+        check_meaning(c.name, cli_ok, &cli);
+    }
+}
+
+/// What each case must show beyond agreeing: that the filters, limits, template and
+/// restoration the issue names actually applied.
+fn check_meaning(name: &str, ok: bool, v: &Value) {
+    match name {
+        "search, hybrid, filtered by date" => {
+            assert!(ok);
+            assert_eq!(v["hits"].as_array().unwrap().len(), 3, "{v}");
+        }
+        "search, exact, default k, tokens restored" => {
+            let hits = v["hits"].as_array().unwrap();
+            assert_eq!(hits.len(), 5, "rag.top_k is the default k: {v}");
+            assert!(
+                hits.iter()
+                    .any(|h| h["text"].as_str().unwrap().contains("Keizersgracht")),
+                "hit texts come back restored: {v}"
+            );
+        }
+        "search, a date filter that leaves nothing" => {
+            assert!(v["hits"].as_array().unwrap().is_empty(), "{v}");
+        }
+        "search, k over the one limit" | "ask, k over the one limit" => {
+            assert!(!ok);
+            assert_eq!(v["error"]["kind"], "invalid_request");
+            assert_eq!(v["error"]["field"], "k");
+        }
+        "search, a date that is not one" => assert_eq!(v["error"]["field"], "after"),
+        "generate, max_tokens over the limit" => assert_eq!(v["error"]["field"], "max_tokens"),
+        "ask, with a date filter" => {
+            assert!(v["relevant"].as_bool().unwrap(), "{v}");
+            assert!(!v["sources"].as_array().unwrap().is_empty());
+        }
+        "ask, a date filter that leaves nothing" => {
+            assert_eq!(v["relevant"], false, "the filter applies to ask: {v}");
+            assert!(v["sources"].as_array().unwrap().is_empty());
+        }
+        "generate, chat template, greedy" => assert_eq!(v["chat_template"], true),
+        "collections list" => assert_eq!(v[0]["documents"], 13, "{v}"),
+        "docs list" => assert_eq!(v.as_array().unwrap().len(), 13, "{v}"),
+        "generate, raw" => assert_eq!(v["chat_template"], false),
+        "pii detect" => {
+            assert_eq!(v["counts"]["EMAIL"], 1, "{v}");
+            assert!(v["findings"][0]["line"].is_u64());
+            assert!(v["findings"][0].get("value").is_none());
+        }
+        _ => panic!("no check for {name}"),
+    }
+}

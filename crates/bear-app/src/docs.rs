@@ -1,0 +1,246 @@
+//! Collections and their documents: listing, creating and removing, with one shape for
+//! `bear --json collections|docs` and the REST collection routes. A viewer sees what it may
+//! ([`Viewer::may_see`]); anything else does not exist for it.
+
+use bear_core::PiiPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::{App, Error, Result, Viewer};
+
+/// A collection (one per matter) with its counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CollectionView {
+    /// Its name.
+    pub name: String,
+    /// How PII is scrubbed before its text is embedded or stored: `tokenize`, `replace`,
+    /// `mask`, `hash` or `redact`.
+    #[schema(value_type = String)]
+    pub pii_policy: PiiPolicy,
+    /// The embedding model its vectors come from.
+    pub embedder: String,
+    /// Vector dimension.
+    pub dimension: usize,
+    /// When it was created, Unix seconds.
+    pub created_at: i64,
+    /// Documents stored.
+    pub documents: usize,
+    /// Chunks stored.
+    pub chunks: usize,
+}
+
+impl CollectionView {
+    fn of(m: &bear_rag::CollectionMeta, documents: usize, chunks: usize) -> Self {
+        Self {
+            name: m.name.clone(),
+            pii_policy: m.pii_policy,
+            embedder: m.embedder.clone(),
+            dimension: m.dimension,
+            created_at: m.created_at,
+            documents,
+            chunks,
+        }
+    }
+}
+
+/// A new collection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// 1 to 64 of `a-z`, `0-9`, `-` and `_`, starting with a letter or digit.
+    pub name: String,
+    /// `tokenize`, `replace`, `mask`, `hash` or `redact` [default: `rag.pii_policy`].
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "replace")]
+    pub pii_policy: Option<PiiPolicy>,
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DocumentView {
+    /// Stable id (32 hex digits), from the file's canonical path.
+    pub id: String,
+    /// The file's canonical path.
+    pub path: String,
+    /// Title from the document, else the file name.
+    pub title: String,
+    /// Author, if the document names one (scrubbed like the text).
+    pub author: Option<String>,
+    /// Creation date as the document states it.
+    pub created: Option<String>,
+    /// Modification date as the document states it.
+    pub modified: Option<String>,
+    /// The file's modification time, Unix seconds.
+    pub file_modified: i64,
+    /// Pages, for paged formats.
+    pub page_count: Option<u32>,
+    /// MIME type.
+    pub mime: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// Chunks stored.
+    pub chunks: u32,
+    /// When it was ingested, Unix seconds.
+    pub ingested_at: i64,
+}
+
+impl From<bear_rag::DocumentRecord> for DocumentView {
+    fn from(d: bear_rag::DocumentRecord) -> Self {
+        Self {
+            id: d.id,
+            path: d.path,
+            title: d.title,
+            author: d.author,
+            created: d.created,
+            modified: d.modified,
+            file_modified: d.file_modified,
+            page_count: d.page_count,
+            mime: d.mime,
+            sha256: d.sha256,
+            size: d.size,
+            chunks: d.chunks,
+            ingested_at: d.ingested_at,
+        }
+    }
+}
+
+/// What a removal removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Removed {
+    /// The collection or document id.
+    pub id: String,
+    /// The document's path, for documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Always `removed`.
+    pub status: String,
+}
+
+fn not_found(message: String) -> Error {
+    Error::Core(bear_core::Error::backend(
+        bear_core::ErrorKind::NotFound,
+        message,
+    ))
+}
+
+impl App {
+    /// The collections `viewer` may see, with their counts.
+    pub async fn collections(&self, viewer: &Viewer) -> Result<Vec<CollectionView>> {
+        Ok(self
+            .store()
+            .list()
+            .await?
+            .iter()
+            .filter(|c| viewer.may_see(c.meta.owner.as_deref()))
+            .map(|c| CollectionView::of(&c.meta, c.documents, c.chunks))
+            .collect())
+    }
+
+    /// One collection with its counts.
+    pub async fn collection_view(&self, viewer: &Viewer, name: &str) -> Result<CollectionView> {
+        let c = self.collection(viewer, Some(name)).await?;
+        let docs = c.documents().await?;
+        let chunks = docs.iter().map(|d| d.chunks as usize).sum();
+        Ok(CollectionView::of(c.meta(), docs.len(), chunks))
+    }
+
+    /// Creates a collection for the default embedder, owned by `viewer` when it is a key. A
+    /// policy this application cannot apply (tokenize without a keyring) is refused before
+    /// anything is written.
+    pub async fn create_collection(
+        &self,
+        viewer: &Viewer,
+        req: &CreateCollection,
+    ) -> Result<CollectionView> {
+        bear_rag::store::check_name(&req.name)
+            .map_err(|e| Error::invalid("name", e.to_string()))?;
+        let policy = req
+            .pii_policy
+            .unwrap_or(self.config().config.rag.pii_policy);
+        self.scrubber_for(policy)?;
+        let embedder = self
+            .embedder(&self.config().config.models.default_embedder)
+            .await?;
+        let owner = match viewer {
+            Viewer::Local => None,
+            Viewer::Key { id, .. } => Some(id.as_str()),
+        };
+        let c = self
+            .store()
+            .create_owned(
+                &req.name,
+                policy,
+                embedder.model().as_str(),
+                embedder.dimension(),
+                owner,
+            )
+            .await?;
+        Ok(CollectionView::of(c.meta(), 0, 0))
+    }
+
+    /// Removes a collection with its documents (crypto-shredding follows in sealed storage).
+    pub async fn remove_collection(&self, viewer: &Viewer, name: &str) -> Result<Removed> {
+        let c = self.collection(viewer, Some(name)).await?;
+        drop(c);
+        self.store().remove(name)?;
+        Ok(Removed {
+            id: name.to_string(),
+            path: None,
+            status: "removed".into(),
+        })
+    }
+
+    /// The documents of collection `name` (the default when `None`), by path.
+    pub async fn documents(
+        &self,
+        viewer: &Viewer,
+        name: Option<&str>,
+    ) -> Result<Vec<DocumentView>> {
+        let c = self.collection(viewer, name).await?;
+        Ok(c.documents().await?.into_iter().map(Into::into).collect())
+    }
+
+    /// The document `which` of collection `name`: its id, or its path as stored or as given
+    /// (resolved to the canonical path).
+    pub async fn document(
+        &self,
+        viewer: &Viewer,
+        name: Option<&str>,
+        which: &str,
+    ) -> Result<DocumentView> {
+        let c = self.collection(viewer, name).await?;
+        let canonical = std::fs::canonicalize(which)
+            .ok()
+            .map(|p| p.display().to_string());
+        c.documents()
+            .await?
+            .into_iter()
+            .find(|d| d.id == which || d.path == which || Some(&d.path) == canonical.as_ref())
+            .map(Into::into)
+            .ok_or_else(|| {
+                not_found(format!(
+                    "no document `{which}` in `{}`; `bear docs list` shows them",
+                    c.meta().name
+                ))
+            })
+    }
+
+    /// Removes document `which` (id or path) and its chunks, then tidies the indexes.
+    pub async fn remove_document(
+        &self,
+        viewer: &Viewer,
+        name: Option<&str>,
+        which: &str,
+    ) -> Result<Removed> {
+        let doc = self.document(viewer, name, which).await?;
+        let c = self.collection(viewer, name).await?;
+        c.delete_documents(std::slice::from_ref(&doc.id)).await?;
+        c.optimize(self.config().config.rag.ann_threshold).await?;
+        Ok(Removed {
+            id: doc.id,
+            path: Some(doc.path),
+            status: "removed".into(),
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! bear-app: BEAR's application layer. Every user-facing operation exists here once, as an
+//! async method of [`App`] taking one request type and returning one response type; the CLI,
+//! the REST API and the web app (through REST) are surfaces over it.
+//!
+//! Layer **L4**: it depends on the backends below (bear-models, bear-rag, bear-security,
+//! bear-plugins, bear-hw) and on bear-core; bear-cli and bear-api sit above it and make no
+//! domain decision of their own.
+//!
+//! Invariants:
+//! - Limits, defaults, filters, chat-template rules and token restoration are decided here and
+//!   nowhere else (`ONE_ANSWER`: a test runs each operation through `bear --json` and REST and
+//!   compares the JSON).
+//! - Wire types (`*Request`, `*Response`) are named structs with OpenAPI schemas; `bear --json`
+//!   prints the same structs REST serialises.
+//! - Errors carry no user text; [`ErrorBody`] is the one JSON shape of an error everywhere.
+//! - bear-app opens no network connection and starts no server.
+
+pub mod config;
+pub mod docs;
+mod error;
+pub mod generate;
+pub mod hw;
+pub mod pii;
+pub mod plugins;
+pub mod rag;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bear_core::{Embedder, ModelId, PiiPolicy, PiiScrubber};
+use bear_models::{ManagerConfig, ModelManager};
+use bear_rag::{Collection, Store};
+use bear_security::{Keyring, PolicyScrubbers};
+
+pub use config::{LoadedConfig, load as load_config};
+pub use error::{Error, ErrorBody, ErrorDetail, Result};
+
+/// How an [`App`] reaches the keyring that `tokenize` and `hash` need.
+pub enum Keys {
+    /// Opened once by the caller, or absent (the server: no terminal to prompt at). Without
+    /// one, `tokenize` collections are refused with a message saying what to set.
+    Opened(Option<Box<Keyring>>),
+    /// Opened the first time a policy needs it (the CLI, which may prompt for the passphrase).
+    OnDemand(Box<dyn Fn() -> Result<Keyring> + Send + Sync>),
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Opened(Some(_)) => "Keys::Opened(keyring)",
+            Self::Opened(None) => "Keys::Opened(none)",
+            Self::OnDemand(_) => "Keys::OnDemand",
+        })
+    }
+}
+
+/// Who is asking: the local user sees every collection; an API key sees what it owns, and an
+/// admin key everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// The user at this machine (the CLI).
+    Local,
+    /// A REST caller.
+    Key {
+        /// The key's id, recorded as the owner of what it creates.
+        id: String,
+        /// Admins see everything.
+        admin: bool,
+    },
+}
+
+impl Viewer {
+    /// Whether this viewer may see something owned by `owner` (a local, unowned object only
+    /// the local user and admins).
+    pub fn may_see(&self, owner: Option<&str>) -> bool {
+        match self {
+            Self::Local => true,
+            Self::Key { id, admin } => *admin || owner == Some(id.as_str()),
+        }
+    }
+}
+
+/// The application: the configuration and the backends built from it, once.
+pub struct App {
+    loaded: LoadedConfig,
+    models: Arc<ModelManager>,
+    store: Store,
+    scrubbers: Scrubbers,
+    detector: std::sync::OnceLock<Arc<bear_security::Detector>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The application over `loaded`, with `models` and the keyring reached through `keys`.
+    pub fn new(loaded: LoadedConfig, models: Arc<ModelManager>, keys: Keys) -> Result<Self> {
+        let store = Store::from_config(&loaded.config.rag, &loaded.dirs);
+        let scrubbers = Scrubbers::new(&loaded, keys)?;
+        Ok(Self {
+            loaded,
+            models,
+            store,
+            scrubbers,
+            detector: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &LoadedConfig {
+        &self.loaded
+    }
+
+    /// The model manager.
+    pub fn models(&self) -> &Arc<ModelManager> {
+        &self.models
+    }
+
+    /// The document collections.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The scrubber applying `policy`, with the keyring and vault it needs.
+    pub fn scrubber_for(&self, policy: PiiPolicy) -> Result<Arc<dyn PiiScrubber>> {
+        self.scrubbers.get(policy)
+    }
+
+    /// The scrubbers built so far (to save new vault tokens after writing).
+    pub fn scrubbers(&self) -> Option<Arc<PolicyScrubbers>> {
+        self.scrubbers.built()
+    }
+
+    /// The embedder `id`, loaded on the blocking pool if it is not resident.
+    pub async fn embedder(&self, id: &str) -> Result<Arc<dyn Embedder>> {
+        let id = ModelId::new(id)?;
+        let models = self.models.clone();
+        tokio::task::spawn_blocking(move || models.embedder(&id))
+            .await
+            .map_err(|_| internal("the model load stopped unexpectedly"))?
+            .map_err(Error::from)
+    }
+
+    /// Collection `name` (the configured default when `None`), if `viewer` may see it;
+    /// otherwise not found, as if it did not exist.
+    pub async fn collection(&self, viewer: &Viewer, name: Option<&str>) -> Result<Collection> {
+        let name = name.unwrap_or(&self.loaded.config.rag.default_collection);
+        let missing = || {
+            Error::Core(bear_core::Error::backend(
+                bear_core::ErrorKind::NotFound,
+                format!("no collection `{name}`; the collections list shows those there are"),
+            ))
+        };
+        bear_rag::store::check_name(name).map_err(|_| missing())?;
+        if !self.store.exists(name) {
+            return Err(missing());
+        }
+        let c = self.store.open(name).await?;
+        if viewer.may_see(c.meta().owner.as_deref()) {
+            Ok(c)
+        } else {
+            Err(missing())
+        }
+    }
+}
+
+/// The model manager the configuration asks for. With `disk_cache`, deterministic results are
+/// also cached on disk; if another BEAR process holds that file, the manager runs without it
+/// (and says so in the log) rather than not at all.
+pub fn open_models(loaded: &LoadedConfig, disk_cache: bool) -> Result<ModelManager> {
+    use bear_hw::Probe as _;
+    let machine = bear_hw::SysProbe.probe(&loaded.dirs.data_dir);
+    let config = ManagerConfig::from_config(&loaded.config, &loaded.dirs, &machine, disk_cache);
+    match ModelManager::new(config.clone()) {
+        Ok(m) => Ok(m),
+        Err(e) if disk_cache => {
+            tracing::warn!("{e}; running without the on-disk result cache");
+            let mut config = config;
+            config.cache.l2_path = None;
+            Ok(ModelManager::new(config)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The keyring for a process with no terminal to prompt at (the server): opened when it
+/// exists and a key file (`security.key_file`) or `BEAR_PASSPHRASE` (read through `lookup`) is
+/// set; `None` otherwise, and collections with the `tokenize` policy are then refused.
+pub fn unattended_keyring(
+    loaded: &LoadedConfig,
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Option<Keyring>> {
+    let sec = &loaded.config.security;
+    let path = sec.keyring_path(&loaded.dirs);
+    let source = match (&sec.key_file, lookup("BEAR_PASSPHRASE")) {
+        (Some(f), _) => bear_security::KeySource::KeyFile(f.clone()),
+        (None, Some(p)) if p.is_empty() => {
+            return Err(Error::Security(bear_security::Error::Setting {
+                key: "BEAR_PASSPHRASE".into(),
+                expected: "a non-empty passphrase".into(),
+            }));
+        }
+        (None, Some(p)) => bear_security::KeySource::Passphrase(
+            bear_security::SecretBytes::from_slice(&p.into_encoded_bytes()),
+        ),
+        (None, None) => return Ok(None),
+    };
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Keyring::open(&path, source)?))
+}
+
+fn internal(message: &str) -> Error {
+    Error::Core(bear_core::Error::backend(
+        bear_core::ErrorKind::Internal,
+        message,
+    ))
+}
+
+/// The scrubbers per policy, built when first needed, with the keyring when a policy needs
+/// one and the caller can open it.
+struct Scrubbers {
+    pii: bear_core::config::PiiConfig,
+    vault: PathBuf,
+    open: Option<Box<dyn Fn() -> Result<Keyring> + Send + Sync>>,
+    built: Mutex<Option<Arc<PolicyScrubbers>>>,
+}
+
+impl Scrubbers {
+    fn new(loaded: &LoadedConfig, keys: Keys) -> Result<Self> {
+        let pii = loaded.config.pii.clone();
+        let vault = loaded.config.security.vault_path(&loaded.dirs);
+        let (open, built) = match keys {
+            Keys::Opened(k) => (
+                None,
+                Some(Arc::new(PolicyScrubbers::new(&pii, k.map(|k| *k), &vault)?)),
+            ),
+            Keys::OnDemand(f) => (Some(f), None),
+        };
+        Ok(Self {
+            pii,
+            vault,
+            open,
+            built: Mutex::new(built),
+        })
+    }
+
+    fn built(&self) -> Option<Arc<PolicyScrubbers>> {
+        self.built.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn get(&self, policy: PiiPolicy) -> Result<Arc<dyn PiiScrubber>> {
+        let keyed = matches!(policy, PiiPolicy::Tokenize | PiiPolicy::Hash);
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let usable = built
+            .as_ref()
+            .filter(|s| s.has_keyring() || !keyed || self.open.is_none())
+            .cloned();
+        let set = match usable {
+            Some(s) => s,
+            None => {
+                let keyring = match (&self.open, keyed) {
+                    (Some(open), true) => Some(open()?),
+                    _ => None,
+                };
+                let s = Arc::new(PolicyScrubbers::new(&self.pii, keyring, &self.vault)?);
+                *built = Some(s.clone());
+                s
+            }
+        };
+        match set.get(policy) {
+            Ok(s) => Ok(s),
+            Err(e @ bear_security::Error::Setting { .. }) => {
+                Err(Error::invalid("pii_policy", e.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_see_what_they_own_and_admins_everything() {
+        let key = Viewer::Key {
+            id: "k1".into(),
+            admin: false,
+        };
+        let admin = Viewer::Key {
+            id: "k2".into(),
+            admin: true,
+        };
+        assert!(key.may_see(Some("k1")));
+        assert!(!key.may_see(Some("k2")));
+        assert!(!key.may_see(None));
+        assert!(admin.may_see(None) && admin.may_see(Some("k1")));
+        assert!(Viewer::Local.may_see(Some("k1")) && Viewer::Local.may_see(None));
+    }
+}

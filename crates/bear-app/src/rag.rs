@@ -1,0 +1,434 @@
+//! Search and ask: one request and one response type each, the `k` limits, the defaults, the
+//! date filters and the restoring of PII tokens, for every front end.
+
+use std::sync::Arc;
+
+use bear_core::{CancellationToken, ModelId, SamplingParams, TokenSink};
+use bear_rag::{Filter, SearchMode};
+use serde::{Deserialize, Serialize};
+
+use crate::generate::Sampling;
+use crate::{App, Error, Result, Viewer};
+
+/// The most hits one search returns.
+pub const MAX_SEARCH_K: usize = 100;
+/// The most sources one answer is built from (they must also fit the model's context).
+pub const MAX_ASK_K: usize = 50;
+/// The most generated tokens an answer may ask for.
+pub const MAX_ANSWER_TOKENS: u32 = 4096;
+
+/// How a search ranks chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Vector and full-text results fused by reciprocal rank.
+    #[default]
+    Hybrid,
+    /// Nearest vectors by cosine (through the ANN index once one is built).
+    Vector,
+    /// Nearest vectors by cosine, every vector compared.
+    Exact,
+    /// BM25 over the full-text index.
+    Fulltext,
+}
+
+impl From<Mode> for SearchMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Hybrid => Self::Hybrid,
+            Mode::Vector => Self::Vector,
+            Mode::Exact => Self::Exact,
+            Mode::Fulltext => Self::FullText,
+        }
+    }
+}
+
+/// The search filter from a request's `document`, `after` and `before` fields.
+fn filter(
+    document: &Option<String>,
+    after: &Option<String>,
+    before: &Option<String>,
+) -> Result<Filter> {
+    Ok(Filter {
+        document: document.clone(),
+        modified_after: after
+            .as_deref()
+            .map(|d| day(d, "after", false))
+            .transpose()?,
+        modified_before: before
+            .as_deref()
+            .map(|d| day(d, "before", true))
+            .transpose()?,
+    })
+}
+
+/// `YYYY-MM-DD` to Unix seconds at the start (or the end) of that day, UTC.
+fn day(s: &str, field: &str, end: bool) -> Result<i64> {
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Error::invalid(field, "expected a date as YYYY-MM-DD"))?;
+    let t = if end {
+        d.and_hms_opt(23, 59, 59)
+    } else {
+        d.and_hms_opt(0, 0, 0)
+    };
+    Ok(t.map_or(0, |t| t.and_utc().timestamp()))
+}
+
+fn check_k(k: Option<usize>, default: usize, max: usize) -> Result<usize> {
+    let k = k.unwrap_or(default);
+    if (1..=max).contains(&k) {
+        Ok(k)
+    } else {
+        Err(Error::invalid("k", format!("from 1 to {max}")))
+    }
+}
+
+/// A search in one collection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// What to look for.
+    pub query: String,
+    /// Hits to return, 1 to 100 [default: `rag.top_k`].
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// How to rank [default: hybrid].
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// The collection [default: `rag.default_collection`].
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// Only this document (its 32-hex-digit id).
+    #[serde(default)]
+    pub document: Option<String>,
+    /// Only files modified on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Only files modified on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+/// One chunk found, its text restored (PII tokens back to the originals).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    /// The chunk.
+    pub chunk_id: String,
+    /// Its document.
+    pub document_id: String,
+    /// The document's path.
+    pub path: String,
+    /// The document's title.
+    pub title: String,
+    /// 1-based page, for paged formats.
+    pub page: Option<u32>,
+    /// The chunk's position in its document.
+    pub ordinal: u32,
+    /// Byte range in the extracted text.
+    pub byte_range: [u64; 2],
+    /// Character range in the extracted text.
+    pub char_range: [u64; 2],
+    /// `title, p. N` or `title`: how the chunk is cited.
+    pub citation: String,
+    /// The chunk's text, restored.
+    pub text: String,
+    /// Higher is better: cosine (vector, exact), BM25 (fulltext) or fused RRF (hybrid).
+    pub score: f32,
+}
+
+impl SearchHit {
+    fn of(h: bear_rag::Hit, text: String) -> Self {
+        Self {
+            citation: bear_rag::answer::citation(&h),
+            chunk_id: h.chunk_id,
+            document_id: h.document_id,
+            path: h.path,
+            title: h.title,
+            page: h.page,
+            ordinal: h.ordinal,
+            byte_range: [h.byte_range.0, h.byte_range.1],
+            char_range: [h.char_range.0, h.char_range.1],
+            text,
+            score: h.score,
+        }
+    }
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchResponse {
+    /// The collection searched.
+    pub collection: String,
+    /// How it was ranked.
+    pub mode: Mode,
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// A question answered from one collection's documents, with numbered sources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    /// The question.
+    pub question: String,
+    /// Sources to retrieve, 1 to 50 [default: `rag.top_k`].
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// The generator [default: `models.default_generator`].
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The collection [default: `rag.default_collection`].
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// Only this document (its 32-hex-digit id).
+    #[serde(default)]
+    pub document: Option<String>,
+    /// Only files modified on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Only files modified on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub before: Option<String>,
+    /// Most tokens to generate, 1 to 4096 [default for answers: 256].
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// 0 is greedy [default for answers: 0].
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass in (0, 1] [default: 0.95].
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Keep the k most likely tokens; 0 disables [default: 40].
+    #[serde(default)]
+    pub top_k: Option<u32>,
+    /// Repetition penalty; 1 disables [default: 1.1].
+    #[serde(default)]
+    pub repeat_penalty: Option<f32>,
+    /// Seed for reproducible sampling.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Stop before any of these texts; they never appear in the answer.
+    #[serde(default)]
+    pub stop_sequences: Vec<String>,
+    /// REST: answer with server-sent events (`token` events, then one `done`).
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// One numbered source of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Source {
+    /// The marker the answer cites it by: `[marker]`.
+    pub marker: usize,
+    /// Whether the answer cites it.
+    pub cited: bool,
+    /// The chunk, its text restored.
+    #[serde(flatten)]
+    pub hit: SearchHit,
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The model ended its answer.
+    Stop,
+    /// A stop sequence matched.
+    StopSequence,
+    /// `max_tokens` was reached.
+    Length,
+    /// The caller went away or cancelled.
+    Cancelled,
+}
+
+impl From<bear_core::FinishReason> for Finish {
+    fn from(f: bear_core::FinishReason) -> Self {
+        match f {
+            bear_core::FinishReason::Length => Self::Length,
+            bear_core::FinishReason::Cancelled => Self::Cancelled,
+            bear_core::FinishReason::StopSequence => Self::StopSequence,
+            bear_core::FinishReason::Stop => Self::Stop,
+        }
+    }
+}
+
+/// A cited answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AskResponse {
+    /// The answer, PII tokens restored.
+    pub answer: String,
+    /// The numbered sources.
+    pub sources: Vec<Source>,
+    /// The markers the answer uses.
+    pub cited: Vec<usize>,
+    /// Whether anything relevant was found (if not, the model was not asked).
+    pub relevant: bool,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+    /// Milliseconds to the first streamed piece.
+    pub time_to_first_token_ms: Option<u64>,
+    /// Milliseconds for the whole answer.
+    pub elapsed_ms: u64,
+    /// Why generation stopped (absent when the model was not asked).
+    pub finish_reason: Option<Finish>,
+}
+
+impl AskResponse {
+    fn of(a: bear_rag::Answer) -> Self {
+        let sources = a
+            .sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let text = h.text.clone();
+                Source {
+                    marker: i + 1,
+                    cited: a.cited.contains(&(i + 1)),
+                    hit: SearchHit::of(h, text),
+                }
+            })
+            .collect();
+        Self {
+            answer: a.text,
+            sources,
+            cited: a.cited,
+            relevant: a.relevant,
+            prompt_tokens: a.prompt_tokens,
+            completion_tokens: a.completion_tokens,
+            time_to_first_token_ms: a.time_to_first_token_ms,
+            elapsed_ms: a.elapsed_ms,
+            finish_reason: a.finish_reason.map(Finish::from),
+        }
+    }
+}
+
+impl App {
+    /// Searches one collection; hit texts come back restored.
+    pub async fn search(&self, viewer: &Viewer, req: SearchRequest) -> Result<SearchResponse> {
+        let rag = &self.config().config.rag;
+        let k = check_k(req.k, rag.top_k, MAX_SEARCH_K)?;
+        let filter = filter(&req.document, &req.after, &req.before)?;
+        let mode = req.mode.unwrap_or_default();
+        let c = self.collection(viewer, req.collection.as_deref()).await?;
+        let embedder = self.embedder(&c.meta().embedder).await?;
+        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let retriever =
+            bear_rag::RagRetriever::new(self.store().clone(), embedder, scrubber.clone());
+        let hits = retriever
+            .search(&c, &req.query, mode.into(), k, &filter)
+            .await?;
+        let hits = hits
+            .into_iter()
+            .map(|h| {
+                let text = scrubber.restore(&h.text)?;
+                Ok(SearchHit::of(h, text))
+            })
+            .collect::<Result<_>>()?;
+        Ok(SearchResponse {
+            collection: c.meta().name.clone(),
+            mode,
+            hits,
+        })
+    }
+
+    /// The generator an answer uses and the sampling it gets: the request's, else the
+    /// configured defaults (answers are greedy unless asked otherwise).
+    fn answer_setup(&self, req: &AskRequest) -> Result<(ModelId, SamplingParams)> {
+        let models = &self.config().config.models;
+        let model = ModelId::new(req.model.as_deref().unwrap_or(&models.default_generator))
+            .map_err(|e| Error::invalid("model", e.to_string()))?;
+        let defaults = SamplingParams {
+            max_tokens: 256,
+            temperature: 0.0,
+            ..SamplingParams::default()
+        };
+        let sampling = Sampling {
+            max_tokens: req.max_tokens,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            top_k: req.top_k,
+            repeat_penalty: req.repeat_penalty,
+            seed: req.seed,
+            stop: req.stop_sequences.clone(),
+        };
+        Ok((model, sampling.params(defaults, MAX_ANSWER_TOKENS)?))
+    }
+
+    /// Answers a question from one collection, streaming the restored answer to `sink`.
+    pub async fn ask(
+        &self,
+        viewer: &Viewer,
+        req: AskRequest,
+        sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> Result<AskResponse> {
+        let rag = &self.config().config.rag;
+        let k = check_k(req.k, rag.top_k, MAX_ASK_K)?;
+        let filter = filter(&req.document, &req.after, &req.before)?;
+        let (model, params) = self.answer_setup(&req)?;
+        let c = self.collection(viewer, req.collection.as_deref()).await?;
+        let embedder = self.embedder(&c.meta().embedder).await?;
+        let scrubber: Arc<dyn bear_core::PiiScrubber> = self.scrubber_for(c.meta().pii_policy)?;
+        let options = bear_rag::AskOptions {
+            model,
+            params,
+            k,
+            context_tokens: self.config().config.models.context_length as usize,
+            min_similarity: rag.min_similarity,
+            filter,
+        };
+        let answer = bear_rag::ask(
+            &c,
+            embedder.as_ref(),
+            scrubber,
+            self.models().as_ref(),
+            &req.question,
+            &options,
+            sink,
+            cancel,
+        )
+        .await?;
+        Ok(AskResponse::of(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_bound_whole_days_and_bad_ones_name_the_field() {
+        let day1 = Some("2024-01-01".to_string());
+        let f = filter(&None, &day1, &day1).unwrap();
+        assert_eq!(f.modified_after, Some(1_704_067_200));
+        assert_eq!(f.modified_before, Some(1_704_067_200 + 86_399));
+        let e = filter(&None, &None, &Some("yesterday".into())).unwrap_err();
+        assert_eq!(e.field(), Some("before"));
+    }
+
+    #[test]
+    fn k_has_one_default_and_one_range() {
+        assert_eq!(check_k(None, 5, MAX_SEARCH_K).unwrap(), 5);
+        assert_eq!(check_k(Some(100), 5, MAX_SEARCH_K).unwrap(), 100);
+        for bad in [0, 101] {
+            let e = check_k(Some(bad), 5, MAX_SEARCH_K).unwrap_err();
+            assert_eq!(e.to_string(), "k: from 1 to 100");
+        }
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let r: SearchRequest = serde_json::from_value(serde_json::json!({
+            "query": "q", "collection": "acme", "after": "2024-02-01", "mode": "exact"
+        }))
+        .unwrap();
+        assert_eq!(r.collection.as_deref(), Some("acme"));
+        assert_eq!(r.mode, Some(Mode::Exact));
+        let e = serde_json::from_value::<SearchRequest>(serde_json::json!({
+            "query": "q", "modified_after": 0
+        }));
+        assert!(e.is_err());
+    }
+}

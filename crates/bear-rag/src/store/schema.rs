@@ -1,0 +1,167 @@
+//! The Arrow side of the store: the `chunks` and `documents` schemas, record batches built
+//! from rows, and typed column reads back from query results.
+
+use super::*;
+
+pub(super) fn chunk_schema(dim: usize) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("document_id", DataType::Utf8, false),
+        Field::new("collection", DataType::Utf8, false),
+        Field::new("ordinal", DataType::UInt32, false),
+        Field::new("text", DataType::Utf8, false),
+        Field::new(
+            "vector",
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, true)),
+                dim as i32,
+            ),
+            false,
+        ),
+        Field::new("byte_start", DataType::UInt64, false),
+        Field::new("byte_end", DataType::UInt64, false),
+        Field::new("char_start", DataType::UInt64, false),
+        Field::new("char_end", DataType::UInt64, false),
+        Field::new("page", DataType::UInt32, true),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("file_modified", DataType::Int64, false),
+    ]))
+}
+
+pub(super) fn document_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("author", DataType::Utf8, true),
+        Field::new("created", DataType::Utf8, true),
+        Field::new("modified", DataType::Utf8, true),
+        Field::new("file_modified", DataType::Int64, false),
+        Field::new("page_count", DataType::UInt32, true),
+        Field::new("mime", DataType::Utf8, false),
+        Field::new("sha256", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("chunks", DataType::UInt32, false),
+        Field::new("ingested_at", DataType::Int64, false),
+    ]))
+}
+
+pub(super) fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+pub(super) fn opt_strings<'a>(v: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(v.into_iter().collect::<StringArray>())
+}
+
+pub(super) fn reader(batch: RecordBatch) -> Box<dyn arrow_array::RecordBatchReader + Send> {
+    let schema = batch.schema();
+    Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema))
+}
+
+/// Runs a query and collects every result batch; `op` names it in errors.
+pub(super) async fn read_all(
+    q: &impl ExecutableQuery,
+    op: &'static str,
+) -> Result<Vec<RecordBatch>> {
+    q.execute()
+        .await
+        .map_err(|e| Error::storage(op, e))?
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage(op, e))
+}
+
+/// Typed column access on a result batch.
+pub(super) struct Cols<'a>(pub(super) &'a RecordBatch);
+
+impl Cols<'_> {
+    pub(super) fn get<T: 'static>(&self, name: &str) -> Result<&T> {
+        self.0
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| Error::Storage {
+                op: "read",
+                reason: format!("column `{name}` is missing or has an unexpected type"),
+            })
+    }
+    pub(super) fn str(&self, name: &str, i: usize) -> Result<String> {
+        Ok(self.get::<StringArray>(name)?.value(i).to_string())
+    }
+    pub(super) fn opt_str(&self, name: &str, i: usize) -> Result<Option<String>> {
+        let a = self.get::<StringArray>(name)?;
+        Ok((!a.is_null(i)).then(|| a.value(i).to_string()))
+    }
+    pub(super) fn u32(&self, name: &str, i: usize) -> Result<u32> {
+        Ok(self.get::<UInt32Array>(name)?.value(i))
+    }
+    pub(super) fn opt_u32(&self, name: &str, i: usize) -> Result<Option<u32>> {
+        let a = self.get::<UInt32Array>(name)?;
+        Ok((!a.is_null(i)).then(|| a.value(i)))
+    }
+    pub(super) fn u64(&self, name: &str, i: usize) -> Result<u64> {
+        Ok(self.get::<UInt64Array>(name)?.value(i))
+    }
+    pub(super) fn i64(&self, name: &str, i: usize) -> Result<i64> {
+        Ok(self.get::<Int64Array>(name)?.value(i))
+    }
+    pub(super) fn f32(&self, name: &str, i: usize) -> Result<f32> {
+        Ok(self.get::<Float32Array>(name)?.value(i))
+    }
+    /// The search hit in row `i` (the [`HIT_COLUMNS`]) with `score`.
+    pub(super) fn hit(&self, i: usize, score: f32) -> Result<Hit> {
+        Ok(Hit {
+            chunk_id: self.str("id", i)?,
+            document_id: self.str("document_id", i)?,
+            path: self.str("path", i)?,
+            title: self.str("title", i)?,
+            page: self.opt_u32("page", i)?,
+            ordinal: self.u32("ordinal", i)?,
+            byte_range: (self.u64("byte_start", i)?, self.u64("byte_end", i)?),
+            char_range: (self.u64("char_start", i)?, self.u64("char_end", i)?),
+            text: self.str("text", i)?,
+            score,
+        })
+    }
+}
+
+pub(super) const HIT_COLUMNS: [&str; 11] = [
+    "id",
+    "document_id",
+    "path",
+    "title",
+    "page",
+    "ordinal",
+    "byte_start",
+    "byte_end",
+    "char_start",
+    "char_end",
+    "text",
+];
+
+pub(super) fn document_batch(rows: &[&DocumentRecord]) -> Result<RecordBatch> {
+    RecordBatch::try_new(
+        document_schema(),
+        vec![
+            strings(rows.iter().map(|r| r.id.as_str())),
+            strings(rows.iter().map(|r| r.path.as_str())),
+            strings(rows.iter().map(|r| r.title.as_str())),
+            opt_strings(rows.iter().map(|r| r.author.as_deref())),
+            opt_strings(rows.iter().map(|r| r.created.as_deref())),
+            opt_strings(rows.iter().map(|r| r.modified.as_deref())),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.file_modified),
+            )),
+            Arc::new(rows.iter().map(|r| r.page_count).collect::<UInt32Array>()),
+            strings(rows.iter().map(|r| r.mime.as_str())),
+            strings(rows.iter().map(|r| r.sha256.as_str())),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.size))),
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.chunks))),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.ingested_at),
+            )),
+        ],
+    )
+    .map_err(|e| Error::storage("build document batch", e))
+}
