@@ -86,8 +86,25 @@ fn fixture(models: Arc<ModelManager>) -> Fixture {
         EngineConfig::default(),
     );
     let hw = json!({"cpu": {"logical_cores": 2, "model": "bench"}, "memory": {"total_bytes": 1u64 << 34}});
-    let state =
-        Arc::new(AppState::new(keys, engine, scrubber, hw, true, &limits()).with_models(models));
+    // The application the generate route runs in: default configuration over the same models.
+    let real = Dirs::from_env(|k| std::env::var_os(k)).expect("dirs");
+    let loaded = bear_app::LoadedConfig {
+        config: bear_core::Config::default(),
+        dirs: Dirs {
+            config_file: dir.path().join("config.toml"),
+            data_dir: dir.path().to_path_buf(),
+            cache_dir: dir.path().join("cache"),
+            models_dir: real.models_dir,
+        },
+        source: None,
+    };
+    let app = bear_app::App::new(loaded, models.clone(), bear_app::Keys::Opened(None))
+        .expect("application");
+    let state = Arc::new(
+        AppState::new(keys, engine, scrubber, hw, true, &limits())
+            .with_models(models)
+            .with_app(Arc::new(app)),
+    );
     Fixture {
         state,
         key,
@@ -287,7 +304,8 @@ fn api_bench(c: &mut Criterion) {
         let r = client
             .post(&gen_url)
             .bearer_auth(&f.key)
-            .json(&json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0}));
+            // Raw, as the direct call sends it: both sides decode the same prompt.
+            .json(&json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "raw": true}));
         async move {
             let r = r.send().await.expect("send");
             assert!(r.status().is_success(), "{}", r.status());

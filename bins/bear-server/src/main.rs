@@ -147,6 +147,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let state = Arc::new(
             AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)
+                .with_app(app)
                 .with_rag(rag)
                 .with_plugins(Arc::new(std::sync::RwLock::new(plugins)))
                 .with_audit(bear_security::AuditLog::open(

@@ -387,6 +387,19 @@ pub enum OnInvalid {
     Report,
 }
 
+/// Which backends a workflow's steps use, so a front end loads only those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A text generator (`llm_generation`, a validation's `judge`).
+    pub generator: bool,
+    /// A PII scrubber (`pii_scrub`, a validation's `pii_free`).
+    pub scrubber: bool,
+    /// A retriever (`rag_query`).
+    pub retriever: bool,
+    /// Plugin tools (`tool_execution`).
+    pub tools: bool,
+}
+
 /// A validated step, ready to schedule.
 #[derive(Debug, Clone)]
 pub struct PlannedStep {
@@ -465,6 +478,25 @@ impl Workflow {
     /// every problem found.
     pub fn validate(&self, catalog: &Catalog) -> Result<Plan> {
         validate::Validator::new(self, catalog).run()
+    }
+
+    /// The backends its steps use (unknown step types use none).
+    pub fn needs(&self) -> Needs {
+        let mut n = Needs::default();
+        for s in &self.steps {
+            match StepKind::parse(&s.kind) {
+                Some(StepKind::LlmGeneration) => n.generator = true,
+                Some(StepKind::PiiScrub) => n.scrubber = true,
+                Some(StepKind::RagQuery) => n.retriever = true,
+                Some(StepKind::ToolExecution) => n.tools = true,
+                Some(StepKind::Validation) => {
+                    n.generator |= s.parameters.get("judge").is_some();
+                    n.scrubber |= s.parameters.get("pii_free") == Some(&Value::Bool(true));
+                }
+                _ => {}
+            }
+        }
+        n
     }
 
     /// The run inputs: `given` checked against the declarations, defaults filled in.

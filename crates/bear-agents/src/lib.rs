@@ -34,7 +34,7 @@ pub use agent::{
     AgentConfig, AgentInfo, AgentKind, AgentMetrics, AgentRef, AgentSpec, AgentStatus, Catalog,
     CurrentTask, LoadBalancer, Registry,
 };
-pub use definition::{FailurePolicy, Plan, StepDef, StepKind, Workflow};
+pub use definition::{FailurePolicy, Needs, Plan, StepDef, StepKind, Workflow};
 pub use engine::{Engine, EngineConfig, Progress, RunHandle, StepProgress};
 pub use error::{Error, Problem, Result};
 pub use executor::Backends;

@@ -55,6 +55,8 @@ pub struct AppState {
     pub models: Option<Arc<bear_models::ModelManager>>,
     /// Where mutating requests are recorded (fail-closed); `None` records nothing.
     pub audit: Option<bear_security::audit::AuditLog>,
+    /// The application layer the operations run in; `None` answers 503.
+    pub app: Option<Arc<bear_app::App>>,
     /// Collections, documents, search and ask; `None` answers 503.
     pub rag: Option<RagState>,
     /// Loaded plugins; `None` answers 503.
@@ -86,6 +88,7 @@ impl AppState {
             loopback,
             models: None,
             audit: None,
+            app: None,
             rag: None,
             plugins: None,
             metrics: metrics::Metrics::new(),
@@ -125,8 +128,16 @@ impl AppState {
         })
     }
 
-    /// Serves document collections too.
+    /// Runs the operations in `app` (generation, and with [`with_rag`](Self::with_rag) the
+    /// document routes).
+    pub fn with_app(mut self, app: Arc<bear_app::App>) -> Self {
+        self.app = Some(app);
+        self
+    }
+
+    /// Serves document collections too (on the application `rag` was made with).
     pub fn with_rag(mut self, rag: RagState) -> Self {
+        self.app.get_or_insert_with(|| rag.app.clone());
         self.rag = Some(rag);
         self
     }

@@ -338,10 +338,10 @@ pub(crate) async fn generate(
 
 /// The application, which the server always has; a state built without it answers 503.
 pub(crate) fn app(s: &AppState) -> Api<&Arc<bear_app::App>> {
-    s.rag.as_ref().map(|r| &r.app).ok_or_else(|| {
+    s.app.as_ref().ok_or_else(|| {
         ApiError::from_kind(
             bear_core::ErrorKind::Unavailable,
-            "this server runs without models and documents",
+            "this server runs without models",
         )
     })
 }

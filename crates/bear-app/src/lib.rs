@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod docs;
+pub mod embed;
 mod error;
 pub mod generate;
 pub mod hw;

@@ -8,10 +8,7 @@ use bear_core::{
     SamplingParams,
 };
 use bear_hw::{Probe, SysProbe, human};
-use bear_models::{
-    CandleEmbedder, LlamaCppGenerator, LlamaOptions, ModelEntry, ModelKind, OrtEmbedder, PinFile,
-    ServerStatus,
-};
+use bear_models::{ModelEntry, ModelKind, PinFile, ServerStatus};
 
 use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs, SamplingArgs};
 use crate::error::{Error, Result};
@@ -336,38 +333,6 @@ pub(crate) fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
     result
 }
 
-pub(crate) fn load_generator(loaded: &LoadedConfig, id: Option<&str>) -> Result<LlamaCppGenerator> {
-    let id = id.unwrap_or(&loaded.config.models.default_generator);
-    let entry = resolve(loaded, id)?;
-    if entry.kind != ModelKind::Gguf {
-        return Err(Error::Core(bear_core::Error::backend(
-            bear_core::ErrorKind::InvalidRequest,
-            format!(
-                "model `{}` is {}, not a GGUF text generator",
-                entry.id,
-                kind_name(entry.kind)
-            ),
-        )));
-    }
-    let machine = SysProbe.probe(&loaded.dirs.data_dir);
-    let threads = loaded
-        .config
-        .hw
-        .threads
-        .map(|t| t as usize)
-        .unwrap_or_else(|| bear_hw::recommend(&machine).inference_threads);
-    let options = LlamaOptions {
-        context_length: loaded.config.models.context_length,
-        threads: threads as u32,
-        mlock: loaded.config.hw.mlock.unwrap_or(false),
-        ..LlamaOptions::default()
-    };
-    let path = entry.path.clone();
-    Ok(with_progress(format!("loading {}", entry.id), || {
-        LlamaCppGenerator::load(entry.id.clone(), &path, options)
-    })?)
-}
-
 pub(crate) fn params(args: &SamplingArgs) -> SamplingParams {
     let d = SamplingParams::default();
     SamplingParams {
@@ -468,7 +433,19 @@ pub(crate) fn generate(
 
 pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) -> Result<()> {
     use std::io::IsTerminal;
-    let generator = load_generator(loaded, args.model.as_deref())?;
+    let app = crate::app(loaded)?;
+    let model = ModelId::new(
+        args.model
+            .as_deref()
+            .unwrap_or(&loaded.config.models.default_generator),
+    )?;
+    with_progress(format!("loading {model}"), || {
+        app.models().generator(&model)
+    })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let interactive = std::io::stdin().is_terminal();
     let mut history: Vec<ChatMessage> = Vec::new();
     if let Some(system) = &args.system {
@@ -498,93 +475,58 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
             content: Redacted::new(line.clone()),
         });
         let request = GenerationRequest {
-            model: generator.id().clone(),
+            model: model.clone(),
             prompt: Prompt::Chat(history.clone()),
             params: params(&args.sampling),
         };
-        let mut sink = |piece: &str| {
-            out.write_all(piece.as_bytes())
-                .and_then(|()| out.flush())
-                .is_ok()
-        };
-        let (g, _) = generator.generate_blocking(&request, &mut sink, &CancellationToken::new())?;
+        let text = stream_generation(&rt, &app, request, out)?;
         writeln!(out)?;
         history.push(ChatMessage {
             role: ChatRole::Assistant,
-            content: g.text,
+            content: Redacted::new(text),
         });
     }
     Ok(())
 }
 
-/// Loads an embedder by id (default `models.default_embedder`): candle for safetensors
-/// folders, ONNX Runtime for `.onnx` files.
-pub(crate) fn load_embedder(
-    loaded: &LoadedConfig,
-    id: Option<&str>,
-) -> Result<std::sync::Arc<dyn bear_core::Embedder>> {
-    let id = id.unwrap_or(&loaded.config.models.default_embedder);
-    let entry = resolve(loaded, id)?;
-    Ok(match entry.kind {
-        ModelKind::Safetensors => {
-            std::sync::Arc::new(with_progress(format!("loading {}", entry.id), || {
-                CandleEmbedder::load(entry.id.clone(), &entry.path)
-            })?)
-        }
-        ModelKind::Onnx => {
-            // The tokenizer sits beside the ONNX file, or in the default embedder's folder.
-            let beside = entry
-                .path
-                .parent()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_default();
-            let tok_dir = if beside.join("tokenizer.json").is_file() {
-                beside
-            } else {
-                loaded
-                    .dirs
-                    .models_dir
-                    .join(&loaded.config.models.default_embedder)
-            };
-            let machine = SysProbe.probe(&loaded.dirs.data_dir);
-            let threads = bear_hw::recommend(&machine).inference_threads;
-            let candidates = bear_models::ort_dylib_candidates(
-                loaded.config.models.ort_dylib.as_deref(),
-                &loaded.dirs.models_dir,
-            );
-            std::sync::Arc::new(with_progress(format!("loading {}", entry.id), || {
-                OrtEmbedder::load(
-                    entry.id.clone(),
-                    &entry.path,
-                    &tok_dir,
-                    &candidates,
-                    threads,
-                )
-            })?)
-        }
-        ModelKind::Gguf => {
-            return Err(Error::Core(bear_core::Error::backend(
-                bear_core::ErrorKind::InvalidRequest,
-                format!("model `{}` is a GGUF generator, not an embedder", entry.id),
-            )));
-        }
-    })
+/// Runs one generation on `rt`, writing its pieces to `out` as they come; the whole text.
+fn stream_generation(
+    rt: &tokio::runtime::Runtime,
+    app: &std::sync::Arc<bear_app::App>,
+    request: GenerationRequest,
+    out: &mut impl Write,
+) -> Result<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let sink = move |piece: &str| tx.send(piece.to_string()).is_ok();
+    let models = app.models().clone();
+    let task = rt.spawn(async move {
+        models
+            .generate_with(request, Box::new(sink), CancellationToken::new())
+            .await
+    });
+    for piece in rx {
+        out.write_all(piece.as_bytes())?;
+        out.flush()?;
+    }
+    let g = rt.block_on(task).map_err(|_| {
+        Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::Internal,
+            "the generation task failed",
+        ))
+    })??;
+    Ok(g.text.expose().clone())
 }
 
 pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write) -> Result<()> {
-    let embedder = load_embedder(loaded, args.model.as_deref())?;
+    let app = crate::app(loaded)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let vectors = rt.block_on(embedder.embed(&args.texts))?;
-    write_json(
-        out,
-        &serde_json::json!({
-            "model": embedder.model(),
-            "dimension": vectors.first().map_or(0, Vec::len),
-            "embeddings": vectors,
-        }),
-    )
+    let request = bear_app::embed::EmbedRequest {
+        model: args.model,
+        texts: args.texts,
+    };
+    write_json(out, &rt.block_on(app.embed(&request))?)
 }
 
 /// This process's peak resident set (VmHWM), on Linux.

@@ -57,7 +57,8 @@ pub(crate) fn ingest(
     bear_rag::store::check_name(&name)?;
     let store = store(loaded);
     let rt = runtime()?;
-    let embedder = crate::models::load_embedder(loaded, None)?;
+    let app = crate::app(loaded)?;
+    let embedder = rt.block_on(app.embedder(&loaded.config.models.default_embedder))?;
     let collection = rt.block_on(async {
         if store.exists(&name) {
             return store.open(&name).await;

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bear_agents::{
-    Backends, Engine, EngineConfig, MemoryStore, Progress, Registry, SqliteStore, StepKind,
-    Workflow,
+    Backends, Engine, EngineConfig, MemoryStore, Progress, Registry, SqliteStore, Workflow,
 };
 use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool, WorkflowStateStore};
 use serde_json::Value;
@@ -41,33 +40,6 @@ fn read_definition(path: &Path) -> Result<Workflow> {
     } else {
         Workflow::parse(&text)?
     })
-}
-
-/// What a definition needs from the machine.
-#[derive(Default)]
-struct Needs {
-    generator: bool,
-    scrubber: bool,
-    retriever: bool,
-    tools: bool,
-}
-
-fn needs(w: &Workflow) -> Needs {
-    let mut n = Needs::default();
-    for s in &w.steps {
-        match StepKind::parse(&s.kind) {
-            Some(StepKind::LlmGeneration) => n.generator = true,
-            Some(StepKind::PiiScrub) => n.scrubber = true,
-            Some(StepKind::RagQuery) => n.retriever = true,
-            Some(StepKind::ToolExecution) => n.tools = true,
-            Some(StepKind::Validation) => {
-                n.generator |= s.parameters.get("judge").is_some();
-                n.scrubber |= s.parameters.get("pii_free") == Some(&Value::Bool(true));
-            }
-            _ => {}
-        }
-    }
-    n
 }
 
 /// Plugin tools, named `plugin.tool`: every valid plugin in the plugin directories, loaded
@@ -153,9 +125,12 @@ fn wire(
     };
     let mut scrub = None;
     if let Some(w) = workflow {
-        let n = needs(w);
-        if n.generator {
-            backends.generator = Some(Arc::new(crate::models::load_generator(loaded, None)?));
+        let n = w.needs();
+        let app = (n.generator || n.retriever)
+            .then(|| crate::app(loaded))
+            .transpose()?;
+        if let (true, Some(app)) = (n.generator, &app) {
+            backends.generator = Some(app.models().clone());
         }
         if n.scrubber {
             // Workflow steps get placeholders (`[PERSON_1]`), never reversible tokens: their
@@ -164,14 +139,14 @@ fn wire(
             backends.scrubber = Some(setup.scrubber.clone());
             scrub = Some(setup);
         }
-        if n.retriever {
-            let setup = crate::security::ScrubSetup::new(loaded, loaded.config.rag.pii_policy)?;
-            let embedder = crate::models::load_embedder(loaded, None)?;
-            let store = bear_rag::Store::from_config(&loaded.config.rag, &loaded.dirs);
+        if let (true, Some(app)) = (n.retriever, &app) {
+            let embedder = tokio::runtime::Builder::new_current_thread()
+                .build()?
+                .block_on(app.embedder(&loaded.config.models.default_embedder))?;
             backends.retriever = Some(Arc::new(bear_rag::RagRetriever::new(
-                store,
+                app.store().clone(),
                 embedder,
-                setup.scrubber.clone(),
+                app.scrubber_for(loaded.config.rag.pii_policy)?,
             )));
         }
         if n.tools {

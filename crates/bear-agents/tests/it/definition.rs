@@ -205,3 +205,25 @@ fn references_anywhere_in_an_expression_become_dependencies() {
     let plan = ok.validate(&catalog()).unwrap();
     assert_eq!(plan.steps[2].deps, vec![0, 1]);
 }
+
+#[test]
+fn needs_name_the_backends_the_steps_use() {
+    let w = |steps: serde_json::Value| {
+        Workflow::from_json(&json!({"name": "n", "steps": steps}).to_string()).unwrap()
+    };
+    let none = w(json!([{"id": "a", "type": "data_processing",
+                          "parameters": {"operation": "template", "text": "x"}}]));
+    assert_eq!(none.needs(), bear_agents::Needs::default());
+    let all = w(json!([
+        {"id": "g", "type": "llm_generation", "parameters": {"prompt": "p"}},
+        {"id": "r", "type": "rag_query", "parameters": {"query": "q"}},
+        {"id": "t", "type": "tool_execution", "parameters": {"tool": "echo.echo"}},
+        {"id": "v", "type": "validation", "parameters": {"input": "x", "pii_free": true}}
+    ]));
+    let n = all.needs();
+    assert!(n.generator && n.retriever && n.tools && n.scrubber, "{n:?}");
+    let judged = w(json!([{"id": "v", "type": "validation",
+                            "parameters": {"input": "x", "judge": "is it polite?"}}]));
+    let n = judged.needs();
+    assert!(n.generator && !n.scrubber, "{n:?}");
+}
