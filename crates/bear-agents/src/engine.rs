@@ -220,6 +220,15 @@ enum Outcome {
     Cancelled,
 }
 
+/// What a step task returns to the driver: the step, its attempts, the agent of the last one
+/// and the outcome.
+struct Finished {
+    step: usize,
+    attempts: u32,
+    agent: Option<AgentId>,
+    outcome: Outcome,
+}
+
 /// Messages from step tasks to the driver.
 enum Note {
     Started {
@@ -677,7 +686,7 @@ async fn run_step(
     context: Arc<Value>,
     token: CancellationToken,
     notes: mpsc::UnboundedSender<Note>,
-) -> (usize, u32, Option<AgentId>, Outcome) {
+) -> Finished {
     let step = &plan.steps[i];
     let max_attempts = (step.retries + 1).max(previous_attempts + 1);
     let mut attempt = previous_attempts;
@@ -697,10 +706,17 @@ async fn run_step(
                     tokio::select! {
                         _ = freed => {}
                         _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        _ = token.cancelled() => return (i, attempt, last_agent, Outcome::Cancelled),
+                        _ = token.cancelled() => return Finished { step: i, attempts: attempt, agent: last_agent, outcome: Outcome::Cancelled },
                     }
                 }
-                Err(e) => return (i, attempt, last_agent, Outcome::Failed(e.into())),
+                Err(e) => {
+                    return Finished {
+                        step: i,
+                        attempts: attempt,
+                        agent: last_agent,
+                        outcome: Outcome::Failed(e.into()),
+                    };
+                }
             }
         };
         attempt += 1;
@@ -764,9 +780,21 @@ async fn run_step(
         inner.monitor.record(step.kind, &agent, elapsed, ok);
 
         match result {
-            Ok(v) => return (i, attempt, last_agent, Outcome::Completed(v)),
+            Ok(v) => {
+                return Finished {
+                    step: i,
+                    attempts: attempt,
+                    agent: last_agent,
+                    outcome: Outcome::Completed(v),
+                };
+            }
             Err(e) if e.kind() == ErrorKind::Cancelled || token.is_cancelled() => {
-                return (i, attempt, last_agent, Outcome::Cancelled);
+                return Finished {
+                    step: i,
+                    attempts: attempt,
+                    agent: last_agent,
+                    outcome: Outcome::Cancelled,
+                };
             }
             Err(e) if attempt < max_attempts => {
                 avoid.push(agent);
@@ -782,10 +810,17 @@ async fn run_step(
                     .min(inner.config.backoff_max);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = token.cancelled() => return (i, attempt, last_agent, Outcome::Cancelled),
+                    _ = token.cancelled() => return Finished { step: i, attempts: attempt, agent: last_agent, outcome: Outcome::Cancelled },
                 }
             }
-            Err(e) => return (i, attempt, last_agent, Outcome::Failed(e)),
+            Err(e) => {
+                return Finished {
+                    step: i,
+                    attempts: attempt,
+                    agent: last_agent,
+                    outcome: Outcome::Failed(e),
+                };
+            }
         }
     }
 }

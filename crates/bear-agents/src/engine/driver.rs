@@ -5,9 +5,6 @@
 
 use super::*;
 
-/// What one step task returns: the step, its attempts, the agent of the last one, the outcome.
-type Finished = (usize, u32, Option<AgentId>, Outcome);
-
 /// The run's driver: the only writer of its state.
 pub(super) async fn drive(
     inner: Arc<Inner>,
@@ -247,7 +244,13 @@ impl RunDriver {
 
     /// Records a finished step and what follows from it: dependents become ready, or (after a
     /// failure) the run stops starting steps or skips the dependents, as the policy says.
-    async fn settle(&mut self, (i, attempts, agent, outcome): Finished) -> Result<()> {
+    async fn settle(&mut self, finished: Finished) -> Result<()> {
+        let Finished {
+            step: i,
+            attempts,
+            agent,
+            outcome,
+        } = finished;
         let now = now_ms();
         let r = &mut self.records[i];
         r.attempts = r.attempts.max(attempts);
