@@ -1,0 +1,213 @@
+//! The wire shapes, pinned: one example of each request and response type, as JSON, in insta
+//! snapshots (`tests/it/snapshots/`). A changed field name, type or optionality shows up here
+//! before a client of the REST API or of `bear --json` meets it.
+
+use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
+use bear_app::embed::{EmbedRequest, EmbedResponse};
+use bear_app::generate::{GenerateRequest, GenerateResponse, Timings};
+use bear_app::pii::{DetectRequest, DetectResponse, PiiFinding, Risk, ScrubRequest, ScrubResponse};
+use bear_app::rag::{
+    AskRequest, AskResponse, Finish, Mode, SearchHit, SearchRequest, SearchResponse, Source,
+};
+use bear_app::{Error, ErrorBody};
+use bear_core::PiiPolicy;
+
+fn hit() -> SearchHit {
+    SearchHit {
+        chunk_id: "c0ffee00c0ffee00c0ffee00c0ffee00-3".into(),
+        document_id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+        path: "/matters/acme/lease.pdf".into(),
+        title: "Commercial Lease Agreement".into(),
+        page: Some(3),
+        ordinal: 3,
+        byte_range: [1200, 1850],
+        char_range: [1190, 1836],
+        citation: "Commercial Lease Agreement (lease.pdf), p. 3".into(),
+        text: "Either party may terminate the lease with six months' notice.".into(),
+        score: 0.5,
+    }
+}
+
+#[test]
+fn search_shapes() {
+    let req = SearchRequest {
+        query: "notice to terminate".into(),
+        k: Some(3),
+        mode: Some(Mode::Hybrid),
+        collection: Some("acme".into()),
+        document: None,
+        after: Some("2024-01-01".into()),
+        before: None,
+    };
+    insta::assert_json_snapshot!("search_request", req);
+    let resp = SearchResponse {
+        collection: "acme".into(),
+        mode: Mode::Hybrid,
+        hits: vec![hit()],
+    };
+    insta::assert_json_snapshot!("search_response", resp);
+}
+
+#[test]
+fn ask_shapes() {
+    let req = AskRequest {
+        question: "How much notice ends the lease?".into(),
+        k: Some(3),
+        collection: Some("acme".into()),
+        max_tokens: Some(64),
+        ..AskRequest::default()
+    };
+    insta::assert_json_snapshot!("ask_request", req);
+    let resp = AskResponse {
+        answer: "Six months' notice [1].".into(),
+        sources: vec![Source {
+            marker: 1,
+            cited: true,
+            hit: hit(),
+        }],
+        cited: vec![1],
+        relevant: true,
+        prompt_tokens: 300,
+        completion_tokens: 8,
+        time_to_first_token_ms: Some(400),
+        elapsed_ms: 900,
+        finish_reason: Some(Finish::Stop),
+    };
+    insta::assert_json_snapshot!("ask_response", resp);
+}
+
+#[test]
+fn generate_shapes() {
+    let req = GenerateRequest {
+        prompt: "Name one colour.".into(),
+        max_tokens: Some(12),
+        temperature: Some(0.0),
+        stop_sequences: vec!["###".into()],
+        ..GenerateRequest::default()
+    };
+    insta::assert_json_snapshot!("generate_request", req);
+    let resp = GenerateResponse {
+        model: "SmolLM2-135M-Instruct.Q4_1".into(),
+        text: "Blue.".into(),
+        tokens_used: 20,
+        prompt_tokens: 17,
+        completion_tokens: 3,
+        generation_time: 0.25,
+        finish_reason: Finish::Stop,
+        chat_template: true,
+        tokens_per_second: 12.0,
+        timings: Some(Timings {
+            prompt_tokens: 17,
+            prompt_seconds: 0.125,
+            generated_tokens: 3,
+            generation_seconds: 0.125,
+            decode_seconds: 0.0625,
+        }),
+    };
+    insta::assert_json_snapshot!("generate_response", resp);
+}
+
+#[test]
+fn pii_shapes() {
+    insta::assert_json_snapshot!(
+        "detect_request",
+        DetectRequest {
+            text: "Mail jan@example.nl".into(),
+            show_values: false,
+        }
+    );
+    let finding = PiiFinding {
+        entity: "EMAIL".into(),
+        start: 5,
+        end: 19,
+        char_start: 5,
+        char_end: 19,
+        line: 1,
+        column: 6,
+        score: 0.75,
+        recognizer: "email".into(),
+        value: None,
+    };
+    let detected = DetectResponse {
+        findings: vec![finding],
+        counts: [("EMAIL".to_string(), 1)].into_iter().collect(),
+        risk: Risk::Medium,
+    };
+    insta::assert_json_snapshot!("detect_response", detected);
+    insta::assert_json_snapshot!(
+        "scrub_request",
+        ScrubRequest {
+            text: "Mail jan@example.nl".into()
+        }
+    );
+    let scrubbed = ScrubResponse {
+        text: "Mail [EMAIL_1]".into(),
+        counts: [("EMAIL".to_string(), 1)].into_iter().collect(),
+        risk: Risk::Medium,
+    };
+    insta::assert_json_snapshot!("scrub_response", scrubbed);
+}
+
+#[test]
+fn collection_and_document_shapes() {
+    insta::assert_json_snapshot!(
+        "create_collection",
+        CreateCollection {
+            name: "acme".into(),
+            pii_policy: Some(PiiPolicy::Tokenize),
+        }
+    );
+    let view = CollectionView {
+        name: "acme".into(),
+        pii_policy: PiiPolicy::Tokenize,
+        embedder: "all-MiniLM-L6-v2".into(),
+        dimension: 384,
+        created_at: 1_700_000_000,
+        documents: 13,
+        chunks: 40,
+    };
+    insta::assert_json_snapshot!("collection_view", view);
+    let doc = DocumentView {
+        id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+        path: "/matters/acme/lease.pdf".into(),
+        title: "Commercial Lease Agreement".into(),
+        author: None,
+        created: Some("2024-03-01".into()),
+        modified: None,
+        file_modified: 1_700_000_000,
+        page_count: Some(4),
+        mime: "application/pdf".into(),
+        sha256: "ab".repeat(32),
+        size: 20_000,
+        chunks: 9,
+        ingested_at: 1_700_000_100,
+    };
+    insta::assert_json_snapshot!("document_view", doc);
+    let removed = Removed {
+        id: "c0ffee00c0ffee00c0ffee00c0ffee00".into(),
+        path: Some("/matters/acme/lease.pdf".into()),
+        status: "removed".into(),
+    };
+    insta::assert_json_snapshot!("removed", removed);
+}
+
+#[test]
+fn embed_and_error_shapes() {
+    insta::assert_json_snapshot!(
+        "embed_request",
+        EmbedRequest {
+            model: None,
+            texts: vec!["indemnity".into()],
+        }
+    );
+    insta::assert_json_snapshot!(
+        "embed_response",
+        EmbedResponse {
+            model: "all-MiniLM-L6-v2".into(),
+            dimension: 2,
+            embeddings: vec![vec![0.6, 0.8]],
+        }
+    );
+    let body: ErrorBody = Error::invalid("k", "from 1 to 100").body();
+    insta::assert_json_snapshot!("error_body", body);
+}
