@@ -19,9 +19,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
+use bear_core::CancellationToken;
 use bear_core::config::RagConfig;
-use bear_core::{CancellationToken, ModelId, PiiPolicy, PiiScrubber};
-use bear_rag::{Collection, IngestOptions, IngestReport, Pipeline, Store};
+use bear_rag::{IngestOptions, IngestReport, Pipeline, Store};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,8 +50,6 @@ pub struct RagState {
     pub config: RagConfig,
     /// Where uploaded files are kept, one folder per collection.
     pub uploads: PathBuf,
-    /// The embedder new collections use.
-    pub default_embedder: ModelId,
     jobs: Mutex<Jobs>,
     /// One ingest at a time per collection (LanceDB commits are not merged across writers).
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -61,12 +59,10 @@ impl RagState {
     /// The document routes over `app`'s collections, keeping uploads under `uploads`.
     pub fn new(app: Arc<bear_app::App>, uploads: PathBuf) -> bear_app::Result<Self> {
         let config = &app.config().config;
-        let default_embedder = ModelId::new(&config.models.default_embedder)?;
         Ok(Self {
             store: app.store().clone(),
             config: config.rag.clone(),
             uploads,
-            default_embedder,
             jobs: Mutex::new(Jobs::default()),
             writers: Mutex::new(HashMap::new()),
             app,
@@ -162,43 +158,6 @@ fn rag(s: &AppState) -> Api<&RagState> {
             "this server runs without document collections",
         )
     })
-}
-
-fn rag_err(e: bear_rag::Error) -> ApiError {
-    ApiError::from_kind(e.kind(), e.to_string())
-}
-
-fn no_collection(name: &str) -> ApiError {
-    ApiError::not_found(format!("no collection `{name}`"))
-}
-
-/// The collection, if the caller may see it; otherwise 404 as if it did not exist.
-async fn owned(r: &RagState, caller: &Caller, name: &str) -> Api<Collection> {
-    bear_rag::store::check_name(name).map_err(|_| no_collection(name))?;
-    if !r.store.exists(name) {
-        return Err(no_collection(name));
-    }
-    let c = r.store.open(name).await.map_err(rag_err)?;
-    if caller.may_see(c.meta().owner.as_deref()) {
-        Ok(c)
-    } else {
-        Err(no_collection(name))
-    }
-}
-
-async fn embedder_for(s: &AppState, id: &str) -> Api<Arc<dyn bear_core::Embedder>> {
-    let m = crate::models::manager(s)?.clone();
-    let id = ModelId::new(id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    tokio::task::spawn_blocking(move || m.embedder(&id))
-        .await
-        .map_err(|_| ApiError::from_kind(bear_core::ErrorKind::Internal, "the model load failed"))?
-        .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))
-}
-
-/// The scrubber for a collection's policy; a policy this server cannot apply (tokenize
-/// without a keyring) is the request's problem to route around: 422 saying what to do.
-fn scrubber_for(r: &RagState, policy: PiiPolicy) -> Api<Arc<dyn PiiScrubber>> {
-    Ok(r.app.scrubber_for(policy)?)
 }
 
 #[utoipa::path(get, path = "/api/v1/collections", tag = "documents", responses((status = 200, description = "The caller's collections with counts", body = Vec<CollectionView>)))]
@@ -324,9 +283,9 @@ pub(crate) async fn upload(
         };
         create(r, &caller, &new).await?;
     }
-    let collection = owned(r, &caller, &name).await?;
-    let embedder = embedder_for(&s, &collection.meta().embedder).await?;
-    let scrubber = scrubber_for(r, collection.meta().pii_policy)?;
+    let collection = r.app.collection(&caller.viewer(), Some(&name)).await?;
+    let embedder = r.app.embedder(&collection.meta().embedder).await?;
+    let scrubber = r.app.scrubber_for(collection.meta().pii_policy)?;
     let dir = r.uploads.join(&name);
     let storage = |e: std::io::Error| {
         ApiError::from_kind(
@@ -525,13 +484,7 @@ pub(crate) async fn search(
 pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskRequest>) -> Api<Response> {
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
-    let model = ModelId::new(
-        b.model
-            .as_deref()
-            .unwrap_or(&r.app.config().config.models.default_generator),
-    )
-    .map_err(|e| bear_app::Error::invalid("model", e.to_string()))?;
-    let slot = s.queue_slot(&model)?;
+    let slot = s.queue_slot(&r.app.answer_model(&b)?)?;
     let (tx, rx) = mpsc::unbounded_channel::<Piece<bear_app::Result<AskResponse>>>();
     let cancel = CancellationToken::new();
     let token = cancel.clone();

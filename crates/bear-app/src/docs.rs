@@ -124,6 +124,23 @@ fn not_found(message: String) -> Error {
     ))
 }
 
+/// Document `which` of `c`: by id, by stored path, or by the canonical form of a given path.
+async fn find_document(c: &bear_rag::Collection, which: &str) -> Result<bear_rag::DocumentRecord> {
+    let canonical = std::fs::canonicalize(which)
+        .ok()
+        .map(|p| p.display().to_string());
+    c.documents()
+        .await?
+        .into_iter()
+        .find(|d| d.id == which || d.path == which || Some(&d.path) == canonical.as_ref())
+        .ok_or_else(|| {
+            not_found(format!(
+                "no document `{which}` in `{}`; `bear docs list` shows them",
+                c.meta().name
+            ))
+        })
+}
+
 impl App {
     /// The collections `viewer` may see, with their counts.
     pub async fn collections(&self, viewer: &Viewer) -> Result<Vec<CollectionView>> {
@@ -210,20 +227,7 @@ impl App {
         which: &str,
     ) -> Result<DocumentView> {
         let c = self.collection(viewer, name).await?;
-        let canonical = std::fs::canonicalize(which)
-            .ok()
-            .map(|p| p.display().to_string());
-        c.documents()
-            .await?
-            .into_iter()
-            .find(|d| d.id == which || d.path == which || Some(&d.path) == canonical.as_ref())
-            .map(Into::into)
-            .ok_or_else(|| {
-                not_found(format!(
-                    "no document `{which}` in `{}`; `bear docs list` shows them",
-                    c.meta().name
-                ))
-            })
+        Ok(find_document(&c, which).await?.into())
     }
 
     /// Removes document `which` (id or path) and its chunks, then tidies the indexes.
@@ -233,8 +237,8 @@ impl App {
         name: Option<&str>,
         which: &str,
     ) -> Result<Removed> {
-        let doc = self.document(viewer, name, which).await?;
         let c = self.collection(viewer, name).await?;
+        let doc = find_document(&c, which).await?;
         c.delete_documents(std::slice::from_ref(&doc.id)).await?;
         c.optimize(self.config().config.rag.ann_threshold).await?;
         Ok(Removed {

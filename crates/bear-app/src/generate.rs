@@ -167,11 +167,15 @@ impl GenerateRequest {
 impl App {
     /// Whether model `id` has a chat template (read from its file's header, without loading).
     fn has_chat_template(&self, id: &ModelId) -> Result<bool> {
-        let models = self.models().list();
-        if let Some(m) = models.iter().find(|m| &m.entry.id == id) {
-            return Ok(m.entry.meta.has_chat_template);
+        if let Ok(entry) = self.models().entry(id) {
+            return Ok(entry.meta.has_chat_template);
         }
-        let known: Vec<&str> = models.iter().map(|m| m.entry.id.as_str()).collect();
+        let known: Vec<String> = self
+            .models()
+            .list()
+            .into_iter()
+            .map(|m| m.entry.id.to_string())
+            .collect();
         Err(Error::Core(bear_core::Error::backend(
             bear_core::ErrorKind::NotFound,
             format!(

@@ -333,12 +333,17 @@ impl App {
         })
     }
 
+    /// The generator that answers `req`: the one it names, else `models.default_generator`.
+    pub fn answer_model(&self, req: &AskRequest) -> Result<ModelId> {
+        let default = &self.config().config.models.default_generator;
+        ModelId::new(req.model.as_deref().unwrap_or(default))
+            .map_err(|e| Error::invalid("model", e.to_string()))
+    }
+
     /// The generator an answer uses and the sampling it gets: the request's, else the
     /// configured defaults (answers are greedy unless asked otherwise).
     fn answer_setup(&self, req: &AskRequest) -> Result<(ModelId, SamplingParams)> {
-        let models = &self.config().config.models;
-        let model = ModelId::new(req.model.as_deref().unwrap_or(&models.default_generator))
-            .map_err(|e| Error::invalid("model", e.to_string()))?;
+        let model = self.answer_model(req)?;
         let defaults = SamplingParams {
             max_tokens: 256,
             temperature: 0.0,

@@ -248,7 +248,8 @@ impl ModelManager {
         lock(&self.counters).entry(id.clone()).or_default().clone()
     }
 
-    fn entry(&self, id: &ModelId) -> Result<ModelEntry> {
+    /// What discovery found for `id` (header metadata, no load).
+    pub fn entry(&self, id: &ModelId) -> Result<ModelEntry> {
         lock(&self.catalog).get(id).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "no model `{id}`; `bear models list` shows what is installed"
