@@ -2,7 +2,8 @@
 //! the workflow engine (runs in the `[workflows]` SQLite database; interrupted runs are
 //! continued at start), the PII detector and scrubber and the API keys into bear-api, and
 //! serves on `127.0.0.1:8787` by default until Ctrl-C or SIGTERM, letting in-flight requests
-//! finish. A bind that is not loopback is refused while no API key exists.
+//! finish; `bear` reaches it through the control socket `<data>/control.sock`
+//! ([`bear_app::control`]). A bind that is not loopback is refused while no API key exists.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,8 +143,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("continuing {} interrupted workflow run(s)", recovered.len());
         }
         let limits = Limits::from_config(&config.server);
-        // `bear models load|unload` from other processes, through the pin file.
-        let pins = tokio::spawn(watch_pins(manager.clone(), loaded.dirs.data_dir.clone()));
+        // `bear models load|unload`, workflow control and key changes from `bear`.
+        let control = bear_app::control::Listener::bind(&loaded.dirs.data_dir)?;
+        for (id, e) in app.preload().await {
+            eprintln!("warning: models.preload: cannot load `{id}`: {e}");
+        }
         let state = Arc::new(
             AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)
@@ -160,50 +164,17 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         let stop = shutdown();
+        let handler = Arc::new(bear_api::ControlHandler::new(state.clone()));
+        let control = tokio::spawn(control.serve(handler));
         eprintln!("bear-server listening on http://{}", listener.local_addr()?);
         let served = bear_api::serve(listener, state, &limits, stop).await;
-        pins.abort();
-        bear_models::ServerStatus::remove(&loaded.dirs.data_dir);
+        // Dropping the listener removes the socket file.
+        control.abort();
+        let _ = control.await;
         served?;
         eprintln!("bear-server stopped");
         anyhow::Ok(())
     })
-}
-
-/// Applies the pin file to the manager about once a second (loads block a worker of tokio's
-/// blocking pool) and publishes the status file, refreshed every second even while a slow load
-/// runs, so `bear models load` never mistakes a busy server for a stopped one.
-async fn watch_pins(manager: Arc<bear_models::ModelManager>, data_dir: PathBuf) {
-    let mut watcher = bear_models::PinWatcher::new(&data_dir);
-    let mut last = watcher.status(&manager);
-    let publish = |status: &bear_models::ServerStatus| {
-        if let Err(e) = status.write(&data_dir) {
-            eprintln!("warning: cannot write the model status file: {e}");
-        }
-    };
-    publish(&last);
-    let mut beat = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        let m = manager.clone();
-        let mut tick = tokio::task::spawn_blocking(move || {
-            let status = watcher.tick(&m);
-            (watcher, status)
-        });
-        (watcher, last) = loop {
-            tokio::select! {
-                done = &mut tick => match done {
-                    Ok(done) => break done,
-                    Err(_) => return,
-                },
-                _ = beat.tick() => {
-                    last.touch();
-                    publish(&last);
-                }
-            }
-        };
-        publish(&last);
-        beat.tick().await;
-    }
 }
 
 /// Registers the SIGTERM and SIGINT handlers now, before the server says it listens (a signal

@@ -18,6 +18,7 @@
 //!   request id, and every response carries `x-request-id`.
 //! - Request bodies never appear in errors or logs.
 
+pub mod control;
 pub mod docs;
 pub mod error;
 pub mod gateway;
@@ -34,6 +35,7 @@ use bear_agents::Engine;
 use bear_security::Scrubber;
 use bear_security::access::ApiKeyStore;
 
+pub use control::ControlHandler;
 pub use docs::RagState;
 pub use error::{ApiError, Error, Result};
 pub use gateway::{Caller, Limits, REQUEST_ID, presented_key};
@@ -148,6 +150,22 @@ impl AppState {
         self
     }
 
+    /// Reads the API key file again (after `bear keys create|revoke`, told through the
+    /// control socket); returns how many keys are in force. A file that cannot be read keeps
+    /// the keys loaded before.
+    pub fn reload_keys(&self) -> Result<usize, bear_security::Error> {
+        let path = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .path()
+            .to_path_buf();
+        let keys = ApiKeyStore::open(&path)?;
+        let n = keys.list().len();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(n)
+    }
+
     /// Serves these models too.
     pub fn with_models(mut self, models: Arc<bear_models::ModelManager>) -> Self {
         self.models = Some(models);
@@ -256,10 +274,8 @@ async fn serve_until(
     limits: &Limits,
     shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<()> {
-    let keys = tokio::spawn(follow_key_file(state.clone()));
     let sweep = tokio::spawn(forget_idle_clients(state.clone()));
     let served = serve_router(listener, router(state, limits), limits, shutdown).await;
-    keys.abort();
     sweep.abort();
     served
 }
@@ -272,42 +288,6 @@ async fn forget_idle_clients(state: Arc<AppState>) {
     loop {
         tick.tick().await;
         state.limiters.forget_idle();
-    }
-}
-
-/// Reloads the API keys when their file changes (checked once a second), so a key made with
-/// `bear keys create` works, and one removed with `bear keys revoke` stops working, while the
-/// server runs. A file that cannot be read keeps the keys loaded before, with a warning.
-async fn follow_key_file(state: Arc<AppState>) {
-    let path = state
-        .keys
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .path()
-        .to_path_buf();
-    let stamp = |p: &std::path::Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
-    };
-    // The first tick reloads: the file may have changed since the store was read.
-    let mut seen = Some((None, u64::MAX));
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let now = stamp(&path);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        match ApiKeyStore::open(&path) {
-            Ok(keys) => *state.keys.write().unwrap_or_else(|e| e.into_inner()) = keys,
-            Err(e) => tracing::warn!(
-                path = %path.display(),
-                error = %e,
-                "the API key file cannot be read; the keys loaded before stay in force"
-            ),
-        }
     }
 }
 

@@ -9,20 +9,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::generate::{GenerateRequest, GenerateResponse};
+use bear_app::models::{ManageRequest, ManageResult, ModelRow, ModelsQuery};
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, ModelId,
     Prompt, Redacted, SamplingParams,
 };
-use bear_models::ModelStatus;
 use bear_security::access::Permission;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -62,161 +61,25 @@ fn model_id(id: &str) -> Api<ModelId> {
     ModelId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct StatusQuery {
-    status: Option<String>,
-}
-
-/// One row of `GET /api/v1/models`: the seed's fields and what discovery found.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ModelRow {
-    /// The model's id (its file or folder name).
-    id: String,
-    /// Its name; BEAR names a model by its id.
-    name: String,
-    /// Bytes on disk.
-    size: u64,
-    /// `loaded` or `available` (BEAR never downloads, so never `downloading`).
-    status: String,
-    /// `gguf`, `onnx` or `safetensors`.
-    kind: String,
-    /// What the file's header says (architecture, parameters, quantisation, context).
-    #[schema(value_type = Object)]
-    meta: bear_models::ModelMeta,
-    /// Loads, requests, errors, token rates and the cache hit rate.
-    #[schema(value_type = Object)]
-    performance_metrics: bear_models::ModelMetrics,
-}
-
-#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(StatusQuery), responses((status = 200, description = "Models with size, status, metadata and metrics", body = Vec<ModelRow>)))]
+#[utoipa::path(get, path = "/api/v1/models", tag = "models", params(ModelsQuery), responses((status = 200, description = "Models with size, status, metadata and metrics", body = Vec<ModelRow>)))]
 pub(crate) async fn list(
     State(s): St,
     caller: Caller,
-    q: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<ModelsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Api<Json<Vec<ModelRow>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
-    let want = match q.status.as_deref() {
-        None | Some("all") => None,
-        Some("loaded") => Some(Some(ModelStatus::Loaded)),
-        Some("available") => Some(Some(ModelStatus::Available)),
-        // BEAR never downloads: nothing is ever downloading.
-        Some("downloading") => Some(None),
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "status: expected all, loaded, available or downloading",
-            ));
-        }
-    };
-    let rows = manager(&s)?
-        .list()
-        .into_iter()
-        .filter(|m| want.is_none_or(|w| Some(m.status) == w))
-        .map(|m| ModelRow {
-            id: m.entry.id.to_string(),
-            name: m.entry.id.to_string(),
-            size: m.entry.size_bytes,
-            status: wire_name(&m.status),
-            kind: wire_name(&m.entry.kind),
-            meta: m.entry.meta,
-            performance_metrics: m.metrics,
-        })
-        .collect();
-    Ok(Json(rows))
+    Ok(Json(app(&s)?.model_list(&q)?))
 }
 
-/// Serde's name of a unit enum value, as the wire shows it.
-fn wire_name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-/// Options for `POST /api/v1/models`.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ManageConfig {
-    /// With `load`: keep the model resident (no keep-alive unload, no eviction) until it is
-    /// unloaded.
-    #[serde(default)]
-    pin: bool,
-}
-
-/// The seed's `POST /api/v1/models` body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ManageBody {
-    /// `load`, `unload` or `download` (refused: BEAR is offline).
-    action: String,
-    /// The model.
-    model_id: String,
-    /// Options.
-    #[serde(default)]
-    config: ManageConfig,
-}
-
-/// The model's status after `POST /api/v1/models`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ManageResult {
-    /// The model.
-    model_id: String,
-    /// `loaded` or `available`.
-    status: &'static str,
-    /// What happened.
-    message: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageBody, responses((status = 200, description = "The model's new status", body = ManageResult)))]
+#[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageRequest, responses((status = 200, description = "The model's new status", body = ManageResult)))]
 pub(crate) async fn manage(
     State(s): St,
     caller: Caller,
-    Body(b): Body<ManageBody>,
+    Body(b): Body<ManageRequest>,
 ) -> Api<Json<ManageResult>> {
     caller.require(Permission::Admin)?;
-    let m = manager(&s)?.clone();
-    let id = model_id(&b.model_id)?;
-    let failed = |e: bear_models::Error| ApiError::from_kind(e.kind(), e.to_string());
-    match b.action.as_str() {
-        "load" => {
-            let (id2, pin) = (id.clone(), b.config.pin);
-            tokio::task::spawn_blocking(move || if pin { m.pin(&id2) } else { m.load(&id2) })
-                .await
-                .map_err(|_| {
-                    ApiError::from_kind(bear_core::ErrorKind::Internal, "the load failed")
-                })?
-                .map_err(failed)?;
-            let message = if b.config.pin {
-                "loaded and pinned: it stays resident until unloaded"
-            } else {
-                "loaded"
-            };
-            Ok(Json(ManageResult {
-                model_id: id.to_string(),
-                status: "loaded",
-                message: message.into(),
-            }))
-        }
-        "unload" => {
-            m.unload(&id).map_err(failed)?;
-            Ok(Json(ManageResult {
-                model_id: id.to_string(),
-                status: "available",
-                message: "unloaded".into(),
-            }))
-        }
-        "download" => Err(ApiError::invalid(
-            "action: BEAR is offline and never downloads; put the model file in the models \
-             directory (developers: `cargo xtask models`)",
-        )),
-        _ => Err(ApiError::invalid(
-            "action: expected load, unload or download",
-        )),
-    }
+    Ok(Json(app(&s)?.manage_model(&b).await?))
 }
 
 /// A generation running in the background, its pieces on a channel, then its result.

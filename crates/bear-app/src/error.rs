@@ -40,6 +40,17 @@ pub enum Error {
     /// Document extraction, storage or retrieval failed.
     #[error(transparent)]
     Rag(#[from] bear_rag::Error),
+    /// The control socket could not be bound, reached or understood.
+    #[error("control socket {path}: {reason}")]
+    Control {
+        /// The socket file.
+        path: PathBuf,
+        /// What failed and what to do.
+        reason: String,
+    },
+    /// bear-server answered a control request with an error.
+    #[error("bear-server: {}", .0.message)]
+    Server(ErrorDetail),
     /// A configuration file named with --config or BEAR_CONFIG could not be read.
     #[error(
         "cannot read configuration file {path}: {source}; check the path given with --config or BEAR_CONFIG"
@@ -72,6 +83,12 @@ impl Error {
             Self::Plugins(e) => e.kind(),
             Self::Rag(e) => e.kind(),
             Self::ConfigRead { .. } => ErrorKind::Config,
+            Self::Control { .. } => ErrorKind::Unavailable,
+            Self::Server(d) => ErrorKind::from_name(&d.kind).unwrap_or(match d.kind.as_str() {
+                "forbidden" | "unauthorized" => ErrorKind::Security,
+                "payload_too_large" => ErrorKind::InvalidRequest,
+                _ => ErrorKind::Internal,
+            }),
         }
     }
 
@@ -79,6 +96,7 @@ impl Error {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidRequest { field, .. } => Some(field),
+            Self::Server(d) => d.field.as_deref(),
             _ => None,
         }
     }

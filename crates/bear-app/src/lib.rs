@@ -16,11 +16,13 @@
 //! - bear-app opens no network connection and starts no server.
 
 pub mod config;
+pub mod control;
 pub mod docs;
 pub mod embed;
 mod error;
 pub mod generate;
 pub mod hw;
+pub mod models;
 pub mod pii;
 pub mod plugins;
 pub mod rag;

@@ -559,10 +559,10 @@ pub enum ModelsCommand {
     },
     /// Say whether a model file fits in this machine's memory, and why.
     Fit(FitArgs),
-    /// Keep a model loaded in bear-server (pinned: no keep-alive, no eviction), now if a
-    /// server runs, else when one starts.
+    /// Load a model in the running bear-server and keep it there (pinned: no keep-alive, no
+    /// eviction); `models.preload` in the configuration does it at every start.
     Load(PinArgs),
-    /// Unpin a model and unload it from bear-server (once its requests finish).
+    /// Unpin a model and unload it from the running bear-server.
     Unload(PinArgs),
 }
 
@@ -571,7 +571,7 @@ pub enum ModelsCommand {
 pub struct PinArgs {
     /// Model id, as `bear models list` prints it.
     pub id: String,
-    /// Seconds to wait for a running bear-server to act on it.
+    /// Seconds to wait for the running bear-server to confirm it.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub wait: u64,
 }

@@ -3,12 +3,14 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use bear_app::control::{Client, Reply, Request};
+use bear_app::models::{ManageConfig, ManageRequest, ModelAction, ModelsQuery};
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
     SamplingParams,
 };
 use bear_hw::{Probe, SysProbe, human};
-use bear_models::{ModelEntry, ModelKind, PinFile, ServerStatus};
+use bear_models::{ModelEntry, ModelKind, ModelMeta};
 
 use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs, SamplingArgs};
 use crate::error::{Error, Result};
@@ -62,65 +64,9 @@ pub(crate) fn run(
             }
             Ok(())
         }
-        ModelsCommand::Load(args) => pin(loaded, &args, true, json, out),
-        ModelsCommand::Unload(args) => pin(loaded, &args, false, json, out),
-        ModelsCommand::List => {
-            let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
-            let server = ServerStatus::current(&loaded.dirs.data_dir)?;
-            let pins = PinFile::new(&loaded.dirs.data_dir).read()?;
-            let status = |id: &ModelId| match &server {
-                Some(s) if s.resident.contains(id) => "loaded",
-                _ => "available",
-            };
-            if json {
-                let models: Vec<_> = scan
-                    .models
-                    .values()
-                    .map(|m| {
-                        serde_json::json!({
-                            "status": status(&m.id),
-                            "pinned": pins.pinned.contains(&m.id),
-                            "model": m,
-                        })
-                    })
-                    .collect();
-                write_json(
-                    out,
-                    &serde_json::json!({ "models": models, "rejected": scan.rejected }),
-                )?;
-            } else {
-                if scan.models.is_empty() {
-                    writeln!(
-                        out,
-                        "no models in {}; run `cargo xtask models` or set BEAR_MODELS_DIR",
-                        loaded.dirs.models_dir.display()
-                    )?;
-                }
-                for m in scan.models.values() {
-                    let pinned = if pins.pinned.contains(&m.id) {
-                        ", pinned"
-                    } else {
-                        ""
-                    };
-                    writeln!(
-                        out,
-                        "{:<32} {:<12} {:>10}  {:<18} {}",
-                        m.id.as_str(),
-                        kind_name(m.kind),
-                        human(m.size_bytes),
-                        format!("{}{pinned}", status(&m.id)),
-                        describe(m)
-                    )?;
-                }
-                if let Some(s) = &server {
-                    writeln!(out, "(loaded: in bear-server, pid {})", s.pid)?;
-                }
-                for r in &scan.rejected {
-                    writeln!(out, "skipped {}: {}", r.path.display(), r.reason)?;
-                }
-            }
-            Ok(())
-        }
+        ModelsCommand::Load(args) => manage(loaded, &args, ModelAction::Load, json, out),
+        ModelsCommand::Unload(args) => manage(loaded, &args, ModelAction::Unload, json, out),
+        ModelsCommand::List => list(loaded, json, out),
         ModelsCommand::Show { id } => {
             let m = resolve(loaded, &id)?;
             if json {
@@ -130,7 +76,7 @@ pub(crate) fn run(
                 writeln!(out, "kind          {}", kind_name(m.kind))?;
                 writeln!(out, "path          {}", m.path.display())?;
                 writeln!(out, "size          {}", human(m.size_bytes))?;
-                writeln!(out, "details       {}", describe(&m))?;
+                writeln!(out, "details       {}", describe(&m.meta))?;
                 writeln!(
                     out,
                     "chat template {}",
@@ -146,117 +92,110 @@ pub(crate) fn run(
     }
 }
 
-/// `bear models load|unload`: changes the pin file, then waits for a running bear-server to
-/// act on it (no connection: the server watches the file and reports in its status file).
-fn pin(
+/// `bear models list`: the running bear-server's view (what it has loaded) when one runs,
+/// else this machine's models, all available. `--json` prints what `GET /api/v1/models` does.
+fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
+    let query = ModelsQuery::default();
+    let client = Client::new(&loaded.dirs.data_dir);
+    let (rows, server) = match client.call(&Request::Models(query.clone()), ANSWER_WITHIN)? {
+        Some(Reply::Models(rows)) => (rows, true),
+        Some(_) => return Err(unexpected_reply()),
+        None => (crate::app(loaded)?.model_list(&query)?, false),
+    };
+    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+    for r in &scan.rejected {
+        eprintln!("skipped {}: {}", r.path.display(), r.reason);
+    }
+    if json {
+        return write_json(out, &rows);
+    }
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "no models in {}; run `cargo xtask models` or set BEAR_MODELS_DIR",
+            loaded.dirs.models_dir.display()
+        )?;
+    }
+    for m in &rows {
+        let pinned = if m.pinned { ", pinned" } else { "" };
+        writeln!(
+            out,
+            "{:<32} {:<12} {:>10}  {:<18} {}",
+            m.id,
+            m.kind,
+            human(m.size),
+            format!("{}{pinned}", m.status),
+            describe(&m.meta)
+        )?;
+    }
+    if server {
+        writeln!(out, "(loaded: in the running bear-server)")?;
+    }
+    Ok(())
+}
+
+/// How long `bear` waits for bear-server to answer a request that loads nothing.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+fn unexpected_reply() -> Error {
+    Error::Core(bear_core::Error::backend(
+        bear_core::ErrorKind::Internal,
+        "bear-server answered with another reply than asked for; is it the same BEAR version?",
+    ))
+}
+
+/// No bear-server answers on the data directory's control socket.
+fn no_server(loaded: &LoadedConfig) -> Error {
+    Error::Core(bear_core::Error::backend(
+        bear_core::ErrorKind::Unavailable,
+        format!(
+            "no bear-server is running for the data directory {}; start `bear-server` first \
+             (to load a model at every start, list it in models.preload)",
+            loaded.dirs.data_dir.display()
+        ),
+    ))
+}
+
+/// `bear models load|unload`: asks the running bear-server through the control socket and
+/// returns when it has done it.
+fn manage(
     loaded: &LoadedConfig,
     args: &PinArgs,
-    load: bool,
+    action: ModelAction,
     json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
     let id = resolve(loaded, &args.id)?.id;
-    let data = &loaded.dirs.data_dir;
-    let pins = PinFile::new(data);
-    let before = ServerStatus::current(data)?;
-    if !load {
-        let resident = before.as_ref().is_some_and(|s| s.resident.contains(&id));
-        if !resident && !pins.read()?.pinned.contains(&id) {
-            return Err(bear_models::Error::InvalidRequest(format!(
-                "model `{id}` is not loaded{}",
-                if before.is_some() {
-                    " in bear-server"
-                } else {
-                    " (no bear-server is running)"
-                }
-            ))
-            .into());
-        }
-    }
-    let generation = pins
-        .update(|p| {
-            if load {
-                p.pinned.insert(id.clone());
-                p.unload.remove(&id);
-            } else {
-                p.pinned.remove(&id);
-                p.unload.insert(id.clone(), p.generation + 1);
-            }
-        })?
-        .generation;
-    let verb = if load { "loading" } else { "unloading" };
-    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait);
-    // What the server did with this generation, or None when no server is running.
-    let outcome = with_progress(format!("bear-server is {verb} {id}"), || {
-        loop {
-            let Some(s) = ServerStatus::current(data)? else {
-                return Ok::<_, Error>(None);
-            };
-            if s.generation >= generation {
-                let done = if load {
-                    s.pinned.contains(&id) || s.failed.contains_key(&id)
-                } else {
-                    true
-                };
-                if done {
-                    return Ok(Some(s));
-                }
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(bear_core::Error::backend(
-                    bear_core::ErrorKind::Timeout,
-                    format!(
-                        "bear-server (pid {}) has not finished {verb} `{id}` after {} s; the \
-                     request stands, and `bear models list` shows when it is done",
-                        s.pid, args.wait
-                    ),
-                )
-                .into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    let request = Request::Model(ManageRequest {
+        action,
+        model_id: id.to_string(),
+        config: ManageConfig {
+            pin: action == ModelAction::Load,
+        },
+    });
+    let verb = if action == ModelAction::Load {
+        "loading"
+    } else {
+        "unloading"
+    };
+    let client = Client::new(&loaded.dirs.data_dir);
+    let reply = with_progress(format!("bear-server is {verb} {id}"), || {
+        client.call(&request, Duration::from_secs(args.wait))
     })?;
-    if let Some(s) = &outcome {
-        if let Some(why) = s.failed.get(&id) {
-            // Leave no pin behind that the server cannot honour.
-            pins.update(|p| {
-                p.pinned.remove(&id);
-            })?;
-            return Err(bear_core::Error::backend(
-                bear_core::ErrorKind::ModelLoad,
-                format!("bear-server could not load `{id}`: {why}"),
-            )
-            .into());
-        }
-        if s.releasing.contains(&id) {
-            return Err(bear_models::Error::Unavailable(format!(
-                "model `{id}` is in use by a running request; bear-server unloads it as soon as \
-                 its requests finish"
-            ))
-            .into());
-        }
-    }
+    let result = match reply {
+        None => return Err(no_server(loaded)),
+        Some(Reply::Model(r)) => r,
+        Some(_) => return Err(unexpected_reply()),
+    };
     if json {
-        let server = outcome
-            .as_ref()
-            .map(|s| serde_json::json!({ "pid": s.pid, "resident": s.resident.contains(&id) }));
-        return write_json(
-            out,
-            &serde_json::json!({ "model": id, "pinned": load, "server": server }),
-        );
+        return write_json(out, &result);
     }
-    match (&outcome, load) {
-        (Some(s), true) => writeln!(
+    match action {
+        ModelAction::Load => writeln!(
             out,
-            "loaded {id} in bear-server (pid {}); it stays loaded until `bear models unload {id}`",
-            s.pid
+            "loaded {id} in bear-server; it stays loaded until `bear models unload {id}`"
         )?,
-        (Some(s), false) => writeln!(out, "unloaded {id} from bear-server (pid {})", s.pid)?,
-        (None, true) => writeln!(
-            out,
-            "pinned {id}: no bear-server is running; it loads the model when it starts"
-        )?,
-        (None, false) => writeln!(out, "unpinned {id} (no bear-server is running)")?,
+        _ => writeln!(out, "unloaded {id} from bear-server")?,
     }
     Ok(())
 }
@@ -269,18 +208,18 @@ fn kind_name(k: ModelKind) -> &'static str {
     }
 }
 
-fn describe(m: &ModelEntry) -> String {
+fn describe(meta: &ModelMeta) -> String {
     let mut parts = Vec::new();
-    if let Some(a) = &m.meta.architecture {
+    if let Some(a) = &meta.architecture {
         parts.push(a.clone());
     }
-    if let Some(p) = m.meta.parameter_count {
+    if let Some(p) = meta.parameter_count {
         parts.push(format!("{:.0}M params", p as f64 / 1e6));
     }
-    if let Some(q) = &m.meta.quantization {
+    if let Some(q) = &meta.quantization {
         parts.push(q.clone());
     }
-    if let Some(c) = m.meta.context_length {
+    if let Some(c) = meta.context_length {
         parts.push(format!("ctx {c}"));
     }
     parts.join(", ")

@@ -544,6 +544,7 @@ pub(crate) fn keys(
             let mut store = ApiKeyStore::open(&sec.api_keys_path(&loaded.dirs)).map_err(sec_err)?;
             let (key, record) = store.create(role, &label).map_err(sec_err)?;
             audit_keys(loaded, None, "keys.api_create")?;
+            tell_server_keys_changed(loaded);
             if json {
                 let body = serde_json::json!({ "key": key.reveal(), "record": record });
                 writeln!(out, "{body}")?;
@@ -579,10 +580,25 @@ pub(crate) fn keys(
                 ))));
             }
             audit_keys(loaded, None, "keys.api_revoke")?;
+            tell_server_keys_changed(loaded);
             if !json {
                 writeln!(out, "revoked {id}")?;
             }
             Ok(())
+        }
+    }
+}
+
+/// Has the running bear-server (if any) reload the API keys now, and says so on stderr. The
+/// key file is already changed: a server that cannot be told is a warning, not a failure.
+fn tell_server_keys_changed(loaded: &LoadedConfig) {
+    let client = bear_app::control::Client::new(&loaded.dirs.data_dir);
+    let request = bear_app::control::Request::KeysChanged;
+    match client.call(&request, std::time::Duration::from_secs(30)) {
+        Ok(None) => {}
+        Ok(Some(_)) => eprintln!("the running bear-server now uses the changed keys"),
+        Err(e) => {
+            eprintln!("warning: the running bear-server did not take the change ({e}); restart it")
         }
     }
 }

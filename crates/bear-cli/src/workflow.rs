@@ -2,6 +2,7 @@
 //! workflow engine over the SQLite run database, with the real generator, scrubber, retriever
 //! and plugin tools wired in as each definition needs them.
 
+use bear_app::control::{Client, Reply, Request, RunAction, RunDone, RunRequest};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -274,11 +275,17 @@ fn command(
             }
         }
         WorkflowCommand::Cancel { id } => {
+            if let Some(d) = through_server(loaded, &id, RunAction::Cancel)? {
+                return done(out, json, &d.id, &d.result);
+            }
             let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             rt.block_on(w.engine.cancel(&run_id(&id)?))?;
             done(out, json, &id, "cancel requested")
         }
         WorkflowCommand::Pause { id } => {
+            if let Some(d) = through_server(loaded, &id, RunAction::Pause)? {
+                return done(out, json, &d.id, &d.result);
+            }
             let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             rt.block_on(w.engine.pause(&run_id(&id)?))?;
             done(out, json, &id, "pause requested")
@@ -311,9 +318,31 @@ fn command(
             Ok(())
         }
         WorkflowCommand::Resume { id, watch } => {
+            if let Some(d) = through_server(loaded, &id, RunAction::Resume)? {
+                return done(out, json, &d.id, &d.result);
+            }
             let id = run_id(&id)?;
             resume(loaded, rt, &open_store(loaded, rt)?, &id, watch, json, out)
         }
+    }
+}
+
+/// Sends a run request to the running bear-server, whose engine acts at once on a run it
+/// runs and passes the request on to the process that runs it otherwise. `None` when no
+/// server is running: this process acts on the run itself.
+fn through_server(loaded: &LoadedConfig, id: &str, action: RunAction) -> Result<Option<RunDone>> {
+    let run = run_id(id)?.to_string();
+    let client = Client::new(&loaded.dirs.data_dir);
+    match client.call(
+        &Request::Workflow(RunRequest { run, action }),
+        std::time::Duration::from_secs(60),
+    )? {
+        None => Ok(None),
+        Some(Reply::Workflow(d)) => Ok(Some(d)),
+        Some(_) => Err(Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::Internal,
+            "bear-server answered with another reply than asked for; is it the same BEAR version?",
+        ))),
     }
 }
 

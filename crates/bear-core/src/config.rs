@@ -305,6 +305,9 @@ pub struct ModelsConfig {
     pub context_length: u32,
     /// Load a model on first use instead of refusing the request.
     pub autoload: bool,
+    /// Models bear-server loads and pins when it starts (kept in memory until `bear models
+    /// unload`).
+    pub preload: Vec<String>,
 }
 
 impl Default for ModelsConfig {
@@ -315,6 +318,7 @@ impl Default for ModelsConfig {
             ort_dylib: None,
             context_length: 2048,
             autoload: true,
+            preload: Vec::new(),
         }
     }
 }

@@ -58,6 +58,25 @@ impl ErrorKind {
             Self::Internal => "internal",
         }
     }
+
+    /// The kind named `name` ([`Self::as_str`]'s inverse); `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::InvalidRequest,
+            Self::NotFound,
+            Self::Config,
+            Self::ModelLoad,
+            Self::Storage,
+            Self::Sandbox,
+            Self::Cancelled,
+            Self::Timeout,
+            Self::Unavailable,
+            Self::Security,
+            Self::Internal,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
 }
 
 impl fmt::Display for ErrorKind {

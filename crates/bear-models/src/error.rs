@@ -57,15 +57,6 @@ pub enum Error {
     /// The model is busy or the memory budget is full; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
-    /// A state file (the pinned-models list or the server's status) could not be read or
-    /// written.
-    #[error("{path}: {reason}")]
-    State {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong and what to do.
-        reason: String,
-    },
 }
 
 impl Error {
@@ -82,7 +73,6 @@ impl Error {
             Self::InvalidRequest(_) => ErrorKind::InvalidRequest,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Unavailable(_) => ErrorKind::Unavailable,
-            Self::State { .. } => ErrorKind::Storage,
         }
     }
 }

@@ -7,8 +7,6 @@
 //!
 //! - [`gguf`]: validates a GGUF header completely, in Rust, before llama.cpp may open the file.
 //! - [`registry`]: discovers GGUF, ONNX and safetensors models and reads their metadata only.
-//! - [`pins`]: `bear models load|unload` asks a running bear-server to keep or drop a model
-//!   through a pin file and a status file (no connection).
 //!
 //! Invariants:
 //! - Model files come from local directories only; nothing here downloads.
@@ -25,7 +23,6 @@ pub mod gguf;
 pub mod llama;
 pub mod manager;
 mod mapped;
-pub mod pins;
 pub mod registry;
 mod stop;
 
@@ -35,5 +32,4 @@ pub use error::{Error, Result};
 pub use gguf::GgufInfo;
 pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow};
 pub use manager::{ManagerConfig, ModelInfo, ModelManager, ModelMetrics, ModelStatus};
-pub use pins::{PinFile, PinWatcher, Pins, ServerStatus};
 pub use registry::{ModelEntry, ModelKind, ModelMeta, Scan, scan};

@@ -113,7 +113,7 @@ struct Counters {
 }
 
 /// A snapshot of one model's metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 pub struct ModelMetrics {
     /// Times the model was loaded.
     pub loads: u64,

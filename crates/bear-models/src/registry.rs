@@ -23,7 +23,7 @@ pub enum ModelKind {
 }
 
 /// Metadata read from a model's header or config, never from its weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
 pub struct ModelMeta {
     /// Architecture, such as `llama` or `bert`.
     pub architecture: Option<String>,

@@ -317,7 +317,7 @@ fn models_list_show_and_embed() {
     let _ = gguf();
     let o = bear(&["models", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["models"].as_array().unwrap().len(), 4);
+    assert_eq!(v.as_array().unwrap().len(), 4, "{v}");
     let o = bear(&["models", "show", "all-MiniLM-L6-v2"]);
     assert!(stdout(&o).contains("bert"), "{}", stdout(&o));
     let o = bear(&["models", "show", "nope"]);
@@ -336,10 +336,10 @@ fn models_list_show_and_embed() {
     }
 }
 
-/// `bear models load|unload` against a real bear-server, through the pin and status files.
+/// `bear models`, `bear keys` and `bear workflow` against a real bear-server, through its
+/// control socket: each returns once the server has done it.
 #[test]
-fn models_load_and_unload_through_a_running_server() {
-    use std::io::BufRead;
+fn the_cli_controls_a_running_server_through_its_socket() {
     let _ = gguf();
     let generator = "SmolLM2-135M-Instruct.Q4_1";
     let emb = "all-MiniLM-L6-v2-int8";
@@ -349,89 +349,114 @@ fn models_load_and_unload_through_a_running_server() {
         serde_json::from_str(&stdout(&run(&["--json", "models", "list"]))).unwrap()
     };
     let state = |v: &serde_json::Value, id: &str| -> (String, bool) {
-        let m = v["models"]
+        let m = v
             .as_array()
             .unwrap()
             .iter()
-            .find(|m| m["model"]["id"] == id)
+            .find(|m| m["id"] == id)
             .unwrap();
         (m["status"].as_str().unwrap().into(), m["pinned"] == true)
     };
 
-    // No server: the pin waits for one. Bad ids and unloading nothing are typed errors.
+    // No server: nothing to load into, and the error says what to do. Bad ids are typed.
     let o = run(&["models", "load", emb]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("no bear-server is running"),
+        stderr(&o).contains("no bear-server is running"),
         "{}",
-        stdout(&o)
+        stderr(&o)
     );
-    assert_eq!(state(&list(), emb), ("available".into(), true));
+    assert!(stderr(&o).contains("models.preload"), "{}", stderr(&o));
+    assert_eq!(state(&list(), emb), ("available".into(), false));
     assert_eq!(
         run(&["models", "load", "no-such-model"]).status.code(),
         Some(4)
     );
-    let o = run(&["models", "unload", generator]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is not loaded"), "{}", stderr(&o));
 
-    // The server loads the pinned model when it starts.
-    let server = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
-    let mut child = Command::new(server)
-        .args(["--bind", "127.0.0.1:0"])
-        .env_remove("BEAR_CONFIG")
-        .env("BEAR_DATA_DIR", h.path("data"))
-        .env("XDG_CONFIG_HOME", h.path("config"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.starts_with("bear-server listening")),
-        "bear-server never listened"
+    // `models.preload` is loaded and pinned before the server says it listens.
+    std::fs::create_dir_all(h.path("config/bear")).unwrap();
+    h.write(
+        "config/bear/config.toml",
+        format!("[models]\npreload = [\"{emb}\"]\n").as_bytes(),
     );
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while state(&list(), emb).0 != "loaded" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pin was not loaded"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let server = one_answer::Server::start(&h);
+    let socket = h.path("data/control.sock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is the user's only");
+    assert_eq!(state(&list(), emb), ("loaded".into(), true));
 
-    // Load and unload while it runs: the command returns once the server has done it.
+    // Load and unload: done when the command returns.
     let o = run(&["--json", "models", "load", generator]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["server"]["pid"], child.id());
-    assert_eq!(v["server"]["resident"], true);
+    assert_eq!(
+        (&v["status"], &v["pinned"]),
+        (&"loaded".into(), &true.into()),
+        "{v}"
+    );
     assert_eq!(state(&list(), generator), ("loaded".into(), true));
     let o = run(&["models", "unload", generator]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("unloaded"), "{}", stdout(&o));
     assert_eq!(state(&list(), generator), ("available".into(), false));
-    assert_eq!(state(&list(), emb), ("loaded".into(), true));
-
-    // A pin file that is not one: the error says what to do.
-    std::fs::write(h.path("data/models/pinned.json"), b"garbage").unwrap();
-    let o = run(&["models", "load", generator]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("delete it"), "{}", stderr(&o));
-
-    // A stopped server leaves no status behind.
+    let o = run(&["--json", "models", "unload", generator]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_str(&stderr(&o)).unwrap();
+    assert_eq!(e["error"]["kind"], "invalid_request", "{e}");
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
+        e["error"]["message"]
+            .as_str()
             .unwrap()
-            .success()
+            .contains("is not loaded"),
+        "{e}"
     );
-    assert!(child.wait().unwrap().success());
-    drain.join().unwrap();
-    assert!(!h.path("data/models/server-status.json").exists());
+
+    // A key made while the server runs works at once; a revoked one stops at once.
+    let o = run(&["--json", "keys", "api-create", "--role", "user"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("now uses the changed keys"),
+        "{}",
+        stderr(&o)
+    );
+    let made: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let key = made["key"].as_str().unwrap();
+    let hw = |key: &str| -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(format!("{}/api/v1/hw", server.base))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(hw(key), 200);
+    let id = made["record"]["id"].as_str().unwrap();
+    let o = run(&["keys", "api-revoke", id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(hw(key), 401);
+
+    // Workflow control goes to the server's engine, which knows no such run.
+    let o = run(&[
+        "--json",
+        "workflow",
+        "pause",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+
+    // A stopped server leaves no socket behind.
+    drop(server);
+    assert!(!socket.exists());
 }

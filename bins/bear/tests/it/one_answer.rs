@@ -44,13 +44,13 @@ fn without_timings(mut v: Value) -> Value {
 }
 
 /// bear-server on 127.0.0.1:0 over `h`'s data, stopped (SIGTERM) on drop.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(h: &Home) -> Self {
+    pub(crate) fn start(h: &Home) -> Self {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
         let mut child = Command::new(exe)
             .args(["--bind", "127.0.0.1:0"])
@@ -266,6 +266,20 @@ fn cases(notes: &Path) -> Vec<Case> {
             "/api/v1/pii/detect",
             json!({"text": notes_text}),
         ),
+        // `bear models` reaches the running server through its control socket.
+        case(
+            "models load, pinned",
+            &["models", "load", "all-MiniLM-L6-v2-int8"],
+            "/api/v1/models",
+            json!({"action": "load", "model_id": "all-MiniLM-L6-v2-int8", "config": {"pin": true}}),
+        ),
+        Case {
+            name: "models list",
+            cli: vec!["models".into(), "list".into()],
+            method: "GET",
+            path: "/api/v1/models",
+            body: Value::Null,
+        },
     ]
 }
 
@@ -346,6 +360,24 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
         }
         "generate, chat template, greedy" => assert_eq!(v["chat_template"], true),
         "collections list" => assert_eq!(v[0]["documents"], 13, "{v}"),
+        "models load, pinned" => {
+            assert_eq!(
+                (&v["status"], &v["pinned"]),
+                (&json!("loaded"), &json!(true))
+            );
+        }
+        "models list" => {
+            let rows = v.as_array().unwrap();
+            assert_eq!(rows.len(), 4, "{v}");
+            let int8 = rows
+                .iter()
+                .find(|r| r["id"] == "all-MiniLM-L6-v2-int8")
+                .unwrap();
+            assert_eq!(
+                (&int8["status"], &int8["pinned"]),
+                (&json!("loaded"), &json!(true))
+            );
+        }
         "docs list" => assert_eq!(v.as_array().unwrap().len(), 13, "{v}"),
         "generate, raw" => assert_eq!(v["chat_template"], false),
         "pii detect" => {

@@ -3,6 +3,7 @@
 //! model and OpenAI-compatible ones on the real SmolLM2 and MiniLM files.
 
 mod contract;
+mod control;
 mod docs;
 mod models;
 mod openapi;
@@ -72,6 +73,9 @@ pub(crate) async fn server_with(
             .with_plugins(docs::plugins())
             .with_audit(audit),
     );
+    // The control socket, in the data directory, as bear-server serves it.
+    let control = bear_app::control::Listener::bind(dir.path()).unwrap();
+    tokio::spawn(control.serve(Arc::new(bear_api::ControlHandler::new(state.clone()))));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -767,7 +771,7 @@ async fn a_mutating_request_whose_audit_record_cannot_be_written_is_refused() {
 /// Keys made and revoked from outside the server (`bear keys create|revoke` write the key
 /// file) take effect while it runs, within about a second.
 #[tokio::test]
-async fn keys_made_or_revoked_by_another_process_take_effect_while_serving() {
+async fn keys_made_or_revoked_by_another_process_take_effect_once_the_server_is_told() {
     let s = server(Limits::default()).await;
     let status = |key: String| {
         let s = &s;
@@ -778,21 +782,18 @@ async fn keys_made_or_revoked_by_another_process_take_effect_while_serving() {
                 .as_u16()
         }
     };
-    let until = |key: String, want: u16| {
-        let status = &status;
-        async move {
-            for _ in 0..50 {
-                if status(key.clone()).await == want {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            false
-        }
-    };
+    let told = || control::call(&s.dir, bear_app::control::Request::KeysChanged);
     let mut store = ApiKeyStore::open(&s.dir.join("api-keys.json")).unwrap();
     let later = store.create(Role::User, "later").unwrap().0.reveal();
-    assert!(until(later.clone(), 200).await, "a new key is accepted");
+    assert_eq!(
+        told().await.unwrap(),
+        Some(bear_app::control::Reply::Keys(4))
+    );
+    assert_eq!(
+        status(later.clone()).await,
+        200,
+        "a new key is accepted at once"
+    );
     let user = store
         .list()
         .iter()
@@ -801,7 +802,21 @@ async fn keys_made_or_revoked_by_another_process_take_effect_while_serving() {
         .id
         .clone();
     assert!(store.revoke(&user).unwrap());
-    assert!(until(s.user.clone(), 401).await, "a revoked key is refused");
+    assert_eq!(
+        told().await.unwrap(),
+        Some(bear_app::control::Reply::Keys(3))
+    );
+    assert_eq!(
+        status(s.user.clone()).await,
+        401,
+        "a revoked key is refused at once"
+    );
     assert_eq!(status(later).await, 200);
+    assert_eq!(status(s.admin.clone()).await, 200);
+
+    // A key file that cannot be read: the server says so and keeps the keys it had.
+    std::fs::write(s.dir.join("api-keys.json"), b"not keys").unwrap();
+    let err = told().await.unwrap_err();
+    assert_eq!(err.kind(), bear_core::ErrorKind::Storage, "{err}");
     assert_eq!(status(s.admin.clone()).await, 200);
 }

@@ -211,3 +211,65 @@ fn embed_and_error_shapes() {
     let body: ErrorBody = Error::invalid("k", "from 1 to 100").body();
     insta::assert_json_snapshot!("error_body", body);
 }
+
+#[test]
+fn model_shapes() {
+    let row = bear_app::models::ModelRow {
+        id: "SmolLM2-135M-Instruct.Q4_1".into(),
+        name: "SmolLM2-135M-Instruct.Q4_1".into(),
+        size: 98_000_000,
+        status: "loaded".into(),
+        pinned: true,
+        kind: "gguf".into(),
+        meta: bear_models::ModelMeta {
+            architecture: Some("llama".into()),
+            parameter_count: Some(134_515_008),
+            quantization: Some("q4_1".into()),
+            context_length: Some(8192),
+            has_chat_template: true,
+            kv_shape: None,
+        },
+        performance_metrics: bear_models::ModelMetrics::default(),
+    };
+    insta::assert_json_snapshot!("model_row", row);
+    let req = bear_app::models::ManageRequest {
+        action: bear_app::models::ModelAction::Load,
+        model_id: "all-MiniLM-L6-v2".into(),
+        config: bear_app::models::ManageConfig { pin: true },
+    };
+    insta::assert_json_snapshot!("manage_request", req);
+    let result = bear_app::models::ManageResult {
+        model_id: "all-MiniLM-L6-v2".into(),
+        status: "loaded".into(),
+        pinned: true,
+        message: "loaded and pinned: it stays resident until unloaded".into(),
+    };
+    insta::assert_json_snapshot!("manage_result", result);
+}
+
+#[test]
+fn control_shapes() {
+    use bear_app::control::{Reply, Request, RunAction, RunDone, RunRequest};
+    let requests = vec![
+        Request::Models(bear_app::models::ModelsQuery::default()),
+        Request::Workflow(RunRequest {
+            run: "0123456789abcdef".into(),
+            action: RunAction::Pause,
+        }),
+        Request::KeysChanged,
+    ];
+    insta::assert_json_snapshot!("control_requests", requests);
+    let replies = vec![
+        Reply::Workflow(RunDone {
+            id: "0123456789abcdef".into(),
+            result: "pause requested".into(),
+        }),
+        Reply::Keys(3),
+        Reply::Error(
+            Error::invalid("model_id", "model `x` is not loaded")
+                .body()
+                .error,
+        ),
+    ];
+    insta::assert_json_snapshot!("control_replies", replies);
+}

@@ -8,10 +8,7 @@ use bear_core::{
     CancellationToken, Dirs, ErrorKind, GenerationRequest, ModelId, Prompt, Redacted,
     SamplingParams, TextGenerator,
 };
-use bear_models::{
-    CacheConfig, LlamaOptions, ManagerConfig, ModelManager, ModelStatus, PinFile, PinWatcher,
-    ServerStatus,
-};
+use bear_models::{CacheConfig, LlamaOptions, ManagerConfig, ModelManager, ModelStatus};
 
 const GEN: &str = "SmolLM2-135M-Instruct.Q4_1";
 const EMB: &str = "all-MiniLM-L6-v2";
@@ -233,87 +230,4 @@ fn pinned_models_stay_through_keep_alive_and_eviction() {
         m.unpin(&id("nope")).unwrap_err().kind(),
         ErrorKind::NotFound
     );
-}
-
-#[test]
-fn the_pin_watcher_follows_the_pin_file() {
-    let (m, _tmp) = manager(|c| c.keep_alive = Duration::ZERO);
-    let data = tempfile::tempdir().unwrap();
-    let file = PinFile::new(data.path());
-    let mut watcher = PinWatcher::new(data.path());
-
-    // No pin file: nothing to do, and no server status yet.
-    let s = watcher.tick(&m);
-    assert!(s.resident.is_empty() && s.pinned.is_empty() && s.generation == 0);
-    assert_eq!(ServerStatus::current(data.path()).unwrap(), None);
-
-    // Pinned: loaded, and kept through keep-alive.
-    file.update(|p| {
-        p.pinned.insert(id(EMB));
-        p.pinned.insert(id(GEN));
-    })
-    .unwrap();
-    let s = watcher.tick(&m);
-    assert_eq!(
-        (s.generation, s.pinned.clone()),
-        (1, vec![id(GEN), id(EMB)])
-    );
-    assert_eq!(m.reap_idle(), 0);
-    s.write(data.path()).unwrap();
-    assert_eq!(ServerStatus::current(data.path()).unwrap(), Some(s.clone()));
-
-    // An unknown id is reported with the reason and not retried until the pins change.
-    file.update(|p| {
-        p.pinned.insert(id("no-such-model"));
-    })
-    .unwrap();
-    let s = watcher.tick(&m);
-    let why = &s.failed[&id("no-such-model")];
-    assert!(why.contains("no model"), "{why}");
-    assert_eq!(watcher.tick(&m).failed.len(), 1);
-
-    // Unpinned while a request holds it: released as soon as it is idle.
-    let held = m.generator(&id(GEN)).unwrap();
-    file.update(|p| {
-        p.pinned.remove(&id(GEN));
-        p.pinned.remove(&id("no-such-model"));
-        p.unload.insert(id(GEN), p.generation + 1);
-    })
-    .unwrap();
-    let s = watcher.tick(&m);
-    assert_eq!(s.releasing, vec![id(GEN)]);
-    assert!(s.failed.is_empty());
-    assert!(s.resident.contains(&id(GEN)));
-    drop(held);
-    let s = watcher.tick(&m);
-    assert!(s.releasing.is_empty() && !s.resident.contains(&id(GEN)));
-
-    // An unload request also unloads a model a request loaded (never pinned), once.
-    m.load(&id(GEN)).unwrap();
-    let _ = m.generator(&id(GEN)).unwrap();
-    file.update(|p| {
-        p.unload.insert(id(GEN), p.generation + 1);
-    })
-    .unwrap();
-    assert!(!watcher.tick(&m).resident.contains(&id(GEN)));
-    m.load(&id(GEN)).unwrap();
-    assert!(
-        watcher.tick(&m).resident.contains(&id(GEN)),
-        "an old unload request is not applied again"
-    );
-
-    // A pin file that is not one: a typed error that says what to do; the watcher goes on.
-    std::fs::write(file.path(), b"{ not json").unwrap();
-    let err = file.read().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Storage);
-    assert!(err.to_string().contains("delete it"), "{err}");
-    let s = watcher.tick(&m);
-    assert_eq!(s.pinned, vec![id(EMB)], "state kept");
-
-    // A status nobody refreshed for longer than STATUS_FRESH is a stopped server.
-    let mut old = s.clone();
-    old.updated_unix_ms -= bear_models::pins::STATUS_FRESH.as_millis() as u64 + 1_000;
-    old.write(data.path()).unwrap();
-    assert_eq!(ServerStatus::current(data.path()).unwrap(), None);
-    ServerStatus::remove(data.path());
 }

@@ -1,0 +1,92 @@
+//! bear-server's side of the control channel ([`bear_app::control`]): each request is the same
+//! operation a REST route runs, on the same state, so `bear models load` against a running
+//! server and `POST /api/v1/models` do one thing.
+
+use std::sync::Arc;
+
+use bear_app::ErrorBody;
+use bear_app::control::{Handler, Reply, Request, RunAction, RunDone, RunRequest};
+use bear_core::{ErrorKind, RunId};
+
+use crate::AppState;
+
+/// Answers control requests with the server's state.
+#[derive(Clone)]
+pub struct ControlHandler {
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for ControlHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlHandler").finish_non_exhaustive()
+    }
+}
+
+impl ControlHandler {
+    /// The handler over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+
+    async fn workflow(&self, r: RunRequest) -> Result<RunDone, ErrorBody> {
+        let run = RunId::new(&r.run).map_err(|e| body(e.kind(), e.to_string()))?;
+        let engine = &self.state.engine;
+        let agents = |e: bear_agents::Error| body(e.kind(), e.to_string());
+        let result = match r.action {
+            RunAction::Pause => engine.pause(&run).await.map(|()| "pause requested"),
+            RunAction::Cancel => engine.cancel(&run).await.map(|()| "cancel requested"),
+            // A run taken over here goes on in the server; its handle is not needed.
+            RunAction::Resume => engine.resume(&run).await.map(|h| match h {
+                Some(_) => "resumed in bear-server",
+                None => "resume requested",
+            }),
+        }
+        .map_err(agents)?;
+        Ok(RunDone {
+            id: run.to_string(),
+            result: result.into(),
+        })
+    }
+}
+
+fn body(kind: ErrorKind, message: String) -> ErrorBody {
+    ErrorBody::new(kind, message, None)
+}
+
+fn app_err(e: bear_app::Error) -> ErrorBody {
+    e.body()
+}
+
+#[async_trait::async_trait]
+impl Handler for ControlHandler {
+    async fn handle(&self, request: Request) -> Reply {
+        let app = || {
+            self.state.app.clone().ok_or_else(|| {
+                body(
+                    ErrorKind::Unavailable,
+                    "this server runs without models".into(),
+                )
+            })
+        };
+        let reply = match request {
+            Request::Models(q) => {
+                app().and_then(|a| a.model_list(&q).map_err(app_err).map(Reply::Models))
+            }
+            Request::Model(req) => match app() {
+                Ok(a) => a
+                    .manage_model(&req)
+                    .await
+                    .map_err(app_err)
+                    .map(Reply::Model),
+                Err(e) => Err(e),
+            },
+            Request::Workflow(r) => self.workflow(r).await.map(Reply::Workflow),
+            Request::KeysChanged => self
+                .state
+                .reload_keys()
+                .map(Reply::Keys)
+                .map_err(|e| body(e.kind(), e.to_string())),
+        };
+        reply.unwrap_or_else(|b| Reply::Error(b.error))
+    }
+}
