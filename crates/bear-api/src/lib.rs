@@ -24,6 +24,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod models;
+pub mod openai;
 pub mod openapi;
 pub mod plugins;
 pub mod routes;
@@ -179,6 +180,7 @@ impl AppState {
 pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
     routes::routes()
         .merge(models::routes())
+        .merge(openai::routes())
         .merge(plugins::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
@@ -210,6 +212,7 @@ pub fn router(
         .map_or(limits.max_body_bytes, |r| r.config.max_file_bytes as usize);
     let routes = routes::routes()
         .merge(models::routes())
+        .merge(openai::routes())
         .merge(plugins::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))

@@ -15,14 +15,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::generate::{GenerateRequest, GenerateResponse};
 use bear_app::models::{ManageRequest, ManageResult, ModelRow, ModelsQuery};
-use bear_core::{
-    CancellationToken, ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, ModelId,
-    Prompt, Redacted, SamplingParams,
-};
+use bear_core::{CancellationToken, Generation, GenerationRequest, ModelId};
 use bear_security::access::Permission;
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -42,10 +38,6 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/models", get(list).post(manage))
         .route("/api/v1/models/{id}/generate", post(generate))
-        .route("/v1/models", get(openai_models))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
 }
 
 pub(crate) fn manager(s: &AppState) -> Api<&Arc<bear_models::ModelManager>> {
@@ -57,7 +49,7 @@ pub(crate) fn manager(s: &AppState) -> Api<&Arc<bear_models::ModelManager>> {
     })
 }
 
-fn model_id(id: &str) -> Api<ModelId> {
+pub(crate) fn model_id(id: &str) -> Api<ModelId> {
     ModelId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
@@ -88,7 +80,7 @@ pub(crate) enum Piece<D = bear_core::Result<Generation>> {
     Done(D),
 }
 
-fn spawn_generation(
+pub(crate) fn spawn_generation(
     s: &AppState,
     request: GenerationRequest,
 ) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
@@ -233,273 +225,4 @@ pub(crate) fn sse_stream<D: Send + 'static>(
         Some((p, (rx, guard, done)))
     })
     .flat_map(move |p| futures::stream::iter(map(p).into_iter().map(Ok)))
-}
-
-// ---- OpenAI-compatible -------------------------------------------------------------------
-
-fn created() -> u64 {
-    bear_agents::now_ms() / 1000
-}
-
-#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, description = "OpenAI model list", body = Object)))]
-pub(crate) async fn openai_models(State(s): St, caller: Caller) -> Api<Json<Value>> {
-    caller.require(Permission::Read)?;
-    let data: Vec<Value> = manager(&s)?
-        .list()
-        .into_iter()
-        .map(|m| json!({"id": m.entry.id, "object": "model", "created": 0, "owned_by": "bear"}))
-        .collect();
-    Ok(Json(json!({"object": "list", "data": data})))
-}
-
-/// `stop` is a string or a list of strings.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub(crate) enum Stop {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// The sampling fields OpenAI clients send. Unknown fields are accepted, as clients send
-/// fields BEAR does not use (`n`, `user`, `stream_options`, ...).
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct OpenAiSampling {
-    model: String,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    max_tokens: Option<u32>,
-    #[serde(default)]
-    max_completion_tokens: Option<u32>,
-    #[serde(default)]
-    temperature: Option<f32>,
-    #[serde(default)]
-    top_p: Option<f32>,
-    #[serde(default)]
-    seed: Option<u64>,
-    #[serde(default)]
-    stop: Option<Stop>,
-}
-
-impl OpenAiSampling {
-    fn params(&self) -> Api<SamplingParams> {
-        Ok(SamplingParams {
-            max_tokens: check_max_tokens(self.max_completion_tokens.or(self.max_tokens))?,
-            temperature: self.temperature.unwrap_or(1.0),
-            top_p: self.top_p.unwrap_or(1.0),
-            seed: self.seed,
-            stop: match &self.stop {
-                None => Vec::new(),
-                Some(Stop::One(s)) => vec![s.clone()],
-                Some(Stop::Many(v)) => v.clone(),
-            },
-            ..SamplingParams::default()
-        })
-    }
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct ChatBody {
-    #[serde(flatten)]
-    sampling: OpenAiSampling,
-    messages: Vec<OpenAiMessage>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct OpenAiMessage {
-    #[schema(value_type = String, example = "user")]
-    role: ChatRole,
-    content: String,
-}
-
-fn finish(r: FinishReason) -> &'static str {
-    match r {
-        FinishReason::Length => "length",
-        _ => "stop",
-    }
-}
-
-fn usage(g: &Generation) -> Value {
-    json!({"prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
-           "total_tokens": g.prompt_tokens + g.completion_tokens})
-}
-
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatBody, responses((status = 200, description = "An OpenAI chat completion, or its chunks as SSE", content((Object = "application/json"), (String = "text/event-stream")))))]
-pub(crate) async fn chat_completions(
-    State(s): St,
-    caller: Caller,
-    Body(b): Body<ChatBody>,
-) -> Api<Response> {
-    caller.require(Permission::Write)?;
-    if b.messages.is_empty() {
-        return Err(ApiError::invalid("messages: must not be empty"));
-    }
-    let model = model_id(&b.sampling.model)?;
-    let request = GenerationRequest {
-        model: model.clone(),
-        prompt: Prompt::Chat(
-            b.messages
-                .into_iter()
-                .map(|m| ChatMessage {
-                    role: m.role,
-                    content: Redacted::new(m.content),
-                })
-                .collect(),
-        ),
-        params: b.sampling.params()?,
-    };
-    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
-    let (rx, cancel) = spawn_generation(&s, request)?;
-    if !b.sampling.stream {
-        let g = collect(rx, cancel).await?;
-        return Ok(Json(json!({
-            "id": id, "object": "chat.completion", "created": created(), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text.expose()},
-                         "finish_reason": finish(g.finish_reason), "logprobs": null}],
-            "usage": usage(&g),
-        }))
-        .into_response());
-    }
-    let chunk = move |delta: Value, reason: Option<&str>| {
-        json!({"id": id, "object": "chat.completion.chunk", "created": created(), "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
-        .to_string()
-    };
-    let mut first = true;
-    let stream = sse_stream(rx, cancel, move |p| match p {
-        Piece::Text(t) => {
-            let delta = if std::mem::take(&mut first) {
-                json!({"role": "assistant", "content": t})
-            } else {
-                json!({"content": t})
-            };
-            vec![SseEvent::default().data(chunk(delta, None))]
-        }
-        Piece::Done(Ok(g)) => vec![
-            SseEvent::default().data(chunk(json!({}), Some(finish(g.finish_reason)))),
-            SseEvent::default().data("[DONE]"),
-        ],
-        Piece::Done(Err(e)) => vec![error_event(&e.into())],
-    });
-    Ok(Sse::new(stream).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct CompletionBody {
-    #[serde(flatten)]
-    sampling: OpenAiSampling,
-    prompt: String,
-}
-
-#[utoipa::path(post, path = "/v1/completions", tag = "openai", request_body = CompletionBody, responses((status = 200, description = "An OpenAI text completion, or its chunks as SSE", content((Object = "application/json"), (String = "text/event-stream")))))]
-pub(crate) async fn completions(
-    State(s): St,
-    caller: Caller,
-    Body(b): Body<CompletionBody>,
-) -> Api<Response> {
-    caller.require(Permission::Write)?;
-    let model = model_id(&b.sampling.model)?;
-    let request = GenerationRequest {
-        model: model.clone(),
-        prompt: Prompt::Text(Redacted::new(b.prompt)),
-        params: b.sampling.params()?,
-    };
-    let id = format!("cmpl-{}", uuid::Uuid::now_v7().simple());
-    let (rx, cancel) = spawn_generation(&s, request)?;
-    if !b.sampling.stream {
-        let g = collect(rx, cancel).await?;
-        return Ok(Json(json!({
-            "id": id, "object": "text_completion", "created": created(), "model": model,
-            "choices": [{"index": 0, "text": g.text.expose(), "finish_reason": finish(g.finish_reason), "logprobs": null}],
-            "usage": usage(&g),
-        }))
-        .into_response());
-    }
-    let chunk = move |text: &str, reason: Option<&str>| {
-        json!({"id": id, "object": "text_completion", "created": created(), "model": model,
-               "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": null}]})
-        .to_string()
-    };
-    let stream = sse_stream(rx, cancel, move |p| match p {
-        Piece::Text(t) => vec![SseEvent::default().data(chunk(&t, None))],
-        Piece::Done(Ok(g)) => vec![
-            SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
-            SseEvent::default().data("[DONE]"),
-        ],
-        Piece::Done(Err(e)) => vec![error_event(&e.into())],
-    });
-    Ok(Sse::new(stream).into_response())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub(crate) enum Input {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct EmbeddingsBody {
-    model: String,
-    input: Input,
-    #[serde(default)]
-    encoding_format: Option<String>,
-}
-
-#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsBody, responses((status = 200, description = "OpenAI embeddings, float or base64", body = Object)))]
-pub(crate) async fn embeddings(
-    State(s): St,
-    caller: Caller,
-    Body(b): Body<EmbeddingsBody>,
-) -> Api<Json<Value>> {
-    caller.require(Permission::Write)?;
-    let as_base64 = match b.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "encoding_format: expected float or base64",
-            ));
-        }
-    };
-    let texts = match b.input {
-        Input::One(t) => vec![t],
-        Input::Many(v) => v,
-    };
-    if texts.is_empty() || texts.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!(
-            "input: give 1 to {MAX_BATCH} texts"
-        )));
-    }
-    let model = model_id(&b.model)?;
-    let m = manager(&s)?;
-    let vectors = m.embed_with(&model, &texts).await?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tokens: usize = m
-        .embedder(&model)
-        .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?
-        .count_tokens(&refs)?
-        .iter()
-        .sum();
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let embedding = if as_base64 {
-                // Little-endian f32s, as OpenAI's clients decode them.
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                Value::String(base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    bytes,
-                ))
-            } else {
-                json!(v)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
-        })
-        .collect();
-    Ok(Json(json!({
-        "object": "list", "data": data, "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    })))
 }

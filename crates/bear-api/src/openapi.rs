@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::{docs, metrics, models, plugins, routes};
+use crate::{docs, metrics, models, openai, plugins, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,8 +30,8 @@ use crate::{docs, metrics, models, plugins, routes};
         routes::create_workflow, routes::list_workflows, routes::get_workflow,
         routes::cancel_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
         routes::remove_agent,
-        models::list, models::manage, models::generate, models::openai_models,
-        models::chat_completions, models::completions, models::embeddings,
+        models::list, models::manage, models::generate, openai::openai_models,
+        openai::chat_completions, openai::completions, openai::embeddings,
         docs::list_collections, docs::create_collection, docs::get_collection,
         docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
         docs::remove_document, docs::get_job, docs::search, docs::ask,
@@ -110,13 +110,49 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The top of an OpenAPI 3.1 document (what `/api/v1/openapi.json` answers); its parts are
+/// defined by the OpenAPI specification itself.
+pub(crate) struct OpenApiDocument;
+
+impl utoipa::PartialSchema for OpenApiDocument {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let object = |what: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(what))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("An OpenAPI 3.1 document"))
+            .property(
+                "openapi",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("`3.1.0`")),
+            )
+            .property("info", object("Title and version"))
+            .property("paths", object("Every route, by path and method"))
+            .property(
+                "components",
+                object("The named schemas and security schemes"),
+            )
+            .required("openapi")
+            .required("info")
+            .required("paths")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OpenApiDocument {}
+
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "The OpenAPI 3.1 description", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "The OpenAPI 3.1 description", body = OpenApiDocument)))]
 pub(crate) async fn serve(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<utoipa::openapi::OpenApi>, ApiError> {
     caller.require(Permission::Read)?;
     let _ = &s;
-    Ok(Json(serde_json::to_value(spec()).unwrap_or_default()))
+    Ok(Json(spec()))
 }

@@ -2,6 +2,7 @@
 //! `POST /api/v1/plugins/{name}/tools/{tool}` runs a tool in its sandbox with the JSON body as
 //! input. A client that goes away stops the call at its next epoch deadline check.
 
+use bear_app::plugins::{PluginView, ToolRun};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path, State};
@@ -9,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_core::CancellationToken;
 use bear_security::access::Permission;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -42,36 +43,26 @@ fn plugin_err(e: bear_plugins::Error) -> ApiError {
     ApiError::from_kind(e.kind(), e.to_string())
 }
 
-#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded plugins, their capabilities and tools", body = Vec<Object>)))]
-pub(crate) async fn list(State(s): St, caller: Caller) -> Api<Json<Value>> {
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded plugins, their capabilities and tools", body = Vec<PluginView>)))]
+pub(crate) async fn list(State(s): St, caller: Caller) -> Api<Json<Vec<PluginView>>> {
     caller.require(Permission::Admin)?;
     let reg = registry(&s)?.read().unwrap_or_else(|e| e.into_inner());
-    let rows: Vec<Value> = reg
+    let rows = reg
         .list()
         .into_iter()
         .filter_map(|(name, _)| reg.get(&name))
-        .map(|p| {
-            let m = p.manifest();
-            json!({
-                "name": m.name, "version": m.version, "description": m.description,
-                "capabilities": m.capabilities,
-                "tools": m.tools.iter().map(|t| json!({
-                    "name": t.name, "description": t.description,
-                    "input_schema": t.input_schema, "output_schema": t.output_schema,
-                })).collect::<Vec<_>>(),
-            })
-        })
+        .map(|p| PluginView::of(p.manifest()))
         .collect();
-    Ok(Json(Value::Array(rows)))
+    Ok(Json(rows))
 }
 
-#[utoipa::path(post, path = "/api/v1/plugins/{name}/tools/{tool}", tag = "plugins", request_body = Object, params(("name" = String, Path, description = "The plugin"), ("tool" = String, Path, description = "The tool")), responses((status = 200, description = "The tool's output and log lines", body = Object)))]
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/tools/{tool}", tag = "plugins", request_body = Object, params(("name" = String, Path, description = "The plugin"), ("tool" = String, Path, description = "The tool")), responses((status = 200, description = "The tool's output and log lines", body = ToolRun)))]
 pub(crate) async fn invoke(
     State(s): St,
     caller: Caller,
     Path((name, tool)): Path<(String, String)>,
     Body(input): Body<Value>,
-) -> Api<Json<Value>> {
+) -> Api<Json<ToolRun>> {
     caller.require(Permission::Admin)?;
     let plugin = registry(&s)?
         .read()
@@ -84,5 +75,5 @@ pub(crate) async fn invoke(
         .await
         .map_err(|_| ApiError::from_kind(bear_core::ErrorKind::Internal, "the plugin call failed"))?
         .map_err(plugin_err)?;
-    Ok(Json(json!({"output": out.output, "logs": out.logs})))
+    Ok(Json(ToolRun::from(out)))
 }

@@ -273,3 +273,40 @@ fn control_shapes() {
     ];
     insta::assert_json_snapshot!("control_replies", replies);
 }
+
+#[test]
+fn plugin_shapes() {
+    let text = format!(
+        r#"
+name = "wordcount"
+version = "1.0.0"
+description = "Counts words"
+wasm = "wordcount.wasm"
+sha256 = "{}"
+
+[capabilities]
+memory_mb = 16
+time_ms = 1000
+max_output_kb = 64
+
+[[tools]]
+name = "count"
+description = "Counts the words of a text"
+input_schema = {{ type = "object", properties = {{ text = {{ type = "string" }} }}, required = ["text"] }}
+output_schema = {{ type = "object", properties = {{ words = {{ type = "integer" }} }} }}
+"#,
+        "0".repeat(64)
+    );
+    let manifest =
+        bear_plugins::Manifest::parse(&text, std::path::Path::new("plugin.toml")).unwrap();
+    insta::assert_json_snapshot!("plugin_view", bear_app::plugins::PluginView::of(&manifest));
+    let run = bear_app::plugins::ToolRun::from(bear_plugins::CallOutput {
+        output: serde_json::json!({"words": 3}),
+        logs: vec![bear_plugins::PluginLog {
+            level: "info".into(),
+            message: "counted".into(),
+        }],
+        logs_dropped: 0,
+    });
+    insta::assert_json_snapshot!("tool_run", run);
+}

@@ -1,0 +1,569 @@
+//! The OpenAI-compatible routes: `/v1/models`, `/v1/chat/completions`, `/v1/completions`
+//! (each streamed as SSE chunks or not) and `/v1/embeddings` (float or base64), on the same
+//! model manager and generation queue as `/api/v1/models`. Bodies are OpenAI's shapes, as
+//! named structs, so the official clients work unchanged and the OpenAPI description says
+//! what they get.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bear_core::{
+    ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, Prompt, Redacted,
+    SamplingParams,
+};
+use bear_security::access::Permission;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::models::{
+    MAX_BATCH, Piece, check_max_tokens, collect, error_event, manager, model_id, spawn_generation,
+    sse_stream,
+};
+use crate::routes::Body;
+
+type Api<T> = Result<T, ApiError>;
+type St = State<Arc<AppState>>;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/models", get(openai_models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelList {
+    /// Always `list`.
+    object: &'static str,
+    /// The models.
+    data: Vec<OpenAiModel>,
+}
+
+/// One model, as OpenAI lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiModel {
+    /// The model's id.
+    id: String,
+    /// Always `model`.
+    object: &'static str,
+    /// Always 0: BEAR does not know when a model file was made.
+    created: u64,
+    /// Always `bear`.
+    owned_by: &'static str,
+}
+
+/// Token counts of a completion.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Usage {
+    /// Tokens in the prompt (after the chat template).
+    prompt_tokens: u32,
+    /// Tokens generated.
+    completion_tokens: u32,
+    /// Their sum.
+    total_tokens: u32,
+}
+
+/// A chat completion (`/v1/chat/completions` without `stream`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChatCompletion {
+    /// `chatcmpl-…`.
+    id: String,
+    /// Always `chat.completion`.
+    object: &'static str,
+    /// Unix seconds.
+    created: u64,
+    /// The model.
+    model: String,
+    /// One choice.
+    choices: Vec<ChatChoice>,
+    /// Token counts.
+    usage: Usage,
+}
+
+/// The one choice of a [`ChatCompletion`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChatChoice {
+    /// Always 0.
+    index: u32,
+    /// The assistant's message.
+    message: AssistantMessage,
+    /// `stop` or `length`.
+    finish_reason: &'static str,
+    /// Always null: BEAR reports no log probabilities.
+    #[schema(value_type = Option<Object>)]
+    logprobs: Option<()>,
+}
+
+/// The assistant's reply.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AssistantMessage {
+    /// Always `assistant`.
+    role: &'static str,
+    /// The text.
+    content: String,
+}
+
+/// A text completion (`/v1/completions` without `stream`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Completion {
+    /// `cmpl-…`.
+    id: String,
+    /// Always `text_completion`.
+    object: &'static str,
+    /// Unix seconds.
+    created: u64,
+    /// The model.
+    model: String,
+    /// One choice.
+    choices: Vec<CompletionChoice>,
+    /// Token counts.
+    usage: Usage,
+}
+
+/// The one choice of a [`Completion`].
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CompletionChoice {
+    /// Always 0.
+    index: u32,
+    /// The text.
+    text: String,
+    /// `stop` or `length`.
+    finish_reason: &'static str,
+    /// Always null.
+    #[schema(value_type = Option<Object>)]
+    logprobs: Option<()>,
+}
+
+/// `/v1/embeddings`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingList {
+    /// Always `list`.
+    object: &'static str,
+    /// One vector per input, in order.
+    data: Vec<EmbeddingItem>,
+    /// The model.
+    model: String,
+    /// Token counts.
+    usage: EmbeddingUsage,
+}
+
+/// One input's vector.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingItem {
+    /// Always `embedding`.
+    object: &'static str,
+    /// The input's position.
+    index: usize,
+    /// The vector.
+    embedding: Vector,
+}
+
+/// A vector as floats, or (`encoding_format: base64`) its little-endian f32 bytes in base64.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Vector {
+    /// Floats.
+    Float(Vec<f32>),
+    /// Base64 of little-endian f32s.
+    Base64(String),
+}
+
+/// Token counts of an embeddings request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingUsage {
+    /// Tokens in the inputs.
+    prompt_tokens: usize,
+    /// The same.
+    total_tokens: usize,
+}
+
+fn created() -> u64 {
+    bear_agents::now_ms() / 1000
+}
+
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, description = "OpenAI model list", body = ModelList)))]
+pub(crate) async fn openai_models(State(s): St, caller: Caller) -> Api<Json<ModelList>> {
+    caller.require(Permission::Read)?;
+    let data = manager(&s)?
+        .list()
+        .into_iter()
+        .map(|m| OpenAiModel {
+            id: m.entry.id.to_string(),
+            object: "model",
+            created: 0,
+            owned_by: "bear",
+        })
+        .collect();
+    Ok(Json(ModelList {
+        object: "list",
+        data,
+    }))
+}
+
+/// `stop` is a string or a list of strings.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The sampling fields OpenAI clients send. Unknown fields are accepted, as clients send
+/// fields BEAR does not use (`n`, `user`, `stream_options`, ...).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiSampling {
+    model: String,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    max_tokens: Option<u32>,
+    #[serde(default)]
+    max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    temperature: Option<f32>,
+    #[serde(default)]
+    top_p: Option<f32>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    stop: Option<Stop>,
+}
+
+impl OpenAiSampling {
+    fn params(&self) -> Api<SamplingParams> {
+        Ok(SamplingParams {
+            max_tokens: check_max_tokens(self.max_completion_tokens.or(self.max_tokens))?,
+            temperature: self.temperature.unwrap_or(1.0),
+            top_p: self.top_p.unwrap_or(1.0),
+            seed: self.seed,
+            stop: match &self.stop {
+                None => Vec::new(),
+                Some(Stop::One(s)) => vec![s.clone()],
+                Some(Stop::Many(v)) => v.clone(),
+            },
+            ..SamplingParams::default()
+        })
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ChatBody {
+    #[serde(flatten)]
+    sampling: OpenAiSampling,
+    messages: Vec<OpenAiMessage>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiMessage {
+    #[schema(value_type = String, example = "user")]
+    role: ChatRole,
+    content: String,
+}
+
+fn finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Length => "length",
+        _ => "stop",
+    }
+}
+
+fn usage(g: &Generation) -> Usage {
+    Usage {
+        prompt_tokens: g.prompt_tokens,
+        completion_tokens: g.completion_tokens,
+        total_tokens: g.prompt_tokens + g.completion_tokens,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatBody, responses((status = 200, description = "An OpenAI chat completion, or its chunks as SSE", content((ChatCompletion = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn chat_completions(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<ChatBody>,
+) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    if b.messages.is_empty() {
+        return Err(ApiError::invalid("messages: must not be empty"));
+    }
+    let model = model_id(&b.sampling.model)?;
+    let request = GenerationRequest {
+        model: model.clone(),
+        prompt: Prompt::Chat(
+            b.messages
+                .into_iter()
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: Redacted::new(m.content),
+                })
+                .collect(),
+        ),
+        params: b.sampling.params()?,
+    };
+    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    let (rx, cancel) = spawn_generation(&s, request)?;
+    if !b.sampling.stream {
+        let g = collect(rx, cancel).await?;
+        return Ok(Json(ChatCompletion {
+            id,
+            object: "chat.completion",
+            created: created(),
+            model: model.to_string(),
+            choices: vec![ChatChoice {
+                index: 0,
+                message: AssistantMessage {
+                    role: "assistant",
+                    content: g.text.expose().clone(),
+                },
+                finish_reason: finish(g.finish_reason),
+                logprobs: None,
+            }],
+            usage: usage(&g),
+        })
+        .into_response());
+    }
+    let chunk = move |delta: Value, reason: Option<&str>| {
+        json!({"id": id, "object": "chat.completion.chunk", "created": created(), "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
+        .to_string()
+    };
+    let mut first = true;
+    let stream = sse_stream(rx, cancel, move |p| match p {
+        Piece::Text(t) => {
+            let delta = if std::mem::take(&mut first) {
+                json!({"role": "assistant", "content": t})
+            } else {
+                json!({"content": t})
+            };
+            vec![SseEvent::default().data(chunk(delta, None))]
+        }
+        Piece::Done(Ok(g)) => vec![
+            SseEvent::default().data(chunk(json!({}), Some(finish(g.finish_reason)))),
+            SseEvent::default().data("[DONE]"),
+        ],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct CompletionBody {
+    #[serde(flatten)]
+    sampling: OpenAiSampling,
+    prompt: String,
+}
+
+#[utoipa::path(post, path = "/v1/completions", tag = "openai", request_body = CompletionBody, responses((status = 200, description = "An OpenAI text completion, or its chunks as SSE", content((Completion = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn completions(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<CompletionBody>,
+) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    let model = model_id(&b.sampling.model)?;
+    let request = GenerationRequest {
+        model: model.clone(),
+        prompt: Prompt::Text(Redacted::new(b.prompt)),
+        params: b.sampling.params()?,
+    };
+    let id = format!("cmpl-{}", uuid::Uuid::now_v7().simple());
+    let (rx, cancel) = spawn_generation(&s, request)?;
+    if !b.sampling.stream {
+        let g = collect(rx, cancel).await?;
+        return Ok(Json(Completion {
+            id,
+            object: "text_completion",
+            created: created(),
+            model: model.to_string(),
+            choices: vec![CompletionChoice {
+                index: 0,
+                text: g.text.expose().clone(),
+                finish_reason: finish(g.finish_reason),
+                logprobs: None,
+            }],
+            usage: usage(&g),
+        })
+        .into_response());
+    }
+    let chunk = move |text: &str, reason: Option<&str>| {
+        json!({"id": id, "object": "text_completion", "created": created(), "model": model,
+               "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": null}]})
+        .to_string()
+    };
+    let stream = sse_stream(rx, cancel, move |p| match p {
+        Piece::Text(t) => vec![SseEvent::default().data(chunk(&t, None))],
+        Piece::Done(Ok(g)) => vec![
+            SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
+            SseEvent::default().data("[DONE]"),
+        ],
+        Piece::Done(Err(e)) => vec![error_event(&e.into())],
+    });
+    Ok(Sse::new(stream).into_response())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct EmbeddingsBody {
+    model: String,
+    input: Input,
+    #[serde(default)]
+    encoding_format: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai", request_body = EmbeddingsBody, responses((status = 200, description = "OpenAI embeddings, float or base64", body = EmbeddingList)))]
+pub(crate) async fn embeddings(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<EmbeddingsBody>,
+) -> Api<Json<EmbeddingList>> {
+    caller.require(Permission::Write)?;
+    let as_base64 = match b.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "encoding_format: expected float or base64",
+            ));
+        }
+    };
+    let texts = match b.input {
+        Input::One(t) => vec![t],
+        Input::Many(v) => v,
+    };
+    if texts.is_empty() || texts.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "input: give 1 to {MAX_BATCH} texts"
+        )));
+    }
+    let model = model_id(&b.model)?;
+    let m = manager(&s)?;
+    let vectors = m.embed_with(&model, &texts).await?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tokens: usize = m
+        .embedder(&model)
+        .map_err(|e| ApiError::from_kind(e.kind(), e.to_string()))?
+        .count_tokens(&refs)?
+        .iter()
+        .sum();
+    let data = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if as_base64 {
+                // Little-endian f32s, as OpenAI's clients decode them.
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Vector::Base64(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes,
+                ))
+            } else {
+                Vector::Float(v)
+            };
+            EmbeddingItem {
+                object: "embedding",
+                index,
+                embedding,
+            }
+        })
+        .collect();
+    Ok(Json(EmbeddingList {
+        object: "list",
+        data,
+        model: model.to_string(),
+        usage: EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One example of each OpenAI shape, pinned (`src/snapshots/`).
+    #[test]
+    fn openai_shapes() {
+        let usage = || Usage {
+            prompt_tokens: 12,
+            completion_tokens: 3,
+            total_tokens: 15,
+        };
+        let models = ModelList {
+            object: "list",
+            data: vec![OpenAiModel {
+                id: "SmolLM2-135M-Instruct.Q4_1".into(),
+                object: "model",
+                created: 0,
+                owned_by: "bear",
+            }],
+        };
+        insta::assert_json_snapshot!("openai_model_list", models);
+        let chat = ChatCompletion {
+            id: "chatcmpl-0".into(),
+            object: "chat.completion",
+            created: 1_764_700_000,
+            model: "SmolLM2-135M-Instruct.Q4_1".into(),
+            choices: vec![ChatChoice {
+                index: 0,
+                message: AssistantMessage {
+                    role: "assistant",
+                    content: "Hello.".into(),
+                },
+                finish_reason: "stop",
+                logprobs: None,
+            }],
+            usage: usage(),
+        };
+        insta::assert_json_snapshot!("openai_chat_completion", chat);
+        let completion = Completion {
+            id: "cmpl-0".into(),
+            object: "text_completion",
+            created: 1_764_700_000,
+            model: "SmolLM2-135M-Instruct.Q4_1".into(),
+            choices: vec![CompletionChoice {
+                index: 0,
+                text: " Paris.".into(),
+                finish_reason: "length",
+                logprobs: None,
+            }],
+            usage: usage(),
+        };
+        insta::assert_json_snapshot!("openai_completion", completion);
+        let embeddings = EmbeddingList {
+            object: "list",
+            data: vec![
+                EmbeddingItem {
+                    object: "embedding",
+                    index: 0,
+                    embedding: Vector::Float(vec![0.5, -0.25]),
+                },
+                EmbeddingItem {
+                    object: "embedding",
+                    index: 1,
+                    embedding: Vector::Base64("AAAAPwAAgL4=".into()),
+                },
+            ],
+            model: "all-MiniLM-L6-v2".into(),
+            usage: EmbeddingUsage {
+                prompt_tokens: 4,
+                total_tokens: 4,
+            },
+        };
+        insta::assert_json_snapshot!("openai_embeddings", embeddings);
+    }
+}
