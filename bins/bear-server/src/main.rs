@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bear_agents::{Backends, Engine, EngineConfig, Registry, SqliteStore};
+use bear_agents::SqliteStore;
 use bear_api::{AppState, Limits};
 use bear_core::EventBus;
 use bear_security::access::ApiKeyStore;
@@ -87,56 +87,29 @@ fn run(args: Args) -> anyhow::Result<()> {
         )?);
         let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
 
-        // Plugins: everything found in the plugin directories.
+        // Plugins (for the plugin routes) and the workflow backends: every one a workflow may
+        // need; without an embedder, workflows run without `rag_query`.
         let (plugins, warnings) = bear_app::plugins::load_all(loaded)?;
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        let mut tools: std::collections::BTreeMap<String, Arc<dyn bear_core::Tool>> =
-            Default::default();
-        // Named `plugin.tool`, as `bear workflow` names them.
-        for (name, _) in plugins.list() {
-            if let Some(p) = plugins.get(&name) {
-                for t in bear_plugins::WasmtimeTool::all(&p) {
-                    let id = format!("{name}.{}", bear_core::Tool::spec(&t).name);
-                    tools.insert(id, Arc::new(t));
-                }
+        let everything = bear_app::workflows::EVERYTHING;
+        let backends = match app.workflow_backends(&everything, Some(&plugins)).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("warning: workflows run without rag_query: {e}");
+                let no_retriever = bear_agents::Needs {
+                    retriever: false,
+                    ..everything
+                };
+                app.workflow_backends(&no_retriever, Some(&plugins)).await?
             }
-        }
-
-        // Documents.
-        let default_generator = bear_core::ModelId::new(&config.models.default_generator)?;
-        let retriever: Option<Arc<dyn bear_core::Retriever>> =
-            match app.embedder(&config.models.default_embedder).await {
-                Ok(e) => Some(Arc::new(bear_rag::RagRetriever::new(
-                    app.store().clone(),
-                    e,
-                    app.scrubber_for(config.rag.pii_policy)
-                        .unwrap_or_else(|_| scrubber.clone()),
-                ))),
-                Err(e) => {
-                    eprintln!("warning: workflows run without rag_query: {e}");
-                    None
-                }
-            };
+        };
         let rag = bear_api::RagState::new(app.clone(), loaded.dirs.data_dir.join("uploads"))?;
 
         let wf = &config.workflows;
         let runs = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
-        let engine = Engine::new(
-            runs,
-            Registry::with_default_agents(),
-            Backends {
-                generator: Some(manager.clone()),
-                default_model: Some(default_generator),
-                tools,
-                retriever,
-                scrubber: Some(scrubber.clone()),
-                files_root: wf.files_root.clone(),
-            },
-            EventBus::default(),
-            EngineConfig::from_config(wf),
-        );
+        let engine = bear_app::workflows::engine(loaded, runs, backends, EventBus::default());
         // No run stays interrupted: whatever a previous server left running goes on here.
         let recovered = engine.recover().await?;
         if !recovered.is_empty() {

@@ -26,6 +26,7 @@ pub mod models;
 pub mod pii;
 pub mod plugins;
 pub mod rag;
+pub mod workflows;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

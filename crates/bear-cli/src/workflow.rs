@@ -8,10 +8,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use bear_agents::{
-    Backends, Engine, EngineConfig, MemoryStore, Progress, Registry, SqliteStore, Workflow,
-};
-use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, Tool, WorkflowStateStore};
+use bear_agents::{Engine, MemoryStore, Progress, Registry, SqliteStore, Workflow};
+use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, WorkflowStateStore};
 use serde_json::Value;
 
 use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
@@ -43,58 +41,8 @@ fn read_definition(path: &Path) -> Result<Workflow> {
     })
 }
 
-/// Plugin tools, named `plugin.tool`: every valid plugin in the plugin directories, loaded
-/// (dependencies first) when `load`; otherwise only their names, for validation.
-fn plugin_tools(
-    loaded: &LoadedConfig,
-    load: bool,
-) -> Result<BTreeMap<String, Option<Arc<dyn Tool>>>> {
-    let roots = loaded.config.plugins.search_dirs(&loaded.dirs);
-    let found: Vec<_> = bear_plugins::discover(&roots)
-        .into_iter()
-        .filter(|d| d.manifest.is_some())
-        .collect();
-    let mut tools = BTreeMap::new();
-    if !load {
-        for d in &found {
-            for t in &d.manifest.as_ref().expect("filtered").tools {
-                tools.insert(format!("{}.{}", d.name, t.name), None);
-            }
-        }
-        return Ok(tools);
-    }
-    let host = bear_app::plugins::host(loaded)?;
-    let mut registry = bear_plugins::Registry::new(host);
-    let mut pending = found;
-    // Load in rounds so that dependencies come first; what never loads is reported.
-    loop {
-        let before = pending.len();
-        let mut failed = Vec::new();
-        for d in pending {
-            match registry.load(&d.dir) {
-                Ok(plugin) => {
-                    for tool in bear_plugins::WasmtimeTool::all(&plugin) {
-                        let name = format!("{}.{}", d.name, tool.spec().name);
-                        tools.insert(name, Some(Arc::new(tool) as Arc<dyn Tool>));
-                    }
-                }
-                Err(e) => failed.push((d, e)),
-            }
-        }
-        if failed.is_empty() || failed.len() == before {
-            for (d, e) in failed {
-                tracing::warn!("plugin `{}` is not available to workflows: {e}", d.name);
-            }
-            break;
-        }
-        pending = failed.into_iter().map(|(d, _)| d).collect();
-    }
-    Ok(tools)
-}
-
 struct Wiring {
     engine: Engine,
-    _scrub: Option<crate::security::ScrubSetup>,
 }
 
 /// The run database of `[workflows]`.
@@ -106,67 +54,24 @@ fn open_store(loaded: &LoadedConfig, rt: &tokio::runtime::Runtime) -> Result<Arc
     ))?))
 }
 
-/// Builds the engine over `store`; backends are loaded only when `workflow` needs them.
+/// Builds the engine over `store`; backends are loaded only when `workflow` needs them. File
+/// steps are confined to `workflows.files_root`, or else to the current directory.
 fn wire(
     loaded: &LoadedConfig,
     store: Arc<dyn WorkflowStateStore>,
     workflow: Option<&Workflow>,
     bus: EventBus,
 ) -> Result<Wiring> {
-    let wf = &loaded.config.workflows;
-    let mut backends = Backends {
-        default_model: Some(bear_core::ModelId::new(
-            loaded.config.models.default_generator.clone(),
-        )?),
-        files_root: Some(match &wf.files_root {
-            Some(p) => p.clone(),
-            None => std::env::current_dir()?,
-        }),
-        ..Backends::default()
-    };
-    let mut scrub = None;
-    if let Some(w) = workflow {
-        let n = w.needs();
-        let app = (n.generator || n.retriever)
-            .then(|| crate::app(loaded))
-            .transpose()?;
-        if let (true, Some(app)) = (n.generator, &app) {
-            backends.generator = Some(app.models().clone());
-        }
-        if n.scrubber {
-            // Workflow steps get placeholders (`[PERSON_1]`), never reversible tokens: their
-            // outputs are stored in the run database.
-            let setup = crate::security::ScrubSetup::new(loaded, bear_core::PiiPolicy::Replace)?;
-            backends.scrubber = Some(setup.scrubber.clone());
-            scrub = Some(setup);
-        }
-        if let (true, Some(app)) = (n.retriever, &app) {
-            let embedder = tokio::runtime::Builder::new_current_thread()
-                .build()?
-                .block_on(app.embedder(&loaded.config.models.default_embedder))?;
-            backends.retriever = Some(Arc::new(bear_rag::RagRetriever::new(
-                app.store().clone(),
-                embedder,
-                app.scrubber_for(loaded.config.rag.pii_policy)?,
-            )));
-        }
-        if n.tools {
-            backends.tools = plugin_tools(loaded, true)?
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect();
-        }
+    let needs = workflow.map(Workflow::needs).unwrap_or_default();
+    let mut backends = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(crate::app(loaded)?.workflow_backends(&needs, None))?;
+    if backends.files_root.is_none() {
+        backends.files_root = Some(std::env::current_dir()?);
     }
-    let engine = Engine::new(
-        store,
-        Registry::with_default_agents(),
-        backends,
-        bus,
-        EngineConfig::from_config(wf),
-    );
     Ok(Wiring {
-        engine,
-        _scrub: scrub,
+        engine: bear_app::workflows::engine(loaded, store, backends, bus),
     })
 }
 
@@ -211,7 +116,7 @@ fn command(
             catalog.has_generator = true;
             catalog.has_retriever = true;
             catalog.has_scrubber = true;
-            catalog.tools = plugin_tools(loaded, false)?.into_keys().collect();
+            catalog.tools = bear_app::workflows::tool_names(loaded);
             let plan = workflow.validate(&catalog)?;
             if json {
                 write_json(
