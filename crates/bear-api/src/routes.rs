@@ -1,6 +1,8 @@
 //! The handlers: `/health`, and under `/api/v1`: `hw`, `pii/detect`, `pii/scrub`, `workflows`
 //! (create and run, list, status, cancel) and `agents` (list, show).
 
+use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
+use bear_app::docs::Removed;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -8,9 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bear_agents::{AgentKind, AgentStatus, Workflow};
+use bear_agents::Workflow;
 use bear_app::pii::{DetectRequest, DetectResponse, ScrubRequest, ScrubResponse};
-use bear_core::{AgentId, RunId, RunStatus};
+use bear_core::{RunId, RunStatus};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -361,32 +363,15 @@ pub(crate) async fn cancel_workflow(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AgentQuery {
-    #[serde(rename = "type")]
-    kind: Option<AgentKind>,
-    status: Option<AgentStatus>,
-}
-
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(("type" = Option<String>, Query, description = "coordinator, executor, validator, monitor or specialist"), ("status" = Option<String>, Query, description = "active, idle, busy or failed")), responses((status = 200, description = "Agents with their current task and metrics", body = Vec<AgentView>)))]
 pub(crate) async fn list_agents(
     State(s): St,
     caller: Caller,
-    q: Result<Query<AgentQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<AgentsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Api<Json<Vec<AgentView>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
-    let agents: Vec<_> = s
-        .engine
-        .registry()
-        .list()
-        .into_iter()
-        .filter(|a| q.kind.is_none_or(|k| a.spec.kind == k))
-        .filter(|a| q.status.is_none_or(|st| a.status == st))
-        .map(AgentView::of)
-        .collect();
-    Ok(Json(agents))
+    Ok(Json(agents::list(s.engine.registry(), &q)))
 }
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "The agent, its current task and metrics", body = AgentView)))]
@@ -396,153 +381,28 @@ pub(crate) async fn get_agent(
     Path(id): Path<String>,
 ) -> Api<Json<AgentView>> {
     caller.require(Permission::Read)?;
-    let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
-    let agent = s
-        .engine
-        .registry()
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
-    Ok(Json(AgentView::of(agent)))
-}
-
-/// The step an agent is running.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct CurrentTask {
-    /// The run.
-    run_id: String,
-    /// The step within it.
-    step_id: String,
-}
-
-/// An agent, as the seed's agent routes show it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct AgentView {
-    /// Its id.
-    id: String,
-    /// Its name.
-    name: String,
-    /// `coordinator`, `executor`, `validator`, `monitor` or `specialist`.
-    #[serde(rename = "type")]
-    kind: String,
-    /// Step types it can run (`*`: any).
-    capabilities: Vec<String>,
-    /// Attempts it runs at once.
-    max_concurrent: usize,
-    /// Domain configuration (a specialist's domain and prompts, a model).
-    #[schema(value_type = Object)]
-    config: bear_agents::AgentConfig,
-    /// `active`, `idle`, `busy` or `failed`.
-    status: String,
-    /// Attempts running now.
-    load: usize,
-    /// The steps it runs now, as `run/step`.
-    current_tasks: Vec<String>,
-    /// The first of those, or null when idle.
-    current_task: Option<CurrentTask>,
-    /// Attempts, successes, failures, average time per step type.
-    #[schema(value_type = Object)]
-    performance_metrics: bear_agents::AgentMetrics,
-}
-
-impl AgentView {
-    fn of(a: bear_agents::AgentInfo) -> Self {
-        Self {
-            id: a.spec.id.to_string(),
-            name: a.spec.name,
-            kind: a.spec.kind.as_str().to_string(),
-            capabilities: a.spec.capabilities.into_iter().collect(),
-            max_concurrent: a.spec.max_concurrent,
-            config: a.spec.config,
-            status: serde_json::to_value(a.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
-            load: a.load,
-            current_tasks: a.current_tasks,
-            current_task: a.current_task.map(|t| CurrentTask {
-                run_id: t.run_id,
-                step_id: t.step_id,
-            }),
-            performance_metrics: a.performance_metrics,
-        }
-    }
-}
-
-/// The seed's `POST /agents` body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AgentBody {
-    #[serde(rename = "type")]
-    #[schema(value_type = String, example = "executor")]
-    kind: AgentKind,
-    name: String,
-    #[serde(default)]
-    capabilities: Vec<String>,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    config: bear_agents::AgentConfig,
-    #[serde(default)]
-    max_concurrent: Option<usize>,
+    Ok(Json(agents::get(s.engine.registry(), &id)?))
 }
 
 /// `POST /api/v1/agents` (admin): registers an agent; its id is minted here.
-#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentBody, responses((status = 201, description = "The agent is registered", body = AgentView)))]
+#[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgent, responses((status = 201, description = "The agent is registered", body = AgentView)))]
 pub(crate) async fn create_agent(
     State(s): St,
     caller: Caller,
-    Body(b): Body<AgentBody>,
+    Body(b): Body<CreateAgent>,
 ) -> Api<(StatusCode, Json<AgentView>)> {
     caller.require(Permission::Admin)?;
-    if b.name.trim().is_empty() || b.name.len() > 128 {
-        return Err(ApiError::invalid("name: 1 to 128 characters"));
-    }
-    for (i, c) in b.capabilities.iter().enumerate() {
-        if c != "*" && bear_agents::StepKind::parse(c).is_none() {
-            return Err(ApiError::invalid(format!(
-                "capabilities[{i}]: expected a step type or `*`"
-            )));
-        }
-    }
-    let max_concurrent = b.max_concurrent.unwrap_or(4);
-    if !(1..=256).contains(&max_concurrent) {
-        return Err(ApiError::invalid("max_concurrent: 1 to 256"));
-    }
-    let id = AgentId::new(format!(
-        "agent-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[20..]
-    ))
-    .map_err(|e| ApiError::from_kind(bear_core::ErrorKind::Internal, e.to_string()))?;
-    let spec = bear_agents::AgentSpec {
-        id: id.clone(),
-        name: b.name,
-        kind: b.kind,
-        capabilities: b.capabilities.into_iter().collect(),
-        max_concurrent,
-        config: b.config,
-    };
-    s.engine.registry().register(spec)?;
-    let info =
-        s.engine.registry().get(&id).ok_or_else(|| {
-            ApiError::from_kind(bear_core::ErrorKind::Internal, "the agent vanished")
-        })?;
-    Ok((StatusCode::CREATED, Json(AgentView::of(info))))
+    let view = agents::create(s.engine.registry(), b)?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `DELETE /api/v1/agents/{id}` (admin): attempts it runs finish; it gets no new work.
-#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "Removed", body = Done)))]
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, description = "Removed", body = Removed)))]
 pub(crate) async fn remove_agent(
     State(s): St,
     caller: Caller,
     Path(id): Path<String>,
-) -> Api<Json<Done>> {
+) -> Api<Json<Removed>> {
     caller.require(Permission::Admin)?;
-    let id = AgentId::new(id).map_err(|e| ApiError::not_found(e.to_string()))?;
-    s.engine
-        .registry()
-        .remove(&id)
-        .map_err(|_| ApiError::not_found(format!("no agent `{id}`")))?;
-    Ok(Json(Done {
-        id: id.to_string(),
-        status: "removed",
-    }))
+    Ok(Json(agents::remove(s.engine.registry(), &id)?))
 }

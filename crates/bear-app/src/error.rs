@@ -40,6 +40,9 @@ pub enum Error {
     /// Document extraction, storage or retrieval failed.
     #[error(transparent)]
     Rag(#[from] bear_rag::Error),
+    /// A workflow or agent operation failed.
+    #[error(transparent)]
+    Agents(#[from] bear_agents::Error),
     /// The control socket could not be bound, reached or understood.
     #[error("control socket {path}: {reason}")]
     Control {
@@ -82,6 +85,7 @@ impl Error {
             Self::Security(e) => e.kind(),
             Self::Plugins(e) => e.kind(),
             Self::Rag(e) => e.kind(),
+            Self::Agents(e) => e.kind(),
             Self::ConfigRead { .. } => ErrorKind::Config,
             Self::Control { .. } => ErrorKind::Unavailable,
             Self::Server(d) => ErrorKind::from_name(&d.kind).unwrap_or(match d.kind.as_str() {

@@ -15,6 +15,7 @@
 //! - Errors carry no user text; [`ErrorBody`] is the one JSON shape of an error everywhere.
 //! - bear-app opens no network connection and starts no server.
 
+pub mod agents;
 pub mod config;
 pub mod control;
 pub mod docs;

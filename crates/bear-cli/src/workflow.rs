@@ -496,22 +496,20 @@ fn print_progress(out: &mut dyn Write, p: &Progress) -> Result<()> {
 pub(crate) fn agents(cmd: AgentsCommand, json: bool, out: &mut dyn Write) -> Result<()> {
     match cmd {
         AgentsCommand::List => {
-            let agents = Registry::with_default_agents().list();
+            let registry = Registry::with_default_agents();
+            let agents = bear_app::agents::list(&registry, &Default::default());
             if json {
                 return write_json(out, &agents);
             }
             for a in agents {
-                let caps: Vec<&str> = a.spec.capabilities.iter().map(String::as_str).collect();
+                let caps: Vec<&str> = a.capabilities.iter().map(String::as_str).collect();
                 writeln!(
                     out,
                     "{:<18} {:<12} {:<7} capacity {}  {}",
-                    a.spec.id.as_str(),
-                    a.spec.kind.as_str(),
-                    serde_json::to_value(a.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    a.spec.max_concurrent,
+                    a.id,
+                    a.kind,
+                    a.status,
+                    a.max_concurrent,
                     if caps.is_empty() {
                         "(observes only)".to_string()
                     } else {

@@ -266,6 +266,13 @@ fn cases(notes: &Path) -> Vec<Case> {
             "/api/v1/pii/detect",
             json!({"text": notes_text}),
         ),
+        Case {
+            name: "agents list",
+            cli: vec!["agents".into(), "list".into()],
+            method: "GET",
+            path: "/api/v1/agents",
+            body: Value::Null,
+        },
         // `bear models` reaches the running server through its control socket.
         case(
             "models load, pinned",
@@ -360,6 +367,18 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
         }
         "generate, chat template, greedy" => assert_eq!(v["chat_template"], true),
         "collections list" => assert_eq!(v[0]["documents"], 13, "{v}"),
+        "agents list" => {
+            let kinds: Vec<&str> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["type"].as_str().unwrap())
+                .collect();
+            assert!(
+                kinds.contains(&"coordinator") && kinds.contains(&"monitor"),
+                "{v}"
+            );
+        }
         "models load, pinned" => {
             assert_eq!(
                 (&v["status"], &v["pinned"]),

@@ -310,3 +310,11 @@ output_schema = {{ type = "object", properties = {{ words = {{ type = "integer" 
     });
     insta::assert_json_snapshot!("tool_run", run);
 }
+
+#[test]
+fn agent_shape() {
+    // The first default agent, as a fresh engine has it: idle, no metrics yet.
+    let registry = bear_agents::Registry::with_default_agents();
+    let agents = bear_app::agents::list(&registry, &bear_app::agents::AgentsQuery::default());
+    insta::assert_json_snapshot!("agent_view", agents[0]);
+}
