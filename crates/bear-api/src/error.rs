@@ -126,6 +126,18 @@ impl From<bear_app::Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A failure of an operation whose fields came from the query string: a bad field is the
+    /// request line's fault, 400 (as a malformed query is), not 422.
+    pub fn from_query(e: bear_app::Error) -> Self {
+        let mut a = Self::from(e);
+        if a.kind == "invalid_request" {
+            a.status = StatusCode::BAD_REQUEST;
+        }
+        a
+    }
+}
+
 impl From<bear_agents::Error> for ApiError {
     fn from(e: bear_agents::Error) -> Self {
         Self::from_kind(e.kind(), e.to_string())

@@ -61,7 +61,7 @@ pub(crate) async fn list(
 ) -> Api<Json<Vec<ModelRow>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
-    Ok(Json(app(&s)?.model_list(&q)?))
+    Ok(Json(app(&s)?.model_list(&q).map_err(ApiError::from_query)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/models", tag = "models", request_body = ManageRequest, responses((status = 200, description = "The model's new status", body = ManageResult)))]

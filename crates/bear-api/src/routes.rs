@@ -3,6 +3,7 @@
 
 use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
 use bear_app::docs::Removed;
+use bear_app::workflows::{self, RunCount, RunsQuery, WorkflowRow};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -129,15 +130,6 @@ pub(crate) struct WaitQuery {
     wait: bool,
 }
 
-/// Steps done out of all.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct RunCount {
-    /// Steps completed.
-    completed: usize,
-    /// Steps in the workflow.
-    total: usize,
-}
-
 /// The seed's answer to `POST /workflows`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct WorkflowRun {
@@ -209,73 +201,16 @@ pub(crate) async fn create_workflow(
     ))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    status: Option<String>,
-}
-
-/// One run in `GET /api/v1/workflows`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct WorkflowRow {
-    /// The run.
-    id: String,
-    /// The workflow's name.
-    name: String,
-    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
-    #[schema(value_type = String)]
-    status: RunStatus,
-    /// Its process died while it ran; `bear workflow resume` or a server start continues it.
-    interrupted: bool,
-    /// When it started (RFC 3339, UTC).
-    created_at: String,
-    /// Steps done out of all.
-    progress: RunCount,
-}
-
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(ListQuery), responses((status = 200, description = "The caller's runs", body = Vec<WorkflowRow>)))]
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(RunsQuery), responses((status = 200, description = "The caller's runs", body = Vec<WorkflowRow>)))]
 pub(crate) async fn list_workflows(
     State(s): St,
     caller: Caller,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Api<Json<Vec<WorkflowRow>>> {
     caller.require(Permission::Read)?;
     let Query(q) = q?;
-    let status = match q.status.as_deref() {
-        None | Some("all") => None,
-        Some(other) => Some(RunStatus::parse(other).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "status: expected all, pending, running, paused, completed, failed or cancelled",
-            )
-        })?),
-    };
-    let runs = s.engine.list(status).await?;
-    let rows = runs
-        .into_iter()
-        .filter(|p| caller.may_see(p.owner.as_deref()))
-        .map(|p| WorkflowRow {
-            id: p.id.to_string(),
-            name: p.name,
-            status: p.status,
-            interrupted: p.interrupted,
-            created_at: chrono_ms(p.created_ms),
-            progress: RunCount {
-                completed: p.completed,
-                total: p.total,
-            },
-        })
-        .collect();
-    Ok(Json(rows))
-}
-
-/// RFC 3339 UTC from Unix milliseconds.
-fn chrono_ms(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    let rows = workflows::list(&s.engine, &caller.viewer(), &q).await;
+    Ok(Json(rows.map_err(ApiError::from_query)?))
 }
 
 /// Steps done out of all, and each step's state.

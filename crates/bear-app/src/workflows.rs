@@ -109,3 +109,84 @@ pub fn engine(
         EngineConfig::from_config(&loaded.config.workflows),
     )
 }
+
+/// Which runs to list.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// `all` (the default), `pending`, `running`, `paused`, `completed`, `failed` or
+    /// `cancelled`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// Steps done out of all.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RunCount {
+    /// Steps completed.
+    pub completed: usize,
+    /// Steps in the workflow.
+    pub total: usize,
+}
+
+/// One run in a list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkflowRow {
+    /// The run.
+    pub id: String,
+    /// The workflow's name.
+    pub name: String,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
+    #[schema(value_type = String)]
+    pub status: bear_core::RunStatus,
+    /// Its process died while it ran; `bear workflow resume` or a server start continues it.
+    pub interrupted: bool,
+    /// When it started (RFC 3339, UTC).
+    pub created_at: String,
+    /// Steps done out of all.
+    pub progress: RunCount,
+}
+
+/// RFC 3339 UTC from Unix milliseconds.
+pub fn rfc3339_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The runs in `engine`'s store that `viewer` may see, newest first as the store lists them.
+pub async fn list(
+    engine: &Engine,
+    viewer: &crate::Viewer,
+    q: &RunsQuery,
+) -> Result<Vec<WorkflowRow>> {
+    let status = match q.status.as_deref() {
+        None | Some("all") => None,
+        Some(other) => Some(bear_core::RunStatus::parse(other).ok_or_else(|| {
+            crate::Error::invalid(
+                "status",
+                "expected all, pending, running, paused, completed, failed or cancelled",
+            )
+        })?),
+    };
+    Ok(engine
+        .list(status)
+        .await?
+        .into_iter()
+        .filter(|p| viewer.may_see(p.owner.as_deref()))
+        .map(|p| WorkflowRow {
+            id: p.id.to_string(),
+            name: p.name,
+            status: p.status,
+            interrupted: p.interrupted,
+            created_at: rfc3339_ms(p.created_ms),
+            progress: RunCount {
+                completed: p.completed,
+                total: p.total,
+            },
+        })
+        .collect())
+}

@@ -135,21 +135,15 @@ fn command(
         }
         WorkflowCommand::Run(args) => run_workflow(loaded, rt, args, json, out),
         WorkflowCommand::List { status } => {
-            let status = status.as_deref().map(parse_status).transpose()?;
             let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
-            let runs = rt.block_on(w.engine.list(status))?;
+            let query = bear_app::workflows::RunsQuery { status };
+            let runs = rt.block_on(bear_app::workflows::list(
+                &w.engine,
+                &bear_app::Viewer::Local,
+                &query,
+            ))?;
             if json {
-                let rows: Vec<Value> = runs
-                    .iter()
-                    .map(|p| {
-                        serde_json::json!({
-                            "id": p.id, "name": p.name, "status": p.status,
-                            "interrupted": p.interrupted, "completed": p.completed,
-                            "total": p.total, "created_ms": p.created_ms,
-                        })
-                    })
-                    .collect();
-                return write_json(out, &rows);
+                return write_json(out, &runs);
             }
             if runs.is_empty() {
                 writeln!(
@@ -157,15 +151,15 @@ fn command(
                     "no workflow runs yet; start one with `bear workflow run FILE`"
                 )?;
             }
-            for p in runs {
+            for r in runs {
                 writeln!(
                     out,
                     "{}  {:<10} {:>3}/{:<3} {}",
-                    p.id,
-                    status_label(&p),
-                    p.completed,
-                    p.total,
-                    p.name
+                    r.id,
+                    label(r.status, r.interrupted),
+                    r.progress.completed,
+                    r.progress.total,
+                    r.name
                 )?;
             }
             Ok(())
@@ -299,15 +293,6 @@ fn done(out: &mut dyn Write, json: bool, id: &str, what: &str) -> Result<()> {
     }
 }
 
-fn parse_status(s: &str) -> Result<RunStatus> {
-    RunStatus::parse(s).ok_or_else(|| {
-        Error::Agents(bear_agents::Error::Input {
-            name: "status".into(),
-            message: "expected pending, running, paused, completed, failed or cancelled".into(),
-        })
-    })
-}
-
 fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, Value>> {
     let mut inputs = BTreeMap::new();
     for pair in pairs {
@@ -424,10 +409,14 @@ fn finish(
 }
 
 fn status_label(p: &Progress) -> &'static str {
-    if p.interrupted {
+    label(p.status, p.interrupted)
+}
+
+fn label(status: RunStatus, interrupted: bool) -> &'static str {
+    if interrupted {
         "interrupted"
     } else {
-        p.status.as_str()
+        status.as_str()
     }
 }
 

@@ -267,6 +267,13 @@ fn cases(notes: &Path) -> Vec<Case> {
             json!({"text": notes_text}),
         ),
         Case {
+            name: "workflow list",
+            cli: vec!["workflow".into(), "list".into()],
+            method: "GET",
+            path: "/api/v1/workflows",
+            body: Value::Null,
+        },
+        Case {
             name: "agents list",
             cli: vec!["agents".into(), "list".into()],
             method: "GET",
@@ -310,6 +317,16 @@ fn cli_and_rest_give_one_answer() {
         "Client: Jan de Vries, jan.devries@example.nl\nIBAN NL91 ABNA 0417 1643 00, phone +31 20 555 0134\n",
     )
     .unwrap();
+
+    // One finished workflow run in the run database both front ends read.
+    let wf = h.path("greeting.yaml");
+    std::fs::write(
+        &wf,
+        "name: greeting\nsteps:\n  - id: hello\n    type: data_processing\n    parameters:\n      operation: template\n      text: hello\n",
+    )
+    .unwrap();
+    let o = h.run(&["workflow", "run", s(&wf)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     let server = Server::start(&h);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -367,6 +384,14 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
         }
         "generate, chat template, greedy" => assert_eq!(v["chat_template"], true),
         "collections list" => assert_eq!(v[0]["documents"], 13, "{v}"),
+        "workflow list" => {
+            let runs = v.as_array().unwrap();
+            assert_eq!(runs.len(), 1, "{v}");
+            assert_eq!(
+                (&runs[0]["name"], &runs[0]["status"]),
+                (&json!("greeting"), &json!("completed"))
+            );
+        }
         "agents list" => {
             let kinds: Vec<&str> = v
                 .as_array()
