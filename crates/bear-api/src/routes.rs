@@ -3,7 +3,7 @@
 
 use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
 use bear_app::docs::Removed;
-use bear_app::workflows::{self, RunCount, RunsQuery, WorkflowRow};
+use bear_app::workflows::{self, RunCount, RunsQuery, WorkflowRow, WorkflowStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -213,39 +213,6 @@ pub(crate) async fn list_workflows(
     Ok(Json(rows.map_err(ApiError::from_query)?))
 }
 
-/// Steps done out of all, and each step's state.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct StepsProgress {
-    /// Steps completed.
-    completed: usize,
-    /// Steps in the workflow.
-    total: usize,
-    /// Each step: id, type, status, attempts, agent, duration, error, output.
-    #[schema(value_type = Vec<Object>)]
-    steps: Vec<bear_agents::StepProgress>,
-}
-
-/// `GET /api/v1/workflows/{id}`: the seed's `progress` and `results`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct WorkflowStatus {
-    /// The run.
-    id: String,
-    /// The workflow's name.
-    name: String,
-    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
-    #[schema(value_type = String)]
-    status: RunStatus,
-    /// Its process died while it ran.
-    interrupted: bool,
-    /// Steps done out of all, and each step's state.
-    progress: StepsProgress,
-    /// Each completed step's output, by step id.
-    #[schema(value_type = Object)]
-    results: BTreeMap<String, Value>,
-    /// Seconds the run has taken.
-    execution_time: f64,
-}
-
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Status, progress per step and results", body = WorkflowStatus)))]
 pub(crate) async fn get_workflow(
     State(s): St,
@@ -254,19 +221,7 @@ pub(crate) async fn get_workflow(
 ) -> Api<Json<WorkflowStatus>> {
     caller.require(Permission::Read)?;
     let p = owned_run(&s, &caller, &id).await?;
-    Ok(Json(WorkflowStatus {
-        id: p.id.to_string(),
-        name: p.name,
-        status: p.status,
-        interrupted: p.interrupted,
-        progress: StepsProgress {
-            completed: p.completed,
-            total: p.total,
-            steps: p.steps,
-        },
-        results: p.results,
-        execution_time: p.execution_time,
-    }))
+    Ok(Json(WorkflowStatus::of(p)))
 }
 
 /// What a `DELETE` did.

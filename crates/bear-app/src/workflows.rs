@@ -190,3 +190,56 @@ pub async fn list(
         })
         .collect())
 }
+
+/// Steps done out of all, and each step's state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct StepsProgress {
+    /// Steps completed.
+    pub completed: usize,
+    /// Steps in the workflow.
+    pub total: usize,
+    /// Each step: id, type, status, attempts, agent, duration, error, output.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Vec<bear_agents::StepProgress>,
+}
+
+/// One run in full: the seed's `progress` and `results` (`GET /api/v1/workflows/{id}`,
+/// `bear workflow status|run --json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkflowStatus {
+    /// The run.
+    pub id: String,
+    /// The workflow's name.
+    pub name: String,
+    /// `pending`, `running`, `paused`, `completed`, `failed` or `cancelled`.
+    #[schema(value_type = String)]
+    pub status: bear_core::RunStatus,
+    /// Its process died while it ran.
+    pub interrupted: bool,
+    /// Steps done out of all, and each step's state.
+    pub progress: StepsProgress,
+    /// Each completed step's output, by step id.
+    #[schema(value_type = Object)]
+    pub results: BTreeMap<String, serde_json::Value>,
+    /// Seconds the run has taken.
+    pub execution_time: f64,
+}
+
+impl WorkflowStatus {
+    /// The view of a run's progress.
+    pub fn of(p: bear_agents::Progress) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name,
+            status: p.status,
+            interrupted: p.interrupted,
+            progress: StepsProgress {
+                completed: p.completed,
+                total: p.total,
+                steps: p.steps,
+            },
+            results: p.results,
+            execution_time: p.execution_time,
+        }
+    }
+}

@@ -168,7 +168,7 @@ fn command(
             let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
             let p = rt.block_on(w.engine.progress(&run_id(&id)?))?;
             if json {
-                write_json(out, &p)
+                write_json(out, &bear_app::workflows::WorkflowStatus::of(p))
             } else {
                 print_progress(out, &p)
             }
@@ -395,7 +395,7 @@ fn finish(
     })?;
     let p = rt.block_on(engine.progress(&id))?;
     if json {
-        write_json(out, &p)?;
+        write_json(out, &bear_app::workflows::WorkflowStatus::of(p))?;
     } else {
         print_progress(out, &p)?;
     }

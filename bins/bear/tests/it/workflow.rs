@@ -114,7 +114,7 @@ fn validate_run_list_status_and_agents() {
     let o = h.run(&["workflow", "list", "--json"], None, &[]);
     let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 1);
-    assert_eq!(status(&h, &id)["completed"], 1);
+    assert_eq!(status(&h, &id)["progress"]["completed"], 1);
     let o = h.run(&["workflow", "cancel", &id], None, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("already finished"), "{}", stderr(&o));
@@ -172,7 +172,7 @@ fn sigkill_mid_run_resumes_without_repeating_completed_steps() {
     let id = id.expect("the run announced its id");
 
     let before = status(&h, &id);
-    let done_before: Vec<Value> = before["steps"]
+    let done_before: Vec<Value> = before["progress"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -212,9 +212,9 @@ fn sigkill_mid_run_resumes_without_repeating_completed_steps() {
     );
     let after = status(&h, &id);
     assert_eq!(after["status"], "completed", "{after}");
-    assert_eq!(after["completed"], 8);
+    assert_eq!(after["progress"]["completed"], 8);
     for old in &done_before {
-        let now = after["steps"]
+        let now = after["progress"]["steps"]
             .as_array()
             .unwrap()
             .iter()
@@ -225,7 +225,7 @@ fn sigkill_mid_run_resumes_without_repeating_completed_steps() {
         assert_eq!(now["duration_ms"], old["duration_ms"]);
     }
     // A step cut off by the kill was retried: its interrupted attempt counts.
-    let attempts: u64 = after["steps"]
+    let attempts: u64 = after["progress"]["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -266,7 +266,7 @@ steps:
     assert_eq!(o.status.code(), Some(1), "the run failed: {}", stderr(&o));
     let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(p["status"], "failed");
-    let steps = p["steps"].as_array().unwrap();
+    let steps = p["progress"]["steps"].as_array().unwrap();
     assert_eq!(steps[0]["status"], "completed", "{p}");
     assert!(
         steps[0]["output"]
@@ -317,7 +317,7 @@ fn pause_resume_and_cancel_reach_a_run_in_another_process() {
     }
     assert_eq!(paused["status"], "paused", "{paused}");
     let running = |v: &Value| {
-        v["steps"]
+        v["progress"]["steps"]
             .as_array()
             .unwrap()
             .iter()
@@ -338,9 +338,15 @@ fn pause_resume_and_cancel_reach_a_run_in_another_process() {
     std::thread::sleep(Duration::from_millis(1500));
     let still = status(&h, &id);
     assert_eq!(running(&still), 0, "no step starts while paused: {still}");
-    assert_eq!(still["completed"], settled["completed"]);
+    assert_eq!(
+        still["progress"]["completed"],
+        settled["progress"]["completed"]
+    );
     assert_eq!(still["status"], "paused");
-    assert!(still["completed"].as_u64().unwrap() < 8, "{still}");
+    assert!(
+        still["progress"]["completed"].as_u64().unwrap() < 8,
+        "{still}"
+    );
     let o = h.run(&["workflow", "resume", &id], None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -359,5 +365,5 @@ fn pause_resume_and_cancel_reach_a_run_in_another_process() {
     );
     let after = status(&h, &id);
     assert_eq!(after["status"], "cancelled", "{after}");
-    assert!(after["completed"].as_u64().unwrap() < 8);
+    assert!(after["progress"]["completed"].as_u64().unwrap() < 8);
 }

@@ -318,3 +318,34 @@ fn agent_shape() {
     let agents = bear_app::agents::list(&registry, &bear_app::agents::AgentsQuery::default());
     insta::assert_json_snapshot!("agent_view", agents[0]);
 }
+
+#[test]
+fn workflow_shapes() {
+    use bear_app::workflows::{RunCount, StepsProgress, WorkflowRow, WorkflowStatus};
+    let row = WorkflowRow {
+        id: "0123456789abcdef".into(),
+        name: "contract review".into(),
+        status: bear_core::RunStatus::Completed,
+        interrupted: false,
+        created_at: bear_app::workflows::rfc3339_ms(1_764_700_000_000),
+        progress: RunCount {
+            completed: 3,
+            total: 3,
+        },
+    };
+    insta::assert_json_snapshot!("workflow_row", row);
+    let status = WorkflowStatus {
+        id: "0123456789abcdef".into(),
+        name: "contract review".into(),
+        status: bear_core::RunStatus::Completed,
+        interrupted: false,
+        progress: StepsProgress {
+            completed: 0,
+            total: 0,
+            steps: Vec::new(),
+        },
+        results: [("summary".to_string(), serde_json::json!("Three clauses."))].into(),
+        execution_time: 1.25,
+    };
+    insta::assert_json_snapshot!("workflow_status", status);
+}
