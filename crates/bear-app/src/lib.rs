@@ -23,6 +23,7 @@ pub mod embed;
 mod error;
 pub mod generate;
 pub mod hw;
+pub mod keys;
 pub mod models;
 pub mod pii;
 pub mod plugins;

@@ -13,8 +13,7 @@ use std::sync::{Arc, Mutex};
 use bear_core::{InvalidUtf8, PiiConfig, PiiPolicy};
 use bear_security::audit::{self, AuditEvent, AuditLog};
 use bear_security::{
-    ApiKeyStore, Detector, KeySource, Keyring, MasterKey, Role, Scrubber, SecretBytes, Session,
-    Vault,
+    Detector, KeySource, Keyring, MasterKey, Scrubber, SecretBytes, Session, Vault,
 };
 
 use crate::cli::{
@@ -540,66 +539,53 @@ pub(crate) fn keys(
             print_status(&ring, json, out)
         }
         KeysCommand::ApiCreate { role, label } => {
-            let role: Role = role.parse().map_err(sec_err)?;
-            let mut store = ApiKeyStore::open(&sec.api_keys_path(&loaded.dirs)).map_err(sec_err)?;
-            let (key, record) = store.create(role, &label).map_err(sec_err)?;
-            audit_keys(loaded, None, "keys.api_create")?;
-            tell_server_keys_changed(loaded);
+            let made = bear_app::keys::create(loaded, &role, &label)?;
             if json {
-                let body = serde_json::json!({ "key": key.reveal(), "record": record });
+                let body = serde_json::json!({ "key": made.key.reveal(), "record": made.record });
                 writeln!(out, "{body}")?;
             } else {
-                writeln!(out, "{}", key.reveal())?;
+                writeln!(out, "{}", made.key.reveal())?;
                 eprintln!(
                     "API key {} ({:?}) created; it is shown only now, store it safely",
-                    record.id, record.role
+                    made.record.id, made.record.role
                 );
             }
+            say_server_told(&made.server);
             Ok(())
         }
         KeysCommand::ApiList => {
-            let store = ApiKeyStore::open(&sec.api_keys_path(&loaded.dirs)).map_err(sec_err)?;
+            let keys = bear_app::keys::list(loaded)?;
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(store.list()).unwrap_or_default()
-                )?;
+                writeln!(out, "{}", serde_json::to_string(&keys).unwrap_or_default())?;
             } else {
-                for k in store.list() {
+                for k in keys {
                     writeln!(out, "{}\t{:?}\t{}", k.id, k.role, k.label)?;
                 }
             }
             Ok(())
         }
         KeysCommand::ApiRevoke { id } => {
-            let mut store = ApiKeyStore::open(&sec.api_keys_path(&loaded.dirs)).map_err(sec_err)?;
-            if !store.revoke(&id).map_err(sec_err)? {
-                return Err(sec_err(bear_security::Error::Denied(format!(
-                    "no API key with id {id}"
-                ))));
-            }
-            audit_keys(loaded, None, "keys.api_revoke")?;
-            tell_server_keys_changed(loaded);
+            let told = bear_app::keys::revoke(loaded, &id)?;
             if !json {
                 writeln!(out, "revoked {id}")?;
             }
+            say_server_told(&told);
             Ok(())
         }
     }
 }
 
-/// Has the running bear-server (if any) reload the API keys now, and says so on stderr. The
-/// key file is already changed: a server that cannot be told is a warning, not a failure.
-fn tell_server_keys_changed(loaded: &LoadedConfig) {
-    let client = bear_app::control::Client::new(&loaded.dirs.data_dir);
-    let request = bear_app::control::Request::KeysChanged;
-    match client.call(&request, std::time::Duration::from_secs(30)) {
-        Ok(None) => {}
-        Ok(Some(_)) => eprintln!("the running bear-server now uses the changed keys"),
-        Err(e) => {
-            eprintln!("warning: the running bear-server did not take the change ({e}); restart it")
+/// Says on stderr whether a running bear-server took a key change. The key file is already
+/// changed: a server that could not be told is a warning, not a failure.
+fn say_server_told(told: &bear_app::keys::ServerTold) {
+    match told {
+        bear_app::keys::ServerTold::NoServer => {}
+        bear_app::keys::ServerTold::Reloaded(_) => {
+            eprintln!("the running bear-server now uses the changed keys")
         }
+        bear_app::keys::ServerTold::Failed(why) => eprintln!(
+            "warning: the running bear-server did not take the change ({why}); restart it"
+        ),
     }
 }
 
