@@ -22,8 +22,7 @@ use axum::http::Request;
 use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
 use bear_api::{AppState, Limits};
 use bear_core::{
-    CancellationToken, Dirs, EventBus, GenerationRequest, ModelId, PiiConfig, Prompt, Redacted,
-    SamplingParams,
+    CancellationToken, Dirs, EventBus, GenerationRequest, ModelId, Prompt, Redacted, SamplingParams,
 };
 use bear_models::{CacheConfig, LlamaOptions, ManagerConfig, ModelManager};
 use bear_security::access::{ApiKeyStore, Role};
@@ -76,8 +75,6 @@ fn fixture(models: Arc<ModelManager>) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).expect("keys");
     let key = keys.create(Role::User, "bench").expect("key").0.reveal();
-    let scrubber =
-        Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).expect("scrubber"));
     let engine = Engine::new(
         Arc::new(MemoryStore::new()),
         Registry::with_default_agents(),
@@ -101,7 +98,7 @@ fn fixture(models: Arc<ModelManager>) -> Fixture {
     let app = bear_app::App::new(loaded, models.clone(), bear_app::Keys::Opened(None))
         .expect("application");
     let state = Arc::new(
-        AppState::new(keys, engine, scrubber, hw, true, &limits())
+        AppState::new(keys, engine, hw, true, &limits())
             .with_models(models)
             .with_app(Arc::new(app)),
     );

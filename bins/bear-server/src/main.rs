@@ -1,6 +1,7 @@
-//! The `bear-server` binary: reads the configuration (file, `BEAR_*` variables, flags), wires
-//! the workflow engine (runs in the `[workflows]` SQLite database; interrupted runs are
-//! continued at start), the PII detector and scrubber and the API keys into bear-api, and
+//! The `bear-server` binary: reads the configuration (file, `BEAR_*` variables, flags), builds
+//! the application (`bear_app::App`: models, collections, PII), the plugins and the workflow
+//! engine (runs in the `[workflows]` SQLite database; interrupted runs are continued at start),
+//! wires them and the API keys into bear-api, and
 //! serves on `127.0.0.1:8787` by default until Ctrl-C or SIGTERM, letting in-flight requests
 //! finish; `bear` reaches it through the control socket `<data>/control.sock`
 //! ([`bear_app::control`]). A bind that is not loopback is refused while no API key exists.
@@ -85,7 +86,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             manager.clone(),
             bear_app::Keys::Opened(keyring.map(Box::new)),
         )?);
-        let scrubber = Arc::new(bear_security::Scrubber::replacing(&config.pii)?);
 
         // Plugins (for the plugin routes) and the workflow backends: every one a workflow may
         // need; without an embedder, workflows run without `rag_query`.
@@ -122,7 +122,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("warning: models.preload: cannot load `{id}`: {e}");
         }
         let state = Arc::new(
-            AppState::new(keys, engine, scrubber, hw, bind.ip().is_loopback(), &limits)
+            AppState::new(keys, engine, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)
                 .with_app(app)
                 .with_rag(rag)

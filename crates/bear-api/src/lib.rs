@@ -33,7 +33,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
 use bear_agents::Engine;
-use bear_security::Scrubber;
 use bear_security::access::ApiKeyStore;
 
 pub use control::ControlHandler;
@@ -48,8 +47,6 @@ pub struct AppState {
     pub keys: RwLock<ApiKeyStore>,
     /// The workflow engine, its agents and backends.
     pub engine: Engine,
-    /// PII scrubbing (`replace` policy) for `/pii/scrub`; its detector serves `/pii/detect`.
-    pub scrubber: Arc<Scrubber>,
     /// The machine report served at `/hw`.
     pub hw: serde_json::Value,
     /// Whether the server listens on loopback only (turns the Host check on).
@@ -78,7 +75,6 @@ impl AppState {
     pub fn new(
         keys: ApiKeyStore,
         engine: Engine,
-        scrubber: Arc<Scrubber>,
         hw: serde_json::Value,
         loopback: bool,
         limits: &Limits,
@@ -86,7 +82,6 @@ impl AppState {
         Self {
             keys: RwLock::new(keys),
             engine,
-            scrubber,
             hw,
             loopback,
             models: None,

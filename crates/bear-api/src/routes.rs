@@ -91,9 +91,7 @@ pub(crate) async fn pii_detect(
     Body(b): Body<DetectRequest>,
 ) -> Api<Json<DetectResponse>> {
     caller.require(Permission::Write)?;
-    let mut d = bear_app::pii::Detection::new(s.scrubber.detector(), b.show_values);
-    d.feed(&b.text);
-    Ok(Json(d.finish()))
+    Ok(Json(crate::models::app(&s)?.detect(&b)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = ScrubRequest, responses((status = 200, description = "The scrubbed text (replace policy), counts per entity and the risk level", body = ScrubResponse)))]
@@ -103,7 +101,7 @@ pub(crate) async fn pii_scrub(
     Body(b): Body<ScrubRequest>,
 ) -> Api<Json<ScrubResponse>> {
     caller.require(Permission::Write)?;
-    Ok(Json(bear_app::pii::scrub(&*s.scrubber, &b)?))
+    Ok(Json(crate::models::app(&s)?.scrub(&b)?))
 }
 
 fn run_id(id: &str) -> Api<RunId> {

@@ -206,6 +206,12 @@ impl App {
         Ok(self.detector.get_or_init(|| d).clone())
     }
 
+    /// Replaces the PII in one text with placeholders (`[PERSON_1]`): the `replace` policy,
+    /// whatever the collections use, so nothing reversible leaves.
+    pub fn scrub(&self, req: &ScrubRequest) -> Result<ScrubResponse> {
+        scrub(&*self.scrubber_for(bear_core::PiiPolicy::Replace)?, req)
+    }
+
     /// Finds the PII in one text.
     pub fn detect(&self, req: &DetectRequest) -> Result<DetectResponse> {
         let detector = self.detector()?;

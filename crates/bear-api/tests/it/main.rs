@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bear_agents::{Backends, Engine, EngineConfig, MemoryStore, Registry};
 use bear_api::{AppState, Limits, REQUEST_ID};
-use bear_core::{EventBus, PiiConfig};
+use bear_core::EventBus;
 use bear_security::access::{ApiKeyStore, Role};
 use serde_json::{Value, json};
 
@@ -58,7 +58,6 @@ pub(crate) async fn server_with(
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
     let user = keys.create(Role::User, "user").unwrap().0.reveal();
     let reader = keys.create(Role::ReadOnly, "reader").unwrap().0.reveal();
-    let scrubber = Arc::new(bear_security::Scrubber::replacing(&PiiConfig::default()).unwrap());
     let engine = Engine::new(
         Arc::new(MemoryStore::new()),
         Registry::with_default_agents(),
@@ -67,7 +66,7 @@ pub(crate) async fn server_with(
         EngineConfig::default(),
     );
     let state = Arc::new(
-        AppState::new(keys, engine, scrubber, hw_report(dir.path()), true, &limits)
+        AppState::new(keys, engine, hw_report(dir.path()), true, &limits)
             .with_models(manager.clone())
             .with_rag(docs::rag_state(dir.path(), manager))
             .with_plugins(docs::plugins())
