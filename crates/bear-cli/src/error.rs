@@ -12,23 +12,6 @@ pub enum Error {
     /// An operation of the application layer failed.
     #[error(transparent)]
     App(#[from] bear_app::Error),
-    /// Configuration, identifiers and backend failures from bear-core.
-    #[error(transparent)]
-    Core(#[from] bear_core::Error),
-    /// Hardware inspection failed.
-    #[error(transparent)]
-    Hw(#[from] bear_hw::Error),
-    /// Finding, loading or running a model failed.
-    #[error(transparent)]
-    Models(#[from] bear_models::Error),
-    /// PII, keys, encryption or audit failed.
-    #[error(transparent)]
-    Security(#[from] bear_security::Error),
-    /// A plugin could not be found, validated, loaded or run.
-    #[error(transparent)]
-    Plugins(#[from] bear_plugins::Error),
-    #[error(transparent)]
-    Rag(#[from] bear_rag::Error),
     /// A workflow run ended without completing (failed or cancelled); its steps say why.
     #[error("run {run} {status}; the steps above say why (`bear workflow status {run}`)")]
     RunEnded {
@@ -37,26 +20,37 @@ pub enum Error {
         /// `failed` or `cancelled`.
         status: &'static str,
     },
-    /// A workflow definition, run or agent request failed.
-    #[error(transparent)]
-    Agents(#[from] bear_agents::Error),
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
+
+/// The backends' errors reach the CLI as bear-app's, which already names each of them.
+macro_rules! through_app {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Self::App(e.into())
+            }
+        }
+    )*};
+}
+
+through_app!(
+    bear_core::Error,
+    bear_hw::Error,
+    bear_models::Error,
+    bear_security::Error,
+    bear_plugins::Error,
+    bear_rag::Error,
+    bear_agents::Error
+);
 
 impl Error {
     /// The failure class, shared with the server's error mapping.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::App(e) => e.kind(),
-            Self::Core(e) => e.kind(),
-            Self::Hw(e) => e.kind(),
-            Self::Models(e) => e.kind(),
-            Self::Security(e) => e.kind(),
-            Self::Plugins(e) => e.kind(),
-            Self::Rag(e) => e.kind(),
-            Self::Agents(e) => e.kind(),
             Self::RunEnded { .. } => ErrorKind::Internal,
             Self::Output(_) => ErrorKind::Internal,
         }

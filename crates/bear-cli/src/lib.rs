@@ -88,7 +88,7 @@ fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()>
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name(format!("bear-server{}", std::env::consts::EXE_SUFFIX));
     if !server.is_file() {
-        return Err(Error::Core(bear_core::Error::backend(
+        return Err(Error::from(bear_core::Error::backend(
             bear_core::ErrorKind::NotFound,
             format!(
                 "bear-server is not installed next to bear ({}); build it with `cargo build -p bear-server`",
@@ -117,7 +117,7 @@ fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()>
         if status.success() {
             Ok(())
         } else {
-            Err(Error::Core(bear_core::Error::backend(
+            Err(Error::from(bear_core::Error::backend(
                 bear_core::ErrorKind::Unavailable,
                 "bear-server stopped with an error (see above)",
             )))
@@ -134,7 +134,6 @@ pub(crate) fn app(loaded: &LoadedConfig) -> Result<std::sync::Arc<bear_app::App>
     let keys = bear_app::Keys::OnDemand(Box::new(move || {
         security::open_keyring(&for_keys, None).map_err(|e| match e {
             Error::App(e) => e,
-            Error::Security(e) => bear_app::Error::Security(e),
             other => {
                 bear_app::Error::Core(bear_core::Error::backend(other.kind(), other.to_string()))
             }

@@ -138,7 +138,7 @@ fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 fn unexpected_reply() -> Error {
-    Error::Core(bear_core::Error::backend(
+    Error::from(bear_core::Error::backend(
         bear_core::ErrorKind::Internal,
         "bear-server answered with another reply than asked for; is it the same BEAR version?",
     ))
@@ -146,7 +146,7 @@ fn unexpected_reply() -> Error {
 
 /// No bear-server answers on the data directory's control socket.
 fn no_server(loaded: &LoadedConfig) -> Error {
-    Error::Core(bear_core::Error::backend(
+    Error::from(bear_core::Error::backend(
         bear_core::ErrorKind::Unavailable,
         format!(
             "no bear-server is running for the data directory {}; start `bear-server` first \
@@ -233,7 +233,7 @@ fn resolve(loaded: &LoadedConfig, id: &str) -> Result<ModelEntry> {
         return Ok(m.clone());
     }
     let known: Vec<&str> = scan.models.keys().map(ModelId::as_str).collect();
-    Err(Error::Core(bear_core::Error::backend(
+    Err(Error::from(bear_core::Error::backend(
         bear_core::ErrorKind::NotFound,
         format!(
             "no model `{id}` in {}; available: {}",
@@ -338,7 +338,7 @@ pub(crate) fn generate(
         }
     }
     let g = rt.block_on(task).map_err(|_| {
-        Error::Core(bear_core::Error::backend(
+        Error::from(bear_core::Error::backend(
             bear_core::ErrorKind::Internal,
             "the generation task failed",
         ))
@@ -448,7 +448,7 @@ fn stream_generation(
         out.flush()?;
     }
     let g = rt.block_on(task).map_err(|_| {
-        Error::Core(bear_core::Error::backend(
+        Error::from(bear_core::Error::backend(
             bear_core::ErrorKind::Internal,
             "the generation task failed",
         ))

@@ -144,7 +144,7 @@ pub(crate) fn run(
                 input
             };
             let value: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
-                Error::Plugins(bear_plugins::Error::InvalidInput {
+                Error::from(bear_plugins::Error::InvalidInput {
                     tool: tool.clone(),
                     reason: format!(
                         "--input is not JSON (line {}, column {})",
@@ -159,7 +159,7 @@ pub(crate) fn run(
             let name = Manifest::load(&dir.join("plugin.toml"))?.name;
             let p = reg
                 .get(&name)
-                .ok_or_else(|| Error::Plugins(bear_plugins::Error::NotFound(name.clone())))?;
+                .ok_or_else(|| Error::from(bear_plugins::Error::NotFound(name.clone())))?;
             let result = p.call_logged(&tool, &value, None)?;
             // The plugin's own log lines go to stderr for the user, never to BEAR's logs.
             for line in &result.logs {

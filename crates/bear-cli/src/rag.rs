@@ -285,7 +285,7 @@ pub(crate) fn ask(
         }
     }
     let answer = rt.block_on(task).map_err(|_| {
-        Error::Core(bear_core::Error::backend(
+        Error::from(bear_core::Error::backend(
             bear_core::ErrorKind::Internal,
             "the answer task failed",
         ))

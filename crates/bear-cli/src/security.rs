@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use bear_app::LoadedConfig;
 
 fn sec_err(e: bear_security::Error) -> Error {
-    Error::Security(e)
+    Error::from(e)
 }
 
 /// Opens the input: a file, or stdin for `-`.
@@ -102,7 +102,7 @@ fn passphrase(prompt: &str, confirm: bool) -> Result<SecretBytes> {
     if let Some(p) = std::env::var_os("BEAR_PASSPHRASE") {
         let p = p.into_encoded_bytes();
         if p.is_empty() {
-            return Err(Error::Security(bear_security::Error::Setting {
+            return Err(Error::from(bear_security::Error::Setting {
                 key: "BEAR_PASSPHRASE".into(),
                 expected: "a non-empty passphrase".into(),
             }));
@@ -111,7 +111,7 @@ fn passphrase(prompt: &str, confirm: bool) -> Result<SecretBytes> {
     }
     let read = |prompt: &str| {
         rpassword::prompt_password(prompt).map_err(|_| {
-            Error::Security(bear_security::Error::Setting {
+            Error::from(bear_security::Error::Setting {
                 key: "passphrase".into(),
                 expected: "a passphrase typed at a terminal, BEAR_PASSPHRASE, or a key file \
                            (--key-file / security.key_file)"
@@ -122,7 +122,7 @@ fn passphrase(prompt: &str, confirm: bool) -> Result<SecretBytes> {
     let mut first = read(prompt)?;
     if first.len() < 8 {
         zeroize_string(&mut first);
-        return Err(Error::Security(bear_security::Error::Setting {
+        return Err(Error::from(bear_security::Error::Setting {
             key: "passphrase".into(),
             expected: "at least 8 characters".into(),
         }));
@@ -133,7 +133,7 @@ fn passphrase(prompt: &str, confirm: bool) -> Result<SecretBytes> {
         zeroize_string(&mut again);
         if !same {
             zeroize_string(&mut first);
-            return Err(Error::Security(bear_security::Error::Setting {
+            return Err(Error::from(bear_security::Error::Setting {
                 key: "passphrase".into(),
                 expected: "the same passphrase twice".into(),
             }));

@@ -26,7 +26,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn read_definition(path: &Path) -> Result<Workflow> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Agents(bear_agents::Error::Parse {
+        Error::from(bear_agents::Error::Parse {
             path: path.display().to_string(),
             message: format!("cannot read the file: {}", e.kind()),
         })
@@ -238,7 +238,7 @@ fn through_server(loaded: &LoadedConfig, id: &str, action: RunAction) -> Result<
     )? {
         None => Ok(None),
         Some(Reply::Workflow(d)) => Ok(Some(d)),
-        Some(_) => Err(Error::Core(bear_core::Error::backend(
+        Some(_) => Err(Error::from(bear_core::Error::backend(
             bear_core::ErrorKind::Internal,
             "bear-server answered with another reply than asked for; is it the same BEAR version?",
         ))),
@@ -259,7 +259,7 @@ fn resume(
     // The definition decides which backends to load for a takeover.
     let record = rt
         .block_on(store.load_run(id))?
-        .ok_or_else(|| Error::Agents(bear_agents::Error::RunNotFound(id.clone())))?;
+        .ok_or_else(|| Error::from(bear_agents::Error::RunNotFound(id.clone())))?;
     let done_before = record
         .steps
         .values()
@@ -297,7 +297,7 @@ fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, Value>> {
     let mut inputs = BTreeMap::new();
     for pair in pairs {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(Error::Agents(bear_agents::Error::Input {
+            return Err(Error::from(bear_agents::Error::Input {
                 name: pair.chars().take(40).collect(),
                 message: "write inputs as NAME=VALUE".into(),
             }));
