@@ -274,6 +274,60 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends `request` and keeps the reply `pick` accepts; another reply (a server of another
+    /// BEAR version) is an error.
+    fn ask<T>(
+        &self,
+        request: Request,
+        timeout: Duration,
+        pick: fn(Reply) -> Option<T>,
+    ) -> Result<Option<T>> {
+        match self.call(&request, timeout)? {
+            None => Ok(None),
+            Some(reply) => pick(reply).map(Some).ok_or_else(|| {
+                control_err(
+                    &self.path,
+                    "bear-server answered with another reply than asked for; is it the same \
+                     BEAR version?",
+                )
+            }),
+        }
+    }
+
+    /// The running server's models; `None` when no server runs.
+    pub fn models(&self, q: ModelsQuery, timeout: Duration) -> Result<Option<Vec<ModelRow>>> {
+        self.ask(Request::Models(q), timeout, |r| match r {
+            Reply::Models(rows) => Some(rows),
+            _ => None,
+        })
+    }
+
+    /// Loads or unloads a model in the running server, once it has done so.
+    pub fn manage(&self, req: ManageRequest, timeout: Duration) -> Result<Option<ManageResult>> {
+        self.ask(Request::Model(req), timeout, |r| match r {
+            Reply::Model(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// Pauses, resumes or cancels a run through the running server's engine.
+    pub fn workflow(&self, req: RunRequest, timeout: Duration) -> Result<Option<RunDone>> {
+        self.ask(Request::Workflow(req), timeout, |r| match r {
+            Reply::Workflow(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// Has the running server reload the API keys; how many are then in force.
+    pub fn keys_changed(&self, timeout: Duration) -> Result<Option<usize>> {
+        self.ask(Request::KeysChanged, timeout, |r| match r {
+            Reply::Keys(n) => Some(n),
+            _ => None,
+        })
+    }
+}
+
 /// A socket file that is missing or has no listener: no server is running.
 fn is_absent(e: &std::io::Error) -> bool {
     matches!(

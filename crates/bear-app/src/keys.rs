@@ -64,11 +64,9 @@ fn audit(loaded: &LoadedConfig, action: &str) -> Result<()> {
 /// Has a running bear-server reload the keys.
 fn tell_server(loaded: &LoadedConfig) -> ServerTold {
     let client = crate::control::Client::new(&loaded.dirs.data_dir);
-    let request = crate::control::Request::KeysChanged;
-    match client.call(&request, std::time::Duration::from_secs(30)) {
+    match client.keys_changed(std::time::Duration::from_secs(30)) {
         Ok(None) => ServerTold::NoServer,
-        Ok(Some(crate::control::Reply::Keys(n))) => ServerTold::Reloaded(n),
-        Ok(Some(_)) => ServerTold::Failed("it answered with another reply".into()),
+        Ok(Some(n)) => ServerTold::Reloaded(n),
         Err(e) => ServerTold::Failed(e.to_string()),
     }
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use bear_app::control::{Client, Reply, Request};
+use bear_app::control::Client;
 use bear_app::models::{ManageConfig, ManageRequest, ModelAction, ModelsQuery};
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
@@ -97,9 +97,8 @@ pub(crate) fn run(
 fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
     let query = ModelsQuery::default();
     let client = Client::new(&loaded.dirs.data_dir);
-    let (rows, server) = match client.call(&Request::Models(query.clone()), ANSWER_WITHIN)? {
-        Some(Reply::Models(rows)) => (rows, true),
-        Some(_) => return Err(unexpected_reply()),
+    let (rows, server) = match client.models(query.clone(), ANSWER_WITHIN)? {
+        Some(rows) => (rows, true),
         None => (crate::app(loaded)?.model_list(&query)?, false),
     };
     let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
@@ -137,13 +136,6 @@ fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
 /// How long `bear` waits for bear-server to answer a request that loads nothing.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
-fn unexpected_reply() -> Error {
-    Error::from(bear_core::Error::backend(
-        bear_core::ErrorKind::Internal,
-        "bear-server answered with another reply than asked for; is it the same BEAR version?",
-    ))
-}
-
 /// No bear-server answers on the data directory's control socket.
 fn no_server(loaded: &LoadedConfig) -> Error {
     Error::from(bear_core::Error::backend(
@@ -166,27 +158,23 @@ fn manage(
     out: &mut impl Write,
 ) -> Result<()> {
     let id = resolve(loaded, &args.id)?.id;
-    let request = Request::Model(ManageRequest {
+    let request = ManageRequest {
         action,
         model_id: id.to_string(),
         config: ManageConfig {
             pin: action == ModelAction::Load,
         },
-    });
+    };
     let verb = if action == ModelAction::Load {
         "loading"
     } else {
         "unloading"
     };
     let client = Client::new(&loaded.dirs.data_dir);
-    let reply = with_progress(format!("bear-server is {verb} {id}"), || {
-        client.call(&request, Duration::from_secs(args.wait))
-    })?;
-    let result = match reply {
-        None => return Err(no_server(loaded)),
-        Some(Reply::Model(r)) => r,
-        Some(_) => return Err(unexpected_reply()),
-    };
+    let result = with_progress(format!("bear-server is {verb} {id}"), || {
+        client.manage(request, Duration::from_secs(args.wait))
+    })?
+    .ok_or_else(|| no_server(loaded))?;
     if json {
         return write_json(out, &result);
     }

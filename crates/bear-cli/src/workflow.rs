@@ -2,7 +2,7 @@
 //! workflow engine over the SQLite run database, with the real generator, scrubber, retriever
 //! and plugin tools wired in as each definition needs them.
 
-use bear_app::control::{Client, Reply, Request, RunAction, RunDone, RunRequest};
+use bear_app::control::{Client, RunAction, RunDone, RunRequest};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -232,17 +232,10 @@ fn command(
 fn through_server(loaded: &LoadedConfig, id: &str, action: RunAction) -> Result<Option<RunDone>> {
     let run = run_id(id)?.to_string();
     let client = Client::new(&loaded.dirs.data_dir);
-    match client.call(
-        &Request::Workflow(RunRequest { run, action }),
+    Ok(client.workflow(
+        RunRequest { run, action },
         std::time::Duration::from_secs(60),
-    )? {
-        None => Ok(None),
-        Some(Reply::Workflow(d)) => Ok(Some(d)),
-        Some(_) => Err(Error::from(bear_core::Error::backend(
-            bear_core::ErrorKind::Internal,
-            "bear-server answered with another reply than asked for; is it the same BEAR version?",
-        ))),
-    }
+    )?)
 }
 
 /// `bear workflow resume`: a paused run in another process is sent a request; an interrupted
