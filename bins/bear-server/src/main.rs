@@ -121,17 +121,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         for (id, e) in app.preload().await {
             eprintln!("warning: models.preload: cannot load `{id}`: {e}");
         }
+        // One audit log for the gateway and the operations, so their records form one chain.
+        let audit = app.audit_log()?;
         let state = Arc::new(
             AppState::new(keys, engine, hw, bind.ip().is_loopback(), &limits)
                 .with_models(manager)
                 .with_app(app)
                 .with_rag(rag)
                 .with_plugins(Arc::new(std::sync::RwLock::new(plugins)))
-                .with_audit(bear_security::AuditLog::open(
-                    &config.security.audit_log_path(&loaded.dirs),
-                    config.security.audit_fail_closed,
-                    None,
-                )?),
+                .with_audit(audit),
         );
         let listener = tokio::net::TcpListener::bind(bind)
             .await

@@ -18,10 +18,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
+use bear_app::ingest::IngestRequest;
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
 use bear_core::CancellationToken;
 use bear_core::config::RagConfig;
-use bear_rag::{IngestOptions, IngestReport, Pipeline, Store};
+use bear_rag::{IngestReport, Store};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -108,6 +109,26 @@ pub(crate) struct Job {
     report: Option<IngestReport>,
     /// Why the job failed, if it did.
     error: Option<bear_app::ErrorDetail>,
+}
+
+impl Job {
+    /// Records how the ingest ended.
+    fn finish(&mut self, result: bear_app::Result<IngestReport>) {
+        match result {
+            Ok(report) => {
+                self.status = if report.failed.is_empty() {
+                    "completed"
+                } else {
+                    "failed"
+                };
+                self.report = Some(report);
+            }
+            Err(e) => {
+                self.status = "failed";
+                self.error = Some(bear_app::ErrorBody::new(e.kind(), e.to_string(), None).error);
+            }
+        }
+    }
 }
 
 /// `202` for an upload: the job to poll.
@@ -276,16 +297,9 @@ pub(crate) async fn upload(
         ));
     }
     let r = rag(&s)?;
-    if !r.store.exists(&name) {
-        let new = CreateCollection {
-            name: name.clone(),
-            pii_policy: None,
-        };
-        create(r, &caller, &new).await?;
-    }
-    let collection = r.app.collection(&caller.viewer(), Some(&name)).await?;
-    let embedder = r.app.embedder(&collection.meta().embedder).await?;
-    let scrubber = r.app.scrubber_for(collection.meta().pii_policy)?;
+    // Created (owned by the caller) and checked now, so a refusal is this request's answer.
+    let viewer = caller.viewer();
+    r.app.open_or_create(&viewer, &name, None).await?;
     let dir = r.uploads.join(&name);
     let storage = |e: std::io::Error| {
         ApiError::from_kind(
@@ -322,16 +336,17 @@ pub(crate) async fn upload(
             }
         }
     }
-    let pipeline = Pipeline {
-        embedder,
-        scrubber,
-        config: r.config.clone(),
-    };
     let state = s.clone();
     let id = job_id.clone();
+    let request = IngestRequest {
+        collection: Some(name.clone()),
+        paths: vec![canonical],
+        ..IngestRequest::default()
+    };
+    let writing = name.clone();
     tokio::spawn(async move {
         let Some(r) = state.rag.as_ref() else { return };
-        let writer = r.writer(&collection.meta().name);
+        let writer = r.writer(&writing);
         let _held = writer.lock().await;
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
@@ -340,39 +355,15 @@ pub(crate) async fn upload(
                 .unwrap_or_else(|e| e.into_inner())
                 .push(p.clone());
         };
-        let result = bear_rag::ingest(
-            &collection,
-            &pipeline,
-            &[canonical],
-            &IngestOptions::default(),
-            &mut on_progress,
-            &CancellationToken::new(),
-        )
-        .await;
-        // New vault tokens are saved even if the ingest failed part-way: stored chunks use them.
-        let persisted = r.app.scrubbers().map_or(Ok(()), |s| s.persist());
+        let cancel = CancellationToken::new();
+        let result = r
+            .app
+            .ingest(&viewer, request, &mut on_progress, &cancel)
+            .await;
         let mut jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(job) = jobs.by_id.get_mut(&id) {
             job.events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-            match (result, persisted) {
-                (Ok(report), Ok(())) => {
-                    job.status = if report.failed.is_empty() {
-                        "completed"
-                    } else {
-                        "failed"
-                    };
-                    job.report = Some(report);
-                }
-                (Err(e), _) => {
-                    job.status = "failed";
-                    job.error = Some(bear_app::ErrorBody::new(e.kind(), e.to_string(), None).error);
-                }
-                (Ok(report), Err(e)) => {
-                    job.status = "failed";
-                    job.report = Some(report);
-                    job.error = Some(bear_app::ErrorBody::new(e.kind(), e.to_string(), None).error);
-                }
-            }
+            job.finish(result);
         }
     });
     Ok((

@@ -54,7 +54,7 @@ pub struct AppState {
     /// Models for `/models` and the OpenAI-compatible routes; `None` answers 503.
     pub models: Option<Arc<bear_models::ModelManager>>,
     /// Where mutating requests are recorded (fail-closed); `None` records nothing.
-    pub audit: Option<bear_security::audit::AuditLog>,
+    pub audit: Option<Arc<bear_security::audit::AuditLog>>,
     /// The application layer the operations run in; `None` answers 503.
     pub app: Option<Arc<bear_app::App>>,
     /// Collections, documents, search and ask; `None` answers 503.
@@ -98,7 +98,7 @@ impl AppState {
 
     /// Records every mutating request in `log` first; a request whose record cannot be
     /// written is refused.
-    pub fn with_audit(mut self, log: bear_security::audit::AuditLog) -> Self {
+    pub fn with_audit(mut self, log: Arc<bear_security::audit::AuditLog>) -> Self {
         self.audit = Some(log);
         self
     }

@@ -39,21 +39,11 @@ fn registry(s: &AppState) -> Api<&Plugins> {
     })
 }
 
-fn plugin_err(e: bear_plugins::Error) -> ApiError {
-    ApiError::from_kind(e.kind(), e.to_string())
-}
-
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, description = "Loaded plugins, their capabilities and tools", body = Vec<PluginView>)))]
 pub(crate) async fn list(State(s): St, caller: Caller) -> Api<Json<Vec<PluginView>>> {
     caller.require(Permission::Admin)?;
     let reg = registry(&s)?.read().unwrap_or_else(|e| e.into_inner());
-    let rows = reg
-        .list()
-        .into_iter()
-        .filter_map(|(name, _)| reg.get(&name))
-        .map(|p| PluginView::of(p.manifest()))
-        .collect();
-    Ok(Json(rows))
+    Ok(Json(bear_app::plugins::views(&reg)))
 }
 
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/tools/{tool}", tag = "plugins", request_body = Object, params(("name" = String, Path, description = "The plugin"), ("tool" = String, Path, description = "The tool")), responses((status = 200, description = "The tool's output and log lines", body = ToolRun)))]
@@ -64,16 +54,12 @@ pub(crate) async fn invoke(
     Body(input): Body<Value>,
 ) -> Api<Json<ToolRun>> {
     caller.require(Permission::Admin)?;
-    let plugin = registry(&s)?
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no loaded plugin `{name}`")))?;
+    let plugin = bear_app::plugins::loaded_plugin(
+        &registry(&s)?.read().unwrap_or_else(|e| e.into_inner()),
+        &name,
+    )?;
     let cancel = CancellationToken::new();
     let _guard = CancelOnDrop(cancel.clone());
-    let out = tokio::task::spawn_blocking(move || plugin.call_logged(&tool, &input, Some(&cancel)))
-        .await
-        .map_err(|_| ApiError::from_kind(bear_core::ErrorKind::Internal, "the plugin call failed"))?
-        .map_err(plugin_err)?;
-    Ok(Json(ToolRun::from(out)))
+    let run = bear_app::plugins::run(plugin, tool, input, cancel).await?;
+    Ok(Json(run))
 }

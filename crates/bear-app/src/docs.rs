@@ -172,6 +172,8 @@ impl App {
     ) -> Result<CollectionView> {
         bear_rag::store::check_name(&req.name)
             .map_err(|e| Error::invalid("name", e.to_string()))?;
+        // Opened before the change, so an unwritable log (failing closed) changes nothing.
+        self.audit_log()?;
         let policy = req
             .pii_policy
             .unwrap_or(self.config().config.rag.pii_policy);
@@ -193,14 +195,17 @@ impl App {
                 owner,
             )
             .await?;
+        self.record(viewer, "rag.collections.create", "ok", (0, 0))?;
         Ok(CollectionView::of(c.meta(), 0, 0))
     }
 
     /// Removes a collection with its documents (crypto-shredding follows in sealed storage).
     pub async fn remove_collection(&self, viewer: &Viewer, name: &str) -> Result<Removed> {
         let c = self.collection(viewer, Some(name)).await?;
+        self.audit_log()?;
         drop(c);
         self.store().remove(name)?;
+        self.record(viewer, "rag.collections.rm", "ok", (0, 0))?;
         Ok(Removed {
             id: name.to_string(),
             path: None,
@@ -239,8 +244,10 @@ impl App {
     ) -> Result<Removed> {
         let c = self.collection(viewer, name).await?;
         let doc = find_document(&c, which).await?;
+        self.audit_log()?;
         c.delete_documents(std::slice::from_ref(&doc.id)).await?;
         c.optimize(self.config().config.rag.ann_threshold).await?;
+        self.record(viewer, "rag.docs.rm", "ok", (1, 0))?;
         Ok(Removed {
             id: doc.id,
             path: Some(doc.path),

@@ -167,34 +167,18 @@ impl GenerateRequest {
 impl App {
     /// Whether model `id` has a chat template (read from its file's header, without loading).
     fn has_chat_template(&self, id: &ModelId) -> Result<bool> {
-        if let Ok(entry) = self.models().entry(id) {
-            return Ok(entry.meta.has_chat_template);
-        }
-        let known: Vec<String> = self
-            .models()
-            .list()
-            .into_iter()
-            .map(|m| m.entry.id.to_string())
-            .collect();
-        Err(Error::Core(bear_core::Error::backend(
-            bear_core::ErrorKind::NotFound,
-            format!(
-                "no model `{id}` in {}; available: {}",
-                self.config().dirs.models_dir.display(),
-                if known.is_empty() {
-                    "none (developers: `cargo xtask models`)".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        )))
+        Ok(self.model_entry(id)?.meta.has_chat_template)
+    }
+
+    /// The model a generation uses: `model`, else `models.default_generator`.
+    pub fn generator_id(&self, model: Option<&str>) -> Result<ModelId> {
+        let default = &self.config().config.models.default_generator;
+        ModelId::new(model.unwrap_or(default)).map_err(|e| Error::invalid("model", e.to_string()))
     }
 
     /// The generation request `req` stands for, and whether it uses the chat template.
     pub fn generation_request(&self, req: &GenerateRequest) -> Result<(GenerationRequest, bool)> {
-        let models = &self.config().config.models;
-        let model = ModelId::new(req.model.as_deref().unwrap_or(&models.default_generator))
-            .map_err(|e| Error::invalid("model", e.to_string()))?;
+        let model = self.generator_id(req.model.as_deref())?;
         let defaults = SamplingParams {
             max_tokens: 100,
             temperature: 0.7,
@@ -229,6 +213,17 @@ impl App {
         cancel: CancellationToken,
     ) -> Result<GenerateResponse> {
         let (request, chat_template) = self.generation_request(&req)?;
+        self.respond(request, chat_template, sink, cancel).await
+    }
+
+    /// Runs `request`, streaming to `sink`: the response every front end gives.
+    async fn respond(
+        &self,
+        request: GenerationRequest,
+        chat_template: bool,
+        sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> Result<GenerateResponse> {
         let model = request.model.to_string();
         let (g, timings) = self.models().generate_timed(request, sink, cancel).await?;
         Ok(GenerateResponse {
@@ -243,6 +238,65 @@ impl App {
             tokens_per_second: g.tokens_per_second(),
             timings: timings.map(Timings::from),
         })
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// Who said it.
+    pub role: ChatRole,
+    /// What was said.
+    pub content: String,
+}
+
+/// A conversation for the model to continue, in its chat template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// The model [default: `models.default_generator`].
+    pub model: Option<String>,
+    /// The conversation so far, ending with the user's message.
+    pub messages: Vec<Turn>,
+    /// Sampling; what is absent takes the model's defaults.
+    pub sampling: Sampling,
+}
+
+impl App {
+    /// The generation request a conversation stands for: a model, a non-empty conversation,
+    /// sampling within the limits (absent values from `defaults`).
+    pub fn chat_request(
+        &self,
+        req: &ChatRequest,
+        defaults: SamplingParams,
+    ) -> Result<GenerationRequest> {
+        let model = self.generator_id(req.model.as_deref())?;
+        if req.messages.is_empty() {
+            return Err(Error::invalid("messages", "must not be empty"));
+        }
+        let messages = req
+            .messages
+            .iter()
+            .map(|m| ChatMessage {
+                role: m.role,
+                content: Redacted::new(m.content.clone()),
+            })
+            .collect();
+        Ok(GenerationRequest {
+            model,
+            prompt: Prompt::Chat(messages),
+            params: req.sampling.params(defaults, MAX_TOKENS)?,
+        })
+    }
+
+    /// Continues a conversation, streaming the reply to `sink`.
+    pub async fn chat(
+        &self,
+        req: ChatRequest,
+        sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> Result<GenerateResponse> {
+        let request = self.chat_request(&req, SamplingParams::default())?;
+        self.respond(request, true, sink, cancel).await
     }
 }
 

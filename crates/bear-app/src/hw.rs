@@ -37,3 +37,29 @@ pub fn report(loaded: &LoadedConfig) -> HwReport {
         recommendations,
     }
 }
+
+/// Whether a model file fits this machine: `bear models fit --json`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Fit {
+    /// The model file.
+    #[schema(value_type = String)]
+    pub path: std::path::PathBuf,
+    /// Memory needed and available, threads, mlock and GPU offload, and the verdict.
+    #[schema(value_type = Object)]
+    pub fit: bear_hw::FitReport,
+}
+
+/// Checks the model file at `path` at `context_length` tokens (`models.context_length` when
+/// `None`) against this machine.
+pub fn fit(
+    loaded: &LoadedConfig,
+    path: &std::path::Path,
+    context_length: Option<u32>,
+) -> crate::Result<Fit> {
+    let ctx = context_length.unwrap_or(loaded.config.models.context_length);
+    let machine = SysProbe.probe(&loaded.dirs.data_dir);
+    Ok(Fit {
+        path: path.to_path_buf(),
+        fit: bear_hw::fit_file(&machine, path, ctx, None)?,
+    })
+}

@@ -4,7 +4,6 @@
 //! takes effect at once.
 
 use bear_security::access::{ApiKey, ApiKeyRecord, ApiKeyStore, Role};
-use bear_security::audit::{AuditEvent, AuditLog};
 
 use crate::{LoadedConfig, Result};
 
@@ -46,18 +45,12 @@ fn store(loaded: &LoadedConfig) -> Result<ApiKeyStore> {
 
 /// Records `action` by the local user in the audit log (no key material).
 fn audit(loaded: &LoadedConfig, action: &str) -> Result<()> {
-    let sec = &loaded.config.security;
-    let log = AuditLog::open(
-        &sec.audit_log_path(&loaded.dirs),
-        sec.audit_fail_closed,
-        None,
-    )?;
-    log.record(AuditEvent {
-        actor: "cli".into(),
-        action: action.into(),
-        outcome: "ok".into(),
-        ..AuditEvent::default()
-    })?;
+    crate::audit::open(loaded)?.record(crate::audit::event(
+        &crate::Viewer::Local,
+        action,
+        "ok",
+        (0, 0),
+    ))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@
 //! - bear-app opens no network connection and starts no server.
 
 pub mod agents;
+pub mod audit;
 pub mod config;
 pub mod control;
 pub mod docs;
@@ -23,11 +24,14 @@ pub mod embed;
 mod error;
 pub mod generate;
 pub mod hw;
+pub mod ingest;
+pub mod keyring;
 pub mod keys;
 pub mod models;
 pub mod pii;
 pub mod plugins;
 pub mod rag;
+pub mod runs;
 pub mod workflows;
 
 use std::path::PathBuf;
@@ -93,6 +97,7 @@ pub struct App {
     store: Store,
     scrubbers: Scrubbers,
     detector: std::sync::OnceLock<Arc<bear_security::Detector>>,
+    audit: std::sync::OnceLock<Arc<bear_security::audit::AuditLog>>,
 }
 
 impl std::fmt::Debug for App {
@@ -112,6 +117,7 @@ impl App {
             store,
             scrubbers,
             detector: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
     }
 
@@ -220,7 +226,7 @@ pub fn unattended_keyring(
     Ok(Some(Keyring::open(&path, source)?))
 }
 
-fn internal(message: &str) -> Error {
+pub(crate) fn internal(message: &str) -> Error {
     Error::Core(bear_core::Error::backend(
         bear_core::ErrorKind::Internal,
         message,

@@ -118,6 +118,32 @@ impl ModelsQuery {
 }
 
 impl App {
+    /// Model `id` as found in the models directory (read from its header, without loading);
+    /// not found names the models there are.
+    pub fn model_entry(&self, id: &ModelId) -> Result<bear_models::ModelEntry> {
+        if let Ok(entry) = self.models().entry(id) {
+            return Ok(entry);
+        }
+        let known: Vec<String> = self
+            .models()
+            .list()
+            .into_iter()
+            .map(|m| m.entry.id.to_string())
+            .collect();
+        Err(Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::NotFound,
+            format!(
+                "no model `{id}` in {}; available: {}",
+                self.config().dirs.models_dir.display(),
+                if known.is_empty() {
+                    "none (developers: `cargo xtask models`)".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )))
+    }
+
     /// The models in the models directory, sorted by id, with their status in this process.
     pub fn model_list(&self, query: &ModelsQuery) -> Result<Vec<ModelRow>> {
         let want = query.wanted()?;
@@ -220,4 +246,36 @@ impl App {
 
 fn not_found(message: String) -> Error {
     Error::Core(bear_core::Error::backend(ErrorKind::NotFound, message))
+}
+
+/// Loads or unloads a model in the running bear-server, through its control socket, waiting
+/// up to `wait`. Without a server: not found for a model that is not installed, else
+/// unavailable, saying to start one.
+pub fn manage_in_server(
+    loaded: &crate::LoadedConfig,
+    req: ManageRequest,
+    wait: std::time::Duration,
+) -> Result<ManageResult> {
+    let id = ModelId::new(&req.model_id)?;
+    if let Some(done) = crate::control::Client::new(&loaded.dirs.data_dir).manage(req, wait)? {
+        return Ok(done);
+    }
+    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+    if !scan.models.contains_key(&id) {
+        return Err(Error::Core(bear_core::Error::backend(
+            ErrorKind::NotFound,
+            format!(
+                "no model `{id}` in {}; `bear models list` shows what is installed",
+                loaded.dirs.models_dir.display()
+            ),
+        )));
+    }
+    Err(Error::Core(bear_core::Error::backend(
+        ErrorKind::Unavailable,
+        format!(
+            "no bear-server is running for the data directory {}; start `bear-server` first \
+             (to load a model at every start, list it in models.preload)",
+            loaded.dirs.data_dir.display()
+        ),
+    )))
 }

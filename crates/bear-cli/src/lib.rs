@@ -67,7 +67,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Embed(args) => models::embed(&loaded, args, &mut out),
         Command::Pii(cmd) => security::pii(&loaded, cmd, cli.json, &mut out),
         Command::Scrub(args) => security::scrub(&loaded, args, cli.json, &mut out),
-        Command::Restore(args) => security::restore(&loaded, args, &mut out),
+        Command::Restore(args) => security::restore(&loaded, args, cli.json, &mut out),
         Command::Audit(cmd) => security::audit_cmd(&loaded, cmd, cli.json, &mut out),
         Command::Keys(cmd) => security::keys(&loaded, cmd, cli.json, &mut out),
         Command::Plugins(cmd) => plugins::run(&loaded, cmd, cli.json, &mut out),
@@ -144,6 +144,14 @@ pub(crate) fn app(loaded: &LoadedConfig) -> Result<std::sync::Arc<bear_app::App>
         models,
         keys,
     )?))
+}
+
+/// The runtime a command runs the application's async operations on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// Writes `v` as pretty JSON and a newline: the `--json` output of every command.

@@ -4,15 +4,13 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use bear_app::control::Client;
+use bear_app::generate::Turn;
 use bear_app::models::{ManageConfig, ManageRequest, ModelAction, ModelsQuery};
-use bear_core::{
-    CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
-    SamplingParams,
-};
-use bear_hw::{Probe, SysProbe, human};
-use bear_models::{ModelEntry, ModelKind, ModelMeta};
+use bear_core::{CancellationToken, ChatRole, ModelId};
+use bear_hw::human;
+use bear_models::{ModelKind, ModelMeta};
 
-use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs, SamplingArgs};
+use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs};
 use crate::error::{Error, Result};
 use crate::write_json;
 use bear_app::LoadedConfig;
@@ -25,12 +23,10 @@ pub(crate) fn run(
 ) -> Result<()> {
     match cmd {
         ModelsCommand::Fit(args) => {
-            let ctx = args.ctx.unwrap_or(loaded.config.models.context_length);
-            let machine = SysProbe.probe(&loaded.dirs.data_dir);
-            let report = bear_hw::fit_file(&machine, &args.path, ctx, None)?;
+            let fit = bear_app::hw::fit(loaded, &args.path, args.ctx)?;
+            let report = &fit.fit;
             if json {
-                let doc = serde_json::json!({ "path": args.path, "fit": report });
-                write_json(out, &doc)?;
+                write_json(out, &fit)?;
             } else {
                 writeln!(out, "{}: {}", args.path.display(), report.reason)?;
                 writeln!(out, "  model file      {}", human(report.model_bytes))?;
@@ -68,7 +64,7 @@ pub(crate) fn run(
         ModelsCommand::Unload(args) => manage(loaded, &args, ModelAction::Unload, json, out),
         ModelsCommand::List => list(loaded, json, out),
         ModelsCommand::Show { id } => {
-            let m = resolve(loaded, &id)?;
+            let m = crate::app(loaded)?.model_entry(&ModelId::new(&id)?)?;
             if json {
                 write_json(out, &m)?;
             } else {
@@ -136,18 +132,6 @@ fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
 /// How long `bear` waits for bear-server to answer a request that loads nothing.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
-/// No bear-server answers on the data directory's control socket.
-fn no_server(loaded: &LoadedConfig) -> Error {
-    Error::from(bear_core::Error::backend(
-        bear_core::ErrorKind::Unavailable,
-        format!(
-            "no bear-server is running for the data directory {}; start `bear-server` first \
-             (to load a model at every start, list it in models.preload)",
-            loaded.dirs.data_dir.display()
-        ),
-    ))
-}
-
 /// `bear models load|unload`: asks the running bear-server through the control socket and
 /// returns when it has done it.
 fn manage(
@@ -157,7 +141,7 @@ fn manage(
     json: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    let id = resolve(loaded, &args.id)?.id;
+    let id = ModelId::new(&args.id)?;
     let request = ManageRequest {
         action,
         model_id: id.to_string(),
@@ -170,11 +154,10 @@ fn manage(
     } else {
         "unloading"
     };
-    let client = Client::new(&loaded.dirs.data_dir);
+    let wait = Duration::from_secs(args.wait);
     let result = with_progress(format!("bear-server is {verb} {id}"), || {
-        client.manage(request, Duration::from_secs(args.wait))
-    })?
-    .ok_or_else(|| no_server(loaded))?;
+        bear_app::models::manage_in_server(loaded, request, wait)
+    })?;
     if json {
         return write_json(out, &result);
     }
@@ -213,28 +196,6 @@ fn describe(meta: &ModelMeta) -> String {
     parts.join(", ")
 }
 
-/// Finds a model by id in the models directory.
-fn resolve(loaded: &LoadedConfig, id: &str) -> Result<ModelEntry> {
-    let id = ModelId::new(id)?;
-    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
-    if let Some(m) = scan.models.get(&id) {
-        return Ok(m.clone());
-    }
-    let known: Vec<&str> = scan.models.keys().map(ModelId::as_str).collect();
-    Err(Error::from(bear_core::Error::backend(
-        bear_core::ErrorKind::NotFound,
-        format!(
-            "no model `{id}` in {}; available: {}",
-            loaded.dirs.models_dir.display(),
-            if known.is_empty() {
-                "none (run `cargo xtask models`)".into()
-            } else {
-                known.join(", ")
-            }
-        ),
-    )))
-}
-
 /// Shows a spinner on stderr if `f` takes more than a second, as model loads can.
 pub(crate) fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
     use std::io::IsTerminal;
@@ -258,19 +219,6 @@ pub(crate) fn with_progress<T>(what: String, f: impl FnOnce() -> T) -> T {
         let _ = s.join();
     }
     result
-}
-
-pub(crate) fn params(args: &SamplingArgs) -> SamplingParams {
-    let d = SamplingParams::default();
-    SamplingParams {
-        max_tokens: args.max_tokens.unwrap_or(d.max_tokens),
-        temperature: args.temperature.unwrap_or(d.temperature),
-        top_p: args.top_p.unwrap_or(d.top_p),
-        top_k: args.top_k.unwrap_or(d.top_k),
-        repeat_penalty: args.repeat_penalty.unwrap_or(d.repeat_penalty),
-        seed: args.seed,
-        stop: args.stop.clone(),
-    }
 }
 
 pub(crate) fn generate(
@@ -361,11 +309,28 @@ pub(crate) fn generate(
 pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) -> Result<()> {
     use std::io::IsTerminal;
     let app = crate::app(loaded)?;
-    let model = ModelId::new(
-        args.model
-            .as_deref()
-            .unwrap_or(&loaded.config.models.default_generator),
-    )?;
+    let s = args.sampling;
+    let mut request = bear_app::generate::ChatRequest {
+        model: args.model,
+        messages: Vec::new(),
+        sampling: bear_app::generate::Sampling {
+            max_tokens: s.max_tokens,
+            temperature: s.temperature,
+            top_p: s.top_p,
+            top_k: s.top_k,
+            repeat_penalty: s.repeat_penalty,
+            seed: s.seed,
+            stop: s.stop,
+        },
+    };
+    if let Some(system) = args.system {
+        request.messages.push(Turn {
+            role: ChatRole::System,
+            content: system,
+        });
+    }
+    // Loaded before the first prompt, under a spinner if it takes a while.
+    let model = app.generator_id(request.model.as_deref())?;
     with_progress(format!("loading {model}"), || {
         app.models().generator(&model)
     })?;
@@ -374,13 +339,6 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
         .enable_all()
         .build()?;
     let interactive = std::io::stdin().is_terminal();
-    let mut history: Vec<ChatMessage> = Vec::new();
-    if let Some(system) = &args.system {
-        history.push(ChatMessage {
-            role: ChatRole::System,
-            content: Redacted::new(system.clone()),
-        });
-    }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -397,38 +355,32 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
         if matches!(trimmed, "/exit" | "/quit") {
             break;
         }
-        history.push(ChatMessage {
+        request.messages.push(Turn {
             role: ChatRole::User,
-            content: Redacted::new(line.clone()),
+            content: line,
         });
-        let request = GenerationRequest {
-            model: model.clone(),
-            prompt: Prompt::Chat(history.clone()),
-            params: params(&args.sampling),
-        };
-        let text = stream_generation(&rt, &app, request, out)?;
+        let text = stream_reply(&rt, &app, request.clone(), out)?;
         writeln!(out)?;
-        history.push(ChatMessage {
+        request.messages.push(Turn {
             role: ChatRole::Assistant,
-            content: Redacted::new(text),
+            content: text,
         });
     }
     Ok(())
 }
 
-/// Runs one generation on `rt`, writing its pieces to `out` as they come; the whole text.
-fn stream_generation(
+/// Runs one chat turn on `rt`, writing its pieces to `out` as they come; the whole reply.
+fn stream_reply(
     rt: &tokio::runtime::Runtime,
     app: &std::sync::Arc<bear_app::App>,
-    request: GenerationRequest,
+    request: bear_app::generate::ChatRequest,
     out: &mut impl Write,
 ) -> Result<String> {
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let sink = move |piece: &str| tx.send(piece.to_string()).is_ok();
-    let models = app.models().clone();
+    let app = app.clone();
     let task = rt.spawn(async move {
-        models
-            .generate_with(request, Box::new(sink), CancellationToken::new())
+        app.chat(request, Box::new(sink), CancellationToken::new())
             .await
     });
     for piece in rx {
@@ -441,7 +393,7 @@ fn stream_generation(
             "the generation task failed",
         ))
     })??;
-    Ok(g.text.expose().clone())
+    Ok(g.text)
 }
 
 pub(crate) fn embed(loaded: &LoadedConfig, args: EmbedArgs, out: &mut impl Write) -> Result<()> {

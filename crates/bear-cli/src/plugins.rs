@@ -1,21 +1,14 @@
-//! `bear plugins list|info|validate|run`.
+//! `bear plugins list|info|validate|run`: rendering over `bear_app::plugins`.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
-use bear_plugins::{Manifest, Registry, discover};
+use bear_app::LoadedConfig;
+use bear_app::plugins::{PluginInfo, PluginListing};
+use bear_core::CancellationToken;
 
 use crate::cli::PluginsCommand;
 use crate::error::{Error, Result};
-use bear_app::LoadedConfig;
-
-/// A plugin's directory, from a path or a name found in the plugin directories.
-fn locate(loaded: &LoadedConfig, plugin: &str) -> Result<PathBuf> {
-    Ok(bear_plugins::locate(
-        &loaded.config.plugins.search_dirs(&loaded.dirs),
-        plugin,
-    )?)
-}
+use crate::write_json;
 
 /// Runs `bear plugins ...`.
 pub(crate) fn run(
@@ -26,109 +19,28 @@ pub(crate) fn run(
 ) -> Result<()> {
     match cmd {
         PluginsCommand::List => {
-            let found = discover(&loaded.config.plugins.search_dirs(&loaded.dirs));
+            let found = bear_app::plugins::discovered(loaded);
             if json {
-                let items: Vec<_> = found
-                    .iter()
-                    .map(|d| {
-                        serde_json::json!({
-                            "name": d.name,
-                            "dir": d.dir,
-                            "version": d.manifest.as_ref().map(|m| m.version.clone()),
-                            "tools": d.manifest.as_ref().map(|m| m.tools.iter().map(|t| t.name.clone()).collect::<Vec<_>>()),
-                            "status": if d.problem.is_some() { "invalid" } else { "available" },
-                            "problem": d.problem,
-                        })
-                    })
-                    .collect();
-                writeln!(out, "{}", serde_json::Value::Array(items))?;
-            } else {
-                if found.is_empty() {
-                    eprintln!("no plugins found");
-                }
-                for d in &found {
-                    match (&d.manifest, &d.problem) {
-                        (Some(m), _) => writeln!(
-                            out,
-                            "{}\t{}\tavailable\t{}",
-                            m.name,
-                            m.version,
-                            m.tools
-                                .iter()
-                                .map(|t| t.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        )?,
-                        (None, p) => writeln!(
-                            out,
-                            "{}\t-\tinvalid\t{}",
-                            d.name,
-                            p.as_deref().unwrap_or("")
-                        )?,
-                    }
-                }
+                return write_json(out, &found);
             }
-            Ok(())
+            print_list(&found, out)
         }
         PluginsCommand::Info { plugin } => {
-            let dir = locate(loaded, &plugin)?;
-            let m = Manifest::load(&dir.join("plugin.toml"))?;
+            let info = bear_app::plugins::info(loaded, &plugin)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&m).unwrap_or_default())?;
-            } else {
-                writeln!(out, "{} {}: {}", m.name, m.version, m.description)?;
-                writeln!(out, "directory   {}", dir.display())?;
-                writeln!(
-                    out,
-                    "signed      {}",
-                    if m.signature.is_some() { "yes" } else { "no" }
-                )?;
-                let c = &m.capabilities;
-                writeln!(
-                    out,
-                    "limits      {} MiB memory, {} ms per call, {} KiB output{}",
-                    c.memory_mb,
-                    c.time_ms,
-                    c.max_output_kb,
-                    c.fuel.map(|f| format!(", {f} fuel")).unwrap_or_default()
-                )?;
-                for d in &c.dirs {
-                    writeln!(
-                        out,
-                        "directory   {} -> {} ({:?})",
-                        d.host.display(),
-                        d.guest,
-                        d.mode
-                    )?;
-                }
-                if !c.env.is_empty() {
-                    writeln!(out, "environment {}", c.env.join(", "))?;
-                }
-                for (dep, req) in &m.dependencies {
-                    writeln!(out, "depends on  {dep} {req}")?;
-                }
-                for t in &m.tools {
-                    writeln!(out, "tool        {}: {}", t.name, t.description)?;
-                }
+                return write_json(out, &info);
             }
-            Ok(())
+            print_info(&info, out)
         }
         PluginsCommand::Validate { plugin } => {
-            let dir = locate(loaded, &plugin)?;
-            let mut reg = Registry::new(bear_app::plugins::host(loaded)?);
-            reg.load_with_deps(&dir, &loaded.config.plugins.search_dirs(&loaded.dirs))?;
+            let v = bear_app::plugins::validate(loaded, &plugin)?;
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({ "valid": true, "plugin": plugin })
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "ok: manifest, hash, signature policy, module and dependencies check out"
-                )?;
+                return write_json(out, &v);
             }
+            writeln!(
+                out,
+                "ok: manifest, hash, signature policy, module and dependencies check out"
+            )?;
             Ok(())
         }
         PluginsCommand::Run {
@@ -136,31 +48,19 @@ pub(crate) fn run(
             tool,
             input,
         } => {
-            let input = if input == "-" {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                s
-            } else {
-                input
-            };
-            let value: serde_json::Value = serde_json::from_str(&input).map_err(|e| {
-                Error::from(bear_plugins::Error::InvalidInput {
-                    tool: tool.clone(),
-                    reason: format!(
-                        "--input is not JSON (line {}, column {})",
-                        e.line(),
-                        e.column()
-                    ),
-                })
-            })?;
-            let dir = locate(loaded, &plugin)?;
-            let mut reg = Registry::new(bear_app::plugins::host(loaded)?);
-            reg.load_with_deps(&dir, &loaded.config.plugins.search_dirs(&loaded.dirs))?;
-            let name = Manifest::load(&dir.join("plugin.toml"))?.name;
-            let p = reg
-                .get(&name)
-                .ok_or_else(|| Error::from(bear_plugins::Error::NotFound(name.clone())))?;
-            let result = p.call_logged(&tool, &value, None)?;
+            let value = read_input(&tool, input)?;
+            let loaded_plugin = bear_app::plugins::load_one(loaded, &plugin)?;
+            let name = loaded_plugin.manifest().name.clone();
+            let rt = crate::runtime()?;
+            let result = rt.block_on(bear_app::plugins::run(
+                loaded_plugin,
+                tool,
+                value,
+                CancellationToken::new(),
+            ))?;
+            if json {
+                return write_json(out, &result);
+            }
             // The plugin's own log lines go to stderr for the user, never to BEAR's logs.
             for line in &result.logs {
                 eprintln!("[{name} {}] {}", line.level, line.message);
@@ -175,4 +75,82 @@ pub(crate) fn run(
             Ok(())
         }
     }
+}
+
+/// The tool's input: `--input JSON`, or stdin for `-`.
+fn read_input(tool: &str, input: String) -> Result<serde_json::Value> {
+    let input = if input == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        input
+    };
+    serde_json::from_str(&input).map_err(|e| {
+        Error::from(bear_plugins::Error::InvalidInput {
+            tool: tool.to_string(),
+            reason: format!(
+                "--input is not JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        })
+    })
+}
+
+fn print_list(found: &[PluginListing], out: &mut dyn Write) -> Result<()> {
+    if found.is_empty() {
+        eprintln!("no plugins found");
+    }
+    for d in found {
+        match &d.version {
+            Some(v) => writeln!(out, "{}\t{v}\tavailable\t{}", d.name, d.tools.join(","))?,
+            None => writeln!(
+                out,
+                "{}\t-\tinvalid\t{}",
+                d.name,
+                d.problem.as_deref().unwrap_or("")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn print_info(info: &PluginInfo, out: &mut dyn Write) -> Result<()> {
+    let p = &info.plugin;
+    writeln!(out, "{} {}: {}", p.name, p.version, p.description)?;
+    writeln!(out, "directory   {}", info.dir)?;
+    writeln!(
+        out,
+        "signed      {}",
+        if info.signed { "yes" } else { "no" }
+    )?;
+    let c = &p.capabilities;
+    writeln!(
+        out,
+        "limits      {} MiB memory, {} ms per call, {} KiB output{}",
+        c.memory_mb,
+        c.time_ms,
+        c.max_output_kb,
+        c.fuel.map(|f| format!(", {f} fuel")).unwrap_or_default()
+    )?;
+    for d in &c.dirs {
+        writeln!(
+            out,
+            "directory   {} -> {} ({:?})",
+            d.host.display(),
+            d.guest,
+            d.mode
+        )?;
+    }
+    if !c.env.is_empty() {
+        writeln!(out, "environment {}", c.env.join(", "))?;
+    }
+    for (dep, req) in &info.dependencies {
+        writeln!(out, "depends on  {dep} {req}")?;
+    }
+    for t in &p.tools {
+        writeln!(out, "tool        {}: {}", t.name, t.description)?;
+    }
+    Ok(())
 }

@@ -6,24 +6,12 @@ use std::time::Duration;
 
 use bear_app::Viewer;
 use bear_core::{CancellationToken, PiiPolicy};
-use bear_rag::{IngestOptions, Pipeline, Progress, Store};
+use bear_rag::Progress;
 
 use crate::cli::{AskArgs, CollectionsCommand, DocsCommand, IngestArgs, PolicyChoice, SearchArgs};
 use crate::error::{Error, Result};
-use crate::security::ScrubSetup;
 use crate::write_json;
 use bear_app::LoadedConfig;
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-fn store(loaded: &LoadedConfig) -> Store {
-    Store::from_config(&loaded.config.rag, &loaded.dirs)
-}
 
 fn collection_name(loaded: &LoadedConfig, given: Option<&str>) -> String {
     given
@@ -50,84 +38,21 @@ pub(crate) fn ingest(
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut config = loaded.config.rag.clone();
-    config.include.extend(args.include.iter().cloned());
-    config.exclude.extend(args.exclude.iter().cloned());
-    let name = collection_name(loaded, args.collection.as_deref());
-    bear_rag::store::check_name(&name)?;
-    let store = store(loaded);
-    let rt = runtime()?;
+    let request = bear_app::ingest::IngestRequest {
+        collection: args.collection,
+        paths: args.paths,
+        include: args.include,
+        exclude: args.exclude,
+        sync: args.sync,
+        pii_policy: args.pii_policy.map(|p| policy(Some(p), loaded)),
+    };
+    let name = request
+        .collection
+        .clone()
+        .unwrap_or_else(|| loaded.config.rag.default_collection.clone());
+    let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
-    let embedder = rt.block_on(app.embedder(&loaded.config.models.default_embedder))?;
-    let collection = rt.block_on(async {
-        if store.exists(&name) {
-            return store.open(&name).await;
-        }
-        match store
-            .create(
-                &name,
-                policy(args.pii_policy, loaded),
-                embedder.model().as_str(),
-                embedder.dimension(),
-            )
-            .await
-        {
-            // Another run created it meanwhile.
-            Err(bear_rag::Error::CollectionExists { .. }) => store.open(&name).await,
-            r => r,
-        }
-    })?;
-    let mut setup = ScrubSetup::new(loaded, collection.meta().pii_policy)?;
-    let pipeline = Pipeline {
-        embedder,
-        scrubber: setup.scrubber.clone(),
-        config,
-    };
-    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} files  {msg}  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    });
-    let mut chunks = 0usize;
-    let started = std::time::Instant::now();
-    let mut on_progress = |p: &Progress| {
-        if json && !quiet && bar.is_none() {
-            // Machine-readable progress on stderr, one event per line.
-            eprintln!("{}", serde_json::to_string(p).unwrap_or_default());
-        }
-        let Some(bar) = &bar else {
-            if !json && !quiet {
-                match p {
-                    Progress::Ingested { path, chunks } => {
-                        eprintln!("ingested {path} ({chunks} chunks)")
-                    }
-                    Progress::Failed { path, reason } => eprintln!("failed   {path}: {reason}"),
-                    _ => {}
-                }
-            }
-            return;
-        };
-        match p {
-            Progress::Found { files } => bar.set_length(*files as u64),
-            Progress::Ingested { chunks: n, .. } => {
-                chunks += n;
-                let rate = chunks as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                bar.set_message(format!("{chunks} chunks ({rate:.0}/s)"));
-                bar.inc(1);
-            }
-            Progress::Unchanged { .. } => bar.inc(1),
-            Progress::Failed { path, reason } => {
-                bar.println(format!("failed {path}: {reason}"));
-                bar.inc(1);
-            }
-        }
-    };
+    let mut shown = IngestProgress::new(json, quiet);
     let cancel = CancellationToken::new();
     let ctrl_c = cancel.clone();
     let report = rt.block_on(async {
@@ -136,56 +61,107 @@ pub(crate) fn ingest(
                 ctrl_c.cancel();
             }
         });
-        bear_rag::ingest(
-            &collection,
-            &pipeline,
-            &args.paths,
-            &IngestOptions { sync: args.sync },
-            &mut on_progress,
-            &cancel,
-        )
-        .await
+        app.ingest(&Viewer::Local, request, &mut |p| shown.show(p), &cancel)
+            .await
     });
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    // New vault tokens are saved even when the ingest failed part-way: stored chunks use them.
-    setup.save()?;
+    shown.finish();
     let report = report?;
-    setup.audit(
-        "rag.ingest",
-        if report.failed.is_empty() {
-            "ok"
-        } else {
-            "partial"
-        },
-        report.ingested.len() as u64,
-        report.chunks as u64,
-    )?;
     if json {
-        write_json(out, &report)?;
-    } else {
-        writeln!(
-            out,
-            "{}: {} ingested ({} chunks), {} unchanged, {} failed{}{} in {:.1} s",
-            collection.meta().name,
-            report.ingested.len(),
-            report.chunks,
-            report.unchanged.len(),
-            report.failed.len(),
-            if report.removed.is_empty() {
-                String::new()
-            } else {
-                format!(", {} removed", report.removed.len())
-            },
-            if report.cancelled { " (cancelled)" } else { "" },
-            report.elapsed_ms as f64 / 1000.0
-        )?;
-        for f in &report.failed {
-            writeln!(out, "  failed {}: {}", f.path, f.reason)?;
-        }
+        return write_json(out, &report);
+    }
+    writeln!(
+        out,
+        "{name}: {} ingested ({} chunks), {} unchanged, {} failed{}{} in {:.1} s",
+        report.ingested.len(),
+        report.chunks,
+        report.unchanged.len(),
+        report.failed.len(),
+        if report.removed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} removed", report.removed.len())
+        },
+        if report.cancelled { " (cancelled)" } else { "" },
+        report.elapsed_ms as f64 / 1000.0
+    )?;
+    for f in &report.failed {
+        writeln!(out, "  failed {}: {}", f.path, f.reason)?;
     }
     Ok(())
+}
+
+/// How ingest progress is shown on stderr: a bar on a terminal, a line per file otherwise,
+/// one JSON event per line with `--json`, nothing with `--quiet`.
+struct IngestProgress {
+    bar: Option<indicatif::ProgressBar>,
+    json: bool,
+    quiet: bool,
+    chunks: usize,
+    started: std::time::Instant,
+}
+
+impl IngestProgress {
+    fn new(json: bool, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} files  {msg}  {per_sec}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            json,
+            quiet,
+            chunks: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        if self.quiet {
+            return;
+        }
+        let Some(bar) = &self.bar else {
+            if self.json {
+                // Machine-readable progress on stderr, one event per line.
+                eprintln!("{}", serde_json::to_string(p).unwrap_or_default());
+                return;
+            }
+            match p {
+                Progress::Ingested { path, chunks } => {
+                    eprintln!("ingested {path} ({chunks} chunks)")
+                }
+                Progress::Failed { path, reason } => eprintln!("failed   {path}: {reason}"),
+                _ => {}
+            }
+            return;
+        };
+        match p {
+            Progress::Found { files } => bar.set_length(*files as u64),
+            Progress::Ingested { chunks, .. } => {
+                self.chunks += chunks;
+                let rate = self.chunks as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!("{} chunks ({rate:.0}/s)", self.chunks));
+                bar.inc(1);
+            }
+            Progress::Unchanged { .. } => bar.inc(1),
+            Progress::Failed { path, reason } => {
+                bar.println(format!("failed {path}: {reason}"));
+                bar.inc(1);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// Runs `bear search`.
@@ -195,7 +171,7 @@ pub(crate) fn search(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     let f = args.filter;
     let request = bear_app::rag::SearchRequest {
@@ -241,7 +217,7 @@ pub(crate) fn ask(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     let (f, sampling) = (args.filter, args.sampling);
     let request = bear_app::rag::AskRequest {
@@ -319,7 +295,7 @@ pub(crate) fn docs(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     match cmd {
         DocsCommand::List { collection } => {
@@ -349,10 +325,8 @@ pub(crate) fn docs(
             document,
             collection,
         } => {
-            let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
             let removed =
                 rt.block_on(app.remove_document(&Viewer::Local, collection.as_deref(), &document))?;
-            setup.audit("rag.docs.rm", "ok", 1, 0)?;
             if json {
                 return write_json(out, &removed);
             }
@@ -374,7 +348,7 @@ pub(crate) fn collections(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let rt = runtime()?;
+    let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     match cmd {
         CollectionsCommand::List => {
@@ -406,13 +380,11 @@ pub(crate) fn collections(
             Ok(())
         }
         CollectionsCommand::Create { name, pii_policy } => {
-            let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
             let request = bear_app::docs::CreateCollection {
                 name,
                 pii_policy: pii_policy.map(|p| policy(Some(p), loaded)),
             };
             let c = rt.block_on(app.create_collection(&Viewer::Local, &request))?;
-            setup.audit("rag.collections.create", "ok", 0, 0)?;
             if json {
                 write_json(out, &c)
             } else {
@@ -421,9 +393,7 @@ pub(crate) fn collections(
             }
         }
         CollectionsCommand::Rm { name } => {
-            let setup = ScrubSetup::new(loaded, PiiPolicy::Redact)?;
             let removed = rt.block_on(app.remove_collection(&Viewer::Local, &name))?;
-            setup.audit("rag.collections.rm", "ok", 0, 0)?;
             if json {
                 write_json(out, &removed)
             } else {

@@ -4,97 +4,39 @@
 //! goes to a file; with `security.audit_fail_closed` (the default) an unwritable audit log
 //! stops the command before any output.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use bear_core::{InvalidUtf8, PiiConfig, PiiPolicy};
-use bear_security::audit::{self, AuditEvent, AuditLog};
-use bear_security::{
-    Detector, KeySource, Keyring, MasterKey, Scrubber, SecretBytes, Session, Vault,
-};
+use bear_app::LoadedConfig;
+use bear_app::keyring::{KeyringView, NewMaster};
+use bear_app::pii::stream::{Input, StreamOptions};
+use bear_core::{InvalidUtf8, PiiPolicy};
+use bear_security::{KeySource, Keyring, SecretBytes};
 
 use crate::cli::{
     AuditCommand, DetectArgs, KeysCommand, PiiCommand, PolicyArg, RestoreArgs, ScrubArgs, Utf8Mode,
 };
 use crate::error::{Error, Result};
-use bear_app::LoadedConfig;
+use crate::write_json;
 
 fn sec_err(e: bear_security::Error) -> Error {
     Error::from(e)
 }
 
-/// Opens the input: a file, or stdin for `-`.
-fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+/// `-` is standard input.
+fn input(path: &Path) -> Input {
     if path == Path::new("-") {
-        return Ok(Box::new(std::io::stdin().lock()));
-    }
-    let f = File::open(path).map_err(|e| {
-        sec_err(bear_security::Error::Io {
-            action: "cannot read",
-            path: path.into(),
-            source: e,
-        })
-    })?;
-    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
-}
-
-/// Checks a file input whole before anything is written, so a refused file leaves no partial
-/// output: NUL bytes and (when refusing) invalid UTF-8. Stdin cannot be pre-checked.
-fn precheck(path: &Path, invalid: InvalidUtf8) -> Result<()> {
-    if path == Path::new("-") {
-        return Ok(());
-    }
-    let mut input = open_input(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
-    let mut offset = 0u64;
-    loop {
-        let n = input.read(&mut buf).map_err(crate::Error::Output)?;
-        if n == 0 {
-            if !carry.is_empty() && invalid == InvalidUtf8::Refuse {
-                return Err(sec_err(bear_security::Error::InvalidUtf8 { offset }));
-            }
-            return Ok(());
-        }
-        if let Some(p) = buf[..n].iter().position(|&b| b == 0) {
-            return Err(sec_err(bear_security::Error::Binary {
-                offset: offset + carry.len() as u64 + p as u64,
-            }));
-        }
-        if invalid == InvalidUtf8::Refuse {
-            carry.extend_from_slice(&buf[..n]);
-            match std::str::from_utf8(&carry) {
-                Ok(_) => {
-                    offset += carry.len() as u64;
-                    carry.clear();
-                }
-                Err(e) if e.error_len().is_some() => {
-                    return Err(sec_err(bear_security::Error::InvalidUtf8 {
-                        offset: offset + e.valid_up_to() as u64,
-                    }));
-                }
-                Err(e) => {
-                    // An incomplete sequence at the end: keep it for the next read.
-                    let keep = carry.split_off(e.valid_up_to());
-                    offset += carry.len() as u64;
-                    carry = keep;
-                }
-            }
-        } else {
-            offset += n as u64;
-        }
+        Input::Stdin
+    } else {
+        Input::File(path.into())
     }
 }
 
-fn utf8_mode(arg: Option<Utf8Mode>, config: &PiiConfig) -> InvalidUtf8 {
-    match arg {
-        Some(Utf8Mode::Refuse) => InvalidUtf8::Refuse,
-        Some(Utf8Mode::Replace) => InvalidUtf8::Replace,
-        None => config.invalid_utf8,
-    }
+fn utf8_mode(arg: Option<Utf8Mode>) -> Option<InvalidUtf8> {
+    arg.map(|m| match m {
+        Utf8Mode::Refuse => InvalidUtf8::Refuse,
+        Utf8Mode::Replace => InvalidUtf8::Replace,
+    })
 }
 
 /// The passphrase from `BEAR_PASSPHRASE`, else a prompt on the terminal that does not echo.
@@ -148,9 +90,10 @@ fn zeroize_string(s: &mut String) {
     zeroize::Zeroize::zeroize(s);
 }
 
+/// The key file given or configured, else a passphrase read now.
 fn key_source(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<KeySource> {
-    match key_file.or(loaded.config.security.key_file.as_ref()) {
-        Some(f) => Ok(KeySource::KeyFile(f.clone())),
+    match bear_app::keyring::key_file(loaded, key_file.cloned()) {
+        Some(f) => Ok(KeySource::KeyFile(f)),
         None => Ok(KeySource::Passphrase(passphrase(
             "Keyring passphrase: ",
             false,
@@ -159,21 +102,9 @@ fn key_source(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<KeySo
 }
 
 pub(crate) fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<Keyring> {
-    let path = loaded.config.security.keyring_path(&loaded.dirs);
-    if !path.exists() {
-        return Err(sec_err(bear_security::Error::NoKeyring { path }));
-    }
-    Keyring::open(&path, key_source(loaded, key_file)?).map_err(sec_err)
-}
-
-fn open_audit(loaded: &LoadedConfig, keyring: Option<&Keyring>) -> Result<AuditLog> {
-    let sec = &loaded.config.security;
-    AuditLog::open(
-        &sec.audit_log_path(&loaded.dirs),
-        sec.audit_fail_closed,
-        keyring.map(|k| k.hmac_key("bear-audit-v1")),
-    )
-    .map_err(sec_err)
+    Ok(bear_app::keyring::open(loaded, || {
+        key_source(loaded, key_file).map_err(into_app)
+    })?)
 }
 
 /// Where output goes: stdout, or a temporary file renamed into place on commit.
@@ -241,18 +172,14 @@ pub(crate) fn pii(
 }
 
 fn detect(loaded: &LoadedConfig, args: DetectArgs, json: bool, out: &mut dyn Write) -> Result<()> {
-    let invalid = utf8_mode(args.invalid_utf8, &loaded.config.pii);
-    precheck(&args.input, invalid)?;
-    let detector = Detector::new(&loaded.config.pii).map_err(sec_err)?;
-    let mut input = open_input(&args.input)?;
-    let mut detection = bear_app::pii::Detection::new(&detector, args.show_values);
-    for_each_chunk(&mut input, invalid, |text| {
-        detection.feed(text);
-        Ok(())
-    })?;
-    let found = detection.finish();
+    let found = bear_app::pii::stream::detect(
+        loaded,
+        &input(&args.input),
+        args.show_values,
+        utf8_mode(args.invalid_utf8),
+    )?;
     if json {
-        return crate::write_json(out, &found);
+        return write_json(out, &found);
     }
     for i in &found.findings {
         write!(
@@ -278,21 +205,17 @@ fn detect(loaded: &LoadedConfig, args: DetectArgs, json: bool, out: &mut dyn Wri
         } else {
             format!(" ({})", summary.join(", "))
         },
-        serde_json::to_value(found.risk)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
+        name_of(&found.risk)
     );
     Ok(())
 }
 
-/// Feeds the input to `f` in newline-aligned UTF-8 chunks (the scrubber's own chunking).
-fn for_each_chunk(
-    input: &mut dyn Read,
-    invalid: InvalidUtf8,
-    f: impl FnMut(&str) -> Result<()>,
-) -> Result<()> {
-    bear_security::scrub::for_each_chunk(input, invalid, f).map(|_| ())
+/// A unit enum's wire name (`high`, `tokenize`).
+fn name_of(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn policy_of(p: PolicyArg) -> PiiPolicy {
@@ -305,122 +228,59 @@ fn policy_of(p: PolicyArg) -> PiiPolicy {
     }
 }
 
-/// Runs `bear scrub`.
+/// Runs `bear scrub`: the output is committed (renamed into place) only once the run is
+/// audited.
 pub(crate) fn scrub(
     loaded: &LoadedConfig,
     args: ScrubArgs,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let mut config = loaded.config.pii.clone();
-    if let Some(p) = args.policy {
-        config.default_policy = policy_of(p);
-        config.policies.clear();
-    }
-    let invalid = utf8_mode(args.invalid_utf8, &config);
-    let needs_keys = config.default_policy == PiiPolicy::Tokenize
-        || config.default_policy == PiiPolicy::Hash
-        || config
-            .policies
-            .values()
-            .any(|p| matches!(p, PiiPolicy::Tokenize | PiiPolicy::Hash));
-    let mut keyring = if needs_keys {
-        Some(open_keyring(loaded, args.key_file.as_ref())?)
-    } else {
-        None
+    let options = StreamOptions {
+        policy: args.policy.map(policy_of),
+        invalid_utf8: utf8_mode(args.invalid_utf8),
     };
-    let audit = open_audit(loaded, keyring.as_ref())?;
-    precheck(&args.input, invalid)?;
-
-    let vault_path = loaded.config.security.vault_path(&loaded.dirs);
-    let vault = match &keyring {
-        Some(k) => Some(Arc::new(Mutex::new(
-            Vault::load(&vault_path, k).map_err(sec_err)?,
-        ))),
-        None => None,
-    };
-    let hash_key = match &keyring {
-        Some(k) => k.hmac_key("bear-scrub-hash-v1"),
-        None => bear_security::crypto::ephemeral_hmac_key().map_err(sec_err)?,
-    };
-    let detector = Arc::new(Detector::new(&config).map_err(sec_err)?);
-    let scrubber = Scrubber::new(detector, config, hash_key, vault.clone()).map_err(sec_err)?;
-    let mut session = Session::new().map_err(sec_err)?;
-    let mut input = open_input(&args.input)?;
+    let key_file = args.key_file.clone();
+    let keys = || open_keyring(loaded, key_file.as_ref()).map_err(into_app);
     let mut sink = Sink::new(args.output.as_deref())?;
-    let report = scrubber
-        .scrub_stream(&mut input, sink.writer(), invalid, &mut session)
-        .map_err(sec_err)?;
-    if let (Some(v), Some(k)) = (&vault, keyring.as_mut()) {
-        let mut v = v.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if v.is_dirty() {
-            v.save(&vault_path, k).map_err(sec_err)?;
-        }
-    }
-    audit
-        .record(AuditEvent {
-            actor: "cli".into(),
-            action: "pii.scrub".into(),
-            outcome: "ok".into(),
-            entities: report.counts.clone(),
-            input_len: report.bytes_in,
-            output_len: report.bytes_out,
-            input_hmac: None,
-        })
-        .map_err(sec_err)?;
+    let report =
+        bear_app::pii::stream::scrub(loaded, &input(&args.input), options, keys, sink.writer())?;
     sink.commit()?;
     if json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(&report).unwrap_or_default()
-        )?;
-    } else {
-        let total: u32 = report.counts.values().sum();
-        eprintln!(
-            "scrubbed {total} finding(s) from {} bytes; risk {}",
-            report.bytes_in,
-            serde_json::to_value(report.risk)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        );
+        return write_json(out, &report);
     }
+    let total: u32 = report.counts.values().sum();
+    eprintln!(
+        "scrubbed {total} finding(s) from {} bytes; risk {}",
+        report.bytes_in,
+        name_of(&report.risk)
+    );
     Ok(())
 }
 
-/// Runs `bear restore`.
-pub(crate) fn restore(loaded: &LoadedConfig, args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
-    let keyring = open_keyring(loaded, args.key_file.as_ref())?;
-    let audit = open_audit(loaded, Some(&keyring))?;
-    precheck(&args.input, InvalidUtf8::Refuse)?;
-    let vault =
-        Vault::load(&loaded.config.security.vault_path(&loaded.dirs), &keyring).map_err(sec_err)?;
-    let mut input = open_input(&args.input)?;
-    let mut sink = Sink::new(args.output.as_deref())?;
-    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
-    {
-        let w = sink.writer();
-        for_each_chunk(&mut input, InvalidUtf8::Refuse, |text| {
-            let restored = vault.restore(text);
-            bytes_in += text.len() as u64;
-            bytes_out += restored.len() as u64;
-            w.write_all(restored.as_bytes()).map_err(Error::Output)
-        })?;
+/// The CLI's error as the application's, for callbacks the application calls.
+fn into_app(e: Error) -> bear_app::Error {
+    match e {
+        Error::App(e) => e,
+        other => bear_app::Error::Core(bear_core::Error::backend(other.kind(), other.to_string())),
     }
-    audit
-        .record(AuditEvent {
-            actor: "cli".into(),
-            action: "vault.restore".into(),
-            outcome: "ok".into(),
-            entities: BTreeMap::new(),
-            input_len: bytes_in,
-            output_len: bytes_out,
-            input_hmac: None,
-        })
-        .map_err(sec_err)?;
+}
+
+/// Runs `bear restore`.
+pub(crate) fn restore(
+    loaded: &LoadedConfig,
+    args: RestoreArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let keyring = open_keyring(loaded, args.key_file.as_ref())?;
+    let mut sink = Sink::new(args.output.as_deref())?;
+    let done =
+        bear_app::pii::stream::restore(loaded, &input(&args.input), &keyring, sink.writer())?;
     sink.commit()?;
-    let _ = out;
+    if json && args.output.is_some() {
+        return write_json(out, &done);
+    }
     Ok(())
 }
 
@@ -433,65 +293,31 @@ pub(crate) fn audit_cmd(
 ) -> Result<()> {
     match cmd {
         AuditCommand::Verify { path } => {
-            let path = path.unwrap_or_else(|| loaded.config.security.audit_log_path(&loaded.dirs));
-            let report = audit::verify(&path).map_err(sec_err)?;
+            let report = bear_app::audit::verify(loaded, path.as_deref())?;
             if json {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&report).unwrap_or_default()
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "ok: {} record(s) verified{}; head {}",
-                    report.records,
-                    if report.head_checked {
-                        " up to the recorded head"
-                    } else {
-                        " (no head file)"
-                    },
-                    &report.head[..16.min(report.head.len())]
-                )?;
+                return write_json(out, &report);
             }
+            writeln!(
+                out,
+                "ok: {} record(s) verified{}; head {}",
+                report.records,
+                if report.head_checked {
+                    " up to the recorded head"
+                } else {
+                    " (no head file)"
+                },
+                &report.head[..16.min(report.head.len())]
+            )?;
             Ok(())
         }
     }
 }
 
-fn audit_keys(loaded: &LoadedConfig, keyring: Option<&Keyring>, action: &str) -> Result<()> {
-    open_audit(loaded, keyring)?
-        .record(AuditEvent {
-            actor: "cli".into(),
-            action: action.into(),
-            outcome: "ok".into(),
-            ..AuditEvent::default()
-        })
-        .map_err(sec_err)
-}
-
-fn new_key_file(path: &Path) -> Result<()> {
-    if !path.exists() {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(Error::Output)?;
-        }
-        MasterKey::generate_key_file(path).map_err(sec_err)?;
-        eprintln!(
-            "created key file {} (mode 0600); back it up: without it the keyring cannot be opened",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// The source of a new master key: a key file (created if absent) or a new passphrase.
-fn new_master_source(key_file: Option<PathBuf>) -> Result<KeySource> {
+/// Where a new master key comes from: a key file (created if absent) or a new passphrase.
+fn new_master(key_file: Option<PathBuf>) -> Result<NewMaster> {
     match key_file {
-        Some(f) => {
-            new_key_file(&f)?;
-            Ok(KeySource::KeyFile(f))
-        }
-        None => Ok(KeySource::Passphrase(passphrase(
+        Some(f) => Ok(NewMaster::KeyFile(f)),
+        None => Ok(NewMaster::Passphrase(passphrase(
             "New keyring passphrase: ",
             true,
         )?)),
@@ -505,39 +331,50 @@ pub(crate) fn keys(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let sec = &loaded.config.security;
-    let ring_path = sec.keyring_path(&loaded.dirs);
-    match cmd {
+    let changed = match cmd {
         KeysCommand::Init { key_file } => {
-            let source = new_master_source(key_file.or(sec.key_file.clone()))?;
-            if let Some(dir) = ring_path.parent() {
-                std::fs::create_dir_all(dir).map_err(Error::Output)?;
-            }
-            let ring = Keyring::create(&ring_path, source).map_err(sec_err)?;
-            audit_keys(loaded, Some(&ring), "keys.init")?;
-            print_status(&ring, json, out)
+            let master = new_master(bear_app::keyring::key_file(loaded, key_file))?;
+            bear_app::keyring::init(loaded, master)?
         }
         KeysCommand::Rotate {
             collection,
             master,
-            new_key_file: new_kf,
+            new_key_file,
             key_file,
         } => {
             let mut ring = open_keyring(loaded, key_file.as_ref())?;
             if master {
-                let source = new_master_source(new_kf)?;
-                ring.rotate_master(source).map_err(sec_err)?;
-                audit_keys(loaded, Some(&ring), "keys.rotate_master")?;
+                bear_app::keyring::rotate_master(loaded, &mut ring, new_master(new_key_file)?)?
             } else {
-                ring.rotate(&collection).map_err(sec_err)?;
-                audit_keys(loaded, Some(&ring), "keys.rotate")?;
+                bear_app::keyring::rotate(loaded, &mut ring, &collection)?
             }
-            print_status(&ring, json, out)
         }
         KeysCommand::Status { key_file } => {
             let ring = open_keyring(loaded, key_file.as_ref())?;
-            print_status(&ring, json, out)
+            return print_status(&KeyringView::of(&ring), json, out);
         }
+        other => return api_keys(loaded, other, json, out),
+    };
+    if let Some(f) = &changed.created_key_file {
+        eprintln!(
+            "created key file {} (mode 0600); back it up: without it the keyring cannot be opened",
+            f.display()
+        );
+    }
+    if json {
+        return write_json(out, &changed);
+    }
+    print_status(&changed.keyring, json, out)
+}
+
+/// Runs `bear keys api-create|api-list|api-revoke`.
+fn api_keys(
+    loaded: &LoadedConfig,
+    cmd: KeysCommand,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    match cmd {
         KeysCommand::ApiCreate { role, label } => {
             let made = bear_app::keys::create(loaded, &role, &label)?;
             if json {
@@ -556,11 +393,10 @@ pub(crate) fn keys(
         KeysCommand::ApiList => {
             let keys = bear_app::keys::list(loaded)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string(&keys).unwrap_or_default())?;
-            } else {
-                for k in keys {
-                    writeln!(out, "{}\t{:?}\t{}", k.id, k.role, k.label)?;
-                }
+                return write_json(out, &keys);
+            }
+            for k in keys {
+                writeln!(out, "{}\t{:?}\t{}", k.id, k.role, k.label)?;
             }
             Ok(())
         }
@@ -572,6 +408,7 @@ pub(crate) fn keys(
             say_server_told(&told);
             Ok(())
         }
+        _ => Ok(()),
     }
 }
 
@@ -589,12 +426,11 @@ fn say_server_told(told: &bear_app::keys::ServerTold) {
     }
 }
 
-fn print_status(ring: &Keyring, json: bool, out: &mut dyn Write) -> Result<()> {
-    let s = ring.status();
+fn print_status(view: &KeyringView, json: bool, out: &mut dyn Write) -> Result<()> {
     if json {
-        writeln!(out, "{}", serde_json::to_string(&s).unwrap_or_default())?;
-        return Ok(());
+        return write_json(out, view);
     }
+    let s = &view.status;
     writeln!(out, "keyring     {}", s.path.display())?;
     match s.pbkdf2_iterations {
         Some(n) => writeln!(
@@ -616,90 +452,11 @@ fn print_status(ring: &Keyring, json: bool, out: &mut dyn Write) -> Result<()> {
             c.name, c.current_key, c.retired_keys, c.messages
         )?;
     }
-    let locked = if bear_security::secret::mlock_refused() {
-        "no (RLIMIT_MEMLOCK refused; raise ulimit -l)"
-    } else {
+    let locked = if view.mlock {
         "yes"
+    } else {
+        "no (RLIMIT_MEMLOCK refused; raise ulimit -l)"
     };
     writeln!(out, "mlock       {locked}")?;
     Ok(())
-}
-
-/// A scrubber for one policy, with the keyring and token vault it needs (tokenize and hash),
-/// for commands that scrub on the way to storage (`bear ingest`) or restore for the user.
-pub(crate) struct ScrubSetup {
-    pub(crate) scrubber: Arc<Scrubber>,
-    keyring: Option<Keyring>,
-    vault: Option<Arc<Mutex<Vault>>>,
-    vault_path: PathBuf,
-    audit: AuditLog,
-}
-
-impl ScrubSetup {
-    /// Builds the scrubber for `policy`, opening the keyring and vault when the policy needs
-    /// them.
-    pub(crate) fn new(loaded: &LoadedConfig, policy: PiiPolicy) -> Result<Self> {
-        let mut config = loaded.config.pii.clone();
-        config.default_policy = policy;
-        config.policies.clear();
-        let keyring = if matches!(policy, PiiPolicy::Tokenize | PiiPolicy::Hash) {
-            Some(open_keyring(loaded, None)?)
-        } else {
-            None
-        };
-        let audit = open_audit(loaded, keyring.as_ref())?;
-        let vault_path = loaded.config.security.vault_path(&loaded.dirs);
-        let vault = match &keyring {
-            Some(k) if policy == PiiPolicy::Tokenize => Some(Arc::new(Mutex::new(
-                Vault::load(&vault_path, k).map_err(sec_err)?,
-            ))),
-            _ => None,
-        };
-        let hash_key = match &keyring {
-            Some(k) => k.hmac_key("bear-scrub-hash-v1"),
-            None => bear_security::crypto::ephemeral_hmac_key().map_err(sec_err)?,
-        };
-        let detector = Arc::new(Detector::new(&config).map_err(sec_err)?);
-        let scrubber =
-            Arc::new(Scrubber::new(detector, config, hash_key, vault.clone()).map_err(sec_err)?);
-        Ok(Self {
-            scrubber,
-            keyring,
-            vault,
-            vault_path,
-            audit,
-        })
-    }
-
-    /// Persists new vault tokens (sealed under the keyring).
-    pub(crate) fn save(&mut self) -> Result<()> {
-        if let (Some(v), Some(k)) = (&self.vault, self.keyring.as_mut()) {
-            let mut v = v.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if v.is_dirty() {
-                v.save(&self.vault_path, k).map_err(sec_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes an audit record (metadata only), failing closed as configured.
-    pub(crate) fn audit(
-        &self,
-        action: &str,
-        outcome: &str,
-        input_len: u64,
-        output_len: u64,
-    ) -> Result<()> {
-        self.audit
-            .record(AuditEvent {
-                actor: "cli".into(),
-                action: action.into(),
-                outcome: outcome.into(),
-                entities: BTreeMap::new(),
-                input_len,
-                output_len,
-                input_hmac: None,
-            })
-            .map_err(sec_err)
-    }
 }

@@ -5,11 +5,11 @@
 use bear_app::control::{Client, RunAction, RunDone, RunRequest};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
-use bear_agents::{Engine, MemoryStore, Progress, Registry, SqliteStore, Workflow};
-use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus, WorkflowStateStore};
+use bear_agents::{Engine, Progress, Registry, SqliteStore, Workflow};
+use bear_app::runs::read_definition;
+use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus};
 use serde_json::Value;
 
 use crate::cli::{AgentsCommand, WorkflowCommand, WorkflowRunArgs};
@@ -17,61 +17,18 @@ use crate::error::{Error, Result};
 use crate::write_json;
 use bear_app::LoadedConfig;
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-fn read_definition(path: &Path) -> Result<Workflow> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::from(bear_agents::Error::Parse {
-            path: path.display().to_string(),
-            message: format!("cannot read the file: {}", e.kind()),
-        })
-    })?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    Ok(if is_json {
-        Workflow::from_json(&text)?
-    } else {
-        Workflow::parse(&text)?
-    })
-}
-
-struct Wiring {
-    engine: Engine,
-}
-
-/// The run database of `[workflows]`.
-fn open_store(loaded: &LoadedConfig, rt: &tokio::runtime::Runtime) -> Result<Arc<SqliteStore>> {
-    let wf = &loaded.config.workflows;
-    Ok(Arc::new(rt.block_on(SqliteStore::open(
-        &wf.database_path(&loaded.dirs),
-        wf.fsync,
-    ))?))
-}
-
-/// Builds the engine over `store`; backends are loaded only when `workflow` needs them. File
-/// steps are confined to `workflows.files_root`, or else to the current directory.
-fn wire(
-    loaded: &LoadedConfig,
-    store: Arc<dyn WorkflowStateStore>,
+/// The run database and an engine in this process over it, with the backends `workflow`
+/// needs.
+fn local(
+    app: &bear_app::App,
+    rt: &tokio::runtime::Runtime,
     workflow: Option<&Workflow>,
     bus: EventBus,
-) -> Result<Wiring> {
-    let needs = workflow.map(Workflow::needs).unwrap_or_default();
-    let mut backends = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(crate::app(loaded)?.workflow_backends(&needs, None))?;
-    if backends.files_root.is_none() {
-        backends.files_root = Some(std::env::current_dir()?);
-    }
-    Ok(Wiring {
-        engine: bear_app::workflows::engine(loaded, store, backends, bus),
+) -> Result<(Arc<SqliteStore>, Engine)> {
+    rt.block_on(async {
+        let runs = app.open_runs().await?;
+        let engine = app.local_engine(runs.clone(), workflow, bus).await?;
+        Ok((runs, engine))
     })
 }
 
@@ -86,15 +43,16 @@ pub(crate) fn run(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let rt = runtime()?;
-    let result = command(loaded, &rt, cmd, json, out);
+    let rt = crate::runtime()?;
+    let app = crate::app(loaded)?;
+    let result = command(&app, &rt, cmd, json, out);
     // A step stuck in blocking code (cut off by its timeout) must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
 }
 
 fn command(
-    loaded: &LoadedConfig,
+    app: &bear_app::App,
     rt: &tokio::runtime::Runtime,
     cmd: WorkflowCommand,
     json: bool,
@@ -103,42 +61,19 @@ fn command(
     match cmd {
         WorkflowCommand::Validate { file } => {
             let workflow = read_definition(&file)?;
-            // Validation touches no database.
-            let w = wire(
-                loaded,
-                Arc::new(MemoryStore::new()),
-                None,
-                EventBus::default(),
-            )?;
-            // Validation assumes every backend is present: it checks the definition, not the
-            // machine; tools are checked against the plugin directories.
-            let mut catalog = w.engine.catalog();
-            catalog.has_generator = true;
-            catalog.has_retriever = true;
-            catalog.has_scrubber = true;
-            catalog.tools = bear_app::workflows::tool_names(loaded);
-            let plan = workflow.validate(&catalog)?;
+            let v = app.validate_workflow(&workflow)?;
             if json {
-                write_json(
-                    out,
-                    &serde_json::json!({"valid": true, "name": workflow.name, "steps": plan.steps.len()}),
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "{}: valid, {} step(s)",
-                    workflow.name,
-                    plan.steps.len()
-                )?;
+                return write_json(out, &v);
             }
+            writeln!(out, "{}: valid, {} step(s)", v.name, v.steps)?;
             Ok(())
         }
-        WorkflowCommand::Run(args) => run_workflow(loaded, rt, args, json, out),
+        WorkflowCommand::Run(args) => run_workflow(app, rt, args, json, out),
         WorkflowCommand::List { status } => {
-            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
+            let (_, engine) = local(app, rt, None, EventBus::default())?;
             let query = bear_app::workflows::RunsQuery { status };
             let runs = rt.block_on(bear_app::workflows::list(
-                &w.engine,
+                &engine,
                 &bear_app::Viewer::Local,
                 &query,
             ))?;
@@ -165,8 +100,8 @@ fn command(
             Ok(())
         }
         WorkflowCommand::Status { id } => {
-            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
-            let p = rt.block_on(w.engine.progress(&run_id(&id)?))?;
+            let (_, engine) = local(app, rt, None, EventBus::default())?;
+            let p = rt.block_on(engine.progress(&run_id(&id)?))?;
             if json {
                 write_json(out, &bear_app::workflows::WorkflowStatus::of(p))
             } else {
@@ -174,36 +109,31 @@ fn command(
             }
         }
         WorkflowCommand::Cancel { id } => {
-            if let Some(d) = through_server(loaded, &id, RunAction::Cancel)? {
+            if let Some(d) = through_server(app.config(), &id, RunAction::Cancel)? {
                 return done(out, json, &d.id, &d.result);
             }
-            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
-            rt.block_on(w.engine.cancel(&run_id(&id)?))?;
+            let (_, engine) = local(app, rt, None, EventBus::default())?;
+            rt.block_on(engine.cancel(&run_id(&id)?))?;
             done(out, json, &id, "cancel requested")
         }
         WorkflowCommand::Pause { id } => {
-            if let Some(d) = through_server(loaded, &id, RunAction::Pause)? {
+            if let Some(d) = through_server(app.config(), &id, RunAction::Pause)? {
                 return done(out, json, &d.id, &d.result);
             }
-            let w = wire(loaded, open_store(loaded, rt)?, None, EventBus::default())?;
-            rt.block_on(w.engine.pause(&run_id(&id)?))?;
+            let (_, engine) = local(app, rt, None, EventBus::default())?;
+            rt.block_on(engine.pause(&run_id(&id)?))?;
             done(out, json, &id, "pause requested")
         }
         WorkflowCommand::Recover { watch } => {
-            let store = open_store(loaded, rt)?;
-            let probe = wire(loaded, store.clone(), None, EventBus::default())?;
-            let interrupted: Vec<Progress> = rt
-                .block_on(probe.engine.list(None))?
-                .into_iter()
-                .filter(|p| p.interrupted)
-                .collect();
+            let (store, probe) = local(app, rt, None, EventBus::default())?;
+            let interrupted = rt.block_on(app.interrupted_runs(&probe))?;
             if interrupted.is_empty() {
                 return done(out, json, "-", "no interrupted runs");
             }
             let mut failed = 0;
             for p in interrupted {
                 eprintln!("recovering run {} ({})", p.id, p.name);
-                if let Err(e) = resume(loaded, rt, &store, &p.id, watch, json, out) {
+                if let Err(e) = resume(app, rt, &store, &p.id, watch, json, out) {
                     eprintln!("run {}: {e}", p.id);
                     failed += 1;
                 }
@@ -217,11 +147,12 @@ fn command(
             Ok(())
         }
         WorkflowCommand::Resume { id, watch } => {
-            if let Some(d) = through_server(loaded, &id, RunAction::Resume)? {
+            if let Some(d) = through_server(app.config(), &id, RunAction::Resume)? {
                 return done(out, json, &d.id, &d.result);
             }
             let id = run_id(&id)?;
-            resume(loaded, rt, &open_store(loaded, rt)?, &id, watch, json, out)
+            let (store, _) = local(app, rt, None, EventBus::default())?;
+            resume(app, rt, &store, &id, watch, json, out)
         }
     }
 }
@@ -241,7 +172,7 @@ fn through_server(loaded: &LoadedConfig, id: &str, action: RunAction) -> Result<
 /// `bear workflow resume`: a paused run in another process is sent a request; an interrupted
 /// one is continued here, with the backends its definition needs.
 fn resume(
-    loaded: &LoadedConfig,
+    app: &bear_app::App,
     rt: &tokio::runtime::Runtime,
     store: &Arc<SqliteStore>,
     id: &RunId,
@@ -249,37 +180,28 @@ fn resume(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    // The definition decides which backends to load for a takeover.
-    let record = rt
-        .block_on(store.load_run(id))?
-        .ok_or_else(|| Error::from(bear_agents::Error::RunNotFound(id.clone())))?;
-    let done_before = record
-        .steps
-        .values()
-        .filter(|s| s.status == StepStatus::Completed)
-        .count();
-    let workflow: Workflow = serde_json::from_value(record.definition).map_err(|_| {
-        bear_core::Error::backend(
-            bear_core::ErrorKind::Storage,
-            "the stored definition cannot be read",
-        )
-    })?;
+    let stored = rt.block_on(bear_app::runs::stored_run(store, id))?;
     let bus = EventBus::new(4096);
-    let w = wire(loaded, store.clone(), Some(&workflow), bus.clone())?;
+    let engine =
+        rt.block_on(app.local_engine(store.clone(), Some(&stored.workflow), bus.clone()))?;
     let events = bus.subscribe();
-    match rt.block_on(w.engine.resume(id))? {
+    match rt.block_on(engine.resume(id))? {
         None => done(out, json, id.as_str(), "resume requested"),
         Some(handle) => {
             eprintln!("resuming interrupted run {id}");
-            let counts = (done_before, workflow.steps.len());
-            finish(rt, &w.engine, handle, events, counts, watch, json, out)
+            let counts = (stored.completed, stored.workflow.steps.len());
+            finish(rt, &engine, handle, events, counts, watch, json, out)
         }
     }
 }
 
 fn done(out: &mut dyn Write, json: bool, id: &str, what: &str) -> Result<()> {
     if json {
-        write_json(out, &serde_json::json!({"id": id, "result": what}))
+        let d = RunDone {
+            id: id.to_string(),
+            result: what.to_string(),
+        };
+        write_json(out, &d)
     } else {
         writeln!(out, "{id}: {what}")?;
         Ok(())
@@ -303,7 +225,7 @@ fn parse_inputs(pairs: &[String]) -> Result<BTreeMap<String, Value>> {
 }
 
 fn run_workflow(
-    loaded: &LoadedConfig,
+    app: &bear_app::App,
     rt: &tokio::runtime::Runtime,
     args: WorkflowRunArgs,
     json: bool,
@@ -312,14 +234,9 @@ fn run_workflow(
     let workflow = read_definition(&args.file)?;
     let inputs = parse_inputs(&args.input)?;
     let bus = EventBus::new(4096);
-    let w = wire(
-        loaded,
-        open_store(loaded, rt)?,
-        Some(&workflow),
-        bus.clone(),
-    )?;
+    let (_, engine) = local(app, rt, Some(&workflow), bus.clone())?;
     let stranded = rt
-        .block_on(w.engine.list(Some(RunStatus::Running)))?
+        .block_on(engine.list(Some(RunStatus::Running)))?
         .into_iter()
         .filter(|p| p.interrupted)
         .count();
@@ -331,11 +248,11 @@ fn run_workflow(
     // Subscribed before the start, so no transition of a fast run is missed.
     let events = bus.subscribe();
     let total = workflow.steps.len();
-    let handle = rt.block_on(w.engine.start(workflow, inputs))?;
+    let handle = rt.block_on(engine.start(workflow, inputs))?;
     eprintln!("run {} started", handle.id);
     finish(
         rt,
-        &w.engine,
+        &engine,
         handle,
         events,
         (0, total),

@@ -287,6 +287,25 @@ fn cases(notes: &Path) -> Vec<Case> {
             "/api/v1/models",
             json!({"action": "load", "model_id": "all-MiniLM-L6-v2-int8", "config": {"pin": true}}),
         ),
+        case(
+            "plugin tool run",
+            &[
+                "plugins",
+                "run",
+                "citations",
+                "extract",
+                "--input",
+                r#"{"text":"see ECLI:NL:HR:2019:1234"}"#,
+            ],
+            "/api/v1/plugins/citations/tools/extract",
+            json!({"text": "see ECLI:NL:HR:2019:1234"}),
+        ),
+        case(
+            "plugin tool run, a tool that is not there",
+            &["plugins", "run", "citations", "nosuch", "--input", "{}"],
+            "/api/v1/plugins/citations/tools/nosuch",
+            json!({}),
+        ),
         Case {
             name: "models list",
             cli: vec!["models".into(), "list".into()],
@@ -300,6 +319,17 @@ fn cases(notes: &Path) -> Vec<Case> {
 #[test]
 fn cli_and_rest_give_one_answer() {
     let h = crate::rag::home_with_keys();
+    // Plugins too, for the tool call both front ends offer.
+    let kf = h.path("master.key");
+    h.write(
+        "config/bear/config.toml",
+        format!(
+            "[security]\nkey_file = {:?}\n[plugins]\ndirs = [{:?}]\n",
+            kf,
+            crate::plugins::plugins_dir()
+        )
+        .as_bytes(),
+    );
     let corpus = crate::rag::corpus();
     let o = h.run(&["ingest", s(&corpus)], None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -423,6 +453,14 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
             );
         }
         "docs list" => assert_eq!(v.as_array().unwrap().len(), 13, "{v}"),
+        "plugin tool run" => {
+            assert!(ok);
+            assert_eq!(v["output"]["ecli"][0], "ECLI:NL:HR:2019:1234", "{v}");
+        }
+        "plugin tool run, a tool that is not there" => {
+            assert!(!ok);
+            assert_eq!(v["error"]["kind"], "not_found", "{v}");
+        }
         "generate, raw" => assert_eq!(v["chat_template"], false),
         "pii detect" => {
             assert_eq!(v["counts"]["EMAIL"], 1, "{v}");

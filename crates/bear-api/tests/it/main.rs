@@ -70,7 +70,7 @@ pub(crate) async fn server_with(
             .with_models(manager.clone())
             .with_rag(docs::rag_state(dir.path(), manager))
             .with_plugins(docs::plugins())
-            .with_audit(audit),
+            .with_audit(Arc::new(audit)),
     );
     // The control socket, in the data directory, as bear-server serves it.
     let control = bear_app::control::Listener::bind(dir.path()).unwrap();

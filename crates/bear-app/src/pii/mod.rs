@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{App, Result};
 
+pub mod stream;
+
 /// Text to look for PII in.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,98 @@
+//! Ingest: files into a collection (created on first use, owned by the caller), through the
+//! collection's own embedder and PII policy, with new vault tokens saved and the run audited.
+//! `bear ingest` and an upload's background job both come here.
+
+use std::path::PathBuf;
+
+use bear_core::{CancellationToken, PiiPolicy};
+use bear_rag::{Collection, IngestOptions, IngestReport, Pipeline, Progress};
+
+use crate::docs::CreateCollection;
+use crate::{App, Error, Result, Viewer};
+
+/// What to ingest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestRequest {
+    /// The collection (the configured default when `None`).
+    pub collection: Option<String>,
+    /// Files and folders.
+    pub paths: Vec<PathBuf>,
+    /// Globs added to `rag.include`.
+    pub include: Vec<String>,
+    /// Globs added to `rag.exclude`.
+    pub exclude: Vec<String>,
+    /// Also remove documents whose files no longer exist.
+    pub sync: bool,
+    /// The PII policy of a collection this ingest creates (`rag.pii_policy` when `None`).
+    pub pii_policy: Option<PiiPolicy>,
+}
+
+impl App {
+    /// Ingests `req.paths`, reporting each file to `progress`; `cancel` stops between files.
+    /// New vault tokens are saved even when the ingest fails part-way (stored chunks use them).
+    pub async fn ingest(
+        &self,
+        viewer: &Viewer,
+        req: IngestRequest,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+        cancel: &CancellationToken,
+    ) -> Result<IngestReport> {
+        let name = req
+            .collection
+            .clone()
+            .unwrap_or_else(|| self.config().config.rag.default_collection.clone());
+        // Opened before any change, so an unwritable log (failing closed) changes nothing.
+        self.audit_log()?;
+        let collection = self.open_or_create(viewer, &name, req.pii_policy).await?;
+        let mut config = self.config().config.rag.clone();
+        config.include.extend(req.include);
+        config.exclude.extend(req.exclude);
+        let pipeline = Pipeline {
+            embedder: self.embedder(&collection.meta().embedder).await?,
+            scrubber: self.scrubber_for(collection.meta().pii_policy)?,
+            config,
+        };
+        let options = IngestOptions { sync: req.sync };
+        let result = bear_rag::ingest(
+            &collection,
+            &pipeline,
+            &req.paths,
+            &options,
+            progress,
+            cancel,
+        )
+        .await;
+        let persisted = self.scrubbers().map_or(Ok(()), |s| s.persist());
+        let report = result?;
+        persisted?;
+        let outcome = if report.failed.is_empty() {
+            "ok"
+        } else {
+            "partial"
+        };
+        let sizes = (report.ingested.len() as u64, report.chunks as u64);
+        self.record(viewer, "rag.ingest", outcome, sizes)?;
+        Ok(report)
+    }
+
+    /// Collection `name`, created for `viewer` with `policy` when it does not exist yet.
+    pub async fn open_or_create(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        policy: Option<PiiPolicy>,
+    ) -> Result<Collection> {
+        if !self.store().exists(name) {
+            let new = CreateCollection {
+                name: name.to_string(),
+                pii_policy: policy,
+            };
+            match self.create_collection(viewer, &new).await {
+                // Another run created it meanwhile.
+                Ok(_) | Err(Error::Rag(bear_rag::Error::CollectionExists { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.collection(viewer, Some(name)).await
+    }
+}
