@@ -105,7 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 app.workflow_backends(&no_retriever, Some(&plugins)).await?
             }
         };
-        let rag = bear_api::RagState::new(app.clone(), loaded.dirs.data_dir.join("uploads"))?;
+        let rag = bear_api::RagState::new(app.clone())?;
 
         let wf = &config.workflows;
         let runs = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);

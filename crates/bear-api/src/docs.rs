@@ -7,7 +7,6 @@
 //! collection, including those made locally with `bear ingest`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -49,21 +48,18 @@ pub struct RagState {
     pub store: Store,
     /// Chunking, limits and retrieval defaults.
     pub config: RagConfig,
-    /// Where uploaded files are kept, one folder per collection.
-    pub uploads: PathBuf,
     jobs: Mutex<Jobs>,
     /// One ingest at a time per collection (LanceDB commits are not merged across writers).
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl RagState {
-    /// The document routes over `app`'s collections, keeping uploads under `uploads`.
-    pub fn new(app: Arc<bear_app::App>, uploads: PathBuf) -> bear_app::Result<Self> {
+    /// The document routes over `app`'s collections.
+    pub fn new(app: Arc<bear_app::App>) -> bear_app::Result<Self> {
         let config = &app.config().config;
         Ok(Self {
             store: app.store().clone(),
             config: config.rag.clone(),
-            uploads,
             jobs: Mutex::new(Jobs::default()),
             writers: Mutex::new(HashMap::new()),
             app,
@@ -235,17 +231,9 @@ pub(crate) async fn remove_collection(
     let r = rag(&s)?;
     let writer = r.writer(&name);
     let _held = writer.lock().await;
-    let removed = r.app.remove_collection(&caller.viewer(), &name).await?;
-    let dir = r.uploads.join(&name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| {
-            ApiError::from_kind(
-                bear_core::ErrorKind::Storage,
-                format!("the collection is removed but its uploads folder is not: {e}"),
-            )
-        })?;
-    }
-    Ok(Json(removed))
+    Ok(Json(
+        r.app.remove_collection(&caller.viewer(), &name).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -253,26 +241,6 @@ pub(crate) async fn remove_collection(
 #[serde(deny_unknown_fields)]
 pub(crate) struct UploadQuery {
     filename: String,
-}
-
-/// A file name for an upload: one plain path component, a format BEAR reads.
-fn check_filename(name: &str) -> Api<()> {
-    let plain = !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && !name.chars().any(char::is_control);
-    if !plain {
-        return Err(ApiError::invalid(
-            "filename: one plain file name (no folders, no leading dot, at most 255 bytes)",
-        ));
-    }
-    if bear_rag::extract::Format::from_path(std::path::Path::new(name)).is_none() {
-        return Err(ApiError::invalid(
-            "filename: BEAR reads .txt, .md, .html, .pdf and .docx files",
-        ));
-    }
-    Ok(())
 }
 
 /// `POST /api/v1/collections/{name}/documents?filename=NAME`: the body is the file. It is
@@ -289,31 +257,14 @@ pub(crate) async fn upload(
 ) -> Api<(StatusCode, Json<Accepted>)> {
     caller.require(Permission::Write)?;
     let Query(q) = q?;
-    check_filename(&q.filename)?;
     let body = body?;
-    if body.is_empty() {
-        return Err(ApiError::invalid(
-            "the body is empty: send the file's bytes",
-        ));
-    }
     let r = rag(&s)?;
-    // Created (owned by the caller) and checked now, so a refusal is this request's answer.
     let viewer = caller.viewer();
-    r.app.open_or_create(&viewer, &name, None).await?;
-    let dir = r.uploads.join(&name);
-    let storage = |e: std::io::Error| {
-        ApiError::from_kind(
-            bear_core::ErrorKind::Storage,
-            format!("cannot store the upload: {e}"),
-        )
-    };
-    std::fs::create_dir_all(&dir).map_err(storage)?;
-    let path = dir.join(&q.filename);
-    let tmp = dir.join(format!(".{}.part", uuid::Uuid::now_v7().simple()));
-    tokio::fs::write(&tmp, &body).await.map_err(storage)?;
-    tokio::fs::rename(&tmp, &path).await.map_err(storage)?;
-    let canonical = path.canonicalize().map_err(storage)?;
-    let document_id = bear_rag::ingest::document_id(&canonical);
+    let kept = r
+        .app
+        .store_upload(&viewer, &name, &q.filename, &body)
+        .await?;
+    let document_id = kept.document_id;
     let job_id = uuid::Uuid::now_v7().to_string();
     let job = Job {
         id: job_id.clone(),
@@ -340,7 +291,7 @@ pub(crate) async fn upload(
     let id = job_id.clone();
     let request = IngestRequest {
         collection: Some(name.clone()),
-        paths: vec![canonical],
+        paths: vec![kept.path],
         ..IngestRequest::default()
     };
     let writing = name.clone();
@@ -442,17 +393,11 @@ pub(crate) async fn remove_document(
     let r = rag(&s)?;
     let writer = r.writer(&name);
     let _held = writer.lock().await;
-    let removed = r
-        .app
-        .remove_document(&caller.viewer(), Some(&name), &id)
-        .await?;
-    let file = PathBuf::from(removed.path.as_deref().unwrap_or_default());
-    if let Ok(uploads) = r.uploads.join(&name).canonicalize()
-        && file.parent() == Some(uploads.as_path())
-    {
-        let _ = std::fs::remove_file(&file);
-    }
-    Ok(Json(removed))
+    Ok(Json(
+        r.app
+            .remove_document(&caller.viewer(), Some(&name), &id)
+            .await?,
+    ))
 }
 
 /// `POST /api/v1/search`: hybrid (default), vector, exact (every vector compared) or full-text

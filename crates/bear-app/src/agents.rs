@@ -117,7 +117,12 @@ fn agent_id(id: &str) -> Result<AgentId> {
     AgentId::new(id).map_err(|_| no_agent(id))
 }
 
-/// The agents that match `q`.
+/// The seed's agents, one of each type: the registry of a process without a server.
+pub fn default_registry() -> Registry {
+    Registry::with_default_agents()
+}
+
+/// The agents of `registry` that `q` selects.
 pub fn list(registry: &Registry, q: &AgentsQuery) -> Vec<AgentView> {
     registry
         .list()

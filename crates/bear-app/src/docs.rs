@@ -206,6 +206,7 @@ impl App {
         drop(c);
         self.store().remove(name)?;
         self.record(viewer, "rag.collections.rm", "ok", (0, 0))?;
+        self.remove_uploads(name)?;
         Ok(Removed {
             id: name.to_string(),
             path: None,
@@ -248,6 +249,7 @@ impl App {
         c.delete_documents(std::slice::from_ref(&doc.id)).await?;
         c.optimize(self.config().config.rag.ann_threshold).await?;
         self.record(viewer, "rag.docs.rm", "ok", (1, 0))?;
+        self.remove_upload(&c.meta().name, std::path::Path::new(&doc.path));
         Ok(Removed {
             id: doc.id,
             path: Some(doc.path),

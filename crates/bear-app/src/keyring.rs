@@ -37,10 +37,7 @@ pub fn key_file(loaded: &LoadedConfig, given: Option<PathBuf>) -> Option<PathBuf
 
 /// Opens the configured keyring with the key `source` gives (asked only when the keyring
 /// exists); a missing keyring says how to make one.
-pub fn open(
-    loaded: &LoadedConfig,
-    source: impl FnOnce() -> Result<KeySource>,
-) -> Result<Keyring> {
+pub fn open(loaded: &LoadedConfig, source: impl FnOnce() -> Result<KeySource>) -> Result<Keyring> {
     let path = loaded.config.security.keyring_path(&loaded.dirs);
     if !path.exists() {
         return Err(bear_security::Error::NoKeyring { path }.into());

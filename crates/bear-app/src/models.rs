@@ -279,3 +279,40 @@ pub fn manage_in_server(
         ),
     )))
 }
+
+/// The models as the user at this machine sees them: `bear models list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// The models, as `GET /api/v1/models` lists them.
+    pub rows: Vec<ModelRow>,
+    /// Whether `loaded` is the running bear-server's view (else this process's: none).
+    pub from_server: bool,
+    /// Files in the models directory that are not models BEAR can load, with the reason.
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+}
+
+/// The running bear-server's models when one answers within `wait`, else this machine's
+/// (all available), with the files discovery skipped.
+pub fn listing(
+    loaded: &crate::LoadedConfig,
+    query: &ModelsQuery,
+    wait: std::time::Duration,
+    local: impl FnOnce() -> Result<Vec<ModelRow>>,
+) -> Result<Listing> {
+    let client = crate::control::Client::new(&loaded.dirs.data_dir);
+    let (rows, from_server) = match client.models(query.clone(), wait)? {
+        Some(rows) => (rows, true),
+        None => (local()?, false),
+    };
+    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
+    let skipped = scan
+        .rejected
+        .into_iter()
+        .map(|r| (r.path, r.reason))
+        .collect();
+    Ok(Listing {
+        rows,
+        from_server,
+        skipped,
+    })
+}

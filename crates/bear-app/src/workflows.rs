@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bear_agents::{Backends, Engine, EngineConfig, Needs, Registry};
+use bear_agents::{Backends, Engine, EngineConfig, Needs};
 use bear_core::{EventBus, ModelId, PiiPolicy, Tool, WorkflowStateStore};
 
 use crate::{App, LoadedConfig, Result};
@@ -103,7 +103,7 @@ pub fn engine(
 ) -> Engine {
     Engine::new(
         store,
-        Registry::with_default_agents(),
+        crate::agents::default_registry(),
         backends,
         bus,
         EngineConfig::from_config(&loaded.config.workflows),

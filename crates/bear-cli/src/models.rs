@@ -3,7 +3,6 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use bear_app::control::Client;
 use bear_app::generate::Turn;
 use bear_app::models::{ManageConfig, ManageRequest, ModelAction, ModelsQuery};
 use bear_core::{CancellationToken, ChatRole, ModelId};
@@ -12,6 +11,7 @@ use bear_models::{ModelKind, ModelMeta};
 
 use crate::cli::{ChatArgs, EmbedArgs, GenerateArgs, ModelsCommand, PinArgs};
 use crate::error::{Error, Result};
+use crate::security;
 use crate::write_json;
 use bear_app::LoadedConfig;
 
@@ -92,15 +92,16 @@ pub(crate) fn run(
 /// else this machine's models, all available. `--json` prints what `GET /api/v1/models` does.
 fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
     let query = ModelsQuery::default();
-    let client = Client::new(&loaded.dirs.data_dir);
-    let (rows, server) = match client.models(query.clone(), ANSWER_WITHIN)? {
-        Some(rows) => (rows, true),
-        None => (crate::app(loaded)?.model_list(&query)?, false),
+    let local = || {
+        crate::app(loaded)
+            .map_err(security::into_app)?
+            .model_list(&query)
     };
-    let scan = bear_models::scan(std::slice::from_ref(&loaded.dirs.models_dir))?;
-    for r in &scan.rejected {
-        eprintln!("skipped {}: {}", r.path.display(), r.reason);
+    let listing = bear_app::models::listing(loaded, &query, ANSWER_WITHIN, local)?;
+    for (path, reason) in &listing.skipped {
+        eprintln!("skipped {}: {reason}", path.display());
     }
+    let (rows, server) = (listing.rows, listing.from_server);
     if json {
         return write_json(out, &rows);
     }

@@ -259,7 +259,7 @@ pub(crate) fn scrub(
 }
 
 /// The CLI's error as the application's, for callbacks the application calls.
-fn into_app(e: Error) -> bear_app::Error {
+pub(crate) fn into_app(e: Error) -> bear_app::Error {
     match e {
         Error::App(e) => e,
         other => bear_app::Error::Core(bear_core::Error::backend(other.kind(), other.to_string())),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use bear_agents::{Engine, Progress, Registry, SqliteStore, Workflow};
+use bear_agents::{Engine, Progress, SqliteStore, Workflow};
 use bear_app::runs::read_definition;
 use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus};
 use serde_json::Value;
@@ -395,7 +395,7 @@ fn print_progress(out: &mut dyn Write, p: &Progress) -> Result<()> {
 pub(crate) fn agents(cmd: AgentsCommand, json: bool, out: &mut dyn Write) -> Result<()> {
     match cmd {
         AgentsCommand::List => {
-            let registry = Registry::with_default_agents();
+            let registry = bear_app::agents::default_registry();
             let agents = bear_app::agents::list(&registry, &Default::default());
             if json {
                 return write_json(out, &agents);

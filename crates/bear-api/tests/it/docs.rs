@@ -42,7 +42,7 @@ pub(crate) fn rag_state(dir: &Path, models: Arc<bear_models::ModelManager>) -> R
         source: None,
     };
     let app = bear_app::App::new(loaded, models, bear_app::Keys::Opened(None)).unwrap();
-    RagState::new(Arc::new(app), dir.join("uploads")).unwrap()
+    RagState::new(Arc::new(app)).unwrap()
 }
 
 /// `<target>/plugins`, as `cargo xtask plugins` builds them.
