@@ -127,16 +127,6 @@ pub(crate) async fn collect<T, E: Into<ApiError>>(
     ))
 }
 
-pub(crate) fn check_max_tokens(n: Option<u32>) -> Api<u32> {
-    let n = n.unwrap_or(256);
-    if n == 0 || n > MAX_TOKENS {
-        return Err(ApiError::invalid(format!(
-            "max_tokens: must be from 1 to {MAX_TOKENS}"
-        )));
-    }
-    Ok(n)
-}
-
 /// `POST /api/v1/models/{id}/generate`: the seed's fields (`prompt`, `max_tokens` default 100,
 /// `temperature` default 0.7, `stop_sequences`) and the rest of bear-app's
 /// [`GenerateRequest`]; the prompt goes through the model's chat template unless `raw`.

@@ -11,9 +11,9 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bear_app::generate::{ChatRequest, Sampling, Turn};
 use bear_core::{
-    ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, Prompt, Redacted,
-    SamplingParams,
+    ChatRole, FinishReason, Generation, GenerationRequest, Prompt, Redacted, SamplingParams,
 };
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
 use crate::models::{
-    MAX_BATCH, Piece, check_max_tokens, collect, error_event, manager, model_id, spawn_generation,
+    MAX_BATCH, MAX_TOKENS, Piece, app, collect, error_event, manager, model_id, spawn_generation,
     sse_stream,
 };
 use crate::routes::Body;
@@ -239,19 +239,35 @@ pub(crate) struct OpenAiSampling {
 }
 
 impl OpenAiSampling {
-    fn params(&self) -> Api<SamplingParams> {
-        Ok(SamplingParams {
-            max_tokens: check_max_tokens(self.max_completion_tokens.or(self.max_tokens))?,
-            temperature: self.temperature.unwrap_or(1.0),
-            top_p: self.top_p.unwrap_or(1.0),
+    /// The sampling asked for; bear-app fills in the rest and checks the limits.
+    fn sampling(&self) -> Sampling {
+        Sampling {
+            max_tokens: self.max_completion_tokens.or(self.max_tokens),
+            temperature: self.temperature,
+            top_p: self.top_p,
             seed: self.seed,
             stop: match &self.stop {
                 None => Vec::new(),
                 Some(Stop::One(s)) => vec![s.clone()],
                 Some(Stop::Many(v)) => v.clone(),
             },
-            ..SamplingParams::default()
-        })
+            ..Sampling::default()
+        }
+    }
+
+    fn params(&self) -> Api<SamplingParams> {
+        Ok(self.sampling().params(openai_defaults(), MAX_TOKENS)?)
+    }
+}
+
+/// OpenAI's defaults where a request leaves a value out: 256 tokens (OpenAI has no fixed
+/// limit; BEAR's models are small), temperature 1, top_p 1.
+fn openai_defaults() -> SamplingParams {
+    SamplingParams {
+        max_tokens: 256,
+        temperature: 1.0,
+        top_p: 1.0,
+        ..SamplingParams::default()
     }
 }
 
@@ -291,23 +307,20 @@ pub(crate) async fn chat_completions(
     Body(b): Body<ChatBody>,
 ) -> Api<Response> {
     caller.require(Permission::Write)?;
-    if b.messages.is_empty() {
-        return Err(ApiError::invalid("messages: must not be empty"));
-    }
     let model = model_id(&b.sampling.model)?;
-    let request = GenerationRequest {
-        model: model.clone(),
-        prompt: Prompt::Chat(
-            b.messages
-                .into_iter()
-                .map(|m| ChatMessage {
-                    role: m.role,
-                    content: Redacted::new(m.content),
-                })
-                .collect(),
-        ),
-        params: b.sampling.params()?,
+    let chat = ChatRequest {
+        model: Some(model.to_string()),
+        messages: b
+            .messages
+            .into_iter()
+            .map(|m| Turn {
+                role: m.role,
+                content: m.content,
+            })
+            .collect(),
+        sampling: b.sampling.sampling(),
     };
+    let request = app(&s)?.chat_request(&chat, openai_defaults())?;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let (rx, cancel) = spawn_generation(&s, request)?;
     if !b.sampling.stream {

@@ -3,7 +3,7 @@
 
 use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
 use bear_app::docs::Removed;
-use bear_app::workflows::{self, RunCount, RunsQuery, WorkflowRow, WorkflowStatus};
+use bear_app::workflows::{self, RunsQuery, WorkflowRow, WorkflowRun, WorkflowStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_agents::Workflow;
 use bear_app::pii::{DetectRequest, DetectResponse, ScrubRequest, ScrubResponse};
-use bear_core::{RunId, RunStatus};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -104,18 +103,9 @@ pub(crate) async fn pii_scrub(
     Ok(Json(crate::models::app(&s)?.scrub(&b)?))
 }
 
-fn run_id(id: &str) -> Api<RunId> {
-    RunId::new(id).map_err(|e| ApiError::not_found(e.to_string()))
-}
-
 /// A run the caller may see; another key's run is a 404, as if it did not exist.
 async fn owned_run(s: &AppState, caller: &Caller, id: &str) -> Api<bear_agents::Progress> {
-    let id = run_id(id)?;
-    match s.engine.progress(&id).await {
-        Ok(p) if caller.may_see(p.owner.as_deref()) => Ok(p),
-        Ok(_) => Err(ApiError::not_found(format!("no workflow run `{id}`"))),
-        Err(e) => Err(e.into()),
-    }
+    Ok(workflows::run_for(&s.engine, &caller.viewer(), id).await?)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -126,23 +116,6 @@ pub(crate) struct WaitQuery {
     /// answer at once (202) and let the run go on in the background.
     #[serde(default)]
     wait: bool,
-}
-
-/// The seed's answer to `POST /workflows`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct WorkflowRun {
-    /// The run's id, for `GET /workflows/{id}`.
-    workflow_id: String,
-    /// `completed`, `running` or `failed` (also `pending`, `paused`, `cancelled`).
-    #[schema(value_type = String)]
-    status: RunStatus,
-    /// Each completed step's output, by step id.
-    #[schema(value_type = Object)]
-    results: BTreeMap<String, Value>,
-    /// Seconds the run has taken.
-    execution_time: f64,
-    /// Steps done out of all.
-    progress: RunCount,
 }
 
 /// `POST /api/v1/workflows`: the seed's body (`name`, `description`, `steps`, plus BEAR's
@@ -165,38 +138,13 @@ pub(crate) async fn create_workflow(
             .map_err(|_| ApiError::invalid("input_values: expected an object of inputs"))?,
     };
     let workflow = Workflow::from_json(&Value::Object(body).to_string())?;
-    let handle = s
-        .engine
-        .start_as(workflow, values, Some(caller.key_id.clone()))
-        .await?;
-    let id = handle.id.clone();
+    let run = workflows::start(&s.engine, &caller.viewer(), workflow, values, q.wait).await?;
     let code = if q.wait {
-        handle.wait().await?;
         StatusCode::OK
     } else {
-        // The handle is dropped: the run goes on in the background.
-        drop(handle);
         StatusCode::ACCEPTED
     };
-    let p = s.engine.progress(&id).await?;
-    // A run launched a moment ago may not have marked itself running yet: it is.
-    let status = match p.status {
-        RunStatus::Pending => RunStatus::Running,
-        other => other,
-    };
-    Ok((
-        code,
-        Json(WorkflowRun {
-            workflow_id: id.to_string(),
-            status,
-            results: p.results,
-            execution_time: p.execution_time,
-            progress: RunCount {
-                completed: p.completed,
-                total: p.total,
-            },
-        }),
-    ))
+    Ok((code, Json(run)))
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows", tag = "workflows", params(RunsQuery), responses((status = 200, description = "The caller's runs", body = Vec<WorkflowRow>)))]

@@ -243,3 +243,78 @@ impl WorkflowStatus {
         }
     }
 }
+
+/// The seed's answer to `POST /workflows`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkflowRun {
+    /// The run's id, for `GET /workflows/{id}`.
+    pub workflow_id: String,
+    /// `completed`, `running` or `failed` (also `paused`, `cancelled`).
+    #[schema(value_type = String)]
+    pub status: bear_core::RunStatus,
+    /// Each completed step's output, by step id.
+    #[schema(value_type = Object)]
+    pub results: BTreeMap<String, serde_json::Value>,
+    /// Seconds the run has taken.
+    pub execution_time: f64,
+    /// Steps done out of all.
+    pub progress: RunCount,
+}
+
+/// Starts `workflow` with `values`, owned by `viewer` when it is a key; with `wait`, answers
+/// once the run has ended, else at once while it goes on.
+pub async fn start(
+    engine: &Engine,
+    viewer: &crate::Viewer,
+    workflow: bear_agents::Workflow,
+    values: BTreeMap<String, serde_json::Value>,
+    wait: bool,
+) -> Result<WorkflowRun> {
+    let owner = match viewer {
+        crate::Viewer::Local => None,
+        crate::Viewer::Key { id, .. } => Some(id.clone()),
+    };
+    let handle = engine.start_as(workflow, values, owner).await?;
+    let id = handle.id.clone();
+    if wait {
+        handle.wait().await?;
+    }
+    // Without wait the handle is dropped here: the run goes on in the background.
+    let p = engine.progress(&id).await?;
+    // A run launched a moment ago may not have marked itself running yet: it is.
+    let status = match p.status {
+        bear_core::RunStatus::Pending => bear_core::RunStatus::Running,
+        other => other,
+    };
+    Ok(WorkflowRun {
+        workflow_id: id.to_string(),
+        status,
+        results: p.results,
+        execution_time: p.execution_time,
+        progress: RunCount {
+            completed: p.completed,
+            total: p.total,
+        },
+    })
+}
+
+/// Run `id` if `viewer` may see it; another key's run is not found, as if it did not exist.
+pub async fn run_for(
+    engine: &Engine,
+    viewer: &crate::Viewer,
+    id: &str,
+) -> Result<bear_agents::Progress> {
+    let missing = || {
+        crate::Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::NotFound,
+            format!("no workflow run `{id}`"),
+        ))
+    };
+    let run = bear_core::RunId::new(id).map_err(|_| missing())?;
+    let p = engine.progress(&run).await?;
+    if viewer.may_see(p.owner.as_deref()) {
+        Ok(p)
+    } else {
+        Err(missing())
+    }
+}
