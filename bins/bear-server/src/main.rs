@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bear_agents::SqliteStore;
 use bear_api::{AppState, Limits};
 use bear_core::EventBus;
 use bear_security::access::ApiKeyStore;
@@ -93,22 +92,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         for w in warnings {
             eprintln!("warning: {w}");
         }
-        let everything = bear_app::workflows::EVERYTHING;
-        let backends = match app.workflow_backends(&everything, Some(&plugins)).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("warning: workflows run without rag_query: {e}");
-                let no_retriever = bear_agents::Needs {
-                    retriever: false,
-                    ..everything
-                };
-                app.workflow_backends(&no_retriever, Some(&plugins)).await?
-            }
-        };
+        let (backends, warning) = app.server_backends(&plugins).await?;
+        if let Some(w) = warning {
+            eprintln!("warning: {w}");
+        }
         let rag = bear_api::RagState::new(app.clone())?;
 
-        let wf = &config.workflows;
-        let runs = Arc::new(SqliteStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?);
+        let runs = app.open_runs().await?;
         let engine = bear_app::workflows::engine(loaded, runs, backends, EventBus::default());
         // No run stays interrupted: whatever a previous server left running goes on here.
         let recovered = engine.recover().await?;

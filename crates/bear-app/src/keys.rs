@@ -28,6 +28,25 @@ pub struct Created {
     pub server: ServerTold,
 }
 
+/// A new key as shown once: `bear keys api-create --json`.
+#[derive(serde::Serialize)]
+pub struct Shown {
+    /// The key as the user types it (`Authorization: Bearer ...`).
+    pub key: String,
+    /// What the store keeps about it.
+    pub record: ApiKeyRecord,
+}
+
+impl Created {
+    /// What the user is shown, once.
+    pub fn shown(&self) -> Shown {
+        Shown {
+            key: self.key.reveal(),
+            record: self.record.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Created {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Created")

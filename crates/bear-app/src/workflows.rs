@@ -94,6 +94,27 @@ impl App {
     }
 }
 
+impl App {
+    /// What a server offers every workflow: all backends, with `registry`'s tools; when the
+    /// embedder cannot be loaded, everything but `rag_query`, and a warning saying why.
+    pub async fn server_backends(
+        &self,
+        registry: &bear_plugins::Registry,
+    ) -> Result<(Backends, Option<String>)> {
+        match self.workflow_backends(&EVERYTHING, Some(registry)).await {
+            Ok(b) => Ok((b, None)),
+            Err(e) => {
+                let no_retriever = Needs {
+                    retriever: false,
+                    ..EVERYTHING
+                };
+                let b = self.workflow_backends(&no_retriever, Some(registry)).await?;
+                Ok((b, Some(format!("workflows run without rag_query: {e}"))))
+            }
+        }
+    }
+}
+
 /// The workflow engine of `[workflows]` over `store`, with the default agents.
 pub fn engine(
     loaded: &LoadedConfig,

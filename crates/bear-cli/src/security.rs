@@ -378,8 +378,7 @@ fn api_keys(
         KeysCommand::ApiCreate { role, label } => {
             let made = bear_app::keys::create(loaded, &role, &label)?;
             if json {
-                let body = serde_json::json!({ "key": made.key.reveal(), "record": made.record });
-                writeln!(out, "{body}")?;
+                write_json(out, &made.shown())?;
             } else {
                 writeln!(out, "{}", made.key.reveal())?;
                 eprintln!(
