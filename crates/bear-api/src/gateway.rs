@@ -369,9 +369,32 @@ where
             this.stage.set(Stage::ErrorBody { f });
             return polled.map(Ok);
         }
+        harden(response.headers_mut());
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
         std::task::Poll::Ready(Ok(response))
     }
+}
+
+/// The Content-Security-Policy of every response: everything from this server only, no
+/// inline script or style, no plugins, no framing by other pages.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: \
+                   blob:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The headers every response carries: the CSP, no MIME sniffing, no referrer.
+fn harden(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 /// Whether the response is an error with a JSON body (which then gets the request id too).
@@ -400,6 +423,7 @@ async fn with_id_in_error_body(response: Response, id: HeaderValue) -> Response 
         },
         Err(_) => Body::empty(),
     };
+    harden(&mut parts.headers);
     parts.headers.insert(REQUEST_ID_HEADER, id);
     Response::from_parts(parts, body)
 }
@@ -631,21 +655,81 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
             ApiError::unauthorized(message.to_string())
         };
-        let Some(key) = presented_key(&parts.headers) else {
-            return Err(fail(
-                "an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
-            ));
+        let (key_id, role) = match presented_key(&parts.headers) {
+            Some(key) => {
+                let store: &ApiKeyStore = &state.keys.read().unwrap_or_else(|e| e.into_inner());
+                let record = store.verify(key).map(|r| (r.id.clone(), r.role));
+                record.map_err(|_| fail("unknown API key"))?
+            }
+            None => match crate::session::cookie_token(&parts.headers) {
+                Some(token) => session_caller(state, parts, token).map_err(|e| e.or(fail))?,
+                None => {
+                    return Err(fail(
+                        "an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`, or sign in at /api/v1/session",
+                    ));
+                }
+            },
         };
-        let record = {
-            let store: &ApiKeyStore = &state.keys.read().unwrap_or_else(|e| e.into_inner());
-            store.verify(key).map(|r| (r.id.clone(), r.role))
-        };
-        let (key_id, role) = record.map_err(|_| fail("unknown API key"))?;
         if let Err(n) = state.limiters.per_key.check_key(&key_id) {
             return Err(ApiError::rate_limited(retry_secs(n)));
         }
         Ok(Self { key_id, role })
     }
+}
+
+/// Why a session cookie was refused: an authentication failure (401, counted like a wrong
+/// key) or a request without its CSRF token (403).
+enum SessionRefusal {
+    Unauthenticated(&'static str),
+    Forbidden(ApiError),
+}
+
+impl SessionRefusal {
+    fn or(self, fail: impl Fn(&str) -> ApiError) -> ApiError {
+        match self {
+            Self::Unauthenticated(m) => fail(m),
+            Self::Forbidden(e) => e,
+        }
+    }
+}
+
+/// The key and role a session cookie stands for: the session must be live and its key still
+/// in force (a revoked key ends it), and a state-changing request must carry the session's
+/// CSRF token.
+fn session_caller(
+    state: &AppState,
+    parts: &Parts,
+    token: &str,
+) -> Result<(String, Role), SessionRefusal> {
+    let ended = SessionRefusal::Unauthenticated("the session has ended: sign in again");
+    let live = state.sessions.get(token).ok_or(ended)?;
+    let role = {
+        let store = state.keys.read().unwrap_or_else(|e| e.into_inner());
+        let record = store.list().iter().find(|r| r.id == live.key_id);
+        record.map(|r| r.role)
+    };
+    let Some(role) = role else {
+        state.sessions.end(token);
+        return Err(SessionRefusal::Unauthenticated(
+            "the session's API key was revoked: sign in again",
+        ));
+    };
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let presented = parts
+        .headers
+        .get(crate::session::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !safe && !presented.is_some_and(|p| bear_security::session::csrf_matches(&live, p)) {
+        return Err(SessionRefusal::Forbidden(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "csrf",
+            "a request that changes something must carry the session's X-CSRF-Token",
+        )));
+    }
+    Ok((live.key_id, role))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! - [`models`]: the seed's model routes and the OpenAI-compatible ones.
 //! - [`docs`]: collections, document upload and ingest jobs, search and ask.
 //! - [`plugins`]: plugin listing and tool calls (admin).
+//! - [`session`]: browser sign-in: the session cookie and its CSRF token.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
 //! - [`error`]: [`Error`] and the JSON error body, [`ApiError`].
@@ -28,6 +29,7 @@ pub mod openai;
 pub mod openapi;
 pub mod plugins;
 pub mod routes;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -61,6 +63,8 @@ pub struct AppState {
     pub rag: Option<RagState>,
     /// Loaded plugins; `None` answers 503.
     pub plugins: Option<Plugins>,
+    /// Browser sessions (the web app's sign-in).
+    pub sessions: bear_security::session::Sessions,
     pub(crate) metrics: metrics::Metrics,
     /// Per model, the slots of its bounded generation queue.
     queues: std::sync::Mutex<
@@ -89,6 +93,7 @@ impl AppState {
             app: None,
             rag: None,
             plugins: None,
+            sessions: bear_security::session::Sessions::new(session::SESSION_TTL),
             metrics: metrics::Metrics::new(),
             queues: Default::default(),
             queue_depth: limits.generation_queue.max(1),
@@ -158,6 +163,9 @@ impl AppState {
             .to_path_buf();
         let keys = ApiKeyStore::open(&path)?;
         let n = keys.list().len();
+        // A revoked key's sessions end now, not only at their next request.
+        self.sessions
+            .retain_keys(|id| keys.list().iter().any(|r| r.id == id));
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(n)
     }
@@ -177,6 +185,7 @@ pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
         .merge(models::routes())
         .merge(openai::routes())
         .merge(plugins::routes())
+        .merge(session::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(usize::MAX))
@@ -209,6 +218,7 @@ pub fn router(
         .merge(models::routes())
         .merge(openai::routes())
         .merge(plugins::routes())
+        .merge(session::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(upload_limit))

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::{docs, metrics, models, openai, plugins, routes};
+use crate::{docs, metrics, models, openai, plugins, routes, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,7 @@ use crate::{docs, metrics, models, openai, plugins, routes};
         docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
         docs::remove_document, docs::get_job, docs::search, docs::ask,
         plugins::list, plugins::invoke,
+        session::sign_in, session::current, session::sign_out,
         metrics::serve, serve,
     ),
     components(schemas(bear_app::ErrorBody, bear_app::ErrorDetail)),

@@ -108,7 +108,9 @@ impl App {
                     retriever: false,
                     ..EVERYTHING
                 };
-                let b = self.workflow_backends(&no_retriever, Some(registry)).await?;
+                let b = self
+                    .workflow_backends(&no_retriever, Some(registry))
+                    .await?;
                 Ok((b, Some(format!("workflows run without rag_query: {e}"))))
             }
         }

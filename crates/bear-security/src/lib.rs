@@ -9,7 +9,7 @@
 //! - [`crypto`]: the keyring (master key from passphrase or key file, wrapped per-collection
 //!   data keys, rotation, crypto-shredding) and the sealed record file format.
 //! - [`audit`]: the hash-chained, metadata-only JSONL audit log.
-//! - [`access`]: API keys and roles.
+//! - [`access`]: API keys and roles; [`session`]: browser sessions standing for a key.
 //! - [`sign`]: SHA-256 content hashes and Ed25519 signatures.
 //! - [`secret`]: mlock'ed, zeroized buffers for keys and vault contents.
 //!
@@ -25,6 +25,7 @@ pub mod detect;
 mod error;
 pub mod scrub;
 pub mod secret;
+pub mod session;
 pub mod sign;
 pub mod vault;
 

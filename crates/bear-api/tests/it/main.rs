@@ -7,6 +7,7 @@ mod control;
 mod docs;
 mod models;
 mod openapi;
+mod session;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -181,6 +182,9 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/plugins"),
     ("POST", "/api/v1/plugins/docstats/tools/stats"),
     ("GET", "/metrics"),
+    ("POST", "/api/v1/session"),
+    ("GET", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
