@@ -125,6 +125,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         let stop = shutdown();
+        // Known before the control socket answers, so `bear ui` gets a link at its first try.
+        let _ = state.listening.set(listener.local_addr()?);
         let handler = Arc::new(bear_api::ControlHandler::new(state.clone()));
         let control = tokio::spawn(control.serve(handler));
         eprintln!("bear-server listening on http://{}", listener.local_addr()?);

@@ -49,6 +49,41 @@ impl ControlHandler {
     }
 }
 
+impl ControlHandler {
+    /// A one-time sign-in link for key `key_id` (the key file is read again first if the
+    /// key is new to this server).
+    fn login(&self, key_id: &str) -> Result<bear_app::control::LoginLink, ErrorBody> {
+        let known = |s: &AppState| {
+            let keys = s.keys.read().unwrap_or_else(|e| e.into_inner());
+            keys.list().iter().any(|r| r.id == key_id)
+        };
+        if !known(&self.state) {
+            self.state
+                .reload_keys()
+                .map_err(|e| body(e.kind(), e.to_string()))?;
+        }
+        if !known(&self.state) {
+            return Err(body(ErrorKind::NotFound, format!("no API key {key_id}")));
+        }
+        let addr = self.state.listening.get().ok_or_else(|| {
+            body(
+                ErrorKind::Unavailable,
+                "the server is not listening yet".into(),
+            )
+        })?;
+        let token = self
+            .state
+            .sessions
+            .mint_login(key_id)
+            .map_err(|e| body(e.kind(), e.to_string()))?;
+        Ok(bear_app::control::LoginLink {
+            url: format!("http://{addr}/#login={token}"),
+            expires_in: bear_security::session::LOGIN_TTL.as_secs(),
+            server_pid: std::process::id(),
+        })
+    }
+}
+
 fn body(kind: ErrorKind, message: String) -> ErrorBody {
     ErrorBody::new(kind, message, None)
 }
@@ -69,6 +104,7 @@ impl Handler for ControlHandler {
             })
         };
         let reply = match request {
+            Request::Login { key_id } => self.login(&key_id).map(Reply::Login),
             Request::Models(q) => {
                 app().and_then(|a| a.model_list(&q).map_err(app_err).map(Reply::Models))
             }

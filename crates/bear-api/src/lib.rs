@@ -65,6 +65,8 @@ pub struct AppState {
     pub plugins: Option<Plugins>,
     /// Browser sessions (the web app's sign-in).
     pub sessions: bear_security::session::Sessions,
+    /// The address the server listens on, once it does (for sign-in links).
+    pub listening: std::sync::OnceLock<SocketAddr>,
     pub(crate) metrics: metrics::Metrics,
     /// Per model, the slots of its bounded generation queue.
     queues: std::sync::Mutex<
@@ -94,6 +96,7 @@ impl AppState {
             rag: None,
             plugins: None,
             sessions: bear_security::session::Sessions::new(session::SESSION_TTL),
+            listening: std::sync::OnceLock::new(),
             metrics: metrics::Metrics::new(),
             queues: Default::default(),
             queue_depth: limits.generation_queue.max(1),
@@ -282,6 +285,9 @@ async fn serve_until(
     limits: &Limits,
     shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        let _ = state.listening.set(addr);
+    }
     let sweep = tokio::spawn(forget_idle_clients(state.clone()));
     let served = serve_router(listener, router(state, limits), limits, shutdown).await;
     sweep.abort();

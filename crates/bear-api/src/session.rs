@@ -7,16 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
+
+type Api<T> = Result<T, ApiError>;
 
 /// How long a session lasts from sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -67,10 +70,51 @@ fn set_cookie(value: &str, max_age: u64) -> Result<HeaderValue, ApiError> {
     .map_err(|_| ApiError::from_kind(bear_core::ErrorKind::Internal, "cannot set the cookie"))
 }
 
-/// `POST /api/v1/session`: signs in with the API key in `Authorization` (or `X-Api-Key`); the
-/// answer sets the session cookie.
-#[utoipa::path(post, path = "/api/v1/session", tag = "session", responses((status = 200, description = "Signed in: the cookie is set; keep the CSRF token", body = SessionView)))]
-pub(crate) async fn sign_in(State(s): State<Arc<AppState>>, caller: Caller) -> Response {
+/// A sign-in without a key: the one-time token of a `bear ui` link.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignIn {
+    /// The token from the link's `#login=` fragment; it works once.
+    login_token: String,
+}
+
+/// Who a sign-in stands for: the caller's key, or the key a one-time login token was minted
+/// for (spent by this request).
+fn signing_in(s: &AppState, caller: Result<Caller, ApiError>, body: &[u8]) -> Api<Caller> {
+    // Anything but a login token signs in with the caller's key (or is its 401).
+    let Ok(req) = serde_json::from_slice::<SignIn>(body) else {
+        return caller;
+    };
+    let refused =
+        || ApiError::unauthorized("this sign-in link was used or has expired: run `bear ui` again");
+    let key_id = s
+        .sessions
+        .redeem_login(&req.login_token)
+        .ok_or_else(refused)?;
+    let keys = s.keys.read().unwrap_or_else(|e| e.into_inner());
+    let record = keys
+        .list()
+        .iter()
+        .find(|r| r.id == key_id)
+        .ok_or_else(refused)?;
+    Ok(Caller {
+        key_id,
+        role: record.role,
+    })
+}
+
+/// `POST /api/v1/session`: signs in with the API key in `Authorization` (or `X-Api-Key`), or
+/// with the one-time token of a `bear ui` link in the body; the answer sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body(content = Option<SignIn>, description = "Only for a `bear ui` link; empty with a key"), responses((status = 200, description = "Signed in: the cookie is set; keep the CSRF token", body = SessionView)))]
+pub(crate) async fn sign_in(
+    State(s): State<Arc<AppState>>,
+    caller: Result<Caller, ApiError>,
+    body: Bytes,
+) -> Response {
+    let caller = match signing_in(&s, caller, &body) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     match s.sessions.create(&caller.key_id) {
         Ok(new) => {
             let view = SessionView {

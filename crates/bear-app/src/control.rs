@@ -40,6 +40,11 @@ pub enum Request {
     Workflow(RunRequest),
     /// The API key file changed: reload it now.
     KeysChanged,
+    /// A one-time sign-in link for the web app, standing for API key `key_id`.
+    Login {
+        /// The key the session will stand for.
+        key_id: String,
+    },
 }
 
 /// A control request for one workflow run.
@@ -85,8 +90,21 @@ pub enum Reply {
     Workflow(RunDone),
     /// The API keys were reloaded; how many are in force.
     Keys(usize),
+    /// A one-time sign-in link.
+    Login(LoginLink),
     /// The request failed or was refused: `{"error": {...}}`, the shape of every BEAR error.
     Error(ErrorDetail),
+}
+
+/// A one-time sign-in link to the web app of a running bear-server: `bear ui`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LoginLink {
+    /// Opens the web app signed in; the token is in the fragment, which browsers never send.
+    pub url: String,
+    /// Seconds the link stays good; it works once.
+    pub expires_in: u64,
+    /// The server's process id.
+    pub server_pid: u32,
 }
 
 /// bear-server's side: carries out one request.
@@ -323,6 +341,19 @@ impl Client {
     pub fn keys_changed(&self, timeout: Duration) -> Result<Option<usize>> {
         self.ask(Request::KeysChanged, timeout, |r| match r {
             Reply::Keys(n) => Some(n),
+            _ => None,
+        })
+    }
+}
+
+impl Client {
+    /// A one-time sign-in link standing for key `key_id`; `None` when no server runs.
+    pub fn login(&self, key_id: &str, timeout: Duration) -> Result<Option<LoginLink>> {
+        let request = Request::Login {
+            key_id: key_id.to_string(),
+        };
+        self.ask(request, timeout, |r| match r {
+            Reply::Login(l) => Some(l),
             _ => None,
         })
     }

@@ -32,6 +32,7 @@ pub mod pii;
 pub mod plugins;
 pub mod rag;
 pub mod runs;
+pub mod ui;
 pub mod uploads;
 pub mod workflows;
 

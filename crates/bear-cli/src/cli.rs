@@ -85,6 +85,20 @@ pub enum Command {
     Agents(AgentsCommand),
     /// Start the REST server (`bear-server`, installed next to `bear`) in the foreground.
     Server(ServerArgs),
+    /// Open the web app signed in: starts bear-server in the background if none runs, and
+    /// opens the browser at a one-time sign-in link.
+    Ui(UiArgs),
+}
+
+/// `bear ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Print the link instead of opening the browser.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Address a server started here listens on [default: server.bind, 127.0.0.1:8787].
+    #[arg(long)]
+    pub bind: Option<String>,
 }
 
 /// `bear server`.

@@ -17,6 +17,7 @@ mod models;
 mod plugins;
 mod rag;
 mod security;
+mod ui;
 mod workflow;
 
 use std::ffi::OsString;
@@ -79,6 +80,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Workflow(cmd) => workflow::run(&loaded, cmd, cli.json, &mut out),
         Command::Agents(cmd) => workflow::agents(cmd, cli.json, &mut out),
         Command::Server(args) => server(cli.config.as_deref(), args),
+        Command::Ui(args) => ui::run(&loaded, cli.config.as_deref(), args, cli.json, &mut out),
     }
 }
 

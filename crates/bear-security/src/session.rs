@@ -18,6 +18,12 @@ const MAX_SESSIONS: usize = 10_000;
 /// Prefix of session tokens (tells them from API keys in a log-free way).
 const PREFIX: &str = "bss_";
 
+/// Prefix of one-time login tokens.
+const LOGIN_PREFIX: &str = "bsl_";
+
+/// How long a one-time login link works.
+pub const LOGIN_TTL: Duration = Duration::from_secs(120);
+
 struct Entry {
     key_id: String,
     csrf: String,
@@ -29,6 +35,7 @@ struct Entry {
 pub struct Sessions {
     ttl: Duration,
     by_hash: Mutex<HashMap<[u8; 32], Entry>>,
+    logins: Mutex<HashMap<[u8; 32], (String, Instant)>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -76,6 +83,7 @@ impl Sessions {
         Self {
             ttl,
             by_hash: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,6 +151,27 @@ impl Sessions {
         self.lock().retain(|_, e| keep(&e.key_id));
     }
 
+    /// A one-time login token for `key_id`, good for [`LOGIN_TTL`] (`bear ui`'s link).
+    pub fn mint_login(&self, key_id: &str) -> Result<String> {
+        let token = format!("{LOGIN_PREFIX}{}", random_hex()?);
+        let now = Instant::now();
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        logins.retain(|_, (_, expires)| *expires > now);
+        logins.insert(hash(&token), (key_id.to_string(), now + LOGIN_TTL));
+        Ok(token)
+    }
+
+    /// The key a login token was minted for, once: the token is spent whether or not it was
+    /// still good.
+    pub fn redeem_login(&self, token: &str) -> Option<String> {
+        if !token.starts_with(LOGIN_PREFIX) {
+            return None;
+        }
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        let (key_id, expires) = logins.remove(&hash(token))?;
+        (expires > Instant::now()).then_some(key_id)
+    }
+
     /// Sessions alive or not yet swept.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -180,6 +209,11 @@ mod tests {
         let c = s.create("k3").unwrap();
         s.retain_keys(|k| k != "k2");
         assert!(s.get(&b.token).is_none() && s.get(&c.token).is_some());
+
+        let link = s.mint_login("k3").unwrap();
+        assert!(s.get(&link).is_none(), "a login token is not a session");
+        assert_eq!(s.redeem_login(&link).as_deref(), Some("k3"));
+        assert_eq!(s.redeem_login(&link), None, "once only");
 
         let short = Sessions::new(Duration::ZERO);
         let d = short.create("k1").unwrap();

@@ -9,6 +9,7 @@ mod one_answer;
 mod plugins;
 mod rag;
 mod security;
+mod ui;
 mod workflow;
 
 fn bear(args: &[&str]) -> Output {
