@@ -3,6 +3,7 @@
 
 use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
 use bear_app::docs::Removed;
+use bear_app::watch::{RunEvent, RunWatch};
 use bear_app::workflows::{self, RunsQuery, WorkflowRow, WorkflowRun, WorkflowStatus};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/api/v1/workflows/{id}",
             get(get_workflow).delete(cancel_workflow),
         )
+        .route("/api/v1/workflows/{id}/events", get(watch_workflow))
         .route("/api/v1/agents", get(list_agents).post(create_agent))
         .route("/api/v1/agents/{id}", get(get_agent).delete(remove_agent))
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
@@ -168,6 +170,36 @@ pub(crate) async fn get_workflow(
     caller.require(Permission::Read)?;
     let p = owned_run(&s, &caller, &id).await?;
     Ok(Json(WorkflowStatus::of(p)))
+}
+
+/// `GET /api/v1/workflows/{id}/events`: the run live, as server-sent events named after
+/// their `event` field: a `snapshot` first (status, steps, results), a `step` per step change,
+/// a `snapshot` again after falling behind and when the run ends, then `end`.
+#[utoipa::path(get, path = "/api/v1/workflows/{id}/events", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Server-sent events, each data a RunEvent", content((RunEvent = "text/event-stream")))))]
+pub(crate) async fn watch_workflow(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+    caller.require(Permission::Read)?;
+    let watch = RunWatch::open(&s.engine, &caller.viewer(), &id).await?;
+    let stream = futures::stream::unfold(watch, |mut w| async move {
+        let event = w.next().await?;
+        let name = match &event {
+            RunEvent::Snapshot { .. } => "snapshot",
+            RunEvent::Step { .. } => "step",
+            RunEvent::End { .. } => "end",
+        };
+        let sse = SseEvent::default()
+            .event(name)
+            .data(serde_json::to_string(&event).unwrap_or_default());
+        Some((Ok::<_, std::convert::Infallible>(sse), w))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// What a `DELETE` did.

@@ -34,6 +34,7 @@ pub mod rag;
 pub mod runs;
 pub mod ui;
 pub mod uploads;
+pub mod watch;
 pub mod workflows;
 
 use std::path::PathBuf;

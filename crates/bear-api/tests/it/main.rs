@@ -8,6 +8,7 @@ mod docs;
 mod models;
 mod openapi;
 mod session;
+mod watch;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -150,6 +151,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows/run-x"),
+    ("GET", "/api/v1/workflows/run-x/events"),
     ("DELETE", "/api/v1/workflows/run-x"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/agents/executor-1"),
