@@ -26,7 +26,7 @@ use crate::{docs, metrics, models, openai, plugins, routes, session};
                        here opens an outgoing connection."
     ),
     paths(
-        routes::health, routes::hw, routes::pii_detect, routes::pii_scrub,
+        routes::health, routes::hw, routes::pii_detect, routes::pii_scrub, routes::pii_restore,
         routes::create_workflow, routes::list_workflows, routes::get_workflow,
         routes::cancel_workflow, routes::watch_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
         routes::remove_agent,

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_agents::Workflow;
-use bear_app::pii::{DetectRequest, DetectResponse, ScrubRequest, ScrubResponse};
+use bear_app::pii::{
+    DetectRequest, DetectResponse, RestoreRequest, RestoreResponse, ScrubRequest, ScrubResponse,
+};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +34,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/hw", get(hw))
         .route("/api/v1/pii/detect", post(pii_detect))
         .route("/api/v1/pii/scrub", post(pii_scrub))
+        .route("/api/v1/pii/restore", post(pii_restore))
         .route(
             "/api/v1/workflows",
             post(create_workflow).get(list_workflows),
@@ -95,7 +98,7 @@ pub(crate) async fn pii_detect(
     Ok(Json(crate::models::app(&s)?.detect(&b)?))
 }
 
-#[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = ScrubRequest, responses((status = 200, description = "The scrubbed text (replace policy), counts per entity and the risk level", body = ScrubResponse)))]
+#[utoipa::path(post, path = "/api/v1/pii/scrub", tag = "pii", request_body = ScrubRequest, responses((status = 200, description = "The scrubbed text (the replace policy unless another is asked for), counts per entity and the risk level", body = ScrubResponse)))]
 pub(crate) async fn pii_scrub(
     State(s): St,
     caller: Caller,
@@ -103,6 +106,18 @@ pub(crate) async fn pii_scrub(
 ) -> Api<Json<ScrubResponse>> {
     caller.require(Permission::Write)?;
     Ok(Json(crate::models::app(&s)?.scrub(&b)?))
+}
+
+/// `POST /api/v1/pii/restore` (admin): the vault holds every matter's tokens, so restoring is
+/// an administrator's act, and it is audited like every change.
+#[utoipa::path(post, path = "/api/v1/pii/restore", tag = "pii", request_body = RestoreRequest, responses((status = 200, description = "The text with its vault tokens restored", body = RestoreResponse)))]
+pub(crate) async fn pii_restore(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<RestoreRequest>,
+) -> Api<Json<RestoreResponse>> {
+    caller.require(Permission::Admin)?;
+    Ok(Json(crate::models::app(&s)?.restore(&b)?))
 }
 
 /// A run the caller may see; another key's run is a 404, as if it did not exist.

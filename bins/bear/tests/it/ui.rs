@@ -123,3 +123,51 @@ fn without_a_server_ui_starts_one_in_the_background() {
     let log = std::fs::read_to_string(h.path("data/server.log")).unwrap();
     assert!(log.contains("bear-server stopped"), "{log}");
 }
+
+/// The PII workbench's server side with a keyring: text tokenised over REST comes back over
+/// REST (admin) and through `bear restore`, from the one vault.
+#[test]
+fn tokens_made_over_rest_restore_over_rest_and_in_the_cli() {
+    let h = crate::rag::home_with_keys();
+    let server = Server::start(&h);
+    let o = h.run(
+        &["--json", "keys", "api-create", "--role", "admin"],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let key = key["key"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let post = |path: &str, body: Value| -> (u16, Value) {
+        rt.block_on(async {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .post(format!("{}{path}", server.base))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json().await.unwrap())
+        })
+    };
+    let text = "Client Jan de Vries, jan.devries@example.nl";
+    let (status, v) = post(
+        "/api/v1/pii/scrub",
+        json!({"text": text, "policy": "tokenize"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let tokenised = v["text"].as_str().unwrap().to_string();
+    assert!(!tokenised.contains("example.nl"), "{tokenised}");
+    let (status, back) = post("/api/v1/pii/restore", json!({"text": tokenised}));
+    assert_eq!((status, back["text"].as_str().unwrap()), (200, text));
+    let o = h.run(&["restore", "-"], Some(tokenised.as_bytes()), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), text);
+}

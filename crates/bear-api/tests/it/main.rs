@@ -148,6 +148,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/hw"),
     ("POST", "/api/v1/pii/detect"),
     ("POST", "/api/v1/pii/scrub"),
+    ("POST", "/api/v1/pii/restore"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows/run-x"),

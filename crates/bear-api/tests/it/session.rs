@@ -135,3 +135,47 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(h["referrer-policy"], "no-referrer");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_takes_a_policy_and_restore_is_for_admins_with_a_keyring() {
+    let s = server(Limits::default()).await;
+    let text = "write to jan@example.com";
+    let masked = json!({"text": text, "policy": "mask"});
+    let (status, v) = body(
+        s.send("POST", "/api/v1/pii/scrub", &s.user, Some(&masked))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let out = v["text"].as_str().unwrap();
+    assert!(
+        !out.contains("jan@example.com") && out.starts_with("write to "),
+        "{out}"
+    );
+    // This server runs without a keyring: tokenize and restore say so.
+    let tokens = json!({"text": text, "policy": "tokenize"});
+    let (status, v) = body(
+        s.send("POST", "/api/v1/pii/scrub", &s.user, Some(&tokens))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, &v["error"]["field"]),
+        (422, &json!("pii_policy")),
+        "{v}"
+    );
+    let restore = json!({"text": "[EMAIL_0000]"});
+    let r = s
+        .send("POST", "/api/v1/pii/restore", &s.user, Some(&restore))
+        .await;
+    assert_eq!(r.status(), 403, "restoring is for admins");
+    let r = s
+        .send("POST", "/api/v1/pii/restore", &s.admin, Some(&restore))
+        .await;
+    assert_eq!(r.status(), 422);
+    let bad = json!({"text": text, "policy": "shred"});
+    let r = s
+        .send("POST", "/api/v1/pii/scrub", &s.user, Some(&bad))
+        .await;
+    assert_eq!(r.status(), 422);
+}

@@ -91,6 +91,26 @@ pub struct DetectResponse {
 pub struct ScrubRequest {
     /// The text.
     pub text: String,
+    /// `replace` (the default: `[EMAIL_1]`), `mask`, `hash`, `redact`, or `tokenize`
+    /// (reversible tokens kept in the vault; needs the server's keyring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub policy: Option<bear_core::PiiPolicy>,
+}
+
+/// Tokenised text to restore.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Text holding vault tokens.
+    pub text: String,
+}
+
+/// Restored text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RestoreResponse {
+    /// The text with each known token replaced by its value; unknown tokens stay as they are.
+    pub text: String,
 }
 
 /// Scrubbed text.
@@ -208,10 +228,25 @@ impl App {
         Ok(self.detector.get_or_init(|| d).clone())
     }
 
-    /// Replaces the PII in one text with placeholders (`[PERSON_1]`): the `replace` policy,
-    /// whatever the collections use, so nothing reversible leaves.
+    /// Scrubs one text with `req.policy`, `replace` (placeholders such as `[PERSON_1]`) when
+    /// none is asked for, whatever the collections use; new vault tokens are saved at once.
     pub fn scrub(&self, req: &ScrubRequest) -> Result<ScrubResponse> {
-        scrub(&*self.scrubber_for(bear_core::PiiPolicy::Replace)?, req)
+        let policy = req.policy.unwrap_or(bear_core::PiiPolicy::Replace);
+        let out = scrub(&*self.scrubber_for(policy)?, req)?;
+        if policy == bear_core::PiiPolicy::Tokenize
+            && let Some(s) = self.scrubbers()
+        {
+            s.persist()?;
+        }
+        Ok(out)
+    }
+
+    /// Puts the values back for the vault's tokens in one text (needs the keyring).
+    pub fn restore(&self, req: &RestoreRequest) -> Result<RestoreResponse> {
+        let scrubber = self.scrubber_for(bear_core::PiiPolicy::Tokenize)?;
+        Ok(RestoreResponse {
+            text: scrubber.restore(&req.text)?,
+        })
     }
 
     /// Finds the PII in one text.

@@ -137,7 +137,20 @@ fn pii_shapes() {
     insta::assert_json_snapshot!(
         "scrub_request",
         ScrubRequest {
-            text: "Mail jan@example.nl".into()
+            text: "Mail jan@example.nl".into(),
+            policy: None,
+        }
+    );
+    insta::assert_json_snapshot!(
+        "restore_request",
+        bear_app::pii::RestoreRequest {
+            text: "Mail [EMAIL_1a2b3c4d]".into(),
+        }
+    );
+    insta::assert_json_snapshot!(
+        "restore_response",
+        bear_app::pii::RestoreResponse {
+            text: "Mail jan@example.nl".into(),
         }
     );
     let scrubbed = ScrubResponse {
