@@ -9,6 +9,7 @@
 //! - [`docs`]: collections, document upload and ingest jobs, search and ask.
 //! - [`plugins`]: plugin listing and tool calls (admin).
 //! - [`session`]: browser sign-in: the session cookie and its CSRF token.
+//! - [`admin`]: API keys and audit verification (admin).
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
 //! - [`error`]: [`Error`] and the JSON error body, [`ApiError`].
@@ -19,6 +20,7 @@
 //!   request id, and every response carries `x-request-id`.
 //! - Request bodies never appear in errors or logs.
 
+pub mod admin;
 pub mod control;
 pub mod docs;
 pub mod error;
@@ -189,6 +191,7 @@ pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
         .merge(openai::routes())
         .merge(plugins::routes())
         .merge(session::routes())
+        .merge(admin::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(usize::MAX))
@@ -222,6 +225,7 @@ pub fn router(
         .merge(openai::routes())
         .merge(plugins::routes())
         .merge(session::routes())
+        .merge(admin::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(upload_limit))

@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::{docs, metrics, models, openai, plugins, routes, session};
+use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,7 @@ use crate::{docs, metrics, models, openai, plugins, routes, session};
         docs::remove_document, docs::get_job, docs::search, docs::ask,
         plugins::list, plugins::invoke,
         session::sign_in, session::current, session::sign_out,
+        admin::list_keys, admin::create_key, admin::revoke_key, admin::verify_audit,
         metrics::serve, serve,
     ),
     components(schemas(bear_app::ErrorBody, bear_app::ErrorDetail)),

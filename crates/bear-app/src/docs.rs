@@ -113,7 +113,7 @@ pub struct Removed {
     /// The document's path, for documents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Always `removed`.
+    /// `removed` (`revoked` for an API key).
     pub status: String,
 }
 

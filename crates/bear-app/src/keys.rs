@@ -28,13 +28,38 @@ pub struct Created {
     pub server: ServerTold,
 }
 
-/// A new key as shown once: `bear keys api-create --json`.
-#[derive(serde::Serialize)]
+/// A key as listed: `bear keys api-list --json` and `GET /api/v1/keys` (no hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// Its public id (for revocation).
+    pub id: String,
+    /// `admin`, `user` or `read_only`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// The label it was given.
+    pub label: String,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<&ApiKeyRecord> for KeyView {
+    fn from(r: &ApiKeyRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            role: r.role,
+            label: r.label.clone(),
+            created_at: crate::workflows::rfc3339_ms(r.created_ms),
+        }
+    }
+}
+
+/// A new key as shown once: `bear keys api-create --json` and `POST /api/v1/keys`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Shown {
     /// The key as the user types it (`Authorization: Bearer ...`).
     pub key: String,
-    /// What the store keeps about it.
-    pub record: ApiKeyRecord,
+    /// What is kept about it.
+    pub record: KeyView,
 }
 
 impl Created {
@@ -42,7 +67,7 @@ impl Created {
     pub fn shown(&self) -> Shown {
         Shown {
             key: self.key.reveal(),
-            record: self.record.clone(),
+            record: KeyView::from(&self.record),
         }
     }
 }
@@ -62,14 +87,9 @@ fn store(loaded: &LoadedConfig) -> Result<ApiKeyStore> {
     )?)
 }
 
-/// Records `action` by the local user in the audit log (no key material).
-fn audit(loaded: &LoadedConfig, action: &str) -> Result<()> {
-    crate::audit::open(loaded)?.record(crate::audit::event(
-        &crate::Viewer::Local,
-        action,
-        "ok",
-        (0, 0),
-    ))?;
+/// Records `action` by `viewer` in the audit log (no key material).
+fn audit(loaded: &LoadedConfig, viewer: &crate::Viewer, action: &str) -> Result<()> {
+    crate::audit::open(loaded)?.record(crate::audit::event(viewer, action, "ok", (0, 0)))?;
     Ok(())
 }
 
@@ -83,11 +103,25 @@ fn tell_server(loaded: &LoadedConfig) -> ServerTold {
     }
 }
 
-/// Makes a key with `role` (`admin`, `user`, `read-only`) and `label`.
+/// Makes a key with `role` (`admin`, `user`, `read-only`) and `label` in the key file, as
+/// `viewer`; whoever serves keys must reload them.
+pub fn create_by(
+    loaded: &LoadedConfig,
+    viewer: &crate::Viewer,
+    role: &str,
+    label: &str,
+) -> Result<(ApiKey, ApiKeyRecord)> {
+    let role: Role = role
+        .parse()
+        .map_err(|_| crate::Error::invalid("role", "admin, user or read-only"))?;
+    let made = store(loaded)?.create(role, label)?;
+    audit(loaded, viewer, "keys.api_create")?;
+    Ok(made)
+}
+
+/// Makes a key, as the user at this machine, and tells a running bear-server.
 pub fn create(loaded: &LoadedConfig, role: &str, label: &str) -> Result<Created> {
-    let role: Role = role.parse()?;
-    let (key, record) = store(loaded)?.create(role, label)?;
-    audit(loaded, "keys.api_create")?;
+    let (key, record) = create_by(loaded, &crate::Viewer::Local, role, label)?;
     Ok(Created {
         key,
         record,
@@ -95,16 +129,24 @@ pub fn create(loaded: &LoadedConfig, role: &str, label: &str) -> Result<Created>
     })
 }
 
-/// The keys (hashes only).
-pub fn list(loaded: &LoadedConfig) -> Result<Vec<ApiKeyRecord>> {
-    Ok(store(loaded)?.list().to_vec())
+/// The keys (no hashes).
+pub fn list(loaded: &LoadedConfig) -> Result<Vec<KeyView>> {
+    Ok(store(loaded)?.list().iter().map(KeyView::from).collect())
 }
 
-/// Revokes key `id`.
-pub fn revoke(loaded: &LoadedConfig, id: &str) -> Result<ServerTold> {
+/// Revokes key `id` in the key file, as `viewer`; whoever serves keys must reload them.
+pub fn revoke_by(loaded: &LoadedConfig, viewer: &crate::Viewer, id: &str) -> Result<()> {
     if !store(loaded)?.revoke(id)? {
-        return Err(bear_security::Error::Denied(format!("no API key with id {id}")).into());
+        return Err(crate::Error::Core(bear_core::Error::backend(
+            bear_core::ErrorKind::NotFound,
+            format!("no API key with id {id}"),
+        )));
     }
-    audit(loaded, "keys.api_revoke")?;
+    audit(loaded, viewer, "keys.api_revoke")
+}
+
+/// Revokes key `id`, as the user at this machine, and tells a running bear-server.
+pub fn revoke(loaded: &LoadedConfig, id: &str) -> Result<ServerTold> {
+    revoke_by(loaded, &crate::Viewer::Local, id)?;
     Ok(tell_server(loaded))
 }

@@ -56,7 +56,7 @@ pub(crate) async fn server_with(
     audit: bear_security::AuditLog,
     manager: Arc<bear_models::ModelManager>,
 ) -> Server {
-    let mut keys = ApiKeyStore::open(&dir.path().join("api-keys.json")).unwrap();
+    let mut keys = ApiKeyStore::open(&dir.path().join("keys/api-keys.json")).unwrap();
     let admin = keys.create(Role::Admin, "admin").unwrap().0.reveal();
     let user = keys.create(Role::User, "user").unwrap().0.reveal();
     let reader = keys.create(Role::ReadOnly, "reader").unwrap().0.reveal();
@@ -188,6 +188,10 @@ const PROTECTED: &[(&str, &str)] = &[
     ("POST", "/api/v1/session"),
     ("GET", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys"),
+    ("DELETE", "/api/v1/keys/k1"),
+    ("GET", "/api/v1/audit/verify"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -789,7 +793,7 @@ async fn keys_made_or_revoked_by_another_process_take_effect_once_the_server_is_
         }
     };
     let told = || control::call(&s.dir, bear_app::control::Request::KeysChanged);
-    let mut store = ApiKeyStore::open(&s.dir.join("api-keys.json")).unwrap();
+    let mut store = ApiKeyStore::open(&s.dir.join("keys/api-keys.json")).unwrap();
     let later = store.create(Role::User, "later").unwrap().0.reveal();
     assert_eq!(
         told().await.unwrap(),
@@ -821,7 +825,7 @@ async fn keys_made_or_revoked_by_another_process_take_effect_once_the_server_is_
     assert_eq!(status(s.admin.clone()).await, 200);
 
     // A key file that cannot be read: the server says so and keeps the keys it had.
-    std::fs::write(s.dir.join("api-keys.json"), b"not keys").unwrap();
+    std::fs::write(s.dir.join("keys/api-keys.json"), b"not keys").unwrap();
     let err = told().await.unwrap_err();
     assert_eq!(err.kind(), bear_core::ErrorKind::Storage, "{err}");
     assert_eq!(status(s.admin.clone()).await, 200);

@@ -96,7 +96,7 @@ async fn revoking_the_key_ends_its_sessions() {
     assert_eq!(ok.status(), 200);
 
     // `bear keys api-revoke` changes the key file and tells the server through its socket.
-    let mut keys = bear_security::ApiKeyStore::open(&s.dir.join("api-keys.json")).unwrap();
+    let mut keys = bear_security::ApiKeyStore::open(&s.dir.join("keys/api-keys.json")).unwrap();
     assert!(keys.revoke(&key_id).unwrap());
     let dir = s.dir.clone();
     let told = tokio::task::spawn_blocking(move || {
@@ -178,4 +178,73 @@ async fn scrub_takes_a_policy_and_restore_is_for_admins_with_a_keyring() {
         .send("POST", "/api/v1/pii/scrub", &s.user, Some(&bad))
         .await;
     assert_eq!(r.status(), 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_make_list_and_revoke_keys_and_verify_the_audit_log() {
+    let s = server(Limits::default()).await;
+    let new = json!({"role": "user", "label": "paralegal"});
+    let r = s.send("POST", "/api/v1/keys", &s.user, Some(&new)).await;
+    assert_eq!(r.status(), 403, "only admins make keys");
+    let (status, made) = body(s.send("POST", "/api/v1/keys", &s.admin, Some(&new)).await).await;
+    assert_eq!(status, 200, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["record"]["id"].as_str().unwrap().to_string();
+    assert_eq!(made["record"]["role"], "user");
+
+    // The new key works at once, and can start a session.
+    let r = s.send("GET", "/api/v1/collections", &key, None).await;
+    assert_eq!(r.status(), 200);
+    let r = s.send("POST", "/api/v1/session", &key, None).await;
+    let (cookie, _) = cookie_of(&r);
+
+    let (status, keys) = body(s.send("GET", "/api/v1/keys", &s.admin, None).await).await;
+    assert_eq!(status, 200);
+    let listed = keys.as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|k| k["id"] == id.as_str() && k["label"] == "paralegal")
+    );
+    assert!(listed.iter().all(|k| k.get("hash").is_none()), "{keys}");
+
+    let bad = json!({"role": "owner"});
+    let (status, e) = body(s.send("POST", "/api/v1/keys", &s.admin, Some(&bad)).await).await;
+    assert_eq!((status, &e["error"]["field"]), (422, &json!("role")), "{e}");
+
+    // Revoking ends the key and its session.
+    let (status, gone) = body(
+        s.send("DELETE", &format!("/api/v1/keys/{id}"), &s.admin, None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, &gone["status"]),
+        (200, &json!("revoked")),
+        "{gone}"
+    );
+    assert_eq!(
+        s.send("GET", "/api/v1/collections", &key, None)
+            .await
+            .status(),
+        401
+    );
+    let r = client()
+        .get(format!("{}/api/v1/collections", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .send("DELETE", &format!("/api/v1/keys/{id}"), &s.admin, None)
+        .await;
+    assert_eq!(r.status(), 404);
+
+    // The changes above are in the audit log, whose chain checks out.
+    let (status, v) = body(s.send("GET", "/api/v1/audit/verify", &s.admin, None).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["records"].as_u64().unwrap() >= 2, "{v}");
+    let r = s.send("GET", "/api/v1/audit/verify", &s.reader, None).await;
+    assert_eq!(r.status(), 403);
 }
