@@ -172,6 +172,8 @@ pub struct StepProgress {
     pub kind: String,
     /// Its status.
     pub status: StepStatus,
+    /// The steps it waits for (the edges of the run's graph).
+    pub depends_on: Vec<String>,
     /// Attempts started.
     pub attempts: u32,
     /// The agent of the latest attempt.
@@ -523,24 +525,16 @@ impl Engine {
     }
 
     fn progress_of(&self, record: RunRecord) -> Progress {
-        let order: Vec<(String, String)> = record
+        let order: Vec<(String, String, Vec<String>)> = record
             .definition
             .get("steps")
             .and_then(Value::as_array)
-            .map(|steps| {
-                steps
-                    .iter()
-                    .map(|s| {
-                        let f = |k| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                        (f("id"), f("type"))
-                    })
-                    .collect()
-            })
+            .map(|steps| steps.iter().map(step_outline).collect())
             .unwrap_or_default();
         let now = now_ms();
         let mut steps = Vec::with_capacity(order.len());
         let mut results = BTreeMap::new();
-        for (id, kind) in order {
+        for (id, kind, depends_on) in order {
             let Ok(step_id) = StepId::new(id) else {
                 continue;
             };
@@ -554,6 +548,7 @@ impl Engine {
                 id: step_id,
                 kind,
                 status: s.status,
+                depends_on,
                 attempts: s.attempts,
                 agent: s.agent.clone(),
                 duration_ms: s
@@ -584,6 +579,27 @@ impl Engine {
             results,
         }
     }
+}
+
+/// A stored step definition's id, type and dependencies.
+fn step_outline(step: &Value) -> (String, String, Vec<String>) {
+    let text = |k| {
+        step.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let depends_on = step
+        .get("depends_on")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    (text("id"), text("type"), depends_on)
 }
 
 /// Marks step `i` skipped (with why), persists and publishes it.

@@ -77,6 +77,10 @@ async fn a_run_is_watched_from_its_snapshot_to_its_end() {
     assert!(got.len() >= 2, "{text}");
     assert_eq!(got[0].0, "snapshot", "{text}");
     assert_eq!(got[0].1["run"]["id"], id.as_str());
+    // The snapshot carries the graph's edges, for drawing the run.
+    let steps = got[0].1["run"]["progress"]["steps"].as_array().unwrap();
+    let two = steps.iter().find(|s| s["id"] == "two").unwrap();
+    assert_eq!(two["depends_on"], json!(["one"]), "{text}");
     let (last_name, last) = &got[got.len() - 1];
     assert_eq!(
         (last_name.as_str(), &last["status"]),
