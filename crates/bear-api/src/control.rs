@@ -53,10 +53,7 @@ impl ControlHandler {
     /// A one-time sign-in link for key `key_id` (the key file is read again first if the
     /// key is new to this server).
     fn login(&self, key_id: &str) -> Result<bear_app::control::LoginLink, ErrorBody> {
-        let known = |s: &AppState| {
-            let keys = s.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.list().iter().any(|r| r.id == key_id)
-        };
+        let known = |s: &AppState| s.role_of(key_id).is_some();
         if !known(&self.state) {
             self.state
                 .reload_keys()

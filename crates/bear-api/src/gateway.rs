@@ -703,12 +703,7 @@ fn session_caller(
 ) -> Result<(String, Role), SessionRefusal> {
     let ended = SessionRefusal::Unauthenticated("the session has ended: sign in again");
     let live = state.sessions.get(token).ok_or(ended)?;
-    let role = {
-        let store = state.keys.read().unwrap_or_else(|e| e.into_inner());
-        let record = store.list().iter().find(|r| r.id == live.key_id);
-        record.map(|r| r.role)
-    };
-    let Some(role) = role else {
+    let Some(role) = state.role_of(&live.key_id) else {
         state.sessions.end(token);
         return Err(SessionRefusal::Unauthenticated(
             "the session's API key was revoked: sign in again",

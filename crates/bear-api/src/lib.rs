@@ -169,10 +169,15 @@ impl AppState {
         let keys = ApiKeyStore::open(&path)?;
         let n = keys.list().len();
         // A revoked key's sessions end now, not only at their next request.
-        self.sessions
-            .retain_keys(|id| keys.list().iter().any(|r| r.id == id));
+        self.sessions.retain_keys(|id| keys.get(id).is_some());
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
         Ok(n)
+    }
+
+    /// The role of API key `id`, if it is in force.
+    pub(crate) fn role_of(&self, id: &str) -> Option<bear_security::Role> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(id).map(|r| r.role)
     }
 
     /// Serves these models too.

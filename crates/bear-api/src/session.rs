@@ -91,16 +91,8 @@ fn signing_in(s: &AppState, caller: Result<Caller, ApiError>, body: &[u8]) -> Ap
         .sessions
         .redeem_login(&req.login_token)
         .ok_or_else(refused)?;
-    let keys = s.keys.read().unwrap_or_else(|e| e.into_inner());
-    let record = keys
-        .list()
-        .iter()
-        .find(|r| r.id == key_id)
-        .ok_or_else(refused)?;
-    Ok(Caller {
-        key_id,
-        role: record.role,
-    })
+    let role = s.role_of(&key_id).ok_or_else(refused)?;
+    Ok(Caller { key_id, role })
 }
 
 /// `POST /api/v1/session`: signs in with the API key in `Authorization` (or `X-Api-Key`), or

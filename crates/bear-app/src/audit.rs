@@ -63,6 +63,13 @@ pub(crate) fn event(viewer: &Viewer, action: &str, outcome: &str, sizes: (u64, u
     }
 }
 
+/// Records `action` by `viewer` (no sizes) in the configured log, opened for this one record:
+/// for operations that run outside an [`App`] (keys, the keyring).
+pub(crate) fn record_once(loaded: &LoadedConfig, viewer: &Viewer, action: &str) -> Result<()> {
+    open(loaded)?.record(event(viewer, action, "ok", (0, 0)))?;
+    Ok(())
+}
+
 impl App {
     /// The audit log, opened on first use.
     pub fn audit_log(&self) -> Result<Arc<AuditLog>> {

@@ -103,9 +103,7 @@ fn io_error(action: &'static str, path: &Path, e: std::io::Error) -> crate::Erro
 }
 
 fn audit(loaded: &LoadedConfig, action: &str) -> Result<()> {
-    let event = crate::audit::event(&Viewer::Local, action, "ok", (0, 0));
-    crate::audit::open(loaded)?.record(event)?;
-    Ok(())
+    crate::audit::record_once(loaded, &Viewer::Local, action)
 }
 
 /// Creates the keyring under a new master key.

@@ -87,12 +87,6 @@ fn store(loaded: &LoadedConfig) -> Result<ApiKeyStore> {
     )?)
 }
 
-/// Records `action` by `viewer` in the audit log (no key material).
-fn audit(loaded: &LoadedConfig, viewer: &crate::Viewer, action: &str) -> Result<()> {
-    crate::audit::open(loaded)?.record(crate::audit::event(viewer, action, "ok", (0, 0)))?;
-    Ok(())
-}
-
 /// Has a running bear-server reload the keys.
 fn tell_server(loaded: &LoadedConfig) -> ServerTold {
     let client = crate::control::Client::new(&loaded.dirs.data_dir);
@@ -115,7 +109,7 @@ pub fn create_by(
         .parse()
         .map_err(|_| crate::Error::invalid("role", "admin, user or read-only"))?;
     let made = store(loaded)?.create(role, label)?;
-    audit(loaded, viewer, "keys.api_create")?;
+    crate::audit::record_once(loaded, viewer, "keys.api_create")?;
     Ok(made)
 }
 
@@ -142,7 +136,7 @@ pub fn revoke_by(loaded: &LoadedConfig, viewer: &crate::Viewer, id: &str) -> Res
             format!("no API key with id {id}"),
         )));
     }
-    audit(loaded, viewer, "keys.api_revoke")
+    crate::audit::record_once(loaded, viewer, "keys.api_revoke")
 }
 
 /// Revokes key `id`, as the user at this machine, and tells a running bear-server.

@@ -20,8 +20,7 @@ pub fn local_key(loaded: &LoadedConfig) -> Result<ApiKeyRecord> {
         return Ok(r.clone());
     }
     let (_secret, record) = store.create(Role::Admin, LOCAL_KEY_LABEL)?;
-    let event = crate::audit::event(&crate::Viewer::Local, "keys.api_create", "ok", (0, 0));
-    crate::audit::open(loaded)?.record(event)?;
+    crate::audit::record_once(loaded, &crate::Viewer::Local, "keys.api_create")?;
     Ok(record)
 }
 

@@ -142,6 +142,11 @@ impl ApiKeyStore {
         &self.path
     }
 
+    /// The key with public id `id`, if it is in force.
+    pub fn get(&self, id: &str) -> Option<&ApiKeyRecord> {
+        self.file.keys.iter().find(|r| r.id == id)
+    }
+
     /// The stored keys (hashes only).
     pub fn list(&self) -> &[ApiKeyRecord] {
         &self.file.keys
