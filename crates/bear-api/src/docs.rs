@@ -163,6 +163,14 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
             "/api/v1/collections/{name}/documents/{id}",
             get(get_document).delete(remove_document),
         )
+        .route(
+            "/api/v1/collections/{name}/documents/{id}/text",
+            get(get_document_text),
+        )
+        .route(
+            "/api/v1/collections/{name}/documents/{id}/file",
+            get(get_document_file),
+        )
         .route("/api/v1/ingest/{job}", get(get_job))
         .route("/api/v1/search", post(search))
         .route("/api/v1/ask", post(ask))
@@ -379,6 +387,59 @@ pub(crate) async fn get_document(
     Ok(Json(
         r.app.document(&caller.viewer(), Some(&name), &id).await?,
     ))
+}
+
+/// `GET .../documents/{id}/text`: the document's passages in order, restored (where a
+/// citation is shown).
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}/text", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The document's passages in order", body = bear_app::docs::DocumentText)))]
+pub(crate) async fn get_document_text(
+    State(s): St,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Api<Json<bear_app::docs::DocumentText>> {
+    caller.require(Permission::Read)?;
+    check_doc_id(&id)?;
+    let r = rag(&s)?;
+    Ok(Json(
+        r.app
+            .document_text(&caller.viewer(), Some(&name), &id)
+            .await?,
+    ))
+}
+
+/// `GET .../documents/{id}/file`: the original file (for a PDF's pages), as an attachment, if
+/// it is still the one ingested.
+#[utoipa::path(get, path = "/api/v1/collections/{name}/documents/{id}/file", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The document id, 32 hex digits")), responses((status = 200, description = "The file's bytes, with its MIME type", content_type = "application/octet-stream", body = Vec<u8>)))]
+pub(crate) async fn get_document_file(
+    State(s): St,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Api<axum::response::Response> {
+    caller.require(Permission::Read)?;
+    check_doc_id(&id)?;
+    let r = rag(&s)?;
+    let file = r
+        .app
+        .document_file(&caller.viewer(), Some(&name), &id)
+        .await?;
+    let mime = axum::http::HeaderValue::from_str(&file.mime).unwrap_or(
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                axum::http::HeaderValue::from_static("attachment"),
+            ),
+            (
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("private, no-store"),
+            ),
+        ],
+        file.bytes,
+    )
+        .into_response())
 }
 
 /// Deletes the document's chunks and row, and the uploaded file if it came through the API.

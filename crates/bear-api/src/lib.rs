@@ -32,6 +32,7 @@ pub mod openapi;
 pub mod plugins;
 pub mod routes;
 pub mod session;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

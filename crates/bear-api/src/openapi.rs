@@ -34,6 +34,7 @@ use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
         openai::chat_completions, openai::completions, openai::embeddings,
         docs::list_collections, docs::create_collection, docs::get_collection,
         docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
+        docs::get_document_text, docs::get_document_file,
         docs::remove_document, docs::get_job, docs::search, docs::ask,
         plugins::list, plugins::invoke,
         session::sign_in, session::current, session::sign_out,

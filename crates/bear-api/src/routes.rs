@@ -46,7 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/workflows/{id}/events", get(watch_workflow))
         .route("/api/v1/agents", get(list_agents).post(create_agent))
         .route("/api/v1/agents/{id}", get(get_agent).delete(remove_agent))
-        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        .fallback(crate::web::fallback)
 }
 
 /// `GET /health`.

@@ -257,3 +257,100 @@ impl App {
         })
     }
 }
+
+/// A document's text as its stored passages in order, PII restored as in search hits: what
+/// a citation is shown in (`GET .../documents/{id}/text`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentText {
+    /// The document.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Its MIME type.
+    pub mime: String,
+    /// Its passages, in document order.
+    pub chunks: Vec<Passage>,
+}
+
+/// One stored passage of a document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Passage {
+    /// Its position in the document (a source's `ordinal`).
+    pub ordinal: u32,
+    /// 1-based page, for paged formats.
+    pub page: Option<u32>,
+    /// Its text, restored.
+    pub text: String,
+}
+
+/// A document's original file, for showing its pages (`GET .../documents/{id}/file`).
+#[derive(Debug, Clone)]
+pub struct DocumentFile {
+    /// The file's bytes, checked against the hash taken at ingest.
+    pub bytes: Vec<u8>,
+    /// Its MIME type.
+    pub mime: String,
+}
+
+impl App {
+    /// Document `which`'s text, passage by passage.
+    pub async fn document_text(
+        &self,
+        viewer: &Viewer,
+        name: Option<&str>,
+        which: &str,
+    ) -> Result<DocumentText> {
+        let c = self.collection(viewer, name).await?;
+        let doc = find_document(&c, which).await?;
+        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let chunks = c
+            .document_chunks(&doc.id)
+            .await?
+            .into_iter()
+            .map(|h| {
+                Ok(Passage {
+                    ordinal: h.ordinal,
+                    page: h.page,
+                    text: scrubber.restore(&h.text)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(DocumentText {
+            id: doc.id,
+            title: doc.title,
+            mime: doc.mime,
+            chunks,
+        })
+    }
+
+    /// Document `which`'s original file: the uploaded copy, or the file it was ingested from,
+    /// as long as it is byte for byte the one ingested.
+    pub async fn document_file(
+        &self,
+        viewer: &Viewer,
+        name: Option<&str>,
+        which: &str,
+    ) -> Result<DocumentFile> {
+        let c = self.collection(viewer, name).await?;
+        let doc = find_document(&c, which).await?;
+        let gone = || {
+            not_found(format!(
+                "the original file of document {} has moved or changed since it was ingested; \
+                 its text is still shown (ingest it again to see its pages)",
+                doc.id
+            ))
+        };
+        let path = std::path::PathBuf::from(&doc.path);
+        let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|_| gone())?
+            .map_err(|_| gone())?;
+        if bear_rag::content_sha256(&bytes) != doc.sha256 {
+            return Err(gone());
+        }
+        Ok(DocumentFile {
+            bytes,
+            mime: doc.mime,
+        })
+    }
+}

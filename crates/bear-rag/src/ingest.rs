@@ -131,6 +131,12 @@ pub fn document_id(canonical: &Path) -> String {
     hex::encode(&d.as_ref()[..16])
 }
 
+/// A file's SHA-256 in hex, as a [`DocumentRecord`](crate::DocumentRecord) holds it:
+/// whether a file is still the one ingested.
+pub fn content_sha256(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
 /// Expands the paths given into files to ingest; problems become failures.
 fn discover(
     paths: &[PathBuf],
@@ -292,7 +298,7 @@ async fn prepare(
     let p = pipeline.clone();
     limited(limit, move || {
         let bytes = std::fs::read(&canonical).map_err(|e| Refusal::from_io(&e))?;
-        let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+        let sha256 = content_sha256(&bytes);
         if known.as_ref().is_some_and(|k| k.sha256 == sha256) {
             return Ok(None);
         }

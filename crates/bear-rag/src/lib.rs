@@ -31,7 +31,7 @@ use bear_core::{Embedder, PiiScrubber, RetrievalQuery, RetrievedChunk, Retriever
 
 pub use answer::{Answer, AskOptions, ask};
 pub use error::{Error, Result};
-pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, ingest};
+pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, content_sha256, ingest};
 pub use store::{
     AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Filter, Hit, SearchMode,
     Store, VECTOR_INDEX,

@@ -10,6 +10,7 @@ mod plugins;
 mod rag;
 mod security;
 mod ui;
+mod web;
 mod workflow;
 
 fn bear(args: &[&str]) -> Output {

@@ -568,3 +568,88 @@ async fn metrics_in_the_prometheus_text_format() {
     assert!(buckets >= 2, "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
+
+/// Where a citation is shown: the document's passages in order, and its original file while
+/// it is the one ingested; neither for a key that does not own the collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_text_and_file_for_its_citations() {
+    let s = server(Limits::default()).await;
+    let long: String = (1..=40)
+        .map(|i| {
+            format!(
+                "Clause {i}. The tenant keeps the premises at Keizersgracht {i} in good repair.\n\n"
+            )
+        })
+        .collect();
+    let r = upload(
+        &s,
+        &s.user,
+        "texts",
+        "clauses.txt",
+        long.clone().into_bytes(),
+    )
+    .await;
+    let (status, v) = body(r).await;
+    assert_eq!(status, 202, "{v}");
+    let doc = v["document_id"].as_str().unwrap().to_string();
+    let job = wait_job(&s, &s.user, v["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "completed", "{job}");
+
+    let text_path = format!("/api/v1/collections/texts/documents/{doc}/text");
+    let (status, v) = body(s.send("GET", &text_path, &s.user, None).await).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], doc.as_str());
+    assert_eq!(v["mime"], "text/plain");
+    let chunks = v["chunks"].as_array().unwrap();
+    assert!(chunks.len() > 1, "a long text is several passages: {v}");
+    let ordinals: Vec<u64> = chunks
+        .iter()
+        .map(|c| c["ordinal"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ordinals, (0..chunks.len() as u64).collect::<Vec<_>>());
+    assert!(chunks[0]["text"].as_str().unwrap().contains("Clause 1."));
+    assert!(
+        chunks.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("Clause 40.")
+    );
+
+    let file_path = format!("/api/v1/collections/texts/documents/{doc}/file");
+    let r = s.send("GET", &file_path, &s.user, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), long.as_bytes());
+
+    // Another key sees neither; a bad id is not found.
+    for path in [&text_path, &file_path] {
+        let (status, v) = body(s.send("GET", path, &s.reader, None).await).await;
+        assert_eq!(status, 404, "{v}");
+    }
+    let (status, _) = body(
+        s.send(
+            "GET",
+            "/api/v1/collections/texts/documents/nothex/text",
+            &s.user,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Changed on disk: the file is no longer the one cited; the text still is.
+    std::fs::write(s.dir.join("uploads/texts/clauses.txt"), b"something else").unwrap();
+    let (status, v) = body(s.send("GET", &file_path, &s.user, None).await).await;
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("moved or changed"),
+        "{v}"
+    );
+    let (status, _) = body(s.send("GET", &text_path, &s.user, None).await).await;
+    assert_eq!(status, 200);
+}

@@ -9,6 +9,7 @@ mod models;
 mod openapi;
 mod session;
 mod watch;
+mod web;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;

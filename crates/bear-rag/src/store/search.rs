@@ -87,6 +87,32 @@ impl Collection {
         Ok(hits)
     }
 
+    /// Every chunk of document `id` (its 32 hex digits), in document order: the text a
+    /// citation is shown in.
+    pub async fn document_chunks(&self, id: &str) -> Result<Vec<Hit>> {
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidRequest(
+                "a document id is 32 hexadecimal digits".into(),
+            ));
+        }
+        let columns: Vec<&str> = HIT_COLUMNS.to_vec();
+        let q = self
+            .chunks
+            .query()
+            .select(Select::columns(&columns))
+            .only_if(format!("document_id = '{id}'"));
+        let batches = read_all(&q, "read a document's chunks").await?;
+        let mut hits = Vec::new();
+        for b in &batches {
+            let c = Cols(b);
+            for i in 0..b.num_rows() {
+                hits.push(c.hit(i, 0.0)?);
+            }
+        }
+        hits.sort_by_key(|h| h.ordinal);
+        Ok(hits)
+    }
+
     /// Exact search from the in-memory vectors (see [`crate::flat`]), loading them for this
     /// table version if needed; `None` when the collection is too large to keep them.
     async fn flat_search(

@@ -1,0 +1,310 @@
+// The web app driven end to end in headless Chromium against a real bear-server with the real
+// models (started by bins/bear/tests/it/web.rs, which passes the sign-in link and the corpus).
+// Each page is checked with axe-core and at phone width, and screenshotted.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { launch, artifacts, axe, fitsPhone, shot, step } from "./lib.mjs";
+
+const LINK = process.env.BEAR_UI_URL;
+const CORPUS = process.env.BEAR_CORPUS;
+const BIG = Number(process.env.BEAR_MAX_FILE_BYTES ?? 0);
+assert.ok(LINK && CORPUS, "BEAR_UI_URL and BEAR_CORPUS are set by the Rust test");
+const BASE = new URL(LINK).origin;
+const OUT = artifacts();
+const T = 120_000;
+
+/** Files that must be refused, and one whose text is hostile. */
+function badFiles() {
+  const dir = mkdtempSync(join(tmpdir(), "bear-web-"));
+  const files = {
+    hostile: join(dir, "hostile-notes.md"),
+    empty: join(dir, "empty.txt"),
+    unsupported: join(dir, "archive.zip"),
+  };
+  writeFileSync(
+    files.hostile,
+    "# Hostile notes\n\nThe escrow agent is Quillfeather Trust.\n\n<script>window.__pwned = 1</script>\n\n" +
+      '<img src="x" onerror="window.__pwned = 2">\n\n[click me](javascript:window.__pwned=3)\n\n' +
+      "<iframe src=\"https://example.com\"></iframe> Quillfeather holds the deposit.\n",
+  );
+  writeFileSync(files.empty, "");
+  writeFileSync(files.unsupported, Buffer.from("PK\x03\x04 not really a zip"));
+  if (BIG) {
+    files.big = join(dir, "too-big.txt");
+    writeFileSync(files.big, "lease ".repeat(Math.ceil((BIG + 1024) / 6)));
+  }
+  return files;
+}
+
+async function check(page, name) {
+  await axe(page, name);
+  await shot(page, OUT, name);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await fitsPhone(page, name);
+  await shot(page, OUT, `${name}-phone`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+async function signIn(page) {
+  step("sign in with the one-time link");
+  await page.goto(LINK);
+  await page.getByRole("navigation", { name: "Sections" }).waitFor();
+  assert.ok(!page.url().includes("login="), "the token leaves the address bar");
+  await check(page, "ask-empty");
+}
+
+async function csrfRefused(page) {
+  step("a change without the CSRF token is refused");
+  const status = await page.evaluate(async () => {
+    const r = await fetch("/api/v1/collections", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "forged" }),
+    });
+    return r.status;
+  });
+  assert.equal(status, 403);
+}
+
+async function createMatter(page) {
+  step("create a matter");
+  await page.goto(`${BASE}/#/matters`);
+  await page.getByLabel("Name (lower-case letters, digits, - and _)").fill("lease");
+  await page.getByLabel("PII policy for its documents").selectOption("replace");
+  await page.getByRole("button", { name: "Create matter" }).click();
+  await page.getByRole("link", { name: "lease" }).waitFor();
+  await check(page, "matters");
+}
+
+async function upload(page, bad) {
+  step("upload the corpus and the bad files");
+  await page.getByRole("link", { name: "lease" }).click();
+  const good = ["commercial-lease.pdf", "mutual-nda.md", "employment-agreement.docx", "judgment-dismissal.html"].map(
+    (f) => join(CORPUS, f),
+  );
+  const files = [...good, bad.hostile, bad.empty, bad.unsupported, ...(bad.big ? [bad.big] : [])];
+  await page.locator('input[type="file"]').setInputFiles(files);
+  const uploads = page.getByRole("list", { name: "Uploads" });
+  await uploads.locator("li").nth(files.length - 1).waitFor();
+  await page.waitForFunction(
+    (n) => document.querySelectorAll(".uploads li.done, .uploads li.refused").length === n,
+    files.length,
+    { timeout: T },
+  );
+  const done = await uploads.locator("li.done").count();
+  assert.equal(done, good.length + 1, "the corpus files and the hostile one are ingested");
+  for (const name of ["empty.txt", "archive.zip", ...(bad.big ? ["too-big.txt"] : [])]) {
+    const reason = await uploads.locator("li.refused", { hasText: name }).locator(".error").innerText();
+    assert.match(reason, /refused: .{10,}/, `${name} is refused with a reason`);
+  }
+  await page.getByText(`${good.length + 1} of ${good.length + 1} documents`).waitFor();
+  await page.getByLabel("Filter").fill("lease");
+  await page.getByText(`1 of ${good.length + 1} documents`).waitFor();
+  await check(page, "matter");
+}
+
+async function ask(page, question) {
+  await page.goto(`${BASE}/#/ask`);
+  await page.getByLabel("Matter").selectOption("lease");
+  await page.getByLabel("Question").fill(question);
+  await page.getByRole("button", { name: "Ask" }).click();
+}
+
+async function askWithCitation(page) {
+  step("ask, and open the cited page of the PDF");
+  await ask(page, "How much notice must be given to terminate the lease at Keizersgracht 221?");
+  const source = page.getByRole("button", { name: /commercial-lease\.pdf\), p\. 3/ });
+  await source.waitFor({ timeout: T });
+  await source.click();
+  const panel = page.getByRole("complementary", { name: /^Source \d+$/ });
+  await panel.locator("mark.passage", { hasText: "six months' written notice" }).waitFor();
+  await panel.getByText("commercial-lease.pdf, page 3").waitFor();
+  // pdf.js loads now, renders page 3, and highlights the passage's text runs over it.
+  await panel.locator(".pdf-page canvas").waitFor({ timeout: T });
+  await panel.locator(".pdf-hl").first().waitFor({ timeout: T });
+  await check(page, "ask-answer");
+}
+
+async function notFound(page) {
+  step("a question the documents cannot answer");
+  await ask(page, "zzqx vlorp grindlewick");
+  await page.getByText("Not found in the documents").waitFor({ timeout: T });
+}
+
+async function hostileInert(page) {
+  step("a hostile document renders inert");
+  await page.goto(`${BASE}/#/matters/lease`);
+  await page.getByRole("search").getByLabel("Search").fill("Quillfeather escrow");
+  await page.getByRole("search").getByRole("button", { name: "Search" }).click();
+  await page.locator(".hits li", { hasText: "hostile-notes.md" }).first().waitFor({ timeout: T });
+  await ask(page, "Who is the escrow agent, Quillfeather?");
+  const source = page.getByRole("button", { name: /hostile-notes\.md/ }).first();
+  await source.waitFor({ timeout: T });
+  await source.click();
+  await page.locator(".context").getByText("window.__pwned", { exact: false }).first().waitFor();
+  const state = await page.evaluate(() => ({
+    pwned: window.__pwned ?? null,
+    images: document.querySelectorAll("main img").length,
+    frames: document.querySelectorAll("iframe").length,
+    scripts: [...document.querySelectorAll("script")].filter((s) => !s.src).length,
+    jsLinks: [...document.querySelectorAll("a")].filter((a) => a.href.startsWith("javascript:")).length,
+  }));
+  assert.deepEqual(state, { pwned: null, images: 0, frames: 0, scripts: 0, jsLinks: 0 });
+}
+
+async function chat(page) {
+  step("chat, and stop a long answer");
+  await page.goto(`${BASE}/#/chat`);
+  await page.getByText("Model and settings").click();
+  await page.getByLabel("Max tokens").fill("2000");
+  await page.getByLabel("Message").fill("Tell a very long story about a lawyer in Amsterdam.");
+  await page.getByRole("button", { name: "Send" }).click();
+  const stop = page.getByRole("button", { name: "Stop" });
+  await stop.waitFor({ timeout: T });
+  await page.waitForFunction(() => (document.querySelector(".chat li.assistant")?.textContent ?? "").length > 20, null, { timeout: T });
+  await stop.click();
+  await stop.waitFor({ state: "detached" });
+  // The model is free again at once: a second message is answered.
+  await page.getByLabel("Message").fill("Say hello.");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 2 && !document.querySelector('[aria-busy="true"]'), null, { timeout: T });
+  await check(page, "chat");
+}
+
+async function pii(page) {
+  step("the PII workbench");
+  await page.goto(`${BASE}/#/pii`);
+  await page.getByLabel("Text", { exact: true }).fill("Write to jan.devries@example.com or call +31 20 123 4567 about the lease.");
+  await page.getByRole("button", { name: "Find PII" }).click();
+  await page.locator("mark.pii", { hasText: "jan.devries@example.com" }).waitFor();
+  await page.getByRole("button", { name: "Scrub" }).click();
+  const result = page.locator("pre.result");
+  await result.waitFor();
+  const text = await result.innerText();
+  assert.ok(!text.includes("jan.devries@example.com") && text.includes("EMAIL"), "scrubbed");
+  await check(page, "pii");
+}
+
+// A prompt of its own each time, so no step cache answers it at once.
+const LONG_RUN = `name: long-review
+steps:
+  - id: prepare
+    type: data_processing
+    parameters: {operation: template, text: "a very long story about a lawyer called ${process.pid}-${Date.now()}"}
+  - id: write
+    type: llm_generation
+    depends_on: [prepare]
+    parameters: {prompt: "Write {{ steps.prepare.output }}", max_tokens: 4000}
+  - id: check
+    type: data_processing
+    depends_on: [write]
+    parameters: {operation: template, text: "done"}
+`;
+
+async function workflow(page) {
+  step("a workflow run watched live, then cancelled");
+  await page.goto(`${BASE}/#/workflows`);
+  await page.getByLabel("Definition (YAML or JSON)").fill("name: [unclosed");
+  await page.getByRole("button", { name: "Start" }).click();
+  await page.getByText(/not valid YAML or JSON at line 1/).waitFor();
+  await page.getByLabel("Definition (YAML or JSON)").fill("name: bad\nsteps:\n  - id: x\n    type: nonsense\n");
+  await page.getByRole("button", { name: "Start" }).click();
+  await page.getByRole("alert").getByText(/steps/).waitFor();
+  await check(page, "workflows");
+  await page.getByLabel("Definition (YAML or JSON)").fill(LONG_RUN);
+  await page.getByRole("button", { name: "Start" }).click();
+  await page.getByRole("heading", { name: "long-review" }).waitFor({ timeout: T });
+  await page.getByRole("button", { name: "write running" }).waitFor({ timeout: T });
+  await page.getByRole("button", { name: "prepare completed" }).waitFor();
+  await check(page, "run");
+  await page.getByRole("button", { name: "Cancel run" }).click();
+  await page.locator(".status.cancelled").first().waitFor({ timeout: T });
+  await page.getByRole("button", { name: "check cancelled" }).or(page.getByRole("button", { name: "check skipped" })).waitFor({ timeout: T });
+}
+
+async function models(page) {
+  step("models and hardware");
+  await page.goto(`${BASE}/#/models`);
+  const smol = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "SmolLM2-135M-Instruct.Q4_1", exact: true }) });
+  // Loaded by the chat; unloaded and loaded again here.
+  await smol.getByRole("button", { name: "Unload SmolLM2-135M-Instruct.Q4_1" }).click();
+  await smol.getByRole("cell", { name: "available", exact: true }).waitFor({ timeout: T });
+  await smol.getByRole("button", { name: "Load SmolLM2-135M-Instruct.Q4_1" }).click();
+  await smol.getByRole("cell", { name: "loaded", exact: true }).waitFor({ timeout: T });
+  await page.getByText('"recommendations"').waitFor();
+  await check(page, "models");
+}
+
+async function admin(page, browser) {
+  step("a key made, used, refused a matter it does not own, and revoked");
+  await page.goto(`${BASE}/#/admin`);
+  await page.getByRole("button", { name: "Verify the audit chain" }).click();
+  await page.getByText(/The audit chain holds: \d+ records checked/).waitFor();
+  await page.getByLabel("Label").fill("colleague");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const key = await page.locator("code.secret").innerText();
+  await check(page, "admin");
+
+  const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const them = await other.newPage();
+  await them.goto(`${BASE}/`);
+  await them.getByLabel("API key").fill(key);
+  await them.getByRole("button", { name: "Sign in" }).click();
+  await them.getByRole("navigation", { name: "Sections" }).waitFor();
+  await check(them, "sign-in-done");
+  await them.goto(`${BASE}/#/matters`);
+  await them.getByText("No matter yet.").waitFor();
+  const foreign = await them.evaluate(async () => (await fetch("/api/v1/collections/lease/documents")).status);
+  assert.equal(foreign, 404, "a matter another key owns is not even seen");
+
+  await page.getByRole("button", { name: "Revoke key colleague" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+  await page.getByRole("button", { name: "Revoke key colleague" }).waitFor({ state: "detached" });
+  // Their next request is refused, and their page lands on sign-in, on the same address.
+  await them.getByRole("link", { name: "Ask" }).click();
+  await them.getByRole("button", { name: "Sign in" }).waitFor();
+  assert.ok(them.url().endsWith("#/ask"));
+  await other.close();
+}
+
+async function signOut(page) {
+  step("sign out");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  const status = await page.evaluate(async () => (await fetch("/api/v1/session")).status);
+  assert.equal(status, 401);
+  await check(page, "sign-in");
+}
+
+const browser = await launch();
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("dialog", (d) => {
+    errors.push(`a dialog opened: ${d.message()}`);
+    d.dismiss();
+  });
+  page.setDefaultTimeout(30_000);
+  const bad = badFiles();
+  await signIn(page);
+  await csrfRefused(page);
+  await createMatter(page);
+  await upload(page, bad);
+  await askWithCitation(page);
+  await notFound(page);
+  await hostileInert(page);
+  await chat(page);
+  await pii(page);
+  await workflow(page);
+  await models(page);
+  await admin(page, browser);
+  await signOut(page);
+  assert.deepEqual(errors, [], "no script error or dialog in the page");
+  step("all passed");
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,47 @@
+// A cited answer: markdown rendered and sanitised, each `[n]` turned into a button that opens
+// source n. The buttons are made after sanitising, by this code, never from the answer's text.
+import { useEffect, useRef } from "preact/hooks";
+import { renderMarkdown } from "../markdown";
+
+const MARKER = /\[(\d{1,3})\]/g;
+
+function linkMarkers(root: HTMLElement, known: Set<number>) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const texts: Text[] = [];
+  while (walker.nextNode()) texts.push(walker.currentNode as Text);
+  for (const t of texts) {
+    const s = t.data;
+    if (!MARKER.test(s)) continue;
+    MARKER.lastIndex = 0;
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    for (const m of s.matchAll(MARKER)) {
+      const n = Number(m[1]);
+      if (!known.has(n)) continue;
+      frag.append(s.slice(last, m.index));
+      const b = document.createElement("button");
+      b.className = "cite";
+      b.dataset.marker = String(n);
+      b.textContent = `[${n}]`;
+      b.setAttribute("aria-label", `Open source ${n}`);
+      frag.append(b);
+      last = m.index! + m[0].length;
+    }
+    frag.append(s.slice(last));
+    t.replaceWith(frag);
+  }
+}
+
+export function Answer(props: { text: string; markers: number[]; onCite: (n: number) => void }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = ref.current!;
+    el.innerHTML = renderMarkdown(props.text);
+    linkMarkers(el, new Set(props.markers));
+  }, [props.text, props.markers.join(",")]);
+  const click = (e: MouseEvent) => {
+    const marker = (e.target as HTMLElement).closest<HTMLElement>("button.cite")?.dataset.marker;
+    if (marker) props.onCite(Number(marker));
+  };
+  return <div class="answer prose" ref={ref} onClick={click} />;
+}

@@ -1,0 +1,104 @@
+// Ask (the home page): a question to a matter, the answer streaming in with numbered
+// citations, and each source opened beside it.
+import { useRef, useState } from "preact/hooks";
+import { describe } from "../api";
+import { streamPost } from "../sse";
+import type { AskResponse, Source } from "../types";
+import { MatterPicker } from "../components/Matters";
+import { Answer } from "../components/Answer";
+import { SourcePanel } from "../components/SourcePanel";
+import { ErrorBox, Busy } from "../components/ui";
+
+export function Ask() {
+  const [collection, setCollection] = useState(localStorage.getItem("bear.matter") ?? "");
+  const [question, setQuestion] = useState("");
+  const [streamed, setStreamed] = useState("");
+  const [answer, setAnswer] = useState<AskResponse | null>(null);
+  const [open, setOpen] = useState<Source | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [running, setRunning] = useState(false);
+  const stop = useRef<AbortController | null>(null);
+
+  const pick = (name: string) => {
+    localStorage.setItem("bear.matter", name);
+    setCollection(name);
+  };
+  const ask = async (e: Event) => {
+    e.preventDefault();
+    const ctl = new AbortController();
+    stop.current = ctl;
+    setRunning(true);
+    setError(null);
+    setAnswer(null);
+    setOpen(null);
+    setStreamed("");
+    let text = "";
+    try {
+      await streamPost("/api/v1/ask", { question, collection }, (ev) => {
+        if (ev.event === "token") {
+          text += (ev.data as { text: string }).text;
+          setStreamed(text);
+        } else if (ev.event === "done") setAnswer(ev.data as AskResponse);
+        else if (ev.event === "error") setError((ev.data as { error: { message: string } }).error.message);
+      }, ctl.signal);
+    } catch (err) {
+      setError(describe(err));
+    } finally {
+      setRunning(false);
+    }
+  };
+  const cite = (n: number) => setOpen(answer?.sources.find((s) => s.marker === n) ?? null);
+  return (
+    <div class={open ? "split" : ""}>
+      <section aria-labelledby="ask-title">
+        <h1 id="ask-title">Ask your documents</h1>
+        <form onSubmit={ask} class="stack">
+          <MatterPicker value={collection} onChange={pick} />
+          <label for="question">Question</label>
+          <textarea id="question" rows={3} required value={question} onInput={(e) => setQuestion(e.currentTarget.value)} />
+          <div class="row">
+            <button type="submit" disabled={running || !question.trim() || !collection}>
+              Ask
+            </button>
+            {running && (
+              <button type="button" onClick={() => stop.current?.abort()}>
+                Stop
+              </button>
+            )}
+          </div>
+        </form>
+        <ErrorBox message={error} />
+        {running && !streamed && <Busy label="Finding sources and starting the answer…" />}
+        {answer && !answer.relevant && (
+          <p class="notfound" role="status">
+            Not found in the documents: none of this matter's sources answers the question.
+          </p>
+        )}
+        {(answer || streamed) && (
+          <Answer text={answer?.answer ?? streamed} markers={answer?.sources.map((s) => s.marker) ?? []} onCite={cite} />
+        )}
+        {answer && answer.sources.length > 0 && (
+          <>
+            <h2>Sources</h2>
+            <ol class="sources">
+              {answer.sources.map((s) => (
+                <li value={s.marker} class={s.cited ? "cited" : ""}>
+                  <button class="link" onClick={() => setOpen(s)}>
+                    {s.citation}
+                  </button>
+                  {s.cited ? " — cited" : ""}
+                </li>
+              ))}
+            </ol>
+            <button onClick={() => navigator.clipboard?.writeText(withCitations(answer))}>Copy with citations</button>
+          </>
+        )}
+      </section>
+      {open && <SourcePanel collection={collection} source={open} onClose={() => setOpen(null)} />}
+    </div>
+  );
+}
+
+function withCitations(a: AskResponse): string {
+  return `${a.answer}\n\n${a.sources.map((s) => `[${s.marker}] ${s.citation}`).join("\n")}\n`;
+}
