@@ -196,15 +196,19 @@ steps:
   - id: write
     type: llm_generation
     depends_on: [prepare]
-    parameters: {prompt: "Write {{ steps.prepare.output }}", max_tokens: 4000}
+    parameters: {prompt: "Write {{ steps.prepare.output }}", max_tokens: 40}
+  - id: more
+    type: llm_generation
+    depends_on: [write]
+    parameters: {prompt: "Write more of {{ steps.prepare.output }}", max_tokens: 4000}
   - id: check
     type: data_processing
-    depends_on: [write]
+    depends_on: [more]
     parameters: {operation: template, text: "done"}
 `;
 
 async function workflow(page) {
-  step("a workflow run watched live, then cancelled");
+  step("a workflow run watched live, paused, resumed and cancelled");
   await page.goto(`${BASE}/#/workflows`);
   await page.getByLabel("Definition (YAML or JSON)").fill("name: [unclosed");
   await page.getByRole("button", { name: "Start" }).click();
@@ -219,6 +223,13 @@ async function workflow(page) {
   await page.getByRole("button", { name: "write running" }).waitFor({ timeout: T });
   await page.getByRole("button", { name: "prepare completed" }).waitFor();
   await check(page, "run");
+  // Paused: the running step finishes, the next one does not start until resumed.
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.locator("p[role=status] .status.paused").waitFor({ timeout: T });
+  await page.getByRole("button", { name: "write completed" }).waitFor();
+  await page.getByRole("button", { name: "more pending" }).waitFor();
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.getByRole("button", { name: "more running" }).waitFor({ timeout: T });
   await page.getByRole("button", { name: "Cancel run" }).click();
   await page.locator(".status.cancelled").first().waitFor({ timeout: T });
   await page.getByRole("button", { name: "check cancelled" }).or(page.getByRole("button", { name: "check skipped" })).waitFor({ timeout: T });

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bear_app::ErrorBody;
-use bear_app::control::{Handler, Reply, Request, RunAction, RunDone, RunRequest};
+use bear_app::control::{Handler, Reply, Request, RunDone, RunRequest};
 use bear_core::{ErrorKind, RunId};
 
 use crate::AppState;
@@ -30,22 +30,9 @@ impl ControlHandler {
 
     async fn workflow(&self, r: RunRequest) -> Result<RunDone, ErrorBody> {
         let run = RunId::new(&r.run).map_err(|e| body(e.kind(), e.to_string()))?;
-        let engine = &self.state.engine;
-        let agents = |e: bear_agents::Error| body(e.kind(), e.to_string());
-        let result = match r.action {
-            RunAction::Pause => engine.pause(&run).await.map(|()| "pause requested"),
-            RunAction::Cancel => engine.cancel(&run).await.map(|()| "cancel requested"),
-            // A run taken over here goes on in the server; its handle is not needed.
-            RunAction::Resume => engine.resume(&run).await.map(|h| match h {
-                Some(_) => "resumed in bear-server",
-                None => "resume requested",
-            }),
-        }
-        .map_err(agents)?;
-        Ok(RunDone {
-            id: run.to_string(),
-            result: result.into(),
-        })
+        bear_app::workflows::act(&self.state.engine, &run, r.action)
+            .await
+            .map_err(|e| body(e.kind(), e.to_string()))
     }
 }
 

@@ -28,7 +28,8 @@ use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
     paths(
         routes::health, routes::hw, routes::pii_detect, routes::pii_scrub, routes::pii_restore,
         routes::create_workflow, routes::list_workflows, routes::get_workflow,
-        routes::cancel_workflow, routes::watch_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
+        routes::cancel_workflow, routes::pause_workflow, routes::resume_workflow,
+        routes::watch_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
         routes::remove_agent,
         models::list, models::manage, models::generate, openai::openai_models,
         openai::chat_completions, openai::completions, openai::embeddings,

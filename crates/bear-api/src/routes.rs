@@ -2,6 +2,7 @@
 //! (create and run, list, status, cancel) and `agents` (list, show).
 
 use bear_app::agents::{self, AgentView, AgentsQuery, CreateAgent};
+use bear_app::control::RunAction;
 use bear_app::docs::Removed;
 use bear_app::watch::{RunEvent, RunWatch};
 use bear_app::workflows::{self, RunsQuery, WorkflowRow, WorkflowRun, WorkflowStatus};
@@ -44,6 +45,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             get(get_workflow).delete(cancel_workflow),
         )
         .route("/api/v1/workflows/{id}/events", get(watch_workflow))
+        .route("/api/v1/workflows/{id}/pause", post(pause_workflow))
+        .route("/api/v1/workflows/{id}/resume", post(resume_workflow))
         .route("/api/v1/agents", get(list_agents).post(create_agent))
         .route("/api/v1/agents/{id}", get(get_agent).delete(remove_agent))
         .fallback(crate::web::fallback)
@@ -222,7 +225,7 @@ pub(crate) async fn watch_workflow(
 pub(crate) struct Done {
     /// What it was done to.
     id: String,
-    /// `cancelling` or `removed`.
+    /// `cancelling`, `pausing`, `resuming` or `removed`.
     status: &'static str,
 }
 
@@ -232,17 +235,51 @@ pub(crate) async fn cancel_workflow(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Api<Json<Done>> {
+    act(&s, &caller, &id, RunAction::Cancel, "cancelling").await
+}
+
+/// `POST /api/v1/workflows/{id}/pause`: no new step starts; running ones finish.
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/pause", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Pausing", body = Done)))]
+pub(crate) async fn pause_workflow(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Done>> {
+    act(&s, &caller, &id, RunAction::Pause, "pausing").await
+}
+
+/// `POST /api/v1/workflows/{id}/resume`: a paused run goes on (an interrupted one is taken
+/// over by this server).
+#[utoipa::path(post, path = "/api/v1/workflows/{id}/resume", tag = "workflows", params(("id" = String, Path, description = "The run id")), responses((status = 200, description = "Resuming", body = Done)))]
+pub(crate) async fn resume_workflow(
+    State(s): St,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Api<Json<Done>> {
+    act(&s, &caller, &id, RunAction::Resume, "resuming").await
+}
+
+/// Carries out `action` on the caller's run `id`; a run in the wrong state is a conflict.
+async fn act(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: RunAction,
+    status: &'static str,
+) -> Api<Json<Done>> {
     caller.require(Permission::Write)?;
-    let id = owned_run(&s, &caller, &id).await?.id;
-    s.engine.cancel(&id).await.map_err(|e| match e {
-        bear_agents::Error::RunState { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-        }
-        other => other.into(),
-    })?;
+    let run = owned_run(s, caller, id).await?.id;
+    workflows::act(&s.engine, &run, action)
+        .await
+        .map_err(|e| match e {
+            bear_app::Error::Agents(e @ bear_agents::Error::RunState { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            other => other.into(),
+        })?;
     Ok(Json(Done {
-        id: id.to_string(),
-        status: "cancelling",
+        id: run.to_string(),
+        status,
     }))
 }
 

@@ -1,7 +1,8 @@
 //! Watching a workflow run live (`GET /api/v1/workflows/{id}/events`, the web app's run page):
-//! the run as it is, then each step's change as it happens, then the run as it ended. The
-//! subscription is made before the first snapshot, so no change between the two is lost; a
-//! watcher that falls behind gets a fresh snapshot instead of the changes it missed.
+//! the run as it is, then each step's change as it happens (and the whole run again when it is
+//! paused or resumed), then the run as it ended. The subscription is made before the first
+//! snapshot, so no change between the two is lost; a watcher that falls behind gets a fresh
+//! snapshot instead of the changes it missed.
 
 use bear_agents::Engine;
 use bear_core::{Event, RunId, RunStatus, StepStatus};
@@ -15,7 +16,8 @@ use crate::{Result, Viewer};
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
-    /// The run as it is now: first, after falling behind, and when it has ended.
+    /// The run as it is now: first, when it is paused or resumed, after falling behind, and
+    /// when it has ended.
     Snapshot {
         /// Its status, steps, results and time.
         run: WorkflowStatus,
@@ -102,9 +104,8 @@ impl RunWatch {
                             status,
                         });
                     }
-                    Ok(Event::RunChanged { run, status })
-                        if run == self.run && status.is_terminal() =>
-                    {
+                    // Paused, resumed or ended: the run as it now is.
+                    Ok(Event::RunChanged { run, .. }) if run == self.run => {
                         return self.snapshot().await;
                     }
                     Ok(_) => continue,

@@ -341,3 +341,26 @@ pub async fn run_for(
         Err(missing())
     }
 }
+
+/// Pauses, resumes or cancels run `run` in `engine`: what `bear workflow pause|resume|cancel`
+/// asks a running bear-server, and REST's `.../pause`, `.../resume` and `DELETE`. A resumed
+/// run that this engine takes over goes on here.
+pub async fn act(
+    engine: &Engine,
+    run: &bear_core::RunId,
+    action: crate::control::RunAction,
+) -> Result<crate::control::RunDone> {
+    use crate::control::RunAction;
+    let result = match action {
+        RunAction::Pause => engine.pause(run).await.map(|()| "pause requested"),
+        RunAction::Cancel => engine.cancel(run).await.map(|()| "cancel requested"),
+        RunAction::Resume => engine.resume(run).await.map(|h| match h {
+            Some(_) => "resumed in bear-server",
+            None => "resume requested",
+        }),
+    }?;
+    Ok(crate::control::RunDone {
+        id: run.to_string(),
+        result: result.into(),
+    })
+}

@@ -276,28 +276,33 @@ fn finish(
     out: &mut dyn Write,
 ) -> Result<()> {
     let id = handle.id.clone();
-    let (mut completed, total) = counts;
+    let mut steps = StepLines {
+        run: id.clone(),
+        completed: counts.0,
+        total: counts.1,
+        watch,
+    };
     let status = rt.block_on(async {
         let wait = handle.wait();
         tokio::pin!(wait);
         let mut interrupted = false;
         loop {
             tokio::select! {
-                status = &mut wait => return status,
+                status = &mut wait => {
+                    // The run's last step changes may still be queued: print them first.
+                    while let Ok(event) = events.try_recv() {
+                        steps.print(&event);
+                    }
+                    return status;
+                }
                 _ = tokio::signal::ctrl_c(), if !interrupted => {
                     interrupted = true;
                     eprintln!("cancelling run {id} (Ctrl-C again to leave it interrupted)");
                     let _ = engine.cancel(&id).await;
                 }
                 event = events.recv() => {
-                    if let Ok(Event::StepChanged { run, step, status }) = event {
-                        if run != id || !watch {
-                            continue;
-                        }
-                        if status == StepStatus::Completed {
-                            completed += 1;
-                        }
-                        eprintln!("[{completed}/{total}] {step} {}", status.as_str());
+                    if let Ok(event) = event {
+                        steps.print(&event);
                     }
                 }
             }
@@ -418,5 +423,33 @@ pub(crate) fn agents(cmd: AgentsCommand, json: bool, out: &mut dyn Write) -> Res
             }
             Ok(())
         }
+    }
+}
+
+/// `--watch`'s progress lines on stderr: `[done/all] step status`.
+struct StepLines {
+    run: bear_core::RunId,
+    completed: usize,
+    total: usize,
+    watch: bool,
+}
+
+impl StepLines {
+    fn print(&mut self, event: &Event) {
+        let Event::StepChanged { run, step, status } = event else {
+            return;
+        };
+        if *run != self.run || !self.watch {
+            return;
+        }
+        if *status == StepStatus::Completed {
+            self.completed += 1;
+        }
+        eprintln!(
+            "[{}/{}] {step} {}",
+            self.completed,
+            self.total,
+            status.as_str()
+        );
     }
 }

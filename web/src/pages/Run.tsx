@@ -43,7 +43,8 @@ export function Run({ id, session }: { id: string; session: Session }) {
     };
     return () => es.close();
   }, [id]);
-  const cancel = () => api("DELETE", `/api/v1/workflows/${seg(id)}`).catch((e) => setError(describe(e)));
+  const control = (method: string, path: string) =>
+    api(method, `/api/v1/workflows/${seg(id)}${path}`).catch((e) => setError(describe(e)));
   const steps = run?.progress.steps ?? [];
   const step = useMemo(() => steps.find((s) => s.id === picked), [steps, picked]);
   const active = run && ["pending", "running", "paused"].includes(run.status);
@@ -61,9 +62,16 @@ export function Run({ id, session }: { id: string; session: Session }) {
         </p>
       )}
       {active && session.role !== "read_only" && (
-        <button class="danger" onClick={cancel}>
-          Cancel run
-        </button>
+        <div class="row">
+          {run.status === "paused" ? (
+            <button onClick={() => control("POST", "/resume")}>Resume</button>
+          ) : (
+            <button onClick={() => control("POST", "/pause")}>Pause</button>
+          )}
+          <button class="danger" onClick={() => control("DELETE", "")}>
+            Cancel run
+          </button>
+        </div>
       )}
       {steps.length > 0 && <LazyDag steps={steps} onPick={setPicked} picked={picked} />}
       <StepTable steps={steps} onPick={setPicked} />

@@ -8,6 +8,7 @@ use bear_core::{Dirs, assets};
 mod one_answer;
 mod plugins;
 mod rag;
+mod rest_runs;
 mod security;
 mod ui;
 mod web;
