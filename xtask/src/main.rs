@@ -46,8 +46,8 @@ enum Task {
     /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
     /// Presidio's pattern recognizers, and both print ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`, `api`); all when
-        /// omitted.
+        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`, `api`), or
+        /// `web` (the web app in Chromium); all Criterion benches when omitted.
         which: Option<String>,
     },
     /// Load a local bear-server with wrk (or oha) on loopback: requests/s, p50 and p99 at 16
@@ -125,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             Some("rag") => bench::rag(),
             Some("agents") => bench::agents(),
             Some("api") => bench::api(),
+            Some("web") => bench::web(),
             other => bench::criterion(other),
         },
         Task::Loadtest { seconds } => loadtest::run(seconds),

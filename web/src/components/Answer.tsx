@@ -1,6 +1,6 @@
 // A cited answer: markdown rendered and sanitised, each `[n]` turned into a button that opens
 // source n. The buttons are made after sanitising, by this code, never from the answer's text.
-import { useEffect, useRef } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import { renderMarkdown } from "../markdown";
 
 const MARKER = /\[(\d{1,3})\]/g;
@@ -34,7 +34,9 @@ function linkMarkers(root: HTMLElement, known: Set<number>) {
 
 export function Answer(props: { text: string; markers: number[]; onCite: (n: number) => void }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  // Layout effect: the text is in the DOM in the same task as the token that brought it, not
+  // after the next frame.
+  useLayoutEffect(() => {
     const el = ref.current!;
     el.innerHTML = renderMarkdown(props.text);
     linkMarkers(el, new Set(props.markers));

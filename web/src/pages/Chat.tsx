@@ -1,6 +1,6 @@
 // Free chat with a loaded model (OpenAI-style messages, so the system prompt and the history
 // go through the model's chat template); Stop closes the stream, which stops the model.
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { describe, get } from "../api";
 import { streamPost } from "../sse";
 import type { ModelRow } from "../types";
@@ -14,7 +14,7 @@ interface Message {
 
 function Rendered({ text }: { text: string }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     ref.current!.innerHTML = renderMarkdown(text);
   }, [text]);
   return <div class="prose" ref={ref} />;

