@@ -108,7 +108,7 @@ async function upload(page, bad) {
 async function ask(page, question) {
   await page.goto(`${BASE}/#/ask`);
   await page.getByLabel("Matter").selectOption("lease");
-  await page.getByLabel("Question").fill(question);
+  await page.getByLabel("Question", { exact: true }).fill(question);
   await page.getByRole("button", { name: "Ask" }).click();
 }
 
@@ -131,6 +131,24 @@ async function notFound(page) {
   step("a question the documents cannot answer");
   await ask(page, "zzqx vlorp grindlewick");
   await page.getByText("Not found in the documents").waitFor({ timeout: T });
+}
+
+async function history(page) {
+  step("the matter's history: reopen an answer, copy it with its citations, delete a question");
+  await page.goto(`${BASE}/#/ask`);
+  await page.getByLabel("Matter").selectOption("lease");
+  const list = page.getByRole("region", { name: "Asked before in lease" });
+  await list.getByRole("button", { name: "zzqx vlorp grindlewick", exact: true }).waitFor();
+  await list.getByRole("button", { name: /^How much notice must be given/ }).click();
+  await page.getByRole("button", { name: /commercial-lease\.pdf\), p\. 3/ }).waitFor();
+  await page.getByRole("button", { name: "Copy with citations" }).click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.match(copied, /\[\d+\] Commercial Lease Agreement \(commercial-lease\.pdf\), p\. 3/);
+  await list.getByRole("button", { name: "Delete the question: zzqx vlorp grindlewick" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await list.getByRole("button", { name: "zzqx vlorp grindlewick", exact: true }).waitFor({ state: "detached" });
+  await list.getByRole("button", { name: /^How much notice must be given/ }).waitFor();
+  await check(page, "ask-history");
 }
 
 async function hostileInert(page) {
@@ -171,6 +189,27 @@ async function chat(page) {
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 2 && !document.querySelector('[aria-busy="true"]'), null, { timeout: T });
   await check(page, "chat");
+}
+
+/** Keyboard only: the skip link, then the PII workbench reached and used with Tab and Enter. */
+async function keyboard(page) {
+  step("keyboard only");
+  await page.goto(`${BASE}/#/pii`);
+  await page.reload();
+  await page.getByRole("heading", { name: "PII workbench" }).waitFor();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  await page.keyboard.press("Enter");
+  // From the main region, Tab reaches the text box first.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "pii-text");
+  await page.keyboard.type("Mail jan.devries@example.com today.");
+  for (let i = 0; i < 8; i++) {
+    await page.keyboard.press("Tab");
+    if ((await page.evaluate(() => document.activeElement?.textContent)) === "Find PII") break;
+  }
+  await page.keyboard.press("Enter");
+  await page.locator("mark.pii", { hasText: "jan.devries@example.com" }).waitFor();
 }
 
 async function pii(page) {
@@ -244,7 +283,7 @@ async function models(page) {
   await smol.getByRole("cell", { name: "available", exact: true }).waitFor({ timeout: T });
   await smol.getByRole("button", { name: "Load SmolLM2-135M-Instruct.Q4_1" }).click();
   await smol.getByRole("cell", { name: "loaded", exact: true }).waitFor({ timeout: T });
-  await page.getByText('"recommendations"').waitFor();
+  await page.getByText("Advised: threads").waitFor();
   await check(page, "models");
 }
 
@@ -292,6 +331,7 @@ async function signOut(page) {
 const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
@@ -307,8 +347,10 @@ try {
   await upload(page, bad);
   await askWithCitation(page);
   await notFound(page);
+  await history(page);
   await hostileInert(page);
   await chat(page);
+  await keyboard(page);
   await pii(page);
   await workflow(page);
   await models(page);

@@ -65,7 +65,7 @@ async function firstLoad(context) {
 
 /** Asks through the page: time to the first token shown, and its lag behind its arrival. */
 async function askInPage(page, question) {
-  await page.getByLabel("Question").fill(question);
+  await page.getByLabel("Question", { exact: true }).fill(question);
   return page.evaluate(
     (T) =>
       new Promise((resolve, reject) => {

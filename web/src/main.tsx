@@ -63,7 +63,17 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const current = `#/${route[0] || "ask"}`;
   return (
     <>
-      <a class="skip" href="#main">Skip to content</a>
+      {/* The hash is the router's: the link moves focus without changing it. */}
+      <a
+        class="skip"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById("main")?.focus();
+        }}
+      >
+        Skip to content
+      </a>
       <header class="top">
         <span class="brand" aria-label="BEAR">BEAR</span>
         <nav aria-label="Sections">
@@ -98,19 +108,32 @@ function App() {
   const [error, setError] = useState<string | null>(null);
   const adopt = (s: Session | null) => {
     setCsrf(s?.csrf_token ?? null);
+    if (s) setError(null);
     setSession(s);
   };
   useEffect(() => {
-    const login = location.hash.match(/^#login=(.+)$/);
-    const start = login ? signInWithLink(login[1]) : api<Session>("GET", "/api/v1/session");
-    start.then(adopt, (e) => {
-      if (login) setError(describe(e));
-      adopt(null);
-    });
+    const login = () => location.hash.match(/^#login=(.+)$/)?.[1];
+    const withLink = (token: string) =>
+      signInWithLink(token).then(adopt, (e) => {
+        setError(describe(e));
+        adopt(null);
+      });
+    const token = login();
+    if (token) withLink(token);
+    else api<Session>("GET", "/api/v1/session").then(adopt, () => adopt(null));
+    // A sign-in link opened in this tab later (the page does not reload for a new hash).
+    const onHash = () => {
+      const t = login();
+      if (t) withLink(t);
+    };
     // Any 401 (expired or revoked): back to sign-in; the address (the page) is kept.
     const out = () => adopt(null);
+    addEventListener("hashchange", onHash);
     addEventListener(SIGNED_OUT, out);
-    return () => removeEventListener(SIGNED_OUT, out);
+    return () => {
+      removeEventListener("hashchange", onHash);
+      removeEventListener(SIGNED_OUT, out);
+    };
   }, []);
   const signOut = () => {
     api("DELETE", "/api/v1/session").finally(() => adopt(null));

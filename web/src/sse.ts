@@ -2,7 +2,7 @@
 // eventsource-parser from the fetch body; aborting the signal closes the stream, which stops
 // the work on the server.
 import { createParser } from "eventsource-parser";
-import { send } from "./api";
+import { ApiError, send } from "./api";
 
 export interface StreamEvent {
   event: string;
@@ -35,8 +35,17 @@ export async function readEvents(r: Response, onEvent: (e: StreamEvent) => void)
   });
   const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    parser.feed(value);
+    let chunk: ReadableStreamReadResult<string>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      if (e instanceof DOMException && e.name === "AbortError") throw e;
+      throw new ApiError(BROKE_OFF, 0, "unreachable");
+    }
+    if (chunk.done) return;
+    parser.feed(chunk.value);
   }
 }
+
+const BROKE_OFF =
+  "The connection to the BEAR server broke off before the end: it may have stopped. Start it again (`bear ui`) and retry.";

@@ -171,6 +171,11 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
             "/api/v1/collections/{name}/documents/{id}/file",
             get(get_document_file),
         )
+        .route("/api/v1/collections/{name}/history", get(list_history))
+        .route(
+            "/api/v1/collections/{name}/history/{id}",
+            get(get_history).delete(remove_history),
+        )
         .route("/api/v1/ingest/{job}", get(get_job))
         .route("/api/v1/search", post(search))
         .route("/api/v1/ask", post(ask))
@@ -440,6 +445,44 @@ pub(crate) async fn get_document_file(
         file.bytes,
     )
         .into_response())
+}
+
+/// `GET .../history`: the matter's questions, newest first.
+#[utoipa::path(get, path = "/api/v1/collections/{name}/history", tag = "documents", params(("name" = String, Path, description = "The collection")), responses((status = 200, description = "The questions asked of this matter, newest first", body = Vec<bear_app::history::HistoryItem>)))]
+pub(crate) async fn list_history(
+    State(s): St,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Api<Json<Vec<bear_app::history::HistoryItem>>> {
+    caller.require(Permission::Read)?;
+    let r = rag(&s)?;
+    Ok(Json(r.app.history(&caller.viewer(), &name).await?))
+}
+
+/// `GET .../history/{id}`: one question with its answer and sources, as given.
+#[utoipa::path(get, path = "/api/v1/collections/{name}/history/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The history entry")), responses((status = 200, description = "The question and its answer", body = bear_app::history::HistoryEntry)))]
+pub(crate) async fn get_history(
+    State(s): St,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Api<Json<bear_app::history::HistoryEntry>> {
+    caller.require(Permission::Read)?;
+    let r = rag(&s)?;
+    Ok(Json(
+        r.app.history_entry(&caller.viewer(), &name, &id).await?,
+    ))
+}
+
+/// `DELETE .../history/{id}`: forgets one question and its answer.
+#[utoipa::path(delete, path = "/api/v1/collections/{name}/history/{id}", tag = "documents", params(("name" = String, Path, description = "The collection"), ("id" = String, Path, description = "The history entry")), responses((status = 200, description = "Removed from the history", body = Removed)))]
+pub(crate) async fn remove_history(
+    State(s): St,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Api<Json<Removed>> {
+    caller.require(Permission::Write)?;
+    let r = rag(&s)?;
+    Ok(Json(r.app.forget(&caller.viewer(), &name, &id).await?))
 }
 
 /// Deletes the document's chunks and row, and the uploaded file if it came through the API.

@@ -36,6 +36,7 @@ use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
         docs::list_collections, docs::create_collection, docs::get_collection,
         docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
         docs::get_document_text, docs::get_document_file,
+        docs::list_history, docs::get_history, docs::remove_history,
         docs::remove_document, docs::get_job, docs::search, docs::ask,
         plugins::list, plugins::invoke,
         session::sign_in, session::current, session::sign_out,

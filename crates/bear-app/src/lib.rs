@@ -23,6 +23,7 @@ pub mod docs;
 pub mod embed;
 mod error;
 pub mod generate;
+pub mod history;
 pub mod hw;
 pub mod ingest;
 pub mod keyring;

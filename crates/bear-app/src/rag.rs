@@ -395,7 +395,9 @@ impl App {
             cancel,
         )
         .await?;
-        Ok(AskResponse::of(answer))
+        let response = AskResponse::of(answer);
+        self.remember(&c, viewer, &req.question, &response)?;
+        Ok(response)
     }
 }
 

@@ -7,6 +7,7 @@ import type { AskResponse, Source } from "../types";
 import { MatterPicker } from "../components/Matters";
 import { Answer } from "../components/Answer";
 import { SourcePanel } from "../components/SourcePanel";
+import { History, type Entry } from "../components/History";
 import { ErrorBox, Busy } from "../components/ui";
 
 export function Ask() {
@@ -17,6 +18,7 @@ export function Ask() {
   const [open, setOpen] = useState<Source | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [running, setRunning] = useState(false);
+  const [asked, setAsked] = useState(0);
   const stop = useRef<AbortController | null>(null);
 
   const pick = (name: string) => {
@@ -45,7 +47,15 @@ export function Ask() {
       setError(describe(err));
     } finally {
       setRunning(false);
+      setAsked((n) => n + 1);
     }
+  };
+  const reopen = (e: Entry) => {
+    setQuestion(e.question);
+    setStreamed("");
+    setError(null);
+    setOpen(null);
+    setAnswer(e.answer);
   };
   const cite = (n: number) => setOpen(answer?.sources.find((s) => s.marker === n) ?? null);
   return (
@@ -93,6 +103,7 @@ export function Ask() {
             <button onClick={() => navigator.clipboard?.writeText(withCitations(answer))}>Copy with citations</button>
           </>
         )}
+        {collection && <History collection={collection} version={asked} onOpen={reopen} />}
       </section>
       {open && <SourcePanel collection={collection} source={open} onClose={() => setOpen(null)} />}
     </div>

@@ -7,13 +7,13 @@ import { Busy, ErrorBox, bytes } from "../components/ui";
 
 export function Models({ session }: { session: Session }) {
   const [models, setModels] = useState<ModelRow[] | null>(null);
-  const [hw, setHw] = useState<Record<string, unknown> | null>(null);
+  const [hw, setHw] = useState<Hw | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [working, setWorking] = useState<string | null>(null);
   const load = () => get<ModelRow[]>("/api/v1/models").then(setModels, (e) => setError(describe(e)));
   useEffect(() => {
     load();
-    get<Record<string, unknown>>("/api/v1/hw").then(setHw, (e) => setError(describe(e)));
+    get<Hw>("/api/v1/hw").then(setHw, (e) => setError(describe(e)));
   }, []);
   const manage = async (action: "load" | "unload", id: string) => {
     setWorking(`${action === "load" ? "Loading" : "Unloading"} ${id}…`);
@@ -68,7 +68,49 @@ export function Models({ session }: { session: Session }) {
         </table>
       </div>
       <h2>This machine</h2>
-      {hw ? <pre class="result">{JSON.stringify(hw, null, 2)}</pre> : <Busy label="Reading the hardware profile…" />}
+      {hw ? <Hardware hw={hw} /> : <Busy label="Reading the hardware profile…" />}
     </section>
+  );
+}
+
+interface Hw {
+  cpu: { model: string; arch: string; physical_cores: number; logical_cores: number; simd: Record<string, boolean> };
+  memory: { total_bytes: number; available_bytes: number };
+  gpus: { name?: string }[];
+  disk: { mount_point: string; available_bytes: number; total_bytes: number };
+  recommendations: {
+    inference_threads: number;
+    embedding_batch_size: number;
+    model_memory_budget_bytes: number;
+    mmap: boolean;
+    mlock: { recommended: boolean; reason?: string };
+    gpu: { mode: string };
+  };
+}
+
+function Hardware({ hw }: { hw: Hw }) {
+  const r = hw.recommendations;
+  const simd = Object.entries(hw.cpu.simd).filter(([, on]) => on).map(([k]) => k).join(", ") || "none";
+  const rows: [string, string][] = [
+    ["Processor", `${hw.cpu.model} (${hw.cpu.arch}), ${hw.cpu.physical_cores} cores, ${hw.cpu.logical_cores} threads, SIMD: ${simd}`],
+    ["Memory", `${bytes(hw.memory.available_bytes)} free of ${bytes(hw.memory.total_bytes)}`],
+    ["Graphics", hw.gpus.length ? hw.gpus.map((g) => g.name ?? "GPU").join(", ") : "none found"],
+    ["Disk", `${bytes(hw.disk.available_bytes)} free of ${bytes(hw.disk.total_bytes)} on ${hw.disk.mount_point}`],
+    ["Advised: threads", String(r.inference_threads)],
+    ["Advised: embedding batch", String(r.embedding_batch_size)],
+    ["Advised: memory for models", bytes(r.model_memory_budget_bytes)],
+    ["Advised: memory-map models", r.mmap ? "yes" : "no"],
+    ["Advised: lock models in memory", r.mlock.recommended ? "yes" : `no${r.mlock.reason ? ` — ${r.mlock.reason}` : ""}`],
+    ["Advised: GPU offload", r.gpu.mode],
+  ];
+  return (
+    <dl class="facts">
+      {rows.map(([k, v]) => (
+        <>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </>
+      ))}
+    </dl>
   );
 }

@@ -51,9 +51,14 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(h: &Home) -> Self {
+        Self::start_at(h, "127.0.0.1:0")
+    }
+
+    /// A server listening on `bind` (`host:port`).
+    pub(crate) fn start_at(h: &Home, bind: &str) -> Self {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
         let mut child = Command::new(exe)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .env_remove("BEAR_CONFIG")
             .env_remove("BEAR_PASSPHRASE")
             .env("BEAR_DATA_DIR", h.path("data"))

@@ -653,3 +653,67 @@ async fn a_document_text_and_file_for_its_citations() {
     let (status, _) = body(s.send("GET", &text_path, &s.user, None).await).await;
     assert_eq!(status, 200);
 }
+
+/// Every answer is kept in its matter's history, scrubbed on disk like the matter's documents;
+/// it can be listed, reopened and deleted by those who see the matter, and goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_kept_in_the_matters_history() {
+    let s = server(Limits::default()).await;
+    let r = upload(
+        &s,
+        &s.user,
+        "leases",
+        "lease.txt",
+        LEASE.as_bytes().to_vec(),
+    )
+    .await;
+    let (status, v) = body(r).await;
+    assert_eq!(status, 202, "{v}");
+    let job = wait_job(&s, &s.user, v["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "completed", "{job}");
+
+    let question = "What is the monthly rent? Reply to jan.devries@example.com.";
+    let ask = json!({"question": question, "collection": "leases", "max_tokens": 16});
+    let (status, answer) = body(s.send("POST", "/api/v1/ask", &s.user, Some(&ask)).await).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let list = "/api/v1/collections/leases/history";
+    let (status, v) = body(s.send("GET", list, &s.user, None).await).await;
+    assert_eq!(status, 200, "{v}");
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["relevant"], true);
+    // The matter's policy (replace) holds for its history too: the address is not kept.
+    let kept = items[0]["question"].as_str().unwrap();
+    assert!(
+        kept.starts_with("What is the monthly rent?") && kept.contains("[EMAIL"),
+        "{kept}"
+    );
+    let on_disk = std::fs::read_to_string(s.dir.join("collections/leases/history.jsonl")).unwrap();
+    assert!(!on_disk.contains("jan.devries@example.com"), "{on_disk}");
+
+    let id = items[0]["id"].as_str().unwrap();
+    let one = format!("{list}/{id}");
+    let (status, entry) = body(s.send("GET", &one, &s.user, None).await).await;
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["answer"]["answer"], answer["answer"]);
+    assert_eq!(
+        entry["answer"]["sources"][0]["citation"],
+        answer["sources"][0]["citation"]
+    );
+
+    // Another key sees none of it (a read-only one may not delete anything); the owner
+    // deletes it, once.
+    let (status, _) = body(s.send("GET", list, &s.reader, None).await).await;
+    assert_eq!(status, 404);
+    let (status, _) = body(s.send("GET", &one, &s.reader, None).await).await;
+    assert_eq!(status, 404);
+    let (status, _) = body(s.send("DELETE", &one, &s.reader, None).await).await;
+    assert_eq!(status, 403);
+    let (status, v) = body(s.send("DELETE", &one, &s.user, None).await).await;
+    assert_eq!((status, &v["status"]), (200, &json!("removed")), "{v}");
+    let (status, _) = body(s.send("DELETE", &one, &s.user, None).await).await;
+    assert_eq!(status, 404);
+    let (_, v) = body(s.send("GET", list, &s.user, None).await).await;
+    assert_eq!(v, json!([]));
+}
