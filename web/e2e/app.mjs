@@ -107,7 +107,7 @@ async function upload(page, bad) {
 
 async function ask(page, question) {
   await page.goto(`${BASE}/#/ask`);
-  await page.getByLabel("Matter").selectOption("lease");
+  await page.getByLabel("Matter", { exact: true }).selectOption("lease");
   await page.getByLabel("Question", { exact: true }).fill(question);
   await page.getByRole("button", { name: "Ask" }).click();
 }
@@ -136,7 +136,7 @@ async function notFound(page) {
 async function history(page) {
   step("the matter's history: reopen an answer, copy it with its citations, delete a question");
   await page.goto(`${BASE}/#/ask`);
-  await page.getByLabel("Matter").selectOption("lease");
+  await page.getByLabel("Matter", { exact: true }).selectOption("lease");
   const list = page.getByRole("region", { name: "Asked before in lease" });
   await list.getByRole("button", { name: "zzqx vlorp grindlewick", exact: true }).waitFor();
   await list.getByRole("button", { name: /^How much notice must be given/ }).click();
@@ -149,6 +149,29 @@ async function history(page) {
   await list.getByRole("button", { name: "zzqx vlorp grindlewick", exact: true }).waitFor({ state: "detached" });
   await list.getByRole("button", { name: /^How much notice must be given/ }).waitFor();
   await check(page, "ask-history");
+}
+
+async function severalMatters(page) {
+  step("one question asked of two matters; a source opens from its own matter");
+  await page.goto(`${BASE}/#/matters`);
+  await page.getByLabel("Name (lower-case letters, digits, - and _)").fill("loans");
+  await page.getByLabel("PII policy for its documents").selectOption("replace");
+  await page.getByRole("button", { name: "Create matter" }).click();
+  await page.getByRole("link", { name: "loans" }).click();
+  await page.locator('input[type="file"]').setInputFiles([join(CORPUS, "loan-agreement.md")]);
+  await page.locator(".uploads li.done").waitFor({ timeout: T });
+  await page.goto(`${BASE}/#/ask`);
+  await page.getByLabel("Matter", { exact: true }).selectOption("lease");
+  await page.getByText("Ask other matters too").click();
+  await page.getByRole("checkbox", { name: "loans" }).check();
+  await page.getByLabel("Question", { exact: true }).fill("What interest rate does the loan from Fjord Capital carry?");
+  await page.getByRole("button", { name: "Ask" }).click();
+  const loan = page.getByRole("button", { name: /Loan Agreement \(loan-agreement\.md\)/ }).first();
+  await loan.waitFor({ timeout: T });
+  await loan.click();
+  await page.locator(".context mark.passage").waitFor();
+  await page.locator(".context").getByText(/4\.5 percent/).first().waitFor();
+  await check(page, "ask-two-matters");
 }
 
 async function hostileInert(page) {
@@ -348,6 +371,7 @@ try {
   await askWithCitation(page);
   await notFound(page);
   await history(page);
+  await severalMatters(page);
   await hostileInert(page);
   await chat(page);
   await keyboard(page);

@@ -119,7 +119,7 @@ async function askApi(page, question) {
 
 async function tokens(page) {
   await page.goto(`${BASE}/#/ask`);
-  await page.getByLabel("Matter").selectOption("lease");
+  await page.getByLabel("Matter", { exact: true }).selectOption("lease");
   const pairs = [];
   for (let i = 0; i < ROUNDS; i++) {
     // A question of its own each time: a repeated one would come from the result cache.

@@ -42,6 +42,7 @@ export interface SearchHit {
 export interface Source extends SearchHit {
   marker: number;
   cited: boolean;
+  collection?: string;
 }
 
 export interface AskResponse {

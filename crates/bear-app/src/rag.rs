@@ -1,8 +1,6 @@
 //! Search and ask: one request and one response type each, the `k` limits, the defaults, the
 //! date filters and the restoring of PII tokens, for every front end.
 
-use std::sync::Arc;
-
 use bear_core::{CancellationToken, ModelId, SamplingParams, TokenSink};
 use bear_rag::{Filter, SearchMode};
 use serde::{Deserialize, Serialize};
@@ -72,6 +70,30 @@ fn day(s: &str, field: &str, end: bool) -> Result<i64> {
         d.and_hms_opt(0, 0, 0)
     };
     Ok(t.map_or(0, |t| t.and_utc().timestamp()))
+}
+
+/// The collections a question is asked of: `collections` (1 to 10, each once), or the one
+/// `collection` (`None`: the default one).
+fn asked_collections(req: &AskRequest) -> Result<Vec<Option<String>>> {
+    let Some(list) = &req.collections else {
+        return Ok(vec![req.collection.clone()]);
+    };
+    if req.collection.is_some() {
+        return Err(Error::invalid(
+            "collections",
+            "give `collection` or `collections`, not both",
+        ));
+    }
+    let mut names: Vec<Option<String>> = Vec::new();
+    for n in list {
+        if !names.iter().any(|m| m.as_deref() == Some(n.as_str())) {
+            names.push(Some(n.clone()));
+        }
+    }
+    if !(1..=10).contains(&names.len()) {
+        return Err(Error::invalid("collections", "from 1 to 10 collections"));
+    }
+    Ok(names)
 }
 
 fn check_k(k: Option<usize>, default: usize, max: usize) -> Result<usize> {
@@ -180,6 +202,10 @@ pub struct AskRequest {
     /// The collection [default: `rag.default_collection`].
     #[serde(default)]
     pub collection: Option<String>,
+    /// Several collections at once (1 to 10), instead of `collection`: each is searched and
+    /// the best `k` passages of all become the sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Vec<String>>,
     /// Only this document (its 32-hex-digit id).
     #[serde(default)]
     pub document: Option<String>,
@@ -222,6 +248,9 @@ pub struct Source {
     pub marker: usize,
     /// Whether the answer cites it.
     pub cited: bool,
+    /// The collection it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
     /// The chunk, its text restored.
     #[serde(flatten)]
     pub hit: SearchHit,
@@ -286,6 +315,7 @@ impl AskResponse {
                 Source {
                     marker: i + 1,
                     cited: a.cited.contains(&(i + 1)),
+                    collection: a.collections.get(i).cloned(),
                     hit: SearchHit::of(h, text),
                 }
             })
@@ -373,9 +403,22 @@ impl App {
         let k = check_k(req.k, rag.top_k, MAX_ASK_K)?;
         let filter = filter(&req.document, &req.after, &req.before)?;
         let (model, params) = self.answer_setup(&req)?;
-        let c = self.collection(viewer, req.collection.as_deref()).await?;
-        let embedder = self.embedder(&c.meta().embedder).await?;
-        let scrubber: Arc<dyn bear_core::PiiScrubber> = self.scrubber_for(c.meta().pii_policy)?;
+        let mut collections = Vec::new();
+        for name in asked_collections(&req)? {
+            collections.push(self.collection(viewer, name.as_deref()).await?);
+        }
+        let mut embedders = Vec::new();
+        for c in &collections {
+            embedders.push(self.embedder(&c.meta().embedder).await?);
+        }
+        let mut scopes = Vec::new();
+        for (c, e) in collections.iter().zip(&embedders) {
+            scopes.push(bear_rag::Scope {
+                collection: c,
+                embedder: e.as_ref(),
+                scrubber: self.scrubber_for(c.meta().pii_policy)?,
+            });
+        }
         let options = bear_rag::AskOptions {
             model,
             params,
@@ -384,10 +427,8 @@ impl App {
             min_similarity: rag.min_similarity,
             filter,
         };
-        let answer = bear_rag::ask(
-            &c,
-            embedder.as_ref(),
-            scrubber,
+        let answer = bear_rag::ask_in(
+            &scopes,
             self.models().as_ref(),
             &req.question,
             &options,
@@ -396,7 +437,9 @@ impl App {
         )
         .await?;
         let response = AskResponse::of(answer);
-        self.remember(&c, viewer, &req.question, &response)?;
+        for c in &collections {
+            self.remember(c, viewer, &req.question, &response)?;
+        }
         Ok(response)
     }
 }

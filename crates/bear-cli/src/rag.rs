@@ -225,6 +225,7 @@ pub(crate) fn ask(
         k: args.k,
         model: args.model,
         collection: f.collection,
+        collections: None,
         document: f.document,
         after: f.after,
         before: f.before,

@@ -46,6 +46,8 @@ pub struct Answer {
     pub text: String,
     /// The numbered sources: `sources[i]` is marker `[i + 1]`; texts restored.
     pub sources: Vec<Hit>,
+    /// The collection of each source, in the same order.
+    pub collections: Vec<String>,
     /// The markers the answer actually uses.
     pub cited: Vec<usize>,
     /// Whether anything relevant was retrieved.
@@ -131,6 +133,104 @@ pub async fn ask(
     generator: &dyn TextGenerator,
     question: &str,
     options: &AskOptions,
+    sink: Box<dyn TokenSink>,
+    cancel: CancellationToken,
+) -> Result<Answer> {
+    let scope = Scope {
+        collection,
+        embedder,
+        scrubber,
+    };
+    ask_in(&[scope], generator, question, options, sink, cancel).await
+}
+
+/// One collection an answer draws on, with its own embedder and PII scrubber.
+pub struct Scope<'a> {
+    /// The collection.
+    pub collection: &'a Collection,
+    /// The embedder its vectors were made with.
+    pub embedder: &'a dyn Embedder,
+    /// The scrubber of its PII policy.
+    pub scrubber: Arc<dyn PiiScrubber>,
+}
+
+/// Restores through every scope's scrubber (each puts back only its own tokens); scrubs with
+/// the first's.
+struct Chained(Vec<Arc<dyn PiiScrubber>>);
+
+impl PiiScrubber for Chained {
+    fn scrub(&self, text: &str) -> bear_core::Result<bear_core::ScrubOutcome> {
+        self.0[0].scrub(text)
+    }
+
+    fn restore(&self, text: &str) -> bear_core::Result<String> {
+        self.0
+            .iter()
+            .try_fold(text.to_string(), |t, s| s.restore(&t))
+    }
+}
+
+/// What retrieval found in the scopes: whether anything is relevant, and the best `k` hits
+/// of all, each with its scope's index.
+async fn retrieve(
+    scopes: &[Scope<'_>],
+    question: &str,
+    options: &AskOptions,
+) -> Result<(bool, Vec<(usize, Hit)>)> {
+    let tuning = AnnTuning::default();
+    let mut relevant = false;
+    let mut hits = Vec::new();
+    for (i, s) in scopes.iter().enumerate() {
+        // The question is scrubbed like each collection's documents, so tokenised names match.
+        let q = s.scrubber.scrub(question)?.text.expose().clone();
+        let qv = s
+            .embedder
+            .embed(std::slice::from_ref(&q))
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let c = s.collection;
+        let nearest = c
+            .search(
+                SearchMode::Vector,
+                &q,
+                Some(&qv),
+                1,
+                &options.filter,
+                &tuning,
+            )
+            .await?;
+        if !nearest
+            .first()
+            .is_some_and(|h| h.score >= options.min_similarity)
+        {
+            continue;
+        }
+        relevant = true;
+        let found = c
+            .search(
+                SearchMode::Hybrid,
+                &q,
+                Some(&qv),
+                options.k,
+                &options.filter,
+                &tuning,
+            )
+            .await?;
+        hits.extend(found.into_iter().map(|h| (i, h)));
+    }
+    hits.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+    hits.truncate(options.k);
+    Ok((relevant, hits))
+}
+
+/// [`ask`] over several collections at once: each is searched with its own embedder and
+/// scrubber, the best `k` passages of all become the numbered sources.
+pub async fn ask_in(
+    scopes: &[Scope<'_>],
+    generator: &dyn TextGenerator,
+    question: &str,
+    options: &AskOptions,
     mut sink: Box<dyn TokenSink>,
     cancel: CancellationToken,
 ) -> Result<Answer> {
@@ -138,31 +238,21 @@ pub async fn ask(
     if question.trim().is_empty() {
         return Err(crate::Error::InvalidRequest("the question is empty".into()));
     }
+    let Some(first) = scopes.first() else {
+        return Err(crate::Error::InvalidRequest("no collection to ask".into()));
+    };
     options.params.validate()?;
-    // The question is scrubbed like the documents, so tokenised names match tokenised text.
-    let q = scrubber.scrub(question)?.text.expose().clone();
-    let qv = embedder
-        .embed(std::slice::from_ref(&q))
-        .await?
-        .pop()
-        .unwrap_or_default();
-    let tuning = AnnTuning::default();
-    let nearest = collection
-        .search(
-            SearchMode::Vector,
-            &q,
-            Some(&qv),
-            1,
-            &options.filter,
-            &tuning,
-        )
-        .await?;
-    let relevant = nearest
-        .first()
-        .is_some_and(|h| h.score >= options.min_similarity);
+    let scrubber: Arc<dyn PiiScrubber> = match scopes {
+        [one] => one.scrubber.clone(),
+        _ => Arc::new(Chained(scopes.iter().map(|s| s.scrubber.clone()).collect())),
+    };
+    let embedder = first.embedder;
+    let q = first.scrubber.scrub(question)?.text.expose().clone();
+    let (relevant, hits) = retrieve(scopes, question, options).await?;
     let mut answer = Answer {
         text: String::new(),
         sources: Vec::new(),
+        collections: Vec::new(),
         cited: Vec::new(),
         relevant,
         prompt_tokens: 0,
@@ -178,16 +268,6 @@ pub async fn ask(
         answer.elapsed_ms = answer.time_to_first_token_ms.unwrap_or(0);
         return Ok(answer);
     }
-    let hits = collection
-        .search(
-            SearchMode::Hybrid,
-            &q,
-            Some(&qv),
-            options.k,
-            &options.filter,
-            &tuning,
-        )
-        .await?;
 
     // Fill the prompt within the budget: the context minus the answer and a margin for the
     // instructions and template. Counts come from the embedder's tokenizer, padded by a quarter
@@ -200,7 +280,7 @@ pub async fn ask(
     let mut used = 0usize;
     let mut sources = Vec::new();
     let mut context = String::new();
-    for h in hits {
+    for (scope, h) in hits {
         let cite = citation(&h);
         let block = format!("[{}] {cite}\n{}\n\n", sources.len() + 1, h.text);
         let tokens = embedder.count_tokens(&[block.as_str()])?[0] * 5 / 4;
@@ -212,6 +292,9 @@ pub async fn ask(
         }
         used += tokens;
         context.push_str(&block);
+        answer
+            .collections
+            .push(scopes[scope].collection.meta().name.clone());
         sources.push(h);
     }
     let user = format!("Sources:\n\n{context}Question: {q}\nAnswer:");

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use bear_core::{Embedder, PiiScrubber, RetrievalQuery, RetrievedChunk, Retriever};
 
-pub use answer::{Answer, AskOptions, ask};
+pub use answer::{Answer, AskOptions, Scope, ask, ask_in};
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, content_sha256, ingest};
 pub use store::{

@@ -33,15 +33,42 @@ export function MatterPicker(props: { value: string; onChange: (name: string) =>
       </p>
     );
   return (
-    <label class="inline">
-      Matter{" "}
-      <select value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
+    <div class="row">
+      <label for="matter">Matter</label>
+      <select id="matter" value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
         {(list ?? []).map((c) => (
           <option value={c.name}>
             {c.name} ({c.documents} documents)
           </option>
         ))}
       </select>
-    </label>
+    </div>
+  );
+}
+
+/** The other matters a question may also be asked of. */
+export function AlsoAsk(props: { primary: string; value: string[]; onChange: (names: string[]) => void }) {
+  const [list] = useCollections();
+  const others = (list ?? []).filter((c) => c.name !== props.primary);
+  if (others.length === 0) return null;
+  const toggle = (name: string, on: boolean) =>
+    props.onChange(on ? [...props.value, name] : props.value.filter((n) => n !== name));
+  return (
+    <details class="also">
+      <summary>Ask other matters too{props.value.length ? ` (${props.value.length})` : ""}</summary>
+      <fieldset>
+        <legend class="sr-only">Other matters to ask</legend>
+        {others.map((c) => (
+          <label class="inline check">
+            <input
+              type="checkbox"
+              checked={props.value.includes(c.name)}
+              onChange={(e) => toggle(c.name, e.currentTarget.checked)}
+            />
+            {c.name}
+          </label>
+        ))}
+      </fieldset>
+    </details>
   );
 }

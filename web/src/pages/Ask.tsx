@@ -4,7 +4,7 @@ import { useRef, useState } from "preact/hooks";
 import { describe } from "../api";
 import { streamPost } from "../sse";
 import type { AskResponse, Source } from "../types";
-import { MatterPicker } from "../components/Matters";
+import { AlsoAsk, MatterPicker } from "../components/Matters";
 import { Answer } from "../components/Answer";
 import { SourcePanel } from "../components/SourcePanel";
 import { History, type Entry } from "../components/History";
@@ -19,11 +19,13 @@ export function Ask() {
   const [error, setError] = useState<string | null>(null);
   const [running, setRunning] = useState(false);
   const [asked, setAsked] = useState(0);
+  const [also, setAlso] = useState<string[]>([]);
   const stop = useRef<AbortController | null>(null);
 
   const pick = (name: string) => {
     localStorage.setItem("bear.matter", name);
     setCollection(name);
+    setAlso((a) => a.filter((n) => n !== name));
   };
   const ask = async (e: Event) => {
     e.preventDefault();
@@ -36,7 +38,8 @@ export function Ask() {
     setStreamed("");
     let text = "";
     try {
-      await streamPost("/api/v1/ask", { question, collection }, (ev) => {
+      const scope = also.length ? { collections: [collection, ...also] } : { collection };
+      await streamPost("/api/v1/ask", { question, ...scope }, (ev) => {
         if (ev.event === "token") {
           text += (ev.data as { text: string }).text;
           setStreamed(text);
@@ -64,6 +67,7 @@ export function Ask() {
         <h1 id="ask-title">Ask your documents</h1>
         <form onSubmit={ask} class="stack">
           <MatterPicker value={collection} onChange={pick} />
+          <AlsoAsk primary={collection} value={also} onChange={setAlso} />
           <label for="question">Question</label>
           <textarea id="question" rows={3} required value={question} onInput={(e) => setQuestion(e.currentTarget.value)} />
           <div class="row">
@@ -105,7 +109,7 @@ export function Ask() {
         )}
         {collection && <History collection={collection} version={asked} onOpen={reopen} />}
       </section>
-      {open && <SourcePanel collection={collection} source={open} onClose={() => setOpen(null)} />}
+      {open && <SourcePanel collection={open.collection ?? collection} source={open} onClose={() => setOpen(null)} />}
     </div>
   );
 }

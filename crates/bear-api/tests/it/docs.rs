@@ -717,3 +717,60 @@ async fn answers_are_kept_in_the_matters_history() {
     let (_, v) = body(s.send("GET", list, &s.user, None).await).await;
     assert_eq!(v, json!([]));
 }
+
+/// One question asked of several collections: sources from each, named by collection; bad
+/// scopes are refused by field; a collection the key does not see is not found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_asked_of_several_collections() {
+    let s = server(Limits::default()).await;
+    let loan = "Loan agreement.\n\nThe lender lends 150,000 euros at a fixed interest rate of \
+                4.5 percent per year, repaid in twenty quarterly instalments.";
+    for (collection, name, text) in [("leases", "lease.txt", LEASE), ("loans", "loan.txt", loan)] {
+        let r = upload(&s, &s.user, collection, name, text.as_bytes().to_vec()).await;
+        let (status, v) = body(r).await;
+        assert_eq!(status, 202, "{v}");
+        let job = wait_job(&s, &s.user, v["job_id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "completed", "{job}");
+    }
+    let ask = |scope: Value| {
+        let mut q = json!({"question": "What is the monthly rent and the loan's interest rate?",
+                           "max_tokens": 8, "k": 4});
+        q.as_object_mut()
+            .unwrap()
+            .extend(scope.as_object().unwrap().clone());
+        q
+    };
+    let q = ask(json!({"collections": ["leases", "loans", "leases"]}));
+    let (status, v) = body(s.send("POST", "/api/v1/ask", &s.user, Some(&q)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let from: std::collections::BTreeSet<&str> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|src| src["collection"].as_str().unwrap())
+        .collect();
+    assert_eq!(from, ["leases", "loans"].into(), "{v}");
+
+    for (scope, field) in [
+        (
+            json!({"collection": "leases", "collections": ["loans"]}),
+            "collections",
+        ),
+        (json!({"collections": []}), "collections"),
+        (
+            json!({"collections": (0..11).map(|i| format!("c{i}")).collect::<Vec<_>>()}),
+            "collections",
+        ),
+    ] {
+        let (status, v) = body(
+            s.send("POST", "/api/v1/ask", &s.user, Some(&ask(scope)))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    let q = ask(json!({"collections": ["leases", "loans"]}));
+    let (status, v) = body(s.send("POST", "/api/v1/ask", &s.reader, Some(&q)).await).await;
+    assert_eq!(status, 404, "{v}");
+}

@@ -63,6 +63,7 @@ fn ask_shapes() {
         sources: vec![Source {
             marker: 1,
             cited: true,
+            collection: Some("acme".into()),
             hit: hit(),
         }],
         cited: vec![1],
