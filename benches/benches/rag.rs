@@ -69,6 +69,7 @@ fn ingest_bench(c: &mut Criterion) {
         embedder: embedder.clone(),
         scrubber: scrubber(),
         config: RagConfig::default(),
+        persist_tokens: None,
     };
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
     let docs = tempfile::tempdir().expect("tmp");

@@ -258,7 +258,7 @@ steps:
   - id: write
     type: llm_generation
     depends_on: [prepare]
-    parameters: {prompt: "Write {{ steps.prepare.output }}", max_tokens: 40}
+    parameters: {prompt: "Write {{ steps.prepare.output }}", max_tokens: 400}
   - id: more
     type: llm_generation
     depends_on: [write]
@@ -283,12 +283,12 @@ async function workflow(page) {
   await page.getByRole("button", { name: "Start" }).click();
   await page.getByRole("heading", { name: "long-review" }).waitFor({ timeout: T });
   await page.getByRole("button", { name: "write running" }).waitFor({ timeout: T });
-  await page.getByRole("button", { name: "prepare completed" }).waitFor();
-  await check(page, "run");
-  // Paused: the running step finishes, the next one does not start until resumed.
+  // Paused while `write` runs: it finishes, the next step does not start until resumed.
   await page.getByRole("button", { name: "Pause" }).click();
   await page.locator("p[role=status] .status.paused").waitFor({ timeout: T });
-  await page.getByRole("button", { name: "write completed" }).waitFor();
+  await page.getByRole("button", { name: "prepare completed" }).waitFor();
+  await check(page, "run");
+  await page.getByRole("button", { name: "write completed" }).waitFor({ timeout: T });
   await page.getByRole("button", { name: "more pending" }).waitFor();
   await page.getByRole("button", { name: "Resume" }).click();
   await page.getByRole("button", { name: "more running" }).waitFor({ timeout: T });

@@ -14,6 +14,7 @@ export interface Collection {
   documents: number;
   chunks: number;
   created_at: number;
+  sealed: boolean;
 }
 
 export interface DocumentView {

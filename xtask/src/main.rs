@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             Some("agents") => bench::agents(),
             Some("api") => bench::api(),
             Some("web") => bench::web(),
+            Some("seal") => bench::seal(),
             other => bench::criterion(other),
         },
         Task::Loadtest { seconds } => loadtest::run(seconds),

@@ -73,17 +73,15 @@ fn run(args: Args) -> anyhow::Result<()> {
 
         // PII: one detector; scrubbers per collection policy, keyed by the keyring when it can
         // be opened without a terminal.
-        let keyring = bear_app::unattended_keyring(loaded, |k| std::env::var_os(k))?;
-        if keyring.is_none() {
-            eprintln!(
-                "note: no keyring opened (set BEAR_PASSPHRASE or security.key_file); \
-                 collections with the tokenize policy are refused"
-            );
+        // Encryption at rest: the keyring, made with a new key file on a first run.
+        let unlocked = bear_app::unattended_keyring(loaded, |k| std::env::var_os(k))?;
+        if let Some(f) = &unlocked.created_key_file {
+            eprintln!("{}", bear_app::keyring::created_notice(f));
         }
         let app = Arc::new(bear_app::App::new(
             loaded.clone(),
             manager.clone(),
-            bear_app::Keys::Opened(keyring.map(Box::new)),
+            bear_app::Keys::Opened(Some(Box::new(unlocked.keyring))),
         )?);
 
         // Plugins (for the plugin routes) and the workflow backends: every one a workflow may

@@ -26,6 +26,8 @@ pub struct CollectionView {
     pub documents: usize,
     /// Chunks stored.
     pub chunks: usize,
+    /// Whether its files are sealed under its own data key (encrypted at rest).
+    pub sealed: bool,
 }
 
 impl CollectionView {
@@ -38,6 +40,7 @@ impl CollectionView {
             created_at: m.created_at,
             documents,
             chunks,
+            sealed: m.sealed,
         }
     }
 }
@@ -199,11 +202,15 @@ impl App {
         Ok(CollectionView::of(c.meta(), 0, 0))
     }
 
-    /// Removes a collection with its documents (crypto-shredding follows in sealed storage).
+    /// Removes a collection with its documents: its data keys are destroyed first
+    /// (crypto-shredding: a copy of its files made before can no longer be opened with the
+    /// keyring), then its files.
     pub async fn remove_collection(&self, viewer: &Viewer, name: &str) -> Result<Removed> {
-        let c = self.collection(viewer, Some(name)).await?;
+        // Its metadata only: a collection whose key is already gone (a removal cut short)
+        // can still be removed.
+        self.visible_meta(viewer, name)?;
         self.audit_log()?;
-        drop(c);
+        self.shred(name)?;
         self.store().remove(name)?;
         self.record(viewer, "rag.collections.rm", "ok", (0, 0))?;
         self.remove_uploads(name)?;

@@ -1,7 +1,8 @@
 //! A matter's questions and answers (the web app's Ask history): every completed answer is
-//! kept in `history.jsonl` beside the collection's tables, so it goes with the collection.
-//! Its text (question, answer, passages) is stored scrubbed under the matter's PII policy,
-//! as the documents are, and restored when read, as search hits are.
+//! kept beside the collection's tables, so it goes with the collection, sealed under the
+//! matter's data key as its tables are. Its text (question, answer, passages) is also scrubbed
+//! under the matter's PII policy, as the documents are, and restored when read, as search hits
+//! are.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,12 @@ use crate::docs::Removed;
 use crate::rag::{AskResponse, Finish};
 use crate::{App, Error, Result, Viewer};
 
-/// The history file in a collection's directory.
+/// The history file in a plain collection's directory.
 const FILE: &str = "history.jsonl";
+/// The history file in a sealed collection's directory.
+const SEALED: &str = "history.sealed";
+/// The lock file writers of either take.
+const LOCK: &str = "history.lock";
 
 /// One writer at a time for every history file of this process.
 static WRITING: Mutex<()> = Mutex::new(());
@@ -75,35 +80,99 @@ fn each_text(e: &mut HistoryEntry, f: &dyn Fn(&str) -> Result<String>) -> Result
     Ok(())
 }
 
-/// The entries of the file at `path`, oldest first; none if it does not exist.
-fn read(path: &Path) -> Result<Vec<HistoryEntry>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(e)),
-    };
-    // A line cut short by a crash is skipped, not fatal: the others are still the history.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+/// A matter's history file: JSON lines, sealed whole under the matter's data key when the
+/// matter is sealed (`history.sealed`), plain otherwise (`history.jsonl`). Writers take
+/// `history.lock` (other processes) and [`WRITING`] (this one); a new version is written to a
+/// temporary file and renamed over the old.
+struct HistoryFile {
+    path: PathBuf,
+    keys: Option<bear_security::FileKeys>,
 }
 
-/// Writes `entries` in place of the file at `path` (a new file renamed over it).
-fn rewrite(path: &Path, entries: &[HistoryEntry]) -> Result<()> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    for e in entries {
-        let line = serde_json::to_string(e).map_err(|e| io(std::io::Error::other(e)))?;
-        writeln!(f, "{line}").map_err(io)?;
+impl HistoryFile {
+    fn of(c: &bear_rag::Collection, keys: Option<bear_security::FileKeys>) -> Self {
+        let name = if keys.is_some() { SEALED } else { FILE };
+        Self {
+            path: c.dir().join(name),
+            keys,
+        }
     }
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+
+    /// The entries, oldest first; none if the file does not exist.
+    fn read(&self) -> Result<Vec<HistoryEntry>> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let text = match &self.keys {
+            Some(k) => bear_security::crypto::segment::open_file(k, SEALED, &bytes).map_err(
+                |e| match e {
+                    bear_security::Error::Integrity { reason, .. } => {
+                        Error::Security(bear_security::Error::Integrity {
+                            what: self.path.display().to_string(),
+                            reason,
+                        })
+                    }
+                    other => Error::Security(other),
+                },
+            )?,
+            None => bytes,
+        };
+        // A line cut short by a crash (plain files) is skipped: the others are the history.
+        Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+
+    /// Replaces the file with `entries`.
+    fn write(&self, entries: &[HistoryEntry]) -> Result<()> {
+        let mut text = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut text, e).map_err(|e| io(std::io::Error::other(e)))?;
+            text.push(b'\n');
+        }
+        let bytes = match &self.keys {
+            Some(k) => bear_security::crypto::segment::seal_file(k, SEALED, &text)?,
+            None => text,
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        tmp.write_all(&bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(io)?;
+        tmp.persist(&self.path).map_err(|e| io(e.error))?;
+        Ok(())
+    }
+
+    /// Runs `change` on the entries under both locks and writes the result.
+    fn update<T>(&self, change: impl FnOnce(&mut Vec<HistoryEntry>) -> Result<T>) -> Result<T> {
+        let _held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.with_file_name(LOCK))
+            .map_err(io)?;
+        match lock.lock() {
+            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(io(e)),
+            _ => {}
+        }
+        let mut entries = self.read()?;
+        let out = change(&mut entries)?;
+        self.write(&entries)?;
+        Ok(out)
+    }
 }
 
 impl App {
-    fn history_file(&self, c: &bear_rag::Collection) -> PathBuf {
-        c.dir().join(FILE)
+    fn history_file(&self, c: &bear_rag::Collection) -> Result<HistoryFile> {
+        let keys = match c.meta().sealed {
+            true => Some(self.file_keys(c.meta().name.as_str())?),
+            false => None,
+        };
+        Ok(HistoryFile::of(c, keys))
     }
 
     /// Keeps a completed answer in the history of collection `c` (a stopped one is not kept).
@@ -135,21 +204,19 @@ impl App {
         if let Some(s) = self.scrubbers() {
             s.persist()?;
         }
-        let line = serde_json::to_string(&entry).map_err(|e| io(std::io::Error::other(e)))?;
-        let _held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.history_file(c))
-            .map_err(io)?;
-        writeln!(f, "{line}").map_err(io)
+        self.history_file(c)?.update(|entries| {
+            entries.push(entry);
+            Ok(())
+        })
     }
 
     /// The history of matter `name`, newest first.
     pub async fn history(&self, viewer: &Viewer, name: &str) -> Result<Vec<HistoryItem>> {
         let c = self.collection(viewer, Some(name)).await?;
         let scrubber = self.scrubber_for(c.meta().pii_policy)?;
-        let mut items = read(&self.history_file(&c))?
+        let mut items = self
+            .history_file(&c)?
+            .read()?
             .into_iter()
             .map(|e| {
                 Ok(HistoryItem {
@@ -173,7 +240,9 @@ impl App {
     ) -> Result<HistoryEntry> {
         let c = self.collection(viewer, Some(name)).await?;
         let scrubber = self.scrubber_for(c.meta().pii_policy)?;
-        let mut entry = read(&self.history_file(&c))?
+        let mut entry = self
+            .history_file(&c)?
+            .read()?
             .into_iter()
             .find(|e| e.id == id)
             .ok_or_else(|| not_found(id))?;
@@ -185,17 +254,14 @@ impl App {
     pub async fn forget(&self, viewer: &Viewer, name: &str, id: &str) -> Result<Removed> {
         let c = self.collection(viewer, Some(name)).await?;
         self.audit_log()?;
-        let path = self.history_file(&c);
-        {
-            let _held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-            let mut entries = read(&path)?;
+        self.history_file(&c)?.update(|entries| {
             let before = entries.len();
             entries.retain(|e| e.id != id);
             if entries.len() == before {
                 return Err(not_found(id));
             }
-            rewrite(&path, &entries)?;
-        }
+            Ok(())
+        })?;
         self.record(viewer, "rag.history.rm", "ok", (1, 0))?;
         Ok(Removed {
             id: id.to_string(),

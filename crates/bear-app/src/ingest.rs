@@ -3,6 +3,7 @@
 //! `bear ingest` and an upload's background job both come here.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bear_core::{CancellationToken, PiiPolicy};
 use bear_rag::{Collection, IngestOptions, IngestReport, Pipeline, Progress};
@@ -51,6 +52,10 @@ impl App {
             embedder: self.embedder(&collection.meta().embedder).await?,
             scrubber: self.scrubber_for(collection.meta().pii_policy)?,
             config,
+            persist_tokens: self.scrubbers().map(|s| {
+                Arc::new(move || s.persist().map_err(bear_core::Error::from))
+                    as bear_rag::ingest::PersistTokens
+            }),
         };
         let options = IngestOptions { sync: req.sync };
         let result = bear_rag::ingest(

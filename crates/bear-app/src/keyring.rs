@@ -35,6 +35,61 @@ pub fn key_file(loaded: &LoadedConfig, given: Option<PathBuf>) -> Option<PathBuf
     given.or_else(|| loaded.config.security.key_file.clone())
 }
 
+/// The keyring, opened or made on a first run; see [`open_or_create`].
+pub struct Unlocked {
+    /// The open keyring.
+    pub keyring: Keyring,
+    /// The key file a first run generated for it (the front end says so once).
+    pub created_key_file: Option<PathBuf>,
+}
+
+/// The one-line notice a front end prints when a first run made the keyring.
+pub fn created_notice(key_file: &Path) -> String {
+    format!(
+        "note: BEAR encrypts your data with a key kept in {} (mode 0600); \
+         run `bear keys passphrase` to protect it with a passphrase instead",
+        key_file.display()
+    )
+}
+
+/// Opens the configured keyring: with its key file (`security.key_file`, else `master.key`
+/// beside the configuration) when it was made with one, else with the passphrase
+/// `passphrase` gives (asked only then). A first run that finds no keyring makes one under a
+/// newly generated key file without asking anything. A wrong key is
+/// [`bear_security::Error::WrongKey`] before anything is read.
+pub fn open_or_create(
+    loaded: &LoadedConfig,
+    passphrase: impl FnOnce() -> Result<bear_security::SecretBytes>,
+) -> Result<Unlocked> {
+    let sec = &loaded.config.security;
+    let path = sec.keyring_path(&loaded.dirs);
+    let key_file = sec.key_file_path(&loaded.dirs);
+    if !path.exists() {
+        // Two first runs at once (a server and a CLI command): the loser of each race opens
+        // what the winner made.
+        let created =
+            (!key_file.exists() && create_key_file(&key_file).is_ok()).then(|| key_file.clone());
+        match create(loaded, KeySource::KeyFile(key_file.clone())) {
+            Ok(keyring) => {
+                return Ok(Unlocked {
+                    keyring,
+                    created_key_file: created,
+                });
+            }
+            Err(e) if !path.exists() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let source = match Keyring::kind(&path)? {
+        bear_security::MasterKind::KeyFile => KeySource::KeyFile(key_file),
+        bear_security::MasterKind::Passphrase => KeySource::Passphrase(passphrase()?),
+    };
+    Ok(Unlocked {
+        keyring: Keyring::open(&path, source)?,
+        created_key_file: None,
+    })
+}
+
 /// Opens the configured keyring with the key `source` gives (asked only when the keyring
 /// exists); a missing keyring says how to make one.
 pub fn open(loaded: &LoadedConfig, source: impl FnOnce() -> Result<KeySource>) -> Result<Keyring> {
@@ -108,17 +163,23 @@ fn audit(loaded: &LoadedConfig, action: &str) -> Result<()> {
 
 /// Creates the keyring under a new master key.
 pub fn init(loaded: &LoadedConfig, master: NewMaster) -> Result<KeysChanged> {
-    let path = loaded.config.security.keyring_path(&loaded.dirs);
     let (source, created_key_file) = source_of(master)?;
+    let ring = create(loaded, source)?;
+    Ok(KeysChanged {
+        keyring: KeyringView::of(&ring),
+        created_key_file,
+    })
+}
+
+/// Creates the configured keyring under `source`, audited.
+fn create(loaded: &LoadedConfig, source: KeySource) -> Result<Keyring> {
+    let path = loaded.config.security.keyring_path(&loaded.dirs);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
     }
     let ring = Keyring::create(&path, source)?;
     audit(loaded, "keys.init")?;
-    Ok(KeysChanged {
-        keyring: KeyringView::of(&ring),
-        created_key_file,
-    })
+    Ok(ring)
 }
 
 /// Gives `collection` a new data key; older ones are kept to read older data.
@@ -144,4 +205,39 @@ pub fn rotate_master(
         keyring: KeyringView::of(ring),
         created_key_file,
     })
+}
+
+/// Re-wraps every data key under a master key from `passphrase`; the generated key file (the
+/// default one, when `security.key_file` names none) is then overwritten and removed, as it
+/// no longer opens anything.
+pub fn protect_with_passphrase(
+    loaded: &LoadedConfig,
+    ring: &mut Keyring,
+    passphrase: bear_security::SecretBytes,
+) -> Result<KeysChanged> {
+    let changed = rotate_master(loaded, ring, NewMaster::Passphrase(passphrase))?;
+    let sec = &loaded.config.security;
+    if sec.key_file.is_none() {
+        let generated = sec.key_file_path(&loaded.dirs);
+        if generated.exists() {
+            shred_file(&generated)?;
+        }
+    }
+    Ok(changed)
+}
+
+/// Overwrites a small file with zeros, flushes it to disk and removes it.
+fn shred_file(path: &Path) -> Result<()> {
+    use std::io::Write;
+    let len = std::fs::metadata(path)
+        .map_err(|e| io_error("cannot read", path, e))?
+        .len();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("cannot overwrite", path, e))?;
+    f.write_all(&vec![0u8; len as usize])
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io_error("cannot overwrite", path, e))?;
+    std::fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))
 }

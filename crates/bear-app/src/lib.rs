@@ -99,7 +99,7 @@ pub struct App {
     loaded: LoadedConfig,
     models: Arc<ModelManager>,
     store: Store,
-    scrubbers: Scrubbers,
+    scrubbers: Arc<Scrubbers>,
     detector: std::sync::OnceLock<Arc<bear_security::Detector>>,
     audit: std::sync::OnceLock<Arc<bear_security::audit::AuditLog>>,
 }
@@ -113,8 +113,18 @@ impl std::fmt::Debug for App {
 impl App {
     /// The application over `loaded`, with `models` and the keyring reached through `keys`.
     pub fn new(loaded: LoadedConfig, models: Arc<ModelManager>, keys: Keys) -> Result<Self> {
-        let store = Store::from_config(&loaded.config.rag, &loaded.dirs);
-        let scrubbers = Scrubbers::new(&loaded, keys)?;
+        let scrubbers = Arc::new(Scrubbers::new(&loaded, keys)?);
+        let mut store = Store::from_config(&loaded.config.rag, &loaded.dirs);
+        if scrubbers.seals() {
+            let s = scrubbers.clone();
+            store = store.sealed_with(Arc::new(move |c: &str, create: bool| {
+                s.file_keys(c, create).map_err(|e| match e {
+                    Error::Security(e) => bear_core::Error::from(e),
+                    Error::Core(e) => e,
+                    other => bear_core::Error::backend(other.kind(), other.to_string()),
+                })
+            }));
+        }
         Ok(Self {
             loaded,
             models,
@@ -123,6 +133,16 @@ impl App {
             detector: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The data keys of sealed collection `collection`.
+    pub(crate) fn file_keys(&self, collection: &str) -> Result<bear_security::FileKeys> {
+        self.scrubbers.file_keys(collection, false)
+    }
+
+    /// Destroys `collection`'s data keys when collections are sealed (crypto-shredding).
+    pub(crate) fn shred(&self, collection: &str) -> Result<bool> {
+        self.scrubbers.shred(collection)
     }
 
     /// The configuration in force.
@@ -164,6 +184,17 @@ impl App {
     /// otherwise not found, as if it did not exist.
     pub async fn collection(&self, viewer: &Viewer, name: Option<&str>) -> Result<Collection> {
         let name = name.unwrap_or(&self.loaded.config.rag.default_collection);
+        self.visible_meta(viewer, name)?;
+        Ok(self.store.open(name).await?)
+    }
+
+    /// What collection `name` records about itself, if `viewer` may see it (else the same
+    /// not-found error as for a collection that does not exist), without opening its tables.
+    pub(crate) fn visible_meta(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+    ) -> Result<bear_rag::CollectionMeta> {
         let missing = || {
             Error::Core(bear_core::Error::backend(
                 bear_core::ErrorKind::NotFound,
@@ -174,9 +205,9 @@ impl App {
         if !self.store.exists(name) {
             return Err(missing());
         }
-        let c = self.store.open(name).await?;
-        if viewer.may_see(c.meta().owner.as_deref()) {
-            Ok(c)
+        let meta = self.store.meta(name)?;
+        if viewer.may_see(meta.owner.as_deref()) {
+            Ok(meta)
         } else {
             Err(missing())
         }
@@ -202,32 +233,28 @@ pub fn open_models(loaded: &LoadedConfig, disk_cache: bool) -> Result<ModelManag
     }
 }
 
-/// The keyring for a process with no terminal to prompt at (the server): opened when it
-/// exists and a key file (`security.key_file`) or `BEAR_PASSPHRASE` (read through `lookup`) is
-/// set; `None` otherwise, and collections with the `tokenize` policy are then refused.
+/// The keyring for a process with no terminal to prompt at (the server): opened with its key
+/// file, or with `BEAR_PASSPHRASE` (read through `lookup`) when it was made with a passphrase;
+/// made under a new key file on a first run (see [`keyring::open_or_create`]).
 pub fn unattended_keyring(
     loaded: &LoadedConfig,
     lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Result<Option<Keyring>> {
-    let sec = &loaded.config.security;
-    let path = sec.keyring_path(&loaded.dirs);
-    let source = match (&sec.key_file, lookup("BEAR_PASSPHRASE")) {
-        (Some(f), _) => bear_security::KeySource::KeyFile(f.clone()),
-        (None, Some(p)) if p.is_empty() => {
-            return Err(Error::Security(bear_security::Error::Setting {
-                key: "BEAR_PASSPHRASE".into(),
-                expected: "a non-empty passphrase".into(),
-            }));
-        }
-        (None, Some(p)) => bear_security::KeySource::Passphrase(
-            bear_security::SecretBytes::from_slice(&p.into_encoded_bytes()),
-        ),
-        (None, None) => return Ok(None),
-    };
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(Keyring::open(&path, source)?))
+) -> Result<keyring::Unlocked> {
+    keyring::open_or_create(loaded, || match lookup("BEAR_PASSPHRASE") {
+        Some(p) if !p.is_empty() => Ok(bear_security::SecretBytes::from_slice(
+            &p.into_encoded_bytes(),
+        )),
+        Some(_) => Err(Error::Security(bear_security::Error::Setting {
+            key: "BEAR_PASSPHRASE".into(),
+            expected: "a non-empty passphrase".into(),
+        })),
+        None => Err(Error::Security(bear_security::Error::Setting {
+            key: "BEAR_PASSPHRASE".into(),
+            expected: "the keyring's passphrase: this keyring is protected by one, and a \
+                       server has no terminal to ask at"
+                .into(),
+        })),
+    })
 }
 
 pub(crate) fn internal(message: &str) -> Error {
@@ -263,6 +290,41 @@ impl Scrubbers {
             open,
             built: Mutex::new(built),
         })
+    }
+
+    /// Whether collections are sealed: a keyring is open or can be opened.
+    fn seals(&self) -> bool {
+        self.open.is_some() || self.built().is_some_and(|s| s.has_keyring())
+    }
+
+    /// The scrubbers holding the keyring, opening it if need be.
+    fn keyed(&self) -> Result<Arc<PolicyScrubbers>> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = built.as_ref().filter(|s| s.has_keyring()) {
+            return Ok(s.clone());
+        }
+        let Some(open) = &self.open else {
+            return Err(Error::Security(bear_security::Error::Setting {
+                key: "keyring".into(),
+                expected: "an open keyring".into(),
+            }));
+        };
+        let s = Arc::new(PolicyScrubbers::new(&self.pii, Some(open()?), &self.vault)?);
+        *built = Some(s.clone());
+        Ok(s)
+    }
+
+    /// `collection`'s keys for its sealed tables (see [`bear_rag::Store::sealed_with`]).
+    fn file_keys(&self, collection: &str, create: bool) -> Result<bear_security::FileKeys> {
+        Ok(self.keyed()?.file_keys(collection, create)?)
+    }
+
+    /// Destroys `collection`'s data keys, when collections are sealed.
+    fn shred(&self, collection: &str) -> Result<bool> {
+        if !self.seals() {
+            return Ok(false);
+        }
+        Ok(self.keyed()?.shred(collection)?)
     }
 
     fn built(&self) -> Option<Arc<PolicyScrubbers>> {

@@ -468,6 +468,13 @@ pub enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
     },
+    /// Protect the keyring with a passphrase instead of its key file (a generated key file is
+    /// then overwritten and removed).
+    Passphrase {
+        /// The current key file [default: security.key_file, or the generated one].
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
     /// Show the keyring: master key source, collections, key ids, message counts.
     Status {
         /// Key file instead of a passphrase [default: security.key_file].

@@ -128,18 +128,13 @@ fn server(config: Option<&std::path::Path>, args: cli::ServerArgs) -> Result<()>
 }
 
 /// The application over `loaded`, as the CLI uses it: models without the on-disk result cache
-/// (a running bear-server may hold it), the keyring opened (with a prompt if need be) only
-/// when a collection's policy needs it.
+/// (a running bear-server may hold it), the keyring opened (with a prompt if need be, made on
+/// a first run) only when a collection or a policy needs it.
 pub(crate) fn app(loaded: &LoadedConfig) -> Result<std::sync::Arc<bear_app::App>> {
     let models = std::sync::Arc::new(bear_app::open_models(loaded, false)?);
     let for_keys = loaded.clone();
     let keys = bear_app::Keys::OnDemand(Box::new(move || {
-        security::open_keyring(&for_keys, None).map_err(|e| match e {
-            Error::App(e) => e,
-            other => {
-                bear_app::Error::Core(bear_core::Error::backend(other.kind(), other.to_string()))
-            }
-        })
+        security::unlock(&for_keys).map_err(security::into_app)
     }));
     Ok(std::sync::Arc::new(bear_app::App::new(
         loaded.clone(),

@@ -90,15 +90,38 @@ fn zeroize_string(s: &mut String) {
     zeroize::Zeroize::zeroize(s);
 }
 
-/// The key file given or configured, else a passphrase read now.
+/// The key file given, else the one the keyring was made with (configured or the default),
+/// else a passphrase read now.
 fn key_source(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<KeySource> {
-    match bear_app::keyring::key_file(loaded, key_file.cloned()) {
+    let path = loaded.config.security.keyring_path(&loaded.dirs);
+    let by_file = match bear_app::keyring::key_file(loaded, key_file.cloned()) {
+        Some(f) => Some(f),
+        None => match Keyring::kind(&path) {
+            Ok(bear_security::MasterKind::KeyFile) => {
+                Some(loaded.config.security.key_file_path(&loaded.dirs))
+            }
+            _ => None,
+        },
+    };
+    match by_file {
         Some(f) => Ok(KeySource::KeyFile(f)),
         None => Ok(KeySource::Passphrase(passphrase(
             "Keyring passphrase: ",
             false,
         )?)),
     }
+}
+
+/// The keyring for the application: opened (asking for its passphrase if it has one), or
+/// made under a new key file on a first run, which is said once on stderr.
+pub(crate) fn unlock(loaded: &LoadedConfig) -> Result<Keyring> {
+    let unlocked = bear_app::keyring::open_or_create(loaded, || {
+        passphrase("Keyring passphrase: ", false).map_err(into_app)
+    })?;
+    if let Some(f) = &unlocked.created_key_file {
+        eprintln!("{}", bear_app::keyring::created_notice(f));
+    }
+    Ok(unlocked.keyring)
 }
 
 pub(crate) fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) -> Result<Keyring> {
@@ -348,6 +371,11 @@ pub(crate) fn keys(
             } else {
                 bear_app::keyring::rotate(loaded, &mut ring, &collection)?
             }
+        }
+        KeysCommand::Passphrase { key_file } => {
+            let mut ring = open_keyring(loaded, key_file.as_ref())?;
+            let new = passphrase("New keyring passphrase: ", true)?;
+            bear_app::keyring::protect_with_passphrase(loaded, &mut ring, new)?
         }
         KeysCommand::Status { key_file } => {
             let ring = open_keyring(loaded, key_file.as_ref())?;

@@ -250,6 +250,14 @@ impl SecurityConfig {
             .unwrap_or_else(|| dirs.data_dir.join("keys").join("keyring.json"))
     }
 
+    /// The key file: `key_file`, else `master.key` beside the configuration file (where a
+    /// first run puts the one it generates).
+    pub fn key_file_path(&self, dirs: &Dirs) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| dirs.config_file.with_file_name("master.key"))
+    }
+
     /// The token vault, beside the keyring.
     pub fn vault_path(&self, dirs: &Dirs) -> PathBuf {
         self.keyring_path(dirs).with_file_name("vault.bseal")

@@ -65,6 +65,17 @@ pub enum Error {
     /// A request that is malformed or out of range.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A sealed collection's file failed its integrity check, or its data key is gone.
+    #[error(transparent)]
+    Sealed(bear_security::Error),
+    /// The collection is sealed and this store was given no keys.
+    #[error(
+        "collection `{name}` is sealed and the keyring is not open; set BEAR_PASSPHRASE or security.key_file"
+    )]
+    Locked {
+        /// The collection.
+        name: String,
+    },
     /// LanceDB failed.
     #[error("storage ({op}): {reason}")]
     Storage {
@@ -91,7 +102,29 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn storage(op: &'static str, e: impl std::fmt::Display) -> Self {
+    /// A storage failure; one that a sealed file's integrity check or a missing key caused
+    /// (deep in Lance's error chain) becomes [`Self::Sealed`].
+    pub(crate) fn storage(op: &'static str, e: impl std::error::Error + 'static) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if let Some(s) = c.downcast_ref::<bear_security::Error>() {
+                match s {
+                    bear_security::Error::Integrity { what, reason } => {
+                        return Self::Sealed(bear_security::Error::Integrity {
+                            what: what.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    bear_security::Error::NoDataKey { collection } => {
+                        return Self::Sealed(bear_security::Error::NoDataKey {
+                            collection: collection.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            cause = c.source();
+        }
         Self::Storage {
             op,
             reason: e.to_string(),
@@ -111,6 +144,8 @@ impl Error {
             Self::Storage { .. } | Self::Io { .. } => K::Storage,
             Self::Backend(e) => e.kind(),
             Self::Cancelled => K::Cancelled,
+            Self::Sealed(e) => e.kind(),
+            Self::Locked { .. } => K::Security,
         }
     }
 }

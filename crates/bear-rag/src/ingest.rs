@@ -30,7 +30,14 @@ pub struct Pipeline {
     pub scrubber: Arc<dyn PiiScrubber>,
     /// Limits, chunk sizes, globs.
     pub config: RagConfig,
+    /// Makes the scrubber's new reversible tokens durable; called before each batch of
+    /// documents is written, so a document reported done never has tokens that a crash
+    /// loses (and a re-run, finding the file unchanged, would never make again).
+    pub persist_tokens: Option<PersistTokens>,
 }
+
+/// See [`Pipeline::persist_tokens`].
+pub type PersistTokens = Arc<dyn Fn() -> std::result::Result<(), bear_core::Error> + Send + Sync>;
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -495,7 +502,9 @@ pub async fn ingest(
                 pending_chunks += p.rows.len();
                 pending.push(*p);
                 if pending_chunks >= COMMIT_CHUNKS || pending.len() >= COMMIT_DOCS {
-                    if let Err(e) = commit(collection, &mut pending, &mut report, progress).await {
+                    if let Err(e) =
+                        commit(collection, pipeline, &mut pending, &mut report, progress).await
+                    {
                         result = Err(e);
                         break;
                     }
@@ -511,7 +520,7 @@ pub async fn ingest(
     drop(rx);
     let _ = producer.await;
     result?;
-    commit(collection, &mut pending, &mut report, progress).await?;
+    commit(collection, pipeline, &mut pending, &mut report, progress).await?;
 
     if options.sync && !report.cancelled {
         let vanished: Vec<DocumentRecord> = collection
@@ -551,6 +560,7 @@ async fn embed_rows(pipeline: &Pipeline, rows: &mut [ChunkRow]) -> Result<()> {
 
 async fn commit(
     collection: &Collection,
+    pipeline: &Pipeline,
     pending: &mut Vec<Prepared>,
     report: &mut IngestReport,
     progress: &mut (dyn FnMut(&Progress) + Send),
@@ -568,6 +578,9 @@ async fn commit(
             chunks: c.len(),
         })
         .collect();
+    if let Some(persist) = &pipeline.persist_tokens {
+        persist().map_err(Error::Backend)?;
+    }
     collection.write(docs).await?;
     for d in done {
         progress(&Progress::Ingested {

@@ -32,7 +32,7 @@ pub mod vault;
 pub use access::{ApiKey, ApiKeyRecord, ApiKeyStore, Permission, Role};
 pub use audit::{AuditEvent, AuditLog, AuditRecord, VerifyReport};
 pub use bear_core::{CustomPattern, DenyList, InvalidUtf8, PiiConfig, PiiPolicy as Policy};
-pub use crypto::{KeySource, Keyring, KeyringStatus, MasterKey};
+pub use crypto::{FileKeys, KeySource, Keyring, KeyringStatus, MasterKey, MasterKind};
 pub use detect::{Detector, Finding};
 pub use error::{Error, Result};
 pub use scrub::{PolicyScrubbers, Scrubbed, Scrubber, Session, StreamReport};

@@ -482,6 +482,34 @@ impl PolicyScrubbers {
         self.keyring.is_some()
     }
 
+    /// `collection`'s keys for sealed files from the keyring (made when `create` is set and
+    /// it has none); [`Error::NoKeyring`]-like `Setting` error without a keyring.
+    pub fn file_keys(&self, collection: &str, create: bool) -> Result<crate::FileKeys> {
+        let Some(keyring) = &self.keyring else {
+            return Err(Error::Setting {
+                key: "keyring".into(),
+                expected: "an open keyring to read and write sealed collections".into(),
+            });
+        };
+        let mut k = keyring.lock().unwrap_or_else(|e| e.into_inner());
+        if create {
+            k.file_keys(collection)
+        } else {
+            k.existing_file_keys(collection)
+        }
+    }
+
+    /// Destroys `collection`'s data keys (crypto-shredding); nothing to do without a keyring.
+    pub fn shred(&self, collection: &str) -> Result<bool> {
+        match &self.keyring {
+            Some(k) => k
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .delete_collection(collection),
+            None => Ok(false),
+        }
+    }
+
     /// The scrubber applying `policy` to every entity.
     pub fn get(&self, policy: Policy) -> Result<Arc<Scrubber>> {
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());

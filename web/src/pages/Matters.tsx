@@ -52,6 +52,7 @@ export function Matters({ session }: { session: Session }) {
             <tr>
               <th scope="col">Matter</th>
               <th scope="col">PII policy</th>
+              <th scope="col">At rest</th>
               <th scope="col">Documents</th>
               <th scope="col">Created</th>
               <th scope="col"><span class="sr-only">Actions</span></th>
@@ -62,6 +63,7 @@ export function Matters({ session }: { session: Session }) {
               <tr>
                 <td><a href={`#/matters/${seg(c.name)}`}>{c.name}</a></td>
                 <td>{c.pii_policy}</td>
+                <td>{c.sealed ? "encrypted" : "not encrypted"}</td>
                 <td>{c.documents}</td>
                 <td>{when(c.created_at)}</td>
                 <td>
@@ -93,8 +95,9 @@ export function Matters({ session }: { session: Session }) {
       {doomed && (
         <Confirm title={`Delete the matter ${doomed}?`} confirm="Delete for good" onConfirm={() => remove(doomed)} onCancel={() => setDoomed(null)}>
           <p>
-            Its documents, their text and search index, and the files uploaded to it are deleted from this server. This
-            cannot be undone. Files on your own disk are not touched.
+            Its documents, their text and search index, and the files uploaded to it are deleted from this server, and
+            its encryption key is destroyed first, so a backup of its files can no longer be read either. This cannot be
+            undone. Files on your own disk are not touched.
           </p>
         </Confirm>
       )}

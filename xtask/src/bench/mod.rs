@@ -14,9 +14,11 @@ use crate::plugins::target_dir;
 
 mod goals;
 pub(crate) mod report;
+mod seal;
 mod web;
 
 use goals::cell;
+pub(crate) use seal::seal;
 pub(crate) use web::web;
 
 /// The llama.cpp source package, pinned.

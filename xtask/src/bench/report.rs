@@ -78,7 +78,9 @@ mod tests {
     }
 
     /// The benches that publish a report, in the document's order.
-    const SECTIONS: &[&str] = &["models", "security", "plugins", "rag", "agents", "api"];
+    const SECTIONS: &[&str] = &[
+        "models", "security", "plugins", "rag", "agents", "api", "seal",
+    ];
 
     #[test]
     fn the_document_has_a_block_for_every_bench() {

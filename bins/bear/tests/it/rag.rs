@@ -195,26 +195,98 @@ fn ingest_search_ask_docs_and_collections() {
     assert!(!audit.contains("Keizersgracht") && !audit.contains("devries"));
 }
 
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
+    }
+}
+
+/// A first run makes the keyring under a new key file without asking, says so once, and
+/// seals the collection: none of the document's words is in its files. Removing the
+/// collection destroys its key first: a copy of its files made before opens no more.
 #[test]
-fn ingest_without_a_keyring_says_what_to_do() {
+fn a_first_run_seals_the_matter_and_removing_it_shreds_its_key() {
     let h = Home::new();
-    let o = h.run(&["ingest", s(&corpus())], None, &[]);
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("keys init"), "{}", stderr(&o));
-    // A collection that does not need keys works without them.
-    let o = h.run(
+    let doc = corpus().join("loan-agreement.md");
+    let o = h.run(&["ingest", s(&doc), "-c", "loan"], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("bear keys passphrase").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let key = h.path("config/bear/master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = h.run(&["--json", "collections", "list"], None, &[]);
+    assert!(
+        !stderr(&again).contains("bear keys passphrase"),
+        "said once"
+    );
+    let listed = json(&again);
+    assert_eq!(listed[0]["sealed"], true);
+
+    let dir = h.path("data/collections/loan");
+    for f in files_under(&dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        for canary in ["Greenfield Bakeries", "Fjord Capital", "baking equipment"] {
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary} in {}",
+                f.display()
+            );
+        }
+    }
+    let hits = json(&h.run(
         &[
-            "ingest",
-            s(&corpus().join("loan-agreement.md")),
+            "--json",
+            "search",
+            "pledge on baking equipment",
             "-c",
-            "plain",
-            "--pii-policy",
-            "replace",
+            "loan",
         ],
         None,
         &[],
-    );
+    ));
+    assert!(!hits["hits"].as_array().unwrap().is_empty());
+
+    // A copy taken before removal, put back after it: its key is gone.
+    let copy = h.path("copy");
+    copy_dir(&dir, &copy);
+    let o = h.run(&["collections", "rm", "loan"], None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    copy_dir(&copy, &dir);
+    let o = h.run(&["search", "pledge", "-c", "loan"], None, &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no data key for collection `loan`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -227,7 +299,7 @@ fn sigkill_mid_ingest_loses_no_reported_document() {
             "# Matter note {i}\n\nThis note records instruction number {i} from the client about \
              contract clause {i}. The deadline for clause {i} is day {} of the month.\n\n\
              Further detail on item {i}: the counterparty asked for a revised indemnity cap of \
-             {} thousand euros and a longer notice period.\n",
+             {} thousand euros and a longer notice period. Reply to counsel{i}@example.org.\n",
             i % 28 + 1,
             i * 10
         );
@@ -310,6 +382,46 @@ fn sigkill_mid_ingest_loses_no_reported_document() {
         .map(|d| d["chunks"].as_u64().unwrap())
         .sum();
     assert_eq!(chunks, expected, "no orphan or duplicate chunks");
+
+    // Every reported document's PII tokens were durable before it was reported: its e-mail
+    // address is restored in its search hits (a lost token would show as the token itself).
+    let ids: std::collections::HashMap<String, String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let path = d["path"].as_str().unwrap().to_string();
+            (path, d["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    for p in &reported {
+        let i: usize = p.rsplit("note-").next().unwrap()[..3].parse().unwrap();
+        let hits = json(&h.run(
+            &[
+                "--json",
+                "search",
+                "reply",
+                "-c",
+                "crash",
+                "--mode",
+                "fulltext",
+                "--document",
+                &ids[p],
+            ],
+            None,
+            &[],
+        ));
+        let text: String = hits["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["text"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            text.contains(&format!("counsel{i}@example.org")),
+            "{p}: its token was lost"
+        );
+    }
 }
 
 /// Collections are read through io_uring when the kernel allows it. Where it refuses (here: a

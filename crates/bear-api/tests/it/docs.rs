@@ -18,8 +18,9 @@ const LEASE: &str = "Lease agreement.\n\nThe lease of the office at Keizersgrach
 day of each month. The tenant may end the lease early with six months' notice.\n\nThe landlord \
 pays for repairs to the roof and the heating.";
 
-/// The application over `dir` (documents, vault, uploads) with `models`: the replace policy
-/// (no keyring in tests), 1 MiB uploads at most.
+/// The application over `dir` (documents, vault, uploads) with `models`: the replace policy,
+/// 1 MiB uploads at most, and the keyring a first run makes (so collections are sealed, as
+/// in the product).
 pub(crate) fn rag_state(dir: &Path, models: Arc<bear_models::ModelManager>) -> RagState {
     let config = bear_core::Config {
         rag: RagConfig {
@@ -41,7 +42,11 @@ pub(crate) fn rag_state(dir: &Path, models: Arc<bear_models::ModelManager>) -> R
         dirs,
         source: None,
     };
-    let app = bear_app::App::new(loaded, models, bear_app::Keys::Opened(None)).unwrap();
+    let keyring = bear_app::unattended_keyring(&loaded, |_| None)
+        .unwrap()
+        .keyring;
+    let keys = bear_app::Keys::Opened(Some(Box::new(keyring)));
+    let app = bear_app::App::new(loaded, models, keys).unwrap();
     RagState::new(Arc::new(app)).unwrap()
 }
 
@@ -418,7 +423,25 @@ async fn bad_uploads_ids_and_queries_get_structured_errors() {
     )
     .await;
     assert_eq!(status, 422, "{v}");
-    // A policy this server cannot apply (no keyring): refused before anything is written.
+    // A policy the server does not know: refused before anything is written.
+    let (status, v) = body(
+        s.send(
+            "POST",
+            "/api/v1/collections",
+            &s.user,
+            Some(&json!({"name": "secret", "pii_policy": "shred"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["kind"], "invalid_request");
+    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.admin, None).await).await;
+    assert!(
+        v.as_array().unwrap().iter().all(|c| c["name"] != "secret"),
+        "{v}"
+    );
+    // With the server's keyring every policy applies, and a new matter is sealed.
     let (status, v) = body(
         s.send(
             "POST",
@@ -429,17 +452,8 @@ async fn bad_uploads_ids_and_queries_get_structured_errors() {
         .await,
     )
     .await;
-    assert_eq!(status, 422, "{v}");
-    assert_eq!(v["error"]["kind"], "invalid_request");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("keyring"),
-        "{v}"
-    );
-    let (_, v) = body(s.send("GET", "/api/v1/collections", &s.admin, None).await).await;
-    assert!(
-        v.as_array().unwrap().iter().all(|c| c["name"] != "secret"),
-        "{v}"
-    );
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["sealed"], true, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,8 +703,17 @@ async fn answers_are_kept_in_the_matters_history() {
         kept.starts_with("What is the monthly rent?") && kept.contains("[EMAIL"),
         "{kept}"
     );
-    let on_disk = std::fs::read_to_string(s.dir.join("collections/leases/history.jsonl")).unwrap();
-    assert!(!on_disk.contains("jan.devries@example.com"), "{on_disk}");
+    // Sealed on disk: neither the address nor the question's words are there.
+    assert!(!s.dir.join("collections/leases/history.jsonl").exists());
+    let on_disk = std::fs::read(s.dir.join("collections/leases/history.sealed")).unwrap();
+    for canary in ["jan.devries@example.com", "monthly rent", "EMAIL"] {
+        assert!(
+            !on_disk
+                .windows(canary.len())
+                .any(|w| w == canary.as_bytes()),
+            "{canary} is in the history file"
+        );
+    }
 
     let id = items[0]["id"].as_str().unwrap();
     let one = format!("{list}/{id}");

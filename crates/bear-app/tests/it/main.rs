@@ -179,6 +179,7 @@ fn collection_and_document_shapes() {
         created_at: 1_700_000_000,
         documents: 13,
         chunks: 40,
+        sealed: true,
     };
     insta::assert_json_snapshot!("collection_view", view);
     let doc = DocumentView {

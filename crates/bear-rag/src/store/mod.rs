@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::flat::FlatCache;
 
 mod schema;
+pub mod seal;
 mod search;
 mod write;
 
@@ -81,6 +82,9 @@ pub struct CollectionMeta {
     /// collections made locally (only admins see those over the API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Whether its tables are sealed under its data key (see `seal.rs`).
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 /// A collection with its size, for listings.
@@ -243,14 +247,35 @@ fn id_list(ids: &[String]) -> Result<String> {
         .join(", "))
 }
 
+/// Where a store gets a collection's data keys for sealing (the keyring, in bear-app): made
+/// for a new collection when `create` is set, else only those that exist (a collection whose
+/// key is gone is gone).
+pub type KeyProvider = Arc<
+    dyn Fn(&str, bool) -> std::result::Result<bear_security::FileKeys, bear_core::Error>
+        + Send
+        + Sync,
+>;
+
 /// The directory that holds every collection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
     /// Vectors kept in memory for exact search, shared by the collections this store opens.
     flat: FlatCache,
     /// Read table files through io_uring where the kernel allows it.
     io_uring: bool,
+    /// Data keys: new collections are sealed, and sealed ones can be opened, only with them.
+    keys: Option<KeyProvider>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("io_uring", &self.io_uring)
+            .field("sealing", &self.keys.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -261,7 +286,25 @@ impl Store {
             root: root.into(),
             flat: FlatCache::default(),
             io_uring: true,
+            keys: None,
         }
+    }
+
+    /// Seals the collections this store creates, and opens sealed ones, with data keys from
+    /// `keys`.
+    pub fn sealed_with(mut self, keys: KeyProvider) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// The sealing layer for collection `name` in `dir`, when the store seals (`create`:
+    /// for a new collection).
+    fn sealing(&self, name: &str, dir: &Path, create: bool) -> Result<Option<Arc<seal::Sealing>>> {
+        let Some(keys) = &self.keys else {
+            return Ok(None);
+        };
+        let keys = keys(name, create).map_err(Error::Backend)?;
+        Ok(Some(Arc::new(seal::Sealing::new(keys, object_root(dir)?))))
     }
 
     /// The store `[rag]` configures: its collections directory and read path.
@@ -366,13 +409,21 @@ impl Store {
             return Err(Error::CollectionExists { name: name.into() });
         }
         // Created through a plain connection: the tables' first commits are writes.
-        let db = connect(&dir, false).await?;
+        let sealing = self.sealing(name, &dir, true)?;
+        let db = connect(&dir, false, sealing.is_some()).await?;
         for (table, schema) in [
             (CHUNKS, chunk_schema(dimension)),
             (DOCUMENTS, document_schema()),
         ] {
+            let options = lancedb::table::WriteOptions {
+                lance_write_params: Some(lance::dataset::WriteParams {
+                    store_params: store_params(&sealing),
+                    ..Default::default()
+                }),
+            };
             db.create_empty_table(table, schema)
                 .mode(lancedb::database::CreateTableMode::exist_ok(|b| b))
+                .write_options(options)
                 .execute()
                 .await
                 .map_err(|e| Error::storage("create table", e))?;
@@ -384,6 +435,7 @@ impl Store {
             dimension,
             created_at: now(),
             owner: owner.map(str::to_owned),
+            sealed: sealing.is_some(),
         };
         // collection.json is written last: a collection exists once its tables do.
         let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
@@ -398,15 +450,15 @@ impl Store {
         self.open(name).await
     }
 
-    /// Opens an existing collection.
-    pub async fn open(&self, name: &str) -> Result<Collection> {
+    /// What collection `name` records about itself, without opening its tables (or needing
+    /// its keys).
+    pub fn meta(&self, name: &str) -> Result<CollectionMeta> {
         check_name(name)?;
         if !self.exists(name) {
             return Err(Error::NoCollection { name: name.into() });
         }
-        let dir = self.dir(name);
-        let path = dir.join(META_FILE);
-        let meta: CollectionMeta = std::fs::read(&path)
+        let path = self.dir(name).join(META_FILE);
+        std::fs::read(&path)
             .map_err(|source| Error::Io {
                 path: path.clone(),
                 source,
@@ -416,13 +468,27 @@ impl Store {
                     op: "read collection.json",
                     reason: e.to_string(),
                 })
-            })?;
-        let db = connect(&dir, self.io_uring).await?;
+            })
+    }
+
+    /// Opens an existing collection.
+    pub async fn open(&self, name: &str) -> Result<Collection> {
+        let meta = self.meta(name)?;
+        let dir = self.dir(name);
+        let sealing = match meta.sealed {
+            false => None,
+            true => match self.sealing(name, &dir, false)? {
+                Some(s) => Some(s),
+                None => return Err(Error::Locked { name: name.into() }),
+            },
+        };
+        let db = connect(&dir, self.io_uring, meta.sealed).await?;
         let commits = commit_handler(&dir).await?;
         let open = |t: &'static str| {
             let db = db.clone();
             let params = lancedb::table::ReadParams {
                 commit_handler: Some(commits.clone()),
+                store_options: store_params(&sealing),
                 ..Default::default()
             };
             async move {
@@ -485,14 +551,19 @@ async fn lock_dir(dir: &Path) -> Result<std::fs::File> {
 /// tables are opened as `file+uring://`, so that Lance reads table and index files through its
 /// io_uring threads instead of one blocking-pool task per read: a top-10 ANN search with its
 /// hit columns issues dozens of small reads, and the thread hand-offs were a third of its time.
-async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
+///
+/// A sealed collection is opened as `file-object-store://`, the scheme under which Lance does
+/// all its local IO through the (wrapped) object store instead of reading files itself.
+async fn connect(dir: &Path, io_uring: bool, sealed: bool) -> Result<lancedb::Connection> {
     let plain = dir.to_str().ok_or_else(|| {
         Error::InvalidRequest(format!(
             "the collection path {} is not valid UTF-8",
             dir.display()
         ))
     })?;
-    let uri = if io_uring && io_uring_works() {
+    let uri = if sealed {
+        sealed_uri(dir)?
+    } else if io_uring && io_uring_works() {
         uring_uri(dir).unwrap_or_else(|| plain.to_string())
     } else {
         plain.to_string()
@@ -501,6 +572,48 @@ async fn connect(dir: &Path, io_uring: bool) -> Result<lancedb::Connection> {
         .execute()
         .await
         .map_err(|e| Error::storage("open database", e))
+}
+
+/// `file-object-store://` and the absolute path of `dir`.
+fn sealed_uri(dir: &Path) -> Result<String> {
+    let abs = std::path::absolute(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    let url = url::Url::from_directory_path(&abs).map_err(|()| {
+        Error::InvalidRequest(format!(
+            "the collection path {} is not absolute",
+            abs.display()
+        ))
+    })?;
+    Ok(url
+        .as_str()
+        .trim_end_matches('/')
+        .replacen("file://", "file-object-store://", 1))
+}
+
+/// `dir` as the local object store addresses it (the root sealed files are named below).
+fn object_root(dir: &Path) -> Result<object_store::path::Path> {
+    let abs = std::path::absolute(dir).map_err(|source| Error::Io {
+        path: dir.into(),
+        source,
+    })?;
+    object_store::path::Path::from_absolute_path(&abs)
+        .map_err(|e| Error::storage("name the collection's files", e))
+}
+
+/// Lance's object store parameters with the sealing layer, if any.
+fn store_params(
+    sealing: &Option<Arc<seal::Sealing>>,
+) -> Option<lance_io::object_store::ObjectStoreParams> {
+    sealing
+        .as_ref()
+        .map(|s| lance_io::object_store::ObjectStoreParams {
+            object_store_wrapper: Some(
+                s.clone() as Arc<dyn lance_io::object_store::WrappingObjectStore>
+            ),
+            ..Default::default()
+        })
 }
 
 /// The commit handler Lance uses for a plain local path: one that detects a commit racing

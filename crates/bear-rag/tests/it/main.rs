@@ -6,6 +6,7 @@ mod answer;
 mod extract;
 mod ingest;
 mod lance;
+mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -82,6 +83,7 @@ impl Env {
             embedder: embedder(),
             scrubber: self.scrubber.clone(),
             config,
+            persist_tokens: None,
         }
     }
 

@@ -106,6 +106,16 @@ struct WrappedKey {
     retired: bool,
 }
 
+/// What a keyring's master key comes from, read without unlocking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterKind {
+    /// A passphrase.
+    Passphrase,
+    /// A key file.
+    KeyFile,
+}
+
 /// Status of one collection's keys, for `bear keys status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectionStatus {
@@ -233,6 +243,14 @@ impl Keyring {
         })
     }
 
+    /// Whether the keyring at `path` opens with a passphrase or a key file.
+    pub fn kind(path: &Path) -> Result<MasterKind> {
+        Ok(match read_keyring(path)?.kdf {
+            Kdf::Pbkdf2HmacSha256 { .. } => MasterKind::Passphrase,
+            Kdf::KeyFile => MasterKind::KeyFile,
+        })
+    }
+
     /// Rotates data keys after `messages` messages instead of [`ROTATE_AFTER`] (a stricter
     /// policy; larger values are clamped to [`ROTATE_AFTER`]).
     pub fn with_rotation_limit(mut self, messages: u64) -> Self {
@@ -298,6 +316,10 @@ impl Keyring {
     }
 
     fn unwrap_key(&self, collection: &str, w: &WrappedKey) -> Result<LessSafeKey> {
+        aead_key(self.unwrap_raw(collection, w)?.expose())
+    }
+
+    fn unwrap_raw(&self, collection: &str, w: &WrappedKey) -> Result<SecretBytes> {
         let sealed = decode_hex(&w.wrapped, "wrapped key", &self.path)?;
         let raw = open_raw(&self.master.aead()?, &wrap_aad(collection, w.id), &sealed).ok_or_else(
             || Error::Integrity {
@@ -308,7 +330,57 @@ impl Keyring {
                 ),
             },
         )?;
-        aead_key(raw.expose())
+        Ok(raw)
+    }
+
+    /// `collection`'s data keys for segmented files ([`FileKeys`]): the current key seals new
+    /// files (made now if the collection has none), retired ones still open older files.
+    pub fn file_keys(&mut self, collection: &str) -> Result<FileKeys> {
+        let has_current = |ring: &Self| {
+            ring.file
+                .collections
+                .get(collection)
+                .is_some_and(|c| c.keys.iter().any(|k| !k.retired))
+        };
+        if !has_current(self) {
+            self.update(|ring| {
+                if has_current(ring) {
+                    Ok(())
+                } else {
+                    ring.new_data_key(collection)
+                }
+            })?;
+        }
+        self.existing_file_keys(collection)
+    }
+
+    /// [`Self::file_keys`] without making a key: a collection without one is gone
+    /// ([`Error::NoDataKey`]). A key another process made since this handle read the keyring
+    /// (a collection it created) is found by reading the file again.
+    pub fn existing_file_keys(&mut self, collection: &str) -> Result<FileKeys> {
+        if !self.file.collections.contains_key(collection) {
+            self.reload()?;
+        }
+        let keys = self
+            .file
+            .collections
+            .get(collection)
+            .ok_or_else(|| Error::NoDataKey {
+                collection: collection.into(),
+            })?;
+        let current = keys
+            .keys
+            .iter()
+            .find(|k| !k.retired)
+            .ok_or_else(|| Error::NoDataKey {
+                collection: collection.into(),
+            })?
+            .id;
+        let mut raw = BTreeMap::new();
+        for w in &keys.keys {
+            raw.insert(w.id, self.unwrap_raw(collection, w)?);
+        }
+        Ok(FileKeys::new(collection, current, raw))
     }
 
     fn new_data_key(&mut self, collection: &str) -> Result<()> {

@@ -16,6 +16,9 @@
 //! **Crypto-shredding.** [`Keyring::delete_collection`] drops the collection's wrapped keys
 //! from the keyring; its ciphertext can then never be opened.
 //!
+//! **Segmented files** (`segment.rs`): sealed in 64 KiB segments under a per-file key derived
+//! from the collection's data key, for files read by range (the LanceDB tables).
+//!
 //! **Sealed files.** `BEARSEAL` magic, a version byte, the collection name, then records
 //! `(key id, record id, nonce, ciphertext+tag)` whose AAD binds the collection, the record id
 //! and its position, and a sealed end record holding the count, so editing, reordering,
@@ -38,9 +41,11 @@ use crate::{Error, Result};
 
 mod keyring;
 mod sealed;
+pub mod segment;
 
 pub use keyring::*;
 pub use sealed::*;
+pub use segment::FileKeys;
 
 /// PBKDF2-HMAC-SHA256 iterations for passphrase-derived master keys (OWASP 2023 minimum).
 pub const PBKDF2_ITERATIONS: u32 = 600_000;
@@ -146,7 +151,8 @@ pub(crate) fn lock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, and
+/// flushes both to disk.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let dir = path
         .parent()
@@ -169,5 +175,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(
         .map_err(|e| Error::io("cannot write", path, e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("cannot replace", path, e.error))?;
+    // The rename itself is durable once the directory is flushed.
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("cannot flush directory", dir, e))?;
     Ok(())
 }

@@ -87,3 +87,71 @@ proptest! {
         prop_assert!(crypto::parse_sealed(&bad, &path, &ring, "p").is_err());
     }
 }
+
+/// A segmented file's keys, from a fresh key-file keyring in `dir`.
+fn file_keys(dir: &std::path::Path) -> bear_security::FileKeys {
+    crate::crypto::key_file_ring(dir).file_keys("m").unwrap()
+}
+
+/// Plaintext up to a few segments long, often ending on a segment boundary.
+fn segmented_plain() -> impl Strategy<Value = Vec<u8>> {
+    let seg = crypto::segment::SEGMENT as usize;
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..3 * seg + 100),
+        (1usize..4).prop_map(move |n| (0..n * seg).map(|i| (i * 31) as u8).collect()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn segmented_range_reads_equal_the_plaintext(plain in segmented_plain(), a in any::<u64>(), b in any::<u64>()) {
+        use crypto::segment::{open_segments_in, sealed_range, seal_file};
+        let dir = tempfile::tempdir().unwrap();
+        let keys = file_keys(dir.path());
+        let sealed = seal_file(&keys, "t/f.lance", &plain).unwrap();
+        let len = plain.len() as u64;
+        prop_assume!(len > 0);
+        let (s, e) = (a % len, b % len);
+        let range = s.min(e)..s.max(e) + 1;
+        let (segs, bytes) = sealed_range(&range, len);
+        let got = open_segments_in(&keys, "t/f.lance", &sealed, segs.start, &sealed[bytes.start as usize..bytes.end as usize], len).unwrap();
+        let off = (range.start - segs.start * crypto::segment::SEGMENT) as usize;
+        prop_assert_eq!(&got[off..off + (range.end - range.start) as usize], &plain[range.start as usize..range.end as usize]);
+    }
+
+    #[test]
+    fn any_corruption_of_a_segmented_file_is_detected(
+        plain in segmented_plain(),
+        at in any::<usize>(),
+        flip in 1u8..=255,
+        kind in 0u8..3,
+    ) {
+        use crypto::segment::{open_file, seal_file, HEADER_LEN, SEGMENT, TAG_LEN};
+        let dir = tempfile::tempdir().unwrap();
+        let keys = file_keys(dir.path());
+        let sealed = seal_file(&keys, "t/f.lance", &plain).unwrap();
+        let mut bad = sealed.clone();
+        match kind {
+            // One flipped byte anywhere.
+            0 => { let i = at % bad.len(); bad[i] ^= flip; }
+            // Cut short anywhere (also on a segment boundary).
+            1 => { bad.truncate(at % bad.len()); }
+            // Two segments swapped (needs two full ones), else the last segment dropped.
+            _ => {
+                let seg = (SEGMENT + TAG_LEN) as usize;
+                let body = HEADER_LEN as usize;
+                if bad.len() >= body + 2 * seg {
+                    let (x, y) = bad[body..body + 2 * seg].split_at_mut(seg);
+                    x.swap_with_slice(y);
+                } else {
+                    bad.truncate(body);
+                }
+            }
+        }
+        prop_assume!(bad != sealed);
+        let r = open_file(&keys, "t/f.lance", &bad);
+        prop_assert!(matches!(r, Err(bear_security::Error::Integrity { .. })), "{:?}", r.map(|p| p.len()));
+    }
+}
