@@ -175,7 +175,7 @@ impl Keyring {
             return Err(Error::Setting {
                 key: "keyring".into(),
                 expected: format!(
-                    "no existing keyring at {} (use `bear keys rotate` to change keys)",
+                    "no existing keyring at {} (one was made on the first run: `bear keys passphrase` or `bear keys rotate --master` changes its master key)",
                     path.display()
                 ),
             });
