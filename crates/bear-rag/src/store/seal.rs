@@ -114,6 +114,16 @@ fn sealed_err(location: &Path, e: bear_security::Error) -> object_store::Error {
     }
 }
 
+/// The plaintext size of the sealed file at `location`, `sealed` bytes long.
+fn plain_size(location: &Path, sealed: u64) -> object_store::Result<u64> {
+    segment::plain_len(sealed).ok_or_else(|| {
+        integrity(
+            location.as_ref(),
+            "its length is not a sealed file's (truncated or not sealed)",
+        )
+    })
+}
+
 fn integrity(name: &str, reason: &str) -> object_store::Error {
     generic(bear_security::Error::Integrity {
         what: name.into(),
@@ -184,12 +194,7 @@ impl SealedStore {
         let got = self.inner.get_opts(location, head).await?;
         let meta = got.meta.clone();
         let header = got.bytes().await?;
-        let plain = segment::plain_len(meta.size).ok_or_else(|| {
-            integrity(
-                location.as_ref(),
-                "its length is not a sealed file's (truncated or not sealed)",
-            )
-        })?;
+        let plain = plain_size(location, meta.size)?;
         let cipher = self
             .keys
             .open_file(&header, &name)
@@ -275,12 +280,7 @@ impl SealedStore {
         let meta = got.meta.clone();
         let attributes = got.attributes.clone();
         let sealed = got.bytes().await?;
-        let plain_len = segment::plain_len(sealed.len() as u64).ok_or_else(|| {
-            integrity(
-                location.as_ref(),
-                "its length is not a sealed file's (truncated or not sealed)",
-            )
-        })?;
+        let plain_len = plain_size(location, sealed.len() as u64)?;
         let cipher = self
             .keys
             .open_file(&sealed, &name)
@@ -455,12 +455,7 @@ struct PlainSizes;
 
 impl PlainSizes {
     fn apply(self, mut meta: ObjectMeta) -> object_store::Result<ObjectMeta> {
-        meta.size = segment::plain_len(meta.size).ok_or_else(|| {
-            integrity(
-                meta.location.as_ref(),
-                "its length is not a sealed file's (truncated or not sealed)",
-            )
-        })?;
+        meta.size = plain_size(&meta.location, meta.size)?;
         Ok(meta)
     }
 }
