@@ -348,10 +348,18 @@ impl App {
             ))
         };
         let path = std::path::PathBuf::from(&doc.path);
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-            .await
-            .map_err(|_| gone())?
-            .map_err(|_| gone())?;
+        let keys = c.file_keys().cloned();
+        let bytes = tokio::task::spawn_blocking(move || {
+            let name = bear_rag::ingest::upload_name(&path);
+            bear_security::crypto::segment::read_whole(&path, &name, keys.as_ref())
+        })
+        .await
+        .map_err(|_| gone())?
+        .map_err(|e| match e {
+            // A damaged sealed upload says so (naming the file), rather than "moved".
+            e @ bear_security::Error::Integrity { .. } => Error::Security(e),
+            _ => gone(),
+        })?;
         if bear_rag::content_sha256(&bytes) != doc.sha256 {
             return Err(gone());
         }

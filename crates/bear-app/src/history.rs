@@ -4,10 +4,10 @@
 //! under the matter's PII policy, as the documents are, and restored when read, as search hits
 //! are.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
+use bear_security::crypto::segment::{read_whole, write_whole};
 use serde::{Deserialize, Serialize};
 
 use crate::docs::Removed;
@@ -100,24 +100,14 @@ impl HistoryFile {
 
     /// The entries, oldest first; none if the file does not exist.
     fn read(&self) -> Result<Vec<HistoryEntry>> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let text = match &self.keys {
-            Some(k) => bear_security::crypto::segment::open_file(k, SEALED, &bytes).map_err(
-                |e| match e {
-                    bear_security::Error::Integrity { reason, .. } => {
-                        Error::Security(bear_security::Error::Integrity {
-                            what: self.path.display().to_string(),
-                            reason,
-                        })
-                    }
-                    other => Error::Security(other),
-                },
-            )?,
-            None => bytes,
+        let text = match read_whole(&self.path, SEALED, self.keys.as_ref()) {
+            Ok(t) => t,
+            Err(bear_security::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(Error::Security(e)),
         };
         // A line cut short by a crash (plain files) is skipped: the others are the history.
         Ok(String::from_utf8_lossy(&text)
@@ -133,16 +123,7 @@ impl HistoryFile {
             serde_json::to_writer(&mut text, e).map_err(|e| io(std::io::Error::other(e)))?;
             text.push(b'\n');
         }
-        let bytes = match &self.keys {
-            Some(k) => bear_security::crypto::segment::seal_file(k, SEALED, &text)?,
-            None => text,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        tmp.write_all(&bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(io)?;
-        tmp.persist(&self.path).map_err(|e| io(e.error))?;
+        write_whole(&self.path, SEALED, self.keys.as_ref(), &text)?;
         Ok(())
     }
 

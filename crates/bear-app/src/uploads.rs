@@ -1,9 +1,11 @@
 //! Uploaded originals (`POST /api/v1/collections/{name}/documents`): kept under
-//! `<data>/uploads/<collection>/` by a plain file name in a format BEAR reads, written whole
-//! before they appear, and removed with their document or collection whichever front end
-//! removes it.
+//! `<data>/uploads/<collection>/` by a plain file name in a format BEAR reads, sealed under
+//! the matter's data key (as its tables are), written whole before they appear, and removed
+//! with their document or collection whichever front end removes it.
 
 use std::path::{Path, PathBuf};
+
+use bear_security::crypto::segment::write_whole;
 
 use crate::{App, Error, Result, Viewer};
 
@@ -67,13 +69,17 @@ impl App {
                 "the body is empty: send the file's bytes",
             ));
         }
-        self.open_or_create(viewer, collection, None).await?;
+        let c = self.open_or_create(viewer, collection, None).await?;
         let dir = self.uploads_of(collection);
-        tokio::fs::create_dir_all(&dir).await.map_err(storage)?;
         let path = dir.join(filename);
-        let tmp = dir.join(format!(".{}.part", uuid::Uuid::now_v7().simple()));
-        tokio::fs::write(&tmp, bytes).await.map_err(storage)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(storage)?;
+        let keys = c.file_keys().cloned();
+        let (at, plain) = (path.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let name = bear_rag::ingest::upload_name(&at);
+            write_whole(&at, &name, keys.as_ref(), &plain)
+        })
+        .await
+        .map_err(|_| storage(std::io::Error::other("the writer stopped")))??;
         let path = path.canonicalize().map_err(storage)?;
         let document_id = bear_rag::ingest::document_id(&path);
         Ok(Upload { path, document_id })

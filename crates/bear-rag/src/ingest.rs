@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bear_core::{CancellationToken, Embedder, PiiScrubber, RagConfig};
+use bear_security::FileKeys;
+use bear_security::crypto::segment;
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::{ChunkParams, chunk};
@@ -281,15 +283,27 @@ fn unix(t: std::io::Result<std::time::SystemTime>) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Reads, extracts, chunks and scrubs one file. `Ok(None)` means unchanged.
+/// The name a file is sealed under (its AAD) when BEAR keeps it sealed: `upload/` and its
+/// file name, so a sealed upload renamed or swapped with another fails to open.
+pub fn upload_name(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("upload/{file}")
+}
+
+/// Reads, extracts, chunks and scrubs one file (a sealed upload is opened with `keys`). `Ok(None)` means unchanged.
 async fn prepare(
     path: PathBuf,
     known: Option<DocumentRecord>,
     pipeline: Pipeline,
+    keys: Option<FileKeys>,
 ) -> std::result::Result<Option<Prepared>, Refusal> {
     let config = &pipeline.config;
     let meta = std::fs::metadata(&path).map_err(|e| Refusal::from_io(&e))?;
-    if meta.len() > config.max_file_bytes {
+    // A sealed upload is a little longer than its plaintext; its plaintext is checked below.
+    if meta.len() > segment::sealed_len(config.max_file_bytes) {
         return Err(Refusal::TooLarge {
             size: meta.len(),
             limit: config.max_file_bytes,
@@ -304,12 +318,21 @@ async fn prepare(
     let file_modified = unix(meta.modified());
     let p = pipeline.clone();
     limited(limit, move || {
-        let bytes = std::fs::read(&canonical).map_err(|e| Refusal::from_io(&e))?;
+        let name = upload_name(&canonical);
+        let bytes =
+            segment::read_whole(&canonical, &name, keys.as_ref()).map_err(Refusal::from_read)?;
+        if bytes.len() as u64 > p.config.max_file_bytes {
+            return Err(Refusal::TooLarge {
+                size: bytes.len() as u64,
+                limit: p.config.max_file_bytes,
+            });
+        }
         let sha256 = content_sha256(&bytes);
         if known.as_ref().is_some_and(|k| k.sha256 == sha256) {
             return Ok(None);
         }
         let extracted = extract(&bytes, format, &limits)?;
+        let bytes_len = bytes.len() as u64;
         drop(bytes);
         build(
             &p,
@@ -317,7 +340,7 @@ async fn prepare(
             format,
             extracted,
             sha256,
-            meta.len(),
+            bytes_len,
             file_modified,
             &limits,
         )
@@ -451,6 +474,7 @@ pub async fn ingest(
         let known = known.clone();
         let cancel = cancel.clone();
         let files = files.clone();
+        let keys = collection.file_keys().cloned();
         tokio::spawn(async move {
             for path in files {
                 if cancel.is_cancelled() {
@@ -459,7 +483,7 @@ pub async fn ingest(
                 let shown = path.display().to_string();
                 let id = std::fs::canonicalize(&path).ok().map(|c| document_id(&c));
                 let prior = id.and_then(|id| known.get(&id).cloned());
-                let msg = match prepare(path, prior, pipeline.clone()).await {
+                let msg = match prepare(path, prior, pipeline.clone(), keys.clone()).await {
                     Ok(Some(p)) => Msg::Ready(Box::new(p)),
                     Ok(None) => Msg::Unchanged(shown),
                     Err(refusal) => Msg::Failed(FailedDoc {

@@ -139,7 +139,8 @@ async fn upload_ingest_search_ask_and_delete_with_ownership() {
             .any(|e| e["event"] == "ingested"),
         "{job}"
     );
-    assert!(s.dir.join("uploads/leases/lease.txt").is_file());
+    let kept = std::fs::read(s.dir.join("uploads/leases/lease.txt")).unwrap();
+    assert!(kept.starts_with(b"BEARSEG"), "the upload is kept sealed");
 
     let (status, v) = body(s.send("GET", "/api/v1/collections", &s.user, None).await).await;
     assert_eq!(status, 200);
@@ -653,8 +654,25 @@ async fn a_document_text_and_file_for_its_citations() {
     .await;
     assert_eq!(status, 404);
 
+    // Kept sealed: none of the text is on disk; a flipped byte is an integrity error naming
+    // the file, never other bytes.
+    let kept = s.dir.join("uploads/texts/clauses.txt");
+    let mut sealed = std::fs::read(&kept).unwrap();
+    assert!(sealed.starts_with(b"BEARSEG"));
+    assert!(!sealed.windows(9).any(|w| w == b"Clause 1."));
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 1;
+    std::fs::write(&kept, &sealed).unwrap();
+    let (status, v) = body(s.send("GET", &file_path, &s.user, None).await).await;
+    assert_eq!(status, 403, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("clauses.txt") && message.contains("integrity"),
+        "{v}"
+    );
+
     // Changed on disk: the file is no longer the one cited; the text still is.
-    std::fs::write(s.dir.join("uploads/texts/clauses.txt"), b"something else").unwrap();
+    std::fs::write(&kept, b"something else").unwrap();
     let (status, v) = body(s.send("GET", &file_path, &s.user, None).await).await;
     assert_eq!(status, 404, "{v}");
     assert!(

@@ -168,6 +168,12 @@ pub enum Refusal {
     },
     /// The extractor failed unexpectedly; the document is skipped.
     Internal,
+    /// A file sealed by BEAR that cannot be opened: another matter's, damaged, or its key
+    /// is gone.
+    Sealed {
+        /// Why it cannot be opened.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -215,11 +221,25 @@ impl fmt::Display for Refusal {
                 "extraction took longer than {secs} s (rag.doc_timeout_secs)"
             ),
             Self::Internal => write!(f, "the extractor failed on this file"),
+            Self::Sealed { detail } => {
+                write!(f, "the file is sealed and cannot be opened: {detail}")
+            }
         }
     }
 }
 
 impl Refusal {
+    /// The refusal for reading a file that may be sealed.
+    pub fn from_read(e: bear_security::Error) -> Self {
+        match e {
+            bear_security::Error::Io { source, .. } => Self::from_io(&source),
+            bear_security::Error::Integrity { reason, .. } => Self::Sealed { detail: reason },
+            other => Self::Sealed {
+                detail: other.to_string(),
+            },
+        }
+    }
+
     /// The refusal for an IO error.
     pub fn from_io(e: &std::io::Error) -> Self {
         match e.kind() {

@@ -504,6 +504,7 @@ impl Store {
         Ok(Collection {
             meta,
             dir,
+            keys: sealing.as_ref().map(|s| s.keys().clone()),
             chunks,
             documents,
             flat: self.flat.clone(),
@@ -679,6 +680,7 @@ pub(crate) fn now() -> i64 {
 pub struct Collection {
     meta: CollectionMeta,
     dir: PathBuf,
+    keys: Option<bear_security::FileKeys>,
     chunks: Table,
     documents: Table,
     flat: FlatCache,
@@ -688,6 +690,11 @@ impl Collection {
     /// The recorded metadata.
     pub fn meta(&self) -> &CollectionMeta {
         &self.meta
+    }
+
+    /// The keys its files are sealed with; `None` for a collection from before sealing.
+    pub fn file_keys(&self) -> Option<&bear_security::FileKeys> {
+        self.keys.as_ref()
     }
 
     /// Waits for the collection's write lock (an advisory lock on `write.lock` in its

@@ -50,6 +50,11 @@ impl Sealing {
     pub fn new(keys: FileKeys, root: Path) -> Self {
         Self { keys, root }
     }
+
+    /// The keys it seals with.
+    pub fn keys(&self) -> &FileKeys {
+        &self.keys
+    }
 }
 
 impl WrappingObjectStore for Sealing {

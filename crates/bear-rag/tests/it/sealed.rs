@@ -239,6 +239,65 @@ async fn a_changed_byte_is_an_integrity_error_and_a_shredded_key_opens_nothing()
     );
 }
 
+/// A file kept sealed under one matter's key (an upload) is ingested by that matter as if
+/// plain, and refused, as sealed, by another matter; its bytes on disk hold none of its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_upload_opens_only_in_its_own_matter() {
+    let env = Env::new(PiiPolicy::Tokenize);
+    let ring = keyring(&env);
+    let sealed = sealed_store(&env, &ring);
+    let e = crate::embedder();
+    let a = sealed
+        .create("a", PiiPolicy::Tokenize, e.model().as_str(), e.dimension())
+        .await
+        .unwrap();
+    let b = sealed
+        .create("b", PiiPolicy::Tokenize, e.model().as_str(), e.dimension())
+        .await
+        .unwrap();
+    let text = "The monthly rent is due on the first day of each month.";
+    let upload = env.dir.path().join("uploads").join("rent.txt");
+    std::fs::create_dir_all(upload.parent().unwrap()).unwrap();
+    let name = bear_rag::ingest::upload_name(&upload);
+    bear_security::crypto::segment::write_whole(&upload, &name, a.file_keys(), text.as_bytes())
+        .unwrap();
+    let on_disk = std::fs::read(&upload).unwrap();
+    assert!(!on_disk.windows(12).any(|w| w == b"monthly rent"));
+
+    let run = |c: &bear_rag::Collection| {
+        let pipeline = env.pipeline(RagConfig::default());
+        let (c, paths) = (c.clone(), vec![upload.clone()]);
+        async move {
+            bear_rag::ingest(
+                &c,
+                &pipeline,
+                &paths,
+                &IngestOptions { sync: false },
+                &mut |_: &bear_rag::Progress| {},
+                &bear_core::CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let ok = run(&a).await;
+    assert_eq!(ok.ingested.len(), 1, "{:?}", ok.failed);
+    let doc = &a.documents().await.unwrap()[0];
+    assert_eq!(doc.size, text.len() as u64);
+    assert_eq!(doc.sha256, bear_rag::content_sha256(text.as_bytes()));
+
+    let refused = run(&b).await;
+    assert!(refused.ingested.is_empty());
+    assert!(
+        matches!(
+            refused.failed[0].refusal,
+            bear_rag::extract::Refusal::Sealed { .. }
+        ),
+        "{:?}",
+        refused.failed
+    );
+}
+
 // ---- the sealing object store, directly ----
 
 fn keys() -> (tempfile::TempDir, FileKeys) {

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -281,6 +282,43 @@ pub fn open_segments_in(
 ) -> Result<Vec<u8>> {
     keys.open_file(head, name)?
         .open_segments(name, first, body, plain_len)
+}
+
+/// Whether `bytes` begin like a segmented sealed file.
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Writes `plain` to `path` as a whole file: sealed as `name` under `keys`, or plain when
+/// `keys` is `None` (a collection from before sealing). Written to a temporary file, flushed,
+/// renamed, and the rename flushed, so the file is either the old one or the new one.
+pub fn write_whole(path: &Path, name: &str, keys: Option<&FileKeys>, plain: &[u8]) -> Result<()> {
+    match keys {
+        Some(k) => super::write_atomic(path, &seal_file(k, name, plain)?, true),
+        None => super::write_atomic(path, plain, true),
+    }
+}
+
+/// Reads the whole file at `path`: a sealed one is opened as `name` with `keys` (an integrity
+/// error names `path`), a plain one is returned as it is.
+pub fn read_whole(path: &Path, name: &str, keys: Option<&FileKeys>) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    if !is_sealed(&bytes) {
+        return Ok(bytes);
+    }
+    let Some(keys) = keys else {
+        return Err(Error::Integrity {
+            what: path.display().to_string(),
+            reason: "the file is sealed and its matter's key is not at hand".into(),
+        });
+    };
+    open_file(keys, name, &bytes).map_err(|e| match e {
+        Error::Integrity { reason, .. } => Error::Integrity {
+            what: path.display().to_string(),
+            reason,
+        },
+        other => other,
+    })
 }
 
 /// Segments in a file of `plain_len` bytes (at least one).
