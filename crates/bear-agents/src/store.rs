@@ -16,10 +16,14 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bear_core::{
     Error as CoreError, ErrorKind, RunControl, RunId, RunRecord, RunStatus, StepId, StepRecord,
     StepStatus, WorkflowStateStore,
 };
+use bear_security::FileKeys;
+use bear_security::crypto::segment;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -87,6 +91,67 @@ fn unms(v: i64) -> u64 {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    seal: Columns,
+}
+
+/// Column-level sealing: the text of a run's definition and inputs and of each step's output
+/// and error is sealed (AES-256-GCM, a segmented sealed message as the matters' files are,
+/// base64 in the column), named in its AAD by run, step and column, so a value moved to
+/// another row or column fails to open. Ids, names, statuses and times stay clear: the engine
+/// queries them. A value written before sealing (no prefix) is read as it is.
+#[derive(Debug, Clone, Default)]
+struct Columns(Option<FileKeys>);
+
+/// The prefix of a sealed column value.
+const SEALED: &str = "bearseg1:";
+
+impl Columns {
+    fn seal(&self, name: &str, plain: String) -> Result<String, CoreError> {
+        let Some(keys) = &self.0 else {
+            return Ok(plain);
+        };
+        let sealed = segment::seal_file(keys, name, plain.as_bytes())?;
+        Ok(format!("{SEALED}{}", BASE64.encode(sealed)))
+    }
+
+    fn open(&self, name: &str, stored: String) -> Result<String, CoreError> {
+        let Some(body) = stored.strip_prefix(SEALED) else {
+            return Ok(stored);
+        };
+        let what = || format!("workflow database: {name}");
+        let damaged = |reason: &str| bear_security::Error::Integrity {
+            what: what(),
+            reason: reason.into(),
+        };
+        let keys = self
+            .0
+            .as_ref()
+            .ok_or_else(|| damaged("sealed, and the workflow key is not at hand"))?;
+        let sealed = BASE64
+            .decode(body)
+            .map_err(|_| damaged("not a sealed value"))?;
+        let plain = segment::open_file(keys, name, &sealed).map_err(|e| match e {
+            bear_security::Error::Integrity { reason, .. } => damaged(&reason),
+            other => other,
+        })?;
+        String::from_utf8(plain).map_err(|_| damaged("not UTF-8 text").into())
+    }
+
+    fn seal_opt(&self, name: &str, plain: Option<String>) -> Result<Option<String>, CoreError> {
+        plain.map(|p| self.seal(name, p)).transpose()
+    }
+
+    fn open_opt(&self, name: &str, stored: Option<String>) -> Result<Option<String>, CoreError> {
+        stored.map(|s| self.open(name, s)).transpose()
+    }
+}
+
+/// A column's name in its sealed value's AAD.
+fn column(run: &str, step: Option<&str>, column: &str) -> String {
+    match step {
+        Some(step) => format!("workflow/{run}/step/{step}/{column}"),
+        None => format!("workflow/{run}/{column}"),
+    }
 }
 
 impl SqliteStore {
@@ -135,7 +200,17 @@ impl SqliteStore {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            seal: Columns::default(),
+        })
+    }
+
+    /// Seals run definitions, inputs, step outputs and errors under `keys` from now on (values
+    /// already stored sealed need them to be read).
+    pub fn sealed_with(mut self, keys: FileKeys) -> Self {
+        self.seal = Columns(Some(keys));
+        self
     }
 
     /// Closes the pool, waiting for open connections.
@@ -157,7 +232,13 @@ impl SqliteStore {
         for row in rows {
             let id: String = row.try_get("step_id").map_err(db)?;
             let status: String = row.try_get("status").map_err(db)?;
-            let output: Option<String> = row.try_get("output").map_err(db)?;
+            let at = |c: &str| column(run, Some(&id), c);
+            let output = self
+                .seal
+                .open_opt(&at("output"), row.try_get("output").map_err(db)?)?;
+            let error = self
+                .seal
+                .open_opt(&at("error"), row.try_get("error").map_err(db)?)?;
             let agent: Option<String> = row.try_get("agent").map_err(db)?;
             let record = StepRecord {
                 status: StepStatus::parse(&status)
@@ -169,7 +250,7 @@ impl SqliteStore {
                     .map(|o| serde_json::from_str(&o))
                     .transpose()
                     .map_err(|_| storage("workflow database: a step output is not JSON"))?,
-                error: row.try_get("error").map_err(db)?,
+                error,
                 updated_ms: unms(row.try_get("updated_ms").map_err(db)?),
                 agent: agent.map(bear_core::AgentId::new).transpose()?,
                 started_ms: row
@@ -187,13 +268,20 @@ impl SqliteStore {
     }
 
     fn run_from_row(
+        &self,
         row: &sqlx::sqlite::SqliteRow,
         steps: BTreeMap<StepId, StepRecord>,
     ) -> Result<RunRecord, CoreError> {
         let id: String = row.try_get("id").map_err(db)?;
         let status: String = row.try_get("status").map_err(db)?;
-        let definition: String = row.try_get("definition").map_err(db)?;
-        let inputs: String = row.try_get("inputs").map_err(db)?;
+        let definition = self.seal.open(
+            &column(&id, None, "definition"),
+            row.try_get("definition").map_err(db)?,
+        )?;
+        let inputs = self.seal.open(
+            &column(&id, None, "inputs"),
+            row.try_get("inputs").map_err(db)?,
+        )?;
         let json = |s: &str| {
             serde_json::from_str(s).map_err(|_| storage("workflow database: a run is not JSON"))
         };
@@ -237,22 +325,33 @@ fn create_private(_path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A step's output as stored: JSON text, or NULL.
-fn output_json(r: &StepRecord) -> Result<Option<String>, CoreError> {
-    r.output
+/// A step's output and error as stored: JSON text and text, sealed by `seal`, or NULL.
+fn step_texts(
+    seal: &Columns,
+    run: &str,
+    step: &str,
+    r: &StepRecord,
+) -> Result<(Option<String>, Option<String>), CoreError> {
+    let output = r
+        .output
         .as_ref()
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|_| storage("a step output cannot be stored as JSON"))
+        .map_err(|_| storage("a step output cannot be stored as JSON"))?;
+    Ok((
+        seal.seal_opt(&column(run, Some(step), "output"), output)?,
+        seal.seal_opt(&column(run, Some(step), "error"), r.error.clone())?,
+    ))
 }
 
 async fn upsert_step(
     tx: &mut Transaction<'_, Sqlite>,
+    seal: &Columns,
     run: &str,
     step: &str,
     r: &StepRecord,
 ) -> Result<(), CoreError> {
-    let output = output_json(r)?;
+    let (output, error) = step_texts(seal, run, step, r)?;
     sqlx::query(
         "INSERT INTO bear_steps (run_id, step_id, status, attempts, idempotency_key, output,
                                  error, agent, started_ms, finished_ms, updated_ms)
@@ -269,7 +368,7 @@ async fn upsert_step(
     .bind(i64::from(r.attempts))
     .bind(&r.idempotency_key)
     .bind(output)
-    .bind(&r.error)
+    .bind(error)
     .bind(r.agent.as_ref().map(|a| a.as_str()))
     .bind(r.started_ms.map(ms))
     .bind(r.finished_ms.map(ms))
@@ -312,8 +411,14 @@ impl WorkflowStateStore for SqliteStore {
                 definition = excluded.definition, inputs = excluded.inputs",
         )
         .bind(run.id.as_str())
-        .bind(json(&run.definition)?)
-        .bind(json(&run.inputs)?)
+        .bind(self.seal.seal(
+            &column(run.id.as_str(), None, "definition"),
+            json(&run.definition)?,
+        )?)
+        .bind(
+            self.seal
+                .seal(&column(run.id.as_str(), None, "inputs"), json(&run.inputs)?)?,
+        )
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -325,27 +430,30 @@ impl WorkflowStateStore for SqliteStore {
         // Many rows per statement: a 10,000-step run is saved in 20 round trips, not 10,000.
         let steps: Vec<(&StepId, &StepRecord)> = run.steps.iter().collect();
         for chunk in steps.chunks(500) {
-            let outputs = chunk
+            let texts = chunk
                 .iter()
-                .map(|(_, r)| output_json(r))
+                .map(|(id, r)| step_texts(&self.seal, run.id.as_str(), id.as_str(), r))
                 .collect::<Result<Vec<_>, CoreError>>()?;
             let mut q = sqlx::QueryBuilder::<Sqlite>::new(
                 "INSERT INTO bear_steps (run_id, step_id, status, attempts, idempotency_key, \
                  output, error, agent, started_ms, finished_ms, updated_ms) ",
             );
-            q.push_values(chunk.iter().zip(outputs), |mut b, ((id, r), output)| {
-                b.push_bind(run.id.as_str())
-                    .push_bind(id.as_str())
-                    .push_bind(r.status.as_str())
-                    .push_bind(i64::from(r.attempts))
-                    .push_bind(r.idempotency_key.as_str())
-                    .push_bind(output)
-                    .push_bind(r.error.as_deref())
-                    .push_bind(r.agent.as_ref().map(|a| a.as_str()))
-                    .push_bind(r.started_ms.map(ms))
-                    .push_bind(r.finished_ms.map(ms))
-                    .push_bind(ms(r.updated_ms));
-            });
+            q.push_values(
+                chunk.iter().zip(texts),
+                |mut b, ((id, r), (output, error))| {
+                    b.push_bind(run.id.as_str())
+                        .push_bind(id.as_str())
+                        .push_bind(r.status.as_str())
+                        .push_bind(i64::from(r.attempts))
+                        .push_bind(r.idempotency_key.as_str())
+                        .push_bind(output)
+                        .push_bind(error)
+                        .push_bind(r.agent.as_ref().map(|a| a.as_str()))
+                        .push_bind(r.started_ms.map(ms))
+                        .push_bind(r.finished_ms.map(ms))
+                        .push_bind(ms(r.updated_ms));
+                },
+            );
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
@@ -359,7 +467,7 @@ impl WorkflowStateStore for SqliteStore {
         run_status: RunStatus,
     ) -> bear_core::Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        upsert_step(&mut tx, run.as_str(), step.as_str(), record).await?;
+        upsert_step(&mut tx, &self.seal, run.as_str(), step.as_str(), record).await?;
         sqlx::query("UPDATE bear_runs SET status = $1, updated_ms = $2 WHERE id = $3")
             .bind(run_status.as_str())
             .bind(ms(record.updated_ms))
@@ -380,7 +488,7 @@ impl WorkflowStateStore for SqliteStore {
             None => Ok(None),
             Some(row) => {
                 let steps = self.steps_of(run.as_str()).await?;
-                Ok(Some(Self::run_from_row(&row, steps)?))
+                Ok(Some(self.run_from_row(&row, steps)?))
             }
         }
     }
@@ -406,7 +514,7 @@ impl WorkflowStateStore for SqliteStore {
         for row in rows {
             let id: String = row.try_get("id").map_err(db)?;
             let steps = self.steps_of(&id).await?;
-            out.push(Self::run_from_row(&row, steps)?);
+            out.push(self.run_from_row(&row, steps)?);
         }
         Ok(out)
     }

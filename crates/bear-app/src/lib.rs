@@ -140,6 +140,16 @@ impl App {
         self.scrubbers.file_keys(collection, false)
     }
 
+    /// Whether data is sealed (a keyring is open or can be opened).
+    pub(crate) fn scrubbers_seal(&self) -> bool {
+        self.scrubbers.seals()
+    }
+
+    /// The data keys kept in the keyring under `name`, made if there are none.
+    pub(crate) fn keys_for(&self, name: &str) -> Result<bear_security::FileKeys> {
+        self.scrubbers.file_keys(name, true)
+    }
+
     /// Destroys `collection`'s data keys when collections are sealed (crypto-shredding).
     pub(crate) fn shred(&self, collection: &str) -> Result<bool> {
         self.scrubbers.shred(collection)

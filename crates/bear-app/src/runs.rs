@@ -39,6 +39,10 @@ pub struct Validation {
     pub steps: usize,
 }
 
+/// The keyring entry whose data key seals the run database's inputs, outputs and errors (not
+/// a collection name: those start with a letter or digit).
+pub const WORKFLOW_KEYS: &str = "@workflows";
+
 /// A run stored in the run database, as a takeover needs it.
 #[derive(Debug, Clone)]
 pub struct StoredRun {
@@ -76,7 +80,13 @@ impl App {
     pub async fn open_runs(&self) -> Result<Arc<SqliteStore>> {
         let wf = &self.config().config.workflows;
         let path = wf.database_path(&self.config().dirs);
-        Ok(Arc::new(SqliteStore::open(&path, wf.fsync).await?))
+        let runs = SqliteStore::open(&path, wf.fsync).await?;
+        // Runs may read and write several matters, so they are sealed under a key of their
+        // own in the keyring rather than one matter's.
+        Ok(Arc::new(match self.scrubbers_seal() {
+            true => runs.sealed_with(self.keys_for(WORKFLOW_KEYS)?),
+            false => runs,
+        }))
     }
 
     /// An engine in this process over `runs`, with the backends `workflow` needs (none

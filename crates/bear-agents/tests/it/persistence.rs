@@ -169,3 +169,86 @@ async fn a_database_from_before_owners_gains_the_column_and_owners_are_kept() {
         Some("key-123")
     );
 }
+
+/// With a key, a run's definition, inputs, outputs and errors are sealed in the database: the
+/// file holds none of their words, each value opens only in its own row and column, and
+/// without the key nothing of the run is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_texts_are_sealed_in_the_database() {
+    const CANARY: &str = "Greenfield Bakeries";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workflows.db");
+    let key_file = dir.path().join("master.key");
+    bear_security::MasterKey::generate_key_file(&key_file).unwrap();
+    let mut ring = bear_security::Keyring::create(
+        &dir.path().join("keyring.json"),
+        bear_security::KeySource::KeyFile(key_file),
+    )
+    .unwrap();
+    let keys = ring.file_keys("@workflows").unwrap();
+    let log = Log::default();
+    let store = Arc::new(
+        SqliteStore::open(&path, false)
+            .await
+            .unwrap()
+            .sealed_with(keys.clone()),
+    );
+    let engine = engine_with(store.clone(), &log, fast_config());
+    let w = workflow(
+        json!({"name": "sealed", "inputs": {"client": {}}, "steps": [
+        {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {"party": "{{ inputs.client }}", "note": "IBAN DE89370400440532013000"}}},
+        {"id": "b", "type": "data_processing", "parameters": {"operation": "select", "value": "{{ steps.a.output }}", "pointer": "/missing"}},
+    ], "on_failure": "continue"}),
+    );
+    let inputs = BTreeMap::from([("client".to_string(), json!(CANARY))]);
+    let h = engine.start(w, inputs).await.unwrap();
+    let id = h.id.clone();
+    h.wait().await.unwrap();
+    let p = engine.progress(&id).await.unwrap();
+    assert_eq!(p.results["a"]["party"], CANARY);
+    let failed = p.steps.iter().find(|s| s.id.as_str() == "b").unwrap();
+    assert!(failed.error.is_some(), "{p:?}");
+    store.close().await;
+
+    // No canary in the database's files, raw or UTF-16; every text column is sealed.
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        for needle in [CANARY, "DE89370400440532013000", "IBAN"] {
+            let utf16: Vec<u8> = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+            assert!(!bytes.windows(utf16.len()).any(|w| w == utf16));
+        }
+    }
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let texts: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT output, error FROM bear_steps ORDER BY step_id")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    let (a_output, b_error) = (texts[0].0.clone().unwrap(), texts[1].1.clone().unwrap());
+    assert!(a_output.starts_with("bearseg1:") && b_error.starts_with("bearseg1:"));
+
+    // Reopened with the key: the same run. Without it: refused, naming the database.
+    let sealed = SqliteStore::open(&path, false)
+        .await
+        .unwrap()
+        .sealed_with(keys.clone());
+    let again = sealed.load_run(&id).await.unwrap().unwrap();
+    assert_eq!(again.inputs["client"], CANARY);
+    let plain = SqliteStore::open(&path, false).await.unwrap();
+    let err = plain.load_run(&id).await.unwrap_err();
+    assert_eq!(err.kind(), bear_core::ErrorKind::Security, "{err}");
+    assert!(err.to_string().contains("workflow database"), "{err}");
+
+    // A value moved to another row fails to open, rather than being read as that row's.
+    sqlx::query("UPDATE bear_steps SET error = $1 WHERE step_id = 'a'")
+        .bind(&b_error)
+        .execute(&raw)
+        .await
+        .unwrap();
+    let err = sealed.load_run(&id).await.unwrap_err();
+    assert_eq!(err.kind(), bear_core::ErrorKind::Security, "{err}");
+    assert!(!err.to_string().contains(CANARY));
+}
