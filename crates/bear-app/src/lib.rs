@@ -94,6 +94,10 @@ impl Viewer {
     }
 }
 
+/// The keyring entry whose data key seals the on-disk result cache (not a collection name:
+/// those start with a letter or digit).
+pub const CACHE_KEYS: &str = "@cache";
+
 /// The application: the configuration and the backends built from it, once.
 pub struct App {
     loaded: LoadedConfig,
@@ -125,6 +129,9 @@ impl App {
                 })
             }));
         }
+        if let Some(s) = scrubbers.built().filter(|s| s.has_keyring()) {
+            models.seal_cache(s.file_keys(CACHE_KEYS, true)?);
+        }
         Ok(Self {
             loaded,
             models,
@@ -150,9 +157,17 @@ impl App {
         self.scrubbers.file_keys(name, true)
     }
 
-    /// Destroys `collection`'s data keys when collections are sealed (crypto-shredding).
+    /// Destroys `collection`'s data keys when collections are sealed (crypto-shredding), and
+    /// the result cache's with them: cached answers and vectors are not kept per matter, so
+    /// the whole cache goes (it is only a cache) and a new key seals it from then on.
     pub(crate) fn shred(&self, collection: &str) -> Result<bool> {
-        self.scrubbers.shred(collection)
+        let shredded = self.scrubbers.shred(collection)?;
+        if shredded {
+            self.scrubbers.shred(CACHE_KEYS)?;
+            self.models.seal_cache(self.keys_for(CACHE_KEYS)?);
+            self.models.clear_cache();
+        }
+        Ok(shredded)
     }
 
     /// The configuration in force.

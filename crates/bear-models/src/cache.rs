@@ -3,14 +3,19 @@
 //! L1 is an in-memory LRU bounded in entries and in bytes (the `lru` crate plus byte
 //! accounting). L2 is an on-disk `redb` database bounded in bytes, with a time-to-live; a hit in
 //! L2 is promoted to L1. Keys are BLAKE3 hashes, so cached prompts are never stored in the clear
-//! as keys (values are the results themselves and live in BEAR's private cache directory).
+//! as keys. Values are the results themselves: once [`ResultCache::seal_with`] gives the cache
+//! keys (BEAR's application does, from the keyring), each L2 value is a sealed message named
+//! by its key, and a value that does not open under the current keys (written before sealing,
+//! or under keys since destroyed) is a miss and is dropped.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bear_security::FileKeys;
+use bear_security::crypto::segment;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 
@@ -114,6 +119,7 @@ pub struct ResultCache {
     l2_bytes: u64,
     ttl: Duration,
     counters: Counters,
+    seal: RwLock<Option<FileKeys>>,
 }
 
 impl std::fmt::Debug for ResultCache {
@@ -166,6 +172,7 @@ impl ResultCache {
             l2_bytes: config.l2_bytes,
             ttl: config.ttl,
             counters: Counters::default(),
+            seal: RwLock::new(None),
         })
     }
 
@@ -224,6 +231,37 @@ impl ResultCache {
         }
     }
 
+    /// Seals L2 values under `keys` from now on and forgets L1 (filled under the keys before).
+    /// Values already on disk are read only if they open under `keys`.
+    pub fn seal_with(&self, keys: FileKeys) {
+        *self.seal.write().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        self.clear_l1();
+    }
+
+    /// Forgets every entry, in memory and on disk (when the keys it was sealed under are
+    /// destroyed, its entries are unreadable: this also frees their space).
+    pub fn clear(&self) {
+        self.clear_l1();
+        if let Err(e) = self.l2_clear() {
+            tracing::warn!(error = %e, "cache clear failed");
+        }
+    }
+
+    fn l2_clear(&self) -> std::result::Result<(), redb::Error> {
+        let Some(db) = &self.l2 else { return Ok(()) };
+        let tx = db.begin_write()?;
+        tx.delete_table(VALUES)?;
+        tx.delete_table(META)?;
+        tx.open_table(VALUES)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn keys(&self) -> Option<FileKeys> {
+        self.seal.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Drops the in-memory level (for tests and memory pressure).
     pub fn clear_l1(&self) {
         let mut l1 = self.l1.lock().unwrap_or_else(|p| p.into_inner());
@@ -243,8 +281,21 @@ impl ResultCache {
             return None;
         }
         let values = tx.open_table(VALUES).ok()?;
-        let v = values.get(key).ok()??.value().to_vec();
-        Some(v)
+        let stored = values.get(key).ok()??.value().to_vec();
+        drop(values);
+        drop(tx);
+        let opened = match self.keys() {
+            Some(k) if segment::is_sealed(&stored) => {
+                segment::open_file(&k, &value_name(key), &stored).ok()
+            }
+            // Written before sealing: not to be served, nor kept, in the clear.
+            Some(_) => None,
+            None => (!segment::is_sealed(&stored)).then_some(stored),
+        };
+        if opened.is_none() {
+            let _ = self.l2_remove(key);
+        }
+        opened
     }
 
     fn l2_remove(&self, key: &CacheKey) -> std::result::Result<(), redb::Error> {
@@ -260,6 +311,18 @@ impl ResultCache {
 
     fn l2_put(&self, key: &CacheKey, value: &[u8]) -> std::result::Result<(), redb::Error> {
         let Some(db) = &self.l2 else { return Ok(()) };
+        let sealed;
+        let value = match self.keys() {
+            Some(k) => match segment::seal_file(&k, &value_name(key), value) {
+                Ok(v) => {
+                    sealed = v;
+                    &sealed[..]
+                }
+                // Not kept at all rather than kept in the clear.
+                Err(_) => return Ok(()),
+            },
+            None => value,
+        };
         if value.len() as u64 > self.l2_bytes {
             return Ok(());
         }
@@ -294,6 +357,12 @@ impl ResultCache {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The name a value is sealed under: its key, so a value moved to another key fails to open.
+fn value_name(key: &CacheKey) -> String {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cache/{hex}")
 }
 
 #[cfg(test)]
@@ -373,6 +442,68 @@ mod tests {
         short.put(ResultCache::key(&[b"x"]), b"v".to_vec());
         short.clear_l1();
         assert!(short.get(&ResultCache::key(&[b"x"])).is_none());
+    }
+
+    fn keys_in(dir: &Path, name: &str) -> FileKeys {
+        let key_file = dir.join("master.key");
+        if !key_file.exists() {
+            bear_security::MasterKey::generate_key_file(&key_file).unwrap();
+        }
+        let path = dir.join("keyring.json");
+        let source = bear_security::KeySource::KeyFile(key_file);
+        let mut ring = match path.exists() {
+            true => bear_security::Keyring::open(&path, source),
+            false => bear_security::Keyring::create(&path, source),
+        }
+        .unwrap();
+        ring.file_keys(name).unwrap()
+    }
+
+    #[test]
+    fn sealed_l2_values_open_only_under_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CacheConfig {
+            l2_bytes: 1 << 20,
+            ..config(dir.path())
+        };
+        let keys = keys_in(dir.path(), "@cache");
+        let secret = b"the answer names Greenfield Bakeries".to_vec();
+        let k = ResultCache::key(&[b"q"]);
+        {
+            let c = ResultCache::open(&config).unwrap();
+            c.seal_with(keys.clone());
+            c.put(k, secret.clone());
+            c.clear_l1();
+            assert_eq!(c.get(&k).as_deref(), Some(&secret[..]), "opened from L2");
+        }
+        let on_disk = std::fs::read(dir.path().join("cache.redb")).unwrap();
+        assert!(!on_disk.windows(10).any(|w| w == b"Greenfield"));
+
+        // Without keys, or under other keys, a sealed value is a miss, and is dropped.
+        {
+            let c = ResultCache::open(&config).unwrap();
+            assert!(c.get(&k).is_none());
+        }
+        {
+            let c = ResultCache::open(&config).unwrap();
+            c.seal_with(keys.clone());
+            assert!(c.get(&k).is_none(), "dropped when it did not open");
+            c.put(k, secret.clone());
+            c.seal_with(keys_in(dir.path(), "@other"));
+            assert!(c.get(&k).is_none());
+        }
+
+        // A plain value from before sealing is not served once sealed; `clear` empties L2.
+        {
+            let c = ResultCache::open(&config).unwrap();
+            c.put(k, secret.clone());
+        }
+        let c = ResultCache::open(&config).unwrap();
+        c.seal_with(keys);
+        assert!(c.get(&k).is_none());
+        c.put(k, secret.clone());
+        c.clear();
+        assert!(c.get(&k).is_none(), "cleared");
     }
 
     #[test]

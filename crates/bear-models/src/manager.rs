@@ -237,6 +237,16 @@ impl ModelManager {
         Ok(manager)
     }
 
+    /// Seals the on-disk result cache under `keys` (see [`ResultCache::seal_with`]).
+    pub fn seal_cache(&self, keys: bear_security::FileKeys) {
+        self.cache.seal_with(keys);
+    }
+
+    /// Forgets every cached result, in memory and on disk.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
     /// Re-reads the model directories.
     pub fn rescan(&self) -> Result<()> {
         let scan = registry::scan(&self.config.model_dirs)?;
