@@ -309,7 +309,7 @@ impl App {
     ) -> Result<DocumentText> {
         let c = self.collection(viewer, name).await?;
         let doc = find_document(&c, which).await?;
-        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let scrubber = self.scrubber_of(&c)?;
         let chunks = c
             .document_chunks(&doc.id)
             .await?

@@ -167,7 +167,7 @@ impl App {
         if answer.finish_reason == Some(Finish::Cancelled) {
             return Ok(());
         }
-        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let scrubber = self.scrubber_of(c)?;
         let mut entry = HistoryEntry {
             id: uuid::Uuid::now_v7().to_string(),
             asked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -194,7 +194,7 @@ impl App {
     /// The history of matter `name`, newest first.
     pub async fn history(&self, viewer: &Viewer, name: &str) -> Result<Vec<HistoryItem>> {
         let c = self.collection(viewer, Some(name)).await?;
-        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let scrubber = self.scrubber_of(&c)?;
         let mut items = self
             .history_file(&c)?
             .read()?
@@ -220,7 +220,7 @@ impl App {
         id: &str,
     ) -> Result<HistoryEntry> {
         let c = self.collection(viewer, Some(name)).await?;
-        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let scrubber = self.scrubber_of(&c)?;
         let mut entry = self
             .history_file(&c)?
             .read()?

@@ -50,7 +50,7 @@ impl App {
         config.exclude.extend(req.exclude);
         let pipeline = Pipeline {
             embedder: self.embedder(&collection.meta().embedder).await?,
-            scrubber: self.scrubber_for(collection.meta().pii_policy)?,
+            scrubber: self.scrubber_of(&collection)?,
             config,
             persist_tokens: self.scrubbers().map(|s| {
                 Arc::new(move || s.persist().map_err(bear_core::Error::from))

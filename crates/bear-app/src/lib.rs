@@ -98,6 +98,9 @@ impl Viewer {
 /// those start with a letter or digit).
 pub const CACHE_KEYS: &str = "@cache";
 
+/// A matter's token vault, in its collection directory.
+pub const VAULT_FILE: &str = "vault.sealed";
+
 /// The application: the configuration and the backends built from it, once.
 pub struct App {
     loaded: LoadedConfig,
@@ -188,6 +191,21 @@ impl App {
     /// The scrubber applying `policy`, with the keyring and vault it needs.
     pub fn scrubber_for(&self, policy: PiiPolicy) -> Result<Arc<dyn PiiScrubber>> {
         self.scrubbers.get(policy)
+    }
+
+    /// The scrubber of collection `c`: its policy's, and for a sealed matter that tokenizes,
+    /// one whose tokens go to the matter's own vault ([`VAULT_FILE`] beside its tables, sealed
+    /// under its key, destroyed with it).
+    pub fn scrubber_of(&self, c: &bear_rag::Collection) -> Result<Arc<dyn PiiScrubber>> {
+        let policy = c.meta().pii_policy;
+        if policy != PiiPolicy::Tokenize || !c.meta().sealed {
+            return self.scrubber_for(policy);
+        }
+        let vault = c.dir().join(VAULT_FILE);
+        Ok(self
+            .scrubbers
+            .keyed()?
+            .tokenizer_for(&c.meta().name, &vault)?)
     }
 
     /// The scrubbers built so far (to save new vault tokens after writing).

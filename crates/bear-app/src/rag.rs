@@ -343,7 +343,7 @@ impl App {
         let mode = req.mode.unwrap_or_default();
         let c = self.collection(viewer, req.collection.as_deref()).await?;
         let embedder = self.embedder(&c.meta().embedder).await?;
-        let scrubber = self.scrubber_for(c.meta().pii_policy)?;
+        let scrubber = self.scrubber_of(&c)?;
         let retriever =
             bear_rag::RagRetriever::new(self.store().clone(), embedder, scrubber.clone());
         let hits = retriever
@@ -416,7 +416,7 @@ impl App {
             scopes.push(bear_rag::Scope {
                 collection: c,
                 embedder: e.as_ref(),
-                scrubber: self.scrubber_for(c.meta().pii_policy)?,
+                scrubber: self.scrubber_of(c)?,
             });
         }
         let options = bear_rag::AskOptions {

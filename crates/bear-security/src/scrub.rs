@@ -152,6 +152,8 @@ pub struct Scrubber {
     config: PiiConfig,
     hash_key: hmac::Key,
     vault: Option<Arc<Mutex<Vault>>>,
+    /// Also restores from this vault (tokens a matter made before it had its own vault).
+    fallback: Option<Arc<Mutex<Vault>>>,
 }
 
 impl Scrubber {
@@ -176,7 +178,14 @@ impl Scrubber {
             config,
             hash_key,
             vault,
+            fallback: None,
         })
+    }
+
+    /// Also restores tokens found in `vault` (new tokens still go to this scrubber's own).
+    pub fn restoring_also(mut self, vault: Option<Arc<Mutex<Vault>>>) -> Self {
+        self.fallback = vault;
+        self
     }
 
     /// A scrubber with `config`'s rules and the `replace` policy for every entity
@@ -281,13 +290,14 @@ impl Scrubber {
 
     /// Puts originals back in place of vault tokens.
     pub fn restore(&self, text: &str) -> String {
-        match &self.vault {
-            Some(v) => v
+        let mut out = text.to_string();
+        for v in self.vault.iter().chain(&self.fallback) {
+            out = v
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .restore(text),
-            None => text.to_string(),
+                .restore(&out);
         }
+        out
     }
 
     /// Scrubs a stream chunk by chunk (see [`for_each_chunk`]), so inputs larger than memory
@@ -437,6 +447,15 @@ pub struct PolicyScrubbers {
     keyring: Option<Mutex<crate::Keyring>>,
     vault: Option<(Arc<Mutex<Vault>>, std::path::PathBuf)>,
     built: Mutex<Vec<(Policy, Arc<Scrubber>)>>,
+    /// Each matter's own vault (its file beside its tables) and tokenizing scrubber.
+    matters: Mutex<HashMap<String, MatterVault>>,
+}
+
+/// A matter's vault, where it is kept, and the scrubber that tokenizes into it.
+struct MatterVault {
+    vault: Arc<Mutex<Vault>>,
+    path: std::path::PathBuf,
+    scrubber: Arc<Scrubber>,
 }
 
 impl std::fmt::Debug for PolicyScrubbers {
@@ -474,6 +493,7 @@ impl PolicyScrubbers {
             keyring: keyring.map(Mutex::new),
             vault,
             built: Mutex::new(Vec::new()),
+            matters: Mutex::new(HashMap::new()),
         })
     }
 
@@ -499,8 +519,13 @@ impl PolicyScrubbers {
         }
     }
 
-    /// Destroys `collection`'s data keys (crypto-shredding); nothing to do without a keyring.
+    /// Destroys `collection`'s data keys (crypto-shredding), with them its vault, and forgets
+    /// its vault here; nothing to do without a keyring.
     pub fn shred(&self, collection: &str) -> Result<bool> {
+        self.matters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(collection);
         match &self.keyring {
             Some(k) => k
                 .lock()
@@ -537,15 +562,73 @@ impl PolicyScrubbers {
         Ok(scrubber)
     }
 
-    /// Saves new vault tokens (sealed under the keyring); nothing to do without one.
+    /// The `tokenize` scrubber of matter `collection`: its tokens go to the matter's own vault,
+    /// kept at `vault_path` and sealed under the matter's data key; tokens it made before it
+    /// had one are still restored from the shared vault.
+    pub fn tokenizer_for(
+        &self,
+        collection: &str,
+        vault_path: &std::path::Path,
+    ) -> Result<Arc<Scrubber>> {
+        let mut matters = self.matters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = matters.get(collection) {
+            return Ok(m.scrubber.clone());
+        }
+        let shared = self.get(Policy::Tokenize)?;
+        let keyring = self.keyring.as_ref().ok_or(Error::Setting {
+            key: "pii policy tokenize".into(),
+            expected: "an open keyring".into(),
+        })?;
+        let vault = {
+            let k = keyring.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::new(Mutex::new(Vault::load_in(vault_path, &k, collection)?))
+        };
+        let scrubber = Arc::new(
+            Scrubber::new(
+                self.detector.clone(),
+                shared.config.clone(),
+                self.hash_key.clone(),
+                Some(vault.clone()),
+            )?
+            .restoring_also(shared.vault.clone()),
+        );
+        matters.insert(
+            collection.to_string(),
+            MatterVault {
+                vault,
+                path: vault_path.to_path_buf(),
+                scrubber: scrubber.clone(),
+            },
+        );
+        Ok(scrubber)
+    }
+
+    /// Saves new vault tokens, the shared vault's and each matter's (sealed under the
+    /// keyring, flushed to disk); nothing to do without a keyring.
     pub fn persist(&self) -> Result<()> {
-        let (Some((vault, path)), Some(keyring)) = (&self.vault, &self.keyring) else {
+        let Some(keyring) = &self.keyring else {
             return Ok(());
         };
-        let mut v = vault.lock().unwrap_or_else(|e| e.into_inner());
-        if v.is_dirty() {
-            let mut k = keyring.lock().unwrap_or_else(|e| e.into_inner());
-            v.save(path, &mut k)?;
+        let save = |vault: &Mutex<Vault>, path: &std::path::Path| -> Result<()> {
+            let mut v = vault.lock().unwrap_or_else(|e| e.into_inner());
+            if v.is_dirty() {
+                let mut k = keyring.lock().unwrap_or_else(|e| e.into_inner());
+                v.save(path, &mut k)?;
+            }
+            Ok(())
+        };
+        if let Some((vault, path)) = &self.vault {
+            save(vault, path)?;
+        }
+        let matters: Vec<(Arc<Mutex<Vault>>, std::path::PathBuf)> = self
+            .matters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|m| (m.vault.clone(), m.path.clone()))
+            .collect();
+        for (vault, path) in matters {
+            save(&vault, &path)?;
         }
         Ok(())
     }

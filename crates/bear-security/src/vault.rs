@@ -4,8 +4,10 @@
 //! HMAC-SHA256(vault key, entity, value). Tokens are deterministic (the same value gets the
 //! same token in every document under one keyring) and hold no digits, so no recognizer ever
 //! matches one. Originals live in one mlock'ed, zeroized arena; the map holds only tokens and
-//! offsets. On disk the vault is a sealed file (see [`crate::crypto`]) of the `vault`
-//! collection, encrypted with that collection's data key.
+//! offsets. On disk a vault is a sealed file (see [`crate::crypto`]) encrypted with one
+//! keyring collection's data key: each matter keeps its own vault, sealed with the matter's
+//! key (so destroying that key destroys its originals); tokens made outside any matter live
+//! in the `vault` collection's.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,6 +31,7 @@ static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
 /// Maps tokens to originals. No `Debug`, no `Display`.
 pub struct Vault {
     key: hmac::Key,
+    collection: String,
     entries: HashMap<String, (usize, usize)>,
     arena: SecretBytes,
     dirty: bool,
@@ -49,6 +52,7 @@ impl Vault {
     pub fn new(key: hmac::Key) -> Self {
         Self {
             key,
+            collection: VAULT_COLLECTION.into(),
             entries: HashMap::new(),
             arena: SecretBytes::with_capacity(4096),
             dirty: false,
@@ -131,9 +135,17 @@ impl Vault {
         out
     }
 
-    /// Loads the vault file at `path` (an absent file is an empty vault).
+    /// Loads the vault file at `path` (an absent file is an empty vault), sealed under the
+    /// `vault` collection's key.
     pub fn load(path: &Path, keyring: &Keyring) -> Result<Self> {
+        Self::load_in(path, keyring, VAULT_COLLECTION)
+    }
+
+    /// Loads the vault file at `path` sealed under `collection`'s data key (an absent file is
+    /// an empty vault); [`Self::save`] seals it under the same key.
+    pub fn load_in(path: &Path, keyring: &Keyring, collection: &str) -> Result<Self> {
         let mut v = Self::new(keyring.hmac_key("bear-vault-token-v1"));
+        v.collection = collection.into();
         v.merge_file(path, keyring)?;
         v.dirty = false;
         Ok(v)
@@ -144,7 +156,7 @@ impl Vault {
         if !path.exists() {
             return Ok(());
         }
-        for (token, value) in crypto::read_sealed(path, keyring, VAULT_COLLECTION)? {
+        for (token, value) in crypto::read_sealed(path, keyring, &self.collection)? {
             if !TOKEN.is_match(&token) || std::str::from_utf8(value.expose()).is_err() {
                 return Err(Error::Integrity {
                     what: path.display().to_string(),
@@ -174,7 +186,7 @@ impl Vault {
             .into_iter()
             .map(|(t, &span)| (t.as_str(), self.value(span)))
             .collect();
-        crypto::write_sealed(path, keyring, VAULT_COLLECTION, records)?;
+        crypto::write_sealed(path, keyring, &self.collection, records)?;
         self.dirty = false;
         Ok(())
     }

@@ -251,6 +251,13 @@ fn a_first_run_seals_the_matter_and_removing_it_shreds_its_key() {
     assert_eq!(listed[0]["sealed"], true);
 
     let dir = h.path("data/collections/loan");
+    // The matter's tokens are in its own vault, beside its tables, and nowhere else.
+    assert!(dir.join("vault.sealed").is_file());
+    assert!(
+        files_under(&h.path(""))
+            .iter()
+            .all(|f| f.file_name().unwrap() != "vault.bseal")
+    );
     for f in files_under(&dir) {
         let bytes = std::fs::read(&f).unwrap();
         for canary in ["Greenfield Bakeries", "Fjord Capital", "baking equipment"] {

@@ -275,3 +275,51 @@ fn stream_bad_input_gets_typed_errors() {
     assert_eq!(r.bytes_in, 0);
     assert!(out.is_empty());
 }
+
+/// Each matter tokenizes into its own vault file, sealed under the matter's key: a matter's
+/// scrubber restores its own tokens; once its key is shredded its vault file opens for no one,
+/// while another matter's still restores.
+#[test]
+fn each_matter_keeps_its_own_vault_and_shredding_one_leaves_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ring = crate::crypto::key_file_ring(dir.path());
+    ring.file_keys("a").unwrap();
+    ring.file_keys("b").unwrap();
+    let shared = dir.path().join("vault.bseal");
+    let set =
+        bear_security::PolicyScrubbers::new(&PiiConfig::default(), Some(ring), &shared).unwrap();
+    let (va, vb) = (dir.path().join("a.vault"), dir.path().join("b.vault"));
+    let a = set.tokenizer_for("a", &va).unwrap();
+    let b = set.tokenizer_for("b", &vb).unwrap();
+    let in_a = PiiScrubber::scrub(&*a, "Write to john@smith.org today.").unwrap();
+    let in_b = PiiScrubber::scrub(&*b, "Call +31 6 12345678 now.").unwrap();
+    let (ta, tb) = (in_a.text.expose().clone(), in_b.text.expose().clone());
+    assert!(!ta.contains("john@smith.org") && !tb.contains("12345678"));
+    set.persist().unwrap();
+    assert!(va.is_file() && vb.is_file());
+    assert!(!shared.exists(), "nothing went to the shared vault");
+    for (file, secret) in [(&va, "john@smith.org"), (&vb, "12345678")] {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    assert_eq!(a.restore(&ta), "Write to john@smith.org today.");
+    assert_eq!(b.restore(&tb), "Call +31 6 12345678 now.");
+    assert_eq!(
+        a.restore(&tb),
+        tb,
+        "a matter does not restore another's tokens"
+    );
+
+    assert!(set.shred("a").unwrap());
+    let ring = bear_security::Keyring::open(
+        &dir.path().join("keyring.json"),
+        bear_security::KeySource::KeyFile(dir.path().join("master.key")),
+    )
+    .unwrap();
+    assert!(matches!(
+        Vault::load_in(&va, &ring, "a"),
+        Err(Error::NoDataKey { .. })
+    ));
+    let b_again = Vault::load_in(&vb, &ring, "b").unwrap();
+    assert_eq!(b_again.restore(&tb), "Call +31 6 12345678 now.");
+}
