@@ -221,6 +221,26 @@ impl App {
         })
     }
 
+    /// Writes an unsealed LanceDB copy of collection `name` to `dest` (see
+    /// [`bear_rag::Collection::export_to`]), audited: data leaves BEAR's sealing here.
+    pub async fn export_collection(
+        &self,
+        viewer: &Viewer,
+        name: &str,
+        dest: &std::path::Path,
+        on_table: &mut (dyn FnMut(&str, u64) + Send),
+    ) -> Result<bear_rag::Exported> {
+        let c = self.collection(viewer, Some(name)).await?;
+        self.audit_log()?;
+        let done = c.export_to(dest, on_table).await;
+        let (outcome, sizes) = match &done {
+            Ok(d) => ("ok", (d.documents, d.chunks)),
+            Err(_) => ("error", (0, 0)),
+        };
+        self.record(viewer, "rag.collections.export", outcome, sizes)?;
+        Ok(done?)
+    }
+
     /// The documents of collection `name` (the default when `None`), by path.
     pub async fn documents(
         &self,

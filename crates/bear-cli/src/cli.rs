@@ -328,6 +328,14 @@ pub enum CollectionsCommand {
         /// The name.
         name: String,
     },
+    /// Write an unsealed LanceDB copy of a collection that other LanceDB clients (Python
+    /// `lancedb`) can open. Text stays as stored (PII scrubbed under its policy). Audited.
+    Export {
+        /// The collection.
+        name: String,
+        /// A new (or empty) folder for the copy.
+        dir: PathBuf,
+    },
 }
 
 /// `bear plugins ...`.

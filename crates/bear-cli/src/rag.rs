@@ -402,5 +402,27 @@ pub(crate) fn collections(
                 Ok(())
             }
         }
+        CollectionsCommand::Export { name, dir } => {
+            let mut on_table = |table: &str, rows: u64| {
+                if !json {
+                    eprintln!("exported {table}: {rows} rows");
+                }
+            };
+            let done =
+                rt.block_on(app.export_collection(&Viewer::Local, &name, &dir, &mut on_table))?;
+            if json {
+                write_json(out, &done)
+            } else {
+                writeln!(
+                    out,
+                    "exported `{name}` unsealed to {} ({} documents, {} chunks); anyone who \
+                     can read that folder can read them",
+                    done.path.display(),
+                    done.documents,
+                    done.chunks
+                )?;
+                Ok(())
+            }
+        }
     }
 }

@@ -33,8 +33,8 @@ pub use answer::{Answer, AskOptions, Scope, ask, ask_in};
 pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, content_sha256, ingest};
 pub use store::{
-    AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Filter, Hit, SearchMode,
-    Store, VECTOR_INDEX,
+    AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Exported, Filter, Hit,
+    SearchMode, Store, VECTOR_INDEX,
 };
 
 /// Log filter directives (`tracing_subscriber::EnvFilter` syntax) that quiet what the store's

@@ -535,3 +535,84 @@ fn two_ingests_of_one_folder_at_once_store_each_document_once() {
     assert_eq!(collections[0]["documents"], 13);
     assert_eq!(collections[0]["chunks"].as_u64().unwrap(), chunks);
 }
+
+/// The Python of the virtual environment `.ci/setup` makes with the pinned `lancedb`.
+fn python_with_lancedb() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let python = Path::new(&home).join(".cache/bear/pylancedb/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run .ci/setup (it installs Python lancedb for this test)",
+        python.display()
+    );
+    python
+}
+
+/// `bear collections export` writes an unsealed LanceDB copy of a sealed matter: Python
+/// `lancedb` opens it and its exact vector search returns BEAR's exact top-k. The export is
+/// audited; a folder that is not empty is refused.
+#[test]
+fn an_exported_matter_opens_in_python_lancedb_with_bears_top_k() {
+    const QUERY: &str = "pledge on baking equipment";
+    let h = Home::new();
+    let o = h.run(&["ingest", s(&corpus()), "-c", "loan"], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dest = h.path("shared/loan.lancedb");
+    let v = json(&h.run(
+        &["--json", "collections", "export", "loan", s(&dest)],
+        None,
+        &[],
+    ));
+    assert!(v["documents"].as_u64().unwrap() >= 10, "{v}");
+    let chunks = v["chunks"].as_u64().unwrap();
+    let o = h.run(&["collections", "export", "loan", s(&dest)], None, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not an empty folder"), "{}", stderr(&o));
+
+    let embedded = json(&h.run(&["embed", QUERY], None, &[]));
+    let vector = embedded["embeddings"][0].to_string();
+    let hits = json(&h.run(
+        &[
+            "--json", "search", QUERY, "-c", "loan", "--mode", "exact", "-k", "5",
+        ],
+        None,
+        &[],
+    ));
+    let bear: Vec<String> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["chunk_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(bear.len(), 5, "{hits}");
+
+    let script = "import json, sys, lancedb\n\
+        db = lancedb.connect(sys.argv[1])\n\
+        t = db.open_table('chunks')\n\
+        v = json.loads(sys.stdin.read())\n\
+        hits = t.search(v).distance_type('cosine').limit(5).to_list()\n\
+        print(json.dumps({'rows': t.count_rows(), 'ids': [h['id'] for h in hits]}))\n";
+    let mut child = std::process::Command::new(python_with_lancedb())
+        .args(["-c", script, s(&dest)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(vector.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let python: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(python["rows"], chunks);
+    assert_eq!(python["ids"], serde_json::json!(bear));
+
+    let audit = std::fs::read_to_string(h.path("data/audit/audit.jsonl")).unwrap();
+    assert!(audit.contains("rag.collections.export"), "{audit}");
+    assert!(!audit.contains("loan.lancedb"), "the audit names no path");
+}

@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flat::FlatCache;
 
+mod export;
+pub use export::Exported;
 mod schema;
 pub mod seal;
 mod search;
