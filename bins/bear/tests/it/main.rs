@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 use bear_core::{Dirs, assets};
 
+mod canary;
 mod one_answer;
 mod plugins;
 mod rag;

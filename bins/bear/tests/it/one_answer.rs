@@ -56,8 +56,17 @@ impl Server {
 
     /// A server listening on `bind` (`host:port`).
     pub(crate) fn start_at(h: &Home, bind: &str) -> Self {
+        Self::start_with(h, bind, &[])
+    }
+
+    /// A server listening on `bind`, with `env` set too.
+    pub(crate) fn start_with(h: &Home, bind: &str, env: &[(&str, &Path)]) -> Self {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_bear")).with_file_name("bear-server");
-        let mut child = Command::new(exe)
+        let mut cmd = Command::new(exe);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .args(["--bind", bind])
             .env_remove("BEAR_CONFIG")
             .env_remove("BEAR_PASSPHRASE")
