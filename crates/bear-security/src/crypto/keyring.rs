@@ -308,11 +308,12 @@ impl Keyring {
         Ok(())
     }
 
-    /// Writes the keyring atomically.
+    /// Writes the keyring atomically, overwriting the old copy's bytes (a shredded data key
+    /// does not stay readable in it).
     fn save(&self) -> Result<()> {
         let json = serde_json::to_vec_pretty(&self.file)
             .map_err(|_| Error::Crypto("keyring serialisation"))?;
-        write_atomic(&self.path, &json, true)
+        write_atomic_overwriting(&self.path, &json, true)
     }
 
     fn unwrap_key(&self, collection: &str, w: &WrappedKey) -> Result<LessSafeKey> {

@@ -151,6 +151,24 @@ pub(crate) fn lock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
     }
 }
 
+/// [`write_atomic`], then overwrites the replaced file's old bytes with random ones and flushes
+/// them (the old inode is held open across the rename), so the previous version does not stay
+/// readable in the file system's free blocks. A crash between the two leaves the new version in
+/// place. On copy-on-write file systems and SSDs the device may keep old blocks anyway.
+pub(crate) fn write_atomic_overwriting(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let old = std::fs::OpenOptions::new().write(true).open(path).ok();
+    write_atomic(path, bytes, private)?;
+    if let Some(mut old) = old {
+        let len = old.metadata().map(|m| m.len()).unwrap_or(0) as usize;
+        let mut noise = vec![0u8; len];
+        rng_fill(&mut noise)?;
+        old.write_all(&noise)
+            .and_then(|()| old.sync_all())
+            .map_err(|e| Error::io("cannot overwrite the old copy of", path, e))?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, and
 /// flushes both to disk.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {

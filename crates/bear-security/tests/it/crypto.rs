@@ -351,3 +351,30 @@ fn two_vaults_saving_one_file_keep_every_token() {
     // The server's own vault now knows the CLI's token too.
     assert_eq!(server.restore(&b), "John Doe");
 }
+
+/// Shredding rewrites the keyring and overwrites the old copy in place: a second name for
+/// the old file (a hard link, standing in for its blocks on disk) no longer holds the
+/// destroyed key, nor anything else of the keyring.
+#[test]
+fn the_old_keyring_copy_is_overwritten_when_a_key_is_shredded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ring = key_file_ring(dir.path());
+    ring.file_keys("matter").unwrap();
+    let path = dir.path().join("keyring.json");
+    let before = std::fs::read_to_string(&path).unwrap();
+    assert!(before.contains("\"matter\""));
+    let old = dir.path().join("old-blocks");
+    std::fs::hard_link(&path, &old).unwrap();
+
+    assert!(ring.delete_collection("matter").unwrap());
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert!(!after.contains("\"matter\""));
+    let old_bytes = std::fs::read(&old).unwrap();
+    assert_eq!(
+        old_bytes.len(),
+        before.len(),
+        "overwritten in place, not truncated"
+    );
+    assert!(serde_json::from_slice::<serde_json::Value>(&old_bytes).is_err());
+    assert!(!old_bytes.windows(8).any(|w| w == b"\"matter\""));
+}
