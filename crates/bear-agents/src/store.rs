@@ -213,6 +213,72 @@ impl SqliteStore {
         self
     }
 
+    /// Seals every run text stored before sealing (values without the sealed prefix), row by
+    /// row, each in its own transaction: a kill loses nothing and a re-run goes on. The number
+    /// of values sealed; nothing to do without keys.
+    pub async fn seal_plain_values(&self) -> Result<u64> {
+        if self.seal.0.is_none() {
+            return Ok(0);
+        }
+        let like = format!("{SEALED}%");
+        let runs: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT run_id, definition, inputs FROM bear_run_definitions
+             WHERE definition NOT LIKE $1 OR inputs NOT LIKE $1",
+        )
+        .bind(&like)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sealed = 0;
+        for (run, definition, inputs) in runs {
+            let def = self.seal_again(&column(&run, None, "definition"), definition)?;
+            let inp = self.seal_again(&column(&run, None, "inputs"), inputs)?;
+            sqlx::query(
+                "UPDATE bear_run_definitions SET definition = $1, inputs = $2 WHERE run_id = $3",
+            )
+            .bind(def)
+            .bind(inp)
+            .bind(&run)
+            .execute(&self.pool)
+            .await?;
+            sealed += 2;
+        }
+        let steps: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT run_id, step_id, output, error FROM bear_steps
+             WHERE output NOT LIKE $1 OR error NOT LIKE $1",
+        )
+        .bind(&like)
+        .fetch_all(&self.pool)
+        .await?;
+        for (run, step, output, error) in steps {
+            let at = |c: &str| column(&run, Some(&step), c);
+            let out = output
+                .map(|o| self.seal_again(&at("output"), o))
+                .transpose()?;
+            let err = error
+                .map(|e| self.seal_again(&at("error"), e))
+                .transpose()?;
+            sqlx::query(
+                "UPDATE bear_steps SET output = $1, error = $2 WHERE run_id = $3 AND step_id = $4",
+            )
+            .bind(out)
+            .bind(err)
+            .bind(&run)
+            .bind(&step)
+            .execute(&self.pool)
+            .await?;
+            sealed += 1;
+        }
+        Ok(sealed)
+    }
+
+    /// `value` sealed as `name`, unless it already is.
+    fn seal_again(&self, name: &str, value: String) -> Result<String> {
+        if value.starts_with(SEALED) {
+            return Ok(value);
+        }
+        Ok(self.seal.seal(name, value)?)
+    }
+
     /// Closes the pool, waiting for open connections.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -156,6 +156,31 @@ impl App {
         Ok(HistoryFile::of(c, keys))
     }
 
+    /// Moves a plain history a collection kept before it was sealed into its sealed history
+    /// (entries merged by id, so a re-run after a kill adds none twice), then removes the
+    /// plain file. Whether there was one.
+    pub(crate) fn seal_old_history(&self, c: &bear_rag::Collection) -> Result<bool> {
+        let plain = HistoryFile {
+            path: c.dir().join(FILE),
+            keys: None,
+        };
+        if !c.meta().sealed || !plain.path.is_file() {
+            return Ok(false);
+        }
+        let old = plain.read()?;
+        self.history_file(c)?.update(|entries| {
+            for e in old {
+                if !entries.iter().any(|k| k.id == e.id) {
+                    entries.push(e);
+                }
+            }
+            entries.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(())
+        })?;
+        std::fs::remove_file(&plain.path).map_err(io)?;
+        Ok(true)
+    }
+
     /// Keeps a completed answer in the history of collection `c` (a stopped one is not kept).
     pub(crate) fn remember(
         &self,

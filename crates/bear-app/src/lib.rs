@@ -28,6 +28,7 @@ pub mod hw;
 pub mod ingest;
 pub mod keyring;
 pub mod keys;
+pub mod migrate;
 pub mod models;
 pub mod pii;
 pub mod plugins;

@@ -49,7 +49,7 @@ fn storage(e: std::io::Error) -> Error {
 
 impl App {
     /// The uploads folder of `collection`.
-    fn uploads_of(&self, collection: &str) -> PathBuf {
+    pub(crate) fn uploads_of(&self, collection: &str) -> PathBuf {
         self.config().dirs.data_dir.join("uploads").join(collection)
     }
 

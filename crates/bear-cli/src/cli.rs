@@ -74,9 +74,12 @@ pub enum Command {
     /// List or remove ingested documents.
     #[command(subcommand)]
     Docs(DocsCommand),
-    /// List, create or remove collections (one per matter).
+    /// List, create, remove or export collections (one per matter).
     #[command(subcommand)]
     Collections(CollectionsCommand),
+    /// Seal a data directory written by an earlier BEAR, in place: its collections, histories,
+    /// uploads and workflow database (resumable; stop bear-server first).
+    Migrate,
     /// Validate, run and control multi-agent workflows (JSON or YAML definitions).
     #[command(subcommand)]
     Workflow(WorkflowCommand),

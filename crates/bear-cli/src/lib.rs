@@ -77,6 +77,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
         Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
+        Command::Migrate => rag::migrate(&loaded, cli.json, &mut out),
         Command::Workflow(cmd) => workflow::run(&loaded, cmd, cli.json, &mut out),
         Command::Agents(cmd) => workflow::agents(cmd, cli.json, &mut out),
         Command::Server(args) => server(cli.config.as_deref(), args),

@@ -426,3 +426,61 @@ pub(crate) fn collections(
         }
     }
 }
+
+/// Runs `bear migrate`: a bar per collection's tables, then the summary.
+pub(crate) fn migrate(loaded: &LoadedConfig, json: bool, out: &mut dyn Write) -> Result<()> {
+    let rt = crate::runtime()?;
+    let app = crate::app(loaded)?;
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |step: &bear_app::migrate::MigrateStep| match (step, &bar) {
+        (bear_app::migrate::MigrateStep::Collection { name, index, total }, Some(bar)) => {
+            bar.set_length(*total as u64);
+            bar.set_position(*index as u64 - 1);
+            bar.set_prefix("sealing");
+            bar.set_message(name.clone());
+        }
+        (bear_app::migrate::MigrateStep::Rows { table, rows }, Some(bar)) => {
+            bar.println(format!("  {table}: {rows} rows sealed"));
+        }
+        (step, None) if json => {
+            if let Ok(line) = serde_json::to_string(step) {
+                eprintln!("{line}");
+            }
+        }
+        (bear_app::migrate::MigrateStep::Collection { name, index, total }, None) => {
+            eprintln!("sealing collection `{name}` ({index}/{total})");
+        }
+        (bear_app::migrate::MigrateStep::Rows { table, rows }, None) => {
+            eprintln!("  {table}: {rows} rows sealed");
+        }
+    };
+    let report = rt.block_on(app.migrate(&Viewer::Local, &mut progress));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if json {
+        return write_json(out, &report);
+    }
+    writeln!(
+        out,
+        "sealed {} collection(s), {} history file(s), {} upload(s) and {} workflow value(s){}",
+        report.collections.len(),
+        report.histories,
+        report.uploads,
+        report.workflow_values,
+        if report.cache_removed {
+            "; the result cache starts empty"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}

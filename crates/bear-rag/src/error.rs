@@ -76,6 +76,14 @@ pub enum Error {
         /// The collection.
         name: String,
     },
+    /// A plain collection from before sealing, which BEAR no longer opens until converted.
+    #[error(
+        "collection `{name}` was written by an earlier BEAR and is not sealed; run `bear migrate` to seal it in place (stop bear-server first)"
+    )]
+    NeedsMigration {
+        /// The collection.
+        name: String,
+    },
     /// LanceDB failed.
     #[error("storage ({op}): {reason}")]
     Storage {
@@ -146,6 +154,7 @@ impl Error {
             Self::Cancelled => K::Cancelled,
             Self::Sealed(e) => e.kind(),
             Self::Locked { .. } => K::Security,
+            Self::NeedsMigration { .. } => K::Unavailable,
         }
     }
 }

@@ -252,3 +252,53 @@ async fn run_texts_are_sealed_in_the_database() {
     assert_eq!(err.kind(), bear_core::ErrorKind::Security, "{err}");
     assert!(!err.to_string().contains(CANARY));
 }
+
+/// Runs stored before sealing are sealed in place by `seal_plain_values` (what `bear migrate`
+/// calls), which a second call finds nothing left to do for; they load as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stored_in_the_clear_are_sealed_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workflows.db");
+    let key_file = dir.path().join("master.key");
+    bear_security::MasterKey::generate_key_file(&key_file).unwrap();
+    let mut ring = bear_security::Keyring::create(
+        &dir.path().join("keyring.json"),
+        bear_security::KeySource::KeyFile(key_file),
+    )
+    .unwrap();
+    let keys = ring.file_keys("@workflows").unwrap();
+    let log = Log::default();
+    let plain = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let engine = engine_with(plain.clone(), &log, fast_config());
+    let w = workflow(json!({"name": "old", "inputs": {"client": {}}, "steps": [
+        {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {"party": "{{ inputs.client }}"}}},
+    ]}));
+    let inputs = BTreeMap::from([("client".to_string(), json!("Greenfield Bakeries"))]);
+    let h = engine.start(w, inputs).await.unwrap();
+    let id = h.id.clone();
+    h.wait().await.unwrap();
+    let before = plain.load_run(&id).await.unwrap().unwrap();
+    plain.close().await;
+
+    let sealed = SqliteStore::open(&path, false)
+        .await
+        .unwrap()
+        .sealed_with(keys);
+    assert_eq!(sealed.seal_plain_values().await.unwrap(), 3);
+    assert_eq!(sealed.seal_plain_values().await.unwrap(), 0);
+    let after = sealed.load_run(&id).await.unwrap().unwrap();
+    assert_eq!(after.inputs, before.inputs);
+    assert_eq!(after.steps, before.steps);
+    sealed.close().await;
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let (inputs, output): (String, String) = sqlx::query_as(
+        "SELECT d.inputs, s.output FROM bear_run_definitions d JOIN bear_steps s USING (run_id)",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    assert!(inputs.starts_with("bearseg1:") && output.starts_with("bearseg1:"));
+    assert!(!inputs.contains("Greenfield") && !output.contains("Greenfield"));
+}

@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::flat::FlatCache;
 
 mod export;
+mod migrate;
 pub use export::Exported;
 mod schema;
 pub mod seal;
@@ -356,7 +357,8 @@ impl Store {
             .collect();
         names.sort();
         for n in names {
-            let c = self.open(&n).await?;
+            // Listed even when not sealed yet (the list says so); not opened for use.
+            let c = self.open_in(self.dir(&n), self.meta(&n)?).await?;
             out.push(CollectionInfo {
                 documents: c
                     .documents
@@ -410,11 +412,31 @@ impl Store {
         if self.exists(name) {
             return Err(Error::CollectionExists { name: name.into() });
         }
+        let meta = CollectionMeta {
+            name: name.into(),
+            pii_policy,
+            embedder: embedder.into(),
+            dimension,
+            created_at: now(),
+            owner: owner.map(str::to_owned),
+            sealed: self.keys.is_some(),
+        };
+        self.create_in(&dir, &meta).await?;
+        drop(lock);
+        self.open(name).await
+    }
+
+    /// Creates the empty tables of `meta` in `dir` (sealed when `meta.sealed`), then writes
+    /// `collection.json`, last: a collection exists once its tables do.
+    async fn create_in(&self, dir: &Path, meta: &CollectionMeta) -> Result<()> {
         // Created through a plain connection: the tables' first commits are writes.
-        let sealing = self.sealing(name, &dir, true)?;
-        let db = connect(&dir, false, sealing.is_some()).await?;
+        let sealing = match meta.sealed {
+            true => self.sealing(&meta.name, dir, true)?,
+            false => None,
+        };
+        let db = connect(dir, false, sealing.is_some()).await?;
         for (table, schema) in [
-            (CHUNKS, chunk_schema(dimension)),
+            (CHUNKS, chunk_schema(meta.dimension)),
             (DOCUMENTS, document_schema()),
         ] {
             let options = lancedb::table::WriteOptions {
@@ -430,26 +452,14 @@ impl Store {
                 .await
                 .map_err(|e| Error::storage("create table", e))?;
         }
-        let meta = CollectionMeta {
-            name: name.into(),
-            pii_policy,
-            embedder: embedder.into(),
-            dimension,
-            created_at: now(),
-            owner: owner.map(str::to_owned),
-            sealed: sealing.is_some(),
-        };
-        // collection.json is written last: a collection exists once its tables do.
-        let json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
+        let json = serde_json::to_vec_pretty(meta).unwrap_or_default();
         let tmp = dir.join(format!("{META_FILE}.tmp"));
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, dir.join(META_FILE)))
             .map_err(|source| Error::Io {
                 path: dir.join(META_FILE),
                 source,
-            })?;
-        drop(lock);
-        self.open(name).await
+            })
     }
 
     /// What collection `name` records about itself, without opening its tables (or needing
@@ -476,7 +486,15 @@ impl Store {
     /// Opens an existing collection.
     pub async fn open(&self, name: &str) -> Result<Collection> {
         let meta = self.meta(name)?;
-        let dir = self.dir(name);
+        if !meta.sealed && self.keys.is_some() {
+            return Err(Error::NeedsMigration { name: name.into() });
+        }
+        self.open_in(self.dir(name), meta).await
+    }
+
+    /// Opens the collection `meta` describes in `dir`.
+    async fn open_in(&self, dir: PathBuf, meta: CollectionMeta) -> Result<Collection> {
+        let name = meta.name.as_str();
         let sealing = match meta.sealed {
             false => None,
             true => match self.sealing(name, &dir, false)? {

@@ -298,6 +298,81 @@ async fn a_sealed_upload_opens_only_in_its_own_matter() {
     );
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    for f in files(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, dest).unwrap();
+    }
+}
+
+/// A plain collection is refused by a sealed store until sealed in place; sealed, it holds no
+/// plaintext and searches as before. A conversion cut between its two renames (plain copy
+/// moved aside, sealed copy complete but not yet in place) is finished by the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_collection_is_sealed_in_place_and_a_cut_swap_is_finished() {
+    let env = Env::new(PiiPolicy::Tokenize);
+    let c = env.collection("m").await;
+    ingest(&env, &c).await;
+    let plain_hits = hits(
+        &env.store,
+        &env,
+        &c,
+        "pledge on baking equipment",
+        SearchMode::Exact,
+    )
+    .await;
+    drop(c);
+    let ring = keyring(&env);
+    let sealed = sealed_store(&env, &ring);
+    let refused = sealed.open("m").await.unwrap_err();
+    assert!(
+        matches!(refused, bear_rag::Error::NeedsMigration { .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("bear migrate"));
+    assert_eq!(sealed.unsealed().unwrap(), ["m"]);
+
+    let root = env.store.root().to_path_buf();
+    let backup = env.dir.path().join("plain-backup");
+    copy_tree(&root.join("m"), &backup);
+    let mut tables = Vec::new();
+    sealed
+        .seal_in_place("m", 20_000, &mut |t: &str, n: u64| {
+            tables.push((t.to_string(), n))
+        })
+        .await
+        .unwrap();
+    assert_eq!(tables[0].0, "documents");
+    assert!(tables[1].1 > 10, "{tables:?}");
+    assert!(sealed.unsealed().unwrap().is_empty());
+    assert!(canaries_in(&root).is_empty(), "{:?}", canaries_in(&root));
+    let c = sealed.open("m").await.unwrap();
+    assert!(c.meta().sealed);
+    let q = "pledge on baking equipment";
+    assert_eq!(
+        hits(&sealed, &env, &c, q, SearchMode::Exact).await,
+        plain_hits
+    );
+    drop(c);
+
+    // Cut between the renames: the plain copy aside, the sealed one staged and complete.
+    std::fs::rename(root.join("m"), root.join(".seal-m")).unwrap();
+    std::fs::write(root.join(".seal-m/.ready"), b"").unwrap();
+    copy_tree(&backup, &root.join(".plain-m"));
+    assert_eq!(sealed.unsealed().unwrap(), ["m"]);
+    sealed
+        .seal_in_place("m", 20_000, &mut |_: &str, _: u64| {})
+        .await
+        .unwrap();
+    assert!(!root.join(".plain-m").exists() && !root.join(".seal-m").exists());
+    let c = sealed.open("m").await.unwrap();
+    assert_eq!(
+        hits(&sealed, &env, &c, q, SearchMode::Exact).await,
+        plain_hits
+    );
+}
+
 // ---- the sealing object store, directly ----
 
 fn keys() -> (tempfile::TempDir, FileKeys) {
