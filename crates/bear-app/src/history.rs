@@ -181,6 +181,16 @@ impl App {
         Ok(true)
     }
 
+    /// Each history entry of `c` as JSON text, as stored (scrubbed).
+    pub(crate) fn history_texts(&self, c: &bear_rag::Collection) -> Result<Vec<String>> {
+        Ok(self
+            .history_file(c)?
+            .read()?
+            .iter()
+            .filter_map(|e| serde_json::to_string(e).ok())
+            .collect())
+    }
+
     /// Keeps a completed answer in the history of collection `c` (a stopped one is not kept).
     pub(crate) fn remember(
         &self,

@@ -209,6 +209,11 @@ impl App {
             .tokenizer_for(&c.meta().name, &vault)?)
     }
 
+    /// The scrubbers with the keyring open (opening it if need be).
+    pub(crate) fn keyed_scrubbers(&self) -> Result<Arc<PolicyScrubbers>> {
+        self.scrubbers.keyed()
+    }
+
     /// The scrubbers built so far (to save new vault tokens after writing).
     pub fn scrubbers(&self) -> Option<Arc<PolicyScrubbers>> {
         self.scrubbers.built()

@@ -42,6 +42,8 @@ pub struct MigrateReport {
     pub uploads: usize,
     /// Workflow database values sealed.
     pub workflow_values: u64,
+    /// PII tokens moved from the shared vault into their matters' own vaults.
+    pub vault_tokens: usize,
     /// Whether the on-disk result cache was removed (it may hold values from before sealing;
     /// it is only a cache, and starts again empty).
     pub cache_removed: bool,
@@ -98,12 +100,28 @@ impl App {
             let c = self.store().open(&info.meta.name).await?;
             report.histories += usize::from(self.seal_old_history(&c)?);
             report.uploads += self.seal_uploads(&c)?;
+            report.vault_tokens += self.adopt_vault_tokens(&c).await?;
         }
         report.workflow_values = self.open_runs().await?.seal_plain_values().await?;
         report.cache_removed = self.remove_plain_cache()?;
         let sizes = (report.collections.len() as u64, report.uploads as u64);
         self.record(viewer, "migrate", "ok", sizes)?;
         Ok(report)
+    }
+
+    /// Moves the shared vault's tokens that tokenizing matter `c` stores into its own vault.
+    async fn adopt_vault_tokens(&self, c: &bear_rag::Collection) -> Result<usize> {
+        if c.meta().pii_policy != bear_core::PiiPolicy::Tokenize || !c.meta().sealed {
+            return Ok(0);
+        }
+        let mut texts = c.chunk_texts().await?;
+        texts.extend(self.history_texts(c)?);
+        let vault = c.dir().join(crate::VAULT_FILE);
+        Ok(self.keyed_scrubbers()?.adopt_shared_tokens(
+            &c.meta().name,
+            &vault,
+            texts.iter().map(String::as_str),
+        )?)
     }
 
     /// Seals the plain uploads of sealed collection `c`; how many.

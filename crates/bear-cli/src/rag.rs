@@ -471,11 +471,13 @@ pub(crate) fn migrate(loaded: &LoadedConfig, json: bool, out: &mut dyn Write) ->
     }
     writeln!(
         out,
-        "sealed {} collection(s), {} history file(s), {} upload(s) and {} workflow value(s){}",
+        "sealed {} collection(s), {} history file(s), {} upload(s) and {} workflow value(s); \
+         moved {} PII token(s) to their matters' vaults{}",
         report.collections.len(),
         report.histories,
         report.uploads,
         report.workflow_values,
+        report.vault_tokens,
         if report.cache_removed {
             "; the result cache starts empty"
         } else {

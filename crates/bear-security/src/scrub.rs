@@ -603,6 +603,49 @@ impl PolicyScrubbers {
         Ok(scrubber)
     }
 
+    /// Moves into matter `collection`'s own vault (at `vault_path`) the shared vault's tokens
+    /// found in `texts` (what the matter stores), saves it, then drops them from the shared
+    /// vault and saves that: a matter from before per-matter vaults keeps its originals with
+    /// it, and its deletion destroys them. A kill between the saves leaves the tokens in both;
+    /// a re-run finishes. How many tokens moved.
+    pub fn adopt_shared_tokens<'a>(
+        &self,
+        collection: &str,
+        vault_path: &std::path::Path,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) -> Result<usize> {
+        let Some((shared, _)) = &self.vault else {
+            return Ok(0);
+        };
+        self.tokenizer_for(collection, vault_path)?;
+        let own = self
+            .matters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(collection)
+            .map(|m| m.vault.clone())
+            .ok_or(Error::Crypto("matter vault"))?;
+        let moved: Vec<String> = {
+            let from = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let mut to = own.lock().unwrap_or_else(|e| e.into_inner());
+            for t in texts {
+                to.adopt(&from, t);
+            }
+            // Those adopted now, and by an earlier run cut short: in both vaults still.
+            to.tokens()
+                .filter(|t| from.contains(t))
+                .map(str::to_string)
+                .collect()
+        };
+        self.persist()?;
+        shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .give_away(moved.iter().map(String::as_str));
+        self.persist()?;
+        Ok(moved.len())
+    }
+
     /// Saves new vault tokens, the shared vault's and each matter's (sealed under the
     /// keyring, flushed to disk); nothing to do without a keyring.
     pub fn persist(&self) -> Result<()> {

@@ -35,6 +35,8 @@ pub struct Vault {
     entries: HashMap<String, (usize, usize)>,
     arena: SecretBytes,
     dirty: bool,
+    /// Tokens handed to another vault: not taken back from the file when saving merges.
+    given_away: std::collections::HashSet<String>,
 }
 
 /// The first `n` nibbles of `bytes` as letters `a`-`p`: no digits, so no recognizer fires.
@@ -56,6 +58,7 @@ impl Vault {
             entries: HashMap::new(),
             arena: SecretBytes::with_capacity(4096),
             dirty: false,
+            given_away: std::collections::HashSet::new(),
         }
     }
 
@@ -120,6 +123,45 @@ impl Vault {
         self.dirty = true;
     }
 
+    /// Copies into this vault the originals of the tokens in `text` that `from` holds and
+    /// this vault lacks; how many.
+    pub fn adopt(&mut self, from: &Vault, text: &str) -> usize {
+        let mut adopted = 0;
+        for m in TOKEN.find_iter(text) {
+            let token = &text[m.start()..m.end()];
+            if self.entries.contains_key(token) {
+                continue;
+            }
+            if let Some(&span) = from.entries.get(token) {
+                let value = from.value(span).to_vec();
+                self.insert(token.to_string(), &value);
+                adopted += 1;
+            }
+        }
+        adopted
+    }
+
+    /// Drops `tokens` from this vault (they were adopted by a matter's own); a later save
+    /// leaves them out even if the file still has them.
+    pub fn give_away<'a>(&mut self, tokens: impl IntoIterator<Item = &'a str>) {
+        for t in tokens {
+            if self.entries.remove(t).is_some() {
+                self.dirty = true;
+            }
+            self.given_away.insert(t.to_string());
+        }
+    }
+
+    /// Whether this vault holds `token`.
+    pub fn contains(&self, token: &str) -> bool {
+        self.entries.contains_key(token)
+    }
+
+    /// The tokens this vault holds.
+    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     /// Replaces every known token in `text` by its original; unknown tokens stay.
     pub fn restore(&self, text: &str) -> String {
         let mut out = String::with_capacity(text.len());
@@ -163,7 +205,7 @@ impl Vault {
                     reason: "a vault entry is malformed".into(),
                 });
             }
-            if !self.entries.contains_key(&token) {
+            if !self.entries.contains_key(&token) && !self.given_away.contains(&token) {
                 self.insert(token, value.expose());
             }
         }

@@ -212,3 +212,23 @@ fn sync_dir(dir: &Path) -> Result<()> {
             source,
         })
 }
+
+impl Collection {
+    /// The text of every chunk, as stored (for moving a matter's vault tokens to its own
+    /// vault when it is migrated).
+    pub async fn chunk_texts(&self) -> Result<Vec<String>> {
+        let q = self.chunks.query().select(Select::columns(&["text"]));
+        let mut texts = Vec::new();
+        for b in read_all(&q, "read the chunks' text").await? {
+            let col = b
+                .column_by_name("text")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| Error::Storage {
+                    op: "read the chunks' text",
+                    reason: "no text column".into(),
+                })?;
+            texts.extend(col.iter().flatten().map(str::to_string));
+        }
+        Ok(texts)
+    }
+}

@@ -323,3 +323,54 @@ fn each_matter_keeps_its_own_vault_and_shredding_one_leaves_the_other() {
     let b_again = Vault::load_in(&vb, &ring, "b").unwrap();
     assert_eq!(b_again.restore(&tb), "Call +31 6 12345678 now.");
 }
+
+/// Tokens a matter made in the shared vault (before matters had their own) move to the
+/// matter's vault: it restores them, the shared vault's file no longer holds them, and a
+/// second run finds nothing left to move.
+#[test]
+fn a_matters_tokens_move_from_the_shared_vault_to_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ring = crate::crypto::key_file_ring(dir.path());
+    ring.file_keys("a").unwrap();
+    let shared = dir.path().join("vault.bseal");
+    let set =
+        bear_security::PolicyScrubbers::new(&PiiConfig::default(), Some(ring), &shared).unwrap();
+    let old = set.get(Policy::Tokenize).unwrap();
+    let stored = PiiScrubber::scrub(&*old, "Write to john@smith.org today.").unwrap();
+    let other = PiiScrubber::scrub(&*old, "Call +31 6 12345678 now.").unwrap();
+    let (stored, other) = (stored.text.expose().clone(), other.text.expose().clone());
+    set.persist().unwrap();
+
+    let own = dir.path().join("a.vault");
+    assert_eq!(
+        set.adopt_shared_tokens("a", &own, [stored.as_str()])
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        set.adopt_shared_tokens("a", &own, [stored.as_str()])
+            .unwrap(),
+        0
+    );
+    let a = set.tokenizer_for("a", &own).unwrap();
+    assert_eq!(a.restore(&stored), "Write to john@smith.org today.");
+
+    let ring = bear_security::Keyring::open(
+        &dir.path().join("keyring.json"),
+        bear_security::KeySource::KeyFile(dir.path().join("master.key")),
+    )
+    .unwrap();
+    let left = Vault::load(&shared, &ring).unwrap();
+    assert_eq!(
+        left.restore(&stored),
+        stored,
+        "no longer in the shared vault"
+    );
+    assert_eq!(
+        left.restore(&other),
+        "Call +31 6 12345678 now.",
+        "others stay"
+    );
+    let moved = Vault::load_in(&own, &ring, "a").unwrap();
+    assert_eq!(moved.restore(&stored), "Write to john@smith.org today.");
+}
