@@ -212,6 +212,50 @@ async function chat(page) {
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 2 && !document.querySelector('[aria-busy="true"]'), null, { timeout: T });
   await check(page, "chat");
+  savedChat = await reopenChat(page);
+}
+
+const STORY = "Tell a very long story about a lawyer in Amsterdam.";
+/** The id of the chat saved by `chat`, for the other user to look for. */
+let savedChat = null;
+
+/** The conversation is kept on the server: listed after a reload, reopened whole. */
+async function reopenChat(page) {
+  step("the chat is saved, listed after a reload, and reopened");
+  const saved = page.getByRole("region", { name: "Saved chats" });
+  await saved.getByText("4 messages").waitFor({ timeout: T });
+  await page.reload();
+  await page.getByRole("button", { name: "New chat" }).waitFor();
+  assert.equal(await page.locator(".chat li").count(), 0, "a reload starts a new chat");
+  await saved.getByRole("button", { name: STORY, exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 2);
+  assert.equal(await page.locator(".chat li.user p").first().innerText(), STORY);
+  // Its settings come back with it.
+  await page.getByText("Model and settings").click();
+  assert.equal(await page.getByLabel("Max tokens").inputValue(), "2000");
+  await page.getByLabel("Max tokens").fill("48");
+  const list = await page.evaluate(async () => (await fetch("/api/v1/chats")).json());
+  assert.equal(list.length, 1);
+  assert.equal(list[0].title, STORY);
+  // Going on with it saves into the same chat, not a new one.
+  await page.getByLabel("Message").fill("Thank you.");
+  await page.getByRole("button", { name: "Send" }).click();
+  await saved.getByText("6 messages").waitFor({ timeout: T });
+  assert.equal(await saved.getByRole("listitem").count(), 1);
+  await check(page, "chat-saved");
+  return list[0].id;
+}
+
+/** Deleting a saved chat asks first, then it is gone from the list and the server. */
+async function deleteChat(page) {
+  step("a saved chat is deleted");
+  await page.goto(`${BASE}/#/chat`);
+  const saved = page.getByRole("region", { name: "Saved chats" });
+  await saved.getByRole("button", { name: `Delete the chat: ${STORY}` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await saved.getByText("No saved chat yet").waitFor();
+  const status = await page.evaluate(async (id) => (await fetch(`/api/v1/chats/${id}`)).status, savedChat);
+  assert.equal(status, 404);
 }
 
 /** Keyboard only: the skip link, then the PII workbench reached and used with Tab and Enter. */
@@ -331,6 +375,10 @@ async function admin(page, browser) {
   await them.getByText("No matter yet.").waitFor();
   const foreign = await them.evaluate(async () => (await fetch("/api/v1/collections/lease/documents")).status);
   assert.equal(foreign, 404, "a matter another key owns is not even seen");
+  await them.goto(`${BASE}/#/chat`);
+  await them.getByRole("region", { name: "Saved chats" }).getByText("No saved chat yet").waitFor();
+  const theirs = await them.evaluate(async (id) => (await fetch(`/api/v1/chats/${id}`)).status, savedChat);
+  assert.equal(theirs, 404, "another user's chat is not even seen");
 
   await page.getByRole("button", { name: "Revoke key colleague" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
@@ -379,6 +427,7 @@ try {
   await workflow(page);
   await models(page);
   await admin(page, browser);
+  await deleteChat(page);
   await signOut(page);
   assert.deepEqual(errors, [], "no script error or dialog in the page");
   step("all passed");

@@ -21,6 +21,7 @@
 //! - Request bodies never appear in errors or logs.
 
 pub mod admin;
+pub mod chats;
 pub mod control;
 pub mod docs;
 pub mod error;
@@ -198,6 +199,7 @@ pub fn routes_without_gateway(state: Arc<AppState>) -> axum::Router {
         .merge(plugins::routes())
         .merge(session::routes())
         .merge(admin::routes())
+        .merge(chats::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(usize::MAX))
@@ -232,6 +234,7 @@ pub fn router(
         .merge(plugins::routes())
         .merge(session::routes())
         .merge(admin::routes())
+        .merge(chats::routes())
         .route("/metrics", axum::routing::get(metrics::serve))
         .route("/api/v1/openapi.json", axum::routing::get(openapi::serve))
         .merge(docs::routes(upload_limit))

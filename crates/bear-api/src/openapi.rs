@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
+use crate::{admin, chats, docs, metrics, models, openai, plugins, routes, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +39,7 @@ use crate::{admin, docs, metrics, models, openai, plugins, routes, session};
         docs::list_history, docs::get_history, docs::remove_history,
         docs::remove_document, docs::get_job, docs::search, docs::ask,
         plugins::list, plugins::invoke,
+        chats::list, chats::create, chats::open, chats::replace, chats::remove,
         session::sign_in, session::current, session::sign_out,
         admin::list_keys, admin::create_key, admin::revoke_key, admin::verify_audit,
         metrics::serve, serve,

@@ -4,14 +4,11 @@
 //! under the matter's PII policy, as the documents are, and restored when read, as search hits
 //! are.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
-
-use bear_security::crypto::segment::{read_whole, write_whole};
 use serde::{Deserialize, Serialize};
 
 use crate::docs::Removed;
 use crate::rag::{AskResponse, Finish};
+use crate::sealed_list::SealedList;
 use crate::{App, Error, Result, Viewer};
 
 /// The history file in a plain collection's directory.
@@ -20,9 +17,6 @@ const FILE: &str = "history.jsonl";
 const SEALED: &str = "history.sealed";
 /// The lock file writers of either take.
 const LOCK: &str = "history.lock";
-
-/// One writer at a time for every history file of this process.
-static WRITING: Mutex<()> = Mutex::new(());
 
 /// One question and its answer, as kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,16 +54,6 @@ fn not_found(id: &str) -> Error {
     ))
 }
 
-fn io(e: std::io::Error) -> Error {
-    Error::Core(bear_core::Error::backend(
-        bear_core::ErrorKind::Storage,
-        format!(
-            "the matter's history cannot be written or read: {}",
-            e.kind()
-        ),
-    ))
-}
-
 /// Applies `f` to every text of `e` that may hold PII.
 fn each_text(e: &mut HistoryEntry, f: &dyn Fn(&str) -> Result<String>) -> Result<()> {
     e.question = f(&e.question)?;
@@ -81,70 +65,14 @@ fn each_text(e: &mut HistoryEntry, f: &dyn Fn(&str) -> Result<String>) -> Result
 }
 
 /// A matter's history file: JSON lines, sealed whole under the matter's data key when the
-/// matter is sealed (`history.sealed`), plain otherwise (`history.jsonl`). Writers take
-/// `history.lock` (other processes) and [`WRITING`] (this one); a new version is written to a
-/// temporary file and renamed over the old.
-struct HistoryFile {
-    path: PathBuf,
-    keys: Option<bear_security::FileKeys>,
-}
+/// matter is sealed (`history.sealed`), plain otherwise (`history.jsonl`), locked through
+/// `history.lock`.
+type HistoryFile = SealedList<HistoryEntry>;
 
-impl HistoryFile {
-    fn of(c: &bear_rag::Collection, keys: Option<bear_security::FileKeys>) -> Self {
-        let name = if keys.is_some() { SEALED } else { FILE };
-        Self {
-            path: c.dir().join(name),
-            keys,
-        }
-    }
-
-    /// The entries, oldest first; none if the file does not exist.
-    fn read(&self) -> Result<Vec<HistoryEntry>> {
-        let text = match read_whole(&self.path, SEALED, self.keys.as_ref()) {
-            Ok(t) => t,
-            Err(bear_security::Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(Error::Security(e)),
-        };
-        // A line cut short by a crash (plain files) is skipped: the others are the history.
-        Ok(String::from_utf8_lossy(&text)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
-    }
-
-    /// Replaces the file with `entries`.
-    fn write(&self, entries: &[HistoryEntry]) -> Result<()> {
-        let mut text = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut text, e).map_err(|e| io(std::io::Error::other(e)))?;
-            text.push(b'\n');
-        }
-        write_whole(&self.path, SEALED, self.keys.as_ref(), &text)?;
-        Ok(())
-    }
-
-    /// Runs `change` on the entries under both locks and writes the result.
-    fn update<T>(&self, change: impl FnOnce(&mut Vec<HistoryEntry>) -> Result<T>) -> Result<T> {
-        let _held = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path.with_file_name(LOCK))
-            .map_err(io)?;
-        match lock.lock() {
-            Err(e) if e.kind() != std::io::ErrorKind::Unsupported => return Err(io(e)),
-            _ => {}
-        }
-        let mut entries = self.read()?;
-        let out = change(&mut entries)?;
-        self.write(&entries)?;
-        Ok(out)
-    }
+fn history_at(dir: &std::path::Path, keys: Option<bear_security::FileKeys>) -> HistoryFile {
+    let file = if keys.is_some() { SEALED } else { FILE };
+    let what = "the matter's history";
+    SealedList::new(dir.join(file), SEALED, dir.join(LOCK), keys, what)
 }
 
 impl App {
@@ -153,18 +81,15 @@ impl App {
             true => Some(self.file_keys(c.meta().name.as_str())?),
             false => None,
         };
-        Ok(HistoryFile::of(c, keys))
+        Ok(history_at(c.dir(), keys))
     }
 
     /// Moves a plain history a collection kept before it was sealed into its sealed history
     /// (entries merged by id, so a re-run after a kill adds none twice), then removes the
     /// plain file. Whether there was one.
     pub(crate) fn seal_old_history(&self, c: &bear_rag::Collection) -> Result<bool> {
-        let plain = HistoryFile {
-            path: c.dir().join(FILE),
-            keys: None,
-        };
-        if !c.meta().sealed || !plain.path.is_file() {
+        let plain = history_at(c.dir(), None);
+        if !c.meta().sealed || !plain.path().is_file() {
             return Ok(false);
         }
         let old = plain.read()?;
@@ -177,7 +102,12 @@ impl App {
             entries.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(())
         })?;
-        std::fs::remove_file(&plain.path).map_err(io)?;
+        std::fs::remove_file(plain.path()).map_err(|e| {
+            Error::Core(bear_core::Error::backend(
+                bear_core::ErrorKind::Storage,
+                format!("the matter's plain history cannot be removed: {}", e.kind()),
+            ))
+        })?;
         Ok(true)
     }
 

@@ -17,6 +17,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod chats;
 pub mod config;
 pub mod control;
 pub mod docs;
@@ -34,6 +35,7 @@ pub mod pii;
 pub mod plugins;
 pub mod rag;
 pub mod runs;
+mod sealed_list;
 pub mod ui;
 pub mod uploads;
 pub mod watch;

@@ -1,16 +1,14 @@
 // Free chat with a loaded model (OpenAI-style messages, so the system prompt and the history
-// go through the model's chat template); Stop closes the stream, which stops the model.
+// go through the model's chat template); Stop closes the stream, which stops the model. Each
+// exchange is saved on the server (sealed under the user's own key) and listed under "Saved
+// chats", to reopen or delete.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { describe, get } from "../api";
+import { api, describe, get } from "../api";
 import { streamPost } from "../sse";
 import type { ModelRow } from "../types";
 import { renderMarkdown } from "../markdown";
 import { ErrorBox } from "../components/ui";
-
-interface Message {
-  role: "user" | "assistant";
-  content: string;
-}
+import { SavedChats, type Message, type SavedChat } from "../components/SavedChats";
 
 function Rendered({ text }: { text: string }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -30,6 +28,8 @@ export function Chat() {
   const [draft, setDraft] = useState("");
   const [reply, setReply] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [chatId, setChatId] = useState<string | null>(null);
+  const [version, setVersion] = useState(0);
   const stop = useRef<AbortController | null>(null);
   useEffect(() => {
     get<ModelRow[]>("/api/v1/models").then((all) => {
@@ -62,10 +62,38 @@ export function Chat() {
     } catch (err) {
       setError(describe(err));
     } finally {
-      setHistory([...asked, { role: "assistant", content: text }]);
+      const done: Message[] = [...asked, { role: "assistant", content: text }];
+      setHistory(done);
       setReply(null);
       stop.current = null;
+      await save(done);
     }
+  };
+  // Keeps the conversation: a new chat the first time, the same one after.
+  const save = async (messages: Message[]) => {
+    const body = { model, system, temperature, max_tokens: maxTokens, messages };
+    try {
+      const saved = await api<SavedChat>(chatId ? "PUT" : "POST", chatId ? `/api/v1/chats/${encodeURIComponent(chatId)}` : "/api/v1/chats", body);
+      setChatId(saved.id);
+      setVersion((v) => v + 1);
+    } catch (err) {
+      // A failure of the exchange itself (the server went away) says more: it stays shown.
+      setError((shown) => shown ?? `The chat was not saved: ${describe(err)}`);
+    }
+  };
+  const reopen = (c: SavedChat) => {
+    setChatId(c.id);
+    setHistory(c.messages);
+    setSystem(c.system);
+    if (c.temperature != null) setTemperature(c.temperature);
+    if (c.max_tokens != null) setMaxTokens(c.max_tokens);
+    if (models.some((m) => m.id === c.model)) setModel(c.model);
+    else setError(`This chat was held with ${c.model}, which is not loaded: it goes on with ${model || "no model"}.`);
+  };
+  const fresh = () => {
+    setChatId(null);
+    setHistory([]);
+    setError(null);
   };
   return (
     <section aria-labelledby="chat-title">
@@ -121,11 +149,12 @@ export function Chat() {
               Stop
             </button>
           )}
-          <button type="button" onClick={() => setHistory([])} disabled={reply !== null || !history.length}>
-            Clear
+          <button type="button" onClick={fresh} disabled={reply !== null || !history.length}>
+            New chat
           </button>
         </div>
       </form>
+      <SavedChats current={chatId} version={version} busy={reply !== null} onOpen={reopen} onDeleted={(id) => id === chatId && fresh()} />
     </section>
   );
 }

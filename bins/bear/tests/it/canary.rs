@@ -1,6 +1,6 @@
 //! `SEALED_AT_REST`, end to end: after ingesting `examples/corpus` with the CLI, then on a real
-//! bear-server uploading a document over REST, asking about it, and running a workflow (which
-//! fills the on-disk result cache), no file BEAR wrote (data, configuration and cache
+//! bear-server uploading a document over REST, asking about it, running a workflow (which
+//! fills the on-disk result cache) and saving a chat, no file BEAR wrote (data, configuration and cache
 //! directories) holds any canary: document text, a name, an IBAN, the question, the answer or
 //! a workflow input, in UTF-8 or UTF-16.
 
@@ -19,6 +19,7 @@ payments go to IBAN NL91ABNA0417164300 before the end of each quarter. Counsel f
 Orchard Holdings is Mr. Bartholomew Quince.\n";
 const QUESTION: &str = "What does the zephyrine clause require of Canary Orchard Holdings?";
 const WORKFLOW_INPUT: &str = "Quillfeather Maritime Partners";
+const CHAT: &str = "Draft a reply to Ottoline Brackenbury about the merger timetable.";
 
 /// Every file under `dir`.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -139,6 +140,15 @@ async fn use_the_server(api: &Rest) -> String {
         .await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["results"]["card"]["client"], WORKFLOW_INPUT);
+    let chat = json!({"model": "SmolLM2-135M-Instruct.Q4_1", "system": "Be brief.",
+        "messages": [{"role": "user", "content": CHAT},
+                     {"role": "assistant", "content": "Noted."}]});
+    let saved = api.send(Method::POST, "/api/v1/chats", Some(chat)).await;
+    let id = saved["id"].as_str().unwrap();
+    let back = api
+        .send(Method::GET, &format!("/api/v1/chats/{id}"), None)
+        .await;
+    assert_eq!(back["messages"][0]["content"], CHAT);
     answer["answer"].as_str().unwrap().to_string()
 }
 
@@ -204,6 +214,7 @@ fn no_canary_is_left_in_the_clear_anywhere_bear_writes() {
         "Bartholomew Quince",
         "Quillfeather Maritime",
         "What does the zephyrine clause",
+        "Ottoline Brackenbury",
     ]
     .map(String::from)
     .to_vec();

@@ -2,6 +2,7 @@
 //! gateway (keys, roles, request ids, limits, Host check) and the routes written so far, the
 //! model and OpenAI-compatible ones on the real SmolLM2 and MiniLM files.
 
+mod chats;
 mod contract;
 mod control;
 mod docs;
