@@ -96,12 +96,20 @@ def ssn(rnd):
     return f"{area:03d}-{rnd.randrange(1, 100):02d}-{rnd.randrange(1, 10000):04d}"
 
 
+def nanp(rnd, lo, hi):
+    """A NANP area code or exchange: never an N11 service code (211, 311, ... 911)."""
+    while True:
+        code = rnd.randrange(lo, hi)
+        if code % 100 != 11:
+            return code
+
+
 def phone(rnd):
     k = rnd.randrange(5)
     if k == 0:
-        return f"({rnd.randrange(201, 990)}) {rnd.randrange(200, 999)}-{rnd.randrange(10000):04d}"
+        return f"({nanp(rnd, 201, 990)}) {nanp(rnd, 200, 999)}-{rnd.randrange(10000):04d}"
     if k == 1:
-        return f"{rnd.randrange(201, 990)}-{rnd.randrange(200, 999)}-{rnd.randrange(10000):04d}"
+        return f"{nanp(rnd, 201, 990)}-{nanp(rnd, 200, 999)}-{rnd.randrange(10000):04d}"
     if k == 2:
         return f"+44 20 {rnd.randrange(7000, 8999)} {rnd.randrange(10000):04d}"
     if k == 3:

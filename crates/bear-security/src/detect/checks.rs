@@ -1,5 +1,5 @@
 //! Checksums and range rules that turn a pattern match into a finding: Luhn and IIN ranges for
-//! cards, ISO 13616 mod-97 with per-country lengths for IBANs, the SSA's invalid SSN ranges, the
+//! cards, the IBAN registry's formats and mod-97 for IBANs, the SSA's invalid SSN ranges, the
 //! Dutch 11-proof, UK NINO prefixes, Base58Check and Bech32 for Bitcoin addresses.
 
 /// ASCII digits of `s`, ignoring everything else.
@@ -61,132 +61,61 @@ pub(crate) fn card_iin(d: &[u8]) -> bool {
         }
         // UnionPay.
         _ if p2 == 62 => (16..=19).contains(&len),
+        // UATP (airline cards).
+        _ if p1 == 1 => len == 15,
         // Maestro.
         _ if p2 == 50 || (56..=69).contains(&p2) => (12..=19).contains(&len),
         _ => false,
     }
 }
 
-/// IBAN lengths by country (ISO 13616 registry).
-const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24),
-    ("AE", 23),
-    ("AL", 28),
-    ("AT", 20),
-    ("AZ", 28),
-    ("BA", 20),
-    ("BE", 16),
-    ("BG", 22),
-    ("BH", 22),
-    ("BI", 27),
-    ("BR", 29),
-    ("BY", 28),
-    ("CH", 21),
-    ("CR", 22),
-    ("CY", 28),
-    ("CZ", 24),
-    ("DE", 22),
-    ("DJ", 27),
-    ("DK", 18),
-    ("DO", 28),
-    ("EE", 20),
-    ("EG", 29),
-    ("ES", 24),
-    ("FI", 18),
-    ("FK", 18),
-    ("FO", 18),
-    ("FR", 27),
-    ("GB", 22),
-    ("GE", 22),
-    ("GI", 23),
-    ("GL", 18),
-    ("GR", 27),
-    ("GT", 28),
-    ("HR", 21),
-    ("HU", 28),
-    ("IE", 22),
-    ("IL", 23),
-    ("IQ", 23),
-    ("IS", 26),
-    ("IT", 27),
-    ("JO", 30),
-    ("KW", 30),
-    ("KZ", 20),
-    ("LB", 28),
-    ("LC", 32),
-    ("LI", 21),
-    ("LT", 20),
-    ("LU", 20),
-    ("LV", 21),
-    ("LY", 25),
-    ("MC", 27),
-    ("MD", 24),
-    ("ME", 22),
-    ("MK", 19),
-    ("MN", 20),
-    ("MR", 27),
-    ("MT", 31),
-    ("MU", 30),
-    ("NI", 28),
-    ("NL", 18),
-    ("NO", 15),
-    ("OM", 23),
-    ("PK", 24),
-    ("PL", 28),
-    ("PS", 29),
-    ("PT", 25),
-    ("QA", 29),
-    ("RO", 24),
-    ("RS", 22),
-    ("RU", 33),
-    ("SA", 24),
-    ("SC", 31),
-    ("SD", 18),
-    ("SE", 24),
-    ("SI", 19),
-    ("SK", 24),
-    ("SM", 27),
-    ("SO", 23),
-    ("ST", 25),
-    ("SV", 28),
-    ("TL", 23),
-    ("TN", 24),
-    ("TR", 26),
-    ("UA", 29),
-    ("VA", 22),
-    ("VG", 24),
-    ("XK", 20),
-    ("YE", 30),
-];
-
-/// The length of the IBAN in `s` (spaces ignored) if it has its country's length and passes
-/// mod-97; `None` otherwise.
+/// Whether `s` (compact, or in groups of four) is an IBAN of a country in the IBAN registry,
+/// with that country's length and BBAN format, and passes mod-97 (the `iban_validate` crate,
+/// generated from the registry).
 pub(crate) fn iban(s: &str) -> bool {
-    let compact: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
-    if compact.len() < 15 || !compact.iter().all(u8::is_ascii_alphanumeric) {
-        return false;
+    let compact: String = s.chars().filter(|c| *c != ' ').collect();
+    compact.parse::<iban::Iban>().is_ok()
+}
+
+/// A card number match: the length of the card number in it (Luhn-checked, in an issuer's
+/// range and length), trying the whole match first and then without its last group (a card
+/// followed by more digits).
+pub(crate) fn card(m: &str) -> Option<usize> {
+    let mut t = m;
+    loop {
+        let d = digits(t);
+        if d.len() >= 12 && card_iin(&d) && luhn(&d) {
+            return Some(t.len());
+        }
+        t = &t[..t.rfind([' ', '-'])?];
     }
-    let country = std::str::from_utf8(&compact[..2]).unwrap_or("");
-    let Some(&(_, len)) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country) else {
-        return false;
-    };
-    if compact.len() != len {
-        return false;
+}
+
+/// SSNs the SSA voided after they were published (Woolworth's wallet card, an advertisement).
+const VOIDED_SSNS: &[&str] = &["078051120", "219099999"];
+
+/// A phone number match's base score, or `None`: international numbers have 8 to 15 digits
+/// (E.164); North American ones an area code and exchange that are not N11 service codes, and
+/// ten bare digits only with a phone word near; national ones (trunk prefix 0) 10 to 12
+/// digits, or 9 with a phone word near. An extension does not count.
+pub(crate) fn phone(rule: super::recognizers::Rule, m: &str, context: bool) -> Option<f32> {
+    use super::recognizers::Rule;
+    let main = m
+        .split(|c: char| c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or(m);
+    let d = digits(main);
+    match rule {
+        Rule::PhoneIntl => (8..=15).contains(&d.len()).then_some(0.7),
+        Rule::PhoneUs => {
+            let local = if d.len() == 11 { &d[1..] } else { &d[..] };
+            let n11 = |x: &[u8]| x[1] == 1 && x[2] == 1;
+            let bare = !main.trim_end().contains(|c: char| !c.is_ascii_digit());
+            let ok = local.len() == 10 && !n11(&local[..3]) && !n11(&local[3..6]);
+            (ok && (context || !bare)).then_some(0.6)
+        }
+        _ => ((10..=12).contains(&d.len()) || (d.len() == 9 && context)).then_some(0.5),
     }
-    let mut rem = 0u32;
-    for &b in compact[4..].iter().chain(&compact[..4]) {
-        let v = match b {
-            b'0'..=b'9' => u32::from(b - b'0'),
-            b'A'..=b'Z' => u32::from(b - b'A') + 10,
-            _ => return false,
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
-        } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    rem == 1
 }
 
 /// The SSA's rules: area not 000, 666 or 9xx; group not 00; serial not 0000.
@@ -197,7 +126,14 @@ pub(crate) fn us_ssn(d: &[u8]) -> bool {
     let area = prefix(d, 3);
     let group = prefix(&d[3..], 2);
     let serial = prefix(&d[5..], 4);
-    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+    let text: String = d.iter().map(|x| char::from(b'0' + x)).collect();
+    area != 0
+        && area != 666
+        && area < 900
+        && group != 0
+        && serial != 0
+        && !VOIDED_SSNS.contains(&text.as_str())
+        && d.iter().any(|&x| x != d[0])
 }
 
 /// The Dutch 11-proof for BSN and RSIN (weights 9..2 and -1).

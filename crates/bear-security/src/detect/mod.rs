@@ -15,10 +15,10 @@
 //! 4. Spans are mapped back to byte and character offsets in the original text.
 
 mod checks;
+mod net;
 mod normalize;
 mod recognizers;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
@@ -61,6 +61,8 @@ const USER_PATTERN_LIMIT: usize = 1 << 20;
 const CONTEXT_BEFORE: usize = 64;
 /// How far after a match context words count (bytes).
 const CONTEXT_AFTER: usize = 24;
+/// How far before a number a word saying it is not PII counts (bytes).
+const NOT_PII_BEFORE: usize = 20;
 
 struct Recognizer {
     name: Arc<str>,
@@ -124,6 +126,25 @@ fn continues_a_number(hay: &str, start: usize, end: usize) -> bool {
     let before =
         start >= 2 && matches!(b[start - 1], b' ' | b'-' | b'.') && b[start - 2].is_ascii_digit();
     let after = end + 1 < b.len() && matches!(b[end], b' ' | b'-') && b[end + 1].is_ascii_digit();
+    before || after
+}
+
+/// Whether the grouped number `m` at `start` is the tail of a longer run of groups with the
+/// same separator (`1404-5002-1555-7223` holds no 12-digit card `5002-1555-7223`), unless
+/// what came before was itself a finding ending there (two cards in a row).
+fn continues_groups(hay: &str, start: usize, m: &str, prev_end: usize) -> bool {
+    let b = hay.as_bytes();
+    let Some(sep) = m.bytes().find(|c| !c.is_ascii_digit()) else {
+        return false;
+    };
+    start >= 2 && b[start - 1] == sep && b[start - 2].is_ascii_digit() && prev_end != start - 1
+}
+
+/// Whether the dotted number at `start..end` is only part of a longer one (`1.2.3.4.5`).
+fn continues_dotted(hay: &str, start: usize, end: usize) -> bool {
+    let b = hay.as_bytes();
+    let before = start >= 2 && b[start - 1] == b'.' && b[start - 2].is_ascii_digit();
+    let after = end + 1 < b.len() && b[end] == b'.' && b[end + 1].is_ascii_digit();
     before || after
 }
 
@@ -263,8 +284,10 @@ impl Detector {
                 name: "(all patterns together)".into(),
                 reason: describe(&e),
             })?;
+        // Leftmost-longest, so `telefon` is seen whole rather than as `tel` inside a word.
         let context = AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .build(CONTEXT_WORDS.iter().map(|(w, _)| w))
             .map_err(|_| Error::Crypto("context automaton"))?;
         Ok(Self {
@@ -282,6 +305,8 @@ impl Detector {
         let mut out = Vec::new();
         let mut chars = normalize::CharCounter::new(text);
         let mut at = 0;
+        // Where the last finding ended (in `hay`).
+        let mut prev_end = usize::MAX;
         while at < hay.len() {
             let Some(m) = self.re.search(&Input::new(hay).range(at..)) else {
                 break;
@@ -291,7 +316,7 @@ impl Detector {
             let mut pid = m.pattern();
             let mut end = m.end();
             loop {
-                if let Some(hit) = self.classify(hay, pid, start, end) {
+                if let Some(hit) = self.classify(hay, pid, start, end, prev_end) {
                     accepted = Some((pid, end, hit));
                     break;
                 }
@@ -326,6 +351,7 @@ impl Detector {
                     // Resume after the finding itself: text the rule trimmed off the match
                     // (a trailing title, punctuation) is scanned again.
                     at = e.max(start + 1);
+                    prev_end = e;
                 }
                 _ => {
                     at = start + hay[start..].chars().next().map_or(1, char::len_utf8);
@@ -340,11 +366,31 @@ impl Detector {
 
     /// Context groups supported by words near `start..end`.
     fn context(&self, hay: &str, start: usize, end: usize) -> u16 {
-        let mut lo = start.saturating_sub(CONTEXT_BEFORE);
+        self.context_within(hay, start, end, CONTEXT_BEFORE, CONTEXT_AFTER)
+    }
+
+    /// Whether a word just before `start` says the number there is not PII ("version",
+    /// "order", "invoice"), with no word saying it is (`supports`).
+    fn not_pii(&self, hay: &str, start: usize, end: usize, supports: u16) -> bool {
+        let near = self.context_within(hay, start, end, NOT_PII_BEFORE, 0);
+        near & ctx::NOT_PII != 0 && self.context(hay, start, end) & supports == 0
+    }
+
+    /// Context groups supported by words from `before` bytes before `start` to `after` bytes
+    /// after `end`.
+    fn context_within(
+        &self,
+        hay: &str,
+        start: usize,
+        end: usize,
+        before: usize,
+        after: usize,
+    ) -> u16 {
+        let mut lo = start.saturating_sub(before);
         while !hay.is_char_boundary(lo) {
             lo -= 1;
         }
-        let mut hi = (end + CONTEXT_AFTER).min(hay.len());
+        let mut hi = (end + after).min(hay.len());
         while !hay.is_char_boundary(hi) {
             hi += 1;
         }
@@ -374,6 +420,7 @@ impl Detector {
         pid: PatternID,
         start: usize,
         end: usize,
+        prev_end: usize,
     ) -> Option<(PiiEntity, f32, usize, usize)> {
         let rec = &self.recognizers[pid.as_usize()];
         let m = &hay[start..end];
@@ -390,19 +437,20 @@ impl Detector {
                 (entity, score, start, end)
             }
             Rule::NameList => (PiiEntity::Person, 0.95, start, end),
-            Rule::Email => (PiiEntity::Email, 0.9 + boost(ctx::EMAIL), start, end),
-            Rule::Url => {
-                let trimmed = m.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']);
-                let host = trimmed
-                    .split_once("://")
-                    .map_or(trimmed, |(_, h)| h)
-                    .split(['/', '?', '#'])
-                    .next()
-                    .unwrap_or("");
-                if !host.contains('.') && !host.starts_with("localhost") {
+            Rule::Email => {
+                // Only a whole local part: a rejected longer one is not retried in pieces.
+                let before = hay[..start].chars().next_back();
+                if before
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || "!#$%&'*+^_`|~-.".contains(c))
+                {
                     return None;
                 }
-                (PiiEntity::Url, 0.6, start, start + trimmed.len())
+                let s = start + net::email(m)?;
+                (PiiEntity::Email, 0.9 + boost(ctx::EMAIL), s, end)
+            }
+            Rule::Url => {
+                let len = net::url(m)?;
+                (PiiEntity::Url, 0.6, start, start + len)
             }
             Rule::Iban => {
                 if !checks::iban(m) {
@@ -428,30 +476,41 @@ impl Detector {
             }
             Rule::Mac => (PiiEntity::MacAddress, 0.75, start, end),
             Rule::Ipv4 => {
-                m.parse::<Ipv4Addr>().ok()?;
+                if continues_dotted(hay, start, end) || self.not_pii(hay, start, end, ctx::IP) {
+                    return None;
+                }
+                net::ipv4(m).then_some(())?;
                 (PiiEntity::IpAddress, 0.6 + boost(ctx::IP), start, end)
             }
             Rule::Ipv6 => {
-                let addr = m.split('/').next().unwrap_or(m);
-                addr.parse::<Ipv6Addr>().ok()?;
-                (PiiEntity::IpAddress, 0.7 + boost(ctx::IP), start, end)
+                let before = hay[..start].chars().next_back();
+                if before.is_some_and(|c| c.is_alphanumeric() || matches!(c, ':' | '.' | '_')) {
+                    return None;
+                }
+                let (s, e, unspecified) = net::ipv6(m)?;
+                let after = hay[end..].chars().next();
+                if e == m.len() && after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    return None;
+                }
+                if unspecified && self.context(hay, start, end) & ctx::IP == 0 {
+                    return None;
+                }
+                (
+                    PiiEntity::IpAddress,
+                    0.7 + boost(ctx::IP),
+                    start + s,
+                    start + e,
+                )
             }
             Rule::Card => {
-                if continues_a_number(hay, start, end) {
+                if continues_groups(hay, start, m, prev_end) {
                     return None;
                 }
-                let d = checks::digits(m);
-                let seps: Vec<u8> = m.bytes().filter(|b| !b.is_ascii_digit()).collect();
-                if seps.windows(2).any(|w| w[0] != w[1])
-                    || !checks::card_iin(&d)
-                    || !checks::luhn(&d)
-                {
-                    return None;
-                }
-                (PiiEntity::CreditCard, 1.0, start, end)
+                let len = checks::card(m)?;
+                (PiiEntity::CreditCard, 1.0, start, start + len)
             }
             Rule::SsnDashed => {
-                if continues_a_number(hay, start, end) {
+                if continues_a_number(hay, start, end) || self.not_pii(hay, start, end, ctx::SSN) {
                     return None;
                 }
                 checks::us_ssn(&checks::digits(m)).then_some(())?;
@@ -487,21 +546,15 @@ impl Detector {
                 }
                 (PiiEntity::DateOfBirth, 0.85, start, end)
             }
-            Rule::PhoneIntl => {
-                let n = checks::digits(m).len();
-                if !(8..=15).contains(&n) {
+            Rule::PhoneIntl | Rule::PhoneUs | Rule::PhoneNational => {
+                // Only a number after `+` may follow other digits (a list of numbers).
+                let inside = !m.starts_with('+') && continues_a_number(hay, start, end);
+                if inside || self.not_pii(hay, start, end, ctx::PHONE) {
                     return None;
                 }
-                (PiiEntity::Phone, 0.7 + boost(ctx::PHONE), start, end)
-            }
-            Rule::PhoneUs => (PiiEntity::Phone, 0.6 + boost(ctx::PHONE), start, end),
-            Rule::PhoneNational => {
-                let n = checks::digits(m).len();
                 let b = boost(ctx::PHONE);
-                if !((10..=12).contains(&n) || (n == 9 && b > 0.0)) {
-                    return None;
-                }
-                (PiiEntity::Phone, 0.5 + b, start, end)
+                let base = checks::phone(rec.rule, m, b > 0.0)?;
+                (PiiEntity::Phone, base + b, start, end)
             }
             Rule::PersonTitle | Rule::PersonRole => {
                 let mut caps = rec.single.create_captures();

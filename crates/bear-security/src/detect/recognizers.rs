@@ -48,6 +48,8 @@ pub(crate) mod ctx {
     pub(crate) const IP: u16 = 1 << 8;
     pub(crate) const CRYPTO: u16 = 1 << 9;
     pub(crate) const EMAIL: u16 = 1 << 10;
+    /// Words that say a number is not PII: a version, an order or invoice number.
+    pub(crate) const NOT_PII: u16 = 1 << 11;
 }
 
 /// Context words (matched ASCII-case-insensitively) and the groups they support.
@@ -62,6 +64,8 @@ pub(crate) const CONTEXT_WORDS: &[(&str, u16)] = &[
     ("telefoon", ctx::PHONE),
     ("telefon", ctx::PHONE),
     ("téléphone", ctx::PHONE),
+    ("teléfono", ctx::PHONE),
+    ("telefono", ctx::PHONE),
     ("handy", ctx::PHONE),
     ("gsm", ctx::PHONE),
     ("reach", ctx::PHONE),
@@ -106,6 +110,22 @@ pub(crate) const CONTEXT_WORDS: &[(&str, u16)] = &[
     ("email", ctx::EMAIL),
     ("e-mail", ctx::EMAIL),
     ("mail", ctx::EMAIL),
+    ("version", ctx::NOT_PII),
+    ("ver.", ctx::NOT_PII),
+    ("release", ctx::NOT_PII),
+    ("build", ctx::NOT_PII),
+    ("firmware", ctx::NOT_PII),
+    ("order", ctx::NOT_PII),
+    ("invoice", ctx::NOT_PII),
+    ("ticket", ctx::NOT_PII),
+    ("tracking", ctx::NOT_PII),
+    ("serial", ctx::NOT_PII),
+    ("part no", ctx::NOT_PII),
+    ("model", ctx::NOT_PII),
+    ("bestelnummer", ctx::NOT_PII),
+    ("factuur", ctx::NOT_PII),
+    ("rechnung", ctx::NOT_PII),
+    ("bestellnummer", ctx::NOT_PII),
 ];
 
 /// How much a supporting context word adds to a score (Presidio's default as well).
@@ -129,6 +149,36 @@ fn name() -> String {
 
 /// Legal-entity suffixes.
 pub(crate) const ORG_SUFFIX: &str = "(?:B\\.V\\.|N\\.V\\.|BV|NV|GmbH[ \\t]&[ \\t]Co\\.[ \\t]KG|GmbH|AG|KG|SE|Incorporated|Inc\\.?|LLP|LLC|L\\.L\\.C\\.|Limited|Ltd\\.?|plc|PLC|S\\.A\\.|SARL|SAS|SA|S\\.à[ \\t]r\\.l\\.|Corporation|Corp\\.?|Company|Co\\.|Group|Holdings|Holding)";
+
+/// An RFC 5322 atom of an e-mail address's local part, as addresses are written in practice
+/// (the `atext` characters but `/`, `=`, `?` and the braces, which in practice belong to the
+/// text around an address).
+const ATOM: &str = "[A-Za-z0-9!#$%&'*+^_`|~\\-]+";
+
+/// One label of a host name, IDN (Unicode letters) included.
+const HOST_LABEL: &str = "[\\p{L}\\p{N}](?:[\\p{L}\\p{N}\\-]*[\\p{L}\\p{N}])?";
+
+/// A host name with a top-level domain of letters (an IDN one too) or punycode.
+const HOST: &str =
+    "(?:[\\p{L}\\p{N}](?:[\\p{L}\\p{N}\\-]*[\\p{L}\\p{N}])?\\.)+(?:\\p{L}{2,24}|xn--[a-z0-9\\-]+)";
+
+/// Top-level domains a host without a scheme must end in to be taken as a URL: the generic
+/// ones a firm meets and every country code but those that are also common file extensions
+/// (`.py`, `.rs`, `.md`, `.sh`, `.cc`, `.so`, `.ps`, `.pm`, `.am`, `.as`, `.ml`, `.mk`,
+/// `.mo`, `.sv`, `.tf`). Written in lower case (or all upper case) only, so a missing space
+/// after a full stop ("end.It") is not a host. Checked after the match (a list in the pattern
+/// would multiply the scan's automaton).
+pub(crate) const TLDS: &str = "com org net edu gov mil int info biz name pro mobi asia cat coop aero jobs travel tel io ai app dev tech online site store shop blog cloud law legal lawyer attorney bank finance financial news email link live xyz club academy agency associates auction business capital center city claims clinic company consulting contact credit design digital direct directory education energy engineering enterprises estate events exchange expert express family foundation fund global gmbh group guide health healthcare help holdings host hosting house institute insure international investments land lease limited loan loans ltd management market marketing media money mortgage network ngo page partners press properties property report school services social software solutions space studio support systems tax team technology today tools top trade training university ventures website wiki works world zone berlin london paris amsterdam brussels nyc wien bayern hamburg koeln frl eus gal scot wales vlaanderen swiss ac ad ae af ag al ao aq ar at au aw ax az ba bb bd be bf bg bh bi bj bm bn bo br bs bt bw by bz ca cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm hn hr ht hu id ie il im in iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma mc me mg mh mm mn mp mq mr mt mu mv mw mx my mz na nc ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pn pr pt pw qa re ro ru rw sa sb sc sd se sg si sj sk sl sm sn sr st su sx sy sz tc td tg th tj tk tl tm tn to tr tt tv tw tz ua ug uk us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw";
+
+/// A dotted-decimal IPv4 address's shape (the values are checked after).
+const IPV4: &str = "(?:[0-9]{1,3}\\.){3}[0-9]{1,3}";
+
+/// An IPv6 address's shape (RFC 4291 §2.2: full, `::`-compressed, with an embedded IPv4
+/// address); the parser decides.
+const IPV6: &str = "(?:[0-9A-Fa-f]{0,4}:){2,8}(?:(?:[0-9]{1,3}\\.){3}[0-9]{1,3}|[0-9A-Fa-f]{1,4})?";
+
+/// A telephone extension.
+const EXT: &str = "(?:(?i:[ ]?(?:ext\\.?|x|extension|toestel|durchwahl)[ ]?)[0-9]{1,6}(?-u:\\b))?";
 
 const MONTHS: &str = "(?:jan(?:uary|uari|uar|vier)?|feb(?:ruary|ruari|ruar)?|février|mar(?:ch|s)?|maart|märz|apr(?:il)?|avril|may|mai|mei|jun(?:e|i)?|juin|jul(?:y|i)?|juillet|aug(?:ust|ustus)?|août|sep(?:t|tember|tembre)?|oct(?:ober|obre)?|okt(?:ober)?|nov(?:ember|embre)?|dec(?:ember)?|dez(?:ember)?|décembre)";
 
@@ -161,12 +211,14 @@ pub(crate) fn builtins() -> Vec<Builtin> {
     add(
         "email",
         Rule::Email,
-        "[A-Za-z0-9._%+\\-]{1,64}@[A-Za-z0-9\\-]{1,63}(?:\\.[A-Za-z0-9\\-]{1,63}){0,6}\\.[A-Za-z]{2,24}(?-u:\\b)".into(),
+        format!("{ATOM}(?:\\.{ATOM})*@(?:{HOST}|\\[{IPV4}\\])"),
     );
     add(
         "url",
         Rule::Url,
-        "(?i:https?://|www\\.)[^\\s<>\"'`\\[\\]{}|\\\\^]+".into(),
+        format!(
+            "(?-u:\\b)(?i:(?:https?|ftps?|sftp)://|www\\.)[^\\s<>\"'`{{}}|\\\\^]+|{HOST_LABEL}(?:\\.{HOST_LABEL})*\\.(?:[a-z]{{2,24}}|[A-Z]{{2,24}})(?-u:\\b)(?::[0-9]{{1,5}})?(?:[/?#][^\\s<>\"'`{{}}|\\\\^]*)?"
+        ),
     );
     add(
         "iban",
@@ -200,22 +252,26 @@ pub(crate) fn builtins() -> Vec<Builtin> {
     add(
         "ipv4",
         Rule::Ipv4,
-        format!("{b}(?:[0-9]{{1,3}}\\.){{3}}[0-9]{{1,3}}{b}"),
+        format!("{b}{IPV4}{b}(?:/[0-9]{{1,2}}{b})?"),
     );
     add(
         "ipv6",
         Rule::Ipv6,
-        "(?:(?-u:\\b)[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?-u:\\b)(?:/[0-9]{1,3})?".into(),
+        format!(
+            "\\[{IPV6}(?:%[0-9A-Za-z._~\\-]{{1,32}})?\\](?::[0-9]{{1,5}})?|{IPV6}(?:%[0-9A-Za-z._~\\-]{{1,32}})?(?:/[0-9]{{1,3}})?"
+        ),
     );
     add(
         "credit_card",
         Rule::Card,
-        format!("{b}[0-9](?:[ \\-]?[0-9]){{11,18}}{b}"),
+        format!(
+            "{b}(?:[0-9]{{12,19}}|[0-9]{{4}}(?:[ ][0-9]{{4}}){{2,3}}(?:[ ][0-9]{{1,4}})?|[0-9]{{4}}(?:-[0-9]{{4}}){{2,3}}(?:-[0-9]{{1,4}})?|[0-9]{{4}}[ ][0-9]{{6}}[ ][0-9]{{4,5}}|[0-9]{{4}}-[0-9]{{6}}-[0-9]{{4,5}}){b}"
+        ),
     );
     add(
         "us_ssn",
         Rule::SsnDashed,
-        format!("{b}[0-9]{{3}}(?:-[0-9]{{2}}-|[ ][0-9]{{2}}[ ])[0-9]{{4}}{b}"),
+        format!("{b}[0-9]{{3}}(?:-[0-9]{{2}}-|[ ][0-9]{{2}}[ ]|\\.[0-9]{{2}}\\.)[0-9]{{4}}{b}"),
     );
     add(
         "nine_digits",
@@ -242,20 +298,22 @@ pub(crate) fn builtins() -> Vec<Builtin> {
     add(
         "phone_intl",
         Rule::PhoneIntl,
-        "(?:\\+|(?-u:\\b)00)[1-9][0-9]{0,2}(?:[ .\\-]?\\(?[0-9]{1,5}\\)?){2,6}(?-u:\\b)".into(),
+        format!(
+            "(?:\\+|(?-u:\\b)00)[1-9][0-9]{{0,2}}(?:[ .\\-]?\\(?[0-9]{{1,5}}\\)?){{2,6}}(?-u:\\b){EXT}"
+        ),
     );
     add(
         "phone_us",
         Rule::PhoneUs,
         format!(
-            "(?:{b}1[ .\\-]?)?(?:\\([2-9][0-9]{{2}}\\)[ ]?|{b}[2-9][0-9]{{2}}[ .\\-])[2-9][0-9]{{2}}[ .\\-][0-9]{{4}}{b}"
+            "(?:{b}1[ .\\-]?)?(?:\\([2-9][0-9]{{2}}\\)[ ]?|{b}[2-9][0-9]{{2}}[ .\\-])[2-9][0-9]{{2}}[ .\\-][0-9]{{4}}{b}{EXT}|{b}[2-9][0-9]{{2}}[2-9][0-9]{{6}}{b}"
         ),
     );
     add(
         "phone_national",
         Rule::PhoneNational,
         format!(
-            "(?:{b}0[1-9][0-9]{{0,4}}|\\(0[1-9][0-9]{{0,4}}\\))(?:[ ./\\-]?[0-9]{{2,5}}){{1,4}}{b}"
+            "(?:{b}0[1-9][0-9]{{0,4}}|\\(0[1-9][0-9]{{0,4}}\\))(?:[ ./\\-]?[0-9]{{2,5}}){{1,4}}{b}{EXT}|{b}[6-9][0-9]{{2}}(?:[ ][0-9]{{3}}[ ][0-9]{{3}}|[ ][0-9]{{2}}[ ][0-9]{{2}}[ ][0-9]{{2}}){b}"
         ),
     );
     add(

@@ -2,6 +2,7 @@
 
 mod access;
 mod audit;
+mod conformance;
 mod crypto;
 mod detect;
 mod primitives;
