@@ -24,6 +24,7 @@ pub mod extract;
 mod flat;
 pub mod ingest;
 pub mod store;
+pub mod verify;
 
 use std::sync::Arc;
 
