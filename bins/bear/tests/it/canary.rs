@@ -4,11 +4,12 @@
 //! directories) holds any canary: document text, a name, an IBAN, the question, the answer or
 //! a workflow input, in UTF-8 or UTF-16.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::files_under;
 use crate::one_answer::Server;
 use crate::rag::corpus;
 use crate::security::Home;
@@ -20,23 +21,6 @@ Orchard Holdings is Mr. Bartholomew Quince.\n";
 const QUESTION: &str = "What does the zephyrine clause require of Canary Orchard Holdings?";
 const WORKFLOW_INPUT: &str = "Quillfeather Maritime Partners";
 const CHAT: &str = "Draft a reply to Ottoline Brackenbury about the merger timetable.";
-
-/// Every file under `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
 
 /// `needle` in UTF-8, UTF-16LE and UTF-16BE.
 fn encodings(needle: &str) -> [Vec<u8>; 3] {
@@ -50,7 +34,7 @@ fn encodings(needle: &str) -> [Vec<u8>; 3] {
 /// The canaries found, with the file each is in.
 fn found(dirs: &[PathBuf], canaries: &[String]) -> Vec<(String, PathBuf)> {
     let mut hits = Vec::new();
-    for f in dirs.iter().flat_map(|d| files(d)) {
+    for f in dirs.iter().flat_map(|d| files_under(d)) {
         let bytes = std::fs::read(&f).unwrap_or_default();
         for c in canaries {
             if encodings(c)

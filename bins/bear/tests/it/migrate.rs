@@ -4,13 +4,13 @@
 //! nothing: the same documents, the same search hits, no plaintext left.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bear_app::rag::{Mode, SearchRequest};
 use bear_app::{App, Keys, Viewer};
 use serde_json::Value;
 
+use crate::files_under;
 use crate::rag::corpus;
 use crate::security::Home;
 use crate::{stderr, stdout};
@@ -87,22 +87,6 @@ fn migrate_killed_after(h: &Home, events: usize) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::files_under;
 use crate::security::Home;
 use crate::{stderr, stdout};
 
@@ -193,23 +194,6 @@ fn ingest_search_ask_docs_and_collections() {
     let audit = std::fs::read_to_string(h.path("data/audit/audit.jsonl")).unwrap();
     assert!(audit.contains("rag.ingest") && audit.contains("rag.docs.rm"));
     assert!(!audit.contains("Keizersgracht") && !audit.contains("devries"));
-}
-
-/// Every file under `dir`.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn copy_dir(from: &Path, to: &Path) {

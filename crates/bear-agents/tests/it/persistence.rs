@@ -170,6 +170,18 @@ async fn a_database_from_before_owners_gains_the_column_and_owners_are_kept() {
     );
 }
 
+/// The `@workflows` data keys of a keyring made under a key file in `dir`.
+fn workflow_keys(dir: &std::path::Path) -> bear_security::FileKeys {
+    let key_file = dir.join("master.key");
+    bear_security::MasterKey::generate_key_file(&key_file).unwrap();
+    let mut ring = bear_security::Keyring::create(
+        &dir.join("keyring.json"),
+        bear_security::KeySource::KeyFile(key_file),
+    )
+    .unwrap();
+    ring.file_keys("@workflows").unwrap()
+}
+
 /// With a key, a run's definition, inputs, outputs and errors are sealed in the database: the
 /// file holds none of their words, each value opens only in its own row and column, and
 /// without the key nothing of the run is read.
@@ -178,14 +190,7 @@ async fn run_texts_are_sealed_in_the_database() {
     const CANARY: &str = "Greenfield Bakeries";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("workflows.db");
-    let key_file = dir.path().join("master.key");
-    bear_security::MasterKey::generate_key_file(&key_file).unwrap();
-    let mut ring = bear_security::Keyring::create(
-        &dir.path().join("keyring.json"),
-        bear_security::KeySource::KeyFile(key_file),
-    )
-    .unwrap();
-    let keys = ring.file_keys("@workflows").unwrap();
+    let keys = workflow_keys(dir.path());
     let log = Log::default();
     let store = Arc::new(
         SqliteStore::open(&path, false)
@@ -259,14 +264,7 @@ async fn run_texts_are_sealed_in_the_database() {
 async fn runs_stored_in_the_clear_are_sealed_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("workflows.db");
-    let key_file = dir.path().join("master.key");
-    bear_security::MasterKey::generate_key_file(&key_file).unwrap();
-    let mut ring = bear_security::Keyring::create(
-        &dir.path().join("keyring.json"),
-        bear_security::KeySource::KeyFile(key_file),
-    )
-    .unwrap();
-    let keys = ring.file_keys("@workflows").unwrap();
+    let keys = workflow_keys(dir.path());
     let log = Log::default();
     let plain = Arc::new(SqliteStore::open(&path, false).await.unwrap());
     let engine = engine_with(plain.clone(), &log, fast_config());

@@ -28,19 +28,9 @@ impl Store {
 
     /// Collections still to seal: plain ones, and ones a killed conversion left part-way.
     pub fn unsealed(&self) -> Result<Vec<String>> {
-        let entries = match std::fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: self.root.clone(),
-                    source,
-                });
-            }
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
+        let mut names: Vec<String> = self
+            .entry_names()?
+            .into_iter()
             .filter_map(|n| {
                 let bare = n
                     .strip_prefix(".seal-")

@@ -337,12 +337,11 @@ impl Store {
         self.dir(name).join(META_FILE).is_file()
     }
 
-    /// Every collection, by name.
-    pub async fn list(&self) -> Result<Vec<CollectionInfo>> {
-        let mut out = Vec::new();
+    /// The names of the entries of the store's directory (none before it exists).
+    pub(crate) fn entry_names(&self) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => {
                 return Err(Error::Io {
                     path: self.root.clone(),
@@ -350,9 +349,18 @@ impl Store {
                 });
             }
         };
-        let mut names: Vec<String> = entries
+        Ok(entries
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
+    }
+
+    /// Every collection, by name.
+    pub async fn list(&self) -> Result<Vec<CollectionInfo>> {
+        let mut out = Vec::new();
+        let mut names: Vec<String> = self
+            .entry_names()?
+            .into_iter()
             .filter(|n| check_name(n).is_ok() && self.exists(n))
             .collect();
         names.sort();
