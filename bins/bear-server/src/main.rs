@@ -66,7 +66,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let loaded = &loaded;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         // The same report as `bear hw --json`, serialised once.
         let hw = serde_json::to_value(bear_app::hw::report(loaded))?;
         let manager = Arc::new(bear_app::open_models(loaded, true)?);
@@ -97,7 +97,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         let rag = bear_api::RagState::new(app.clone())?;
 
         let runs = app.open_runs().await?;
-        let engine = bear_app::workflows::engine(loaded, runs, backends, EventBus::default());
+        let engine =
+            bear_app::workflows::engine(loaded, runs.clone(), backends, EventBus::default());
         // No run stays interrupted: whatever a previous server left running goes on here.
         let recovered = engine.recover().await?;
         if !recovered.is_empty() {
@@ -132,11 +133,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         // Dropping the listener removes the socket file.
         control.abort();
         let _ = control.await;
+        // The run database's pool is closed here, inside the runtime: left to the runtime's
+        // shutdown, sqlx's pool maintenance task was seen spinning and the process never ended.
+        if tokio::time::timeout(STOP_GRACE, runs.close())
+            .await
+            .is_err()
+        {
+            eprintln!("warning: the workflow database did not close within {STOP_GRACE:?}");
+        }
         served?;
         eprintln!("bear-server stopped");
         anyhow::Ok(())
-    })
+    });
+    // Tasks still running (a workflow step in blocking code) must not keep the process alive.
+    rt.shutdown_timeout(STOP_GRACE);
+    result
 }
+
+/// How long stopping may wait for the run database and for tasks still running.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Registers the SIGTERM and SIGINT handlers now, before the server says it listens (a signal
 /// sent as soon as it does then stops it gracefully instead of killing it), and returns the

@@ -90,12 +90,38 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+/// How long a server may take to stop after SIGTERM before the test calls it hung.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Server {
+    /// Sends SIGTERM and waits up to [`STOP_DEADLINE`]; a server still running then is killed,
+    /// and `false` says it did not stop by itself.
+    pub(crate) fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        let deadline = std::time::Instant::now() + STOP_DEADLINE;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let stopped = self.stop();
+        if !stopped && !std::thread::panicking() {
+            panic!("bear-server did not stop within {STOP_DEADLINE:?} of SIGTERM (killed)");
+        }
     }
 }
 
