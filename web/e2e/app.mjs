@@ -127,6 +127,34 @@ async function askWithCitation(page) {
   await check(page, "ask-answer");
 }
 
+async function verifiedCitations(page) {
+  step("citations checked against their sources; strict mode keeps only verified statements");
+  const question = "What is the rent per month for the offices at Keizersgracht 221?";
+  await ask(page, question);
+  const checks = page.getByRole("region", { name: "Citations checked" });
+  const refused = page.getByText("no statement of the answer could be verified");
+  await checks.or(refused).first().waitFor({ timeout: T });
+  // Strict (the default): every statement shown has a verified citation with its passage.
+  const strictRefused = await refused.isVisible();
+  const removed = strictRefused ? 0 : await checks.getByRole("note").count();
+  if (!strictRefused) {
+    const items = checks.locator("li");
+    assert.ok((await items.count()) > 0);
+    assert.equal(await checks.locator("li.unverified").count(), 0, "strict mode shows no unverified statement");
+    for (const q of await checks.locator("li.verified blockquote").allInnerTexts()) assert.match(q, /“.{3,}”/);
+    await page.getByText(/ — cited, verified/).first().waitFor();
+  }
+  await page.getByRole("button", { name: /commercial-lease\.pdf\), p\. 2/ }).waitFor();
+  await check(page, "ask-verified");
+  // Without strict mode the same (greedy) answer keeps what strict removed, marked not verified.
+  assert.ok(strictRefused || removed > 0, "the small default model's answer has something strict mode removes");
+  await page.getByLabel("Only verified statements").uncheck();
+  await page.getByRole("button", { name: "Ask" }).click();
+  await page.locator(".checks li.unverified").first().waitFor({ timeout: T });
+  await check(page, "ask-not-strict");
+  await page.getByLabel("Only verified statements").check();
+}
+
 async function notFound(page) {
   step("a question the documents cannot answer");
   await ask(page, "zzqx vlorp grindlewick");
@@ -417,6 +445,7 @@ try {
   await createMatter(page);
   await upload(page, bad);
   await askWithCitation(page);
+  await verifiedCitations(page);
   await notFound(page);
   await history(page);
   await severalMatters(page);

@@ -43,13 +43,36 @@ export interface SearchHit {
 export interface Source extends SearchHit {
   marker: number;
   cited: boolean;
+  verified: boolean;
   collection?: string;
+}
+
+export interface Span {
+  document_id: string;
+  page: number | null;
+  text: string;
+  source_bytes: [number, number];
+  source_chars: [number, number];
+}
+
+export interface Citation {
+  marker: number;
+  sentence: [number, number];
+  verified: boolean;
+  added: boolean;
+  span?: Span;
+  reason?: string;
 }
 
 export interface AskResponse {
   answer: string;
   sources: Source[];
   cited: number[];
+  citations: Citation[];
+  strict: boolean;
+  removed_sentences: number;
+  unsupported_sentences: [number, number][];
+  refusal?: "nothing_relevant" | "key_terms_missing" | "nothing_verified";
   relevant: boolean;
   elapsed_ms: number;
 }

@@ -239,6 +239,10 @@ pub struct AskRequest {
     /// REST: answer with server-sent events (`token` events, then one `done`).
     #[serde(default)]
     pub stream: bool,
+    /// Keep only sentences whose citation is verified against its source; an answer left
+    /// with none becomes "not found in the documents" [default: true].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 /// One numbered source of an answer.
@@ -248,6 +252,9 @@ pub struct Source {
     pub marker: usize,
     /// Whether the answer cites it.
     pub cited: bool,
+    /// Whether at least one citation of it is verified.
+    #[serde(default)]
+    pub verified: bool,
     /// The collection it comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collection: Option<String>,
@@ -281,6 +288,91 @@ impl From<bear_core::FinishReason> for Finish {
     }
 }
 
+/// One citation of an answer, checked against its source by the rules of
+/// [`bear_rag::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Citation {
+    /// The source it names: `[marker]`.
+    pub marker: usize,
+    /// The citing sentence's byte range in the answer.
+    pub sentence: [usize; 2],
+    /// Whether the source supports the sentence.
+    pub verified: bool,
+    /// The model cited nothing in this sentence; BEAR found this source supporting it and
+    /// appended the marker.
+    pub added: bool,
+    /// Where the source supports it, when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
+    /// Why it is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The passage of a source that supports a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Span {
+    /// The document.
+    pub document_id: String,
+    /// Its 1-based page, for paged formats.
+    pub page: Option<u32>,
+    /// The passage.
+    pub text: String,
+    /// Byte range in the source's text.
+    pub source_bytes: [usize; 2],
+    /// Character range in the source's text.
+    pub source_chars: [usize; 2],
+    /// Byte range in the document's extracted text (absent when the stored chunk is not the
+    /// extracted text as it was, under the `redact` policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_bytes: Option<[u64; 2]>,
+    /// Character range in the document's extracted text (absent as `document_bytes` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_chars: Option<[u64; 2]>,
+}
+
+impl Span {
+    fn of(hit: &bear_rag::Hit, (s, e): (usize, usize)) -> Self {
+        let chars = |b: usize| hit.text[..b].chars().count();
+        let (cs, ce) = (chars(s), chars(e));
+        // Document offsets hold while the chunk's text is the extracted text, byte for byte.
+        let whole = (hit.byte_range.1 - hit.byte_range.0) as usize == hit.text.len();
+        Self {
+            document_id: hit.document_id.clone(),
+            page: hit.page,
+            text: hit.text[s..e].to_string(),
+            source_bytes: [s, e],
+            source_chars: [cs, ce],
+            document_bytes: whole
+                .then(|| [hit.byte_range.0 + s as u64, hit.byte_range.0 + e as u64]),
+            document_chars: whole
+                .then(|| [hit.char_range.0 + cs as u64, hit.char_range.0 + ce as u64]),
+        }
+    }
+}
+
+/// Why an answer is a refusal rather than the model's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// No passage was similar enough to the question; the model was not asked.
+    NothingRelevant,
+    /// The passages found do not mention the question's key terms; the model was not asked.
+    KeyTermsMissing,
+    /// Strict mode: no sentence of the model's answer had a verified citation.
+    NothingVerified,
+}
+
+impl From<bear_rag::answer::Refusal> for Refusal {
+    fn from(r: bear_rag::answer::Refusal) -> Self {
+        match r {
+            bear_rag::answer::Refusal::NothingRelevant => Self::NothingRelevant,
+            bear_rag::answer::Refusal::KeyTermsMissing => Self::KeyTermsMissing,
+            bear_rag::answer::Refusal::NothingVerified => Self::NothingVerified,
+        }
+    }
+}
+
 /// A cited answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AskResponse {
@@ -290,6 +382,22 @@ pub struct AskResponse {
     pub sources: Vec<Source>,
     /// The markers the answer uses.
     pub cited: Vec<usize>,
+    /// Each citation checked against its source.
+    #[serde(default)]
+    pub citations: Vec<Citation>,
+    /// Whether only verified sentences were kept.
+    #[serde(default)]
+    pub strict: bool,
+    /// Sentences strict mode removed for want of a verified citation.
+    #[serde(default)]
+    pub removed_sentences: usize,
+    /// Without strict mode: the byte ranges in `answer` of the sentences that cite nothing and
+    /// that no source supports (a sentence whose own citation fails is in `citations`).
+    #[serde(default)]
+    pub unsupported_sentences: Vec<[usize; 2]>,
+    /// Why the answer is a refusal ("not found in the documents"), when it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<Refusal>,
     /// Whether anything relevant was found (if not, the model was not asked).
     pub relevant: bool,
     /// Prompt tokens.
@@ -305,7 +413,22 @@ pub struct AskResponse {
 }
 
 impl AskResponse {
-    fn of(a: bear_rag::Answer) -> Self {
+    fn of(a: bear_rag::Answer, strict: bool) -> Self {
+        let citations: Vec<Citation> = a
+            .checks
+            .iter()
+            .map(|c| Citation {
+                marker: c.source,
+                sentence: [c.sentence.0, c.sentence.1],
+                verified: c.verified,
+                added: c.added,
+                span: c
+                    .span
+                    .zip(a.sources.get(c.source.wrapping_sub(1)))
+                    .map(|(span, hit)| Span::of(hit, span)),
+                reason: c.reason.map(|r| r.message().to_string()),
+            })
+            .collect();
         let sources = a
             .sources
             .into_iter()
@@ -315,6 +438,7 @@ impl AskResponse {
                 Source {
                     marker: i + 1,
                     cited: a.cited.contains(&(i + 1)),
+                    verified: citations.iter().any(|c| c.marker == i + 1 && c.verified),
                     collection: a.collections.get(i).cloned(),
                     hit: SearchHit::of(h, text),
                 }
@@ -324,6 +448,11 @@ impl AskResponse {
             answer: a.text,
             sources,
             cited: a.cited,
+            citations,
+            strict,
+            removed_sentences: a.removed,
+            unsupported_sentences: a.unsupported.iter().map(|&(s, e)| [s, e]).collect(),
+            refusal: a.refusal.map(Refusal::from),
             relevant: a.relevant,
             prompt_tokens: a.prompt_tokens,
             completion_tokens: a.completion_tokens,
@@ -426,6 +555,7 @@ impl App {
             context_tokens: self.config().config.models.context_length as usize,
             min_similarity: rag.min_similarity,
             filter,
+            strict: req.strict.unwrap_or(true),
         };
         let answer = bear_rag::ask_in(
             &scopes,
@@ -436,7 +566,7 @@ impl App {
             cancel,
         )
         .await?;
-        let response = AskResponse::of(answer);
+        let response = AskResponse::of(answer, options.strict);
         for c in &collections {
             self.remember(c, viewer, &req.question, &response)?;
         }

@@ -292,6 +292,10 @@ pub struct AskArgs {
     /// Sampling (the default temperature for answers is 0).
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Keep every sentence of the answer, also those whose citation is not verified against
+    /// its source (they are marked); by default only verified sentences are kept.
+    #[arg(long)]
+    pub no_strict: bool,
 }
 
 /// `bear docs ...`.

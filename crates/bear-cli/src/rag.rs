@@ -237,6 +237,7 @@ pub(crate) fn ask(
         seed: sampling.seed,
         stop_sequences: sampling.stop,
         stream: !json,
+        strict: Some(!args.no_strict),
     };
     // The answer is computed on the runtime; its pieces come back over a channel and are
     // written here, on the thread that holds stdout.
@@ -271,13 +272,7 @@ pub(crate) fn ask(
         return write_json(out, &answer);
     }
     writeln!(out)?;
-    if !answer.sources.is_empty() {
-        writeln!(out, "\nSources:")?;
-        for s in &answer.sources {
-            let mark = if s.cited { "*" } else { " " };
-            writeln!(out, "{mark}[{}] {}", s.marker, s.hit.citation)?;
-        }
-    }
+    write_sources(out, &answer)?;
     if let Some(t) = answer.time_to_first_token_ms {
         eprintln!(
             "time to first token {t} ms; {} prompt + {} answer tokens in {:.1} s",
@@ -287,6 +282,74 @@ pub(crate) fn ask(
         );
     }
     Ok(())
+}
+
+/// The sources of an answer (`✓` cited and verified, `✗` cited but not verified), each
+/// citation's check, and what strict mode removed.
+fn write_sources(out: &mut dyn Write, answer: &bear_app::rag::AskResponse) -> Result<()> {
+    if answer.sources.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nSources:")?;
+    for s in &answer.sources {
+        let mark = match (s.cited, s.verified) {
+            (_, true) => "✓",
+            (true, false) => "✗",
+            _ => " ",
+        };
+        writeln!(out, "{mark} [{}] {}", s.marker, s.hit.citation)?;
+    }
+    if !answer.citations.is_empty() {
+        writeln!(out, "\nCitations:")?;
+    }
+    for c in &answer.citations {
+        let sentence = answer
+            .answer
+            .get(c.sentence[0]..c.sentence[1])
+            .unwrap_or_default();
+        let short = shorten(sentence, 70);
+        match (&c.span, &c.reason) {
+            (Some(span), _) => {
+                let page = span.page.map(|p| format!("p. {p}: ")).unwrap_or_default();
+                let by = if c.added {
+                    " (citation added by BEAR)"
+                } else {
+                    ""
+                };
+                writeln!(out, "✓ [{}] {short}{by}", c.marker)?;
+                writeln!(out, "      {page}“{}”", shorten(&span.text, 90))?;
+            }
+            (None, reason) => {
+                let why = reason.as_deref().unwrap_or("not verified");
+                writeln!(out, "✗ [{}] {short}", c.marker)?;
+                writeln!(out, "      NOT VERIFIED: {why}")?;
+            }
+        }
+    }
+    if !answer.unsupported_sentences.is_empty() {
+        writeln!(out, "\nNOT VERIFIED (no source supports these):")?;
+    }
+    for [s, e] in &answer.unsupported_sentences {
+        let sentence = answer.answer.get(*s..*e).unwrap_or_default();
+        writeln!(out, "✗ {}", shorten(sentence, 100))?;
+    }
+    if answer.removed_sentences > 0 {
+        writeln!(
+            out,
+            "\n{} sentence(s) without a verified citation removed; --no-strict shows them, marked.",
+            answer.removed_sentences
+        )?;
+    }
+    Ok(())
+}
+
+/// `text` on one line, cut to `max` characters with `…`.
+fn shorten(text: &str, max: usize) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line,
+    }
 }
 
 /// Runs `bear docs ...`.

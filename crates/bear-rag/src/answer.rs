@@ -13,10 +13,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::store::{AnnTuning, Collection, Filter, Hit, SearchMode};
+use crate::verify::{self, Check};
 
 /// The answer given when retrieval finds nothing relevant.
 pub const NOTHING_FOUND: &str =
     "I found nothing in this collection that answers the question, so I will not guess.";
+
+/// The answer given when the passages found do not use the question's key terms.
+pub const NO_KEY_TERMS: &str = "Not found in the documents: the passages closest to the question \
+do not mention what it asks about, so I will not guess. The closest sources are listed for you \
+to read.";
+
+/// The answer given in strict mode when no statement of the model's answer could be verified.
+pub const NOT_VERIFIED: &str = "Not found in the documents: no statement of the answer could be \
+verified against the sources, so none is given. The closest sources are listed for you to read.";
+
+/// Why an answer is a refusal rather than the model's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// No passage reached the similarity threshold; the model was not asked.
+    NothingRelevant,
+    /// The passages found do not hold the question's key terms; the model was not asked.
+    KeyTermsMissing,
+    /// Strict mode: no sentence of the model's answer had a verified citation.
+    NothingVerified,
+}
 
 const SYSTEM: &str = "You are a careful legal assistant. Answer the question using only the \
 numbered sources. After each fact, cite its source number in square brackets, like [1]. If the \
@@ -37,6 +59,8 @@ pub struct AskOptions {
     pub min_similarity: f32,
     /// Search filters.
     pub filter: Filter,
+    /// Drop every sentence without a verified citation (see [`crate::verify`]).
+    pub strict: bool,
 }
 
 /// A finished answer.
@@ -50,6 +74,17 @@ pub struct Answer {
     pub collections: Vec<String>,
     /// The markers the answer actually uses.
     pub cited: Vec<usize>,
+    /// Each citation checked against its source: one per marker of each sentence, plus the
+    /// ones BEAR added to sentences that cited nothing. Byte ranges are in `text` (sentences)
+    /// and in the source's restored text (spans).
+    pub checks: Vec<Check>,
+    /// Sentences strict mode removed for want of a verified citation.
+    pub removed: usize,
+    /// Without strict mode: the byte ranges in `text` of the sentences that cite nothing and
+    /// that no source supports (a sentence whose own citation fails is in `checks`).
+    pub unsupported: Vec<(usize, usize)>,
+    /// Why the answer is a refusal, when it is one.
+    pub refusal: Option<Refusal>,
     /// Whether anything relevant was retrieved.
     pub relevant: bool,
     /// Prompt tokens, completion tokens and timing, when the model ran.
@@ -64,12 +99,12 @@ pub struct Answer {
     pub finish_reason: Option<FinishReason>,
 }
 
-/// Streams restored text to the caller's sink, holding back a possible partial token.
+/// Restores PII tokens in the generated text, holding back a possible partial token, and
+/// passes the restored text to the [`Gate`].
 struct Restoring {
-    out: Box<dyn TokenSink>,
+    out: Gate,
     scrubber: Arc<dyn PiiScrubber>,
     buf: String,
-    first: Option<Instant>,
 }
 
 impl Restoring {
@@ -79,8 +114,7 @@ impl Restoring {
         }
         let head: String = self.buf.drain(..upto).collect();
         let restored = self.scrubber.restore(&head).unwrap_or(head);
-        self.first.get_or_insert_with(Instant::now);
-        self.out.on_text(&restored)
+        self.out.push(&restored)
     }
 
     fn push(&mut self, piece: &str) -> bool {
@@ -102,6 +136,98 @@ impl TokenSink for SharedSink {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(piece)
+    }
+}
+
+/// Checks the restored answer a sentence at a time, as each is complete, against the restored
+/// sources ([`verify::check_sentence`]): a sentence given a citation by BEAR gets its marker
+/// appended; in strict mode one with no verified citation is dropped. What passes goes on to
+/// the caller's sink, so the stream is the answer.
+struct Gate {
+    out: Box<dyn TokenSink>,
+    sources: Vec<String>,
+    strict: bool,
+    pending: String,
+    text: String,
+    checks: Vec<Check>,
+    removed: usize,
+    unsupported: Vec<(usize, usize)>,
+    first: Option<Instant>,
+    go_on: bool,
+}
+
+impl Gate {
+    fn new(out: Box<dyn TokenSink>, sources: Vec<String>, strict: bool) -> Self {
+        Self {
+            out,
+            sources,
+            strict,
+            pending: String::new(),
+            text: String::new(),
+            checks: Vec::new(),
+            removed: 0,
+            unsupported: Vec::new(),
+            first: None,
+            go_on: true,
+        }
+    }
+
+    /// Takes more text; passes on the sentences it completes (all but the last, unless the
+    /// last is only markers still arriving).
+    fn push(&mut self, piece: &str) -> bool {
+        self.pending.push_str(piece);
+        let parts = verify::sentences(&self.pending);
+        match parts.last() {
+            Some(&(last, _))
+                if parts.len() >= 2 && !self.pending[last..].trim_start().starts_with('[') =>
+            {
+                let done: String = self.pending.drain(..last).collect();
+                self.pass(&done)
+            }
+            _ => self.go_on,
+        }
+    }
+
+    /// Passes on what is still pending: the end of the answer.
+    fn finish(&mut self) {
+        let rest = std::mem::take(&mut self.pending);
+        self.pass(&rest);
+    }
+
+    fn pass(&mut self, text: &str) -> bool {
+        let sources: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        for (s, e) in verify::sentences(text) {
+            let mut sentence = text[s..e].to_string();
+            if self.text.is_empty() {
+                sentence = sentence.trim_start().to_string();
+            }
+            let offset = self.text.len();
+            let mut checks = verify::check_sentence(&sentence, offset, &sources);
+            if !checks.iter().any(|c| c.verified) {
+                if self.strict {
+                    self.removed += 1;
+                    continue;
+                }
+                if checks.is_empty() {
+                    self.unsupported.push((offset, offset + sentence.len()));
+                }
+            }
+            if let Some(c) = checks.iter_mut().find(|c| c.added) {
+                let body = sentence.trim_end().len();
+                sentence.insert_str(body, &format!(" [{}]", c.source));
+                c.sentence.1 = offset + body + format!(" [{}]", c.source).len();
+            }
+            self.text.push_str(&sentence);
+            self.checks.extend(checks);
+            self.first.get_or_insert_with(Instant::now);
+            self.go_on = self.go_on && self.out.on_text(&sentence);
+        }
+        self.go_on
+    }
+
+    fn emit(&mut self, text: &str) {
+        self.first.get_or_insert_with(Instant::now);
+        self.go_on = self.go_on && self.out.on_text(text);
     }
 }
 
@@ -254,6 +380,10 @@ pub async fn ask_in(
         sources: Vec::new(),
         collections: Vec::new(),
         cited: Vec::new(),
+        checks: Vec::new(),
+        removed: 0,
+        unsupported: Vec::new(),
+        refusal: None,
         relevant,
         prompt_tokens: 0,
         completion_tokens: 0,
@@ -262,11 +392,12 @@ pub async fn ask_in(
         finish_reason: None,
     };
     if !relevant {
-        sink.on_text(NOTHING_FOUND);
-        answer.text = NOTHING_FOUND.into();
-        answer.time_to_first_token_ms = Some(started.elapsed().as_millis() as u64);
-        answer.elapsed_ms = answer.time_to_first_token_ms.unwrap_or(0);
-        return Ok(answer);
+        return Ok(refuse(
+            answer,
+            Refusal::NothingRelevant,
+            sink.as_mut(),
+            started,
+        ));
     }
 
     // Fill the prompt within the budget: the context minus the answer and a margin for the
@@ -297,6 +428,17 @@ pub async fn ask_in(
             .push(scopes[scope].collection.meta().name.clone());
         sources.push(h);
     }
+    let texts: Vec<&str> = sources.iter().map(|h: &Hit| h.text.as_str()).collect();
+    if !verify::shares_key_terms(&q, &texts) {
+        answer.relevant = false;
+        answer.sources = restored(sources, scrubber.as_ref());
+        return Ok(refuse(
+            answer,
+            Refusal::KeyTermsMissing,
+            sink.as_mut(),
+            started,
+        ));
+    }
     let user = format!("Sources:\n\n{context}Question: {q}\nAnswer:");
     let request = GenerationRequest {
         model: options.model.clone(),
@@ -312,33 +454,39 @@ pub async fn ask_in(
         ]),
         params: options.params.clone(),
     };
+    answer.sources = restored(sources, scrubber.as_ref());
+    let texts = answer.sources.iter().map(|h| h.text.clone()).collect();
     let state = Arc::new(Mutex::new(Restoring {
-        out: sink,
+        out: Gate::new(sink, texts, options.strict),
         scrubber: scrubber.clone(),
         buf: String::new(),
-        first: None,
     }));
     let generation = generator
         .generate(request, Box::new(SharedSink(state.clone())), cancel)
         .await?;
-    let first = {
+    let mut gate = {
         let mut s = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = s.buf.len();
         s.emit(n);
-        s.first
+        s.out.finish();
+        std::mem::replace(
+            &mut s.out,
+            Gate::new(Box::new(|_: &str| true), Vec::new(), false),
+        )
     };
-    let restored = scrubber.restore(generation.text.expose())?;
-    answer.cited = cited_markers(&restored, sources.len());
-    answer.text = restored;
-    answer.sources = sources
-        .into_iter()
-        .map(|mut h| {
-            h.text = scrubber.restore(&h.text).unwrap_or(h.text);
-            h
-        })
-        .collect();
+    if options.strict && gate.text.trim().is_empty() {
+        answer.refusal = Some(Refusal::NothingVerified);
+        gate.text = NOT_VERIFIED.into();
+        gate.emit(NOT_VERIFIED);
+    }
+    let first = gate.first;
+    answer.cited = cited_markers(&gate.text, answer.sources.len());
+    answer.text = gate.text;
+    answer.checks = gate.checks;
+    answer.removed = gate.removed;
+    answer.unsupported = gate.unsupported;
     answer.prompt_tokens = generation.prompt_tokens;
     answer.completion_tokens = generation.completion_tokens;
     answer.finish_reason = Some(generation.finish_reason);
@@ -346,6 +494,32 @@ pub async fn ask_in(
         first.map(|t| t.saturating_duration_since(started).as_millis() as u64);
     answer.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(answer)
+}
+
+/// The hits with their text and title restored for the local user.
+fn restored(hits: Vec<Hit>, scrubber: &dyn PiiScrubber) -> Vec<Hit> {
+    hits.into_iter()
+        .map(|mut h| {
+            h.text = scrubber.restore(&h.text).unwrap_or(h.text);
+            h.title = scrubber.restore(&h.title).unwrap_or(h.title);
+            h
+        })
+        .collect()
+}
+
+/// `answer` as the refusal `why`, its text streamed to `sink`; the model is not asked.
+fn refuse(mut answer: Answer, why: Refusal, sink: &mut dyn TokenSink, started: Instant) -> Answer {
+    let text = match why {
+        Refusal::NothingRelevant => NOTHING_FOUND,
+        Refusal::KeyTermsMissing => NO_KEY_TERMS,
+        Refusal::NothingVerified => NOT_VERIFIED,
+    };
+    sink.on_text(text);
+    answer.text = text.into();
+    answer.refusal = Some(why);
+    answer.time_to_first_token_ms = Some(started.elapsed().as_millis() as u64);
+    answer.elapsed_ms = answer.time_to_first_token_ms.unwrap_or(0);
+    answer
 }
 
 /// `title (path), p. N` for a hit.

@@ -7,12 +7,23 @@
 //!   apostrophes become ASCII, and the quote's first letter may differ in case. Otherwise it
 //!   is character-exact.
 //! - A sentence without a quote is supported when every number it states (a token holding a
-//!   digit: amounts, dates, article numbers) occurs as written in one window of the source, and
+//!   digit: amounts, dates, article numbers; or a number word: "six", "thirty") occurs as
+//!   written in one window of the source, and
 //!   at least [`WORD_SHARE`] of its content words (three letters or more, not a stop word) occur
 //!   in that same window; a word of five letters or more also matches a source word sharing its
 //!   first five letters ("terminates" / "termination"). The window is [`WINDOW`] source words.
 //! - The supporting span is the source's byte range from the first to the last matching word of
 //!   the best window (or the quote itself).
+//! - A sentence that cites nothing is checked against each source in turn; the first that
+//!   supports it by the rules above becomes its citation, marked as added (BEAR's, not the
+//!   model's).
+//! - Sentences end at `.`, `?` or `!` before white space, except after a list number at the start
+//!   of a line ("2."), a single letter ("B.V.", "e.g.") or a short abbreviation ("Art.", "No.").
+//!
+//! [`shares_key_terms`] is the honest-refusal check before generation: the retrieved text must
+//! hold at least half of the question's key terms.
+
+use serde::{Deserialize, Serialize};
 
 /// How many source words one window holds.
 pub const WINDOW: usize = 60;
@@ -82,8 +93,6 @@ const STOP: &[&str] = &[
     "she",
     "him",
     "them",
-    "one",
-    "two",
     "source",
     "sources",
     "document",
@@ -92,10 +101,58 @@ const STOP: &[&str] = &[
     "stated",
     "says",
     "said",
+    "whose",
+    "why",
+    "much",
+    "many",
+    "tell",
+    "give",
+    "list",
+    "about",
 ];
 
+/// Words before a full stop that do not end a sentence.
+const ABBREVIATIONS: &[&str] = &[
+    "no", "nr", "art", "para", "mr", "ms", "mrs", "dr", "st", "vs", "cf", "pp", "sec", "ca",
+];
+
+/// Why a citation is not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unsupported {
+    /// The marker names no source (`[0]`, or past the last).
+    NoSuchSource,
+    /// A quoted span does not occur in the source.
+    QuoteNotInSource,
+    /// A number the sentence states does not occur in the source.
+    NumberNotInSource,
+    /// Too few of the sentence's words occur in any one passage of the source.
+    TooFewWords,
+    /// The sentence has no content word or number to check.
+    NothingToCheck,
+}
+
+impl Unsupported {
+    /// The reason in words.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NoSuchSource => "no such source",
+            Self::QuoteNotInSource => "a quoted span is not in the source",
+            Self::NumberNotInSource => "a number it states is not in the source",
+            Self::TooFewWords => "too few of its words in any one passage of the source",
+            Self::NothingToCheck => "the sentence states nothing to check",
+        }
+    }
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
 /// The check of one cited sentence against one source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     /// The sentence's byte range in the answer.
     pub sentence: (usize, usize),
@@ -103,33 +160,90 @@ pub struct Check {
     pub source: usize,
     /// Whether the source supports it.
     pub verified: bool,
+    /// The model cited nothing here; BEAR found this source supporting the sentence.
+    pub added: bool,
     /// The supporting span's byte range in the source's text, when verified.
     pub span: Option<(usize, usize)>,
     /// Why not, when not verified.
-    pub reason: Option<&'static str>,
+    pub reason: Option<Unsupported>,
 }
 
 /// Checks every citation of every sentence of `answer` against `sources` (source `n` is
-/// `sources[n - 1]`); a marker out of range is a check that fails ("no such source").
+/// `sources[n - 1]`); a marker out of range is a check that fails ("no such source"). A
+/// sentence citing nothing gets the first source supporting it, if any, as an added check.
 pub fn verify(answer: &str, sources: &[&str]) -> Vec<Check> {
-    let mut out = Vec::new();
-    for (s, e) in sentences(answer) {
-        let text = &answer[s..e];
-        for n in markers(text) {
+    sentences(answer)
+        .into_iter()
+        .flat_map(|(s, e)| check_sentence(&answer[s..e], s, sources))
+        .collect()
+}
+
+/// The checks of one sentence that starts at byte `offset` of its answer: one per marker it
+/// holds, or, when it holds none, the first supporting source as an added check.
+pub fn check_sentence(sentence: &str, offset: usize, sources: &[&str]) -> Vec<Check> {
+    let range = (offset, offset + sentence.len());
+    let cited = markers(sentence);
+    if cited.is_empty() {
+        return sources
+            .iter()
+            .enumerate()
+            .find_map(|(i, src)| support(sentence, src).ok().map(|span| (i + 1, span)))
+            .map(|(n, span)| Check {
+                sentence: range,
+                source: n,
+                verified: true,
+                added: true,
+                span: Some(span),
+                reason: None,
+            })
+            .into_iter()
+            .collect();
+    }
+    cited
+        .into_iter()
+        .map(|n| {
             let check = match sources.get(n.wrapping_sub(1)) {
-                Some(src) if n > 0 => support(text, src),
-                _ => Err("no such source"),
+                Some(src) if n > 0 => support(sentence, src),
+                _ => Err(Unsupported::NoSuchSource),
             };
-            out.push(Check {
-                sentence: (s, e),
+            Check {
+                sentence: range,
                 source: n,
                 verified: check.is_ok(),
+                added: false,
                 span: check.ok(),
                 reason: check.err(),
-            });
-        }
+            }
+        })
+        .collect()
+}
+
+/// The question's key terms: its numbers and content words.
+fn key_terms(question: &str) -> Vec<String> {
+    words(question)
+        .into_iter()
+        .map(|(w, _, _)| w)
+        .filter(|w| is_number(w) || (w.chars().count() >= 3 && !STOP.contains(&w.as_str())))
+        .collect()
+}
+
+/// Whether the retrieved `sources` together hold at least half of `question`'s key terms (a
+/// question with none passes): a question whose terms the documents never use is not answered
+/// from them.
+pub fn shares_key_terms(question: &str, sources: &[&str]) -> bool {
+    let terms = key_terms(question);
+    if terms.is_empty() {
+        return true;
     }
-    out
+    let src: Vec<String> = sources
+        .iter()
+        .flat_map(|s| words(s).into_iter().map(|(w, _, _)| w))
+        .collect();
+    let found = terms
+        .iter()
+        .filter(|t| src.iter().any(|w| same_word(t, w)))
+        .count();
+    found * 2 >= terms.len()
 }
 
 /// The sentences of `text` as byte ranges: they end after `.`, `?` or `!` followed by white
@@ -142,7 +256,7 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     while i < b.len() {
         // A line break ends a sentence only before a blank line or a list item.
         let paragraph = b[i] == b'\n' && matches!(b.get(i + 1), Some(b'\n' | b'-' | b'*'));
-        let stop = matches!(b[i], b'.' | b'?' | b'!') || paragraph;
+        let stop = (matches!(b[i], b'.' | b'?' | b'!') && !abbreviation(text, i)) || paragraph;
         if !stop {
             i += 1;
             continue;
@@ -178,6 +292,28 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
         out.push((start, text.len()));
     }
     out
+}
+
+/// Whether the `.` at byte `i` closes a list number at the start of a line, a single letter or
+/// a short abbreviation, rather than a sentence.
+fn abbreviation(text: &str, i: usize) -> bool {
+    if text.as_bytes()[i] != b'.' {
+        return false;
+    }
+    let head = &text[..i];
+    let word_start = head
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !c.is_alphanumeric())
+        .map_or(0, |(at, c)| at + c.len_utf8());
+    let word = &head[word_start..];
+    let line_start = head[..word_start].trim_end_matches([' ', '\t']);
+    let list_number = !word.is_empty()
+        && word.bytes().all(|b| b.is_ascii_digit())
+        && (line_start.is_empty() || line_start.ends_with('\n'));
+    list_number
+        || word.chars().count() == 1 && word.chars().all(char::is_alphabetic)
+        || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
 }
 
 /// The `[n]` and `[n, m]` markers in a sentence, in order, once each.
@@ -275,39 +411,94 @@ fn words(s: &str) -> Vec<(String, usize, usize)> {
     out
 }
 
+/// Numbers written as words, held to the same exact match as digits.
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "half",
+    "quarter",
+];
+
+/// Whether `w` states a number: it holds a digit, or is a number word.
 fn is_number(w: &str) -> bool {
-    w.bytes().any(|b| b.is_ascii_digit())
+    w.bytes().any(|b| b.is_ascii_digit()) || NUMBER_WORDS.contains(&w)
 }
 
+/// Whether a source word `have` matches a claimed word `want`: equal, one the other plus `s`,
+/// or, both of five letters or more, the same first five letters.
 fn same_word(want: &str, have: &str) -> bool {
     if want == have {
         return true;
     }
-    let stem = |w: &str| w.chars().take(5).collect::<String>();
-    want.chars().count() >= 5 && have.chars().count() >= 5 && stem(want) == stem(have)
+    let plural = |a: &str, b: &str| a.len() == b.len() + 1 && a.ends_with('s') && a.starts_with(b);
+    if plural(want, have) || plural(have, want) {
+        return true;
+    }
+    let long = |w: &str| w.chars().nth(4).is_some();
+    long(want) && long(have) && want.chars().take(5).eq(have.chars().take(5))
 }
 
 /// The supporting span of `sentence` in `source`, or why there is none.
-fn support(sentence: &str, source: &str) -> Result<(usize, usize), &'static str> {
+fn support(sentence: &str, source: &str) -> Result<(usize, usize), Unsupported> {
     let qs = quotes(sentence);
     if !qs.is_empty() {
         let mut span: Option<(usize, usize)> = None;
         for q in &qs {
-            let (s, e) = find_quote(q, source).ok_or("a quoted span is not in the source")?;
+            let (s, e) = find_quote(q, source).ok_or(Unsupported::QuoteNotInSource)?;
             span = Some(span.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
         }
-        return span.ok_or("a quoted span is not in the source");
+        return span.ok_or(Unsupported::QuoteNotInSource);
     }
-    let claim: Vec<String> = words(&strip_markers(sentence))
+    let claim: Vec<String> = words(without_list_number(&strip_markers(sentence)))
         .into_iter()
         .map(|(w, _, _)| w)
         .filter(|w| is_number(w) || (w.chars().count() >= 3 && !STOP.contains(&w.as_str())))
         .collect();
     if claim.is_empty() {
-        return Err("the sentence states nothing to check");
+        return Err(Unsupported::NothingToCheck);
     }
     let src = words(source);
     best_window(&claim, &src)
+}
+
+/// `s` without a leading list number ("2. ", "3) ").
+fn without_list_number(s: &str) -> &str {
+    let t = s.trim_start();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    match t.as_bytes().get(digits) {
+        Some(b'.' | b')') if digits > 0 && digits <= 3 => &t[digits + 1..],
+        _ => s,
+    }
 }
 
 fn strip_markers(s: &str) -> String {
@@ -327,38 +518,60 @@ fn strip_markers(s: &str) -> String {
     out
 }
 
-/// The window of `src` holding every number of `claim` and the largest share of its words.
+/// The first window of `src` holding every number of `claim` and at least [`WORD_SHARE`] of
+/// its other words. Each claimed word's matching source positions are found once; a window
+/// then asks only whether a position falls inside it.
 fn best_window(
     claim: &[String],
     src: &[(String, usize, usize)],
-) -> Result<(usize, usize), &'static str> {
-    let numbers: Vec<&String> = claim.iter().filter(|w| is_number(w)).collect();
-    let content: Vec<&String> = claim.iter().filter(|w| !is_number(w)).collect();
+) -> Result<(usize, usize), Unsupported> {
+    let at = |w: &String, exact: bool| -> Vec<usize> {
+        (0..src.len())
+            .filter(|&i| {
+                if exact {
+                    src[i].0 == *w
+                } else {
+                    same_word(w, &src[i].0)
+                }
+            })
+            .collect()
+    };
+    let numbers: Vec<Vec<usize>> = claim
+        .iter()
+        .filter(|w| is_number(w))
+        .map(|w| at(w, true))
+        .collect();
+    let content: Vec<Vec<usize>> = claim
+        .iter()
+        .filter(|w| !is_number(w))
+        .map(|w| at(w, false))
+        .collect();
+    if numbers.iter().any(Vec::is_empty) {
+        return Err(Unsupported::NumberNotInSource);
+    }
     let need = ((content.len() as f32) * WORD_SHARE).ceil() as usize;
-    let mut reason = "too few of its words in any one passage of the source";
+    let mut reason = Unsupported::TooFewWords;
+    // The best window: most words found, then the tightest span.
+    let mut best: Option<(usize, usize, usize, usize)> = None;
     for start in 0..src.len().max(1) {
-        let window = &src[start..(start + WINDOW).min(src.len())];
-        let has = |w: &String| window.iter().position(|(s, _, _)| same_word(w, s));
-        if numbers
-            .iter()
-            .any(|n| !window.iter().any(|(s, _, _)| s == *n))
-        {
-            reason = "a number it states is not in the source";
+        let end = start + WINDOW;
+        // The first position of each word inside the window.
+        let inside = |p: &Vec<usize>| p.iter().copied().find(|&i| i >= start && i < end);
+        if numbers.iter().any(|p| inside(p).is_none()) {
+            reason = Unsupported::NumberNotInSource;
             continue;
         }
-        let hits: Vec<usize> = content
-            .iter()
-            .chain(numbers.iter())
-            .filter_map(|w| has(w))
-            .collect();
-        let found = content.iter().filter(|w| has(w).is_some()).count();
-        if found >= need && !hits.is_empty() {
-            let first = *hits.iter().min().unwrap_or(&0);
-            let last = *hits.iter().max().unwrap_or(&0);
-            return Ok((window[first].1, window[last].2));
+        let hits: Vec<usize> = content.iter().chain(&numbers).filter_map(inside).collect();
+        let found = content.iter().filter(|p| inside(p).is_some()).count();
+        if found >= need
+            && let (Some(&first), Some(&last)) = (hits.iter().min(), hits.iter().max())
+            && best.is_none_or(|(f, w, _, _)| found > f || (found == f && last - first < w))
+        {
+            best = Some((found, last - first, first, last));
         }
     }
-    Err(reason)
+    best.map(|(_, _, first, last)| (src[first].1, src[last].2))
+        .ok_or(reason)
 }
 
 #[cfg(test)]
@@ -411,7 +624,7 @@ Either party may terminate this lease with three months' written notice.";
         let bent = "It says \"either party may end this lease\" [1].";
         let c = &verify(bent, &[LEASE])[0];
         assert!(!c.verified);
-        assert_eq!(c.reason, Some("a quoted span is not in the source"));
+        assert_eq!(c.reason, Some(Unsupported::QuoteNotInSource));
     }
 
     #[test]
@@ -420,7 +633,7 @@ Either party may terminate this lease with three months' written notice.";
         let c = &verify(wrong, &[LEASE])[0];
         assert_eq!(
             (c.verified, c.reason),
-            (false, Some("a number it states is not in the source"))
+            (false, Some(Unsupported::NumberNotInSource))
         );
         let unrelated = "The supplier must deliver the goods to Rotterdam by ship [1].";
         let c = &verify(unrelated, &[LEASE])[0];
@@ -428,11 +641,11 @@ Either party may terminate this lease with three months' written notice.";
         let out_of_range = "The rent is EUR 2,450 [3].";
         assert_eq!(
             verify(out_of_range, &[LEASE])[0].reason,
-            Some("no such source")
+            Some(Unsupported::NoSuchSource)
         );
         assert_eq!(
             verify("Rent [0].", &[LEASE])[0].reason,
-            Some("no such source")
+            Some(Unsupported::NoSuchSource)
         );
     }
 
@@ -464,5 +677,66 @@ Either party may terminate this lease with three months' written notice.";
             let _ = verify(odd, &[LEASE, ""]);
         }
         assert!(verify("No citation here.", &[LEASE]).is_empty());
+    }
+
+    #[test]
+    fn list_numbers_and_abbreviations_do_not_end_sentences() {
+        let s =
+            "1. The rent is EUR 4,250 per month.\n2. Canal Estates B.V. lets it, see Art. 2 [1].";
+        let parts: Vec<&str> = sentences(s).iter().map(|&(a, b)| s[a..b].trim()).collect();
+        assert_eq!(
+            parts,
+            [
+                "1. The rent is EUR 4,250 per month.",
+                "2. Canal Estates B.V. lets it, see Art. 2 [1]."
+            ]
+        );
+        // The list number is not a number the sentence states.
+        let lease = "The rent is EUR 4,250 per month, excluding VAT.";
+        assert!(verify("3. The rent is EUR 4,250 per month [1].", &[lease])[0].verified);
+    }
+
+    #[test]
+    fn numbers_in_words_must_match_too() {
+        let mixed = "The rent is EUR 2,450 per month for a fixed term of five years [1].";
+        let c = &verify(mixed, &[LEASE])[0];
+        assert_eq!(c.reason, Some(Unsupported::NumberNotInSource), "{c:?}");
+        assert!(
+            verify(
+                "Either party may terminate with three months' notice [1].",
+                &[LEASE]
+            )[0]
+            .verified
+        );
+    }
+
+    #[test]
+    fn a_sentence_citing_nothing_gets_the_source_that_supports_it() {
+        let other = "The supplier delivers gearbox housings DAP Rotterdam.";
+        let checks = verify(
+            "Either party may terminate with three months' written notice. The moon is cheese.",
+            &[other, LEASE],
+        );
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        let c = &checks[0];
+        assert!(c.verified && c.added && c.source == 2, "{c:?}");
+        assert!(LEASE[c.span.unwrap().0..c.span.unwrap().1].contains("terminate"));
+    }
+
+    #[test]
+    fn questions_share_key_terms_with_their_sources_or_not() {
+        assert!(shares_key_terms(
+            "How much rent does the tenant pay?",
+            &[LEASE]
+        ));
+        assert!(shares_key_terms(
+            "When can the lease be terminated?",
+            &[LEASE]
+        ));
+        assert!(!shares_key_terms(
+            "Which court hears disputes about the gearbox warranty?",
+            &[LEASE]
+        ));
+        assert!(shares_key_terms("What?", &[LEASE]));
     }
 }

@@ -1,9 +1,10 @@
 // Ask (the home page): a question to a matter, the answer streaming in with numbered
-// citations, and each source opened beside it.
+// citations, each checked against its source (strict mode keeps only verified statements),
+// and each source opened beside it.
 import { useRef, useState } from "preact/hooks";
 import { describe } from "../api";
 import { streamPost } from "../sse";
-import type { AskResponse, Source } from "../types";
+import type { AskResponse, Citation, Source } from "../types";
 import { AlsoAsk, MatterPicker } from "../components/Matters";
 import { Answer } from "../components/Answer";
 import { SourcePanel } from "../components/SourcePanel";
@@ -20,6 +21,7 @@ export function Ask() {
   const [running, setRunning] = useState(false);
   const [asked, setAsked] = useState(0);
   const [also, setAlso] = useState<string[]>([]);
+  const [strict, setStrict] = useState(localStorage.getItem("bear.loose") !== "1");
   const stop = useRef<AbortController | null>(null);
 
   const pick = (name: string) => {
@@ -39,7 +41,7 @@ export function Ask() {
     let text = "";
     try {
       const scope = also.length ? { collections: [collection, ...also] } : { collection };
-      await streamPost("/api/v1/ask", { question, ...scope }, (ev) => {
+      await streamPost("/api/v1/ask", { question, strict, ...scope }, (ev) => {
         if (ev.event === "token") {
           text += (ev.data as { text: string }).text;
           setStreamed(text);
@@ -70,6 +72,18 @@ export function Ask() {
           <AlsoAsk primary={collection} value={also} onChange={setAlso} />
           <label for="question">Question</label>
           <textarea id="question" rows={3} required value={question} onInput={(e) => setQuestion(e.currentTarget.value)} />
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={strict}
+              onChange={(e) => {
+                const on = e.currentTarget.checked;
+                localStorage.setItem("bear.loose", on ? "0" : "1");
+                setStrict(on);
+              }}
+            />
+            Only verified statements
+          </label>
           <div class="row">
             <button type="submit" disabled={running || !question.trim() || !collection}>
               Ask
@@ -83,14 +97,20 @@ export function Ask() {
         </form>
         <ErrorBox message={error} />
         {running && !streamed && <Busy label="Finding sources and starting the answer…" />}
-        {answer && !answer.relevant && (
+        {answer && (answer.refusal || !answer.relevant) && (
           <p class="notfound" role="status">
-            Not found in the documents: none of this matter's sources answers the question.
+            {refusalText(answer)}
           </p>
         )}
-        {(answer || streamed) && (
-          <Answer text={answer?.answer ?? streamed} markers={answer?.sources.map((s) => s.marker) ?? []} onCite={cite} />
+        {(answer || streamed) && !answer?.refusal && (
+          <Answer
+            text={answer?.answer ?? streamed}
+            markers={answer?.sources.map((s) => s.marker) ?? []}
+            unverified={answer?.sources.filter((s) => s.cited && !s.verified).map((s) => s.marker) ?? []}
+            onCite={cite}
+          />
         )}
+        {answer && <Checks answer={answer} onCite={cite} />}
         {answer && answer.sources.length > 0 && (
           <>
             <h2>Sources</h2>
@@ -100,7 +120,7 @@ export function Ask() {
                   <button class="link" onClick={() => setOpen(s)}>
                     {s.citation}
                   </button>
-                  {s.cited ? " — cited" : ""}
+                  {s.verified ? " — cited, verified" : s.cited ? " — cited, NOT verified" : ""}
                 </li>
               ))}
             </ol>
@@ -111,6 +131,62 @@ export function Ask() {
       </section>
       {open && <SourcePanel collection={open.collection ?? collection} source={open} onClose={() => setOpen(null)} />}
     </div>
+  );
+}
+
+function refusalText(a: AskResponse): string {
+  switch (a.refusal) {
+    case "nothing_verified":
+      return "Not found in the documents: no statement of the answer could be verified against its sources, so none is shown. The closest sources are listed below.";
+    case "key_terms_missing":
+      return "Not found in the documents: the closest passages do not mention what the question asks about. They are listed below.";
+    default:
+      return "Not found in the documents: none of this matter's sources answers the question.";
+  }
+}
+
+/** Each citation's check against its source, what strict mode removed, and (without strict
+ *  mode) the statements no source supports. */
+function Checks(props: { answer: AskResponse; onCite: (n: number) => void }) {
+  const a = props.answer;
+  const sentence = (r: [number, number]) => a.answer.slice(r[0], r[1]).trim();
+  const unsupported = a.unsupported_sentences ?? [];
+  if (!a.citations?.length && !a.removed_sentences && !unsupported.length) return null;
+  return (
+    <section aria-labelledby="checks-title" class="checks">
+      <h2 id="checks-title">Citations checked</h2>
+      <ul>
+        {(a.citations ?? []).map((c: Citation) => (
+          <li class={c.verified ? "verified" : "unverified"}>
+            <span class="mark">{c.verified ? "✓ verified" : "✗ not verified"}</span>{" "}
+            <button class="link" onClick={() => props.onCite(c.marker)}>
+              [{c.marker}]
+            </button>{" "}
+            {sentence(c.sentence)}
+            {c.added && <em> (citation added by BEAR)</em>}
+            {c.span ? (
+              <blockquote>
+                {c.span.page ? `p. ${c.span.page}: ` : ""}“{c.span.text}”
+              </blockquote>
+            ) : (
+              <p class="reason">{c.reason}</p>
+            )}
+          </li>
+        ))}
+        {unsupported.map((r) => (
+          <li class="unverified">
+            <span class="mark">✗ not verified</span> {sentence(r)}
+            <p class="reason">no source supports it</p>
+          </li>
+        ))}
+      </ul>
+      {a.removed_sentences > 0 && (
+        <p role="note">
+          {a.removed_sentences} statement(s) without a verified citation were removed. Untick “Only verified statements”
+          and ask again to see them, marked.
+        </p>
+      )}
+    </section>
   );
 }
 

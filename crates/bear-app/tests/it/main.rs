@@ -7,7 +7,8 @@ use bear_app::embed::{EmbedRequest, EmbedResponse};
 use bear_app::generate::{GenerateRequest, GenerateResponse, Timings};
 use bear_app::pii::{DetectRequest, DetectResponse, PiiFinding, Risk, ScrubRequest, ScrubResponse};
 use bear_app::rag::{
-    AskRequest, AskResponse, Finish, Mode, SearchHit, SearchRequest, SearchResponse, Source,
+    AskRequest, AskResponse, Citation, Finish, Mode, SearchHit, SearchRequest, SearchResponse,
+    Source, Span,
 };
 use bear_app::{Error, ErrorBody};
 use bear_core::PiiPolicy;
@@ -63,10 +64,31 @@ fn ask_shapes() {
         sources: vec![Source {
             marker: 1,
             cited: true,
+            verified: true,
             collection: Some("acme".into()),
             hit: hit(),
         }],
         cited: vec![1],
+        citations: vec![Citation {
+            marker: 1,
+            sentence: [0, 23],
+            verified: true,
+            added: false,
+            span: Some(Span {
+                document_id: "0123456789abcdef0123456789abcdef".into(),
+                page: Some(3),
+                text: "six months' written notice".into(),
+                source_bytes: [60, 86],
+                source_chars: [60, 86],
+                document_bytes: Some([1260, 1286]),
+                document_chars: Some([1250, 1276]),
+            }),
+            reason: None,
+        }],
+        strict: true,
+        removed_sentences: 1,
+        unsupported_sentences: Vec::new(),
+        refusal: None,
         relevant: true,
         prompt_tokens: 300,
         completion_tokens: 8,

@@ -1,11 +1,13 @@
 //! `ask` with the real SmolLM2 generator: streamed answers with numbered sources from the right
-//! document, restored PII, and an honest "nothing found" without generation.
+//! document, restored PII, citations verified against their sources (strict mode keeps only
+//! verified sentences), and honest refusals without generation.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bear_core::{CancellationToken, ModelId, PiiPolicy, RagConfig, SamplingParams, assets};
 use bear_models::LlamaCppGenerator;
-use bear_rag::{AskOptions, Filter, IngestOptions, answer::NOTHING_FOUND};
+use bear_rag::answer::{NOT_VERIFIED, NOTHING_FOUND, Refusal};
+use bear_rag::{Answer, AskOptions, Filter, IngestOptions};
 
 use crate::Env;
 
@@ -31,6 +33,7 @@ fn options() -> AskOptions {
         context_tokens: 2048,
         min_similarity: RagConfig::default().min_similarity,
         filter: Filter::default(),
+        strict: true,
     }
 }
 
@@ -106,11 +109,65 @@ async fn answers_stream_with_sources_and_restored_pii() {
         "{:#?}",
         answer.sources
     );
+    assert_checks_hold(&answer);
+    // Strict: every sentence left has a verified citation, or the answer is the refusal.
+    if answer.refusal == Some(Refusal::NothingVerified) {
+        assert_eq!(answer.text, NOT_VERIFIED);
+    } else {
+        for (s, e) in bear_rag::verify::sentences(&answer.text) {
+            assert!(
+                answer
+                    .checks
+                    .iter()
+                    .any(|c| c.sentence == (s, e) && c.verified),
+                "unverified sentence kept in strict mode: {:?}",
+                &answer.text[s..e]
+            );
+        }
+    }
+    // Without strict, nothing is removed and strict's sentences are among the loose answer's.
+    let mut loose = options();
+    loose.strict = false;
+    let all = ask(
+        &env,
+        &c,
+        "What is the monthly rent for the office at Keizersgracht?",
+        &loose,
+    )
+    .await;
+    assert_eq!(all.removed, 0);
+    assert_checks_hold(&all);
+    if answer.refusal.is_none() {
+        for (s, e) in bear_rag::verify::sentences(&answer.text) {
+            assert!(
+                all.text.contains(answer.text[s..e].trim()),
+                "{answer:#?}\n{all:#?}"
+            );
+        }
+    }
+    let kept = match answer.refusal {
+        Some(_) => 0,
+        None => bear_rag::verify::sentences(&answer.text).len(),
+    };
+    assert_eq!(
+        answer.removed + kept,
+        bear_rag::verify::sentences(&all.text).len(),
+        "strict removed exactly the sentences it lacks: {answer:#?}\n{all:#?}"
+    );
+
+    // Retrieved passages that never name what the question asks about: refused, no model run.
+    let off = ask(
+        &env,
+        &c,
+        "What penalty applies to late deliveries of gearbox housings?",
+        &options(),
+    )
+    .await;
+    assert_eq!(off.refusal, Some(Refusal::KeyTermsMissing), "{off:#?}");
+    assert_eq!(off.completion_tokens, 0);
     assert!(
-        answer
-            .cited
-            .iter()
-            .all(|n| (1..=answer.sources.len()).contains(n))
+        !off.sources.is_empty(),
+        "the closest sources are listed to read"
     );
 
     // Nothing relevant: say so, invent nothing, run no model.
@@ -128,6 +185,7 @@ async fn answers_stream_with_sources_and_restored_pii() {
     .unwrap();
     assert!(!none.relevant);
     assert_eq!(none.text, NOTHING_FOUND);
+    assert_eq!(none.refusal, Some(Refusal::NothingRelevant));
     assert_eq!(none.completion_tokens, 0);
     assert!(none.sources.is_empty());
 
@@ -147,4 +205,58 @@ async fn answers_stream_with_sources_and_restored_pii() {
     .await
     .unwrap_err();
     assert_eq!(err.kind(), bear_core::ErrorKind::InvalidRequest);
+}
+
+async fn ask(env: &Env, c: &bear_rag::Collection, question: &str, options: &AskOptions) -> Answer {
+    let streamed = Arc::new(Mutex::new(String::new()));
+    let s2 = streamed.clone();
+    let answer = bear_rag::ask(
+        c,
+        crate::embedder().as_ref(),
+        env.scrubber.clone(),
+        generator(),
+        question,
+        options,
+        Box::new(move |p: &str| {
+            s2.lock().unwrap().push_str(p);
+            true
+        }),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        *streamed.lock().unwrap(),
+        answer.text,
+        "the stream is the answer"
+    );
+    answer
+}
+
+/// The answer's checks are what the checker finds in its final text (markers BEAR added
+/// included), and every verified span is a real slice of its source.
+fn assert_checks_hold(answer: &Answer) {
+    let sources: Vec<&str> = answer.sources.iter().map(|h| h.text.as_str()).collect();
+    let again = bear_rag::verify::verify(&answer.text, &sources);
+    let key = |c: &bear_rag::verify::Check| (c.sentence, c.source, c.verified, c.span, c.reason);
+    assert_eq!(
+        answer.checks.iter().map(key).collect::<Vec<_>>(),
+        again.iter().map(key).collect::<Vec<_>>(),
+        "{answer:#?}"
+    );
+    for c in &answer.checks {
+        if let Some((s, e)) = c.span {
+            assert!(
+                sources[c.source - 1]
+                    .get(s..e)
+                    .is_some_and(|t| !t.is_empty())
+            );
+        }
+    }
+    assert!(
+        answer
+            .cited
+            .iter()
+            .all(|n| (1..=answer.sources.len()).contains(n))
+    );
 }
