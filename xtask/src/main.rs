@@ -10,6 +10,7 @@
 //! that `cargo test --workspace` runs.
 
 mod bench;
+mod eval;
 #[cfg(test)]
 mod layering;
 mod loadtest;
@@ -50,6 +51,9 @@ enum Task {
         /// `web` (the web app in Chromium); all Criterion benches when omitted.
         which: Option<String>,
     },
+    /// Ask every question of `examples/eval/questions.json` over `examples/corpus` (strict and
+    /// not) and report verified citations, refusals and the checker's cost (`docs/eval.md`).
+    Eval,
     /// Load a local bear-server with wrk (or oha) on loopback: requests/s, p50 and p99 at 16
     /// and 64 connections.
     Loadtest {
@@ -130,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             other => bench::criterion(other),
         },
         Task::Loadtest { seconds } => loadtest::run(seconds),
+        Task::Eval => eval::run(),
     }
 }
 

@@ -60,6 +60,13 @@ fn each_text(e: &mut HistoryEntry, f: &dyn Fn(&str) -> Result<String>) -> Result
     e.answer.answer = f(&e.answer.answer)?;
     for s in &mut e.answer.sources {
         s.hit.text = f(&s.hit.text)?;
+        s.hit.title = f(&s.hit.title)?;
+        s.hit.citation = f(&s.hit.citation)?;
+    }
+    for c in &mut e.answer.citations {
+        if let Some(span) = &mut c.span {
+            span.text = f(&span.text)?;
+        }
     }
     Ok(())
 }

@@ -359,7 +359,8 @@ pub enum Refusal {
     NothingRelevant,
     /// The passages found do not mention the question's key terms; the model was not asked.
     KeyTermsMissing,
-    /// Strict mode: no sentence of the model's answer had a verified citation.
+    /// Strict mode: no sentence of the model's answer had a verified citation, or those that
+    /// had one do not mention the question's key terms.
     NothingVerified,
 }
 
@@ -408,6 +409,9 @@ pub struct AskResponse {
     pub time_to_first_token_ms: Option<u64>,
     /// Milliseconds for the whole answer.
     pub elapsed_ms: u64,
+    /// Microseconds of it spent checking citations and key terms.
+    #[serde(default)]
+    pub verification_us: u64,
     /// Why generation stopped (absent when the model was not asked).
     pub finish_reason: Option<Finish>,
 }
@@ -458,6 +462,7 @@ impl AskResponse {
             completion_tokens: a.completion_tokens,
             time_to_first_token_ms: a.time_to_first_token_ms,
             elapsed_ms: a.elapsed_ms,
+            verification_us: a.verification_us,
             finish_reason: a.finish_reason.map(Finish::from),
         }
     }

@@ -24,7 +24,8 @@ pub const NO_KEY_TERMS: &str = "Not found in the documents: the passages closest
 do not mention what it asks about, so I will not guess. The closest sources are listed for you \
 to read.";
 
-/// The answer given in strict mode when no statement of the model's answer could be verified.
+/// The answer given in strict mode when no statement of the model's answer could be verified
+/// (or none that was verified speaks to the question).
 pub const NOT_VERIFIED: &str = "Not found in the documents: no statement of the answer could be \
 verified against the sources, so none is given. The closest sources are listed for you to read.";
 
@@ -36,7 +37,8 @@ pub enum Refusal {
     NothingRelevant,
     /// The passages found do not hold the question's key terms; the model was not asked.
     KeyTermsMissing,
-    /// Strict mode: no sentence of the model's answer had a verified citation.
+    /// Strict mode: no sentence of the model's answer had a verified citation, or those that
+    /// had one do not speak to the question (they hold under half of its key terms).
     NothingVerified,
 }
 
@@ -85,6 +87,8 @@ pub struct Answer {
     pub unsupported: Vec<(usize, usize)>,
     /// Why the answer is a refusal, when it is one.
     pub refusal: Option<Refusal>,
+    /// Microseconds spent checking: the key terms and every sentence's citations.
+    pub verification_us: u64,
     /// Whether anything relevant was retrieved.
     pub relevant: bool,
     /// Prompt tokens, completion tokens and timing, when the model ran.
@@ -147,6 +151,13 @@ struct Gate {
     out: Box<dyn TokenSink>,
     sources: Vec<String>,
     strict: bool,
+    /// The question, for strict mode's last check: the kept text must hold at least half of
+    /// its key terms ([`verify::shares_key_terms`]); until it does, nothing is passed on.
+    question: String,
+    /// Whether the kept text answers the question (always, without strict mode).
+    on_topic: bool,
+    /// Sentences kept so far.
+    kept: usize,
     pending: String,
     text: String,
     checks: Vec<Check>,
@@ -154,14 +165,19 @@ struct Gate {
     unsupported: Vec<(usize, usize)>,
     first: Option<Instant>,
     go_on: bool,
+    /// Time spent checking.
+    spent: std::time::Duration,
 }
 
 impl Gate {
-    fn new(out: Box<dyn TokenSink>, sources: Vec<String>, strict: bool) -> Self {
+    fn new(out: Box<dyn TokenSink>, sources: Vec<String>, strict: bool, question: &str) -> Self {
         Self {
             out,
             sources,
             strict,
+            question: question.to_string(),
+            on_topic: !strict,
+            kept: 0,
             pending: String::new(),
             text: String::new(),
             checks: Vec::new(),
@@ -169,6 +185,7 @@ impl Gate {
             unsupported: Vec::new(),
             first: None,
             go_on: true,
+            spent: std::time::Duration::ZERO,
         }
     }
 
@@ -202,7 +219,9 @@ impl Gate {
                 sentence = sentence.trim_start().to_string();
             }
             let offset = self.text.len();
+            let started = Instant::now();
             let mut checks = verify::check_sentence(&sentence, offset, &sources);
+            self.spent += started.elapsed();
             if !checks.iter().any(|c| c.verified) {
                 if self.strict {
                     self.removed += 1;
@@ -219,8 +238,16 @@ impl Gate {
             }
             self.text.push_str(&sentence);
             self.checks.extend(checks);
-            self.first.get_or_insert_with(Instant::now);
-            self.go_on = self.go_on && self.out.on_text(&sentence);
+            self.kept += 1;
+            if self.on_topic {
+                self.first.get_or_insert_with(Instant::now);
+                self.go_on = self.go_on && self.out.on_text(&sentence);
+            } else if verify::shares_key_terms(&self.question, &[&self.text]) {
+                // The first sentence on the question's terms releases what was held back.
+                self.on_topic = true;
+                self.first.get_or_insert_with(Instant::now);
+                self.go_on = self.go_on && self.out.on_text(&self.text);
+            }
         }
         self.go_on
     }
@@ -384,6 +411,7 @@ pub async fn ask_in(
         removed: 0,
         unsupported: Vec::new(),
         refusal: None,
+        verification_us: 0,
         relevant,
         prompt_tokens: 0,
         completion_tokens: 0,
@@ -429,7 +457,10 @@ pub async fn ask_in(
         sources.push(h);
     }
     let texts: Vec<&str> = sources.iter().map(|h: &Hit| h.text.as_str()).collect();
-    if !verify::shares_key_terms(&q, &texts) {
+    let checking = Instant::now();
+    let shared = verify::shares_key_terms(&q, &texts);
+    answer.verification_us = checking.elapsed().as_micros() as u64;
+    if !shared {
         answer.relevant = false;
         answer.sources = restored(sources, scrubber.as_ref());
         return Ok(refuse(
@@ -457,7 +488,7 @@ pub async fn ask_in(
     answer.sources = restored(sources, scrubber.as_ref());
     let texts = answer.sources.iter().map(|h| h.text.clone()).collect();
     let state = Arc::new(Mutex::new(Restoring {
-        out: Gate::new(sink, texts, options.strict),
+        out: Gate::new(sink, texts, options.strict, question),
         scrubber: scrubber.clone(),
         buf: String::new(),
     }));
@@ -471,13 +502,15 @@ pub async fn ask_in(
         let n = s.buf.len();
         s.emit(n);
         s.out.finish();
-        std::mem::replace(
-            &mut s.out,
-            Gate::new(Box::new(|_: &str| true), Vec::new(), false),
-        )
+        let idle = Gate::new(Box::new(|_: &str| true), Vec::new(), false, "");
+        std::mem::replace(&mut s.out, idle)
     };
-    if options.strict && gate.text.trim().is_empty() {
+    if options.strict && !gate.on_topic {
+        // Nothing verified, or nothing verified that speaks to the question: nothing was
+        // passed on, and the refusal is the whole answer.
         answer.refusal = Some(Refusal::NothingVerified);
+        gate.removed += gate.kept;
+        gate.checks.clear();
         gate.text = NOT_VERIFIED.into();
         gate.emit(NOT_VERIFIED);
     }
@@ -487,6 +520,7 @@ pub async fn ask_in(
     answer.checks = gate.checks;
     answer.removed = gate.removed;
     answer.unsupported = gate.unsupported;
+    answer.verification_us += gate.spent.as_micros() as u64;
     answer.prompt_tokens = generation.prompt_tokens;
     answer.completion_tokens = generation.completion_tokens;
     answer.finish_reason = Some(generation.finish_reason);
@@ -536,7 +570,61 @@ pub fn citation(h: &Hit) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cited_markers;
+    use super::{Gate, cited_markers};
+    use std::sync::{Arc, Mutex};
+
+    const LEASE: &str = "The rent is EUR 4,250 per month, excluding VAT. The Landlord is \
+Canal Estates B.V. and the Tenant is Brightwater Legal LLP.";
+
+    /// A gate over `LEASE`, fed `pieces`; returns it and what reached the sink.
+    fn gate(strict: bool, question: &str, pieces: &[&str]) -> (Gate, String) {
+        let seen = Arc::new(Mutex::new(String::new()));
+        let s2 = seen.clone();
+        let sink = Box::new(move |p: &str| {
+            s2.lock().unwrap().push_str(p);
+            true
+        });
+        let mut g = Gate::new(sink, vec![LEASE.to_string()], strict, question);
+        for p in pieces {
+            g.push(p);
+        }
+        g.finish();
+        let out = seen.lock().unwrap().clone();
+        (g, out)
+    }
+
+    #[test]
+    fn strict_gate_holds_off_topic_sentences_until_one_answers_the_question() {
+        let pieces = [
+            "The Landlord is Canal Estates B.V. [1]",
+            " The rent is EUR 9,999 per month",
+            " [1]. The rent is EUR 4,250",
+            " per month, excluding VAT.",
+        ];
+        let (g, out) = gate(true, "What is the monthly rent?", &pieces);
+        assert!(g.on_topic);
+        assert_eq!(g.removed, 1, "the wrong amount is dropped");
+        assert_eq!(out, g.text, "the stream is the answer");
+        assert!(out.starts_with("The Landlord is Canal Estates B.V. [1]"));
+        assert!(out.ends_with("per month, excluding VAT. [1]"), "{out}");
+        assert!(!out.contains("9,999"));
+        let added: Vec<_> = g.checks.iter().filter(|c| c.added).collect();
+        assert_eq!(added.len(), 1);
+        assert!(g.text[added[0].sentence.0..added[0].sentence.1].ends_with("[1]"));
+
+        // Verified but beside the question: nothing is passed on.
+        let (g, out) = gate(
+            true,
+            "Which court hears disputes about the deposit?",
+            &pieces[..1],
+        );
+        assert!(!g.on_topic && out.is_empty() && g.kept == 1);
+
+        // Without strict mode everything passes, the wrong amount listed as checked and failed.
+        let (g, out) = gate(false, "What is the monthly rent?", &pieces);
+        assert_eq!((g.removed, out.contains("9,999")), (0, true));
+        assert!(g.checks.iter().any(|c| !c.verified));
+    }
 
     #[test]
     fn markers() {

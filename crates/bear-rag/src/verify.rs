@@ -12,6 +12,9 @@
 //!   at least [`WORD_SHARE`] of its content words (three letters or more, not a stop word) occur
 //!   in that same window; a word of five letters or more also matches a source word sharing its
 //!   first five letters ("terminates" / "termination"). The window is [`WINDOW`] source words.
+//!   A name (a capitalised word after the sentence's first) must be in the window as well.
+//!   A sentence stating fewer than [`MIN_CLAIM`] content words and numbers is not checked (not
+//!   verified).
 //! - The supporting span is the source's byte range from the first to the last matching word of
 //!   the best window (or the quote itself).
 //! - A sentence that cites nothing is checked against each source in turn; the first that
@@ -20,8 +23,9 @@
 //! - Sentences end at `.`, `?` or `!` before white space, except after a list number at the start
 //!   of a line ("2."), a single letter ("B.V.", "e.g.") or a short abbreviation ("Art.", "No.").
 //!
-//! [`shares_key_terms`] is the honest-refusal check before generation: the retrieved text must
-//! hold at least half of the question's key terms.
+//! [`shares_key_terms`] is the honest-refusal check: before generation the retrieved text, and
+//! in strict mode after it the verified answer, must hold at least half of the question's key
+//! terms.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +33,9 @@ use serde::{Deserialize, Serialize};
 pub const WINDOW: usize = 60;
 /// The share of a sentence's content words its supporting window must hold.
 pub const WORD_SHARE: f32 = 0.6;
+/// The fewest content words and numbers a sentence without a quote must state to be checked
+/// (a fragment such as "(Supplier)" is supported by any source that names it).
+pub const MIN_CLAIM: usize = 3;
 
 const STOP: &[&str] = &[
     "the",
@@ -126,9 +133,12 @@ pub enum Unsupported {
     QuoteNotInSource,
     /// A number the sentence states does not occur in the source.
     NumberNotInSource,
+    /// A name the sentence states (a capitalised word after its first) does not occur in the
+    /// source near its other words.
+    NameNotInSource,
     /// Too few of the sentence's words occur in any one passage of the source.
     TooFewWords,
-    /// The sentence has no content word or number to check.
+    /// The sentence states fewer than [`MIN_CLAIM`] content words and numbers.
     NothingToCheck,
 }
 
@@ -139,8 +149,9 @@ impl Unsupported {
             Self::NoSuchSource => "no such source",
             Self::QuoteNotInSource => "a quoted span is not in the source",
             Self::NumberNotInSource => "a number it states is not in the source",
+            Self::NameNotInSource => "a name it states is not in the source",
             Self::TooFewWords => "too few of its words in any one passage of the source",
-            Self::NothingToCheck => "the sentence states nothing to check",
+            Self::NothingToCheck => "the sentence states too little to check",
         }
     }
 }
@@ -256,7 +267,9 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
     while i < b.len() {
         // A line break ends a sentence only before a blank line or a list item.
         let paragraph = b[i] == b'\n' && matches!(b.get(i + 1), Some(b'\n' | b'-' | b'*'));
-        let stop = (matches!(b[i], b'.' | b'?' | b'!') && !abbreviation(text, i)) || paragraph;
+        let stop = (matches!(b[i], b'.' | b'?' | b'!')
+            && (!abbreviation(text, i) || marker_follows(&text[i + 1..])))
+            || paragraph;
         if !stop {
             i += 1;
             continue;
@@ -292,6 +305,19 @@ pub fn sentences(text: &str) -> Vec<(usize, usize)> {
         out.push((start, text.len()));
     }
     out
+}
+
+/// Whether `rest` starts (after spaces) with a citation marker: after an abbreviation, one
+/// ("… Canal Estates B.V. [1] The rent …") ends the sentence.
+fn marker_follows(rest: &str) -> bool {
+    let rest = rest.trim_start_matches(' ');
+    rest.strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .is_some_and(|(n, _)| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|c| c.is_ascii_digit() || c == b',' || c == b' ')
+        })
 }
 
 /// Whether the `.` at byte `i` closes a list number at the start of a line, a single letter or
@@ -479,12 +505,21 @@ fn support(sentence: &str, source: &str) -> Result<(usize, usize), Unsupported> 
         }
         return span.ok_or(Unsupported::QuoteNotInSource);
     }
-    let claim: Vec<String> = words(without_list_number(&strip_markers(sentence)))
+    let body = strip_markers(sentence);
+    let body = without_list_number(&body);
+    let claim: Vec<(String, bool)> = words(body)
         .into_iter()
-        .map(|(w, _, _)| w)
-        .filter(|w| is_number(w) || (w.chars().count() >= 3 && !STOP.contains(&w.as_str())))
+        .enumerate()
+        .filter(|(_, (w, _, _))| {
+            is_number(w) || (w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
+        })
+        .map(|(i, (w, at, _))| {
+            // A capitalised word after the first is a name: it must be in the window too.
+            let name = i > 0 && body[at..].starts_with(|c: char| c.is_uppercase());
+            (w, name)
+        })
         .collect();
-    if claim.is_empty() {
+    if claim.len() < MIN_CLAIM {
         return Err(Unsupported::NothingToCheck);
     }
     let src = words(source);
@@ -522,7 +557,7 @@ fn strip_markers(s: &str) -> String {
 /// its other words. Each claimed word's matching source positions are found once; a window
 /// then asks only whether a position falls inside it.
 fn best_window(
-    claim: &[String],
+    claim: &[(String, bool)],
     src: &[(String, usize, usize)],
 ) -> Result<(usize, usize), Unsupported> {
     let at = |w: &String, exact: bool| -> Vec<usize> {
@@ -538,16 +573,26 @@ fn best_window(
     };
     let numbers: Vec<Vec<usize>> = claim
         .iter()
-        .filter(|w| is_number(w))
-        .map(|w| at(w, true))
+        .filter(|(w, _)| is_number(w))
+        .map(|(w, _)| at(w, true))
         .collect();
     let content: Vec<Vec<usize>> = claim
         .iter()
-        .filter(|w| !is_number(w))
-        .map(|w| at(w, false))
+        .filter(|(w, _)| !is_number(w))
+        .map(|(w, _)| at(w, false))
+        .collect();
+    let names: Vec<&Vec<usize>> = claim
+        .iter()
+        .filter(|(w, _)| !is_number(w))
+        .zip(&content)
+        .filter(|((_, name), _)| *name)
+        .map(|(_, p)| p)
         .collect();
     if numbers.iter().any(Vec::is_empty) {
         return Err(Unsupported::NumberNotInSource);
+    }
+    if names.iter().any(|p| p.is_empty()) {
+        return Err(Unsupported::NameNotInSource);
     }
     let need = ((content.len() as f32) * WORD_SHARE).ceil() as usize;
     let mut reason = Unsupported::TooFewWords;
@@ -559,6 +604,10 @@ fn best_window(
         let inside = |p: &Vec<usize>| p.iter().copied().find(|&i| i >= start && i < end);
         if numbers.iter().any(|p| inside(p).is_none()) {
             reason = Unsupported::NumberNotInSource;
+            continue;
+        }
+        if names.iter().any(|p| inside(p).is_none()) {
+            reason = Unsupported::NameNotInSource;
             continue;
         }
         let hits: Vec<usize> = content.iter().chain(&numbers).filter_map(inside).collect();
@@ -694,6 +743,29 @@ Either party may terminate this lease with three months' written notice.";
         // The list number is not a number the sentence states.
         let lease = "The rent is EUR 4,250 per month, excluding VAT.";
         assert!(verify("3. The rent is EUR 4,250 per month [1].", &[lease])[0].verified);
+    }
+
+    #[test]
+    fn names_must_be_in_the_window() {
+        let privacy = "Client files are retained for seven years after the matter is closed, \
+after which they are securely destroyed.";
+        let c = &verify(
+            "DocketPro files are kept on servers for seven years after the matter is closed [1].",
+            &[privacy],
+        )[0];
+        assert!(c.verified, "the first word is not taken for a name: {c:?}");
+        let c = &verify(
+            "The law requires DocketPro files to be kept for seven years after the matter is closed [1].",
+            &[privacy],
+        )[0];
+        assert_eq!(c.reason, Some(Unsupported::NameNotInSource), "{c:?}");
+        assert!(
+            verify(
+                "Either Party may terminate with three months' written notice [1].",
+                &[LEASE]
+            )[0]
+            .verified
+        );
     }
 
     #[test]

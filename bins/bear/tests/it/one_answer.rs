@@ -15,6 +15,7 @@ use crate::{stderr, stdout};
 /// Fields that measure time or memory, which no two runs share.
 const TIMINGS: &[&str] = &[
     "elapsed_ms",
+    "verification_us",
     "time_to_first_token_ms",
     "generation_time",
     "tokens_per_second",

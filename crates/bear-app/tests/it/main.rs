@@ -94,6 +94,7 @@ fn ask_shapes() {
         completion_tokens: 8,
         time_to_first_token_ms: Some(400),
         elapsed_ms: 900,
+        verification_us: 350,
         finish_reason: Some(Finish::Stop),
     };
     insta::assert_json_snapshot!("ask_response", resp);
