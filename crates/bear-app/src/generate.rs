@@ -31,6 +31,8 @@ pub struct Sampling {
     pub seed: Option<u64>,
     /// Stop before any of these texts.
     pub stop: Vec<String>,
+    /// Constrain the output to JSON valid under this schema.
+    pub json_schema: Option<serde_json::Value>,
 }
 
 impl Sampling {
@@ -47,6 +49,13 @@ impl Sampling {
                 defaults.stop
             } else {
                 self.stop.clone()
+            },
+            json_schema: match &self.json_schema {
+                None => defaults.json_schema,
+                Some(schema) if !schema.is_object() => {
+                    return Err(Error::invalid("json_schema", "must be a JSON object"));
+                }
+                Some(schema) => Some(schema.to_string()),
             },
         };
         if p.max_tokens == 0 || p.max_tokens > max_tokens {
@@ -93,6 +102,11 @@ pub struct GenerateRequest {
     /// Send the prompt as it is, not as a user message in the model's chat template.
     #[serde(default)]
     pub raw: bool,
+    /// Constrain the output to JSON valid under this JSON schema (at most 64 KiB): generation
+    /// follows a grammar made from it, so the text always parses unless `max_tokens` cuts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub json_schema: Option<serde_json::Value>,
     /// REST: answer with server-sent events (`token` events, then one `done`).
     #[serde(default)]
     pub stream: bool,
@@ -160,6 +174,7 @@ impl GenerateRequest {
             repeat_penalty: self.repeat_penalty,
             seed: self.seed,
             stop: self.stop_sequences.clone(),
+            json_schema: self.json_schema.clone(),
         }
     }
 }

@@ -553,6 +553,9 @@ pub struct GenerateArgs {
     /// hand-written templates).
     #[arg(long)]
     pub raw: bool,
+    /// Constrain the output to JSON valid under the JSON schema in this file (at most 64 KiB).
+    #[arg(long, value_name = "FILE")]
+    pub json_schema: Option<PathBuf>,
     /// Sampling.
     #[command(flatten)]
     pub sampling: SamplingArgs,

@@ -248,6 +248,7 @@ pub(crate) fn generate(
         seed: s.seed,
         stop_sequences: s.stop,
         raw: args.raw,
+        json_schema: args.json_schema.as_deref().map(read_schema).transpose()?,
         stream: !json,
     };
     // Loaded first, under a spinner if it takes a while; the generation itself streams.
@@ -322,6 +323,7 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
             repeat_penalty: s.repeat_penalty,
             seed: s.seed,
             stop: s.stop,
+            json_schema: None,
         },
     };
     if let Some(system) = args.system {
@@ -415,4 +417,20 @@ fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The JSON schema in file `path` (at most 64 KiB).
+fn read_schema(path: &std::path::Path) -> Result<serde_json::Value> {
+    let bad = |why: String| {
+        Error::from(bear_app::Error::invalid(
+            "json-schema",
+            format!("{}: {why}", path.display()),
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if meta.len() > bear_core::MAX_JSON_SCHEMA_BYTES as u64 {
+        return Err(bad("larger than 64 KiB".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))
 }

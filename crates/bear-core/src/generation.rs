@@ -71,7 +71,15 @@ pub struct SamplingParams {
     pub seed: Option<u64>,
     /// Generation stops before any of these strings; they never appear in the output.
     pub stop: Vec<String>,
+    /// Constrain the output to JSON valid under this JSON schema (its text, at most
+    /// [`MAX_JSON_SCHEMA_BYTES`]): generation follows a grammar made from it, so what is
+    /// produced always parses, unless `max_tokens` cuts it short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
 }
+
+/// The largest JSON schema a request may constrain its output with.
+pub const MAX_JSON_SCHEMA_BYTES: usize = 64 * 1024;
 
 impl Default for SamplingParams {
     fn default() -> Self {
@@ -83,6 +91,7 @@ impl Default for SamplingParams {
             repeat_penalty: 1.1,
             seed: None,
             stop: Vec::new(),
+            json_schema: None,
         }
     }
 }
@@ -105,6 +114,16 @@ impl SamplingParams {
         }
         if self.stop.iter().any(String::is_empty) {
             return bad("stop sequences must not be empty strings");
+        }
+        if let Some(schema) = &self.json_schema {
+            if schema.len() > MAX_JSON_SCHEMA_BYTES {
+                return bad("json_schema is larger than 64 KiB");
+            }
+            match serde_json::from_str::<serde_json::Value>(schema) {
+                Ok(serde_json::Value::Object(_)) => {}
+                Ok(_) => return bad("json_schema must be a JSON object"),
+                Err(_) => return bad("json_schema is not valid JSON"),
+            }
         }
         Ok(())
     }

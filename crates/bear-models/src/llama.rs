@@ -283,6 +283,8 @@ struct Sampling {
     candidates: Vec<LlamaTokenData>,
     /// Logits for greedy decoding, reused from token to token.
     logits: Vec<f32>,
+    /// The grammar the output must follow (`json_schema`).
+    grammar: Option<LlamaSampler>,
 }
 
 impl Sampling {
@@ -310,6 +312,7 @@ impl Sampling {
             recent: std::collections::VecDeque::with_capacity(PENALTY_WINDOW),
             candidates: Vec::new(),
             logits: Vec::new(),
+            grammar: None,
         }
     }
 
@@ -330,6 +333,59 @@ impl Sampling {
 
     /// Picks the next token from the logits of batch position `idx`.
     fn sample(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
+        let token = match self.grammar.is_some() {
+            true => self.sample_constrained(ctx, idx)?,
+            false => self.sample_free(ctx, idx)?,
+        };
+        if self.recent.len() == PENALTY_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(token);
+        Ok(token)
+    }
+
+    /// [`Self::sample`] under the grammar: the penalties, then only the tokens the grammar
+    /// allows, then the chain (or the most likely); the grammar then takes the token.
+    fn sample_constrained(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
+        let penalised = self.penalised();
+        let mut array = LlamaTokenDataArray::new(std::mem::take(&mut self.candidates), false);
+        array.data.clear();
+        array.data.extend(ctx.candidates_ith(idx));
+        for &i in &penalised {
+            if let Some(c) = array.data.get_mut(i) {
+                c.set_logit(penalise(c.logit(), self.penalty));
+            }
+        }
+        if let Some(grammar) = &mut self.grammar {
+            array.apply_sampler(grammar);
+        }
+        let token = match &mut self.chain {
+            Some(chain) => {
+                array.apply_sampler(chain);
+                array.selected_token()
+            }
+            None => array
+                .data
+                .iter()
+                .filter(|c| c.logit().is_finite())
+                .max_by(|a, b| a.logit().total_cmp(&b.logit()))
+                .map(|c| c.id()),
+        };
+        self.candidates = array.data;
+        let token = token.ok_or_else(|| {
+            Error::InvalidRequest("the JSON schema's grammar allows no next token".into())
+        })?;
+        if let Some(chain) = &mut self.chain {
+            chain.accept(token);
+        }
+        if let Some(grammar) = &mut self.grammar {
+            grammar.accept(token);
+        }
+        Ok(token)
+    }
+
+    /// [`Self::sample`] without a grammar.
+    fn sample_free(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
         let penalised = self.penalised();
         let penalty = self.penalty;
         let token = match &mut self.chain {
@@ -370,12 +426,28 @@ impl Sampling {
                 token
             }
         };
-        if self.recent.len() == PENALTY_WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(token);
         Ok(token)
     }
+}
+
+/// The largest grammar a JSON schema may become.
+const MAX_GRAMMAR_BYTES: usize = 256 * 1024;
+
+/// A grammar sampler for `schema` (llama.cpp's `json_schema_to_grammar`); a schema it cannot
+/// convert, or one whose grammar is too large, is a request error naming the problem.
+fn json_grammar(model: &LlamaModel, schema: &str) -> Result<LlamaSampler> {
+    let grammar = llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
+        Error::InvalidRequest(format!("json_schema cannot be made into a grammar: {e}"))
+    })?;
+    if grammar.len() > MAX_GRAMMAR_BYTES {
+        return Err(Error::InvalidRequest(format!(
+            "json_schema makes a grammar of {} KiB, more than {} KiB; simplify the schema",
+            grammar.len() / 1024,
+            MAX_GRAMMAR_BYTES / 1024
+        )));
+    }
+    LlamaSampler::grammar(model, &grammar, "root")
+        .map_err(|e| Error::InvalidRequest(format!("json_schema's grammar is not accepted: {e}")))
 }
 
 fn run(
@@ -451,6 +523,9 @@ fn run(
     let gen_start = Instant::now();
 
     let mut sampler = Sampling::new(request);
+    if let Some(schema) = &request.params.json_schema {
+        sampler.grammar = Some(json_grammar(model, schema)?);
+    }
     let mut filter = StopFilter::new(&request.params.stop);
     let mut utf8 = Utf8Stream::default();
     let mut text = String::new();

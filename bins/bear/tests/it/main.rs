@@ -292,6 +292,49 @@ fn generate_streams_a_real_answer() {
 }
 
 #[test]
+fn generate_under_a_json_schema_gives_json_that_fits_it() {
+    let _ = gguf();
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("lease.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"landlord": {"type": "string", "maxLength": 40},
+            "monthly_rent_eur": {"type": "integer"}},
+            "required": ["landlord", "monthly_rent_eur"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let s = schema.to_string_lossy();
+    let prompt = "Canal Estates B.V. lets the office for EUR 4,250 a month. As JSON:";
+    let o = bear(&[
+        "--json",
+        "generate",
+        "--json-schema",
+        &s,
+        "--max-tokens",
+        "80",
+        prompt,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["finish_reason"], "stop", "{v}");
+    let out: serde_json::Value = serde_json::from_str(v["text"].as_str().unwrap()).unwrap();
+    let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["landlord", "monthly_rent_eur"], "{out}");
+    assert!(
+        out["landlord"].is_string() && out["monthly_rent_eur"].is_i64(),
+        "{out}"
+    );
+
+    // A schema file that is not JSON, or not an object, is refused before any model work.
+    for bad in ["[1", "[1, 2]"] {
+        std::fs::write(&schema, bad).unwrap();
+        let o = bear(&["generate", "--json-schema", &s, "hello"]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("json"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn generate_bad_inputs_are_typed_errors() {
     let o = bear(&["generate", "-m", "no-such-model", "hello"]);
     assert_eq!(o.status.code(), Some(4));

@@ -1,5 +1,5 @@
 //! LlamaCppGenerator on the real SmolLM2 GGUF: determinism, streaming, stop sequences,
-//! cancellation, limits and bad input.
+//! cancellation, limits, JSON-schema-constrained output and bad input.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -334,4 +334,89 @@ async fn dropping_the_future_stops_decoding() {
         pieces < 20,
         "{pieces} pieces were streamed after the drop of a 400-token request"
     );
+}
+
+/// An extraction schema: the output must parse and validate, greedy and sampled.
+const PARTIES: &str = r#"{
+  "type": "object",
+  "properties": {
+    "landlord": { "type": "string", "maxLength": 40 },
+    "tenant": { "type": "string", "maxLength": 40 },
+    "monthly_rent_eur": { "type": "integer" },
+    "signed": { "type": "boolean" }
+  },
+  "required": ["landlord", "tenant", "monthly_rent_eur", "signed"],
+  "additionalProperties": false
+}"#;
+
+#[test]
+fn a_json_schema_constrains_the_output_to_valid_json() {
+    let schema: serde_json::Value = serde_json::from_str(PARTIES).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let prompt = "Lease: Canal Estates B.V. lets the office to Brightwater Legal LLP for EUR 4,250 \
+a month. Signed on 1 March 2024.\nThe lease as JSON:";
+    for (temperature, seed) in [(0.0, None), (0.8, Some(11))] {
+        let req = request(prompt, |p| {
+            p.max_tokens = 160;
+            p.temperature = temperature;
+            p.seed = seed;
+            p.json_schema = Some(PARTIES.into());
+        });
+        let (g, pieces) = run(&req);
+        assert_eq!(g.finish_reason, FinishReason::Stop, "{}", g.text.expose());
+        assert_eq!(pieces.concat(), *g.text.expose());
+        let out: serde_json::Value = serde_json::from_str(g.text.expose())
+            .unwrap_or_else(|e| panic!("{e}: {}", g.text.expose()));
+        let errors: Vec<String> = validator.iter_errors(&out).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?} in {out}");
+    }
+    // The same prompt without the schema is free text, not this object.
+    let (free, _) = run(&request(prompt, |p| p.max_tokens = 40));
+    let parsed = serde_json::from_str::<serde_json::Value>(free.text.expose());
+    assert!(parsed.map_or(true, |v| !validator.is_valid(&v)));
+}
+
+#[test]
+fn bad_json_schemas_are_typed_errors_naming_the_problem() {
+    let mut sink = |_: &str| true;
+    let huge = format!(
+        r#"{{"type":"object","properties":{{{}}}}}"#,
+        (0..3000)
+            .map(|i| format!(r#""field_{i}":{{"type":"string"}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let cases = [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (
+            r##"{"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}}"##,
+            "json_schema",
+        ),
+        (r#"{"type": "strang"}"#, "json_schema"),
+        (huge.as_str(), "json_schema"),
+    ];
+    for (schema, says) in cases {
+        let req = request(PROMPT, |p| p.json_schema = Some(schema.into()));
+        let err = generator()
+            .generate_blocking(&req, &mut sink, &CancellationToken::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRequest, "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    // A recursive schema is a grammar with a recursive rule: it works.
+    let tree = r##"{"$defs": {"node": {"type": "object", "properties": {"name": {"type": "string",
+        "maxLength": 8}, "children": {"type": "array", "maxItems": 2, "items": {"$ref": "#/$defs/node"}}},
+        "required": ["name"]}}, "$ref": "#/$defs/node"}"##;
+    let req = request("A family tree as JSON:", |p| {
+        p.max_tokens = 120;
+        p.json_schema = Some(tree.into());
+    });
+    let (g, _) = run(&req);
+    if g.finish_reason == FinishReason::Stop {
+        let v: serde_json::Value = serde_json::from_str(g.text.expose()).unwrap();
+        assert!(v["name"].is_string(), "{v}");
+    } else {
+        assert_eq!(g.finish_reason, FinishReason::Length, "{}", g.text.expose());
+    }
 }
