@@ -1,6 +1,6 @@
 //! Document routes on bear-rag: collections (create, list, delete), documents (upload and
-//! ingest in the background, list, show, delete), ingest jobs (poll), `/search` and `/ask`
-//! (cited answers, JSON or SSE).
+//! ingest in the background, list, show, delete), ingest jobs (poll), `/search`, `/ask` (cited
+//! answers, JSON or SSE) and `/extract` (a JSON schema filled per document).
 //!
 //! Ownership: a collection created over the API belongs to the key that created it, and its
 //! documents with it. Other keys get 404 for it, as if it did not exist; admins see every
@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
+use bear_app::extract::{ExtractRequest, ExtractResponse};
 use bear_app::ingest::IngestRequest;
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
 use bear_core::CancellationToken;
@@ -179,6 +180,7 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
         .route("/api/v1/ingest/{job}", get(get_job))
         .route("/api/v1/search", post(search))
         .route("/api/v1/ask", post(ask))
+        .route("/api/v1/extract", post(extract))
 }
 
 fn rag(s: &AppState) -> Api<&RagState> {
@@ -502,6 +504,20 @@ pub(crate) async fn remove_document(
             .remove_document(&caller.viewer(), Some(&name), &id)
             .await?,
     ))
+}
+
+/// `POST /api/v1/extract`: a JSON schema filled from one document or every document of a
+/// collection, by schema-constrained generation; each value is checked against the
+/// document's text and dropped (reported) when it is not there.
+#[utoipa::path(post, path = "/api/v1/extract", tag = "documents", request_body = ExtractRequest, responses((status = 200, description = "Each document's values, where they stand, and what was dropped", body = ExtractResponse)))]
+pub(crate) async fn extract(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<ExtractRequest>,
+) -> Api<Json<ExtractResponse>> {
+    caller.require(Permission::Read)?;
+    let r = rag(&s)?;
+    Ok(Json(r.app.extract(&caller.viewer(), b).await?))
 }
 
 /// `POST /api/v1/search`: hybrid (default), vector, exact (every vector compared) or full-text

@@ -128,7 +128,10 @@ fn not_found(message: String) -> Error {
 }
 
 /// Document `which` of `c`: by id, by stored path, or by the canonical form of a given path.
-async fn find_document(c: &bear_rag::Collection, which: &str) -> Result<bear_rag::DocumentRecord> {
+pub(crate) async fn find_document(
+    c: &bear_rag::Collection,
+    which: &str,
+) -> Result<bear_rag::DocumentRecord> {
     let canonical = std::fs::canonicalize(which)
         .ok()
         .map(|p| p.display().to_string());

@@ -23,6 +23,7 @@ pub mod control;
 pub mod docs;
 pub mod embed;
 mod error;
+pub mod extract;
 pub mod generate;
 pub mod history;
 pub mod hw;

@@ -71,6 +71,9 @@ pub enum Command {
     Search(SearchArgs),
     /// Ask a question; the answer streams, then its sources are listed.
     Ask(AskArgs),
+    /// Fill a JSON schema from a document (or every document of a matter); each value is
+    /// checked against the document's text, and one that is not there is dropped.
+    Extract(ExtractArgs),
     /// List or remove ingested documents.
     #[command(subcommand)]
     Docs(DocsCommand),
@@ -296,6 +299,25 @@ pub struct AskArgs {
     /// its source (they are marked); by default only verified sentences are kept.
     #[arg(long)]
     pub no_strict: bool,
+}
+
+/// `bear extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The JSON schema to fill (a file, at most 64 KiB).
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+    /// One document (its id or its file's path) [default: every document of the matter].
+    pub document: Option<String>,
+    /// The matter [default: rag.default_collection].
+    #[arg(short, long)]
+    pub collection: Option<String>,
+    /// Generator model id [default: models.default_generator].
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Most tokens per document, 1 to 2048 [default: 512].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
 }
 
 /// `bear docs ...`.

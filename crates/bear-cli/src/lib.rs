@@ -75,6 +75,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Ingest(args) => rag::ingest(&loaded, args, cli.json, cli.quiet, &mut out),
         Command::Search(args) => rag::search(&loaded, args, cli.json, &mut out),
         Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
+        Command::Extract(args) => rag::extract(&loaded, args, cli.json, &mut out),
         Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
         Command::Migrate => rag::migrate(&loaded, cli.json, &mut out),

@@ -420,7 +420,7 @@ fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// The JSON schema in file `path` (at most 64 KiB).
-fn read_schema(path: &std::path::Path) -> Result<serde_json::Value> {
+pub(crate) fn read_schema(path: &std::path::Path) -> Result<serde_json::Value> {
     let bad = |why: String| {
         Error::from(bear_app::Error::invalid(
             "json-schema",

@@ -8,7 +8,9 @@ use bear_app::Viewer;
 use bear_core::{CancellationToken, PiiPolicy};
 use bear_rag::Progress;
 
-use crate::cli::{AskArgs, CollectionsCommand, DocsCommand, IngestArgs, PolicyChoice, SearchArgs};
+use crate::cli::{
+    AskArgs, CollectionsCommand, DocsCommand, ExtractArgs, IngestArgs, PolicyChoice, SearchArgs,
+};
 use crate::error::{Error, Result};
 use crate::write_json;
 use bear_app::LoadedConfig;
@@ -350,6 +352,47 @@ fn shorten(text: &str, max: usize) -> String {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line,
     }
+}
+
+/// Runs `bear extract`: each document's values, `✓` with the page they stand on, `✗` dropped
+/// with the reason.
+pub(crate) fn extract(
+    loaded: &LoadedConfig,
+    args: ExtractArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let rt = crate::runtime()?;
+    let app = crate::app(loaded)?;
+    let request = bear_app::extract::ExtractRequest {
+        schema: crate::models::read_schema(&args.schema)?,
+        collection: args.collection,
+        document: args.document,
+        model: args.model,
+        max_tokens: args.max_tokens,
+    };
+    let done = rt.block_on(app.extract(&Viewer::Local, request))?;
+    if json {
+        return write_json(out, &done);
+    }
+    for d in &done.documents {
+        writeln!(out, "{}  ({})", d.path, d.document_id)?;
+        if let Some(e) = &d.error {
+            writeln!(out, "  error: {e}")?;
+        }
+        for l in &d.found {
+            let page = l.page.map(|p| format!("  (p. {p})")).unwrap_or_default();
+            writeln!(out, "  ✓ {} = {}{page}", l.pointer, l.value)?;
+        }
+        for l in &d.dropped {
+            let why = l.reason.as_deref().unwrap_or_default();
+            writeln!(out, "  ✗ {} = {}  DROPPED: {why}", l.pointer, l.value)?;
+        }
+    }
+    if done.documents.is_empty() {
+        writeln!(out, "no documents in `{}`", done.collection)?;
+    }
+    Ok(())
 }
 
 /// Runs `bear docs ...`.

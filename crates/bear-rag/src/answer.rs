@@ -154,6 +154,8 @@ struct Gate {
     /// The question, for strict mode's last check: the kept text must hold at least half of
     /// its key terms ([`verify::shares_key_terms`]); until it does, nothing is passed on.
     question: String,
+    /// The question's key terms, which a sentence may repeat without them counting as claims.
+    topic: Vec<String>,
     /// Whether the kept text answers the question (always, without strict mode).
     on_topic: bool,
     /// Sentences kept so far.
@@ -176,6 +178,7 @@ impl Gate {
             sources,
             strict,
             question: question.to_string(),
+            topic: verify::key_terms(question),
             on_topic: !strict,
             kept: 0,
             pending: String::new(),
@@ -220,7 +223,7 @@ impl Gate {
             }
             let offset = self.text.len();
             let started = Instant::now();
-            let mut checks = verify::check_sentence(&sentence, offset, &sources);
+            let mut checks = verify::check_sentence(&sentence, offset, &sources, &self.topic);
             self.spent += started.elapsed();
             if !checks.iter().any(|c| c.verified) {
                 if self.strict {

@@ -9,7 +9,8 @@
 //! - A sentence without a quote is supported when every number it states (a token holding a
 //!   digit: amounts, dates, article numbers; or a number word: "six", "thirty") occurs as
 //!   written in one window of the source, and
-//!   at least [`WORD_SHARE`] of its content words (three letters or more, not a stop word) occur
+//!   at least [`WORD_SHARE`] of its content words (those it does not repeat from the question;
+//!   of the words it repeats, half must be in the window) (three letters or more, not a stop word) occur
 //!   in that same window; a word of five letters or more also matches a source word sharing its
 //!   first five letters ("terminates" / "termination"). The window is [`WINDOW`] source words.
 //!   A name (a capitalised word after the sentence's first) must be in the window as well.
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 /// How many source words one window holds.
 pub const WINDOW: usize = 60;
 /// The share of a sentence's content words its supporting window must hold.
-pub const WORD_SHARE: f32 = 0.6;
+pub const WORD_SHARE: f32 = 0.8;
 /// The fewest content words and numbers a sentence without a quote must state to be checked
 /// (a fragment such as "(Supplier)" is supported by any source that names it).
 pub const MIN_CLAIM: usize = 3;
@@ -116,6 +117,8 @@ const STOP: &[&str] = &[
     "give",
     "list",
     "about",
+    "question",
+    "answer",
 ];
 
 /// Words before a full stop that do not end a sentence.
@@ -183,22 +186,38 @@ pub struct Check {
 /// `sources[n - 1]`); a marker out of range is a check that fails ("no such source"). A
 /// sentence citing nothing gets the first source supporting it, if any, as an added check.
 pub fn verify(answer: &str, sources: &[&str]) -> Vec<Check> {
+    verify_about(answer, sources, "")
+}
+
+/// [`verify`] for an answer to `question`: the words a sentence shares with the question
+/// name its topic and are not counted as its claim (see [`check_sentence`]).
+pub fn verify_about(answer: &str, sources: &[&str], question: &str) -> Vec<Check> {
+    let topic = key_terms(question);
     sentences(answer)
         .into_iter()
-        .flat_map(|(s, e)| check_sentence(&answer[s..e], s, sources))
+        .flat_map(|(s, e)| check_sentence(&answer[s..e], s, sources, &topic))
         .collect()
 }
 
 /// The checks of one sentence that starts at byte `offset` of its answer: one per marker it
 /// holds, or, when it holds none, the first supporting source as an added check.
-pub fn check_sentence(sentence: &str, offset: usize, sources: &[&str]) -> Vec<Check> {
+///
+/// `topic` holds the question's key terms ([`key_terms`]): a sentence's words that are among
+/// them only repeat what was asked, so its claim is the rest, and a sentence that only repeats
+/// the question states nothing to check.
+pub fn check_sentence(
+    sentence: &str,
+    offset: usize,
+    sources: &[&str],
+    topic: &[String],
+) -> Vec<Check> {
     let range = (offset, offset + sentence.len());
     let cited = markers(sentence);
     if cited.is_empty() {
         return sources
             .iter()
             .enumerate()
-            .find_map(|(i, src)| support(sentence, src).ok().map(|span| (i + 1, span)))
+            .find_map(|(i, src)| support(sentence, src, topic).ok().map(|span| (i + 1, span)))
             .map(|(n, span)| Check {
                 sentence: range,
                 source: n,
@@ -214,7 +233,7 @@ pub fn check_sentence(sentence: &str, offset: usize, sources: &[&str]) -> Vec<Ch
         .into_iter()
         .map(|n| {
             let check = match sources.get(n.wrapping_sub(1)) {
-                Some(src) if n > 0 => support(sentence, src),
+                Some(src) if n > 0 => support(sentence, src, topic),
                 _ => Err(Unsupported::NoSuchSource),
             };
             Check {
@@ -230,7 +249,7 @@ pub fn check_sentence(sentence: &str, offset: usize, sources: &[&str]) -> Vec<Ch
 }
 
 /// The question's key terms: its numbers and content words.
-fn key_terms(question: &str) -> Vec<String> {
+pub fn key_terms(question: &str) -> Vec<String> {
     words(question)
         .into_iter()
         .map(|(w, _, _)| w)
@@ -495,7 +514,7 @@ fn same_word(want: &str, have: &str) -> bool {
 }
 
 /// The supporting span of `sentence` in `source`, or why there is none.
-fn support(sentence: &str, source: &str) -> Result<(usize, usize), Unsupported> {
+fn support(sentence: &str, source: &str, topic: &[String]) -> Result<(usize, usize), Unsupported> {
     let qs = quotes(sentence);
     if !qs.is_empty() {
         let mut span: Option<(usize, usize)> = None;
@@ -522,8 +541,18 @@ fn support(sentence: &str, source: &str) -> Result<(usize, usize), Unsupported> 
     if claim.len() < MIN_CLAIM {
         return Err(Unsupported::NothingToCheck);
     }
+    // Words repeated from the question are its topic: half of them must be in the window too
+    // (a value is only supported where the source speaks of the same thing), and the rest is
+    // its claim (numbers always count as claim).
+    let (topical, claim): (Vec<_>, Vec<_>) = claim
+        .into_iter()
+        .partition(|(w, _)| !is_number(w) && topic.iter().any(|t| same_word(t, w)));
+    if claim.is_empty() {
+        return Err(Unsupported::NothingToCheck);
+    }
+    let topical: Vec<String> = topical.into_iter().map(|(w, _)| w).collect();
     let src = words(source);
-    best_window(&claim, &src)
+    best_window(&claim, &topical, &src)
 }
 
 /// `s` without a leading list number ("2. ", "3) ").
@@ -558,6 +587,7 @@ fn strip_markers(s: &str) -> String {
 /// then asks only whether a position falls inside it.
 fn best_window(
     claim: &[(String, bool)],
+    topical: &[String],
     src: &[(String, usize, usize)],
 ) -> Result<(usize, usize), Unsupported> {
     let at = |w: &String, exact: bool| -> Vec<usize> {
@@ -594,6 +624,8 @@ fn best_window(
     if names.iter().any(|p| p.is_empty()) {
         return Err(Unsupported::NameNotInSource);
     }
+    let topics: Vec<Vec<usize>> = topical.iter().map(|w| at(w, false)).collect();
+    let need_topic = topics.len().div_ceil(2);
     let need = ((content.len() as f32) * WORD_SHARE).ceil() as usize;
     let mut reason = Unsupported::TooFewWords;
     // The best window: most words found, then the tightest span.
@@ -612,6 +644,10 @@ fn best_window(
         }
         let hits: Vec<usize> = content.iter().chain(&numbers).filter_map(inside).collect();
         let found = content.iter().filter(|p| inside(p).is_some()).count();
+        let on_topic = topics.iter().filter(|p| inside(p).is_some()).count();
+        if on_topic < need_topic {
+            continue;
+        }
         if found >= need
             && let (Some(&first), Some(&last)) = (hits.iter().min(), hits.iter().max())
             && best.is_none_or(|(f, w, _, _)| found > f || (found == f && last - first < w))
@@ -750,7 +786,7 @@ Either party may terminate this lease with three months' written notice.";
         let privacy = "Client files are retained for seven years after the matter is closed, \
 after which they are securely destroyed.";
         let c = &verify(
-            "DocketPro files are kept on servers for seven years after the matter is closed [1].",
+            "DocketPro client files are retained for seven years after the matter is closed [1].",
             &[privacy],
         )[0];
         assert!(c.verified, "the first word is not taken for a name: {c:?}");
@@ -766,6 +802,32 @@ after which they are securely destroyed.";
             )[0]
             .verified
         );
+    }
+
+    #[test]
+    fn words_repeated_from_the_question_are_not_the_claim() {
+        let nda = "This Mutual Non-Disclosure Agreement is made on 5 February 2024 between \
+Harbor Analytics B.V., Amsterdam, and Lumen Legal LLP, London.";
+        let q = "What claims are released under the settlement agreement?";
+        // Seen from its own words, most of it is in the source; its claim (beyond the
+        // question's words) is not.
+        let a = "The settlement agreement is made between Harbor Analytics B.V. and Lumen Legal LLP, \
+and it includes a claim for payment of the salary [1].";
+        assert!(!verify_about(a, &[nda], q)[0].verified);
+        let echo = "Question: What claims are released under the settlement agreement? [1]";
+        assert_eq!(
+            verify_about(echo, &[nda], q)[0].reason,
+            Some(Unsupported::NothingToCheck)
+        );
+        // A value found in a source about something else is not support.
+        let judgment = "The court orders the employer to pay the costs of the proceedings, set at \
+EUR 1,928.";
+        let q = "What is the penalty for breaching the non-compete clause?";
+        let a = "The penalty for breaching the non-compete clause is EUR 1,928 [1].";
+        assert!(!verify_about(a, &[judgment], q)[0].verified);
+        let lease_q = "What is the monthly rent under the commercial lease?";
+        let good = "The monthly rent under the commercial lease is EUR 2,450 [1].";
+        assert!(verify_about(good, &[LEASE], lease_q)[0].verified);
     }
 
     #[test]

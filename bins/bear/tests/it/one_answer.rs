@@ -189,7 +189,42 @@ fn through_rest(
 fn cases(notes: &Path) -> Vec<Case> {
     let question = "How much notice must be given to terminate the lease at Keizersgracht 221?";
     let notes_text = std::fs::read_to_string(notes).unwrap();
-    vec![
+    let lease = crate::rag::corpus()
+        .join("commercial-lease.pdf")
+        .canonicalize()
+        .unwrap();
+    let lease = lease.to_string_lossy().into_owned();
+    let schema = json!({"type": "object", "properties": {
+        "landlord": {"type": "string", "maxLength": 40},
+        "monthly_rent_eur": {"type": "integer"}},
+        "required": ["landlord", "monthly_rent_eur"], "additionalProperties": false});
+    let schema_file = notes.with_file_name("lease.schema.json");
+    std::fs::write(&schema_file, schema.to_string()).unwrap();
+    let bad_file = notes.with_file_name("bad.schema.json");
+    std::fs::write(&bad_file, r#"{"type": "strang"}"#).unwrap();
+    let (schema_file, bad_file) = (s(&schema_file).to_string(), s(&bad_file).to_string());
+    let mut all = vec![
+        case(
+            "extract, one document",
+            &[
+                "extract",
+                "--schema",
+                &schema_file,
+                &lease,
+                "--max-tokens",
+                "80",
+            ],
+            "/api/v1/extract",
+            json!({"schema": schema, "document": lease, "max_tokens": 80}),
+        ),
+        case(
+            "extract, a schema that is not one",
+            &["extract", "--schema", &bad_file, &lease],
+            "/api/v1/extract",
+            json!({"schema": {"type": "strang"}, "document": lease}),
+        ),
+    ];
+    all.extend(vec![
         case(
             "search, hybrid, filtered by date",
             &[
@@ -354,7 +389,8 @@ fn cases(notes: &Path) -> Vec<Case> {
             path: "/api/v1/models",
             body: Value::Null,
         },
-    ]
+    ]);
+    all
 }
 
 #[test]
@@ -422,6 +458,24 @@ fn cli_and_rest_give_one_answer() {
 /// restoration the issue names actually applied.
 fn check_meaning(name: &str, ok: bool, v: &Value) {
     match name {
+        "extract, one document" => {
+            assert!(ok, "{v}");
+            let d = &v["documents"][0];
+            assert_eq!(v["documents"].as_array().unwrap().len(), 1, "{v}");
+            assert!(d["values"].is_object(), "{v}");
+            // Every value kept stands in the lease; every value dropped is null in `values`.
+            for f in d["found"].as_array().unwrap() {
+                assert!(f["span"].is_array() && f["page"].is_u64(), "{f}");
+            }
+            for l in d["dropped"].as_array().unwrap() {
+                let at = l["pointer"].as_str().unwrap();
+                assert!(d["values"].pointer(at).unwrap().is_null(), "{v}");
+            }
+        }
+        "extract, a schema that is not one" => {
+            assert!(!ok);
+            assert_eq!(v["error"]["field"], "schema", "{v}");
+        }
         "search, hybrid, filtered by date" => {
             assert!(ok);
             assert_eq!(v["hits"].as_array().unwrap().len(), 3, "{v}");
