@@ -543,10 +543,14 @@ fn support(sentence: &str, source: &str, topic: &[String]) -> Result<(usize, usi
     }
     // Words repeated from the question are its topic: half of them must be in the window too
     // (a value is only supported where the source speaks of the same thing), and the rest is
-    // its claim (numbers always count as claim).
-    let (topical, claim): (Vec<_>, Vec<_>) = claim
-        .into_iter()
-        .partition(|(w, _)| !is_number(w) && topic.iter().any(|t| same_word(t, w)));
+    // its claim. A sentence that only repeats the question states nothing to check.
+    let (topical, claim): (Vec<_>, Vec<_>) = claim.into_iter().partition(|(w, _)| {
+        // A number is topic only when the question states it as written.
+        match is_number(w) {
+            true => topic.contains(w),
+            false => topic.iter().any(|t| same_word(t, w)),
+        }
+    });
     if claim.is_empty() {
         return Err(Unsupported::NothingToCheck);
     }
@@ -814,6 +818,13 @@ Harbor Analytics B.V., Amsterdam, and Lumen Legal LLP, London.";
         let a = "The settlement agreement is made between Harbor Analytics B.V. and Lumen Legal LLP, \
 and it includes a claim for payment of the salary [1].";
         assert!(!verify_about(a, &[nda], q)[0].verified);
+        let lease_echo = "How large are the premises at Keizersgracht 221? [1]";
+        let c = &verify_about(
+            lease_echo,
+            &[LEASE],
+            "How large are the premises at Keizersgracht 221?",
+        )[0];
+        assert_eq!(c.reason, Some(Unsupported::NothingToCheck), "{c:?}");
         let echo = "Question: What claims are released under the settlement agreement? [1]";
         assert_eq!(
             verify_about(echo, &[nda], q)[0].reason,
