@@ -71,8 +71,7 @@ pub enum Command {
     Search(SearchArgs),
     /// Ask a question; the answer streams, then its sources are listed.
     Ask(AskArgs),
-    /// Fill a JSON schema from a document (or every document of a matter); each value is
-    /// checked against the document's text, and one that is not there is dropped.
+    /// Fill a JSON schema from documents; a value not found in the text is dropped
     Extract(ExtractArgs),
     /// List or remove ingested documents.
     #[command(subcommand)]
