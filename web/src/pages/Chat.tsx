@@ -29,6 +29,14 @@ export function Chat() {
   const [reply, setReply] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [chatId, setChatId] = useState<string | null>(null);
+  // The id as the saves see it: a save waits for the one before (a second exchange sent while
+  // the first was still being saved must update that chat, not create another).
+  const chatRef = useRef<string | null>(null);
+  const saving = useRef<Promise<void>>(Promise.resolve());
+  const pickChat = (id: string | null) => {
+    chatRef.current = id;
+    setChatId(id);
+  };
   const [version, setVersion] = useState(0);
   const stop = useRef<AbortController | null>(null);
   useEffect(() => {
@@ -70,19 +78,24 @@ export function Chat() {
     }
   };
   // Keeps the conversation: a new chat the first time, the same one after.
-  const save = async (messages: Message[]) => {
+  const save = (messages: Message[]) => {
     const body = { model, system, temperature, max_tokens: maxTokens, messages };
-    try {
-      const saved = await api<SavedChat>(chatId ? "PUT" : "POST", chatId ? `/api/v1/chats/${encodeURIComponent(chatId)}` : "/api/v1/chats", body);
-      setChatId(saved.id);
-      setVersion((v) => v + 1);
-    } catch (err) {
-      // A failure of the exchange itself (the server went away) says more: it stays shown.
-      setError((shown) => shown ?? `The chat was not saved: ${describe(err)}`);
-    }
+    const one = async () => {
+      const id = chatRef.current;
+      try {
+        const saved = await api<SavedChat>(id ? "PUT" : "POST", id ? `/api/v1/chats/${encodeURIComponent(id)}` : "/api/v1/chats", body);
+        pickChat(saved.id);
+        setVersion((v) => v + 1);
+      } catch (err) {
+        // A failure of the exchange itself (the server went away) says more: it stays shown.
+        setError((shown) => shown ?? `The chat was not saved: ${describe(err)}`);
+      }
+    };
+    saving.current = saving.current.then(one);
+    return saving.current;
   };
   const reopen = (c: SavedChat) => {
-    setChatId(c.id);
+    pickChat(c.id);
     setHistory(c.messages);
     setSystem(c.system);
     if (c.temperature != null) setTemperature(c.temperature);
@@ -91,7 +104,7 @@ export function Chat() {
     else setError(`This chat was held with ${c.model}, which is not loaded: it goes on with ${model || "no model"}.`);
   };
   const fresh = () => {
-    setChatId(null);
+    pickChat(null);
     setHistory([]);
     setError(null);
   };
