@@ -5,10 +5,7 @@
 //! is dropped (set to null) and reported. One request and one response type for every front
 //! end.
 
-use bear_core::{
-    CancellationToken, ChatMessage, ChatRole, GenerationRequest, Prompt, Redacted, SamplingParams,
-    TextGenerator,
-};
+use bear_core::{CancellationToken, GenerationRequest, Prompt, SamplingParams, TextGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -158,18 +155,10 @@ impl App {
             }
             let request = GenerationRequest {
                 model: model.clone(),
-                prompt: Prompt::Chat(vec![
-                    ChatMessage {
-                        role: ChatRole::System,
-                        content: Redacted::new(SYSTEM.into()),
-                    },
-                    ChatMessage {
-                        role: ChatRole::User,
-                        content: Redacted::new(format!(
-                            "Document:\n{prompt_text}\n\nFill this JSON schema from it:\n{schema}"
-                        )),
-                    },
-                ]),
+                prompt: Prompt::system_and_user(
+                    SYSTEM.into(),
+                    format!("Document:\n{prompt_text}\n\nFill this JSON schema from it:\n{schema}"),
+                ),
                 params: SamplingParams {
                     max_tokens,
                     temperature: 0.0,

@@ -44,6 +44,20 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// A chat of one system message and one user message.
+    pub fn system_and_user(system: String, user: String) -> Self {
+        Self::Chat(vec![
+            ChatMessage {
+                role: ChatRole::System,
+                content: Redacted::new(system),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: Redacted::new(user),
+            },
+        ])
+    }
+
     /// Whether there is nothing to generate from.
     pub fn is_empty(&self) -> bool {
         match self {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bear_core::{
-    CancellationToken, ChatMessage, ChatRole, Embedder, FinishReason, GenerationRequest, ModelId,
-    PiiScrubber, Prompt, Redacted, SamplingParams, TextGenerator, TokenSink,
+    CancellationToken, Embedder, FinishReason, GenerationRequest, ModelId, PiiScrubber, Prompt,
+    SamplingParams, TextGenerator, TokenSink,
 };
 use serde::{Deserialize, Serialize};
 
@@ -263,20 +263,8 @@ impl Gate {
 
 /// The `[n]` markers in `text` that point at one of `n_sources` sources, in order, once each.
 pub fn cited_markers(text: &str, n_sources: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('[') {
-        rest = &rest[i + 1..];
-        let Some(j) = rest.find(']') else { break };
-        for part in rest[..j].split(',') {
-            if let Ok(n) = part.trim().parse::<usize>()
-                && (1..=n_sources).contains(&n)
-                && !out.contains(&n)
-            {
-                out.push(n);
-            }
-        }
-    }
+    let mut out = verify::markers(text);
+    out.retain(|n| (1..=n_sources).contains(n));
     out
 }
 
@@ -476,16 +464,7 @@ pub async fn ask_in(
     let user = format!("Sources:\n\n{context}Question: {q}\nAnswer:");
     let request = GenerationRequest {
         model: options.model.clone(),
-        prompt: Prompt::Chat(vec![
-            ChatMessage {
-                role: ChatRole::System,
-                content: Redacted::new(SYSTEM.into()),
-            },
-            ChatMessage {
-                role: ChatRole::User,
-                content: Redacted::new(user),
-            },
-        ]),
+        prompt: Prompt::system_and_user(SYSTEM.into(), user),
         params: options.params.clone(),
     };
     answer.sources = restored(sources, scrubber.as_ref());

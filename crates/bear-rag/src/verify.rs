@@ -361,8 +361,8 @@ fn abbreviation(text: &str, i: usize) -> bool {
         || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
 }
 
-/// The `[n]` and `[n, m]` markers in a sentence, in order, once each.
-fn markers(text: &str) -> Vec<usize> {
+/// The `[n]` and `[n, m]` markers in a text, in order, once each.
+pub(crate) fn markers(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find('[') {
@@ -375,7 +375,6 @@ fn markers(text: &str) -> Vec<usize> {
                 out.push(n);
             }
         }
-        rest = &rest[j..];
     }
     out
 }
