@@ -1,6 +1,7 @@
 //! Document routes on bear-rag: collections (create, list, delete), documents (upload and
 //! ingest in the background, list, show, delete), ingest jobs (poll), `/search`, `/ask` (cited
-//! answers, JSON or SSE) and `/extract` (a JSON schema filled per document).
+//! answers, JSON or SSE), `/extract` (a JSON schema filled per document) and `/review` (a task
+//! over one whole document, map-reduced as a workflow run when it is long).
 //!
 //! Ownership: a collection created over the API belongs to the key that created it, and its
 //! documents with it. Other keys get 404 for it, as if it did not exist; admins see every
@@ -20,6 +21,7 @@ use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
 use bear_app::extract::{ExtractRequest, ExtractResponse};
 use bear_app::ingest::IngestRequest;
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
+use bear_app::review::{ReviewRequest, ReviewResponse};
 use bear_core::CancellationToken;
 use bear_core::config::RagConfig;
 use bear_rag::{IngestReport, Store};
@@ -181,6 +183,8 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
         .route("/api/v1/search", post(search))
         .route("/api/v1/ask", post(ask))
         .route("/api/v1/extract", post(extract))
+        .route("/api/v1/review", post(review))
+        .route("/api/v1/review/{run_id}", get(get_review))
 }
 
 fn rag(s: &AppState) -> Api<&RagState> {
@@ -518,6 +522,47 @@ pub(crate) async fn extract(
     caller.require(Permission::Read)?;
     let r = rag(&s)?;
     Ok(Json(r.app.extract(&caller.viewer(), b).await?))
+}
+
+/// `POST /api/v1/review`: one document reviewed (a summary, deadlines, parties, obligations
+/// or a custom instruction), each statement's citation checked. A document that fits one
+/// pass answers at once; a longer one is map-reduced as a workflow run: 202 with its id
+/// (follow it under `/api/v1/workflows/{id}`, cancel it there), unless `wait` is true.
+#[utoipa::path(post, path = "/api/v1/review", tag = "documents", request_body = ReviewRequest, responses((status = 200, description = "The checked result", body = ReviewResponse), (status = 202, description = "A map-reduce run started; GET /api/v1/review/{run_id} gives the result", body = ReviewResponse)))]
+pub(crate) async fn review(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<ReviewRequest>,
+) -> Api<(StatusCode, Json<ReviewResponse>)> {
+    caller.require(Permission::Read)?;
+    let r = rag(&s)?;
+    let out = r.app.review(&caller.viewer(), b, &s.engine).await?;
+    Ok((review_code(&out), Json(out)))
+}
+
+/// `GET /api/v1/review/{run_id}`: a map-reduce review's checked result once its run has
+/// completed (200), or where the run stands (202 while it goes on).
+#[utoipa::path(get, path = "/api/v1/review/{run_id}", tag = "documents", params(("run_id" = String, Path, description = "The review's workflow run")), responses((status = 200, description = "The checked result, or how the run ended", body = ReviewResponse), (status = 202, description = "The run goes on", body = ReviewResponse)))]
+pub(crate) async fn get_review(
+    State(s): St,
+    caller: Caller,
+    Path(run_id): Path<String>,
+) -> Api<(StatusCode, Json<ReviewResponse>)> {
+    caller.require(Permission::Read)?;
+    let r = rag(&s)?;
+    let out = r
+        .app
+        .review_result(&caller.viewer(), &s.engine, &run_id)
+        .await?;
+    Ok((review_code(&out), Json(out)))
+}
+
+/// 202 while a review's run has not ended, else 200.
+fn review_code(r: &ReviewResponse) -> StatusCode {
+    match r.status.is_terminal() {
+        true => StatusCode::OK,
+        false => StatusCode::ACCEPTED,
+    }
 }
 
 /// `POST /api/v1/search`: hybrid (default), vector, exact (every vector compared) or full-text

@@ -35,6 +35,7 @@ pub mod models;
 pub mod pii;
 pub mod plugins;
 pub mod rag;
+pub mod review;
 pub mod runs;
 mod sealed_list;
 pub mod ui;

@@ -351,6 +351,28 @@ impl Span {
     }
 }
 
+/// `checks` as citations, each verified one with its span in `sources` (marker `[i + 1]` is
+/// `sources[i]`).
+pub(crate) fn citations(
+    checks: &[bear_rag::verify::Check],
+    sources: &[bear_rag::Hit],
+) -> Vec<Citation> {
+    checks
+        .iter()
+        .map(|c| Citation {
+            marker: c.source,
+            sentence: [c.sentence.0, c.sentence.1],
+            verified: c.verified,
+            added: c.added,
+            span: c
+                .span
+                .zip(sources.get(c.source.wrapping_sub(1)))
+                .map(|(span, hit)| Span::of(hit, span)),
+            reason: c.reason.map(|r| r.message().to_string()),
+        })
+        .collect()
+}
+
 /// Why an answer is a refusal rather than the model's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -418,21 +440,7 @@ pub struct AskResponse {
 
 impl AskResponse {
     fn of(a: bear_rag::Answer, strict: bool) -> Self {
-        let citations: Vec<Citation> = a
-            .checks
-            .iter()
-            .map(|c| Citation {
-                marker: c.source,
-                sentence: [c.sentence.0, c.sentence.1],
-                verified: c.verified,
-                added: c.added,
-                span: c
-                    .span
-                    .zip(a.sources.get(c.source.wrapping_sub(1)))
-                    .map(|(span, hit)| Span::of(hit, span)),
-                reason: c.reason.map(|r| r.message().to_string()),
-            })
-            .collect();
+        let citations = citations(&a.checks, &a.sources);
         let sources = a
             .sources
             .into_iter()

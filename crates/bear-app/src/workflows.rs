@@ -147,7 +147,7 @@ pub struct RunsQuery {
 }
 
 /// Steps done out of all.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RunCount {
     /// Steps completed.
     pub completed: usize,

@@ -73,6 +73,9 @@ pub enum Command {
     Ask(AskArgs),
     /// Fill a JSON schema from documents; a value not found in the text is dropped
     Extract(ExtractArgs),
+    /// Review one whole document: a summary, its deadlines, parties or obligations, or your
+    /// own instruction; every statement cites its page and is checked against the document
+    Review(ReviewArgs),
     /// List or remove ingested documents.
     #[command(subcommand)]
     Docs(DocsCommand),
@@ -317,6 +320,53 @@ pub struct ExtractArgs {
     /// Most tokens per document, 1 to 2048 [default: 512].
     #[arg(long)]
     pub max_tokens: Option<u32>,
+}
+
+/// `bear review`'s tasks.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TaskChoice {
+    /// What the document is, its parties and main terms.
+    Summary,
+    /// Every deadline, date and time limit.
+    Deadlines,
+    /// Every party, with its role.
+    Parties,
+    /// Every obligation, with who owes it.
+    Obligations,
+    /// Your own instruction (the argument after the document).
+    Custom,
+}
+
+/// `bear review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The document (its id or its file's path); not with --run.
+    #[arg(required_unless_present = "run")]
+    pub document: Option<String>,
+    /// The instruction of `--task custom`.
+    pub instruction: Option<String>,
+    /// What to do.
+    #[arg(long, value_enum, default_value = "summary")]
+    pub task: TaskChoice,
+    /// The matter [default: rag.default_collection].
+    #[arg(short, long)]
+    pub collection: Option<String>,
+    /// Generator model id [default: models.default_generator].
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Most tokens of the result, 1 to 2048 [default: 512].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Keep every statement, also those whose citation is not verified (they are marked).
+    #[arg(long)]
+    pub no_strict: bool,
+    /// Most tokens of passages one pass reads [default: what models.context_length leaves];
+    /// a longer document is reviewed section by section as a workflow run.
+    #[arg(long)]
+    pub section_tokens: Option<u32>,
+    /// Show the result of an earlier section-by-section review (its run id).
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["document", "instruction"])]
+    pub run: Option<String>,
 }
 
 /// `bear docs ...`.

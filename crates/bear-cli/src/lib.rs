@@ -16,6 +16,7 @@ mod hw;
 mod models;
 mod plugins;
 mod rag;
+mod review;
 mod security;
 mod ui;
 mod workflow;
@@ -76,6 +77,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Search(args) => rag::search(&loaded, args, cli.json, &mut out),
         Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
         Command::Extract(args) => rag::extract(&loaded, args, cli.json, &mut out),
+        Command::Review(args) => review::run(&loaded, args, cli.json, &mut out),
         Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
         Command::Migrate => rag::migrate(&loaded, cli.json, &mut out),

@@ -301,14 +301,29 @@ fn write_sources(out: &mut dyn Write, answer: &bear_app::rag::AskResponse) -> Re
         };
         writeln!(out, "{mark} [{}] {}", s.marker, s.hit.citation)?;
     }
-    if !answer.citations.is_empty() {
+    write_checks(
+        out,
+        &answer.answer,
+        &answer.citations,
+        &answer.unsupported_sentences,
+        answer.removed_sentences,
+    )
+}
+
+/// Each citation's check of `text`, the sentences no source supports, and what strict mode
+/// removed.
+pub(crate) fn write_checks(
+    out: &mut dyn Write,
+    text: &str,
+    citations: &[bear_app::rag::Citation],
+    unsupported: &[[usize; 2]],
+    removed: usize,
+) -> Result<()> {
+    if !citations.is_empty() {
         writeln!(out, "\nCitations:")?;
     }
-    for c in &answer.citations {
-        let sentence = answer
-            .answer
-            .get(c.sentence[0]..c.sentence[1])
-            .unwrap_or_default();
+    for c in citations {
+        let sentence = text.get(c.sentence[0]..c.sentence[1]).unwrap_or_default();
         let short = shorten(sentence, 70);
         match (&c.span, &c.reason) {
             (Some(span), _) => {
@@ -328,18 +343,17 @@ fn write_sources(out: &mut dyn Write, answer: &bear_app::rag::AskResponse) -> Re
             }
         }
     }
-    if !answer.unsupported_sentences.is_empty() {
+    if !unsupported.is_empty() {
         writeln!(out, "\nNOT VERIFIED (no source supports these):")?;
     }
-    for [s, e] in &answer.unsupported_sentences {
-        let sentence = answer.answer.get(*s..*e).unwrap_or_default();
+    for [s, e] in unsupported {
+        let sentence = text.get(*s..*e).unwrap_or_default();
         writeln!(out, "✗ {}", shorten(sentence, 100))?;
     }
-    if answer.removed_sentences > 0 {
+    if removed > 0 {
         writeln!(
             out,
-            "\n{} sentence(s) without a verified citation removed; --no-strict shows them, marked.",
-            answer.removed_sentences
+            "\n{removed} sentence(s) without a verified citation removed; --no-strict shows them, marked."
         )?;
     }
     Ok(())

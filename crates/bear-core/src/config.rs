@@ -123,6 +123,8 @@ pub struct RagConfig {
     pub min_similarity: f32,
     /// Read collections through io_uring where the kernel allows it (else plain reads).
     pub io_uring: bool,
+    /// Most sections a review map-reduces a long document into (`bear review`).
+    pub review_max_sections: usize,
 }
 
 impl Default for RagConfig {
@@ -145,6 +147,7 @@ impl Default for RagConfig {
             top_k: 5,
             min_similarity: 0.25,
             io_uring: true,
+            review_max_sections: 64,
         }
     }
 }
@@ -501,6 +504,9 @@ impl Config {
             return Err(err("rag.embed_batch", "an integer from 1 to 4096"));
         }
         // The default k of both search (at most 100 hits) and ask (at most 50 sources).
+        if !(1..=10_000).contains(&rag.review_max_sections) {
+            return Err(err("rag.review_max_sections", "an integer from 1 to 10000"));
+        }
         if !(1..=50).contains(&rag.top_k) {
             return Err(err("rag.top_k", "an integer from 1 to 50"));
         }

@@ -261,6 +261,41 @@ impl Gate {
     }
 }
 
+/// A whole text checked against numbered sources: what [`check_text`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checked {
+    /// The text kept (in strict mode, only sentences with a verified citation), with the
+    /// markers BEAR added.
+    pub text: String,
+    /// Each citation checked; byte ranges in `text` and in the source's text.
+    pub checks: Vec<Check>,
+    /// Sentences strict mode removed.
+    pub removed: usize,
+    /// Without strict mode: sentences that cite nothing and that no source supports.
+    pub unsupported: Vec<(usize, usize)>,
+    /// Microseconds spent checking.
+    pub verification_us: u64,
+}
+
+/// Checks `text` (already restored) a sentence at a time against `sources` (`sources[i]` is
+/// marker `[i + 1]`), as an answer is checked, but with no question: every sentence is on
+/// the topic, and every line ends a statement (a review's lists are one item per line). A
+/// review's result passes through this.
+pub fn check_text(text: &str, sources: Vec<String>, strict: bool) -> Checked {
+    let mut gate = Gate::new(Box::new(|_: &str| true), sources, strict, "");
+    gate.on_topic = true;
+    for line in text.split_inclusive('\n') {
+        gate.pass(line);
+    }
+    Checked {
+        text: gate.text,
+        checks: gate.checks,
+        removed: gate.removed,
+        unsupported: gate.unsupported,
+        verification_us: gate.spent.as_micros() as u64,
+    }
+}
+
 /// The `[n]` markers in `text` that point at one of `n_sources` sources, in order, once each.
 pub fn cited_markers(text: &str, n_sources: usize) -> Vec<usize> {
     let mut out = verify::markers(text);
@@ -552,7 +587,7 @@ pub fn citation(h: &Hit) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Gate, cited_markers};
+    use super::{Gate, check_text, cited_markers};
     use std::sync::{Arc, Mutex};
 
     const LEASE: &str = "The rent is EUR 4,250 per month, excluding VAT. The Landlord is \
@@ -606,6 +641,28 @@ Canal Estates B.V. and the Tenant is Brightwater Legal LLP.";
         let (g, out) = gate(false, "What is the monthly rent?", &pieces);
         assert_eq!((g.removed, out.contains("9,999")), (0, true));
         assert!(g.checks.iter().any(|c| !c.verified));
+    }
+
+    #[test]
+    fn a_whole_text_is_checked_without_a_question() {
+        let text = "1. The rent is EUR 4,250 per month [1].\nThe Tenant is Acme Ltd [1]\n\
+                    The Landlord is Canal Estates B.V.";
+        let c = check_text(text, vec![LEASE.to_string()], true);
+        assert_eq!(c.removed, 1, "the wrong tenant is dropped: {}", c.text);
+        assert!(c.text.contains("4,250") && !c.text.contains("Acme"));
+        assert!(c.text.trim_end().ends_with("B.V. [1]"), "{}", c.text);
+        assert_eq!(c.checks.iter().filter(|k| k.verified).count(), 2);
+        assert!(c.checks.iter().any(|k| k.added));
+
+        let c = check_text(text, vec![LEASE.to_string()], false);
+        assert_eq!(c.removed, 0);
+        assert!(c.text.contains("Acme"));
+        assert!(c.checks.iter().any(|k| !k.verified));
+        assert!(
+            check_text("", vec![LEASE.to_string()], true)
+                .text
+                .is_empty()
+        );
     }
 
     #[test]

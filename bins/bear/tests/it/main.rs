@@ -11,6 +11,7 @@ mod one_answer;
 mod plugins;
 mod rag;
 mod rest_runs;
+mod review;
 mod security;
 mod ui;
 mod web;

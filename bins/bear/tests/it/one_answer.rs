@@ -223,6 +223,30 @@ fn cases(notes: &Path) -> Vec<Case> {
             "/api/v1/extract",
             json!({"schema": {"type": "strang"}, "document": lease}),
         ),
+        case(
+            "review, whole document",
+            &["review", &lease, "--task", "parties", "--max-tokens", "96"],
+            "/api/v1/review",
+            json!({"document": lease, "task": "parties", "max_tokens": 96}),
+        ),
+        case(
+            "review, custom without an instruction",
+            &["review", &lease, "--task", "custom"],
+            "/api/v1/review",
+            json!({"document": lease, "task": "custom"}),
+        ),
+        case(
+            "review, sections too small",
+            &["review", &lease, "--section-tokens", "10"],
+            "/api/v1/review",
+            json!({"document": lease, "section_tokens": 10}),
+        ),
+        case(
+            "review, a document that is not there",
+            &["review", "ffffffffffffffffffffffffffffffff"],
+            "/api/v1/review",
+            json!({"document": "ffffffffffffffffffffffffffffffff"}),
+        ),
     ];
     all.extend(vec![
         case(
@@ -475,6 +499,31 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
         "extract, a schema that is not one" => {
             assert!(!ok);
             assert_eq!(v["error"]["field"], "schema", "{v}");
+        }
+        "review, whole document" => {
+            assert!(ok, "{v}");
+            assert_eq!(
+                (&v["mode"], &v["sections"], &v["status"]),
+                (&json!("whole"), &json!(1), &json!("completed")),
+                "{v}"
+            );
+            assert_eq!(v["strict"], true);
+            // Strict: every citation left is verified, with its page and the passage's words.
+            for c in v["citations"].as_array().unwrap() {
+                assert_eq!(c["verified"], true, "{v}");
+                assert!(
+                    c["span"]["page"].is_u64() && !c["span"]["text"].as_str().unwrap().is_empty(),
+                    "{c}"
+                );
+            }
+        }
+        "review, custom without an instruction" => {
+            assert_eq!(v["error"]["field"], "instruction", "{v}")
+        }
+        "review, sections too small" => assert_eq!(v["error"]["field"], "section_tokens", "{v}"),
+        "review, a document that is not there" => {
+            assert!(!ok);
+            assert_eq!(v["error"]["kind"], "not_found", "{v}");
         }
         "search, hybrid, filtered by date" => {
             assert!(ok);

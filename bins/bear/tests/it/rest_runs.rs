@@ -29,7 +29,11 @@ fn events(text: &str) -> Vec<(String, Value)> {
 }
 
 /// Reads `r`'s events until a snapshot of the run with `status`; that snapshot's run.
-async fn until_status(r: &mut reqwest::Response, seen: &mut String, status: &str) -> Value {
+pub(crate) async fn until_status(
+    r: &mut reqwest::Response,
+    seen: &mut String,
+    status: &str,
+) -> Value {
     loop {
         if let Some((_, v)) = events(seen)
             .into_iter()

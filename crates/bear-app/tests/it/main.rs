@@ -101,6 +101,50 @@ fn ask_shapes() {
 }
 
 #[test]
+fn review_shapes() {
+    use bear_app::review::{ReviewMode, ReviewRequest, ReviewResponse, ReviewTask};
+    let req = ReviewRequest {
+        document: "0123456789abcdef0123456789abcdef".into(),
+        task: ReviewTask::Custom,
+        instruction: Some("List every notice address.".into()),
+        section_tokens: Some(1500),
+        ..ReviewRequest::default()
+    };
+    insta::assert_json_snapshot!("review_request", req);
+    let resp = ReviewResponse {
+        collection: "acme".into(),
+        document_id: "0123456789abcdef0123456789abcdef".into(),
+        path: "/matters/acme/lease.pdf".into(),
+        task: ReviewTask::Deadlines,
+        mode: ReviewMode::MapReduce,
+        sections: 3,
+        run_id: Some("run-0123456789abcdef0123456789abcdef".into()),
+        status: bear_core::RunStatus::Completed,
+        progress: bear_app::workflows::RunCount {
+            completed: 5,
+            total: 5,
+        },
+        text: "Notice is due six months ahead [3].".into(),
+        citations: vec![Citation {
+            marker: 3,
+            sentence: [0, 35],
+            verified: true,
+            added: false,
+            span: None,
+            reason: None,
+        }],
+        strict: true,
+        removed_sentences: 2,
+        unsupported_sentences: Vec::new(),
+        nothing_verified: false,
+        finish_reason: Some(Finish::Stop),
+        verification_us: 120,
+        error: None,
+    };
+    insta::assert_json_snapshot!("review_response", resp);
+}
+
+#[test]
 fn generate_shapes() {
     let req = GenerateRequest {
         prompt: "Name one colour.".into(),
