@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bear_app::docs::{CollectionView, CreateCollection, DocumentView, Removed};
 use bear_app::extract::{ExtractRequest, ExtractResponse};
+use bear_app::grid::{Grid, GridRequest};
 use bear_app::ingest::IngestRequest;
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
 use bear_app::review::{ReviewRequest, ReviewResponse};
@@ -184,6 +185,7 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
         .route("/api/v1/ask", post(ask))
         .route("/api/v1/extract", post(extract))
         .route("/api/v1/review", post(review))
+        .route("/api/v1/grid", post(grid))
         .route("/api/v1/review/{run_id}", get(get_review))
 }
 
@@ -555,6 +557,41 @@ pub(crate) async fn get_review(
         .review_result(&caller.viewer(), &s.engine, &run_id)
         .await?;
     Ok((review_code(&out), Json(out)))
+}
+
+/// How `POST /api/v1/grid` answers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GridQuery {
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `POST /api/v1/grid`: a matter's documents against questions or schema fields, a cell each,
+/// checked against the document; JSON, or CSV with `?format=csv`.
+#[utoipa::path(post, path = "/api/v1/grid", tag = "documents", request_body = GridRequest, params(GridQuery), responses((status = 200, description = "The grid: columns, and a row of cells per document (text/csv with format=csv)", body = Grid)))]
+pub(crate) async fn grid(
+    State(s): St,
+    caller: Caller,
+    q: Result<Query<GridQuery>, axum::extract::rejection::QueryRejection>,
+    Body(b): Body<GridRequest>,
+) -> Api<Response> {
+    caller.require(Permission::Read)?;
+    let Query(q) = q?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid("format: `json` or `csv`")),
+    };
+    let r = rag(&s)?;
+    let grid = r.app.grid(&caller.viewer(), b, &|_, _| {}).await?;
+    if !csv {
+        return Ok(Json(grid).into_response());
+    }
+    let text = grid.to_csv()?;
+    let headers = [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")];
+    Ok((headers, text).into_response())
 }
 
 /// 202 while a review's run has not ended, else 200.

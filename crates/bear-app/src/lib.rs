@@ -25,6 +25,7 @@ pub mod embed;
 mod error;
 pub mod extract;
 pub mod generate;
+pub mod grid;
 pub mod history;
 pub mod hw;
 pub mod ingest;

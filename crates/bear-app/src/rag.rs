@@ -534,7 +534,8 @@ impl App {
         Ok((model, sampling.params(defaults, MAX_ANSWER_TOKENS)?))
     }
 
-    /// Answers a question from one collection, streaming the restored answer to `sink`.
+    /// Answers a question from one collection, streaming the restored answer to `sink`, and
+    /// keeps the exchange in each collection's history.
     pub async fn ask(
         &self,
         viewer: &Viewer,
@@ -542,6 +543,22 @@ impl App {
         sink: Box<dyn TokenSink>,
         cancel: CancellationToken,
     ) -> Result<AskResponse> {
+        let question = req.question.clone();
+        let (response, collections) = self.answer(viewer, req, sink, cancel).await?;
+        for c in &collections {
+            self.remember(c, viewer, &question, &response)?;
+        }
+        Ok(response)
+    }
+
+    /// [`Self::ask`] without the history (a review grid's cells), with the collections asked.
+    pub(crate) async fn answer(
+        &self,
+        viewer: &Viewer,
+        req: AskRequest,
+        sink: Box<dyn TokenSink>,
+        cancel: CancellationToken,
+    ) -> Result<(AskResponse, Vec<bear_rag::Collection>)> {
         let rag = &self.config().config.rag;
         let k = check_k(req.k, rag.top_k, MAX_ASK_K)?;
         let filter = filter(&req.document, &req.after, &req.before)?;
@@ -580,11 +597,7 @@ impl App {
             cancel,
         )
         .await?;
-        let response = AskResponse::of(answer, options.strict);
-        for c in &collections {
-            self.remember(c, viewer, &req.question, &response)?;
-        }
-        Ok(response)
+        Ok((AskResponse::of(answer, options.strict), collections))
     }
 }
 

@@ -76,6 +76,9 @@ pub enum Command {
     /// Review one whole document: a summary, its deadlines, parties or obligations, or your
     /// own instruction; every statement cites its page and is checked against the document
     Review(ReviewArgs),
+    /// Compare a matter's documents in a grid: a row per document, a column per question or
+    /// schema field, each cell checked against its document; export CSV or JSON
+    Grid(GridArgs),
     /// List or remove ingested documents.
     #[command(subcommand)]
     Docs(DocsCommand),
@@ -367,6 +370,38 @@ pub struct ReviewArgs {
     /// Show the result of an earlier section-by-section review (its run id).
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["document", "instruction"])]
     pub run: Option<String>,
+}
+
+/// `bear grid`.
+#[derive(Debug, Args)]
+pub struct GridArgs {
+    /// A question, a column of its own (repeat it for more, at most 20).
+    #[arg(
+        short,
+        long = "question",
+        value_name = "QUESTION",
+        required_unless_present = "schema"
+    )]
+    pub questions: Vec<String>,
+    /// A JSON schema whose fields are the columns (instead of questions).
+    #[arg(long, value_name = "FILE", conflicts_with = "questions")]
+    pub schema: Option<PathBuf>,
+    /// A document (its id or its file's path), a row of its own (repeat it) [default: every
+    /// document of the matter].
+    #[arg(short, long = "document", value_name = "DOC")]
+    pub documents: Vec<String>,
+    /// The matter [default: rag.default_collection].
+    #[arg(short, long)]
+    pub collection: Option<String>,
+    /// Generator model id [default: models.default_generator].
+    #[arg(short, long)]
+    pub model: Option<String>,
+    /// Most tokens per answer or per document's values.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Write the grid as CSV to FILE (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
 }
 
 /// `bear docs ...`.

@@ -78,6 +78,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Ask(args) => rag::ask(&loaded, args, cli.json, &mut out),
         Command::Extract(args) => rag::extract(&loaded, args, cli.json, &mut out),
         Command::Review(args) => review::run(&loaded, args, cli.json, &mut out),
+        Command::Grid(args) => review::grid(&loaded, args, cli.json, &mut out),
         Command::Docs(cmd) => rag::docs(&loaded, cmd, cli.json, &mut out),
         Command::Collections(cmd) => rag::collections(&loaded, cmd, cli.json, &mut out),
         Command::Migrate => rag::migrate(&loaded, cli.json, &mut out),

@@ -1,6 +1,7 @@
 //! `bear review DOC --task ...`: one document reviewed by bear-app, whole or section by
 //! section on a workflow engine in this process, with each section's progress on stderr and
-//! the checked result on stdout.
+//! the checked result on stdout. `bear grid`: a matter's documents against questions or
+//! schema fields, as a listing, JSON or CSV.
 
 use std::io::Write;
 
@@ -9,7 +10,7 @@ use bear_app::review::{ReviewMode, ReviewRequest, ReviewResponse, ReviewTask};
 use bear_app::watch::{RunEvent, RunWatch};
 use bear_core::{EventBus, RunStatus, StepStatus};
 
-use crate::cli::{ReviewArgs, TaskChoice};
+use crate::cli::{GridArgs, ReviewArgs, TaskChoice};
 use crate::error::{Error, Result};
 use crate::write_json;
 use bear_app::LoadedConfig;
@@ -130,4 +131,66 @@ fn render(out: &mut dyn Write, r: &ReviewResponse) -> Result<()> {
         &r.unsupported_sentences,
         r.removed_sentences,
     )
+}
+
+/// Runs `bear grid`.
+pub(crate) fn grid(
+    loaded: &LoadedConfig,
+    args: GridArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let rt = crate::runtime()?;
+    let app = crate::app(loaded)?;
+    let request = bear_app::grid::GridRequest {
+        collection: args.collection,
+        questions: args.questions,
+        schema: args
+            .schema
+            .as_deref()
+            .map(crate::models::read_schema)
+            .transpose()?,
+        documents: args.documents,
+        model: args.model,
+        max_tokens: args.max_tokens,
+    };
+    let progress = |done: usize, all: usize| eprintln!("  {done} of {all} documents");
+    let grid = rt.block_on(app.grid(&Viewer::Local, request, &progress))?;
+    if let Some(path) = &args.csv {
+        let to = (path.as_os_str() != "-").then_some(path.as_path());
+        let mut sink = crate::security::Sink::new(to)?;
+        sink.writer()
+            .write_all(grid.to_csv()?.as_bytes())
+            .map_err(Error::Output)?;
+        sink.commit()?;
+        if to.is_none() {
+            return Ok(());
+        }
+    }
+    if json {
+        return write_json(out, &grid);
+    }
+    for row in &grid.rows {
+        writeln!(out, "{}  ({})", row.path, row.document_id)?;
+        if let Some(e) = &row.error {
+            writeln!(out, "  error: {e}")?;
+        }
+        for (c, cell) in grid.columns.iter().zip(&row.cells) {
+            let value = match &cell.value {
+                serde_json::Value::String(s) => s.split_whitespace().collect::<Vec<_>>().join(" "),
+                v => v.to_string(),
+            };
+            match cell.verified {
+                true => {
+                    let page = cell.page.map(|p| format!("  (p. {p})")).unwrap_or_default();
+                    writeln!(out, "  ✓ {}: {value}{page}", c.label)?;
+                }
+                false => {
+                    let why = cell.reason.as_deref().unwrap_or("not found");
+                    writeln!(out, "  ✗ {}: {why}", c.label)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -131,13 +131,13 @@ pub(crate) fn open_keyring(loaded: &LoadedConfig, key_file: Option<&PathBuf>) ->
 }
 
 /// Where output goes: stdout, or a temporary file renamed into place on commit.
-enum Sink {
+pub(crate) enum Sink {
     Stdout(BufWriter<std::io::Stdout>),
     File(tempfile::NamedTempFile, PathBuf),
 }
 
 impl Sink {
-    fn new(output: Option<&Path>) -> Result<Self> {
+    pub(crate) fn new(output: Option<&Path>) -> Result<Self> {
         match output {
             None => Ok(Self::Stdout(BufWriter::new(std::io::stdout()))),
             Some(p) => {
@@ -157,14 +157,14 @@ impl Sink {
         }
     }
 
-    fn writer(&mut self) -> &mut dyn Write {
+    pub(crate) fn writer(&mut self) -> &mut dyn Write {
         match self {
             Self::Stdout(w) => w,
             Self::File(t, _) => t.as_file_mut(),
         }
     }
 
-    fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         match self {
             Self::Stdout(mut w) => w.flush().map_err(Error::Output),
             Self::File(t, path) => {

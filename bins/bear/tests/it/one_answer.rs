@@ -203,6 +203,9 @@ fn cases(notes: &Path) -> Vec<Case> {
     let bad_file = notes.with_file_name("bad.schema.json");
     std::fs::write(&bad_file, r#"{"type": "strang"}"#).unwrap();
     let (schema_file, bad_file) = (s(&schema_file).to_string(), s(&bad_file).to_string());
+    let empty_schema = notes.with_file_name("empty.schema.json");
+    std::fs::write(&empty_schema, r#"{"type": "object"}"#).unwrap();
+    let empty_schema = s(&empty_schema).to_string();
     let mut all = vec![
         case(
             "extract, one document",
@@ -240,6 +243,18 @@ fn cases(notes: &Path) -> Vec<Case> {
             &["review", &lease, "--section-tokens", "10"],
             "/api/v1/review",
             json!({"document": lease, "section_tokens": 10}),
+        ),
+        case(
+            "grid, one question",
+            &["grid", "-q", "What is the monthly rent?", "-d", &lease],
+            "/api/v1/grid",
+            json!({"questions": ["What is the monthly rent?"], "documents": [lease]}),
+        ),
+        case(
+            "grid, a schema without fields",
+            &["grid", "--schema", &empty_schema, "-d", &lease],
+            "/api/v1/grid",
+            json!({"schema": {"type": "object"}, "documents": [lease]}),
         ),
         case(
             "review, a document that is not there",
@@ -517,6 +532,13 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
                 );
             }
         }
+        "grid, one question" => {
+            assert!(ok, "{v}");
+            let cell = &v["rows"][0]["cells"][0];
+            assert_eq!(v["columns"][0]["key"], "q1", "{v}");
+            assert!(cell["verified"].is_boolean(), "{v}");
+        }
+        "grid, a schema without fields" => assert_eq!(v["error"]["field"], "schema", "{v}"),
         "review, custom without an instruction" => {
             assert_eq!(v["error"]["field"], "instruction", "{v}")
         }

@@ -3,7 +3,8 @@
 //! again by `--run`), every kept statement's citation verified against the document's text
 //! with page and span; over REST, a map-reduce answers 202 with its run, the result comes once
 //! the run has completed, and a cancelled run is reported as such; a document with more
-//! sections than the limit is refused naming the limit, and an empty matter has nothing.
+//! sections than the limit is refused naming the limit, and an empty matter has nothing. The
+//! review grid: documents against questions, cells checked, the same CSV from the CLI and REST.
 
 use serde_json::{Value, json};
 
@@ -269,6 +270,75 @@ fn a_document_is_reviewed_whole_and_section_by_section_with_every_citation_check
     assert_eq!(e["error"]["kind"], "not_found", "{e}");
 
     rest.rt.block_on(over_rest(&rest, &lease, &text));
+    grid(&h, &rest, &lease);
+}
+
+/// `bear grid`: documents against questions, each cell checked; the CSV written by the CLI is
+/// the one REST gives; an empty matter is refused.
+fn grid(h: &Home, rest: &Rest, lease: &str) {
+    let nda = crate::rag::corpus()
+        .join("mutual-nda.md")
+        .canonicalize()
+        .unwrap();
+    let nda = nda.to_str().unwrap();
+    let q = ["What is the monthly rent?", "Who are the parties?"];
+    let args = ["grid", "-q", q[0], "-q", q[1], "-d", lease, "-d", nda];
+    let g = ok_json(h, &args);
+    let columns: Vec<&str> = g["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, q);
+    let rows = g["rows"].as_array().unwrap();
+    let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, [lease, nda]);
+    for r in rows {
+        for c in r["cells"].as_array().unwrap() {
+            // A cell holds an answer only with a verified citation; an empty one says why.
+            match c["verified"] == true {
+                true => assert!(
+                    c["value"].is_string()
+                        && c["quote"].is_string()
+                        && c["page"].is_u64() == r["path"].as_str().unwrap().ends_with(".pdf"),
+                    "{c}"
+                ),
+                false => assert!(c["value"].is_null() && c["reason"].is_string(), "{c}"),
+            }
+        }
+    }
+    // The lease's rent is on its page 2, and its cell says so.
+    let rent = &rows[0]["cells"][0];
+    assert_eq!(
+        (&rent["verified"], &rent["page"]),
+        (&json!(true), &json!(2)),
+        "{rent}"
+    );
+    assert!(rent["value"].as_str().unwrap().contains("4,250"), "{rent}");
+
+    let file = h.path("grid.csv");
+    let mut with_csv = args.to_vec();
+    with_csv.extend(["--csv", file.to_str().unwrap()]);
+    assert!(h.run(&with_csv, None, &[]).status.success());
+    let csv = std::fs::read_to_string(&file).unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines.next().unwrap().starts_with(
+            "document,path,What is the monthly rent?,What is the monthly rent? (page),"
+        )
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let body = json!({"questions": q, "documents": [lease, nda]});
+    let over_rest = rest.rt.block_on(async {
+        let r = rest.post("/api/v1/grid?format=csv", &body).await;
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        r.text().await.unwrap()
+    });
+    assert_eq!(over_rest, csv, "one grid, whichever door");
+
+    let e = err_json(h, &["grid", "-q", q[0], "-c", "empty"]);
+    assert_eq!(e["error"]["field"], "collection", "{e}");
 }
 
 /// The same review over REST: 202 and the run, its events until it completes, then the result;

@@ -145,6 +145,37 @@ fn review_shapes() {
 }
 
 #[test]
+fn grid_shapes() {
+    use bear_app::grid::{Cell, Column, Grid, GridRequest};
+    let req = GridRequest {
+        collection: Some("acme".into()),
+        questions: vec!["What is the monthly rent?".into()],
+        ..GridRequest::default()
+    };
+    insta::assert_json_snapshot!("grid_request", req);
+    let grid = Grid {
+        collection: "acme".into(),
+        columns: vec![Column {
+            key: "q1".into(),
+            label: "What is the monthly rent?".into(),
+        }],
+        rows: vec![bear_app::grid::Row {
+            document_id: "0123456789abcdef0123456789abcdef".into(),
+            path: "/matters/acme/lease.pdf".into(),
+            cells: vec![Cell {
+                value: serde_json::json!("EUR 4,250 per month [1]."),
+                verified: true,
+                page: Some(2),
+                quote: Some("The rent is EUR 4,250 per month".into()),
+                reason: None,
+            }],
+            error: None,
+        }],
+    };
+    insta::assert_json_snapshot!("grid", grid);
+}
+
+#[test]
 fn generate_shapes() {
     let req = GenerateRequest {
         prompt: "Name one colour.".into(),
