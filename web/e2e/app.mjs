@@ -2,7 +2,7 @@
 // models (started by bins/bear/tests/it/web.rs, which passes the sign-in link and the corpus).
 // Each page is checked with axe-core and at phone width, and screenshotted.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, artifacts, axe, fitsPhone, shot, step } from "./lib.mjs";
@@ -159,6 +159,30 @@ async function notFound(page) {
   step("a question the documents cannot answer");
   await ask(page, "zzqx vlorp grindlewick");
   await page.getByText("Not found in the documents").waitFor({ timeout: T });
+}
+
+async function grid(page) {
+  step("the review grid: documents against questions, cells checked, CSV downloaded");
+  await page.goto(`${BASE}/#/grid`);
+  await page.getByLabel("Matter", { exact: true }).selectOption("lease");
+  await page.getByLabel("Questions, one per line").fill("What is the monthly rent?\nWho are the parties?");
+  await page.getByRole("button", { name: "Fill the grid" }).click();
+  const table = page.getByRole("table", { name: "Review grid of lease" });
+  await table.waitFor({ timeout: 4 * T });
+  const heads = await table.locator("thead th").allInnerTexts();
+  assert.deepEqual(heads, ["Document", "What is the monthly rent?", "Who are the parties?"]);
+  assert.equal(await table.locator("tbody tr").count(), 5, "a row per document of the matter");
+  // Each cell is verified with its passage, or empty with the reason.
+  assert.equal(await table.locator("td").count(), 10);
+  assert.equal(await table.locator("td.verified").count(), await table.locator("td.verified blockquote").count());
+  for (const why of await table.locator("td.unverified .muted").allInnerTexts()) assert.ok(why.length > 10, why);
+  const rent = table.locator("tr", { has: page.getByRole("rowheader", { name: "commercial-lease.pdf" }) }).locator("td").first();
+  assert.match(await rent.innerText(), /✓.*4,250.*\(p\. 2\)/s, "the lease's rent, verified on page 2");
+  const [file] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+  const csv = readFileSync(await file.path(), "utf8");
+  assert.match(csv, /^document,path,What is the monthly rent\?,What is the monthly rent\? \(page\),/);
+  assert.equal(csv.match(/^[0-9a-f]{32},/gm).length, 5, "a record per document");
+  await check(page, "grid");
 }
 
 async function history(page) {
@@ -447,6 +471,7 @@ try {
   await askWithCitation(page);
   await verifiedCitations(page);
   await notFound(page);
+  await grid(page);
   await history(page);
   await severalMatters(page);
   await hostileInert(page);

@@ -10,6 +10,7 @@ import { Chat } from "./pages/Chat";
 import { Matters } from "./pages/Matters";
 import { Matter } from "./pages/Matter";
 import { Pii } from "./pages/Pii";
+import { Grid } from "./pages/Grid";
 import { Workflows } from "./pages/Workflows";
 import { Run } from "./pages/Run";
 import { Models } from "./pages/Models";
@@ -21,6 +22,7 @@ const NAV: [string, string, boolean][] = [
   ["#/ask", "Ask", false],
   ["#/chat", "Chat", false],
   ["#/matters", "Matters", false],
+  ["#/grid", "Grid", false],
   ["#/pii", "PII", false],
   ["#/workflows", "Workflows", false],
   ["#/models", "Models", false],
@@ -45,6 +47,8 @@ function Page({ route, session }: { route: string[]; session: Session }) {
       return <Chat />;
     case "matters":
       return arg ? <Matter name={arg} session={session} /> : <Matters session={session} />;
+    case "grid":
+      return <Grid />;
     case "pii":
       return <Pii session={session} />;
     case "workflows":

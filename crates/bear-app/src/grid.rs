@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::extract::{ExtractRequest, Extraction};
-use crate::rag::{AskRequest, AskResponse};
+use crate::rag::{AskRequest, AskResponse, Refusal};
 use crate::{App, Error, Result, Viewer};
 
 /// The most questions one grid asks.
@@ -321,10 +321,16 @@ fn answer_cell(a: &AskResponse) -> Cell {
             }
         }
         _ => Cell {
-            reason: Some(match a.refusal {
-                Some(_) => a.answer.clone(),
-                None => "no statement of the answer could be verified".into(),
-            }),
+            reason: Some(
+                match a.refusal {
+                    Some(Refusal::NothingRelevant) => "nothing in this document answers it",
+                    Some(Refusal::KeyTermsMissing) => {
+                        "this document does not mention what the question asks about"
+                    }
+                    _ => "no statement of the answer could be verified against this document",
+                }
+                .into(),
+            ),
             ..Cell::default()
         },
     }
