@@ -119,6 +119,79 @@ const STOP: &[&str] = &[
     "about",
     "question",
     "answer",
+    // German, Dutch and French (the corpus languages OCR reads by default): question words,
+    // articles and particles of three letters or more.
+    "der",
+    "die",
+    "das",
+    "den",
+    "dem",
+    "des",
+    "ein",
+    "eine",
+    "einer",
+    "einen",
+    "und",
+    "oder",
+    "ist",
+    "sind",
+    "wie",
+    "wer",
+    "wann",
+    "warum",
+    "welche",
+    "welcher",
+    "welches",
+    "laut",
+    "nach",
+    "mit",
+    "von",
+    "für",
+    "auf",
+    "bei",
+    "über",
+    "zum",
+    "zur",
+    "nicht",
+    "auch",
+    "dass",
+    "het",
+    "een",
+    "van",
+    "zijn",
+    "wat",
+    "waar",
+    "wanneer",
+    "hoe",
+    "welke",
+    "volgens",
+    "met",
+    "voor",
+    "uit",
+    "bij",
+    "niet",
+    "ook",
+    "dat",
+    "dan",
+    "les",
+    "une",
+    "est",
+    "sont",
+    "qui",
+    "que",
+    "quoi",
+    "quel",
+    "quelle",
+    "quels",
+    "quelles",
+    "selon",
+    "avec",
+    "pour",
+    "sur",
+    "dans",
+    "par",
+    "pas",
+    "aussi",
 ];
 
 /// Words before a full stop that do not end a sentence.
@@ -882,5 +955,15 @@ EUR 1,928.";
             &[LEASE]
         ));
         assert!(shares_key_terms("What?", &[LEASE]));
+        // Question words and articles of other languages are not key terms.
+        let brief = "Die Kündigungsfrist beträgt drei Monate zum Monatsende. Mandantenbrief";
+        assert!(shares_key_terms(
+            "Wie lang ist die Kündigungsfrist laut Mandantenbrief?",
+            &[brief]
+        ));
+        assert!(!shares_key_terms(
+            "Wie hoch ist die Kaution der Mieterin?",
+            &[brief]
+        ));
     }
 }
