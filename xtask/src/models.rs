@@ -158,26 +158,38 @@ struct Derived {
     requirements: &'static [&'static str],
 }
 
-const DERIVED: &[Derived] = &[Derived {
-    source: assets::MINILM_INT8_ONNX,
-    dest: assets::MINILM_INT8_DYNAMIC_ONNX,
-    sha256: "4af7c4c738956ea91f2afdec3bb8affd9260ce56fc649b31a2dcecf3d4ff23d1",
-    script: "quantize_minilm.py",
-    requirements: &[
-        "onnxruntime==1.23.2",
-        "onnx==1.23.2",
-        "numpy==2.4.6",
-        "protobuf==7.36.2",
-        "sympy==1.14.0",
-        "mpmath==1.3.0",
-        "packaging==26.3",
-        "coloredlogs==15.0.1",
-        "humanfriendly==10.0",
-        "flatbuffers==25.12.19",
-        "ml_dtypes==0.6.0",
-        "typing_extensions==4.16.0",
-    ],
-}];
+/// The pinned packages of the derivation scripts (one virtual environment for both).
+const QUANTIZE_REQUIREMENTS: &[&str] = &[
+    "onnxruntime==1.23.2",
+    "onnx==1.23.2",
+    "numpy==2.4.6",
+    "protobuf==7.36.2",
+    "sympy==1.14.0",
+    "mpmath==1.3.0",
+    "packaging==26.3",
+    "coloredlogs==15.0.1",
+    "humanfriendly==10.0",
+    "flatbuffers==25.12.19",
+    "ml_dtypes==0.6.0",
+    "typing_extensions==4.16.0",
+];
+
+const DERIVED: &[Derived] = &[
+    Derived {
+        source: assets::MINILM_INT8_ONNX,
+        dest: assets::MINILM_INT8_DYNAMIC_ONNX,
+        sha256: "4af7c4c738956ea91f2afdec3bb8affd9260ce56fc649b31a2dcecf3d4ff23d1",
+        script: "quantize_minilm.py",
+        requirements: QUANTIZE_REQUIREMENTS,
+    },
+    Derived {
+        source: "all-MiniLM-L6-v2/model.safetensors",
+        dest: assets::MINILM_FUSED_ONNX,
+        sha256: "d84dd99cf6dd6abd9be9c8f9403d5ba9af571b3978f09f51d1f68a7992d3c1c4",
+        script: "export_minilm.py",
+        requirements: QUANTIZE_REQUIREMENTS,
+    },
+];
 
 /// Fetches every asset that is missing or corrupt into `dir`, then derives what is derived.
 pub(crate) fn fetch_all(dir: &Path) -> anyhow::Result<()> {

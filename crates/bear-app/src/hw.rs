@@ -22,6 +22,11 @@ pub struct HwReport {
     /// (`[hw] threads` overrides the thread count).
     #[schema(value_type = Object)]
     pub recommendations: Recommendations,
+    /// The runtime `models.default_embedder` runs on (ONNX Runtime or candle, and why),
+    /// absent when it is not a safetensors folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub embedder: Option<bear_models::EmbedderPath>,
 }
 
 /// Probes the machine (the disk is the data directory's) and recommends for it.
@@ -31,10 +36,18 @@ pub fn report(loaded: &LoadedConfig) -> HwReport {
     if let Some(t) = loaded.config.hw.threads {
         recommendations.inference_threads = t as usize;
     }
+    let models_dir = &loaded.dirs.models_dir;
+    let folder = models_dir.join(&loaded.config.models.default_embedder);
+    let candidates =
+        bear_models::ort_dylib_candidates(loaded.config.models.ort_dylib.as_deref(), models_dir);
     HwReport {
         schema_version: HW_SCHEMA_VERSION,
         machine,
         recommendations,
+        embedder: folder
+            .join("model.safetensors")
+            .is_file()
+            .then(|| bear_models::bert::planned_path(&folder, &candidates)),
     }
 }
 

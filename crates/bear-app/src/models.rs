@@ -41,6 +41,11 @@ pub struct ModelRow {
     /// Loads, requests, errors, token rates and the cache hit rate.
     #[schema(value_type = Object)]
     pub performance_metrics: ModelMetrics,
+    /// For a safetensors embedder: the runtime it runs (or will run) on, ONNX Runtime over
+    /// the fused graph or candle, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub embedder_path: Option<bear_models::EmbedderPath>,
 }
 
 /// What `POST /api/v1/models` does.
@@ -162,6 +167,7 @@ impl App {
                 kind: wire_name(&m.entry.kind),
                 meta: m.entry.meta,
                 performance_metrics: m.metrics,
+                embedder_path: m.embedder_path,
             })
             .collect())
     }

@@ -91,6 +91,13 @@ fn write_human(r: &HwReport, out: &mut impl Write) -> std::io::Result<()> {
         rec.mlock.reason
     )?;
     writeln!(out, "  GPU offload           {}", offload(&rec.gpu))?;
+    if let Some(e) = &r.embedder {
+        writeln!(out)?;
+        writeln!(out, "Embedder  {} ({})", e.runtime, e.model.display())?;
+        if let Some(note) = &e.note {
+            writeln!(out, "          {note}")?;
+        }
+    }
     Ok(())
 }
 

@@ -123,6 +123,14 @@ fn list(loaded: &LoadedConfig, json: bool, out: &mut impl Write) -> Result<()> {
             format!("{}{pinned}", m.status),
             describe(&m.meta)
         )?;
+        if let Some(p) = &m.embedder_path {
+            let note = p
+                .note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            writeln!(out, "{:<32} embeds with {}{note}", "", p.runtime)?;
+        }
     }
     if server {
         writeln!(out, "(loaded: in the running bear-server)")?;

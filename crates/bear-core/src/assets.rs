@@ -15,6 +15,10 @@ pub const MINILM_INT8_ONNX: &str = "all-MiniLM-L6-v2-int8/model.onnx";
 /// weights, activations quantized per call). The pinned file keeps int8 weights but computes in
 /// float32.
 pub const MINILM_INT8_DYNAMIC_ONNX: &str = "all-MiniLM-L6-v2-int8-dynamic/model.onnx";
+/// The same model in float32, as one fused ONNX Runtime graph: written by `cargo xtask models`
+/// from [`MINILM_DIR`]'s own safetensors (`xtask/export_minilm.py`: `EmbedLayerNormalization`,
+/// `Attention`, `SkipLayerNormalization`, `BiasGelu`), so its vectors are sentence-transformers'.
+pub const MINILM_FUSED_ONNX: &str = "all-MiniLM-L6-v2-fused/model.onnx";
 /// The ONNX Runtime shared library, loaded at run time by the ort backend.
 pub const ORT_DYLIB: &str = "onnxruntime/libonnxruntime.so";
 

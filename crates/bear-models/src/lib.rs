@@ -15,6 +15,7 @@
 //! - llama-cpp-2, candle and ort are dependencies of this crate only.
 //! - `unsafe` lives in two small modules (`ggml`, `mapped`), each call justified.
 
+pub mod bert;
 pub mod cache;
 mod embed;
 mod error;
@@ -26,6 +27,7 @@ mod mapped;
 pub mod registry;
 mod stop;
 
+pub use bert::EmbedderPath;
 pub use cache::{CacheConfig, CacheStats, ResultCache};
 pub use embed::{CandleEmbedder, OrtEmbedder, find_ort_dylib, ort_dylib_candidates};
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@ use bear_core::{
 use serde::Serialize;
 
 use crate::cache::{CacheConfig, CacheStats, ResultCache};
-use crate::embed::{CandleEmbedder, OrtEmbedder};
+use crate::embed::OrtEmbedder;
 use crate::error::{Error, Result};
 use crate::llama::{LlamaCppGenerator, LlamaOptions};
 use crate::registry::{self, ModelEntry, ModelKind};
@@ -173,6 +173,9 @@ pub struct ModelInfo {
     pub status: ModelStatus,
     /// Counters.
     pub metrics: ModelMetrics,
+    /// For a safetensors embedder: the runtime it runs on (loaded), or will run on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedder_path: Option<crate::bert::EmbedderPath>,
 }
 
 #[derive(Clone)]
@@ -198,6 +201,8 @@ struct Slot {
     /// Kept resident on request (`bear models load`): neither keep-alive nor LRU eviction
     /// unloads it.
     pinned: bool,
+    /// The runtime a safetensors embedder was loaded on.
+    path: Option<crate::bert::EmbedderPath>,
 }
 
 /// The model manager.
@@ -273,14 +278,28 @@ impl ModelManager {
         let resident = lock(&self.resident);
         let mut v: Vec<ModelInfo> = catalog
             .into_values()
-            .map(|entry| ModelInfo {
-                status: if resident.contains_key(&entry.id) {
-                    ModelStatus::Loaded
-                } else {
-                    ModelStatus::Available
-                },
-                metrics: self.counters(&entry.id).snapshot(),
-                entry,
+            .map(|entry| {
+                let slot = resident.get(&entry.id);
+                let embedder_path = match entry.kind {
+                    ModelKind::Safetensors => {
+                        Some(slot.and_then(|s| s.path.clone()).unwrap_or_else(|| {
+                            crate::bert::planned_path(
+                                &entry.path,
+                                &self.config.ort_dylib_candidates,
+                            )
+                        }))
+                    }
+                    _ => None,
+                };
+                ModelInfo {
+                    status: match slot {
+                        Some(_) => ModelStatus::Loaded,
+                        None => ModelStatus::Available,
+                    },
+                    metrics: self.counters(&entry.id).snapshot(),
+                    embedder_path,
+                    entry,
+                }
             })
             .collect();
         v.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
@@ -339,6 +358,7 @@ impl ModelManager {
         self.make_room(bytes)?;
         let counters = self.counters(id);
         let start = Instant::now();
+        let mut path = None;
         let model = match entry.kind {
             ModelKind::Gguf => Resident::Generator(Arc::new(LlamaCppGenerator::load(
                 id.clone(),
@@ -346,7 +366,14 @@ impl ModelManager {
                 self.config.llama.clone(),
             )?)),
             ModelKind::Safetensors => {
-                Resident::Embedder(Arc::new(CandleEmbedder::load(id.clone(), &entry.path)?))
+                let (e, p) = crate::bert::load(
+                    id,
+                    &entry.path,
+                    &self.config.ort_dylib_candidates,
+                    self.config.threads,
+                )?;
+                path = Some(p);
+                Resident::Embedder(e)
             }
             ModelKind::Onnx => {
                 let beside = entry.path.parent().map(PathBuf::from).unwrap_or_default();
@@ -379,6 +406,7 @@ impl ModelManager {
                 bytes,
                 last_used: Instant::now(),
                 pinned: false,
+                path,
             },
         );
         Ok(())

@@ -565,9 +565,12 @@ pub async fn ingest(
     Ok(report)
 }
 
+/// Embeds `rows` in batches of similar length (sorted by text length, so a batch pads little),
+/// each vector put back on its own row.
 async fn embed_rows(pipeline: &Pipeline, rows: &mut [ChunkRow]) -> Result<()> {
-    for batch in rows.chunks_mut(pipeline.config.embed_batch) {
-        let texts: Vec<String> = batch.iter().map(|r| r.text.clone()).collect();
+    let lengths: Vec<usize> = rows.iter().map(|r| r.text.len()).collect();
+    for batch in length_buckets(&lengths, pipeline.config.embed_batch) {
+        let texts: Vec<String> = batch.iter().map(|&i| rows[i].text.clone()).collect();
         let vectors = pipeline.embedder.embed(&texts).await?;
         if vectors.len() != batch.len() {
             return Err(Error::Backend(bear_core::Error::backend(
@@ -575,11 +578,18 @@ async fn embed_rows(pipeline: &Pipeline, rows: &mut [ChunkRow]) -> Result<()> {
                 "the embedder returned the wrong number of vectors",
             )));
         }
-        for (row, v) in batch.iter_mut().zip(vectors) {
-            row.vector = v;
+        for (&i, v) in batch.iter().zip(vectors) {
+            rows[i].vector = v;
         }
     }
     Ok(())
+}
+
+/// Indices into `lengths` in batches of at most `size`, shortest first.
+fn length_buckets(lengths: &[usize], size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    order.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
 }
 
 async fn commit(
@@ -631,6 +641,18 @@ mod tests {
         .await;
         assert_eq!(r, Err(Refusal::Timeout { secs: 0 }));
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn batches_hold_texts_of_like_length_and_every_row_once() {
+        let lengths = [900, 12, 880, 15, 400, 10];
+        let b = length_buckets(&lengths, 2);
+        assert_eq!(b, vec![vec![5, 1], vec![3, 4], vec![2, 0]]);
+        let mut all: Vec<usize> = b.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..6).collect::<Vec<_>>());
+        assert!(length_buckets(&[], 32).is_empty());
+        assert_eq!(length_buckets(&[1, 2], 0), vec![vec![0], vec![1]]);
     }
 
     #[tokio::test]

@@ -48,6 +48,7 @@ fn hw_report(dir: &std::path::Path) -> Value {
         schema_version: bear_app::hw::HW_SCHEMA_VERSION,
         recommendations: bear_hw::recommend(&machine),
         machine,
+        embedder: None,
     })
     .unwrap()
 }

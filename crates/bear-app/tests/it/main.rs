@@ -343,6 +343,7 @@ fn model_shapes() {
             kv_shape: None,
         },
         performance_metrics: bear_models::ModelMetrics::default(),
+        embedder_path: None,
     };
     insta::assert_json_snapshot!("model_row", row);
     let req = bear_app::models::ManageRequest {

@@ -95,6 +95,20 @@ fn candle_matches_sentence_transformers() {
 }
 
 #[test]
+fn ort_fused_float32_matches_sentence_transformers() {
+    // The graph `cargo xtask models` writes from the safetensors: fused operators, float32.
+    let e = ort("all-MiniLM-L6-v2-fused", assets::MINILM_FUSED_ONNX);
+    let r = reference();
+    let mut got = e.embed_blocking(&r.sentences[..6]).unwrap();
+    got.extend(e.embed_blocking(&r.sentences[6..]).unwrap());
+    check_against_reference(&got, 0.9999);
+    // Padding to a longer batch mate does not move a vector.
+    let single = e.embed_blocking(&r.sentences[..1]).unwrap();
+    assert!(cosine(&single[0], &got[0]) > 0.99999);
+    assert!(e.batch_invariant());
+}
+
+#[test]
 fn ort_int8_is_close_to_sentence_transformers() {
     let got = onnx().embed_blocking(&reference().sentences).unwrap();
     check_against_reference(&got, 0.98);

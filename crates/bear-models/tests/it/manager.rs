@@ -62,7 +62,7 @@ fn status(m: &ModelManager, name: &str) -> ModelStatus {
 #[tokio::test]
 async fn autoload_cache_and_metrics() {
     let (m, _tmp) = manager(|_| {});
-    assert_eq!(m.list().len(), 4);
+    assert_eq!(m.list().len(), 5);
     assert_eq!(status(&m, GEN), ModelStatus::Available);
 
     let a = m
@@ -119,6 +119,15 @@ async fn autoload_cache_and_metrics() {
     assert_eq!(e1, e2);
     assert_eq!(e1[0].len(), 384);
     assert!((m.metrics(&id(EMB)).unwrap().cache_hit_rate - 0.5).abs() < 1e-9);
+
+    // The default embedder runs the fused graph through ONNX Runtime, and says so.
+    let info = |m: &ModelManager| {
+        let row = m.list().into_iter().find(|i| i.entry.id.as_str() == EMB);
+        row.unwrap().embedder_path.unwrap()
+    };
+    let path = info(&m);
+    assert_eq!((path.runtime.as_str(), &path.note), ("onnxruntime", &None));
+    assert!(path.model.ends_with(bear_core::assets::MINILM_FUSED_ONNX));
 
     // ... but not for a model whose vectors depend on their batch mates.
     let dynamic = id("all-MiniLM-L6-v2-int8-dynamic");
@@ -229,5 +238,29 @@ fn pinned_models_stay_through_keep_alive_and_eviction() {
     assert_eq!(
         m.unpin(&id("nope")).unwrap_err().kind(),
         ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn without_onnx_runtime_the_default_embedder_falls_back_to_candle_and_says_why() {
+    let (m, _tmp) =
+        manager(|c| c.ort_dylib_candidates = vec!["/nonexistent/libonnxruntime.so".into()]);
+    let row = |m: &ModelManager| {
+        m.list()
+            .into_iter()
+            .find(|i| i.entry.id.as_str() == EMB)
+            .unwrap()
+    };
+    let planned = row(&m).embedder_path.unwrap();
+    assert_eq!(planned.runtime, "candle");
+    let texts = vec!["indemnity".to_string()];
+    let v = m.embed_with(&id(EMB), &texts).await.unwrap();
+    assert_eq!(v[0].len(), 384);
+    let loaded = row(&m).embedder_path.unwrap();
+    assert_eq!(loaded.runtime, "candle");
+    let note = loaded.note.unwrap();
+    assert!(
+        note.contains("/nonexistent/libonnxruntime.so") && note.contains("3x slower"),
+        "{note}"
     );
 }
