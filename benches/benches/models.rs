@@ -1,5 +1,5 @@
 //! bear-models benchmarks: llama.cpp generation through BEAR's wrapper (pp512, tg128, the
-//! wrapper's own per-token cost) and sentence embeddings (candle and ONNX Runtime, batch 1, 8
+//! wrapper's own per-token cost) and sentence embeddings (candle and ONNX Runtime, batch 1 and
 //! and 32, 32- and 128-token inputs). `cargo xtask bench models` runs the peers (llama-bench,
 //! Python sentence-transformers) in the same run and prints the ratios.
 //!
@@ -184,33 +184,31 @@ fn embeddings(c: &mut Criterion) {
         )
         .unwrap()
     };
-    // int8 arithmetic (the graph `cargo xtask models` derives) and the pinned file as published
-    // (int8 weights, float32 arithmetic).
-    let ort = ort_of(
+    // The default path (the fused float32 graph `cargo xtask models` writes) and the int8
+    // arithmetic graph it derives.
+    let fused = ort_of("all-MiniLM-L6-v2-fused", assets::MINILM_FUSED_ONNX);
+    let int8 = ort_of(
         "all-MiniLM-L6-v2-int8-dynamic",
         assets::MINILM_INT8_DYNAMIC_ONNX,
     );
-    let ort_weights = ort_of("all-MiniLM-L6-v2-int8", assets::MINILM_INT8_ONNX);
     let mut group = c.benchmark_group("embeddings");
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
-    for tokens in [32usize, 128] {
-        for batch in [1usize, 8, 32] {
+    for tokens in [32usize, 128, 256] {
+        for batch in [1usize, 32] {
             let input = texts(batch, tokens);
             group.throughput(Throughput::Elements(batch as u64));
             let id = format!("b{batch}_t{tokens}");
             group.bench_with_input(BenchmarkId::new("candle", &id), &input, |b, input| {
                 b.iter(|| candle.embed_blocking(black_box(input)).unwrap())
             });
-            group.bench_with_input(BenchmarkId::new("ort_int8", &id), &input, |b, input| {
-                b.iter(|| ort.embed_blocking(black_box(input)).unwrap())
+            group.bench_with_input(BenchmarkId::new("ort_fused", &id), &input, |b, input| {
+                b.iter(|| fused.embed_blocking(black_box(input)).unwrap())
             });
-            group.bench_with_input(
-                BenchmarkId::new("ort_int8_weights", &id),
-                &input,
-                |b, input| b.iter(|| ort_weights.embed_blocking(black_box(input)).unwrap()),
-            );
+            group.bench_with_input(BenchmarkId::new("ort_int8", &id), &input, |b, input| {
+                b.iter(|| int8.embed_blocking(black_box(input)).unwrap())
+            });
         }
     }
     group.finish();

@@ -376,7 +376,30 @@ fn models_list_show_and_embed() {
     let _ = gguf();
     let o = bear(&["models", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 5, "{v}");
+    // The default embedder says which runtime it takes: the fused graph on ONNX Runtime.
+    let minilm = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "all-MiniLM-L6-v2");
+    assert_eq!(
+        minilm.unwrap()["embedder_path"]["runtime"],
+        "onnxruntime",
+        "{v}"
+    );
+    let o = bear(&["models", "list"]);
+    assert!(
+        stdout(&o).contains("embeds with onnxruntime"),
+        "{}",
+        stdout(&o)
+    );
+    let o = bear(&["hw"]);
+    assert!(
+        stdout(&o).contains("Embedder  onnxruntime"),
+        "{}",
+        stdout(&o)
+    );
     let o = bear(&["models", "show", "all-MiniLM-L6-v2"]);
     assert!(stdout(&o).contains("bert"), "{}", stdout(&o));
     let o = bear(&["models", "show", "nope"]);

@@ -608,7 +608,7 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
         }
         "models list" => {
             let rows = v.as_array().unwrap();
-            assert_eq!(rows.len(), 4, "{v}");
+            assert_eq!(rows.len(), 5, "{v}");
             let int8 = rows
                 .iter()
                 .find(|r| r["id"] == "all-MiniLM-L6-v2-int8")
