@@ -3,7 +3,8 @@
 //! - `rag/ingest_corpus` against `rag/embed_same_chunks`: the whole ingest pipeline (discover,
 //!   extract, chunk, scrub, embed, store, index) on 8 copies of the demo corpus, against the
 //!   embedder alone on the very chunks that ingest produced, in the same batches (each
-//!   document's chunks in order, at most `embed_batch` per call, as the pipeline does).
+//!   document's chunks in order, at most `embed_batch` per call, as the pipeline does). The
+//!   copies stay in `<target>/bench-rag-corpus/` for the Python pipeline peer.
 //! - `rag/ann_k10` and `rag/flat_k10`: top-10 search over 100,000 chunks of 384 dimensions,
 //!   with LanceDB's IVF-HNSW-SQ index (BEAR's default tuning) and exact. A tuning sweep's recall@10
 //!   against exact search, and the sizes the ratios need, go to `<target>/bench-rag.json`; the
@@ -45,11 +46,16 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The default embedder on its default path (ONNX Runtime over the fused graph), 2 threads.
 fn embedder() -> Arc<dyn Embedder> {
     let dirs = bear_core::Dirs::from_env(|k| std::env::var_os(k)).expect("dirs");
     let dir = dirs.models_dir.join(bear_core::assets::MINILM_DIR);
     let id = ModelId::new("all-MiniLM-L6-v2").expect("id");
-    Arc::new(bear_models::CandleEmbedder::load(id, &dir).expect("run `cargo xtask models` first"))
+    let candidates = bear_models::ort_dylib_candidates(None, &dirs.models_dir);
+    let (e, path) =
+        bear_models::bert::load(&id, &dir, &candidates, 2).expect("run `cargo xtask models` first");
+    eprintln!("embedder  {} ({})", path.runtime, path.model.display());
+    e
 }
 
 fn scrubber() -> Arc<bear_security::Scrubber> {
@@ -72,13 +78,16 @@ fn ingest_bench(c: &mut Criterion) {
         persist_tokens: None,
     };
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
-    let docs = tempfile::tempdir().expect("tmp");
+    // Kept where the Python pipeline peer of `cargo xtask bench rag` reads the same files.
+    let docs = target_dir().join("bench-rag-corpus");
+    let _ = std::fs::remove_dir_all(&docs);
+    std::fs::create_dir_all(&docs).expect("corpus dir");
     for copy in 0..COPIES {
         for e in std::fs::read_dir(&corpus).expect("corpus").flatten() {
             let p = e.path();
             if bear_rag::extract::Format::from_path(&p).is_some() {
                 let name = format!("{copy:02}-{}", e.file_name().to_string_lossy());
-                std::fs::copy(&p, docs.path().join(name)).expect("copy");
+                std::fs::copy(&p, docs.join(name)).expect("copy");
             }
         }
     }
@@ -93,7 +102,7 @@ fn ingest_bench(c: &mut Criterion) {
             let r = bear_rag::ingest(
                 &col,
                 &pipeline,
-                &[docs.path().to_path_buf()],
+                std::slice::from_ref(&docs),
                 &IngestOptions::default(),
                 &mut |_: &bear_rag::Progress| {},
                 &CancellationToken::new(),
@@ -135,7 +144,11 @@ fn ingest_bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    merge_json(serde_json::json!({ "ingest_docs": COPIES * 13, "ingest_chunks": chunks }));
+    merge_json(serde_json::json!({
+        "ingest_docs": COPIES * 13,
+        "ingest_chunks": chunks,
+        "ingest_corpus": docs,
+    }));
 }
 
 /// Each document's chunk texts in ordinal order, as the pipeline embeds them.

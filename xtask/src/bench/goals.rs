@@ -48,6 +48,7 @@ pub(crate) const GOALS: &[Goal] = &[
     at_least("models.default_batch1", 2.0, "×"),
     at_least("models.default_batch32_t128", 1.5, "×"),
     at_least("models.default_batch32_t256", 1.5, "×"),
+    at_least("rag.ingest_vs_python", 1.5, "×"),
     // PII detection against Presidio's pattern recognizers.
     at_least("security.detect_mbs", 100.0, " MB/s"),
     at_least("security.detect_ratio", 100.0, "×"),

@@ -547,6 +547,12 @@ pub(crate) fn security() -> anyhow::Result<()> {
     report::publish("security", &report)
 }
 
+fn default_models_dir() -> PathBuf {
+    bear_core::Dirs::from_env(|k| std::env::var_os(k))
+        .map(|d| d.models_dir)
+        .unwrap_or_else(|_| PathBuf::from("models"))
+}
+
 fn dirs_pyref() -> PathBuf {
     bear_core::Dirs::from_env(|k| std::env::var_os(k))
         .map(|d| d.cache_dir.join("pyref"))
@@ -610,6 +616,35 @@ pub(crate) fn rag() -> anyhow::Result<()> {
         .as_f64()
         .unwrap_or(f64::NAN);
 
+    // The Python pipeline peer on the same files: pypdf / python-docx / BeautifulSoup,
+    // a token splitter, sentence-transformers, Python lancedb.
+    run(Command::new(&py).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "pypdf",
+        "python-docx",
+        "beautifulsoup4",
+        "sentence-transformers",
+    ]))?;
+    let peer_db = tempfile::tempdir()?;
+    let out = Command::new(&py)
+        .arg(crate::workspace_root().join("benches/peers/python_pipeline_bench.py"))
+        .arg(v["ingest_corpus"].as_str().unwrap_or_default())
+        .arg(default_models_dir().join(bear_core::assets::MINILM_DIR))
+        .arg("2")
+        .arg(peer_db.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "Python pipeline peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pipeline: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let py_rate = pipeline["chunks_per_second"].as_f64().unwrap_or(f64::NAN);
+
     // Time to first token of `bear ask` on the demo corpus, in a scratch home.
     let home = tempfile::tempdir()?;
     let bin = crate::bear_binary()?;
@@ -654,6 +689,7 @@ pub(crate) fn rag() -> anyhow::Result<()> {
         "### RAG (bear-rag, LanceDB)\n\n\
          | measure | BEAR | reference | ratio | goal |\n|---|---|---|---|---|\n\
          | ingest, {} docs / {chunks:.0} chunks | {:.1} chunks/s | embedder alone on the same chunks: {:.1} chunks/s | overhead {:+.1}% | {} |\n\
+         | ingest, the same files | {:.1} chunks/s | Python pipeline (pypdf, python-docx, BeautifulSoup, token splitter, sentence-transformers, lancedb): {py_rate:.1} chunks/s ({} chunks) | {:.2}x | {} |\n\
          | search 100k x 384, IVF-HNSW-SQ (nprobes {default_probe}, ef {default_ef}, refine {default_refine}), p50 | {ann_ms:.2} ms at recall@10 {recall:.3} | | | {}; recall {} |\n\
          | search 100k x 384, exact (flat), p50 | {flat_ms:.2} ms | NumPy exact scan {numpy:.2} ms; Python lancedb flat {pylance:.1} ms | {:.2}x NumPy; {:.2}x Python lancedb | {} |\n\
          | `bear ask` on the demo corpus, time to first token (median of 5, includes the first prompt pass) | {:.0} ms | | | (reported) |\n\n\
@@ -664,6 +700,10 @@ pub(crate) fn rag() -> anyhow::Result<()> {
         chunks / embed_s,
         (ingest_s / embed_s - 1.0) * 100.0,
         cell("rag.ingest_overhead", (ingest_s / embed_s - 1.0) * 100.0),
+        chunks / ingest_s,
+        pipeline["chunks"],
+        chunks / ingest_s / py_rate,
+        cell("rag.ingest_vs_python", chunks / ingest_s / py_rate),
         cell("rag.ann_p50_ms", ann_ms),
         cell("rag.ann_recall", recall),
         flat_ms / numpy,
