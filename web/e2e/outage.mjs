@@ -40,10 +40,12 @@ try {
   await page.getByRole("button", { name: "Send" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor({ timeout: T });
   assert.ok(page.url().endsWith("#/chat"), page.url());
+  // The restarted server starts cold (and shares two cores with the other tests): every wait
+  // after it gets the long timeout.
   await page.goto(link);
-  await page.getByRole("navigation", { name: "Sections" }).waitFor();
+  await page.getByRole("navigation", { name: "Sections" }).waitFor({ timeout: T });
   await page.goto(`${BASE}/#/chat`);
-  await page.getByLabel("Message").fill("Say hello.");
+  await page.getByLabel("Message", { exact: true }).fill("Say hello.", { timeout: T });
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 1 && !document.querySelector('[aria-busy="true"]'), null, { timeout: T });
   step("recovered");

@@ -18,10 +18,16 @@ export class ApiError extends Error {
 export const SIGNED_OUT = "bear:signed-out";
 
 let csrf: string | null = null;
+/** Which sign-in the app is on; a 401 to a request sent under an earlier one ends nothing. */
+let generation = 0;
 
 export function setCsrf(token: string | null) {
   csrf = token;
+  generation++;
 }
+
+/** The current sign-in, for a request to carry to [`failure`]. */
+export const session = () => generation;
 
 const UNREACHABLE =
   "The BEAR server is not answering. It may have stopped: start it again (`bear ui`), then retry.";
@@ -33,8 +39,10 @@ export function headers(method: string, extra: Record<string, string> = {}): Rec
   return h;
 }
 
-/** Turns a non-2xx response into an ApiError; a 401 also ends the session in the app. */
-export async function failure(r: Response): Promise<ApiError> {
+/** Turns a non-2xx response into an ApiError; a 401 also ends the session in the app, unless
+ * the request was sent under an earlier sign-in (`sentIn`): a stale request's 401 must not
+ * sign out the session that replaced it. */
+export async function failure(r: Response, sentIn: number = generation): Promise<ApiError> {
   let message = `The server answered ${r.status} ${r.statusText}.`;
   let kind = "http";
   let field: string | undefined;
@@ -48,7 +56,7 @@ export async function failure(r: Response): Promise<ApiError> {
   } catch {
     // Not JSON: keep the status line.
   }
-  if (r.status === 401) window.dispatchEvent(new CustomEvent(SIGNED_OUT));
+  if (r.status === 401 && sentIn === generation) window.dispatchEvent(new CustomEvent(SIGNED_OUT));
   if (r.status === 429) message = "Too many requests at once: wait a moment and try again.";
   return new ApiError(message, r.status, kind, field);
 }
@@ -61,6 +69,7 @@ export async function send(
   extra: Record<string, string> = {},
   signal?: AbortSignal,
 ): Promise<Response> {
+  const sentIn = generation;
   const isBytes = body instanceof Blob || body instanceof ArrayBuffer;
   const h = headers(method, extra);
   if (body !== undefined && !isBytes) h["content-type"] = "application/json";
@@ -77,7 +86,7 @@ export async function send(
     if (e instanceof DOMException && e.name === "AbortError") throw e;
     throw new ApiError(UNREACHABLE, 0, "unreachable");
   }
-  if (!r.ok) throw await failure(r);
+  if (!r.ok) throw await failure(r, sentIn);
   return r;
 }
 

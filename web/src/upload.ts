@@ -1,6 +1,6 @@
 // Uploads with per-file progress (XMLHttpRequest reports upload progress; fetch does not), then
 // the ingest job polled to its end. Dropped folders are walked for their files.
-import { ApiError, failure, get, headers, seg } from "./api";
+import { ApiError, failure, get, headers, seg, session } from "./api";
 import type { Job } from "./types";
 
 export interface Upload {
@@ -15,6 +15,7 @@ export interface Upload {
 export function sendFile(collection: string, file: File, onSent: (n: number) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    const sentIn = session();
     xhr.open("POST", `/api/v1/collections/${seg(collection)}/documents?filename=${seg(file.name)}`);
     for (const [k, v] of Object.entries(headers("POST", { "content-type": "application/octet-stream" })))
       xhr.setRequestHeader(k, v);
@@ -22,7 +23,8 @@ export function sendFile(collection: string, file: File, onSent: (n: number) => 
     xhr.onerror = () => reject(new ApiError("The upload was cut off: the server may have stopped. Retry once it is back.", 0, "unreachable"));
     xhr.onload = async () => {
       if (xhr.status === 202) return resolve(JSON.parse(xhr.responseText).job_id);
-      reject(await failure(new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText })));
+      const r = new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText });
+      reject(await failure(r, sentIn));
     };
     xhr.send(file);
   });
