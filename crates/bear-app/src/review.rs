@@ -241,7 +241,7 @@ impl App {
         let passages = passages(&c, &doc.id, scrubber.as_ref()).await?;
         let instruction = scrubber.scrub(&plan.instruction)?.text.expose().clone();
         let sections = passages.sections(plan.section_tokens);
-        let mut out = ReviewResponse::new(&c, &doc, &plan, sections.len());
+        let mut out = ReviewResponse::new(&c, &doc, plan.task, plan.strict, sections.len());
         if sections.len() == 1 {
             let prompt = format!(
                 "The document:\n\n{}\n\nTask: {instruction}",
@@ -307,15 +307,7 @@ impl App {
         })?;
         let c = self.collection(viewer, Some(&meta.collection)).await?;
         let doc = crate::docs::find_document(&c, &meta.document_id).await?;
-        let plan = Plan {
-            task: meta.task,
-            instruction: String::new(),
-            model: self.generator_id(None)?,
-            max_tokens: 0,
-            strict: meta.strict,
-            section_tokens: 0,
-        };
-        let mut out = ReviewResponse::new(&c, &doc, &plan, meta.sections);
+        let mut out = ReviewResponse::new(&c, &doc, meta.task, meta.strict, meta.sections);
         out.mode = ReviewMode::MapReduce;
         out.run_id = Some(p.id.to_string());
         out.status = p.status;
@@ -568,14 +560,15 @@ impl ReviewResponse {
     fn new(
         c: &bear_rag::Collection,
         doc: &bear_rag::DocumentRecord,
-        plan: &Plan,
+        task: ReviewTask,
+        strict: bool,
         sections: usize,
     ) -> Self {
         Self {
             collection: c.meta().name.clone(),
             document_id: doc.id.clone(),
             path: doc.path.clone(),
-            task: plan.task,
+            task,
             mode: ReviewMode::Whole,
             sections,
             run_id: None,
@@ -586,7 +579,7 @@ impl ReviewResponse {
             },
             text: String::new(),
             citations: Vec::new(),
-            strict: plan.strict,
+            strict,
             removed_sentences: 0,
             unsupported_sentences: Vec::new(),
             nothing_verified: false,
