@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launch, artifacts, axe, fitsPhone, shot, step } from "./lib.mjs";
+import { launch, artifacts, axe, fitsPhone, report, shot, step } from "./lib.mjs";
 
 const LINK = process.env.BEAR_UI_URL;
 const CORPUS = process.env.BEAR_CORPUS;
@@ -452,10 +452,11 @@ async function signOut(page) {
 }
 
 const browser = await launch();
+let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
-  const page = await context.newPage();
+  page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   page.on("dialog", (d) => {
@@ -485,6 +486,9 @@ try {
   await signOut(page);
   assert.deepEqual(errors, [], "no script error or dialog in the page");
   step("all passed");
+} catch (e) {
+  if (page) await report(page, OUT);
+  throw e;
 } finally {
   await browser.close();
 }

@@ -49,6 +49,20 @@ export async function shot(page, dir, name) {
   await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
 }
 
+const started = Date.now();
+
+/** Prints the step about to run, with the seconds since the script started. */
 export function step(name) {
-  process.stdout.write(`web: ${name}\n`);
+  process.stdout.write(`web: ${name} (at ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+}
+
+/** On a failed step: what the page showed (its main text, capped) and a screenshot. */
+export async function report(page, dir) {
+  try {
+    const text = await page.evaluate(() => document.querySelector("main")?.innerText ?? document.body.innerText);
+    process.stderr.write(`the page at ${page.url()} showed:\n${text.slice(0, 4000)}\n`);
+    await shot(page, dir, "failure");
+  } catch (e) {
+    process.stderr.write(`the page could not be read: ${e.message}\n`);
+  }
 }

@@ -5,7 +5,7 @@
 // test starts the server again and answers `up <new sign-in link>`.
 import assert from "node:assert/strict";
 import { createInterface } from "node:readline";
-import { launch, step } from "./lib.mjs";
+import { artifacts, launch, report, step } from "./lib.mjs";
 
 const LINK = process.env.BEAR_UI_URL;
 assert.ok(LINK, "BEAR_UI_URL is set by the Rust test");
@@ -16,8 +16,9 @@ const lines = input[Symbol.asyncIterator]();
 const next = async () => (await lines.next()).value ?? "";
 
 const browser = await launch();
+let page;
 try {
-  const page = await (await browser.newContext()).newPage();
+  page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(30_000);
   await page.goto(LINK);
   await page.getByRole("navigation", { name: "Sections" }).waitFor();
@@ -49,6 +50,9 @@ try {
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".chat li.assistant").length === 1 && !document.querySelector('[aria-busy="true"]'), null, { timeout: T });
   step("recovered");
+} catch (e) {
+  if (page) await report(page, artifacts());
+  throw e;
 } finally {
   await browser.close();
   // stdin would keep node running after a failure: the test reads our output to its end.

@@ -48,7 +48,12 @@ fn without_timings(mut v: Value) -> Value {
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) base: String,
+    /// The last [`LOG_LINES`] lines the server wrote to stderr, for a failing test to show.
+    log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
 }
+
+/// How many of the server's last log lines [`Server::log_tail`] keeps.
+const LOG_LINES: usize = 200;
 
 impl Server {
     pub(crate) fn start(h: &Home) -> Self {
@@ -86,8 +91,24 @@ impl Server {
                     .map(str::to_string)
             })
             .expect("bear-server listens");
-        std::thread::spawn(move || lines.map_while(Result::ok).count());
-        Self { child, base }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = keep.lock().unwrap();
+                if log.len() == LOG_LINES {
+                    log.pop_front();
+                }
+                log.push_back(line);
+            }
+        });
+        Self { child, base, log }
+    }
+
+    /// The server's last log lines, one per line.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter().map(|l| format!("{l}\n")).collect()
     }
 }
 

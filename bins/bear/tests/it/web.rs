@@ -58,9 +58,10 @@ fn the_web_app_works_in_chromium() {
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "the browser test failed after:\n{log}\n{}\nscreenshots: {}",
+        "the browser test failed after:\n{log}\n{}\nscreenshots: {}\nthe server's last log lines:\n{}",
         String::from_utf8_lossy(&out.stderr),
-        artifacts.display()
+        artifacts.display(),
+        server.log_tail()
     );
     assert!(log.contains("web: all passed"), "{log}");
 }
@@ -74,7 +75,7 @@ fn wait_for(
     for line in lines.map_while(Result::ok) {
         seen.push_str(&line);
         seen.push('\n');
-        if line == want {
+        if line.starts_with(&format!("{want} (at ")) {
             return;
         }
     }
