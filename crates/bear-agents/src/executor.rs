@@ -74,10 +74,7 @@ pub(crate) async fn ask_once(
         .generate(
             GenerationRequest {
                 model,
-                prompt: Prompt::Chat(vec![ChatMessage {
-                    role: ChatRole::User,
-                    content: Redacted::new(prompt),
-                }]),
+                prompt: Prompt::Chat(vec![ChatMessage::new(ChatRole::User, prompt)]),
                 params: SamplingParams {
                     max_tokens,
                     ..step_sampling_base()
@@ -231,10 +228,7 @@ async fn generate(
         .or_else(|| agent.model.clone())
         .or_else(|| backends.default_model.clone())
         .ok_or_else(|| unavailable("default model"))?;
-    let msg = |role, content: String| ChatMessage {
-        role,
-        content: Redacted::new(content),
-    };
+    let msg = ChatMessage::new;
     let mut messages = Vec::new();
     if let Some(system) = p.system.clone().or_else(|| agent.system_prompt.clone()) {
         messages.push(msg(ChatRole::System, system));

@@ -261,6 +261,7 @@ where
         let routes = state.metrics.routes();
         let route = routes.find(req.uri().path());
         let method = req.method().clone();
+        let openai = req.uri().path().starts_with("/v1/");
         // Refused at the door, or audited (mutating requests to a route), then passed on.
         let admitted = host_and_ip(state, &req).and_then(|()| match routes.template(route) {
             Some(t) => audit_before(state, t, &req),
@@ -291,6 +292,7 @@ where
             shared,
             route,
             method,
+            openai,
             started,
             id: Some(id),
             ticket,
@@ -310,6 +312,8 @@ pin_project_lite::pin_project! {
         shared: Arc<EdgeShared<S>>,
         route: usize,
         method: axum::http::Method,
+        // An OpenAI-compatible route (`/v1/…`): errors in OpenAI's shape.
+        openai: bool,
         started: std::time::Instant,
         id: Option<HeaderValue>,
         ticket: Option<AuditTicket>,
@@ -364,7 +368,7 @@ where
         let id = this.id.take().expect("EdgeFuture polled after completion");
         if is_json_error(&response) {
             let mut f: futures::future::BoxFuture<'static, Response> =
-                Box::pin(with_id_in_error_body(response, id));
+                Box::pin(with_id_in_error_body(response, id, *this.openai));
             let polled = f.as_mut().poll(cx);
             this.stage.set(Stage::ErrorBody { f });
             return polled.map(Ok);
@@ -407,14 +411,26 @@ fn is_json_error(response: &Response) -> bool {
             .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
 }
 
-/// Puts the id on a JSON error response, in its header and in its body's `error` object.
-async fn with_id_in_error_body(response: Response, id: HeaderValue) -> Response {
+/// Puts the id on a JSON error response, in its header and in its body's `error` object; on
+/// the OpenAI-compatible routes (`openai`), the body becomes OpenAI's error shape and the
+/// status OpenAI's (the id stays in the header).
+async fn with_id_in_error_body(response: Response, id: HeaderValue, openai: bool) -> Response {
     let (mut parts, body) = response.into_parts();
     let body = match axum::body::to_bytes(body, 1 << 20).await {
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(mut v) => {
                 if let Some(e) = v.get_mut("error").and_then(|e| e.as_object_mut()) {
                     e.insert("request_id".into(), id.to_str().unwrap_or_default().into());
+                }
+                if openai {
+                    let text = |k: &str| v["error"][k].as_str().map(str::to_string);
+                    v = crate::openai::openai_error(
+                        parts.status.as_u16(),
+                        &text("kind").unwrap_or_default(),
+                        &text("message").unwrap_or_default(),
+                        text("field").as_deref(),
+                    );
+                    parts.status = crate::openai::openai_status(parts.status);
                 }
                 parts.headers.remove(header::CONTENT_LENGTH);
                 Body::from(v.to_string())

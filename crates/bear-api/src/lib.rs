@@ -29,6 +29,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod models;
 pub mod openai;
+mod openai_chat;
 pub mod openapi;
 pub mod plugins;
 pub mod routes;

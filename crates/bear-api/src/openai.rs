@@ -11,10 +11,8 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bear_app::generate::{ChatRequest, Sampling, Turn};
-use bear_core::{
-    ChatRole, FinishReason, Generation, GenerationRequest, Prompt, Redacted, SamplingParams,
-};
+use bear_app::generate::Sampling;
+use bear_core::{FinishReason, Generation, GenerationRequest, Prompt, Redacted, SamplingParams};
 use bear_security::access::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -23,8 +21,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
 use crate::models::{
-    MAX_BATCH, MAX_TOKENS, Piece, app, collect, error_event, manager, model_id, spawn_generation,
-    sse_stream,
+    MAX_BATCH, MAX_TOKENS, Piece, collect, manager, model_id, spawn_generation, sse_stream,
 };
 use crate::routes::Body;
 
@@ -34,7 +31,10 @@ type St = State<Arc<AppState>>;
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/models", get(openai_models))
-        .route("/v1/chat/completions", post(chat_completions))
+        .route(
+            "/v1/chat/completions",
+            post(crate::openai_chat::chat_completions),
+        )
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
 }
@@ -62,54 +62,14 @@ pub(crate) struct OpenAiModel {
 }
 
 /// Token counts of a completion.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub(crate) struct Usage {
     /// Tokens in the prompt (after the chat template).
-    prompt_tokens: u32,
+    pub(crate) prompt_tokens: u32,
     /// Tokens generated.
-    completion_tokens: u32,
+    pub(crate) completion_tokens: u32,
     /// Their sum.
-    total_tokens: u32,
-}
-
-/// A chat completion (`/v1/chat/completions` without `stream`).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ChatCompletion {
-    /// `chatcmpl-…`.
-    id: String,
-    /// Always `chat.completion`.
-    object: &'static str,
-    /// Unix seconds.
-    created: u64,
-    /// The model.
-    model: String,
-    /// One choice.
-    choices: Vec<ChatChoice>,
-    /// Token counts.
-    usage: Usage,
-}
-
-/// The one choice of a [`ChatCompletion`].
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ChatChoice {
-    /// Always 0.
-    index: u32,
-    /// The assistant's message.
-    message: AssistantMessage,
-    /// `stop` or `length`.
-    finish_reason: &'static str,
-    /// Always null: BEAR reports no log probabilities.
-    #[schema(value_type = Option<Object>)]
-    logprobs: Option<()>,
-}
-
-/// The assistant's reply.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct AssistantMessage {
-    /// Always `assistant`.
-    role: &'static str,
-    /// The text.
-    content: String,
+    pub(crate) total_tokens: u32,
 }
 
 /// A text completion (`/v1/completions` without `stream`).
@@ -186,7 +146,7 @@ pub(crate) struct EmbeddingUsage {
     total_tokens: usize,
 }
 
-fn created() -> u64 {
+pub(crate) fn created() -> u64 {
     bear_agents::now_ms() / 1000
 }
 
@@ -221,9 +181,9 @@ pub(crate) enum Stop {
 /// fields BEAR does not use (`n`, `user`, `stream_options`, ...).
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct OpenAiSampling {
-    model: String,
+    pub(crate) model: String,
     #[serde(default)]
-    stream: bool,
+    pub(crate) stream: bool,
     #[serde(default)]
     max_tokens: Option<u32>,
     #[serde(default)]
@@ -236,15 +196,21 @@ pub(crate) struct OpenAiSampling {
     seed: Option<u64>,
     #[serde(default)]
     stop: Option<Stop>,
+    #[serde(default)]
+    presence_penalty: Option<f32>,
+    #[serde(default)]
+    frequency_penalty: Option<f32>,
 }
 
 impl OpenAiSampling {
     /// The sampling asked for; bear-app fills in the rest and checks the limits.
-    fn sampling(&self) -> Sampling {
+    pub(crate) fn sampling(&self) -> Sampling {
         Sampling {
             max_tokens: self.max_completion_tokens.or(self.max_tokens),
             temperature: self.temperature,
             top_p: self.top_p,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
             seed: self.seed,
             stop: match &self.stop {
                 None => Vec::new(),
@@ -262,7 +228,7 @@ impl OpenAiSampling {
 
 /// OpenAI's defaults where a request leaves a value out: 256 tokens (OpenAI has no fixed
 /// limit; BEAR's models are small), temperature 1, top_p 1.
-fn openai_defaults() -> SamplingParams {
+pub(crate) fn openai_defaults() -> SamplingParams {
     SamplingParams {
         max_tokens: 256,
         temperature: 1.0,
@@ -271,100 +237,19 @@ fn openai_defaults() -> SamplingParams {
     }
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct ChatBody {
-    #[serde(flatten)]
-    sampling: OpenAiSampling,
-    messages: Vec<OpenAiMessage>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(crate) struct OpenAiMessage {
-    #[schema(value_type = String, example = "user")]
-    role: ChatRole,
-    content: String,
-}
-
-fn finish(r: FinishReason) -> &'static str {
+pub(crate) fn finish(r: FinishReason) -> &'static str {
     match r {
         FinishReason::Length => "length",
         _ => "stop",
     }
 }
 
-fn usage(g: &Generation) -> Usage {
+pub(crate) fn usage(g: &Generation) -> Usage {
     Usage {
         prompt_tokens: g.prompt_tokens,
         completion_tokens: g.completion_tokens,
         total_tokens: g.prompt_tokens + g.completion_tokens,
     }
-}
-
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatBody, responses((status = 200, description = "An OpenAI chat completion, or its chunks as SSE", content((ChatCompletion = "application/json"), (String = "text/event-stream")))))]
-pub(crate) async fn chat_completions(
-    State(s): St,
-    caller: Caller,
-    Body(b): Body<ChatBody>,
-) -> Api<Response> {
-    caller.require(Permission::Write)?;
-    let model = model_id(&b.sampling.model)?;
-    let chat = ChatRequest {
-        model: Some(model.to_string()),
-        messages: b
-            .messages
-            .into_iter()
-            .map(|m| Turn {
-                role: m.role,
-                content: m.content,
-            })
-            .collect(),
-        sampling: b.sampling.sampling(),
-    };
-    let request = app(&s)?.chat_request(&chat, openai_defaults())?;
-    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
-    let (rx, cancel) = spawn_generation(&s, request)?;
-    if !b.sampling.stream {
-        let g = collect(rx, cancel).await?;
-        return Ok(Json(ChatCompletion {
-            id,
-            object: "chat.completion",
-            created: created(),
-            model: model.to_string(),
-            choices: vec![ChatChoice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: g.text.expose().clone(),
-                },
-                finish_reason: finish(g.finish_reason),
-                logprobs: None,
-            }],
-            usage: usage(&g),
-        })
-        .into_response());
-    }
-    let chunk = move |delta: Value, reason: Option<&str>| {
-        json!({"id": id, "object": "chat.completion.chunk", "created": created(), "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}]})
-        .to_string()
-    };
-    let mut first = true;
-    let stream = sse_stream(rx, cancel, move |p| match p {
-        Piece::Text(t) => {
-            let delta = if std::mem::take(&mut first) {
-                json!({"role": "assistant", "content": t})
-            } else {
-                json!({"content": t})
-            };
-            vec![SseEvent::default().data(chunk(delta, None))]
-        }
-        Piece::Done(Ok(g)) => vec![
-            SseEvent::default().data(chunk(json!({}), Some(finish(g.finish_reason)))),
-            SseEvent::default().data("[DONE]"),
-        ],
-        Piece::Done(Err(e)) => vec![error_event(&e.into())],
-    });
-    Ok(Sse::new(stream).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -417,7 +302,7 @@ pub(crate) async fn completions(
             SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
             SseEvent::default().data("[DONE]"),
         ],
-        Piece::Done(Err(e)) => vec![error_event(&e.into())],
+        Piece::Done(Err(e)) => vec![error_chunk(&e.into())],
     });
     Ok(Sse::new(stream).into_response())
 }
@@ -526,23 +411,6 @@ mod tests {
             }],
         };
         insta::assert_json_snapshot!("openai_model_list", models);
-        let chat = ChatCompletion {
-            id: "chatcmpl-0".into(),
-            object: "chat.completion",
-            created: 1_764_700_000,
-            model: "SmolLM2-135M-Instruct.Q4_1".into(),
-            choices: vec![ChatChoice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: "Hello.".into(),
-                },
-                finish_reason: "stop",
-                logprobs: None,
-            }],
-            usage: usage(),
-        };
-        insta::assert_json_snapshot!("openai_chat_completion", chat);
         let completion = Completion {
             id: "cmpl-0".into(),
             object: "text_completion",
@@ -578,5 +446,64 @@ mod tests {
             },
         };
         insta::assert_json_snapshot!("openai_embeddings", embeddings);
+    }
+}
+
+/// An error as OpenAI's clients read it: `{"error": {"message", "type", "param", "code"}}`,
+/// with `code` BEAR's failure class. Every `/v1/` error response is rewritten to this by the
+/// gateway, and a failed stream ends with it as its last chunk.
+pub(crate) fn openai_error(status: u16, kind: &str, message: &str, field: Option<&str>) -> Value {
+    let kind_of = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500..=599 => "server_error",
+        _ => "invalid_request_error",
+    };
+    let body = OpenAiErrorBody {
+        error: OpenAiError {
+            message: message.to_string(),
+            kind: kind_of,
+            param: field.map(str::to_string),
+            code: kind.to_string(),
+        },
+    };
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+/// An error on the OpenAI-compatible routes, in OpenAI's shape.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiErrorBody {
+    /// The error.
+    error: OpenAiError,
+}
+
+/// The parts of an [`OpenAiErrorBody`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiError {
+    /// What failed and what to do; never user text.
+    message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error` or `server_error`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The request field at fault, or null.
+    param: Option<String>,
+    /// BEAR's failure class (`invalid_request`, `not_found`, `unavailable`, ...).
+    code: String,
+}
+
+/// A stream's last chunk when generation fails.
+pub(crate) fn error_chunk(e: &ApiError) -> SseEvent {
+    let body = openai_error(e.status.as_u16(), e.kind, &e.message, e.field.as_deref());
+    SseEvent::default().data(body.to_string())
+}
+
+/// The status OpenAI gives a failure BEAR answers with `status`: 400 for a body that parsed
+/// but is wrong (BEAR's 422).
+pub(crate) fn openai_status(status: axum::http::StatusCode) -> axum::http::StatusCode {
+    match status {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY => axum::http::StatusCode::BAD_REQUEST,
+        other => other,
     }
 }

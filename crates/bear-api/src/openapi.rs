@@ -15,7 +15,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::{admin, chats, docs, metrics, models, openai, plugins, routes, session};
+use crate::{admin, chats, docs, metrics, models, openai, openai_chat, plugins, routes, session};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +32,7 @@ use crate::{admin, chats, docs, metrics, models, openai, plugins, routes, sessio
         routes::watch_workflow, routes::list_agents, routes::get_agent, routes::create_agent,
         routes::remove_agent,
         models::list, models::manage, models::generate, openai::openai_models,
-        openai::chat_completions, openai::completions, openai::embeddings,
+        openai_chat::chat_completions, openai::completions, openai::embeddings,
         docs::list_collections, docs::create_collection, docs::get_collection,
         docs::remove_collection, docs::list_documents, docs::upload, docs::get_document,
         docs::get_document_text, docs::get_document_file,
@@ -45,7 +45,12 @@ use crate::{admin, chats, docs, metrics, models, openai, plugins, routes, sessio
         admin::list_keys, admin::create_key, admin::revoke_key, admin::verify_audit,
         metrics::serve, serve,
     ),
-    components(schemas(bear_app::ErrorBody, bear_app::ErrorDetail)),
+    components(schemas(
+        bear_app::ErrorBody,
+        bear_app::ErrorDetail,
+        openai::OpenAiErrorBody,
+        openai::OpenAiError
+    )),
     modifiers(&Gateway)
 )]
 struct ApiDoc;
@@ -65,20 +70,25 @@ impl Modify for Gateway {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
         );
-        let error = |what: &str| {
+        let error = |what: &str, shape: &str| {
             RefOr::T(
                 ResponseBuilder::new()
                     .description(what)
                     .content(
                         "application/json",
                         utoipa::openapi::ContentBuilder::new()
-                            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                            .schema(Some(utoipa::openapi::Ref::from_schema_name(shape)))
                             .build(),
                     )
                     .build(),
             )
         };
         for (path, item) in api.paths.paths.iter_mut() {
+            // The OpenAI-compatible routes answer errors in OpenAI's shape.
+            let shape = match path.starts_with("/v1/") {
+                true => "OpenAiErrorBody",
+                false => "ErrorBody",
+            };
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -95,11 +105,15 @@ impl Modify for Gateway {
                         "A structured error: 400/422 invalid (with the field path), 401 no \
                            or bad key, 403 role, 404 unknown or not yours, 413 too large, 429 \
                            rate limited (Retry-After)",
+                        shape,
                     ),
                 );
                 op.responses.responses.insert(
                     "5XX".into(),
-                    error("A structured error: 503 unavailable or queue full, 500 internal"),
+                    error(
+                        "A structured error: 503 unavailable or queue full, 500 internal",
+                        shape,
+                    ),
                 );
                 if path != "/health" {
                     op.security = Some(vec![

@@ -4,10 +4,11 @@
 
 use bear_core::{
     CancellationToken, ChatMessage, ChatRole, GenerationRequest, ModelId, Prompt, Redacted,
-    SamplingParams, TokenSink,
+    SamplingParams, TokenSink, ToolCall,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::calls::Tools;
 use crate::rag::Finish;
 use crate::{App, Error, Result};
 
@@ -27,6 +28,10 @@ pub struct Sampling {
     pub top_k: Option<u32>,
     /// Repetition penalty; 1 disables.
     pub repeat_penalty: Option<f32>,
+    /// OpenAI's presence penalty, in [-2, 2].
+    pub presence_penalty: Option<f32>,
+    /// OpenAI's frequency penalty, in [-2, 2].
+    pub frequency_penalty: Option<f32>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
     /// Stop before any of these texts.
@@ -44,6 +49,8 @@ impl Sampling {
             top_p: self.top_p.unwrap_or(defaults.top_p),
             top_k: self.top_k.unwrap_or(defaults.top_k),
             repeat_penalty: self.repeat_penalty.unwrap_or(defaults.repeat_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(defaults.presence_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(defaults.frequency_penalty),
             seed: self.seed.or(defaults.seed),
             stop: if self.stop.is_empty() {
                 defaults.stop
@@ -175,6 +182,7 @@ impl GenerateRequest {
             seed: self.seed,
             stop: self.stop_sequences.clone(),
             json_schema: self.json_schema.clone(),
+            ..Sampling::default()
         }
     }
 }
@@ -201,14 +209,10 @@ impl App {
         };
         let params = req.sampling().params(defaults, MAX_TOKENS)?;
         let chat = !req.raw && self.has_chat_template(&model)?;
-        let text = Redacted::new(req.prompt.clone());
         let prompt = if chat {
-            Prompt::Chat(vec![ChatMessage {
-                role: ChatRole::User,
-                content: text,
-            }])
+            Prompt::Chat(vec![ChatMessage::new(ChatRole::User, req.prompt.clone())])
         } else {
-            Prompt::Text(text)
+            Prompt::Text(Redacted::new(req.prompt.clone()))
         };
         Ok((
             GenerationRequest {
@@ -263,6 +267,22 @@ pub struct Turn {
     pub role: ChatRole,
     /// What was said.
     pub content: String,
+    /// The functions an assistant turn called.
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool turn answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl Turn {
+    /// A turn of `role` saying `content`, calling nothing.
+    pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
 }
 
 /// A conversation for the model to continue, in its chat template.
@@ -274,6 +294,8 @@ pub struct ChatRequest {
     pub messages: Vec<Turn>,
     /// Sampling; what is absent takes the model's defaults.
     pub sampling: Sampling,
+    /// Functions the model may call, and how.
+    pub tools: Tools,
 }
 
 impl App {
@@ -288,18 +310,37 @@ impl App {
         if req.messages.is_empty() {
             return Err(Error::invalid("messages", "must not be empty"));
         }
-        let messages = req
+        let messages: Vec<ChatMessage> = req
             .messages
             .iter()
             .map(|m| ChatMessage {
-                role: m.role,
-                content: Redacted::new(m.content.clone()),
+                tool_calls: m.tool_calls.clone(),
+                tool_call_id: m.tool_call_id.clone(),
+                ..ChatMessage::new(m.role, m.content.clone())
             })
             .collect();
+        req.tools.check()?;
+        let mut params = req.sampling.params(defaults, MAX_TOKENS)?;
+        if let Some(schema) = req.tools.call_schema() {
+            if req.sampling.json_schema.is_some() {
+                return Err(Error::invalid(
+                    "response_format",
+                    "cannot be combined with a tool_choice that requires a call",
+                ));
+            }
+            params.json_schema = Some(schema);
+        }
+        let prompt = match req.tools.offered() {
+            true => Prompt::ChatTools {
+                messages,
+                tools: req.tools.functions.clone(),
+            },
+            false => Prompt::Chat(messages),
+        };
         Ok(GenerationRequest {
             model,
-            prompt: Prompt::Chat(messages),
-            params: req.sampling.params(defaults, MAX_TOKENS)?,
+            prompt,
+            params,
         })
     }
 

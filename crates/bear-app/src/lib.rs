@@ -17,6 +17,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod calls;
 pub mod chats;
 pub mod config;
 pub mod control;

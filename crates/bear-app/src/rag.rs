@@ -529,7 +529,7 @@ impl App {
             repeat_penalty: req.repeat_penalty,
             seed: req.seed,
             stop: req.stop_sequences.clone(),
-            json_schema: None,
+            ..Sampling::default()
         };
         Ok((model, sampling.params(defaults, MAX_ANSWER_TOKENS)?))
     }

@@ -331,14 +331,12 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
             repeat_penalty: s.repeat_penalty,
             seed: s.seed,
             stop: s.stop,
-            json_schema: None,
+            ..bear_app::generate::Sampling::default()
         },
+        ..bear_app::generate::ChatRequest::default()
     };
     if let Some(system) = args.system {
-        request.messages.push(Turn {
-            role: ChatRole::System,
-            content: system,
-        });
+        request.messages.push(Turn::new(ChatRole::System, system));
     }
     // Loaded before the first prompt, under a spinner if it takes a while.
     let model = app.generator_id(request.model.as_deref())?;
@@ -366,16 +364,10 @@ pub(crate) fn chat(loaded: &LoadedConfig, args: ChatArgs, out: &mut impl Write) 
         if matches!(trimmed, "/exit" | "/quit") {
             break;
         }
-        request.messages.push(Turn {
-            role: ChatRole::User,
-            content: line,
-        });
+        request.messages.push(Turn::new(ChatRole::User, line));
         let text = stream_reply(&rt, &app, request.clone(), out)?;
         writeln!(out)?;
-        request.messages.push(Turn {
-            role: ChatRole::Assistant,
-            content: text,
-        });
+        request.messages.push(Turn::new(ChatRole::Assistant, text));
     }
     Ok(())
 }

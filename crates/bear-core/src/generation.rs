@@ -21,6 +21,8 @@ pub enum ChatRole {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool the model called.
+    Tool,
 }
 
 /// One chat message. Its content is user text, so it is redacted in `Debug`.
@@ -31,30 +33,75 @@ pub struct ChatMessage {
     /// What was said.
     #[serde(with = "redacted_string")]
     pub content: Redacted<String>,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message of `role` saying `content`, calling no tool.
+    pub fn new(role: ChatRole, content: String) -> Self {
+        Self {
+            role,
+            content: Redacted::new(content),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool the model called: its name and its arguments as JSON text (the model's output, so
+/// redacted in `Debug`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id, which the tool's answer names.
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// Its arguments: a JSON object, as text.
+    #[serde(with = "redacted_string")]
+    pub arguments: Redacted<String>,
+}
+
+/// A function the model may call: its name, what it does, and its parameters' JSON schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    /// The function's name.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default)]
+    pub description: String,
+    /// Its parameters: a JSON schema of an object.
+    pub parameters: serde_json::Value,
 }
 
 /// What to generate from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Prompt {
     /// A raw prompt, passed to the model as is.
     Text(#[serde(with = "redacted_string")] Redacted<String>),
     /// Chat messages, rendered with the model's own chat template.
     Chat(Vec<ChatMessage>),
+    /// Chat messages and the tools the model may call, rendered with the model's own chat
+    /// template.
+    ChatTools {
+        /// The conversation.
+        messages: Vec<ChatMessage>,
+        /// The functions offered.
+        tools: Vec<FunctionSpec>,
+    },
 }
 
 impl Prompt {
     /// A chat of one system message and one user message.
     pub fn system_and_user(system: String, user: String) -> Self {
         Self::Chat(vec![
-            ChatMessage {
-                role: ChatRole::System,
-                content: Redacted::new(system),
-            },
-            ChatMessage {
-                role: ChatRole::User,
-                content: Redacted::new(user),
-            },
+            ChatMessage::new(ChatRole::System, system),
+            ChatMessage::new(ChatRole::User, user),
         ])
     }
 
@@ -62,7 +109,9 @@ impl Prompt {
     pub fn is_empty(&self) -> bool {
         match self {
             Self::Text(t) => t.expose().trim().is_empty(),
-            Self::Chat(m) => m.iter().all(|m| m.content.expose().trim().is_empty()),
+            Self::Chat(m) | Self::ChatTools { messages: m, .. } => m
+                .iter()
+                .all(|m| m.content.expose().trim().is_empty() && m.tool_calls.is_empty()),
         }
     }
 }
@@ -81,6 +130,11 @@ pub struct SamplingParams {
     pub top_k: u32,
     /// Penalty for repeated tokens; 1.0 disables.
     pub repeat_penalty: f32,
+    /// Subtracted from the logit of every token already generated, in [-2, 2]; 0 disables.
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit once per time it was generated, in [-2, 2]; 0
+    /// disables.
+    pub frequency_penalty: f32,
     /// RNG seed; `None` picks one per request.
     pub seed: Option<u64>,
     /// Generation stops before any of these strings; they never appear in the output.
@@ -103,6 +157,8 @@ impl Default for SamplingParams {
             top_p: 0.95,
             top_k: 40,
             repeat_penalty: 1.1,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             seed: None,
             stop: Vec::new(),
             json_schema: None,
@@ -125,6 +181,17 @@ impl SamplingParams {
         }
         if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
             return bad("repeat_penalty must be a number > 0");
+        }
+        for (name, v) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&v) {
+                return Err(Error::backend(
+                    ErrorKind::InvalidRequest,
+                    format!("{name} must be a number from -2 to 2"),
+                ));
+            }
         }
         if self.stop.iter().any(String::is_empty) {
             return bad("stop sequences must not be empty strings");

@@ -36,8 +36,8 @@ pub use config::{
 pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};
 pub use generation::{
-    ChatMessage, ChatRole, FinishReason, Generation, GenerationRequest, MAX_JSON_SCHEMA_BYTES,
-    Prompt, SamplingParams, TextGenerator, TokenSink,
+    ChatMessage, ChatRole, FinishReason, FunctionSpec, Generation, GenerationRequest,
+    MAX_JSON_SCHEMA_BYTES, Prompt, SamplingParams, TextGenerator, TokenSink, ToolCall,
 };
 pub use id::{
     AgentId, CollectionId, DocumentId, ModelId, PluginId, RequestId, RunId, StepId, WorkflowId,

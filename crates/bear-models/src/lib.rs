@@ -26,12 +26,14 @@ pub mod manager;
 mod mapped;
 pub mod registry;
 mod stop;
+pub mod template;
 
 pub use bert::EmbedderPath;
 pub use cache::{CacheConfig, CacheStats, ResultCache};
 pub use embed::{CandleEmbedder, OrtEmbedder, find_ort_dylib, ort_dylib_candidates};
 pub use error::{Error, Result};
 pub use gguf::GgufInfo;
-pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow};
+pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow, schema_grammar};
 pub use manager::{ManagerConfig, ModelInfo, ModelManager, ModelMetrics, ModelStatus};
 pub use registry::{ModelEntry, ModelKind, ModelMeta, Scan, scan};
+pub use template::ChatTemplate;

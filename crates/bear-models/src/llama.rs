@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bear_core::{
-    CancellationToken, ChatRole, FinishReason, Generation, GenerationRequest, ModelId, Prompt,
-    Redacted, TextGenerator, TokenSink,
+    CancellationToken, FinishReason, Generation, GenerationRequest, ModelId, Prompt, Redacted,
+    TextGenerator, TokenSink,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use crate::error::{Error, Result};
 use crate::gguf::{self, GgufInfo};
 use crate::stop::{Step, StopFilter};
+use crate::template::ChatTemplate;
 
 /// Architectures this build of llama.cpp is known to run and BEAR has tested.
 pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, phi3, granite, olmo, stablelm, starcoder2";
@@ -112,6 +113,8 @@ pub struct LlamaCppGenerator {
     model: Arc<LlamaModel>,
     options: LlamaOptions,
     queue: Arc<Semaphore>,
+    /// The chat template chat prompts are rendered with.
+    template: ChatTemplate,
     /// Creating two contexts on one model at once is unsound in llama.cpp (it may rewrite the
     /// model's training context length), so creation is serialised.
     ctx_lock: Arc<Mutex<()>>,
@@ -153,6 +156,7 @@ impl LlamaCppGenerator {
                 backend: "llama.cpp",
                 reason: format!("cannot load {}: {e}", path.display()),
             })?;
+        let template = chat_template(&model);
         Ok(Self {
             id,
             path: path.to_path_buf(),
@@ -160,6 +164,7 @@ impl LlamaCppGenerator {
             model: Arc::new(model),
             options,
             queue: Arc::new(Semaphore::new(1)),
+            template,
             ctx_lock: Arc::new(Mutex::new(())),
         })
     }
@@ -181,7 +186,7 @@ impl LlamaCppGenerator {
 
     /// Renders and tokenises a prompt, as generation would.
     pub fn tokenize_prompt(&self, prompt: &Prompt) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
-        tokenize(&self.model, prompt)
+        tokenize(&self.model, &self.template, prompt)
     }
 
     /// Generates on the calling thread. [`TextGenerator::generate`] wraps this in a fair queue
@@ -197,6 +202,7 @@ impl LlamaCppGenerator {
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
         run(
             &self.model,
+            &self.template,
             &self.ctx_lock,
             &self.options,
             request,
@@ -206,39 +212,44 @@ impl LlamaCppGenerator {
     }
 }
 
-fn tokenize(model: &LlamaModel, prompt: &Prompt) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+/// The model's own chat template (ChatML when its file has none) and the text of its
+/// special tokens.
+fn chat_template(model: &LlamaModel) -> ChatTemplate {
+    let source = model
+        .chat_template(None)
+        .ok()
+        .and_then(|t| t.to_string().ok());
     let vocab = model.vocab();
-    match prompt {
+    let text = |t| {
+        vocab
+            .text(t)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    ChatTemplate::new(source, text(vocab.bos()), text(vocab.eos()))
+}
+
+fn tokenize(
+    model: &LlamaModel,
+    template: &ChatTemplate,
+    prompt: &Prompt,
+) -> Result<Vec<llama_cpp_2::token::LlamaToken>> {
+    let vocab = model.vocab();
+    let rendered = match prompt {
         // User text never gets to spell control tokens: parse_special is off.
-        Prompt::Text(t) => Ok(vocab.tokenize(t.expose().as_bytes(), true, false)),
-        Prompt::Chat(messages) => {
-            let template = model.chat_template(None).map_err(|_| {
-                Error::InvalidRequest("this model has no chat template; send a plain prompt".into())
-            })?;
-            let chat = messages
-                .iter()
-                .map(|m| {
-                    let role = match m.role {
-                        ChatRole::System => "system",
-                        ChatRole::User => "user",
-                        ChatRole::Assistant => "assistant",
-                    };
-                    LlamaChatMessage::new(role.into(), m.content.expose().clone()).map_err(|_| {
-                        Error::InvalidRequest("a chat message contains a NUL byte".into())
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let rendered = model
-                .apply_chat_template(&template, &chat, true)
-                .map_err(|e| Error::Backend {
-                    backend: "llama.cpp",
-                    reason: format!("chat template failed: {e}"),
-                })?;
-            // The template's own markers are control tokens; message text went through the
-            // template verbatim, as every llama.cpp front end does.
-            Ok(vocab.tokenize(rendered.as_bytes(), true, true))
-        }
-    }
+        Prompt::Text(t) => return Ok(vocab.tokenize(t.expose().as_bytes(), true, false)),
+        Prompt::Chat(messages) => template.render(messages, &[])?,
+        Prompt::ChatTools { messages, tools } => template.render(messages, tools)?,
+    };
+    // A template that writes the BOS token itself must not get a second one.
+    let bos = template.bos();
+    let text = match rendered.strip_prefix(bos) {
+        Some(rest) if !bos.is_empty() && vocab.should_add_bos() => rest,
+        _ => rendered.as_str(),
+    };
+    // The template's own markers are control tokens; message text went through the template
+    // verbatim, as every llama.cpp front end does.
+    Ok(vocab.tokenize(text.as_bytes(), true, true))
 }
 
 /// llama.cpp's "pick a random seed" value.
@@ -263,6 +274,29 @@ fn penalise(logit: f32, penalty: f32) -> f32 {
     }
 }
 
+/// What a recently generated token costs.
+#[derive(Debug, Clone, Copy)]
+struct Penalties {
+    /// The repetition penalty; 1 disables.
+    repeat: f32,
+    /// Subtracted from the logit of every recent token.
+    presence: f32,
+    /// Subtracted from a recent token's logit once per occurrence.
+    frequency: f32,
+}
+
+impl Penalties {
+    fn none(self) -> bool {
+        (self.repeat - 1.0).abs() <= f32::EPSILON && self.presence == 0.0 && self.frequency == 0.0
+    }
+
+    /// A recent token's logit after the penalties: the repetition penalty, then OpenAI's
+    /// frequency (per occurrence) and presence penalties, as llama.cpp's penalties sampler.
+    fn apply(self, logit: f32, count: f32) -> f32 {
+        penalise(logit, self.repeat) - count * self.frequency - self.presence
+    }
+}
+
 /// Token choice. Greedy decoding takes the arg max of the logits itself (llama.cpp's greedy
 /// sampler first copies every logit into a candidate array), keeping the first of equal maxima
 /// as llama.cpp does; otherwise llama.cpp's chain (top-k, top-p, temperature, a seeded draw)
@@ -275,8 +309,8 @@ fn penalise(logit: f32, penalty: f32) -> f32 {
 struct Sampling {
     /// `None`: greedy.
     chain: Option<LlamaSampler>,
-    /// 1.0: no penalty.
-    penalty: f32,
+    /// What recent tokens cost.
+    penalties: Penalties,
     /// The last sampled tokens, oldest first.
     recent: std::collections::VecDeque<LlamaToken>,
     /// Candidates for the chain, reused from token to token.
@@ -308,7 +342,11 @@ impl Sampling {
         });
         Self {
             chain,
-            penalty: p.repeat_penalty,
+            penalties: Penalties {
+                repeat: p.repeat_penalty,
+                presence: p.presence_penalty,
+                frequency: p.frequency_penalty,
+            },
             recent: std::collections::VecDeque::with_capacity(PENALTY_WINDOW),
             candidates: Vec::new(),
             logits: Vec::new(),
@@ -316,9 +354,10 @@ impl Sampling {
         }
     }
 
-    /// The distinct recent tokens as indexes into the logits, when a penalty applies.
-    fn penalised(&self) -> Vec<usize> {
-        if (self.penalty - 1.0).abs() <= f32::EPSILON {
+    /// The distinct recent tokens as indexes into the logits, each with how often it came,
+    /// when a penalty applies.
+    fn penalised(&self) -> Vec<(usize, f32)> {
+        if self.penalties.none() {
             return Vec::new();
         }
         let mut seen: Vec<usize> = self
@@ -327,8 +366,14 @@ impl Sampling {
             .filter_map(|t| usize::try_from(t.0).ok())
             .collect();
         seen.sort_unstable();
-        seen.dedup();
-        seen
+        let mut counted: Vec<(usize, f32)> = Vec::with_capacity(seen.len());
+        for i in seen {
+            match counted.last_mut() {
+                Some((last, n)) if *last == i => *n += 1.0,
+                _ => counted.push((i, 1.0)),
+            }
+        }
+        counted
     }
 
     /// Picks the next token from the logits of batch position `idx`.
@@ -351,9 +396,9 @@ impl Sampling {
         let mut array = LlamaTokenDataArray::new(std::mem::take(&mut self.candidates), false);
         array.data.clear();
         array.data.extend(ctx.candidates_ith(idx));
-        for &i in &penalised {
+        for &(i, n) in &penalised {
             if let Some(c) = array.data.get_mut(i) {
-                c.set_logit(penalise(c.logit(), self.penalty));
+                c.set_logit(self.penalties.apply(c.logit(), n));
             }
         }
         if let Some(grammar) = &mut self.grammar {
@@ -387,15 +432,15 @@ impl Sampling {
     /// [`Self::sample`] without a grammar.
     fn sample_free(&mut self, ctx: &LlamaContext<'_>, idx: i32) -> Result<LlamaToken> {
         let penalised = self.penalised();
-        let penalty = self.penalty;
+        let penalties = self.penalties;
         let token = match &mut self.chain {
             None => {
                 let logits = &mut self.logits;
                 logits.clear();
                 logits.extend_from_slice(ctx.get_logits_ith(idx));
-                for &i in &penalised {
+                for &(i, n) in &penalised {
                     if let Some(l) = logits.get_mut(i) {
-                        *l = penalise(*l, penalty);
+                        *l = penalties.apply(*l, n);
                     }
                 }
                 let mut best = 0;
@@ -412,9 +457,9 @@ impl Sampling {
                     LlamaTokenDataArray::new(std::mem::take(&mut self.candidates), false);
                 array.data.clear();
                 array.data.extend(ctx.candidates_ith(idx));
-                for &i in &penalised {
+                for &(i, n) in &penalised {
                     if let Some(c) = array.data.get_mut(i) {
-                        c.set_logit(penalise(c.logit(), penalty));
+                        c.set_logit(penalties.apply(c.logit(), n));
                     }
                 }
                 array.apply_sampler(chain);
@@ -433,9 +478,10 @@ impl Sampling {
 /// The largest grammar a JSON schema may become.
 const MAX_GRAMMAR_BYTES: usize = 256 * 1024;
 
-/// A grammar sampler for `schema` (llama.cpp's `json_schema_to_grammar`); a schema it cannot
-/// convert, or one whose grammar is too large, is a request error naming the problem.
-fn json_grammar(model: &LlamaModel, schema: &str) -> Result<LlamaSampler> {
+/// The GBNF grammar for JSON schema `schema` (llama.cpp's `json_schema_to_grammar`); a
+/// schema it cannot convert, or one whose grammar is too large, is a request error naming
+/// the problem. Checks a schema before any generation needs it.
+pub fn schema_grammar(schema: &str) -> Result<String> {
     let grammar = llama_cpp_2::json_schema_to_grammar(schema).map_err(|e| {
         Error::InvalidRequest(format!("json_schema cannot be made into a grammar: {e}"))
     })?;
@@ -446,12 +492,20 @@ fn json_grammar(model: &LlamaModel, schema: &str) -> Result<LlamaSampler> {
             MAX_GRAMMAR_BYTES / 1024
         )));
     }
+    Ok(grammar)
+}
+
+/// A grammar sampler for `schema` (llama.cpp's `json_schema_to_grammar`); a schema it cannot
+/// convert, or one whose grammar is too large, is a request error naming the problem.
+fn json_grammar(model: &LlamaModel, schema: &str) -> Result<LlamaSampler> {
+    let grammar = schema_grammar(schema)?;
     LlamaSampler::grammar(model, &grammar, "root")
         .map_err(|e| Error::InvalidRequest(format!("json_schema's grammar is not accepted: {e}")))
 }
 
 fn run(
     model: &LlamaModel,
+    template: &ChatTemplate,
     ctx_lock: &Mutex<()>,
     options: &LlamaOptions,
     request: &GenerationRequest,
@@ -460,7 +514,7 @@ fn run(
 ) -> Result<(Generation, GenerationTimings)> {
     let start = Instant::now();
     let n_ctx = options.context_length;
-    let mut tokens = tokenize(model, &request.prompt)?;
+    let mut tokens = tokenize(model, template, &request.prompt)?;
     let max_tokens = request.params.max_tokens;
     if tokens.is_empty() {
         return Err(Error::InvalidRequest("the prompt has no tokens".into()));
@@ -695,10 +749,12 @@ impl LlamaCppGenerator {
         let model = self.model.clone();
         let ctx_lock = self.ctx_lock.clone();
         let options = self.options.clone();
+        let template = self.template.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             run(
                 &model,
+                &template,
                 &ctx_lock,
                 &options,
                 &request,
@@ -737,8 +793,8 @@ impl TextGenerator for LlamaCppGenerator {
 mod tests {
     use super::*;
 
-    /// BEAR's repetition penalty picks, step by step, the token llama.cpp's own penalties
-    /// sampler picks from the same logits (greedy and seeded draws), on the real model.
+    /// BEAR's penalties (repetition, frequency, presence) pick, step by step, the token
+    /// llama.cpp's own penalties sampler picks from the same logits (greedy and seeded draws), on the real model.
     #[test]
     fn the_penalty_matches_llama_cpps_penalties_sampler() {
         let dirs = bear_core::Dirs::from_env(|k| std::env::var_os(k)).expect("dirs");
@@ -751,12 +807,20 @@ mod tests {
         )
         .unwrap();
         let prompt = "Count from 1 to 1000, separated by commas: 1, 2, 3, 4, 5,";
-        let tokens = tokenize(&g.model, &Prompt::Text(Redacted::new(prompt.into()))).unwrap();
-        for (temperature, seed, penalty) in [
-            (0.0, None, 1.3),
-            (0.0, None, 1.0),
-            (0.8, Some(7), 1.3),
-            (0.8, Some(7), 1.0),
+        let tokens = tokenize(
+            &g.model,
+            &g.template,
+            &Prompt::Text(Redacted::new(prompt.into())),
+        )
+        .unwrap();
+        for (temperature, seed, penalty, frequency, presence) in [
+            (0.0, None, 1.3, 0.0, 0.0),
+            (0.0, None, 1.0, 0.0, 0.0),
+            (0.8, Some(7), 1.3, 0.0, 0.0),
+            (0.8, Some(7), 1.0, 0.0, 0.0),
+            (0.0, None, 1.0, 0.7, 0.0),
+            (0.0, None, 1.0, 0.0, 1.5),
+            (0.8, Some(7), 1.1, 0.4, 0.3),
         ] {
             let request = GenerationRequest {
                 model: g.id.clone(),
@@ -765,6 +829,8 @@ mod tests {
                     temperature,
                     seed,
                     repeat_penalty: penalty,
+                    frequency_penalty: frequency,
+                    presence_penalty: presence,
                     ..bear_core::SamplingParams::default()
                 },
             };
@@ -779,14 +845,16 @@ mod tests {
                     g.model.n_vocab(),
                     PENALTY_WINDOW as i32,
                     penalty,
-                    0.0,
-                    0.0,
+                    frequency,
+                    presence,
                 );
                 LlamaSampler::chain_simple([penalties, rest])
             };
             let mut unpenalised = Sampling::new(&bear_core::GenerationRequest {
                 params: bear_core::SamplingParams {
                     repeat_penalty: 1.0,
+                    frequency_penalty: 0.0,
+                    presence_penalty: 0.0,
                     ..request.params.clone()
                 },
                 ..request.clone()
@@ -809,7 +877,7 @@ mod tests {
                 let got = ours.sample(&ctx, at).unwrap();
                 assert_eq!(
                     got, want,
-                    "temperature {temperature} penalty {penalty} step {step}"
+                    "temperature {temperature} penalties {penalty} {frequency} {presence} step {step}"
                 );
                 differs += usize::from(unpenalised.sample(&ctx, at).unwrap() != got);
                 batch.clear();
@@ -817,10 +885,11 @@ mod tests {
                 ctx.decode(&mut batch).unwrap();
                 (at, pos) = (0, pos + 1);
             }
+            let applies = penalty != 1.0 || frequency != 0.0 || presence != 0.0;
             assert_eq!(
                 differs > 0,
-                penalty != 1.0,
-                "the penalty changes choices exactly when it applies ({temperature}, {penalty})"
+                applies,
+                "a penalty changes choices exactly when one applies ({temperature}, {penalty}, {frequency}, {presence})"
             );
         }
     }

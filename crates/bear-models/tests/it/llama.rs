@@ -141,14 +141,11 @@ fn chat_messages_use_the_models_template() {
     let req = GenerationRequest {
         model: ModelId::new(ID).unwrap(),
         prompt: Prompt::Chat(vec![
-            ChatMessage {
-                role: ChatRole::System,
-                content: Redacted::new("You are a concise legal assistant.".into()),
-            },
-            ChatMessage {
-                role: ChatRole::User,
-                content: Redacted::new("What is a contract? One sentence.".into()),
-            },
+            ChatMessage::new(
+                ChatRole::System,
+                "You are a concise legal assistant.".into(),
+            ),
+            ChatMessage::new(ChatRole::User, "What is a contract? One sentence.".into()),
         ]),
         params: SamplingParams {
             max_tokens: 30,

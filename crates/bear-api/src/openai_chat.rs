@@ -1,0 +1,644 @@
+//! `POST /v1/chat/completions` as today's OpenAI clients use it: text or content-part
+//! messages (`system`/`developer`, `user`, `assistant` with `tool_calls`, `tool`), `tools` and
+//! `tool_choice` (read back by bear-app's [`calls`](bear_app::calls)), `response_format`
+//! (`json_object`, `json_schema`) through constrained generation, `n` choices (generated one
+//! after another), penalties, and streamed chunks with tool-call deltas and
+//! `stream_options.include_usage`. While functions are offered, each choice's text is held
+//! until it ends, so that a call is never streamed as content.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use bear_app::calls::{Reply, ToolChoice, Tools};
+use bear_app::generate::{ChatRequest, Turn};
+use bear_core::{ChatRole, FunctionSpec, Generation, GenerationRequest, Redacted, ToolCall};
+use bear_security::access::Permission;
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::gateway::Caller;
+use crate::models::{CancelOnDrop, Piece, app, model_id, spawn_generation};
+use crate::openai::{OpenAiSampling, Usage, created, finish, openai_defaults, usage};
+use crate::routes::Body;
+
+type Api<T> = Result<T, ApiError>;
+
+/// The most choices (`n`) one request may ask for.
+pub(crate) const MAX_CHOICES: u32 = 8;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ChatBody {
+    #[serde(flatten)]
+    sampling: OpenAiSampling,
+    messages: Vec<OpenAiMessage>,
+    /// Functions the model may call.
+    #[serde(default)]
+    tools: Vec<OpenAiTool>,
+    /// `none`, `auto`, `required` or `{"type": "function", "function": {"name": …}}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    tool_choice: Option<Value>,
+    /// `{"type": "text" | "json_object" | "json_schema", "json_schema": {"schema": …}}`.
+    #[serde(default)]
+    response_format: Option<ResponseFormat>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    /// Choices to generate, 1 to [`MAX_CHOICES`].
+    #[serde(default)]
+    n: Option<u32>,
+    /// Log probabilities are not reported; `true` is refused.
+    #[serde(default)]
+    logprobs: Option<bool>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiMessage {
+    #[schema(example = "user")]
+    role: String,
+    /// A string, content parts (`{"type": "text", "text": …}`), or null beside tool calls.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    content: Option<Value>,
+    #[serde(default)]
+    tool_calls: Vec<OpenAiToolCall>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiToolCall {
+    id: String,
+    #[serde(rename = "type", default = "function_type")]
+    kind: String,
+    function: FunctionCall,
+}
+
+/// A call's function: its name and its arguments as JSON text.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+pub(crate) struct FunctionCall {
+    name: String,
+    arguments: String,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiTool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: FunctionDef,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct FunctionDef {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "no_parameters")]
+    #[schema(value_type = Object)]
+    parameters: Value,
+}
+
+fn no_parameters() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    json_schema: Option<Value>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// A chat completion (`/v1/chat/completions` without `stream`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ChatCompletion {
+    /// `chatcmpl-…`.
+    id: String,
+    /// Always `chat.completion`.
+    object: &'static str,
+    /// Unix seconds.
+    created: u64,
+    /// The model.
+    model: String,
+    /// `n` choices.
+    choices: Vec<ChatChoice>,
+    /// Token counts, summed over the choices.
+    usage: Usage,
+}
+
+/// One choice of a [`ChatCompletion`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ChatChoice {
+    /// Its place, from 0.
+    index: u32,
+    /// The assistant's message.
+    message: AssistantMessage,
+    /// `stop`, `length` or `tool_calls`.
+    finish_reason: &'static str,
+    /// Always null: BEAR reports no log probabilities.
+    #[schema(value_type = Option<Object>)]
+    logprobs: Option<()>,
+}
+
+/// The assistant's reply.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AssistantMessage {
+    /// Always `assistant`.
+    role: &'static str,
+    /// The text; null when the reply is only calls.
+    content: Option<String>,
+    /// The functions called.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OpenAiToolCall>,
+}
+
+impl ChatBody {
+    /// bear-app's conversation, tools and sampling for this body; errors name the field.
+    fn chat_request(&self, model: &str) -> Api<ChatRequest> {
+        if self.logprobs == Some(true) {
+            return Err(invalid(
+                "logprobs",
+                "log probabilities are not reported by BEAR; leave logprobs out or false",
+            ));
+        }
+        let mut sampling = self.sampling.sampling();
+        sampling.json_schema = self.response_schema()?;
+        let messages = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| turn(i, m))
+            .collect::<Api<Vec<_>>>()?;
+        Ok(ChatRequest {
+            model: Some(model.to_string()),
+            messages,
+            sampling,
+            tools: self.tools()?,
+        })
+    }
+
+    fn tools(&self) -> Api<Tools> {
+        let functions = self
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t.kind.as_str() {
+                "function" => Ok(FunctionSpec {
+                    name: t.function.name.clone(),
+                    description: t.function.description.clone(),
+                    parameters: t.function.parameters.clone(),
+                }),
+                _ => Err(invalid(&format!("tools[{i}].type"), "must be \"function\"")),
+            })
+            .collect::<Api<Vec<_>>>()?;
+        let choice = match &self.tool_choice {
+            None => ToolChoice::Auto,
+            Some(Value::String(s)) if s == "none" => ToolChoice::None,
+            Some(Value::String(s)) if s == "auto" => ToolChoice::Auto,
+            Some(Value::String(s)) if s == "required" => ToolChoice::Required,
+            Some(v) => match v.pointer("/function/name").and_then(Value::as_str) {
+                Some(name) => ToolChoice::Function(name.to_string()),
+                None => {
+                    return Err(invalid(
+                        "tool_choice",
+                        "must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": …}}",
+                    ));
+                }
+            },
+        };
+        Ok(Tools { functions, choice })
+    }
+
+    fn response_schema(&self) -> Api<Option<Value>> {
+        let Some(f) = &self.response_format else {
+            return Ok(None);
+        };
+        match f.kind.as_str() {
+            "text" => Ok(None),
+            "json_object" => Ok(Some(json!({"type": "object"}))),
+            "json_schema" => match f.json_schema.as_ref().and_then(|j| j.get("schema")) {
+                Some(schema) => Ok(Some(schema.clone())),
+                None => Err(invalid(
+                    "response_format.json_schema.schema",
+                    "is required for json_schema",
+                )),
+            },
+            _ => Err(invalid(
+                "response_format.type",
+                "must be text, json_object or json_schema",
+            )),
+        }
+    }
+
+    fn choices(&self) -> Api<u32> {
+        match self.n.unwrap_or(1) {
+            n @ 1..=MAX_CHOICES => Ok(n),
+            _ => Err(invalid("n", &format!("must be from 1 to {MAX_CHOICES}"))),
+        }
+    }
+}
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError {
+        field: Some(field.to_string()),
+        ..ApiError::invalid(format!("{field} {message}"))
+    }
+}
+
+/// Message `i` as a turn: its role, its text (content parts joined), its calls.
+fn turn(i: usize, m: &OpenAiMessage) -> Api<Turn> {
+    let role = match m.role.as_str() {
+        "system" | "developer" => ChatRole::System,
+        "user" => ChatRole::User,
+        "assistant" => ChatRole::Assistant,
+        "tool" => ChatRole::Tool,
+        _ => {
+            return Err(invalid(
+                &format!("messages[{i}].role"),
+                "must be system, developer, user, assistant or tool",
+            ));
+        }
+    };
+    let content = match &m.content {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .map(|p| {
+                match (
+                    p.get("type").and_then(Value::as_str),
+                    p.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => Ok(t),
+                    _ => Err(invalid(
+                        &format!("messages[{i}].content"),
+                        "parts must be text parts; BEAR's models read text only",
+                    )),
+                }
+            })
+            .collect::<Api<Vec<_>>>()?
+            .join("\n"),
+        Some(_) => {
+            return Err(invalid(
+                &format!("messages[{i}].content"),
+                "must be a string or a list of text parts",
+            ));
+        }
+    };
+    Ok(Turn {
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| ToolCall {
+                id: c.id.clone(),
+                name: c.function.name.clone(),
+                arguments: Redacted::new(c.function.arguments.clone()),
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.clone(),
+        ..Turn::new(role, content)
+    })
+}
+
+fn wire_calls(calls: &[ToolCall]) -> Vec<OpenAiToolCall> {
+    calls
+        .iter()
+        .map(|c| OpenAiToolCall {
+            id: c.id.clone(),
+            kind: function_type(),
+            function: FunctionCall {
+                name: c.name.clone(),
+                arguments: c.arguments.expose().clone(),
+            },
+        })
+        .collect()
+}
+
+/// Why a choice ended, as OpenAI says it.
+fn finish_reason(g: &Generation, reply: &Reply) -> &'static str {
+    if reply.calls.is_empty() {
+        finish(g.finish_reason)
+    } else {
+        "tool_calls"
+    }
+}
+
+/// A piece of one of the `n` choices.
+enum Tagged {
+    Text(u32, String),
+    Done(u32, Result<Generation, ApiError>),
+}
+
+/// Generates the `n` choices one after another (a fixed seed advances by one per choice),
+/// their pieces tagged with the choice's index; dropping the receiver's guard cancels.
+fn spawn_choices(
+    s: &Arc<AppState>,
+    request: GenerationRequest,
+    n: u32,
+) -> Api<(mpsc::UnboundedReceiver<Tagged>, CancelOnDrop)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut first, cancel) = spawn_generation(s, request.clone())?;
+    let guard = CancelOnDrop(cancel.clone());
+    let s = s.clone();
+    tokio::spawn(async move {
+        for i in 0..n {
+            let mut pieces = if i == 0 {
+                std::mem::replace(&mut first, mpsc::unbounded_channel().1)
+            } else {
+                let mut next = request.clone();
+                next.params.seed = next.params.seed.map(|seed| seed.wrapping_add(u64::from(i)));
+                // A later choice stops when the client goes away: its pieces can no longer
+                // be forwarded, this task ends and drops their receiver.
+                match spawn_generation(&s, next) {
+                    Ok((rx, _)) => rx,
+                    Err(e) => {
+                        let _ = tx.send(Tagged::Done(i, Err(e)));
+                        return;
+                    }
+                }
+            };
+            while let Some(p) = pieces.recv().await {
+                let sent = match p {
+                    Piece::Text(t) => tx.send(Tagged::Text(i, t)),
+                    Piece::Done(r) => tx.send(Tagged::Done(i, r.map_err(ApiError::from))),
+                };
+                if sent.is_err() || cancel.is_cancelled() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok((rx, guard))
+}
+
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", request_body = ChatBody, responses((status = 200, description = "An OpenAI chat completion, or its chunks as SSE", content((ChatCompletion = "application/json"), (String = "text/event-stream")))))]
+pub(crate) async fn chat_completions(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Body(b): Body<ChatBody>,
+) -> Api<Response> {
+    caller.require(Permission::Write)?;
+    let model = model_id(&b.sampling.model)?.to_string();
+    let n = b.choices()?;
+    let chat = b.chat_request(&model)?;
+    let request = app(&s)?.chat_request(&chat, openai_defaults())?;
+    let (rx, guard) = spawn_choices(&s, request, n)?;
+    let choices = Choices {
+        id: format!("chatcmpl-{}", uuid::Uuid::now_v7().simple()),
+        model,
+        tools: chat.tools,
+        n,
+        include_usage: b.stream_options.as_ref().is_some_and(|o| o.include_usage),
+    };
+    if b.sampling.stream {
+        Ok(choices.sse(rx, guard).into_response())
+    } else {
+        Ok(Json(choices.collect(rx, guard).await?).into_response())
+    }
+}
+
+/// One response's choices, whole or as chunks.
+struct Choices {
+    id: String,
+    model: String,
+    tools: Tools,
+    n: u32,
+    include_usage: bool,
+}
+
+impl Choices {
+    async fn collect(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Tagged>,
+        _guard: CancelOnDrop,
+    ) -> Api<ChatCompletion> {
+        let mut choices = Vec::new();
+        let mut total = Usage::default();
+        while let Some(t) = rx.recv().await {
+            let Tagged::Done(index, result) = t else {
+                continue;
+            };
+            let g = result?;
+            let reply = self.tools.reply(g.text.expose());
+            add(&mut total, &g);
+            choices.push(ChatChoice {
+                index,
+                finish_reason: finish_reason(&g, &reply),
+                message: AssistantMessage {
+                    role: "assistant",
+                    tool_calls: wire_calls(&reply.calls),
+                    content: reply.content,
+                },
+                logprobs: None,
+            });
+            if index + 1 == self.n {
+                break;
+            }
+        }
+        if choices.len() != self.n as usize {
+            return Err(ApiError::from_kind(
+                bear_core::ErrorKind::Internal,
+                "the generation stopped unexpectedly",
+            ));
+        }
+        Ok(ChatCompletion {
+            id: self.id,
+            object: "chat.completion",
+            created: created(),
+            model: self.model,
+            choices,
+            usage: total,
+        })
+    }
+
+    fn chunk(&self, index: u32, delta: Value, reason: Option<&str>) -> SseEvent {
+        SseEvent::default().data(
+            json!({"id": self.id, "object": "chat.completion.chunk", "created": created(),
+                   "model": self.model,
+                   "choices": [{"index": index, "delta": delta, "finish_reason": reason, "logprobs": null}]})
+            .to_string(),
+        )
+    }
+
+    /// The chunks of a choice's end: held text or calls (a first chunk per call with its id
+    /// and name, then its arguments), then the finish reason.
+    fn ending(&self, index: u32, g: &Generation, held: &str) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        let reply = self.tools.reply(held);
+        if let Some(text) = reply.content.as_ref().filter(|t| !t.is_empty()) {
+            out.push(self.chunk(index, json!({"content": text}), None));
+        }
+        for (k, c) in reply.calls.iter().enumerate() {
+            out.push(self.chunk(
+                index,
+                json!({"tool_calls": [{"index": k, "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": ""}}]}),
+                None,
+            ));
+            out.push(self.chunk(
+                index,
+                json!({"tool_calls": [{"index": k,
+                "function": {"arguments": c.arguments.expose()}}]}),
+                None,
+            ));
+        }
+        out.push(self.chunk(index, json!({}), Some(finish_reason(g, &reply))));
+        out
+    }
+
+    fn sse(
+        self,
+        rx: mpsc::UnboundedReceiver<Tagged>,
+        guard: CancelOnDrop,
+    ) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+        let mut state = Chunks {
+            s: self,
+            held: String::new(),
+            started: false,
+            total: Usage::default(),
+        };
+        let events =
+            futures::stream::unfold((rx, guard, false), |(mut rx, guard, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let t = rx.recv().await?;
+                let last = matches!(&t, Tagged::Done(_, Err(_)));
+                Some((t, (rx, guard, last)))
+            })
+            .flat_map(move |t| futures::stream::iter(state.events(t).into_iter().map(Ok)));
+        Sse::new(events)
+    }
+}
+
+/// What the stream has seen of the current choice.
+struct Chunks {
+    s: Choices,
+    held: String,
+    started: bool,
+    total: Usage,
+}
+
+impl Chunks {
+    fn events(&mut self, t: Tagged) -> Vec<SseEvent> {
+        match t {
+            Tagged::Text(index, text) => {
+                let mut delta = json!({});
+                if !std::mem::replace(&mut self.started, true) {
+                    delta["role"] = json!("assistant");
+                }
+                if self.s.tools.offered() {
+                    self.held.push_str(&text);
+                    if delta.get("role").is_none() {
+                        return Vec::new();
+                    }
+                    delta["content"] = json!("");
+                } else {
+                    delta["content"] = json!(text);
+                }
+                vec![self.s.chunk(index, delta, None)]
+            }
+            Tagged::Done(index, Ok(g)) => {
+                add(&mut self.total, &g);
+                let mut out = Vec::new();
+                if !std::mem::replace(&mut self.started, false) {
+                    out.push(self.s.chunk(
+                        index,
+                        json!({"role": "assistant", "content": ""}),
+                        None,
+                    ));
+                }
+                out.extend(self.s.ending(index, &g, &std::mem::take(&mut self.held)));
+                if index + 1 == self.s.n {
+                    if self.s.include_usage {
+                        let usage = std::mem::take(&mut self.total);
+                        out.push(SseEvent::default().data(
+                            json!({"id": self.s.id, "object": "chat.completion.chunk", "created": created(),
+                                   "model": self.s.model, "choices": [], "usage": usage})
+                            .to_string(),
+                        ));
+                    }
+                    out.push(SseEvent::default().data("[DONE]"));
+                }
+                out
+            }
+            Tagged::Done(_, Err(e)) => vec![crate::openai::error_chunk(&e)],
+        }
+    }
+}
+
+fn add(total: &mut Usage, g: &Generation) {
+    let u = usage(g);
+    total.prompt_tokens += u.prompt_tokens;
+    total.completion_tokens += u.completion_tokens;
+    total.total_tokens += u.total_tokens;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A completion with a call, pinned (`src/snapshots/`).
+    #[test]
+    fn chat_completion_shape() {
+        let chat = ChatCompletion {
+            id: "chatcmpl-0".into(),
+            object: "chat.completion",
+            created: 1_764_700_000,
+            model: "SmolLM2-135M-Instruct.Q4_1".into(),
+            choices: vec![
+                ChatChoice {
+                    index: 0,
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: Some("Hello.".into()),
+                        tool_calls: Vec::new(),
+                    },
+                    finish_reason: "stop",
+                    logprobs: None,
+                },
+                ChatChoice {
+                    index: 1,
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: None,
+                        tool_calls: vec![OpenAiToolCall {
+                            id: "call_0".into(),
+                            kind: function_type(),
+                            function: FunctionCall {
+                                name: "get_weather".into(),
+                                arguments: r#"{"city":"Utrecht"}"#.into(),
+                            },
+                        }],
+                    },
+                    finish_reason: "tool_calls",
+                    logprobs: None,
+                },
+            ],
+            usage: Usage {
+                prompt_tokens: 12,
+                completion_tokens: 3,
+                total_tokens: 15,
+            },
+        };
+        insta::assert_json_snapshot!("openai_chat_completion", chat);
+    }
+}
