@@ -389,6 +389,65 @@ pub(crate) async fn embeddings(
     }))
 }
 
+/// An error as OpenAI's clients read it: `{"error": {"message", "type", "param", "code"}}`,
+/// with `code` BEAR's failure class. Every `/v1/` error response is rewritten to this by the
+/// gateway, and a failed stream ends with it as its last chunk.
+pub(crate) fn openai_error(status: u16, kind: &str, message: &str, field: Option<&str>) -> Value {
+    let kind_of = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        500..=599 => "server_error",
+        _ => "invalid_request_error",
+    };
+    let body = OpenAiErrorBody {
+        error: OpenAiError {
+            message: message.to_string(),
+            kind: kind_of,
+            param: field.map(str::to_string),
+            code: kind.to_string(),
+        },
+    };
+    serde_json::to_value(body).unwrap_or_default()
+}
+
+/// An error on the OpenAI-compatible routes, in OpenAI's shape.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiErrorBody {
+    /// The error.
+    error: OpenAiError,
+}
+
+/// The parts of an [`OpenAiErrorBody`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OpenAiError {
+    /// What failed and what to do; never user text.
+    message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error` or `server_error`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The request field at fault, or null.
+    param: Option<String>,
+    /// BEAR's failure class (`invalid_request`, `not_found`, `unavailable`, ...).
+    code: String,
+}
+
+/// A stream's last chunk when generation fails.
+pub(crate) fn error_chunk(e: &ApiError) -> SseEvent {
+    let body = openai_error(e.status.as_u16(), e.kind, &e.message, e.field.as_deref());
+    SseEvent::default().data(body.to_string())
+}
+
+/// The status OpenAI gives a failure BEAR answers with `status`: 400 for a body that parsed
+/// but is wrong (BEAR's 422).
+pub(crate) fn openai_status(status: axum::http::StatusCode) -> axum::http::StatusCode {
+    match status {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY => axum::http::StatusCode::BAD_REQUEST,
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,64 +505,5 @@ mod tests {
             },
         };
         insta::assert_json_snapshot!("openai_embeddings", embeddings);
-    }
-}
-
-/// An error as OpenAI's clients read it: `{"error": {"message", "type", "param", "code"}}`,
-/// with `code` BEAR's failure class. Every `/v1/` error response is rewritten to this by the
-/// gateway, and a failed stream ends with it as its last chunk.
-pub(crate) fn openai_error(status: u16, kind: &str, message: &str, field: Option<&str>) -> Value {
-    let kind_of = match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        429 => "rate_limit_error",
-        500..=599 => "server_error",
-        _ => "invalid_request_error",
-    };
-    let body = OpenAiErrorBody {
-        error: OpenAiError {
-            message: message.to_string(),
-            kind: kind_of,
-            param: field.map(str::to_string),
-            code: kind.to_string(),
-        },
-    };
-    serde_json::to_value(body).unwrap_or_default()
-}
-
-/// An error on the OpenAI-compatible routes, in OpenAI's shape.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct OpenAiErrorBody {
-    /// The error.
-    error: OpenAiError,
-}
-
-/// The parts of an [`OpenAiErrorBody`].
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct OpenAiError {
-    /// What failed and what to do; never user text.
-    message: String,
-    /// `invalid_request_error`, `authentication_error`, `permission_error`,
-    /// `rate_limit_error` or `server_error`.
-    #[serde(rename = "type")]
-    kind: &'static str,
-    /// The request field at fault, or null.
-    param: Option<String>,
-    /// BEAR's failure class (`invalid_request`, `not_found`, `unavailable`, ...).
-    code: String,
-}
-
-/// A stream's last chunk when generation fails.
-pub(crate) fn error_chunk(e: &ApiError) -> SseEvent {
-    let body = openai_error(e.status.as_u16(), e.kind, &e.message, e.field.as_deref());
-    SseEvent::default().data(body.to_string())
-}
-
-/// The status OpenAI gives a failure BEAR answers with `status`: 400 for a body that parsed
-/// but is wrong (BEAR's 422).
-pub(crate) fn openai_status(status: axum::http::StatusCode) -> axum::http::StatusCode {
-    match status {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY => axum::http::StatusCode::BAD_REQUEST,
-        other => other,
     }
 }
