@@ -70,6 +70,15 @@ pub(crate) struct Usage {
     pub(crate) completion_tokens: u32,
     /// Their sum.
     pub(crate) total_tokens: u32,
+    /// How the prompt tokens were processed.
+    pub(crate) prompt_tokens_details: PromptTokensDetails,
+}
+
+/// Of the prompt tokens, those the model's prompt cache already held.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub(crate) struct PromptTokensDetails {
+    /// Prompt tokens not decoded again.
+    pub(crate) cached_tokens: u32,
 }
 
 /// A text completion (`/v1/completions` without `stream`).
@@ -249,6 +258,9 @@ pub(crate) fn usage(g: &Generation) -> Usage {
         prompt_tokens: g.prompt_tokens,
         completion_tokens: g.completion_tokens,
         total_tokens: g.prompt_tokens + g.completion_tokens,
+        prompt_tokens_details: PromptTokensDetails {
+            cached_tokens: g.prompt_cached_tokens,
+        },
     }
 }
 
@@ -459,6 +471,7 @@ mod tests {
             prompt_tokens: 12,
             completion_tokens: 3,
             total_tokens: 15,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens: 8 },
         };
         let models = ModelList {
             object: "list",

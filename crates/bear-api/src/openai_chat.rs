@@ -590,6 +590,7 @@ fn add(total: &mut Usage, g: &Generation) {
     total.prompt_tokens += u.prompt_tokens;
     total.completion_tokens += u.completion_tokens;
     total.total_tokens += u.total_tokens;
+    total.prompt_tokens_details.cached_tokens += u.prompt_tokens_details.cached_tokens;
 }
 
 #[cfg(test)]
@@ -637,6 +638,7 @@ mod tests {
                 prompt_tokens: 12,
                 completion_tokens: 3,
                 total_tokens: 15,
+                prompt_tokens_details: crate::openai::PromptTokensDetails { cached_tokens: 8 },
             },
         };
         insta::assert_json_snapshot!("openai_chat_completion", chat);

@@ -319,6 +319,9 @@ pub struct ModelsConfig {
     /// Models bear-server loads and pins when it starts (kept in memory until `bear models
     /// unload`).
     pub preload: Vec<String>,
+    /// Bytes of KV cache each generation model keeps between requests, so that a prompt
+    /// sharing a prefix with an earlier one decodes only the rest; 0 keeps none.
+    pub prompt_cache_bytes: u64,
 }
 
 impl Default for ModelsConfig {
@@ -330,6 +333,7 @@ impl Default for ModelsConfig {
             context_length: 2048,
             autoload: true,
             preload: Vec::new(),
+            prompt_cache_bytes: 256 << 20,
         }
     }
 }

@@ -116,7 +116,10 @@ impl Prompt {
     }
 }
 
-/// Sampling parameters. With `temperature == 0` or a fixed `seed`, output is reproducible.
+/// Sampling parameters. With `temperature == 0` or a fixed `seed`, output is reproducible for
+/// a prompt decoded the same way; a prompt whose prefix comes from a model's prompt cache is
+/// decoded in other batches, which may change the wording (`models.prompt_cache_bytes = 0`
+/// keeps every run word for word).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
@@ -257,6 +260,9 @@ pub struct Generation {
     pub text: Redacted<String>,
     /// Tokens in the rendered prompt.
     pub prompt_tokens: u32,
+    /// Of those, the ones whose KV state came from the prompt cache (not decoded again).
+    #[serde(default)]
+    pub prompt_cached_tokens: u32,
     /// Tokens generated.
     pub completion_tokens: u32,
     /// Wall time from request to last token.

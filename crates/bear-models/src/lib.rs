@@ -27,6 +27,7 @@ mod mapped;
 pub mod registry;
 mod stop;
 pub mod template;
+mod worker;
 
 pub use bert::EmbedderPath;
 pub use cache::{CacheConfig, CacheStats, ResultCache};

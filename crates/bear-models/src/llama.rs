@@ -7,7 +7,7 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Instant;
 
 use bear_core::{
@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{self, GgufInfo};
 use crate::stop::{Step, StopFilter};
 use crate::template::ChatTemplate;
+use crate::worker::{Job, Message, PromptCache, Worker};
 
 /// Architectures this build of llama.cpp is known to run and BEAR has tested.
 pub const SUPPORTED_ARCHITECTURES: &str = "llama, qwen2, qwen3, mistral, gemma, gemma2, gemma3, phi3, granite, olmo, stablelm, starcoder2";
@@ -59,6 +60,8 @@ pub struct LlamaOptions {
     pub overflow: Overflow,
     /// Prompt tokens decoded per batch.
     pub batch_size: u32,
+    /// Bytes of KV cache kept between requests (whole contexts, least recently used out).
+    pub prompt_cache_bytes: u64,
 }
 
 impl Default for LlamaOptions {
@@ -69,6 +72,7 @@ impl Default for LlamaOptions {
             mlock: false,
             overflow: Overflow::Reject,
             batch_size: 512,
+            prompt_cache_bytes: 256 << 20,
         }
     }
 }
@@ -111,13 +115,11 @@ pub struct LlamaCppGenerator {
     path: PathBuf,
     info: GgufInfo,
     model: Arc<LlamaModel>,
-    options: LlamaOptions,
     queue: Arc<Semaphore>,
     /// The chat template chat prompts are rendered with.
     template: ChatTemplate,
-    /// Creating two contexts on one model at once is unsound in llama.cpp (it may rewrite the
-    /// model's training context length), so creation is serialised.
-    ctx_lock: Arc<Mutex<()>>,
+    /// The thread that owns the model's contexts (and so its prompt cache) and generates.
+    worker: Arc<Worker>,
 }
 
 impl std::fmt::Debug for LlamaCppGenerator {
@@ -157,15 +159,19 @@ impl LlamaCppGenerator {
                 reason: format!("cannot load {}: {e}", path.display()),
             })?;
         let template = chat_template(&model);
+        let model = Arc::new(model);
+        let worker = {
+            let (model, template, options) = (model.clone(), template.clone(), options.clone());
+            Worker::start(move |jobs| serve(&model, &template, &options, jobs))?
+        };
         Ok(Self {
             id,
             path: path.to_path_buf(),
             info,
-            model: Arc::new(model),
-            options,
+            model,
             queue: Arc::new(Semaphore::new(1)),
             template,
-            ctx_lock: Arc::new(Mutex::new(())),
+            worker: Arc::new(worker),
         })
     }
 
@@ -189,8 +195,8 @@ impl LlamaCppGenerator {
         tokenize(&self.model, &self.template, prompt)
     }
 
-    /// Generates on the calling thread. [`TextGenerator::generate`] wraps this in a fair queue
-    /// and a blocking task; benchmarks call it directly.
+    /// Generates on the model's thread, waiting on the calling one. [`TextGenerator::generate`]
+    /// wraps this in a fair queue and a blocking task; benchmarks call it directly.
     pub fn generate_blocking(
         &self,
         request: &GenerationRequest,
@@ -200,15 +206,7 @@ impl LlamaCppGenerator {
         request
             .validate()
             .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        run(
-            &self.model,
-            &self.template,
-            &self.ctx_lock,
-            &self.options,
-            request,
-            sink,
-            cancel,
-        )
+        self.worker.generate(request, sink, cancel)
     }
 }
 
@@ -503,11 +501,42 @@ fn json_grammar(model: &LlamaModel, schema: &str) -> Result<LlamaSampler> {
         .map_err(|e| Error::InvalidRequest(format!("json_schema's grammar is not accepted: {e}")))
 }
 
-fn run(
+/// The model's thread: each job in turn, over one prompt cache. A panic in a generation
+/// fails that request and empties the cache.
+fn serve(
     model: &LlamaModel,
     template: &ChatTemplate,
-    ctx_lock: &Mutex<()>,
     options: &LlamaOptions,
+    jobs: mpsc::Receiver<Job>,
+) {
+    let mut cache = PromptCache::new(model, options);
+    for job in jobs {
+        let reply = job.reply.clone();
+        let mut sink = |t: &str| reply.send(Message::Text(t.to_string())).is_ok();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(
+                model,
+                template,
+                options,
+                &mut cache,
+                &job.request,
+                &mut sink,
+                &job.cancel,
+            )
+        }))
+        .unwrap_or_else(|_| {
+            cache.clear();
+            Err(backend_err("generation", "it failed unexpectedly"))
+        });
+        let _ = job.reply.send(Message::Done(result));
+    }
+}
+
+fn run<'m>(
+    model: &'m LlamaModel,
+    template: &ChatTemplate,
+    options: &LlamaOptions,
+    cache: &mut PromptCache<'m>,
     request: &GenerationRequest,
     sink: &mut dyn FnMut(&str) -> bool,
     cancel: &CancellationToken,
@@ -547,25 +576,25 @@ fn run(
         .with_n_ubatch(options.batch_size)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
-    let mut ctx = {
-        // A poisoned lock only means another creation panicked; the model is still intact.
-        let _guard = ctx_lock.lock().unwrap_or_else(|p| p.into_inner());
+    // A kept context whose cache holds a prefix of the prompt, or a new one.
+    let (mut cached, reused) = cache.take(&tokens, || {
         model
             .new_context(backend()?, params)
-            .map_err(|e| backend_err("cannot create a context", e))?
-    };
+            .map_err(|e| backend_err("cannot create a context", e))
+    })?;
+    let ctx = &mut cached.ctx;
 
-    // Prompt processing, in batches; logits only for the last prompt token.
+    // Prompt processing of what the cache lacks, in batches; logits only for the last token.
     let batch_cap = options.batch_size as usize;
     let mut batch = LlamaBatch::new(batch_cap.max(1), 1);
     let last = tokens.len() - 1;
-    for (chunk_index, chunk) in tokens.chunks(batch_cap).enumerate() {
+    for (chunk_index, chunk) in tokens[reused..].chunks(batch_cap).enumerate() {
         if cancel.is_cancelled() {
             return Ok(cancelled(start, prompt_tokens, String::new(), 0));
         }
         batch.clear();
         for (i, t) in chunk.iter().enumerate() {
-            let pos = chunk_index * batch_cap + i;
+            let pos = reused + chunk_index * batch_cap + i;
             batch
                 .add(*t, pos as i32, &[0], pos == last)
                 .map_err(|e| backend_err("batch", e))?;
@@ -573,6 +602,8 @@ fn run(
         ctx.decode(&mut batch)
             .map_err(|e| backend_err("prompt decode failed", e))?;
     }
+    cached.tokens.extend_from_slice(&tokens[reused..]);
+    let ctx = &mut cached.ctx;
     let prompt_seconds = start.elapsed().as_secs_f64();
     let gen_start = Instant::now();
 
@@ -595,7 +626,7 @@ fn run(
         if cancel.is_cancelled() {
             break FinishReason::Cancelled;
         }
-        let token = sampler.sample(&ctx, logits_at)?;
+        let token = sampler.sample(ctx, logits_at)?;
         if vocab.is_eog(token) {
             break FinishReason::Stop;
         }
@@ -628,9 +659,11 @@ fn run(
         let decode_start = Instant::now();
         ctx.decode(&mut batch)
             .map_err(|e| backend_err("decode failed", e))?;
+        cached.tokens.push(token);
         decode_seconds += decode_start.elapsed().as_secs_f64();
         logits_at = 0;
     };
+    cache.put(cached);
 
     if finish != FinishReason::StopSequence && finish != FinishReason::Cancelled {
         let mut rest = String::new();
@@ -642,7 +675,7 @@ fn run(
         }
     }
     let timings = GenerationTimings {
-        prompt_tokens,
+        prompt_tokens: prompt_tokens - reused as u32,
         prompt_seconds,
         generated_tokens: generated,
         generation_seconds: gen_start.elapsed().as_secs_f64(),
@@ -652,6 +685,7 @@ fn run(
         Generation {
             text: Redacted::new(text),
             prompt_tokens,
+            prompt_cached_tokens: reused as u32,
             completion_tokens: generated,
             elapsed: start.elapsed(),
             finish_reason: finish,
@@ -716,6 +750,7 @@ fn cancelled(
         Generation {
             text: Redacted::new(text),
             prompt_tokens,
+            prompt_cached_tokens: 0,
             completion_tokens: generated,
             elapsed: start.elapsed(),
             finish_reason: FinishReason::Cancelled,
@@ -746,21 +781,10 @@ impl LlamaCppGenerator {
             .acquire_owned()
             .await
             .map_err(|_| Error::Unavailable("the model is shutting down".into()))?;
-        let model = self.model.clone();
-        let ctx_lock = self.ctx_lock.clone();
-        let options = self.options.clone();
-        let template = self.template.clone();
+        let worker = self.worker.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            run(
-                &model,
-                &template,
-                &ctx_lock,
-                &options,
-                &request,
-                &mut |p| sink.on_text(p),
-                &cancel,
-            )
+            worker.generate(&request, &mut |p| sink.on_text(p), &cancel)
         });
         let result = task.await.map_err(|_| Error::Backend {
             backend: "llama.cpp",

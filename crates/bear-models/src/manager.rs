@@ -71,6 +71,7 @@ impl ManagerConfig {
                 context_length: config.models.context_length,
                 threads: threads as u32,
                 mlock: config.hw.mlock.unwrap_or(false),
+                prompt_cache_bytes: config.models.prompt_cache_bytes,
                 ..LlamaOptions::default()
             },
             ort_dylib_candidates: crate::embed::ort_dylib_candidates(

@@ -461,9 +461,10 @@ fn cli_and_rest_give_one_answer() {
     h.write(
         "config/bear/config.toml",
         format!(
-            "[security]\nkey_file = {:?}\n[plugins]\ndirs = [{:?}]\n",
+            "[security]\nkey_file = {:?}\n[plugins]\ndirs = [{:?}]\n{}",
             kf,
-            crate::plugins::plugins_dir()
+            crate::plugins::plugins_dir(),
+            crate::rag::NO_PROMPT_CACHE
         )
         .as_bytes(),
     );

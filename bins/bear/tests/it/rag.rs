@@ -26,10 +26,15 @@ pub(crate) fn home_with_keys() -> Home {
     std::fs::create_dir_all(h.path("config/bear")).unwrap();
     h.write(
         "config/bear/config.toml",
-        format!("[security]\nkey_file = \"{}\"\n", s(&kf)).as_bytes(),
+        format!("[security]\nkey_file = \"{}\"\n{NO_PROMPT_CACHE}", s(&kf)).as_bytes(),
     );
     h
 }
+
+/// Tests that compare the CLI's answer (a fresh process) with a long-running server's word for
+/// word turn the prompt cache off: a prefix reused from the cache is decoded in other batches,
+/// which may change the wording of a greedy answer (as llama-server's `cache_prompt` may).
+pub(crate) const NO_PROMPT_CACHE: &str = "[models]\nprompt_cache_bytes = 0\n";
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));

@@ -248,7 +248,11 @@ fn a_document_is_reviewed_whole_and_section_by_section_with_every_citation_check
     let kf = h.path("master.key");
     h.write(
         "config/bear/config.toml",
-        format!("[security]\nkey_file = {kf:?}\n[rag]\nreview_max_sections = 3\n").as_bytes(),
+        format!(
+            "[security]\nkey_file = {kf:?}\n[rag]\nreview_max_sections = 3\n{}",
+            crate::rag::NO_PROMPT_CACHE
+        )
+        .as_bytes(),
     );
     let e = err_json(&h, &["review", &lease, "--section-tokens", "64"]);
     assert_eq!(e["error"]["field"], "document", "{e}");

@@ -226,7 +226,12 @@ async fn openai_shaped_chat_completions_and_embeddings() {
     assert!(["stop", "length"].contains(&v["choices"][0]["finish_reason"].as_str().unwrap()));
     keys(
         &v["usage"],
-        &["prompt_tokens", "completion_tokens", "total_tokens"],
+        &[
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "prompt_tokens_details",
+        ],
     );
     let text = v["choices"][0]["message"]["content"]
         .as_str()

@@ -140,6 +140,23 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
     assert_eq!(status, 200, "{v}");
     assert!(v["choices"][0]["message"].get("tool_calls").is_none());
     assert!(v["choices"][0]["message"]["content"].is_string());
+    // Another question after the same system prompt (the identical request would come from
+    // the result cache): the shared prefix comes from the prompt cache, only the rest is
+    // decoded.
+    let other = ask(json!({"tool_choice": "none", "messages": [
+        {"role": "system", "content": "You help with a lease. ".repeat(8)},
+        {"role": "user", "content": "Who pays for repairs to the roof?"}]}));
+    let (status, _) = post(&s, &other).await;
+    assert_eq!(status, 200);
+    let mut next = other.clone();
+    next["messages"][1]["content"] = json!("When may the tenant sublet the offices?");
+    let (status, again) = post(&s, &next).await;
+    assert_eq!(status, 200, "{again}");
+    let prompt = again["usage"]["prompt_tokens"].as_u64().unwrap();
+    let cached = again["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(cached > 40 && cached < prompt, "{again}");
 
     // response_format: output that parses, under the schema.
     let schema = json!({"type": "object", "properties": {"clause": {"type": "string", "maxLength": 40},

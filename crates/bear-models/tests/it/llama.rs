@@ -16,10 +16,15 @@ const ID: &str = "SmolLM2-135M-Instruct.Q4_1";
 fn generator() -> &'static LlamaCppGenerator {
     static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
     GEN.get_or_init(|| {
+        // No prompt cache: these tests compare greedy runs word for word, which a reused
+        // prefix (decoded in other batches) does not promise.
         LlamaCppGenerator::load(
             ModelId::new(ID).unwrap(),
             &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions::default(),
+            LlamaOptions {
+                prompt_cache_bytes: 0,
+                ..LlamaOptions::default()
+            },
         )
         .expect("SmolLM2 loads")
     })
@@ -416,4 +421,85 @@ fn bad_json_schemas_are_typed_errors_naming_the_problem() {
     } else {
         assert_eq!(g.finish_reason, FinishReason::Length, "{}", g.text.expose());
     }
+}
+
+/// A second prompt sharing a prefix with the first decodes only the rest: the cached count
+/// says how much was reused and the timings how much was decoded. The continuations asked for
+/// have wide margins, so a wrongly reused cache (stale entries, wrong positions) would show,
+/// while the float noise of decoding in other batches would not. With no cache bytes nothing
+/// is reused.
+#[test]
+fn a_shared_prefix_is_decoded_once() {
+    let load = |prompt_cache_bytes| {
+        LlamaCppGenerator::load(
+            ModelId::new(ID).unwrap(),
+            &asset(bear_core::assets::SMOLLM2_GGUF),
+            LlamaOptions {
+                prompt_cache_bytes,
+                ..LlamaOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let preamble = "The lease of the offices at Keizersgracht 221 in Amsterdam runs for five \
+                    years from 1 March 2024. "
+        .repeat(5);
+    let count = |from: u32| {
+        let numbers: Vec<String> = (1..=from).map(|n| n.to_string()).collect();
+        let prompt = format!(
+            "{preamble}\nCount from 1 to 1000, separated by commas: {},",
+            numbers.join(", ")
+        );
+        request(&prompt, |p| p.max_tokens = 6)
+    };
+    let go = |g: &LlamaCppGenerator, req: &GenerationRequest| {
+        let mut sink = |_: &str| true;
+        g.generate_blocking(req, &mut sink, &CancellationToken::new())
+            .unwrap()
+    };
+    let cached = load(256 << 20);
+    let plain = load(0);
+
+    let (a, ta) = go(&cached, &count(5));
+    assert_eq!(a.prompt_cached_tokens, 0);
+    assert_eq!(ta.prompt_tokens, a.prompt_tokens);
+    assert!(
+        a.text.expose().starts_with(" 6, 7"),
+        "{:?}",
+        a.text.expose()
+    );
+    // The same prompt again: all but its last token come from the cache.
+    let (again, t) = go(&cached, &count(5));
+    assert_eq!(again.prompt_cached_tokens, again.prompt_tokens - 1);
+    assert_eq!(t.prompt_tokens, 1);
+    assert!(
+        again.text.expose().starts_with(" 6, 7"),
+        "{:?}",
+        again.text.expose()
+    );
+    // The same preamble, counting further: the shared part is reused.
+    let (b, tb) = go(&cached, &count(8));
+    let shared = b.prompt_cached_tokens;
+    assert!(
+        shared > 60 && shared < b.prompt_tokens,
+        "{shared} of {}",
+        b.prompt_tokens
+    );
+    assert_eq!(tb.prompt_tokens, b.prompt_tokens - shared);
+    assert!(
+        b.text.expose().starts_with(" 9, 10"),
+        "{:?}",
+        b.text.expose()
+    );
+    let (b_plain, t) = go(&plain, &count(8));
+    assert_eq!(b_plain.prompt_cached_tokens, 0);
+    assert_eq!(
+        t.prompt_tokens, b.prompt_tokens,
+        "no cache: the whole prompt again"
+    );
+    assert!(
+        b_plain.text.expose().starts_with(" 9, 10"),
+        "{:?}",
+        b_plain.text
+    );
 }
