@@ -106,6 +106,7 @@ struct Counters {
     requests: AtomicU64,
     errors: AtomicU64,
     prompt_tokens: AtomicU64,
+    prompt_cached: AtomicU64,
     prompt_us: AtomicU64,
     gen_tokens: AtomicU64,
     gen_us: AtomicU64,
@@ -124,8 +125,12 @@ pub struct ModelMetrics {
     pub requests: u64,
     /// Requests that failed.
     pub errors: u64,
-    /// Prompt tokens per second over all requests.
+    /// Prompt tokens per second over all requests (tokens decoded, not those from the prompt
+    /// cache).
     pub prompt_tokens_per_second: f64,
+    /// Prompt tokens the prompt cache supplied, over all requests.
+    #[serde(default)]
+    pub prompt_tokens_cached: u64,
     /// Generated tokens per second over all requests.
     pub generation_tokens_per_second: f64,
     /// Cache hits over cacheable requests.
@@ -154,6 +159,7 @@ impl Counters {
             requests: l(&self.requests),
             errors: l(&self.errors),
             prompt_tokens_per_second: rate(l(&self.prompt_tokens), l(&self.prompt_us)),
+            prompt_tokens_cached: l(&self.prompt_cached),
             generation_tokens_per_second: rate(l(&self.gen_tokens), l(&self.gen_us)),
             cache_hit_rate: if lookups == 0 {
                 0.0
@@ -613,6 +619,9 @@ impl ModelManager {
                     counters
                         .prompt_tokens
                         .fetch_add(u64::from(t.prompt_tokens), Ordering::Relaxed);
+                    counters
+                        .prompt_cached
+                        .fetch_add(u64::from(g.prompt_cached_tokens), Ordering::Relaxed);
                     counters
                         .prompt_us
                         .fetch_add((t.prompt_seconds * 1e6) as u64, Ordering::Relaxed);

@@ -111,6 +111,9 @@ async fn autoload_cache_and_metrics() {
         .await
         .unwrap();
     assert_eq!(m.cache_stats().l1_hits, 1);
+    // The second sampled request's prompt came from the prompt cache (all but its last token).
+    assert_eq!(metrics.prompt_tokens_cached, 0, "{metrics:?}");
+    assert!(m.metrics(&id(GEN)).unwrap().prompt_tokens_cached > 0);
 
     // Embeddings are cached per text.
     let texts = vec!["indemnity".to_string(), "warranty".to_string()];
