@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use bear_app::calls::{Reply, ToolChoice, Tools};
-use bear_app::generate::{ChatRequest, Turn};
+use bear_app::generate::{ChatRequest, MAX_CHOICES, Turn};
 use bear_core::{ChatRole, FunctionSpec, Generation, GenerationRequest, Redacted, ToolCall};
 use bear_security::access::Permission;
 use futures::StreamExt as _;
@@ -29,9 +29,6 @@ use crate::openai::{OpenAiSampling, Usage, created, finish, openai_defaults, usa
 use crate::routes::Body;
 
 type Api<T> = Result<T, ApiError>;
-
-/// The most choices (`n`) one request may ask for.
-pub(crate) const MAX_CHOICES: u32 = 8;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct ChatBody {

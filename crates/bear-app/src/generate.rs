@@ -15,6 +15,9 @@ use crate::{App, Error, Result};
 /// The most tokens one generation may ask for.
 pub const MAX_TOKENS: u32 = 4096;
 
+/// The most choices (OpenAI's `n`) one chat request may ask for.
+pub const MAX_CHOICES: u32 = 8;
+
 /// Sampling as requested; what is absent takes the operation's default.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sampling {

@@ -62,6 +62,16 @@ pub(crate) fn sse(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The chunks of an OpenAI stream, which must end with `[DONE]`.
+pub(crate) fn openai_chunks(text: &str) -> Vec<Value> {
+    let events = sse(text);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    events[..events.len() - 1]
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
 /// Exactly these keys, no others.
 pub(crate) fn keys(v: &Value, want: &[&str]) {
     let mut got: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -244,12 +254,7 @@ async fn openai_shaped_chat_completions_and_embeddings() {
         .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
         .await;
     assert_eq!(r.status(), 200);
-    let events = sse(&r.text().await.unwrap());
-    assert_eq!(events.last().unwrap().1, "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|(_, d)| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = openai_chunks(&r.text().await.unwrap());
     let mut joined = String::new();
     for (i, c) in chunks.iter().enumerate() {
         keys(c, &["id", "object", "created", "model", "choices"]);

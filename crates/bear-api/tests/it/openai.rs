@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::models::{keys, sse};
+use crate::models::{keys, openai_chunks};
 use crate::{Server, body, server};
 
 const GEN: &str = "SmolLM2-135M-Instruct.Q4_1";
@@ -88,12 +88,7 @@ async fn required_and_named_calls_follow_the_functions_schemas_whole_and_streame
         .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
         .await;
     assert_eq!(r.status(), 200);
-    let events = sse(&r.text().await.unwrap());
-    assert_eq!(events.last().unwrap().1, "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|(_, d)| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = openai_chunks(&r.text().await.unwrap());
     let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
     assert_eq!(deltas[0]["role"], "assistant");
     let calls: Vec<&Value> = deltas.iter().filter_map(|d| d.get("tool_calls")).collect();
@@ -205,12 +200,7 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
     let r = s
         .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
         .await;
-    let events = sse(&r.text().await.unwrap());
-    assert_eq!(events.last().unwrap().1, "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|(_, d)| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = openai_chunks(&r.text().await.unwrap());
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]), "{usage}");
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 8);
