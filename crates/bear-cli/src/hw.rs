@@ -73,6 +73,7 @@ fn write_human(r: &HwReport, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Recommended")?;
     writeln!(out, "  inference threads     {}", rec.inference_threads)?;
     writeln!(out, "  embedding batch size  {}", rec.embedding_batch_size)?;
+    writeln!(out, "  parallel requests     {}", rec.parallel_requests)?;
     writeln!(
         out,
         "  model memory budget   {} (keeping {} free)",

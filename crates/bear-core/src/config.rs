@@ -302,6 +302,9 @@ pub struct PathsConfig {
     pub models_dir: Option<PathBuf>,
 }
 
+/// The most requests one generation model serves at once (`models.parallel`).
+pub const MAX_PARALLEL: u32 = 64;
+
 /// `[models]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -319,9 +322,13 @@ pub struct ModelsConfig {
     /// Models bear-server loads and pins when it starts (kept in memory until `bear models
     /// unload`).
     pub preload: Vec<String>,
-    /// Bytes of KV cache each generation model keeps between requests, so that a prompt
-    /// sharing a prefix with an earlier one decodes only the rest; 0 keeps none.
+    /// Bytes of host memory each generation model keeps sequence states in between requests,
+    /// so that a prompt sharing a prefix with an earlier one decodes only the rest (free
+    /// sequences also keep their last request's tokens); 0 keeps none.
     pub prompt_cache_bytes: u64,
+    /// Requests each generation model serves at once (continuous batching, one KV cache per
+    /// request); unset means bear-hw's recommendation.
+    pub parallel: Option<u32>,
 }
 
 impl Default for ModelsConfig {
@@ -334,6 +341,7 @@ impl Default for ModelsConfig {
             autoload: true,
             preload: Vec::new(),
             prompt_cache_bytes: 256 << 20,
+            parallel: None,
         }
     }
 }
@@ -493,6 +501,13 @@ impl Config {
                 "models.context_length",
                 "an integer from 16 to 1048576",
             ));
+        }
+        if self
+            .models
+            .parallel
+            .is_some_and(|p| !(1..=MAX_PARALLEL).contains(&p))
+        {
+            return Err(err("models.parallel", "an integer from 1 to 64"));
         }
         let rag = &self.rag;
         if !(16..=8192).contains(&rag.chunk_tokens) {

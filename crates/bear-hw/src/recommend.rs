@@ -20,6 +20,10 @@ pub struct Recommendations {
     pub inference_threads: usize,
     /// Sentences per embedding batch.
     pub embedding_batch_size: usize,
+    /// Requests a generation model serves at once (continuous batching): more streams share
+    /// each pass over the weights, at one KV cache per stream.
+    #[serde(default = "one")]
+    pub parallel_requests: usize,
     /// Memory that resident models may use together, leaving the safety margin free.
     pub model_memory_budget_bytes: u64,
     /// Memory always left free for the OS and other programs.
@@ -103,6 +107,10 @@ fn safety_margin(m: &Machine) -> u64 {
     (m.memory.total_bytes / 10).max(512 * MIB)
 }
 
+fn one() -> usize {
+    1
+}
+
 /// General recommendations for this machine.
 pub fn recommend(m: &Machine) -> Recommendations {
     let margin = safety_margin(m);
@@ -118,9 +126,19 @@ pub fn recommend(m: &Machine) -> Recommendations {
     } else {
         32
     };
+    let parallel_requests = if available < 2 * GIB {
+        1
+    } else if available < 4 * GIB {
+        2
+    } else if cores < 8 || available < 32 * GIB {
+        4
+    } else {
+        8
+    };
     Recommendations {
         inference_threads: cores.min(MAX_INFERENCE_THREADS),
         embedding_batch_size,
+        parallel_requests,
         model_memory_budget_bytes: budget,
         safety_margin_bytes: margin,
         mmap: true,
@@ -317,18 +335,19 @@ mod tests {
 
     #[test]
     fn threads_and_batches_across_machines() {
-        // (physical, logical, ram, available) -> (threads, batch)
+        // (physical, logical, ram, available) -> (threads, batch, parallel requests)
         let table = [
-            ((2, 2, 4, 3), (2, 16)),
-            ((1, 1, 1, 1), (1, 8)),
-            ((4, 8, 16, 12), (4, 32)),
-            ((64, 128, 512, 480), (32, 64)),
-            ((16, 32, 24, 20), (16, 32)),
+            ((2, 2, 4, 3), (2, 16, 2)),
+            ((1, 1, 1, 1), (1, 8, 1)),
+            ((4, 8, 16, 12), (4, 32, 4)),
+            ((64, 128, 512, 480), (32, 64, 8)),
+            ((16, 32, 24, 20), (16, 32, 4)),
         ];
-        for ((p, l, r, a), (threads, batch)) in table {
+        for ((p, l, r, a), (threads, batch, parallel)) in table {
             let rec = recommend(&machine(p, l, r, a));
             assert_eq!(rec.inference_threads, threads, "{p} cores");
             assert_eq!(rec.embedding_batch_size, batch, "{a} GiB available");
+            assert_eq!(rec.parallel_requests, parallel, "{p} cores, {a} GiB");
             assert!(rec.mmap);
         }
     }

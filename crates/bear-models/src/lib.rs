@@ -15,6 +15,7 @@
 //! - llama-cpp-2, candle and ort are dependencies of this crate only.
 //! - `unsafe` lives in two small modules (`ggml`, `mapped`), each call justified.
 
+mod batch;
 pub mod bert;
 pub mod cache;
 mod embed;
@@ -24,7 +25,9 @@ pub mod gguf;
 pub mod llama;
 pub mod manager;
 mod mapped;
+mod prompt_cache;
 pub mod registry;
+mod sampling;
 mod stop;
 pub mod template;
 mod worker;
@@ -34,7 +37,8 @@ pub use cache::{CacheConfig, CacheStats, ResultCache};
 pub use embed::{CandleEmbedder, OrtEmbedder, find_ort_dylib, ort_dylib_candidates};
 pub use error::{Error, Result};
 pub use gguf::GgufInfo;
-pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow, schema_grammar};
+pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow};
 pub use manager::{ManagerConfig, ModelInfo, ModelManager, ModelMetrics, ModelStatus};
 pub use registry::{ModelEntry, ModelKind, ModelMeta, Scan, scan};
+pub use sampling::schema_grammar;
 pub use template::ChatTemplate;

@@ -72,6 +72,10 @@ impl ManagerConfig {
                 threads: threads as u32,
                 mlock: config.hw.mlock.unwrap_or(false),
                 prompt_cache_bytes: config.models.prompt_cache_bytes,
+                parallel: config
+                    .models
+                    .parallel
+                    .unwrap_or(rec.parallel_requests as u32),
                 ..LlamaOptions::default()
             },
             ort_dylib_candidates: crate::embed::ort_dylib_candidates(
@@ -331,15 +335,18 @@ impl ModelManager {
 
     fn footprint(&self, entry: &ModelEntry) -> u64 {
         match entry.kind {
-            // Weights plus the KV cache and buffers of one context; the KV shape was read from
-            // the header at scan time.
+            // Weights plus the KV cache and buffers of its context (a full context for each
+            // parallel request; the KV shape was read from the header at scan time), plus the
+            // prompt cache's host memory.
             ModelKind::Gguf => {
+                let llama = &self.config.llama;
                 bear_hw::model_footprint(
                     entry.size_bytes,
-                    self.config.llama.context_length,
+                    llama.context_length.saturating_mul(llama.parallel.max(1)),
                     entry.meta.kv_shape,
                 )
                 .required_bytes
+                    + llama.prompt_cache_bytes
             }
             _ => entry.size_bytes + entry.size_bytes / 4,
         }

@@ -464,7 +464,7 @@ fn cli_and_rest_give_one_answer() {
             "[security]\nkey_file = {:?}\n[plugins]\ndirs = [{:?}]\n{}",
             kf,
             crate::plugins::plugins_dir(),
-            crate::rag::NO_PROMPT_CACHE
+            crate::rag::WORD_FOR_WORD
         )
         .as_bytes(),
     );

@@ -26,15 +26,16 @@ pub(crate) fn home_with_keys() -> Home {
     std::fs::create_dir_all(h.path("config/bear")).unwrap();
     h.write(
         "config/bear/config.toml",
-        format!("[security]\nkey_file = \"{}\"\n{NO_PROMPT_CACHE}", s(&kf)).as_bytes(),
+        format!("[security]\nkey_file = \"{}\"\n{WORD_FOR_WORD}", s(&kf)).as_bytes(),
     );
     h
 }
 
 /// Tests that compare the CLI's answer (a fresh process) with a long-running server's word for
-/// word turn the prompt cache off: a prefix reused from the cache is decoded in other batches,
-/// which may change the wording of a greedy answer (as llama-server's `cache_prompt` may).
-pub(crate) const NO_PROMPT_CACHE: &str = "[models]\nprompt_cache_bytes = 0\n";
+/// word turn the prompt cache off and serve one request at a time: a prefix reused from the
+/// cache, or a batch shared with another request, is decoded in other batch shapes, which may
+/// change the wording of a greedy answer (as with llama-server's `cache_prompt` and slots).
+pub(crate) const WORD_FOR_WORD: &str = "[models]\nprompt_cache_bytes = 0\nparallel = 1\n";
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));

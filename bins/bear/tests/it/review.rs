@@ -250,7 +250,7 @@ fn a_document_is_reviewed_whole_and_section_by_section_with_every_citation_check
         "config/bear/config.toml",
         format!(
             "[security]\nkey_file = {kf:?}\n[rag]\nreview_max_sections = 3\n{}",
-            crate::rag::NO_PROMPT_CACHE
+            crate::rag::WORD_FOR_WORD
         )
         .as_bytes(),
     );

@@ -473,3 +473,101 @@ async fn a_client_that_disconnects_cancels_its_generation() {
         }
     }
 }
+
+/// This process's resident memory, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// 200 streams at once on one model: each is served to its end or refused at once with 503
+/// and `Retry-After`, never anything else; memory grows by no more than the prompt cache may
+/// fill; and the server serves normally afterwards. Then 50 streams nobody reads do not hold
+/// up one that is read: the model's thread never waits for a reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_streams_are_served_or_refused_and_unread_ones_hold_no_one_up() {
+    let many = std::num::NonZeroU32::new(10_000).unwrap();
+    let s = server(Limits {
+        per_second: many,
+        burst: many,
+        generation_queue: 64,
+        ..Limits::default()
+    })
+    .await;
+    let path = format!("/api/v1/models/{GEN}/generate");
+    let stream = |prompt: String, max_tokens: u32| json!({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": true});
+    // Loaded first (its KV cache is allocated then), so the storm's own memory is measured.
+    let (status, v) = body(
+        s.send(
+            "POST",
+            &path,
+            &s.user,
+            Some(&json!({"prompt": "Hi", "max_tokens": 1})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let before = rss();
+    let storm = (0..200).map(|i| {
+        let b = stream(format!("Request {i}: name a colour of the sea."), 8);
+        let (s, path) = (&s, &path);
+        async move {
+            let r = s.send("POST", path, &s.user, Some(&b)).await;
+            match r.status().as_u16() {
+                200 => {
+                    let events = sse(&r.text().await.unwrap());
+                    assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+                    true
+                }
+                503 => {
+                    assert_eq!(r.headers()["retry-after"], "1");
+                    false
+                }
+                other => panic!("request {i}: {other} {}", r.text().await.unwrap()),
+            }
+        }
+    });
+    let served = futures::future::join_all(storm)
+        .await
+        .into_iter()
+        .filter(|&ok| ok)
+        .count();
+    assert!(served >= 1, "{served} of 200 served");
+    let grown = rss().saturating_sub(before);
+    let cache = LlamaOptions::default().prompt_cache_bytes;
+    assert!(
+        grown <= cache + (64 << 20),
+        "memory grew by {} MiB under 200 streams (prompt cache {} MiB)",
+        grown >> 20,
+        cache >> 20
+    );
+
+    let mut unread = Vec::new();
+    for i in 0..50 {
+        let b = stream(format!("Unread {i}: count to ten."), 24);
+        let r = s.send("POST", &path, &s.user, Some(&b)).await;
+        assert_eq!(r.status(), 200);
+        unread.push(r);
+    }
+    let read = s
+        .send(
+            "POST",
+            &path,
+            &s.user,
+            Some(&stream("Say hello.".into(), 8)),
+        )
+        .await;
+    assert_eq!(read.status(), 200);
+    let events = sse(&read.text().await.unwrap());
+    assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+    for r in unread {
+        let events = sse(&r.text().await.unwrap());
+        assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+    }
+}

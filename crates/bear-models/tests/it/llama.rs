@@ -16,13 +16,15 @@ const ID: &str = "SmolLM2-135M-Instruct.Q4_1";
 fn generator() -> &'static LlamaCppGenerator {
     static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
     GEN.get_or_init(|| {
-        // No prompt cache: these tests compare greedy runs word for word, which a reused
-        // prefix (decoded in other batches) does not promise.
+        // No prompt cache and one request at a time: these tests compare greedy runs word for
+        // word, which a reused prefix or a batch shared with other tests' requests (decoded in
+        // other batch shapes) does not promise.
         LlamaCppGenerator::load(
             ModelId::new(ID).unwrap(),
             &asset(bear_core::assets::SMOLLM2_GGUF),
             LlamaOptions {
                 prompt_cache_bytes: 0,
+                parallel: 1,
                 ..LlamaOptions::default()
             },
         )
@@ -501,5 +503,144 @@ fn a_shared_prefix_is_decoded_once() {
         b_plain.text.expose().starts_with(" 9, 10"),
         "{:?}",
         b_plain.text
+    );
+}
+
+/// "Count from `from` to 1000" continued after `upto`: a prompt whose continuation has wide
+/// margins.
+fn counting(from: u32, upto: u32, edit: impl FnOnce(&mut SamplingParams)) -> GenerationRequest {
+    let numbers: Vec<String> = (from..=upto).map(|n| n.to_string()).collect();
+    let prompt = format!(
+        "Count from {from} to 1000, separated by commas: {},",
+        numbers.join(", ")
+    );
+    request(&prompt, edit)
+}
+
+/// Continuous batching: a request arriving while another runs starts at once beside it (its
+/// text comes before the first one ends), each keeps its own limits and stop sequences, and a
+/// cancelled request frees its sequence for the next at once. Two sequences: the running one
+/// and the cancelled one's, which the third request can only get if it was freed.
+#[test]
+fn requests_join_a_running_batch_and_leave_it_when_done() {
+    let g = Arc::new(
+        LlamaCppGenerator::load(
+            ModelId::new(ID).unwrap(),
+            &asset(bear_core::assets::SMOLLM2_GGUF),
+            LlamaOptions {
+                prompt_cache_bytes: 0,
+                parallel: 2,
+                ..LlamaOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let log = Arc::new(Mutex::new(Vec::<&str>::new()));
+    let (started, first_piece) = std::sync::mpsc::channel();
+    let long = {
+        let (g, log) = (g.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut sink = |_: &str| {
+                log.lock().unwrap().push("long");
+                let _ = started.send(());
+                true
+            };
+            let req = counting(100, 102, |p| {
+                p.max_tokens = 200;
+                p.repeat_penalty = 1.0;
+            });
+            let result = g.generate_blocking(&req, &mut sink, &CancellationToken::new());
+            log.lock().unwrap().push("long done");
+            result.unwrap().0
+        })
+    };
+    first_piece.recv().expect("the long request streams");
+
+    let mut once = |_: &str| false;
+    let (cancelled, _) = g
+        .generate_blocking(
+            &counting(1, 20, |p| p.max_tokens = 200),
+            &mut once,
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert_eq!(cancelled.finish_reason, FinishReason::Cancelled);
+
+    let mut sink = |_: &str| {
+        log.lock().unwrap().push("short");
+        true
+    };
+    let req = counting(1, 13, |p| {
+        p.max_tokens = 20;
+        p.stop = vec![", 16".into()];
+    });
+    let (short, _) = g
+        .generate_blocking(&req, &mut sink, &CancellationToken::new())
+        .unwrap();
+    assert_eq!(short.finish_reason, FinishReason::StopSequence);
+    assert_eq!(short.text.expose(), " 14, 15");
+
+    let long = long.join().unwrap();
+    assert_eq!(
+        (long.finish_reason, long.completion_tokens),
+        (FinishReason::Length, 200),
+        "{:?}",
+        long.text.expose()
+    );
+    assert!(
+        long.text.expose().starts_with(" 103, 104, 105, 106"),
+        "{:?}",
+        long.text.expose()
+    );
+    let log = log.lock().unwrap();
+    let at = |what| log.iter().position(|e| *e == what).unwrap();
+    assert!(
+        at("short") < at("long done"),
+        "the short request ran beside the long one, in the sequence the cancelled one freed"
+    );
+}
+
+/// The prompt cache's second level: with one sequence, an unrelated prompt overwrites it, but
+/// the earlier sequence was saved to host memory first and a later prompt sharing its prefix
+/// restores it instead of decoding the prefix again.
+#[test]
+fn a_sequence_overwritten_by_another_prompt_is_restored_from_host_memory() {
+    let g = LlamaCppGenerator::load(
+        ModelId::new(ID).unwrap(),
+        &asset(bear_core::assets::SMOLLM2_GGUF),
+        LlamaOptions {
+            parallel: 1,
+            ..LlamaOptions::default()
+        },
+    )
+    .unwrap();
+    let go = |preamble: &str| {
+        let mut req = counting(1, 5, |p| p.max_tokens = 4);
+        let Prompt::Text(text) = &req.prompt else {
+            unreachable!()
+        };
+        req.prompt = Prompt::Text(Redacted::new(preamble.repeat(4) + text.expose()));
+        let mut sink = |_: &str| true;
+        g.generate_blocking(&req, &mut sink, &CancellationToken::new())
+            .unwrap()
+    };
+    let lease = "The lease of the offices at Keizersgracht 221 runs for five years. ";
+    let loan = "Under the loan agreement the borrower repays EUR 40,000 by 2027. ";
+    let (first, _) = go(lease);
+    assert_eq!(first.prompt_cached_tokens, 0);
+    let (other, _) = go(loan);
+    assert!(
+        other.prompt_cached_tokens < 16,
+        "{}",
+        other.prompt_cached_tokens
+    );
+    let (again, t) = go(lease);
+    assert_eq!(again.prompt_cached_tokens, again.prompt_tokens - 1);
+    assert_eq!(t.prompt_tokens, 1);
+    assert!(
+        again.text.expose().starts_with(" 6,"),
+        "{:?} (first: {:?})",
+        again.text.expose(),
+        first.text.expose()
     );
 }

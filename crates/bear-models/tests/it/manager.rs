@@ -148,8 +148,12 @@ async fn autoload_cache_and_metrics() {
 
 #[tokio::test]
 async fn lru_eviction_under_a_budget() {
-    // Room for the generator or the embedder, not both.
-    let (m, _tmp) = manager(|c| c.memory_budget = 260 << 20);
+    // Room for the generator (one sequence, a small prompt cache) or the embedder, not both.
+    let (m, _tmp) = manager(|c| {
+        c.memory_budget = 260 << 20;
+        c.llama.parallel = 1;
+        c.llama.prompt_cache_bytes = 16 << 20;
+    });
     m.load(&id(GEN)).unwrap();
     m.load(&id(EMB)).unwrap();
     assert_eq!(status(&m, EMB), ModelStatus::Loaded);
@@ -158,6 +162,15 @@ async fn lru_eviction_under_a_budget() {
         ModelStatus::Available,
         "the idle generator was evicted"
     );
+    // The footprint counts a KV cache per parallel request and the prompt cache's bytes: four
+    // sequences and 256 MiB of prompt cache do not fit where one and 16 MiB did.
+    let (wide, _t3) = manager(|c| {
+        c.memory_budget = 260 << 20;
+        c.llama.parallel = 4;
+        c.llama.prompt_cache_bytes = 256 << 20;
+    });
+    let err = wide.load(&id(GEN)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(m.resident_bytes() <= 260 << 20);
 
     // A model in use is never evicted: loading another fails instead.
@@ -228,6 +241,8 @@ fn pinned_models_stay_through_keep_alive_and_eviction() {
     let (m, _tmp) = manager(|c| {
         c.keep_alive = Duration::ZERO;
         c.memory_budget = 260 << 20;
+        c.llama.parallel = 1;
+        c.llama.prompt_cache_bytes = 16 << 20;
     });
     m.pin(&id(EMB)).unwrap();
     assert_eq!(m.reap_idle(), 0, "keep-alive passes a pinned model by");

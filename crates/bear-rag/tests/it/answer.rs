@@ -17,10 +17,12 @@ fn generator() -> &'static LlamaCppGenerator {
         let path = crate::models_dir().join(assets::SMOLLM2_GGUF);
         assert!(path.exists(), "{}", assets::missing_hint(&path));
         let id = ModelId::new("SmolLM2-135M-Instruct.Q4_1").unwrap();
-        // No prompt cache: the tests compare two greedy generations of one prompt word for
-        // word, which a reused prefix (decoded in other batches) does not promise.
+        // No prompt cache, one request at a time: the tests compare two greedy generations of
+        // one prompt word for word, which a reused prefix or a shared batch (decoded in other
+        // batch shapes) does not promise.
         let options = bear_models::LlamaOptions {
             prompt_cache_bytes: 0,
+            parallel: 1,
             ..bear_models::LlamaOptions::default()
         };
         LlamaCppGenerator::load(id, &path, options).unwrap()
