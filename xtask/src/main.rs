@@ -44,11 +44,13 @@ enum Task {
     /// Build the example and test plugins for wasm32-wasip1 into `<target>/plugins/`.
     Plugins,
     /// Run the Criterion benchmarks with the `dev` profile, so no second dependency build.
-    /// `bench models` also runs llama-bench and sentence-transformers, `bench security`
-    /// Presidio's pattern recognizers, and both print ratio tables.
+    /// `bench models` also runs llama-bench, sentence-transformers and `bench serving`
+    /// (bear-server against llama-server), `bench security` Presidio's pattern recognizers,
+    /// and each prints ratio tables.
     Bench {
-        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`, `api`), or
-        /// `web` (the web app in Chromium); all Criterion benches when omitted.
+        /// One bench binary (`hw`, `models`, `security`, `plugins`, `rag`, `agents`, `api`),
+        /// `serving` (bear-server against llama-server), or `web` (the web app in Chromium);
+        /// all Criterion benches when omitted.
         which: Option<String>,
     },
     /// Ask every question of `examples/eval/questions.json` over `examples/corpus` (strict and
@@ -124,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         Task::Plugins => plugins::build().map(|_| ()),
         Task::Bench { which } => match which.as_deref() {
             Some("models") => bench::models(&default_models_dir()?),
+            Some("serving") => bench::serving(&default_models_dir()?),
             Some("security") => bench::security(),
             Some("plugins") => bench::plugins(),
             Some("rag") => bench::rag(),

@@ -646,6 +646,7 @@ pub(crate) async fn ask(State(s): St, caller: Caller, Body(b): Body<AskRequest>)
                 .event("token")
                 .data(json!({"text": t}).to_string()),
         ],
+        Piece::Logprob(_) => Vec::new(),
         Piece::Done(Ok(a)) => vec![
             SseEvent::default()
                 .event("done")

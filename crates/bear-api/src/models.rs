@@ -77,23 +77,45 @@ pub(crate) async fn manage(
 /// A generation running in the background, its pieces on a channel, then its result.
 pub(crate) enum Piece<D = bear_core::Result<Generation>> {
     Text(String),
+    /// A token's log probability, before the text it is part of (when the request asked).
+    Logprob(bear_core::TokenLogprob),
     Done(D),
+}
+
+/// Forwards a generation's text and log probabilities to its channel; a closed channel (the
+/// client went away) stops the generation within one token.
+struct PieceSink(mpsc::UnboundedSender<Piece>);
+
+impl bear_core::TokenSink for PieceSink {
+    fn on_text(&mut self, piece: &str) -> bool {
+        self.0.send(Piece::Text(piece.to_string())).is_ok()
+    }
+
+    fn on_logprob(&mut self, logprob: &bear_core::TokenLogprob) {
+        let _ = self.0.send(Piece::Logprob(logprob.clone()));
+    }
 }
 
 pub(crate) fn spawn_generation(
     s: &AppState,
     request: GenerationRequest,
 ) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
+    spawn_generation_under(s, request, CancellationToken::new())
+}
+
+/// [`spawn_generation`] cancelled by `cancel` (a child of a token covering several).
+pub(crate) fn spawn_generation_under(
+    s: &AppState,
+    request: GenerationRequest,
+    cancel: CancellationToken,
+) -> Api<(mpsc::UnboundedReceiver<Piece>, CancellationToken)> {
     let m = manager(s)?.clone();
     request.validate()?;
     let slot = s.queue_slot(&request.model)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
     let token = cancel.clone();
-    let sink_tx = tx.clone();
+    let sink = Box::new(PieceSink(tx.clone()));
     tokio::spawn(async move {
-        // A closed channel (the client went away) stops the generation within one token.
-        let sink = Box::new(move |p: &str| sink_tx.send(Piece::Text(p.to_string())).is_ok());
         let result = m.generate_with(request, sink, token).await;
         drop(slot);
         let _ = tx.send(Piece::Done(result));
@@ -171,6 +193,7 @@ pub(crate) async fn generate(
                 .event("token")
                 .data(json!({"text": t}).to_string()),
         ],
+        Piece::Logprob(_) => Vec::new(),
         Piece::Done(Ok(g)) => vec![
             SseEvent::default()
                 .event("done")

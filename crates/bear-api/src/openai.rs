@@ -236,12 +236,15 @@ impl OpenAiSampling {
 }
 
 /// OpenAI's defaults where a request leaves a value out: 256 tokens (OpenAI has no fixed
-/// limit; BEAR's models are small), temperature 1, top_p 1.
+/// limit; BEAR's models are small), temperature 1, top_p 1, and neither top-k nor a
+/// repetition penalty (OpenAI has none; its presence and frequency penalties default to 0).
 pub(crate) fn openai_defaults() -> SamplingParams {
     SamplingParams {
         max_tokens: 256,
         temperature: 1.0,
         top_p: 1.0,
+        top_k: 0,
+        repeat_penalty: 1.0,
         ..SamplingParams::default()
     }
 }
@@ -310,6 +313,7 @@ pub(crate) async fn completions(
     };
     let stream = sse_stream(rx, cancel, move |p| match p {
         Piece::Text(t) => vec![SseEvent::default().data(chunk(&t, None))],
+        Piece::Logprob(_) => Vec::new(),
         Piece::Done(Ok(g)) => vec![
             SseEvent::default().data(chunk("", Some(finish(g.finish_reason)))),
             SseEvent::default().data("[DONE]"),

@@ -14,7 +14,10 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use bear_app::calls::{Reply, ToolChoice, Tools};
 use bear_app::generate::{ChatRequest, MAX_CHOICES, Turn};
-use bear_core::{ChatRole, FunctionSpec, Generation, GenerationRequest, Redacted, ToolCall};
+use bear_core::{
+    CancellationToken, ChatRole, FunctionSpec, Generation, GenerationRequest, Redacted,
+    TokenLogprob, ToolCall,
+};
 use bear_security::access::Permission;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::gateway::Caller;
-use crate::models::{CancelOnDrop, Piece, app, model_id, spawn_generation};
+use crate::models::{CancelOnDrop, Piece, app, model_id, spawn_generation_under};
 use crate::openai::{OpenAiSampling, Usage, created, finish, openai_defaults, usage};
 use crate::routes::Body;
 
@@ -50,9 +53,12 @@ pub(crate) struct ChatBody {
     /// Choices to generate, 1 to [`MAX_CHOICES`].
     #[serde(default)]
     n: Option<u32>,
-    /// Log probabilities are not reported; `true` is refused.
+    /// Report each token's log probability.
     #[serde(default)]
     logprobs: Option<bool>,
+    /// With `logprobs`, the most likely tokens at each position, 0 to 20.
+    #[serde(default)]
+    top_logprobs: Option<u8>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -150,9 +156,9 @@ pub(crate) struct ChatChoice {
     message: AssistantMessage,
     /// `stop`, `length` or `tool_calls`.
     finish_reason: &'static str,
-    /// Always null: BEAR reports no log probabilities.
+    /// With `logprobs`: `{"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}`.
     #[schema(value_type = Option<Object>)]
-    logprobs: Option<()>,
+    logprobs: Option<Value>,
 }
 
 /// The assistant's reply.
@@ -170,14 +176,13 @@ pub(crate) struct AssistantMessage {
 impl ChatBody {
     /// bear-app's conversation, tools and sampling for this body; errors name the field.
     fn chat_request(&self, model: &str) -> Api<ChatRequest> {
-        if self.logprobs == Some(true) {
-            return Err(invalid(
-                "logprobs",
-                "log probabilities are not reported by BEAR; leave logprobs out or false",
-            ));
+        let logprobs = self.logprobs == Some(true);
+        if self.top_logprobs.is_some() && !logprobs {
+            return Err(invalid("top_logprobs", "requires logprobs: true"));
         }
         let mut sampling = self.sampling.sampling();
         sampling.json_schema = self.response_schema()?;
+        sampling.logprobs = logprobs.then(|| self.top_logprobs.unwrap_or(0));
         let messages = self
             .messages
             .iter()
@@ -341,48 +346,55 @@ fn finish_reason(g: &Generation, reply: &Reply) -> &'static str {
 /// A piece of one of the `n` choices.
 enum Tagged {
     Text(u32, String),
+    Logprob(u32, TokenLogprob),
     Done(u32, Result<Generation, ApiError>),
 }
 
-/// Generates the `n` choices one after another (a fixed seed advances by one per choice),
-/// their pieces tagged with the choice's index; dropping the receiver's guard cancels.
+/// Log probabilities as OpenAI's chat API gives them.
+fn wire_logprobs(logprobs: &[TokenLogprob]) -> Value {
+    let one = |t: &TokenLogprob| json!({"token": t.token, "logprob": t.logprob, "bytes": t.bytes});
+    let content: Vec<Value> = logprobs
+        .iter()
+        .map(|t| {
+            let mut v = one(t);
+            v["top_logprobs"] = t.top.iter().map(one).collect();
+            v
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
+}
+
+/// Starts the `n` choices at once, so the model serves them side by side (a fixed seed
+/// advances by one per choice), their pieces tagged with the choice's index. Each choice takes
+/// a place in the model's queue; when one cannot, the request fails and the others stop.
+/// Dropping the guard cancels them all.
 fn spawn_choices(
     s: &Arc<AppState>,
     request: GenerationRequest,
     n: u32,
 ) -> Api<(mpsc::UnboundedReceiver<Tagged>, CancelOnDrop)> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (mut first, cancel) = spawn_generation(s, request.clone())?;
-    let guard = CancelOnDrop(cancel.clone());
-    let s = s.clone();
-    tokio::spawn(async move {
-        for i in 0..n {
-            let mut pieces = if i == 0 {
-                std::mem::replace(&mut first, mpsc::unbounded_channel().1)
-            } else {
-                let mut next = request.clone();
-                next.params.seed = next.params.seed.map(|seed| seed.wrapping_add(u64::from(i)));
-                // A later choice stops when the client goes away: its pieces can no longer
-                // be forwarded, this task ends and drops their receiver.
-                match spawn_generation(&s, next) {
-                    Ok((rx, _)) => rx,
-                    Err(e) => {
-                        let _ = tx.send(Tagged::Done(i, Err(e)));
-                        return;
-                    }
-                }
-            };
+    let all = CancellationToken::new();
+    let guard = CancelOnDrop(all.clone());
+    for i in 0..n {
+        let mut next = request.clone();
+        next.params.seed = next.params.seed.map(|seed| seed.wrapping_add(u64::from(i)));
+        let (mut pieces, _) = spawn_generation_under(s, next, all.child_token())?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
             while let Some(p) = pieces.recv().await {
                 let sent = match p {
                     Piece::Text(t) => tx.send(Tagged::Text(i, t)),
+                    Piece::Logprob(lp) => tx.send(Tagged::Logprob(i, lp)),
                     Piece::Done(r) => tx.send(Tagged::Done(i, r.map_err(ApiError::from))),
                 };
-                if sent.is_err() || cancel.is_cancelled() {
+                // The client went away: dropping `pieces` stops this choice within a token.
+                if sent.is_err() {
                     return;
                 }
             }
-        }
-    });
+        });
+    }
     Ok((rx, guard))
 }
 
@@ -404,6 +416,7 @@ pub(crate) async fn chat_completions(
         tools: chat.tools,
         n,
         include_usage: b.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        logprobs: chat.sampling.logprobs.is_some(),
     };
     if b.sampling.stream {
         Ok(choices.sse(rx, guard).into_response())
@@ -419,6 +432,8 @@ struct Choices {
     tools: Tools,
     n: u32,
     include_usage: bool,
+    /// Whether the request asked for log probabilities.
+    logprobs: bool,
 }
 
 impl Choices {
@@ -429,7 +444,8 @@ impl Choices {
     ) -> Api<ChatCompletion> {
         let mut choices = Vec::new();
         let mut total = Usage::default();
-        while let Some(t) = rx.recv().await {
+        while choices.len() < self.n as usize {
+            let Some(t) = rx.recv().await else { break };
             let Tagged::Done(index, result) = t else {
                 continue;
             };
@@ -444,12 +460,10 @@ impl Choices {
                     tool_calls: wire_calls(&reply.calls),
                     content: reply.content,
                 },
-                logprobs: None,
+                logprobs: self.logprobs.then(|| wire_logprobs(&g.logprobs)),
             });
-            if index + 1 == self.n {
-                break;
-            }
         }
+        choices.sort_by_key(|c| c.index);
         if choices.len() != self.n as usize {
             return Err(ApiError::from_kind(
                 bear_core::ErrorKind::Internal,
@@ -467,21 +481,44 @@ impl Choices {
     }
 
     fn chunk(&self, index: u32, delta: Value, reason: Option<&str>) -> SseEvent {
+        self.chunk_with(index, delta, reason, &[])
+    }
+
+    /// A chunk carrying the log probabilities of its tokens (when the request asked).
+    fn chunk_with(
+        &self,
+        index: u32,
+        delta: Value,
+        reason: Option<&str>,
+        logprobs: &[TokenLogprob],
+    ) -> SseEvent {
+        let logprobs = match self.logprobs {
+            true => wire_logprobs(logprobs),
+            false => Value::Null,
+        };
         SseEvent::default().data(
             json!({"id": self.id, "object": "chat.completion.chunk", "created": created(),
                    "model": self.model,
-                   "choices": [{"index": index, "delta": delta, "finish_reason": reason, "logprobs": null}]})
+                   "choices": [{"index": index, "delta": delta, "finish_reason": reason, "logprobs": logprobs}]})
             .to_string(),
         )
     }
 
     /// The chunks of a choice's end: held text or calls (a first chunk per call with its id
-    /// and name, then its arguments), then the finish reason.
-    fn ending(&self, index: u32, g: &Generation, held: &str) -> Vec<SseEvent> {
+    /// and name, then its arguments), then the finish reason; `pending` log probabilities go
+    /// with the held text, or else with the last chunk.
+    fn ending(
+        &self,
+        index: u32,
+        g: &Generation,
+        held: &str,
+        mut pending: Vec<TokenLogprob>,
+    ) -> Vec<SseEvent> {
         let mut out = Vec::new();
         let reply = self.tools.reply(held);
         if let Some(text) = reply.content.as_ref().filter(|t| !t.is_empty()) {
-            out.push(self.chunk(index, json!({"content": text}), None));
+            let lp = std::mem::take(&mut pending);
+            out.push(self.chunk_with(index, json!({"content": text}), None, &lp));
         }
         for (k, c) in reply.calls.iter().enumerate() {
             out.push(self.chunk(
@@ -497,7 +534,8 @@ impl Choices {
                 None,
             ));
         }
-        out.push(self.chunk(index, json!({}), Some(finish_reason(g, &reply))));
+        let reason = Some(finish_reason(g, &reply));
+        out.push(self.chunk_with(index, json!({}), reason, &pending));
         out
     }
 
@@ -506,10 +544,13 @@ impl Choices {
         rx: mpsc::UnboundedReceiver<Tagged>,
         guard: CancelOnDrop,
     ) -> Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+        let n = self.n as usize;
         let mut state = Chunks {
             s: self,
-            held: String::new(),
-            started: false,
+            held: vec![String::new(); n],
+            started: vec![false; n],
+            pending: vec![Vec::new(); n],
+            done: 0,
             total: Usage::default(),
         };
         let events =
@@ -526,45 +567,65 @@ impl Choices {
     }
 }
 
-/// What the stream has seen of the current choice.
+/// What the stream has seen of each choice (they run side by side, their pieces interleaved).
 struct Chunks {
     s: Choices,
-    held: String,
-    started: bool,
+    /// Text held back while tools are offered.
+    held: Vec<String>,
+    /// Whether the choice's first chunk (with the role) was sent.
+    started: Vec<bool>,
+    /// Log probabilities of tokens whose text has not been sent yet.
+    pending: Vec<Vec<TokenLogprob>>,
+    /// Choices ended.
+    done: u32,
     total: Usage,
 }
 
 impl Chunks {
     fn events(&mut self, t: Tagged) -> Vec<SseEvent> {
         match t {
+            Tagged::Logprob(index, lp) => {
+                if let Some(p) = self.pending.get_mut(index as usize) {
+                    p.push(lp);
+                }
+                Vec::new()
+            }
             Tagged::Text(index, text) => {
+                let i = index as usize;
                 let mut delta = json!({});
-                if !std::mem::replace(&mut self.started, true) {
+                if !std::mem::replace(&mut self.started[i], true) {
                     delta["role"] = json!("assistant");
                 }
                 if self.s.tools.offered() {
-                    self.held.push_str(&text);
+                    self.held[i].push_str(&text);
                     if delta.get("role").is_none() {
                         return Vec::new();
                     }
                     delta["content"] = json!("");
-                } else {
-                    delta["content"] = json!(text);
+                    return vec![self.s.chunk(index, delta, None)];
                 }
-                vec![self.s.chunk(index, delta, None)]
+                delta["content"] = json!(text);
+                let lp = std::mem::take(&mut self.pending[i]);
+                vec![self.s.chunk_with(index, delta, None, &lp)]
             }
             Tagged::Done(index, Ok(g)) => {
+                let i = index as usize;
                 add(&mut self.total, &g);
                 let mut out = Vec::new();
-                if !std::mem::replace(&mut self.started, false) {
+                if !std::mem::replace(&mut self.started[i], true) {
                     out.push(self.s.chunk(
                         index,
                         json!({"role": "assistant", "content": ""}),
                         None,
                     ));
                 }
-                out.extend(self.s.ending(index, &g, &std::mem::take(&mut self.held)));
-                if index + 1 == self.s.n {
+                let (held, pending) = (
+                    std::mem::take(&mut self.held[i]),
+                    std::mem::take(&mut self.pending[i]),
+                );
+                out.extend(self.s.ending(index, &g, &held, pending));
+                self.done += 1;
+                if self.done == self.s.n {
                     if self.s.include_usage {
                         let usage = std::mem::take(&mut self.total);
                         out.push(SseEvent::default().data(

@@ -41,6 +41,8 @@ pub struct Sampling {
     pub stop: Vec<String>,
     /// Constrain the output to JSON valid under this schema.
     pub json_schema: Option<serde_json::Value>,
+    /// Report each token's log probability with this many alternatives.
+    pub logprobs: Option<u8>,
 }
 
 impl Sampling {
@@ -66,6 +68,12 @@ impl Sampling {
                     return Err(Error::invalid("json_schema", "must be a JSON object"));
                 }
                 Some(schema) => Some(schema.to_string()),
+            },
+            logprobs: match self.logprobs {
+                Some(k) if k > bear_core::MAX_TOP_LOGPROBS => {
+                    return Err(Error::invalid("top_logprobs", "must be from 0 to 20"));
+                }
+                k => k.or(defaults.logprobs),
             },
         };
         if p.max_tokens == 0 || p.max_tokens > max_tokens {

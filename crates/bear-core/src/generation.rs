@@ -147,10 +147,17 @@ pub struct SamplingParams {
     /// produced always parses, unless `max_tokens` cuts it short.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<String>,
+    /// Report each generated token's log probability and the `k` most likely tokens at its
+    /// position (0 to [`MAX_TOP_LOGPROBS`]); `None` reports none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u8>,
 }
 
 /// The largest JSON schema a request may constrain its output with.
 pub const MAX_JSON_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// The most alternatives a token's log probability may come with (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: u8 = 20;
 
 impl Default for SamplingParams {
     fn default() -> Self {
@@ -165,6 +172,7 @@ impl Default for SamplingParams {
             seed: None,
             stop: Vec::new(),
             json_schema: None,
+            logprobs: None,
         }
     }
 }
@@ -198,6 +206,9 @@ impl SamplingParams {
         }
         if self.stop.iter().any(String::is_empty) {
             return bad("stop sequences must not be empty strings");
+        }
+        if self.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+            return bad("top_logprobs must be between 0 and 20");
         }
         if let Some(schema) = &self.json_schema {
             if schema.len() > MAX_JSON_SCHEMA_BYTES {
@@ -269,6 +280,34 @@ pub struct Generation {
     pub elapsed: Duration,
     /// Why it stopped.
     pub finish_reason: FinishReason,
+    /// Each generated token's log probability, when the request asked for them
+    /// ([`SamplingParams::logprobs`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// A generated token's log probability under the model, and the most likely tokens at its
+/// position (each with an empty `top`). `Debug` shows only the numbers: the text is the user's.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token's text (its bytes, lossily decoded: a token may hold part of a character).
+    pub token: String,
+    /// The token's bytes.
+    pub bytes: Vec<u8>,
+    /// Natural log of its probability.
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<TokenLogprob>,
+}
+
+impl std::fmt::Debug for TokenLogprob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLogprob")
+            .field("logprob", &self.logprob)
+            .field("top", &self.top.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Generation {
@@ -288,6 +327,10 @@ pub trait TokenSink: Send {
     /// Called with each new piece of text, in order. Returning `false` cancels the generation
     /// within one token, exactly as cancelling the token would.
     fn on_text(&mut self, piece: &str) -> bool;
+
+    /// Called with a generated token's log probability, before the text it is part of, when
+    /// the request asked for them; ignored unless a sink wants them.
+    fn on_logprob(&mut self, _logprob: &TokenLogprob) {}
 }
 
 impl<F: FnMut(&str) -> bool + Send> TokenSink for F {

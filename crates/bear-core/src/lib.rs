@@ -37,7 +37,8 @@ pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};
 pub use generation::{
     ChatMessage, ChatRole, FinishReason, FunctionSpec, Generation, GenerationRequest,
-    MAX_JSON_SCHEMA_BYTES, Prompt, SamplingParams, TextGenerator, TokenSink, ToolCall,
+    MAX_JSON_SCHEMA_BYTES, MAX_TOP_LOGPROBS, Prompt, SamplingParams, TextGenerator, TokenLogprob,
+    TokenSink, ToolCall,
 };
 pub use id::{
     AgentId, CollectionId, DocumentId, ModelId, PluginId, RequestId, RunId, StepId, WorkflowId,

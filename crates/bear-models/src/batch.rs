@@ -19,7 +19,7 @@ use std::num::NonZeroU32;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use bear_core::{FinishReason, Generation, GenerationRequest, Redacted};
+use bear_core::{FinishReason, Generation, GenerationRequest, Redacted, TokenLogprob};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::session::LlamaStateSeqFlags;
@@ -30,7 +30,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::error::{Error, Result};
 use crate::llama::{GenerationTimings, LlamaOptions, Overflow, backend, backend_err, tokenize};
 use crate::prompt_cache::{MIN_REUSE, PromptCache, shared};
-use crate::sampling::{Sampling, Utf8Stream};
+use crate::sampling::{Sampling, Utf8Stream, logprob};
 use crate::stop::{Step, StopFilter};
 use crate::template::ChatTemplate;
 use crate::worker::{Job, Message, Ready};
@@ -480,6 +480,8 @@ struct Run {
     filter: StopFilter,
     utf8: Utf8Stream,
     text: String,
+    /// The tokens' log probabilities, when asked for.
+    logprobs: Vec<TokenLogprob>,
     generated: u32,
     piece: Vec<u8>,
     start: Instant,
@@ -501,6 +503,7 @@ impl Run {
             filter,
             utf8: Utf8Stream::default(),
             text: String::new(),
+            logprobs: Vec::new(),
             generated: 0,
             piece: Vec::with_capacity(32),
             start: Instant::now(),
@@ -552,6 +555,13 @@ impl Run {
             return Ok(Some(FinishReason::Stop));
         }
         self.generated += 1;
+        if let Some(top) = self.job.request.params.logprobs {
+            let lp = logprob(ctx, model, at, token, usize::from(top));
+            self.logprobs.push(lp.clone());
+            if self.job.reply.send(Message::Logprob(lp)).is_err() {
+                return Ok(Some(FinishReason::Cancelled));
+            }
+        }
         self.piece.clear();
         vocab.token_to_piece_into(token, &mut self.piece, false, None);
         let mut piece = String::new();
@@ -603,6 +613,7 @@ impl Run {
             completion_tokens: self.generated,
             elapsed: self.start.elapsed(),
             finish_reason: finish,
+            logprobs: std::mem::take(&mut self.logprobs),
         };
         (generation, timings)
     }

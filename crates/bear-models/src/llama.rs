@@ -212,7 +212,7 @@ impl LlamaCppGenerator {
     pub fn generate_blocking(
         &self,
         request: &GenerationRequest,
-        sink: &mut dyn FnMut(&str) -> bool,
+        sink: &mut dyn TokenSink,
         cancel: &CancellationToken,
     ) -> Result<(Generation, GenerationTimings)> {
         request
@@ -294,7 +294,7 @@ impl LlamaCppGenerator {
         let worker = self.worker.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            worker.generate(&request, &mut |p| sink.on_text(p), &cancel)
+            worker.generate(&request, sink.as_mut(), &cancel)
         });
         let result = task.await.map_err(|_| Error::Backend {
             backend: "llama.cpp",

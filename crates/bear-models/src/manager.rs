@@ -609,6 +609,9 @@ impl ModelManager {
                 .and_then(|b| serde_json::from_slice::<Generation>(&b).ok())
             {
                 counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                for lp in &hit.logprobs {
+                    sink.on_logprob(lp);
+                }
                 sink.on_text(hit.text.expose());
                 return Ok((hit, None));
             }

@@ -8,7 +8,7 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 
-use bear_core::GenerationRequest;
+use bear_core::{GenerationRequest, TokenLogprob};
 
 use crate::error::{Error, Result};
 use crate::llama::backend_err;
@@ -238,6 +238,45 @@ impl Sampling {
             }
         };
         Ok(token)
+    }
+}
+
+/// `token`'s log probability under the model at batch position `idx` (its raw logits, before
+/// penalties and grammar, as OpenAI reports them), with the `top` most likely tokens there.
+pub(crate) fn logprob(
+    ctx: &LlamaContext<'_>,
+    model: &LlamaModel,
+    idx: i32,
+    token: LlamaToken,
+    top: usize,
+) -> TokenLogprob {
+    let logits = ctx.get_logits_ith(idx);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let norm = max + sum.ln() as f32;
+    let entry = |t: usize| {
+        let mut bytes = Vec::new();
+        model
+            .vocab()
+            .token_to_piece_into(LlamaToken(t as i32), &mut bytes, false, None);
+        TokenLogprob {
+            token: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+            logprob: logits.get(t).map_or(f32::NEG_INFINITY, |l| l - norm),
+            top: Vec::new(),
+        }
+    };
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    let top = top.min(order.len());
+    let by_logit = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]);
+    if top > 0 && top < order.len() {
+        order.select_nth_unstable_by(top - 1, by_logit);
+    }
+    order.truncate(top);
+    order.sort_by(by_logit);
+    TokenLogprob {
+        top: order.into_iter().map(entry).collect(),
+        ..entry(token.0 as usize)
     }
 }
 

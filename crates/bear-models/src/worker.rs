@@ -7,7 +7,7 @@
 
 use std::sync::mpsc;
 
-use bear_core::{CancellationToken, Generation, GenerationRequest};
+use bear_core::{CancellationToken, Generation, GenerationRequest, TokenLogprob, TokenSink};
 
 use crate::error::{Error, Result};
 use crate::llama::GenerationTimings;
@@ -16,6 +16,8 @@ use crate::llama::GenerationTimings;
 pub(crate) enum Message {
     /// A piece of text.
     Text(String),
+    /// A generated token's log probability (before the text it is part of).
+    Logprob(TokenLogprob),
     /// The end.
     Done(Result<(Generation, GenerationTimings)>),
 }
@@ -69,12 +71,12 @@ impl Worker {
         }
     }
 
-    /// Runs `request` on the thread, passing each piece of text to `sink`; a `false` from
-    /// `sink` cancels the generation within one token.
+    /// Runs `request` on the thread, passing each piece of text (and log probability) to
+    /// `sink`; a `false` from `sink` cancels the generation within one token.
     pub(crate) fn generate(
         &self,
         request: &GenerationRequest,
-        sink: &mut dyn FnMut(&str) -> bool,
+        sink: &mut dyn TokenSink,
         cancel: &CancellationToken,
     ) -> Result<(Generation, GenerationTimings)> {
         let gone = || Error::Unavailable("the model's generation thread has stopped".into());
@@ -93,10 +95,11 @@ impl Worker {
         for message in rx {
             match message {
                 Message::Text(t) => {
-                    if !own.is_cancelled() && !sink(&t) {
+                    if !own.is_cancelled() && !sink.on_text(&t) {
                         own.cancel();
                     }
                 }
+                Message::Logprob(lp) => sink.on_logprob(&lp),
                 Message::Done(result) => return result,
             }
         }

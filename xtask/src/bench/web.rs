@@ -16,9 +16,9 @@ use crate::workspace_root;
 const DOCS: usize = 1000;
 
 /// A bear-server on a free loopback port over `home`; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) base: String,
 }
 
 impl Drop for Server {
@@ -28,14 +28,14 @@ impl Drop for Server {
     }
 }
 
-fn env(home: &Path) -> [(&'static str, std::path::PathBuf); 2] {
+pub(super) fn env(home: &Path) -> [(&'static str, std::path::PathBuf); 2] {
     [
         ("BEAR_DATA_DIR", home.join("data")),
         ("XDG_CONFIG_HOME", home.join("config")),
     ]
 }
 
-fn bear(home: &Path, args: &[&str]) -> anyhow::Result<String> {
+pub(super) fn bear(home: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(crate::bear_binary()?)
         .args(args)
         .envs(env(home))
@@ -74,7 +74,7 @@ fn prepare(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start(home: &Path) -> anyhow::Result<Server> {
+pub(super) fn start(home: &Path) -> anyhow::Result<Server> {
     let exe = crate::bear_binary()?.with_file_name("bear-server");
     let mut child = Command::new(exe)
         .args(["--bind", "127.0.0.1:0"])
@@ -128,7 +128,7 @@ pub(crate) fn web() -> anyhow::Result<()> {
     super::report::publish("web", &report(&v)?)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

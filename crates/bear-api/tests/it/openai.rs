@@ -1,7 +1,7 @@
 //! `/v1/chat/completions` as today's OpenAI clients use it, on the real model: tools and
 //! `tool_choice` (calls constrained to the functions' schemas, streamed as tool-call deltas),
 //! tool turns in the history, `response_format`, `n` choices, penalties, usage in the stream,
-//! and every error in OpenAI's shape with OpenAI's status.
+//! log probabilities, and every error in OpenAI's shape with OpenAI's status.
 
 use serde_json::{Value, json};
 
@@ -156,7 +156,9 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
     // response_format: output that parses, under the schema.
     let schema = json!({"type": "object", "properties": {"clause": {"type": "string", "maxLength": 40},
         "months": {"type": "integer"}}, "required": ["clause", "months"], "additionalProperties": false});
-    let formatted = json!({"model": GEN, "max_tokens": 60, "temperature": 0,
+    // (Room to finish: OpenAI's defaults have no repetition penalty, and this small model
+    // repeats itself inside the string until its maxLength.)
+    let formatted = json!({"model": GEN, "max_tokens": 160, "temperature": 0,
         "messages": [{"role": "user", "content": "How many months of notice?"}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "notice", "schema": schema, "strict": true}}});
     let (status, v) = post(&s, &formatted).await;
@@ -204,11 +206,13 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]), "{usage}");
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 8);
-    let finished: Vec<u64> = chunks
+    // The choices run side by side: each ends once, in whichever order.
+    let mut finished: Vec<u64> = chunks
         .iter()
         .filter(|c| c["choices"][0]["finish_reason"].is_string())
         .map(|c| c["choices"][0]["index"].as_u64().unwrap())
         .collect();
+    finished.sort_unstable();
     assert_eq!(finished, [0, 1]);
 }
 
@@ -229,7 +233,11 @@ async fn every_v1_error_is_openai_shaped_with_openais_status() {
         ),
         (ask(json!({"tool_choice": "sometimes"})), "tool_choice"),
         (ask(json!({"n": 9})), "n"),
-        (ask(json!({"logprobs": true})), "logprobs"),
+        (
+            ask(json!({"logprobs": true, "top_logprobs": 21})),
+            "top_logprobs",
+        ),
+        (ask(json!({"top_logprobs": 2})), "top_logprobs"),
         (ask(json!({"presence_penalty": 3})), "presence_penalty"),
         (
             ask(json!({"tool_choice": "required", "response_format": {"type": "json_object"}})),
@@ -285,4 +293,87 @@ async fn every_v1_error_is_openai_shaped_with_openais_status() {
     .await;
     assert_eq!(status, 422, "{v}");
     assert!(v["error"]["kind"].is_string(), "{v}");
+}
+
+/// Checks one token's log probabilities: a probability, the alternatives most likely first,
+/// and (greedy, no penalties) the token itself the most likely one.
+fn checked_logprob(t: &Value, top: usize) -> String {
+    keys(t, &["token", "logprob", "bytes", "top_logprobs"]);
+    let lp = t["logprob"].as_f64().unwrap();
+    assert!(lp <= 0.0 && lp.is_finite(), "{t}");
+    let alts = t["top_logprobs"].as_array().unwrap();
+    assert_eq!(alts.len(), top, "{t}");
+    let values: Vec<f64> = alts
+        .iter()
+        .map(|a| a["logprob"].as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "{t}");
+    assert!(
+        values.iter().map(|v| v.exp()).sum::<f64>() <= 1.0 + 1e-4,
+        "{t}"
+    );
+    assert_eq!(
+        alts[0]["token"], t["token"],
+        "greedy takes the most likely: {t}"
+    );
+    assert!((values[0] - lp).abs() < 1e-5, "{t}");
+    let bytes: Vec<u8> = (t["bytes"].as_array().unwrap().iter())
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        t["token"].as_str().unwrap()
+    );
+    t["token"].as_str().unwrap().to_string()
+}
+
+/// `logprobs` and `top_logprobs`: one entry per generated token, whose texts spell the
+/// content, whole and streamed (each chunk carrying its own tokens').
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_probabilities_whole_and_streamed() {
+    let s = server(bear_api::Limits::default()).await;
+    let b = json!({"model": GEN, "max_tokens": 12, "temperature": 0, "logprobs": true,
+        "top_logprobs": 3, "messages": [{"role": "user", "content": "Name three Dutch cities."}]});
+    let (status, v) = post(&s, &b).await;
+    assert_eq!(status, 200, "{v}");
+    let choice = &v["choices"][0];
+    let content = choice["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(
+        content.len() as u64,
+        v["usage"]["completion_tokens"].as_u64().unwrap(),
+        "{v}"
+    );
+    let spelled: String = content.iter().map(|t| checked_logprob(t, 3)).collect();
+    assert_eq!(spelled, choice["message"]["content"].as_str().unwrap());
+
+    let mut streamed = b.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let r = s
+        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
+        .await;
+    let chunks = openai_chunks(&r.text().await.unwrap());
+    let (mut text, mut tokens) = (String::new(), String::new());
+    let mut count = 0;
+    for c in &chunks[..chunks.len() - 1] {
+        let choice = &c["choices"][0];
+        text.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+        for t in choice["logprobs"]["content"].as_array().unwrap() {
+            tokens.push_str(&checked_logprob(t, 3));
+            count += 1;
+        }
+    }
+    assert_eq!(tokens, text);
+    assert_eq!(text, spelled, "the stream spells what the whole answer did");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(count, usage["completion_tokens"].as_u64().unwrap());
+
+    // Without `logprobs` there are none.
+    let (_, v) = post(
+        &s,
+        &json!({"model": GEN, "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert!(v["choices"][0]["logprobs"].is_null(), "{v}");
 }

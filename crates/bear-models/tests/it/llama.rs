@@ -580,7 +580,41 @@ fn requests_join_a_running_batch_and_leave_it_when_done() {
     assert_eq!(short.finish_reason, FinishReason::StopSequence);
     assert_eq!(short.text.expose(), " 14, 15");
 
+    // A prompt longer than two batches is read in chunks, and the running stream goes on
+    // between them: it gets a token at each of the newcomer's chunk steps.
+    log.lock().unwrap().push("big sent");
+    let text = "The tenant pays the rent monthly. ".repeat(180) + "Summarise.";
+    let mut sink = |_: &str| {
+        log.lock().unwrap().push("big");
+        true
+    };
+    let big = g
+        .generate_blocking(
+            &request(&text, |p| p.max_tokens = 2),
+            &mut sink,
+            &CancellationToken::new(),
+        )
+        .unwrap()
+        .0;
+    log.lock().unwrap().push("big done");
+    assert!(big.prompt_tokens > 1024, "{} tokens", big.prompt_tokens);
     let long = long.join().unwrap();
+    {
+        let log = log.lock().unwrap();
+        let sent = log.iter().position(|e| *e == "big sent").unwrap();
+        // The newcomer's first piece (or its end, had it none).
+        let first = log[sent + 1..]
+            .iter()
+            .position(|e| e.starts_with("big"))
+            .map(|i| sent + 1 + i)
+            .unwrap();
+        let beside = log[sent..first].iter().filter(|e| **e == "long").count();
+        assert!(
+            beside >= 2,
+            "the running stream produced {beside} tokens while a {}-token prompt was read",
+            big.prompt_tokens
+        );
+    }
     assert_eq!(
         (long.finish_reason, long.completion_tokens),
         (FinishReason::Length, 200),
@@ -643,4 +677,55 @@ fn a_sequence_overwritten_by_another_prompt_is_restored_from_host_memory() {
         again.text.expose(),
         first.text.expose()
     );
+}
+
+/// A newcomer whose prompt a running request's sequence already holds copies that prefix
+/// (shared KV cells) instead of decoding it: the other sequence is free and empty, so only the
+/// copy can supply the cached tokens.
+#[test]
+fn a_running_sequences_prefix_is_copied_to_a_newcomer() {
+    let g = Arc::new(
+        LlamaCppGenerator::load(
+            ModelId::new(ID).unwrap(),
+            &asset(bear_core::assets::SMOLLM2_GGUF),
+            LlamaOptions {
+                parallel: 2,
+                ..LlamaOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let counting_on = |max_tokens| {
+        counting(100, 102, |p| {
+            p.max_tokens = max_tokens;
+            p.repeat_penalty = 1.0;
+        })
+    };
+    let (started, first_piece) = std::sync::mpsc::channel();
+    let long = {
+        let (g, req) = (g.clone(), counting_on(200));
+        std::thread::spawn(move || {
+            let mut sink = |_: &str| {
+                let _ = started.send(());
+                true
+            };
+            g.generate_blocking(&req, &mut sink, &CancellationToken::new())
+                .unwrap()
+                .0
+        })
+    };
+    first_piece.recv().unwrap();
+    let mut sink = |_: &str| true;
+    let (copied, t) = g
+        .generate_blocking(&counting_on(6), &mut sink, &CancellationToken::new())
+        .unwrap();
+    assert_eq!(copied.prompt_cached_tokens, copied.prompt_tokens - 1);
+    assert_eq!(t.prompt_tokens, 1);
+    assert!(
+        copied.text.expose().starts_with(" 103,"),
+        "{:?}",
+        copied.text.expose()
+    );
+    let long = long.join().unwrap();
+    assert_eq!(long.completion_tokens, 200, "{:?}", long.text.expose());
 }
