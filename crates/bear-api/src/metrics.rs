@@ -355,6 +355,31 @@ pub(crate) async fn serve(
             "Bytes held by resident models",
             bytes,
         );
+        let processed: Family<Labels, Gauge<u64, AtomicU64>> = Family::default();
+        let cached: Family<Labels, Gauge<u64, AtomicU64>> = Family::default();
+        for info in models.list() {
+            let Ok(m) = models.metrics(&info.entry.id) else {
+                continue;
+            };
+            if m.requests == 0 {
+                continue;
+            }
+            let model = vec![("model", info.entry.id.to_string())];
+            processed
+                .get_or_create(&model)
+                .set(m.prompt_tokens_processed);
+            cached.get_or_create(&model).set(m.prompt_tokens_cached);
+        }
+        registry.register(
+            "model_prompt_tokens_processed",
+            "Prompt tokens decoded per model, since the server started",
+            processed,
+        );
+        registry.register(
+            "model_prompt_tokens_cached",
+            "Prompt tokens the prompt cache supplied per model, since the server started",
+            cached,
+        );
     }
     let runs: Family<Labels, Gauge> = Family::default();
     if let Ok(all) = s.engine.list(None).await {

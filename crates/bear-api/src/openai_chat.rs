@@ -548,6 +548,7 @@ impl Choices {
         let mut state = Chunks {
             s: self,
             held: vec![String::new(); n],
+            sent: vec![0; n],
             started: vec![false; n],
             pending: vec![Vec::new(); n],
             done: 0,
@@ -570,8 +571,10 @@ impl Choices {
 /// What the stream has seen of each choice (they run side by side, their pieces interleaved).
 struct Chunks {
     s: Choices,
-    /// Text held back while tools are offered.
+    /// The text while tools are offered (a call must not be streamed as content).
     held: Vec<String>,
+    /// How much of `held` was sent as content (what could not be a call).
+    sent: Vec<usize>,
     /// Whether the choice's first chunk (with the role) was sent.
     started: Vec<bool>,
     /// Log probabilities of tokens whose text has not been sent yet.
@@ -596,14 +599,22 @@ impl Chunks {
                 if !std::mem::replace(&mut self.started[i], true) {
                     delta["role"] = json!("assistant");
                 }
-                if self.s.tools.offered() {
+                let text = if self.s.tools.offered() {
                     self.held[i].push_str(&text);
-                    if delta.get("role").is_none() {
-                        return Vec::new();
+                    let settled = self.s.tools.settled(&self.held[i]).max(self.sent[i]);
+                    let new = self.held[i][self.sent[i]..settled].to_string();
+                    self.sent[i] = settled;
+                    if new.is_empty() {
+                        if delta.get("role").is_none() {
+                            return Vec::new();
+                        }
+                        delta["content"] = json!("");
+                        return vec![self.s.chunk(index, delta, None)];
                     }
-                    delta["content"] = json!("");
-                    return vec![self.s.chunk(index, delta, None)];
-                }
+                    new
+                } else {
+                    text
+                };
                 delta["content"] = json!(text);
                 let lp = std::mem::take(&mut self.pending[i]);
                 vec![self.s.chunk_with(index, delta, None, &lp)]
@@ -623,7 +634,8 @@ impl Chunks {
                     std::mem::take(&mut self.held[i]),
                     std::mem::take(&mut self.pending[i]),
                 );
-                out.extend(self.s.ending(index, &g, &held, pending));
+                let unsent = &held[std::mem::take(&mut self.sent[i])..];
+                out.extend(self.s.ending(index, &g, unsent, pending));
                 self.done += 1;
                 if self.done == self.s.n {
                     if self.s.include_usage {

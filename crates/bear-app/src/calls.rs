@@ -106,6 +106,39 @@ impl Tools {
         Some(schema.to_string())
     }
 
+    /// How much of `text`, an output still being generated, is content whatever comes next,
+    /// so that a stream can send it at once: all of it without tools; none under `required`
+    /// or a named function, or under `auto` while the output starts like a call (JSON, a
+    /// `[TOOL_CALLS]`, `<|python_tag|>`, or nothing yet); else everything before the first
+    /// `<tool_call>` or `[TOOL_CALLS]` and before a trailing part of one.
+    pub fn settled(&self, text: &str) -> usize {
+        if !self.offered() {
+            return text.len();
+        }
+        let t = text.trim_start();
+        let call_like = t.is_empty()
+            || t.starts_with('{')
+            || t.starts_with('[')
+            || t.starts_with(PYTHON_TAG)
+            || PYTHON_TAG.starts_with(t);
+        if self.choice != ToolChoice::Auto || call_like {
+            return 0;
+        }
+        let mut end = text.len();
+        for marker in [HERMES_OPEN, MISTRAL_CALLS] {
+            if let Some(i) = text.find(marker) {
+                end = end.min(i);
+            }
+            if let Some(k) = (1..marker.len())
+                .rev()
+                .find(|&k| text.ends_with(&marker[..k]))
+            {
+                end = end.min(text.len() - k);
+            }
+        }
+        end
+    }
+
     /// The model's `text` read back as calls of the offered functions, or as content when it
     /// holds none (or a malformed one).
     pub fn reply(&self, text: &str) -> Reply {
@@ -185,10 +218,17 @@ fn check_function(i: usize, f: &FunctionSpec) -> Result<()> {
     Ok(())
 }
 
+/// Where a Hermes/Qwen call starts.
+const HERMES_OPEN: &str = "<tool_call>";
+/// Where Mistral's calls start.
+const MISTRAL_CALLS: &str = "[TOOL_CALLS]";
+/// What may open a Llama 3 call.
+const PYTHON_TAG: &str = "<|python_tag|>";
+
 /// Hermes/Qwen: `<tool_call>{…}</tool_call>` blocks (the last may be cut off), text around
 /// them kept as content.
 fn hermes(text: &str) -> Option<(Option<String>, Vec<Value>)> {
-    const OPEN: &str = "<tool_call>";
+    const OPEN: &str = HERMES_OPEN;
     const CLOSE: &str = "</tool_call>";
     let first = text.find(OPEN)?;
     let mut content = text[..first].to_string();
@@ -207,7 +247,7 @@ fn hermes(text: &str) -> Option<(Option<String>, Vec<Value>)> {
 
 /// Mistral: `[TOOL_CALLS]` and a JSON array of calls.
 fn mistral(text: &str) -> Option<(Option<String>, Vec<Value>)> {
-    let (before, calls) = text.split_once("[TOOL_CALLS]")?;
+    let (before, calls) = text.split_once(MISTRAL_CALLS)?;
     let calls: Vec<Value> = serde_json::from_str(calls.trim()).ok()?;
     Some((non_empty(before.to_string()), calls))
 }
@@ -216,7 +256,7 @@ fn mistral(text: &str) -> Option<(Option<String>, Vec<Value>)> {
 /// `<|python_tag|>`.
 fn bare_json(text: &str) -> Option<(Option<String>, Vec<Value>)> {
     let t = text.trim();
-    let t = t.strip_prefix("<|python_tag|>").unwrap_or(t).trim();
+    let t = t.strip_prefix(PYTHON_TAG).unwrap_or(t).trim();
     match serde_json::from_str::<Value>(t).ok()? {
         Value::Array(calls) => Some((None, calls)),
         call @ Value::Object(_) => Some((None, vec![call])),
@@ -286,6 +326,26 @@ mod tests {
         assert_eq!(names(&stringly), [("get_weather", json!({"city": "Bonn"}))]);
         let ids: Vec<_> = hermes.calls.iter().map(|c| c.id.clone()).collect();
         assert!(ids[0].starts_with("call_") && ids[0] != ids[1], "{ids:?}");
+    }
+
+    /// While streaming, text is sent as soon as it cannot be (the start of) a call.
+    #[test]
+    fn settled_text_stops_before_anything_that_may_be_a_call() {
+        let auto = tools(ToolChoice::Auto);
+        for held in ["", "  ", "{\"name\"", "[TOOL_CA", "<|python", "[1, 2"] {
+            assert_eq!(auto.settled(held), 0, "{held:?}");
+        }
+        let text = "The notice period is three months. ";
+        assert_eq!(auto.settled(text), text.len());
+        assert_eq!(auto.settled(&format!("{text}<tool_")), text.len());
+        assert_eq!(
+            auto.settled(&format!("{text}<tool_call>{{\"na")),
+            text.len()
+        );
+        assert_eq!(auto.settled(&format!("{text}[TOOL_CALLS] [")), text.len());
+        assert_eq!(auto.settled("See <b>bold</b> text"), 20, "not a marker");
+        assert_eq!(tools(ToolChoice::Required).settled(text), 0);
+        assert_eq!(tools(ToolChoice::None).settled(text), text.len());
     }
 
     #[test]

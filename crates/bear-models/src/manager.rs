@@ -135,6 +135,9 @@ pub struct ModelMetrics {
     /// Prompt tokens the prompt cache supplied, over all requests.
     #[serde(default)]
     pub prompt_tokens_cached: u64,
+    /// Prompt tokens decoded (not from the prompt cache), over all requests.
+    #[serde(default)]
+    pub prompt_tokens_processed: u64,
     /// Generated tokens per second over all requests.
     pub generation_tokens_per_second: f64,
     /// Cache hits over cacheable requests.
@@ -164,6 +167,7 @@ impl Counters {
             errors: l(&self.errors),
             prompt_tokens_per_second: rate(l(&self.prompt_tokens), l(&self.prompt_us)),
             prompt_tokens_cached: l(&self.prompt_cached),
+            prompt_tokens_processed: l(&self.prompt_tokens),
             generation_tokens_per_second: rate(l(&self.gen_tokens), l(&self.gen_us)),
             cache_hit_rate: if lookups == 0 {
                 0.0

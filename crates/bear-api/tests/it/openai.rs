@@ -152,6 +152,26 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
         .as_u64()
         .unwrap();
     assert!(cached > 40 && cached < prompt, "{again}");
+    // /metrics counts them per model, beside the tokens decoded.
+    let metrics = s
+        .send("GET", "/metrics", &s.reader, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let counted = |name: &str| {
+        let line = format!("bear_{name}{{model=\"{GEN}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(counted("model_prompt_tokens_cached") >= cached, "{metrics}");
+    assert!(
+        counted("model_prompt_tokens_processed") >= prompt - cached,
+        "{metrics}"
+    );
 
     // response_format: output that parses, under the schema.
     let schema = json!({"type": "object", "properties": {"clause": {"type": "string", "maxLength": 40},
@@ -376,4 +396,39 @@ async fn log_probabilities_whole_and_streamed() {
     )
     .await;
     assert!(v["choices"][0]["logprobs"].is_null(), "{v}");
+}
+
+/// With tools offered under `auto`, an answer in text streams as it is generated (several
+/// content chunks, spelling the whole answer's content), and no call text ever appears as
+/// content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_text_streams_as_it_comes_and_calls_never_do() {
+    let s = server(bear_api::Limits::default()).await;
+    let b = ask(
+        json!({"tool_choice": "auto", "max_tokens": 40, "messages": [
+        {"role": "user", "content": "Write one friendly sentence greeting the new tenant."}]}),
+    );
+    let mut streamed = b.clone();
+    streamed["stream"] = json!(true);
+    let r = s
+        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
+        .await;
+    let chunks = openai_chunks(&r.text().await.unwrap());
+    let pieces: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let text = pieces.concat();
+    assert!(
+        !text.contains("<tool_call>") && !text.contains("[TOOL_CALLS]"),
+        "{text}"
+    );
+    // The same request whole (from the result cache: the same generation).
+    let (status, v) = post(&s, &b).await;
+    assert_eq!(status, 200, "{v}");
+    let message = &v["choices"][0]["message"];
+    assert!(message.get("tool_calls").is_none(), "a text answer: {v}");
+    assert_eq!(text.trim(), message["content"].as_str().unwrap().trim());
+    assert!(pieces.len() >= 3, "streamed as generated: {pieces:?}");
 }
