@@ -59,6 +59,9 @@ pub(crate) struct ChatBody {
     /// With `logprobs`, the most likely tokens at each position, 0 to 20.
     #[serde(default)]
     top_logprobs: Option<u8>,
+    /// `false`: at most one call per reply.
+    #[serde(default)]
+    parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -226,7 +229,11 @@ impl ChatBody {
                 }
             },
         };
-        Ok(Tools { functions, choice })
+        Ok(Tools {
+            functions,
+            choice,
+            one_call: self.parallel_tool_calls == Some(false),
+        })
     }
 
     fn response_schema(&self) -> Api<Option<Value>> {

@@ -38,6 +38,9 @@ pub struct Tools {
     pub functions: Vec<FunctionSpec>,
     /// How the model must answer.
     pub choice: ToolChoice,
+    /// At most one call per reply (OpenAI's `parallel_tool_calls: false`); later calls in
+    /// the output are dropped.
+    pub one_call: bool,
 }
 
 /// The model's output read back: text, calls, or both.
@@ -165,7 +168,12 @@ impl Tools {
             .map(|v| self.call(v))
             .collect::<Option<Vec<_>>>()
         {
-            Some(calls) if !calls.is_empty() => Reply { content, calls },
+            Some(mut calls) if !calls.is_empty() => {
+                if self.one_call {
+                    calls.truncate(1);
+                }
+                Reply { content, calls }
+            }
             _ => as_text(),
         }
     }
@@ -288,6 +296,7 @@ mod tests {
                 },
             ],
             choice,
+            one_call: false,
         }
     }
 
@@ -312,6 +321,20 @@ mod tests {
                 ("get_weather", json!({"city": "Utrecht"})),
                 ("find_clause", json!({"topic": "rent"}))
             ]
+        );
+        let one = Tools {
+            one_call: true,
+            ..t.clone()
+        };
+        let first = one.reply(&format!(
+            "<tool_call>{}</tool_call><tool_call>{}</tool_call>",
+            r#"{"name": "get_weather", "arguments": {"city": "Utrecht"}}"#,
+            r#"{"name": "find_clause", "arguments": {"topic": "rent"}}"#
+        ));
+        assert_eq!(
+            names(&first),
+            [("get_weather", json!({"city": "Utrecht"}))],
+            "parallel_tool_calls: false keeps the first call"
         );
         let mistral = t.reply(
             "[TOOL_CALLS] [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Gent\"}}]",
@@ -413,6 +436,7 @@ mod tests {
         let empty = Tools {
             functions: Vec::new(),
             choice: ToolChoice::Required,
+            one_call: false,
         };
         assert!(field(empty).contains("no tools"));
         tools(ToolChoice::Required).check().unwrap();

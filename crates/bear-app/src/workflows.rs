@@ -69,12 +69,15 @@ impl App {
             backends.scrubber = Some(self.scrubber_for(PiiPolicy::Replace)?);
         }
         if needs.retriever {
-            let embedder = self
-                .embedder(&loaded.config.models.default_embedder)
-                .await?;
+            // Loaded by the first `rag_query`, not now: a server holds no embedding model
+            // until a workflow asks.
+            let embedder = crate::embed::OnDemandEmbedder::new(
+                self.models().clone(),
+                ModelId::new(&loaded.config.models.default_embedder)?,
+            )?;
             backends.retriever = Some(Arc::new(bear_rag::RagRetriever::new(
                 self.store().clone(),
-                embedder,
+                Arc::new(embedder),
                 self.scrubber_for(loaded.config.rag.pii_policy)?,
             )));
         }

@@ -367,3 +367,39 @@ fn pause_resume_and_cancel_reach_a_run_in_another_process() {
     assert_eq!(after["status"], "cancelled", "{after}");
     assert!(after["progress"]["completed"].as_u64().unwrap() < 8);
 }
+
+/// A `rag_query` step retrieves from an ingested collection: the embedding model is loaded
+/// when the step runs (the backends hold none until then) and the hits carry their sources.
+#[test]
+fn a_rag_query_step_retrieves_from_an_ingested_collection() {
+    let h = crate::rag::home_with_keys();
+    let corpus = crate::rag::corpus();
+    let o = h.run(&["ingest", s(&corpus), "-c", "lease"], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = h.write(
+        "rag.yaml",
+        br#"
+name: rag
+steps:
+  - id: find
+    type: rag_query
+    parameters: {collection: lease, query: "monthly rent for the offices", top_k: 3}
+"#,
+    );
+    let o = h.run(&["--json", "workflow", "run", s(&file)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["status"], "completed", "{p}");
+    let hits = p["progress"]["steps"][0]["output"].as_array().unwrap();
+    assert_eq!(hits.len(), 3, "{p}");
+    assert!(
+        hits.iter()
+            .all(|h| h["source"].is_string() && h["text"].is_string()),
+        "{p}"
+    );
+    assert!(
+        hits.iter()
+            .any(|h| h["text"].as_str().unwrap().to_lowercase().contains("rent")),
+        "{p}"
+    );
+}
