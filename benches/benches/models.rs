@@ -36,9 +36,12 @@ fn generator() -> LlamaCppGenerator {
     LlamaCppGenerator::load(
         ModelId::new("SmolLM2-135M-Instruct.Q4_1").unwrap(),
         &path,
+        // No prompt cache: pp512 repeats one prompt, which the cache would supply all but one
+        // token of; llama-bench decodes it whole every time.
         LlamaOptions {
             context_length: 1024,
             threads: t,
+            prompt_cache_bytes: 0,
             ..LlamaOptions::default()
         },
     )

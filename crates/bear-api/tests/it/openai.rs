@@ -41,6 +41,17 @@ async fn post(s: &Server, b: &Value) -> (u16, Value) {
     .await
 }
 
+/// `b` streamed, with usage: its chunks (the usage chunk last).
+async fn streamed(s: &Server, b: &Value) -> Vec<Value> {
+    let mut b = b.clone();
+    b["stream"] = json!(true);
+    b["stream_options"] = json!({"include_usage": true});
+    let r = s
+        .send("POST", "/v1/chat/completions", &s.user, Some(&b))
+        .await;
+    openai_chunks(&r.text().await.unwrap())
+}
+
 /// The call's arguments, checked against the function's own schema.
 fn checked_args(call: &Value) -> (String, Value) {
     keys(call, &["id", "type", "function"]);
@@ -215,14 +226,9 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
     assert!(completion > 8 && completion <= 24, "{v}");
     assert_eq!(v["usage"]["prompt_tokens"].as_u64().unwrap() % 3, 0);
 
-    let mut streamed = several.clone();
-    streamed["n"] = json!(2);
-    streamed["stream"] = json!(true);
-    streamed["stream_options"] = json!({"include_usage": true});
-    let r = s
-        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
-        .await;
-    let chunks = openai_chunks(&r.text().await.unwrap());
+    let mut two = several.clone();
+    two["n"] = json!(2);
+    let chunks = streamed(&s, &two).await;
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]), "{usage}");
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 8);
@@ -366,13 +372,7 @@ async fn log_probabilities_whole_and_streamed() {
     let spelled: String = content.iter().map(|t| checked_logprob(t, 3)).collect();
     assert_eq!(spelled, choice["message"]["content"].as_str().unwrap());
 
-    let mut streamed = b.clone();
-    streamed["stream"] = json!(true);
-    streamed["stream_options"] = json!({"include_usage": true});
-    let r = s
-        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
-        .await;
-    let chunks = openai_chunks(&r.text().await.unwrap());
+    let chunks = streamed(&s, &b).await;
     let (mut text, mut tokens) = (String::new(), String::new());
     let mut count = 0;
     for c in &chunks[..chunks.len() - 1] {
@@ -408,12 +408,7 @@ async fn auto_text_streams_as_it_comes_and_calls_never_do() {
         json!({"tool_choice": "auto", "max_tokens": 40, "messages": [
         {"role": "user", "content": "Write one friendly sentence greeting the new tenant."}]}),
     );
-    let mut streamed = b.clone();
-    streamed["stream"] = json!(true);
-    let r = s
-        .send("POST", "/v1/chat/completions", &s.user, Some(&streamed))
-        .await;
-    let chunks = openai_chunks(&r.text().await.unwrap());
+    let chunks = streamed(&s, &b).await;
     let pieces: Vec<&str> = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())

@@ -13,22 +13,27 @@ use crate::asset;
 
 const ID: &str = "SmolLM2-135M-Instruct.Q4_1";
 
+/// SmolLM2 with `options`.
+fn load(options: LlamaOptions) -> LlamaCppGenerator {
+    LlamaCppGenerator::load(
+        ModelId::new(ID).unwrap(),
+        &asset(bear_core::assets::SMOLLM2_GGUF),
+        options,
+    )
+    .expect("SmolLM2 loads")
+}
+
 fn generator() -> &'static LlamaCppGenerator {
     static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
     GEN.get_or_init(|| {
         // No prompt cache and one request at a time: these tests compare greedy runs word for
         // word, which a reused prefix or a batch shared with other tests' requests (decoded in
         // other batch shapes) does not promise.
-        LlamaCppGenerator::load(
-            ModelId::new(ID).unwrap(),
-            &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions {
-                prompt_cache_bytes: 0,
-                parallel: 1,
-                ..LlamaOptions::default()
-            },
-        )
-        .expect("SmolLM2 loads")
+        load(LlamaOptions {
+            prompt_cache_bytes: 0,
+            parallel: 1,
+            ..LlamaOptions::default()
+        })
     })
 }
 
@@ -172,16 +177,11 @@ fn chat_messages_use_the_models_template() {
 fn a_prompt_over_the_context_is_rejected_or_truncated() {
     let long = "The parties agree to the terms. ".repeat(40);
     let small = |overflow| {
-        LlamaCppGenerator::load(
-            ModelId::new(ID).unwrap(),
-            &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions {
-                context_length: 64,
-                overflow,
-                ..LlamaOptions::default()
-            },
-        )
-        .unwrap()
+        load(LlamaOptions {
+            context_length: 64,
+            overflow,
+            ..LlamaOptions::default()
+        })
     };
     let mut sink = |_: &str| true;
     let req = request(&long, |p| p.max_tokens = 4);
@@ -432,16 +432,11 @@ fn bad_json_schemas_are_typed_errors_naming_the_problem() {
 /// is reused.
 #[test]
 fn a_shared_prefix_is_decoded_once() {
-    let load = |prompt_cache_bytes| {
-        LlamaCppGenerator::load(
-            ModelId::new(ID).unwrap(),
-            &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions {
-                prompt_cache_bytes,
-                ..LlamaOptions::default()
-            },
-        )
-        .unwrap()
+    let with_cache = |prompt_cache_bytes| {
+        load(LlamaOptions {
+            prompt_cache_bytes,
+            ..LlamaOptions::default()
+        })
     };
     let preamble = "The lease of the offices at Keizersgracht 221 in Amsterdam runs for five \
                     years from 1 March 2024. "
@@ -459,8 +454,8 @@ fn a_shared_prefix_is_decoded_once() {
         g.generate_blocking(req, &mut sink, &CancellationToken::new())
             .unwrap()
     };
-    let cached = load(256 << 20);
-    let plain = load(0);
+    let cached = with_cache(256 << 20);
+    let plain = with_cache(0);
 
     let (a, ta) = go(&cached, &count(5));
     assert_eq!(a.prompt_cached_tokens, 0);
@@ -523,18 +518,11 @@ fn counting(from: u32, upto: u32, edit: impl FnOnce(&mut SamplingParams)) -> Gen
 /// and the cancelled one's, which the third request can only get if it was freed.
 #[test]
 fn requests_join_a_running_batch_and_leave_it_when_done() {
-    let g = Arc::new(
-        LlamaCppGenerator::load(
-            ModelId::new(ID).unwrap(),
-            &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions {
-                prompt_cache_bytes: 0,
-                parallel: 2,
-                ..LlamaOptions::default()
-            },
-        )
-        .unwrap(),
-    );
+    let g = Arc::new(load(LlamaOptions {
+        prompt_cache_bytes: 0,
+        parallel: 2,
+        ..LlamaOptions::default()
+    }));
     let log = Arc::new(Mutex::new(Vec::<&str>::new()));
     let (started, first_piece) = std::sync::mpsc::channel();
     let long = {
@@ -639,15 +627,10 @@ fn requests_join_a_running_batch_and_leave_it_when_done() {
 /// restores it instead of decoding the prefix again.
 #[test]
 fn a_sequence_overwritten_by_another_prompt_is_restored_from_host_memory() {
-    let g = LlamaCppGenerator::load(
-        ModelId::new(ID).unwrap(),
-        &asset(bear_core::assets::SMOLLM2_GGUF),
-        LlamaOptions {
-            parallel: 1,
-            ..LlamaOptions::default()
-        },
-    )
-    .unwrap();
+    let g = load(LlamaOptions {
+        parallel: 1,
+        ..LlamaOptions::default()
+    });
     let go = |preamble: &str| {
         let mut req = counting(1, 5, |p| p.max_tokens = 4);
         let Prompt::Text(text) = &req.prompt else {
@@ -684,17 +667,10 @@ fn a_sequence_overwritten_by_another_prompt_is_restored_from_host_memory() {
 /// copy can supply the cached tokens.
 #[test]
 fn a_running_sequences_prefix_is_copied_to_a_newcomer() {
-    let g = Arc::new(
-        LlamaCppGenerator::load(
-            ModelId::new(ID).unwrap(),
-            &asset(bear_core::assets::SMOLLM2_GGUF),
-            LlamaOptions {
-                parallel: 2,
-                ..LlamaOptions::default()
-            },
-        )
-        .unwrap(),
-    );
+    let g = Arc::new(load(LlamaOptions {
+        parallel: 2,
+        ..LlamaOptions::default()
+    }));
     let counting_on = |max_tokens| {
         counting(100, 102, |p| {
             p.max_tokens = max_tokens;
