@@ -269,16 +269,17 @@ impl App {
     }
 }
 
-/// The model manager the configuration asks for. With `disk_cache`, deterministic results are
-/// also cached on disk; if another BEAR process holds that file, the manager runs without it
-/// (and says so in the log) rather than not at all.
-pub fn open_models(loaded: &LoadedConfig, disk_cache: bool) -> Result<ModelManager> {
+/// The model manager the configuration asks for. A `server` also caches deterministic results
+/// on disk (if another BEAR process holds that file, the manager runs without it and says so
+/// in the log, rather than not at all) and serves `models.parallel` requests per model at once;
+/// a command serves one at a time unless `models.parallel` is set.
+pub fn open_models(loaded: &LoadedConfig, server: bool) -> Result<ModelManager> {
     use bear_hw::Probe as _;
     let machine = bear_hw::SysProbe.probe(&loaded.dirs.data_dir);
-    let config = ManagerConfig::from_config(&loaded.config, &loaded.dirs, &machine, disk_cache);
+    let config = ManagerConfig::from_config(&loaded.config, &loaded.dirs, &machine, server);
     match ModelManager::new(config.clone()) {
         Ok(m) => Ok(m),
-        Err(e) if disk_cache => {
+        Err(e) if server => {
             tracing::warn!("{e}; running without the on-disk result cache");
             let mut config = config;
             config.cache.l2_path = None;

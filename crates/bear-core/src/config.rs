@@ -327,7 +327,8 @@ pub struct ModelsConfig {
     /// sequences also keep their last request's tokens); 0 keeps none.
     pub prompt_cache_bytes: u64,
     /// Requests each generation model serves at once (continuous batching, one KV cache per
-    /// request); unset means bear-hw's recommendation.
+    /// request); unset means bear-hw's recommendation in bear-server and 1 in a `bear`
+    /// command.
     pub parallel: Option<u32>,
 }
 

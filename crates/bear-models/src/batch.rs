@@ -258,6 +258,8 @@ impl<'m> Batcher<'m> {
         if kept * 2 < self.slots[target].tokens.len() {
             self.save(target);
         }
+        // Saving may have dropped or moved entries: look the state up again.
+        let saved = saved.and_then(|_| self.saved.best(prompt).filter(worth));
         match (other, saved) {
             (Some((n, src)), s) if s.is_none_or(|(m, _)| n >= m) => self.copy(src, target, n),
             (_, Some((_, entry))) => self.restore(entry, target),

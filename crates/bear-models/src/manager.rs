@@ -48,13 +48,16 @@ pub struct ManagerConfig {
 impl ManagerConfig {
     /// The manager the configuration asks for on `machine`: the models directory, bear-hw's
     /// memory budget and thread count (unless `[hw] threads` is set), `[models]`' context
-    /// length, autoload and ONNX Runtime library, and the on-disk result cache in the cache
-    /// directory when `disk_cache` is true.
+    /// length, autoload and ONNX Runtime library. A `server` also keeps deterministic results
+    /// in the on-disk cache and serves `models.parallel` requests per model at once (bear-hw's
+    /// recommendation when unset); a one-shot command serves one at a time unless
+    /// `models.parallel` is set, so it allocates one KV cache, not one per client it will
+    /// never have.
     pub fn from_config(
         config: &bear_core::Config,
         dirs: &bear_core::Dirs,
         machine: &bear_hw::Machine,
-        disk_cache: bool,
+        server: bool,
     ) -> Self {
         let rec = bear_hw::recommend(machine);
         let models_dir = dirs.models_dir.clone();
@@ -72,10 +75,10 @@ impl ManagerConfig {
                 threads: threads as u32,
                 mlock: config.hw.mlock.unwrap_or(false),
                 prompt_cache_bytes: config.models.prompt_cache_bytes,
-                parallel: config
-                    .models
-                    .parallel
-                    .unwrap_or(rec.parallel_requests as u32),
+                parallel: config.models.parallel.unwrap_or(match server {
+                    true => rec.parallel_requests as u32,
+                    false => 1,
+                }),
                 ..LlamaOptions::default()
             },
             ort_dylib_candidates: crate::embed::ort_dylib_candidates(
@@ -85,7 +88,7 @@ impl ManagerConfig {
             fallback_tokenizer_dir: Some(models_dir.join(bear_core::assets::MINILM_DIR)),
             threads,
             cache: CacheConfig {
-                l2_path: disk_cache.then(|| dirs.cache_dir.join("results.redb")),
+                l2_path: server.then(|| dirs.cache_dir.join("results.redb")),
                 ..CacheConfig::default()
             },
         }
