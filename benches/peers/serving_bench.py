@@ -35,6 +35,8 @@ def one_stream(base, key, model, prompt, max_tokens, out):
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
         "temperature": 0,
+        # Both servers' extension; the same penalty on both sides (llama-server's default).
+        "repeat_penalty": 1.0,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -111,6 +113,7 @@ def prefix(base, key, model):
                 "messages": [{"role": "user", "content": text + "\n\n" + q}],
                 "max_tokens": 1,
                 "temperature": 0,
+                "repeat_penalty": 1.0,
             }
             start = time.perf_counter()
             with post(base, key, "/v1/chat/completions", body) as r:

@@ -209,6 +209,9 @@ pub(crate) struct OpenAiSampling {
     presence_penalty: Option<f32>,
     #[serde(default)]
     frequency_penalty: Option<f32>,
+    /// BEAR's repetition penalty (llama-server's extension); 1 disables [default: 1.1].
+    #[serde(default)]
+    repeat_penalty: Option<f32>,
 }
 
 impl OpenAiSampling {
@@ -220,6 +223,7 @@ impl OpenAiSampling {
             top_p: self.top_p,
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
+            repeat_penalty: self.repeat_penalty,
             seed: self.seed,
             stop: match &self.stop {
                 None => Vec::new(),
@@ -236,15 +240,14 @@ impl OpenAiSampling {
 }
 
 /// OpenAI's defaults where a request leaves a value out: 256 tokens (OpenAI has no fixed
-/// limit; BEAR's models are small), temperature 1, top_p 1, and neither top-k nor a
-/// repetition penalty (OpenAI has none; its presence and frequency penalties default to 0).
+/// limit; BEAR's models are small), temperature 1, top_p 1; BEAR's top-k (40) and repetition
+/// penalty (1.1), which small local models need to stay on topic and to stop, as
+/// llama-server keeps its own; `repeat_penalty` (llama-server's extension) sets the penalty.
 pub(crate) fn openai_defaults() -> SamplingParams {
     SamplingParams {
         max_tokens: 256,
         temperature: 1.0,
         top_p: 1.0,
-        top_k: 0,
-        repeat_penalty: 1.0,
         ..SamplingParams::default()
     }
 }

@@ -358,8 +358,9 @@ fn checked_logprob(t: &Value, top: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_probabilities_whole_and_streamed() {
     let s = server(bear_api::Limits::default()).await;
+    // No repetition penalty, so greedy takes the most likely token of the raw distribution.
     let b = json!({"model": GEN, "max_tokens": 12, "temperature": 0, "logprobs": true,
-        "top_logprobs": 3, "messages": [{"role": "user", "content": "Name three Dutch cities."}]});
+        "top_logprobs": 3, "repeat_penalty": 1.0, "messages": [{"role": "user", "content": "Name three Dutch cities."}]});
     let (status, v) = post(&s, &b).await;
     assert_eq!(status, 200, "{v}");
     let choice = &v["choices"][0];
