@@ -23,6 +23,16 @@ fn load(options: LlamaOptions) -> LlamaCppGenerator {
     .expect("SmolLM2 loads")
 }
 
+/// A generation whose prompt came from the cache but for its last token, continuing `starts`.
+fn all_but_one_reused(
+    (g, t): &(bear_core::Generation, bear_models::GenerationTimings),
+    starts: &str,
+) {
+    assert_eq!(g.prompt_cached_tokens, g.prompt_tokens - 1);
+    assert_eq!(t.prompt_tokens, 1);
+    assert!(g.text.expose().starts_with(starts), "{:?}", g.text.expose());
+}
+
 fn generator() -> &'static LlamaCppGenerator {
     static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
     GEN.get_or_init(|| {
@@ -466,14 +476,7 @@ fn a_shared_prefix_is_decoded_once() {
         a.text.expose()
     );
     // The same prompt again: all but its last token come from the cache.
-    let (again, t) = go(&cached, &count(5));
-    assert_eq!(again.prompt_cached_tokens, again.prompt_tokens - 1);
-    assert_eq!(t.prompt_tokens, 1);
-    assert!(
-        again.text.expose().starts_with(" 6, 7"),
-        "{:?}",
-        again.text.expose()
-    );
+    all_but_one_reused(&go(&cached, &count(5)), " 6, 7");
     // The same preamble, counting further: the shared part is reused.
     let (b, tb) = go(&cached, &count(8));
     let shared = b.prompt_cached_tokens;
@@ -651,15 +654,7 @@ fn a_sequence_overwritten_by_another_prompt_is_restored_from_host_memory() {
         "{}",
         other.prompt_cached_tokens
     );
-    let (again, t) = go(lease);
-    assert_eq!(again.prompt_cached_tokens, again.prompt_tokens - 1);
-    assert_eq!(t.prompt_tokens, 1);
-    assert!(
-        again.text.expose().starts_with(" 6,"),
-        "{:?} (first: {:?})",
-        again.text.expose(),
-        first.text.expose()
-    );
+    all_but_one_reused(&go(lease), " 6,");
 }
 
 /// A newcomer whose prompt a running request's sequence already holds copies that prefix
@@ -692,16 +687,10 @@ fn a_running_sequences_prefix_is_copied_to_a_newcomer() {
     };
     first_piece.recv().unwrap();
     let mut sink = |_: &str| true;
-    let (copied, t) = g
+    let copied = g
         .generate_blocking(&counting_on(6), &mut sink, &CancellationToken::new())
         .unwrap();
-    assert_eq!(copied.prompt_cached_tokens, copied.prompt_tokens - 1);
-    assert_eq!(t.prompt_tokens, 1);
-    assert!(
-        copied.text.expose().starts_with(" 103,"),
-        "{:?}",
-        copied.text.expose()
-    );
+    all_but_one_reused(&copied, " 103,");
     let long = long.join().unwrap();
     assert_eq!(long.completion_tokens, 200, "{:?}", long.text.expose());
 }
