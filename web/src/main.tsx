@@ -35,6 +35,9 @@ function useRoute(): string[] {
   useEffect(() => {
     const on = () => setRoute(parts());
     addEventListener("hashchange", on);
+    // Effects run after the first paint: a hash changed before this listener was added (a
+    // link followed while the page was still drawing) is read now.
+    on();
     return () => removeEventListener("hashchange", on);
   }, []);
   return route;

@@ -53,6 +53,7 @@ use bear_models::{ManagerConfig, ModelManager};
 use bear_rag::{Collection, Store};
 use bear_security::{Keyring, PolicyScrubbers};
 
+pub use bear_models::reexec_with_openmp_env;
 pub use config::{LoadedConfig, load as load_config};
 pub use error::{Error, ErrorBody, ErrorDetail, Result};
 

@@ -31,8 +31,15 @@ use clap::Parser;
 pub use cli::{Cli, Command};
 pub use error::{Error, Result};
 
-/// Runs `bear` with the process's arguments and environment; returns the exit code.
+/// Runs `bear` with the process's arguments and environment; returns the exit code. First
+/// runs the program again with llama.cpp's OpenMP variables set when they are missing
+/// ([`bear_app::reexec_with_openmp_env`]).
 pub fn main() -> ExitCode {
+    if let Err(e) = bear_app::reexec_with_openmp_env() {
+        eprintln!(
+            "note: could not restart with GOMP_SPINCOUNT set ({e}); generation may slow down while other programs use the CPU"
+        );
+    }
     run(std::env::args_os())
 }
 

@@ -330,6 +330,11 @@ pub struct ModelsConfig {
     /// request); unset means bear-hw's recommendation in bear-server and 1 in a `bear`
     /// command.
     pub parallel: Option<u32>,
+    /// Decode on one thread while the CPU is contended (another program busy), measured as
+    /// generation goes: far faster then, but a greedy answer may differ in wording from one
+    /// decoded on all threads. `false` (with `parallel = 1` and `prompt_cache_bytes = 0`) keeps
+    /// runs word for word.
+    pub adapt_threads: bool,
 }
 
 impl Default for ModelsConfig {
@@ -343,6 +348,7 @@ impl Default for ModelsConfig {
             preload: Vec::new(),
             prompt_cache_bytes: 256 << 20,
             parallel: None,
+            adapt_threads: true,
         }
     }
 }

@@ -118,8 +118,9 @@ impl Prompt {
 
 /// Sampling parameters. With `temperature == 0` or a fixed `seed`, output is reproducible for
 /// a prompt decoded the same way; a prompt whose prefix comes from a model's prompt cache is
-/// decoded in other batches, which may change the wording (`models.prompt_cache_bytes = 0`
-/// keeps every run word for word).
+/// decoded in other batches, and a decode on fewer threads sums in another order, either of
+/// which may change the wording (`models.prompt_cache_bytes = 0`, `parallel = 1` and
+/// `adapt_threads = false` keep every run word for word).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {

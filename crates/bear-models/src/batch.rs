@@ -33,6 +33,7 @@ use crate::prompt_cache::{MIN_REUSE, PromptCache, shared};
 use crate::sampling::{Sampling, Utf8Stream, logprob};
 use crate::stop::{Step, StopFilter};
 use crate::template::ChatTemplate;
+use crate::threads::{self, Tuner};
 use crate::worker::{Job, Message, Ready};
 
 /// The model's thread: makes the context, reports ready, serves until the handle is dropped.
@@ -77,6 +78,7 @@ pub(crate) struct Batcher<'m> {
     /// Requests waiting for a free sequence, oldest first.
     waiting: VecDeque<Job>,
     clock: u64,
+    tuner: Tuner,
 }
 
 impl<'m> Batcher<'m> {
@@ -117,6 +119,7 @@ impl<'m> Batcher<'m> {
             saved: PromptCache::new(options.prompt_cache_bytes),
             waiting: VecDeque::new(),
             clock: 0,
+            tuner: Tuner::new(options.threads, options.adapt_threads),
         })
     }
 
@@ -346,6 +349,8 @@ impl<'m> Batcher<'m> {
             Ok(fed) => fed,
             Err(e) => return self.fail_all("batch", &e),
         };
+        let mode = self.tuner.mode();
+        threads::apply(mode);
         let start = Instant::now();
         if let Err(e) = self.ctx.decode(&mut self.batch) {
             let reason = e.to_string();
@@ -355,6 +360,8 @@ impl<'m> Batcher<'m> {
             return;
         }
         let seconds = start.elapsed().as_secs_f64();
+        self.tuner
+            .record(mode, self.batch.n_tokens() as usize, seconds);
         for (i, n) in fed {
             let slot = &mut self.slots[i];
             if let Some(run) = &mut slot.run {

@@ -1,6 +1,6 @@
 //! The ggml tensor-type table, read from the linked ggml itself so it never drifts.
 //!
-//! This is the one module of bear-models with `unsafe`: two pure lookup functions of ggml,
+//! One of bear-models' three modules with `unsafe`: two pure lookup functions of ggml,
 //! called only with a type id already checked to be in range.
 
 #![allow(unsafe_code)]

@@ -13,7 +13,7 @@
 //! - A file is validated before native code sees it: a bad model is a typed error, never an abort
 //!   inside llama.cpp or ONNX Runtime.
 //! - llama-cpp-2, candle and ort are dependencies of this crate only.
-//! - `unsafe` lives in two small modules (`ggml`, `mapped`), each call justified.
+//! - `unsafe` lives in three small modules (`ggml`, `mapped`, `threads`), each call justified.
 
 mod batch;
 pub mod bert;
@@ -25,11 +25,13 @@ pub mod gguf;
 pub mod llama;
 pub mod manager;
 mod mapped;
+pub mod openmp;
 mod prompt_cache;
 pub mod registry;
 mod sampling;
 mod stop;
 pub mod template;
+mod threads;
 mod worker;
 
 pub use bert::EmbedderPath;
@@ -39,6 +41,7 @@ pub use error::{Error, Result};
 pub use gguf::GgufInfo;
 pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow};
 pub use manager::{ManagerConfig, ModelInfo, ModelManager, ModelMetrics, ModelStatus};
+pub use openmp::reexec_with_openmp_env;
 pub use registry::{ModelEntry, ModelKind, ModelMeta, Scan, scan};
 pub use sampling::schema_grammar;
 pub use template::ChatTemplate;

@@ -57,6 +57,8 @@ pub struct LlamaOptions {
     pub prompt_cache_bytes: u64,
     /// Requests served at once (sequences of one context; see [`crate::batch`]).
     pub parallel: u32,
+    /// Decode on one thread while that is faster (a contended CPU; see [`crate::threads`]).
+    pub adapt_threads: bool,
 }
 
 impl Default for LlamaOptions {
@@ -69,6 +71,7 @@ impl Default for LlamaOptions {
             batch_size: 512,
             prompt_cache_bytes: 256 << 20,
             parallel: 4,
+            adapt_threads: true,
         }
     }
 }

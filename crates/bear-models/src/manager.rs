@@ -75,6 +75,7 @@ impl ManagerConfig {
                 threads: threads as u32,
                 mlock: config.hw.mlock.unwrap_or(false),
                 prompt_cache_bytes: config.models.prompt_cache_bytes,
+                adapt_threads: config.models.adapt_threads,
                 parallel: config.models.parallel.unwrap_or(match server {
                     true => rec.parallel_requests as u32,
                     false => 1,

@@ -32,10 +32,12 @@ pub(crate) fn home_with_keys() -> Home {
 }
 
 /// Tests that compare the CLI's answer (a fresh process) with a long-running server's word for
-/// word turn the prompt cache off and serve one request at a time: a prefix reused from the
-/// cache, or a batch shared with another request, is decoded in other batch shapes, which may
-/// change the wording of a greedy answer (as with llama-server's `cache_prompt` and slots).
-pub(crate) const WORD_FOR_WORD: &str = "[models]\nprompt_cache_bytes = 0\nparallel = 1\n";
+/// word turn the prompt cache off, serve one request at a time and keep all threads: a prefix
+/// reused from the cache, or a batch shared with another request, is decoded in other batch
+/// shapes, and a decode on one thread sums in another order, either of which may change the
+/// wording of a greedy answer (as with llama-server's `cache_prompt` and slots).
+pub(crate) const WORD_FOR_WORD: &str =
+    "[models]\nprompt_cache_bytes = 0\nparallel = 1\nadapt_threads = false\n";
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", stderr(o));

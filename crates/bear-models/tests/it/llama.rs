@@ -36,12 +36,14 @@ fn all_but_one_reused(
 fn generator() -> &'static LlamaCppGenerator {
     static GEN: OnceLock<LlamaCppGenerator> = OnceLock::new();
     GEN.get_or_init(|| {
-        // No prompt cache and one request at a time: these tests compare greedy runs word for
-        // word, which a reused prefix or a batch shared with other tests' requests (decoded in
-        // other batch shapes) does not promise.
+        // No prompt cache, one request at a time, all threads always: these tests compare
+        // greedy runs word for word, which a reused prefix, a batch shared with other tests'
+        // requests (decoded in other batch shapes) or a decode on fewer threads does not
+        // promise.
         load(LlamaOptions {
             prompt_cache_bytes: 0,
             parallel: 1,
+            adapt_threads: false,
             ..LlamaOptions::default()
         })
     })

@@ -17,12 +17,13 @@ fn generator() -> &'static LlamaCppGenerator {
         let path = crate::models_dir().join(assets::SMOLLM2_GGUF);
         assert!(path.exists(), "{}", assets::missing_hint(&path));
         let id = ModelId::new("SmolLM2-135M-Instruct.Q4_1").unwrap();
-        // No prompt cache, one request at a time: the tests compare two greedy generations of
-        // one prompt word for word, which a reused prefix or a shared batch (decoded in other
-        // batch shapes) does not promise.
+        // No prompt cache, one request at a time, all threads always: the tests compare two
+        // greedy generations of one prompt word for word, which a reused prefix, a shared
+        // batch (decoded in other batch shapes) or a decode on fewer threads does not promise.
         let options = bear_models::LlamaOptions {
             prompt_cache_bytes: 0,
             parallel: 1,
+            adapt_threads: false,
             ..bear_models::LlamaOptions::default()
         };
         LlamaCppGenerator::load(id, &path, options).unwrap()
