@@ -31,9 +31,7 @@ struct Args {
 
 fn main() -> ExitCode {
     if let Err(e) = bear_app::reexec_with_openmp_env() {
-        eprintln!(
-            "note: could not restart with GOMP_SPINCOUNT set ({e}); generation may slow down while other programs use the CPU"
-        );
+        eprintln!("note: {e}");
     }
     let args = Args::parse();
     tracing_subscriber::fmt()

@@ -36,9 +36,7 @@ pub use error::{Error, Result};
 /// ([`bear_app::reexec_with_openmp_env`]).
 pub fn main() -> ExitCode {
     if let Err(e) = bear_app::reexec_with_openmp_env() {
-        eprintln!(
-            "note: could not restart with GOMP_SPINCOUNT set ({e}); generation may slow down while other programs use the CPU"
-        );
+        eprintln!("note: {e}");
     }
     run(std::env::args_os())
 }

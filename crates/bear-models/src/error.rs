@@ -57,6 +57,13 @@ pub enum Error {
     /// The model is busy or the memory budget is full; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// The program could not run itself again with libgomp's variables set
+    /// ([`crate::openmp::reexec_with_openmp_env`]).
+    #[error(
+        "could not restart with GOMP_SPINCOUNT set ({0}); generation may slow down while other \
+         programs use the CPU"
+    )]
+    Restart(std::io::Error),
 }
 
 impl Error {
@@ -73,6 +80,7 @@ impl Error {
             Self::InvalidRequest(_) => ErrorKind::InvalidRequest,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::Restart(_) => ErrorKind::Internal,
         }
     }
 }

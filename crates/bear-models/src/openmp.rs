@@ -27,15 +27,14 @@ fn missing(get: impl Fn(&str) -> Option<OsString>) -> Vec<(&'static str, &'stati
 
 /// Runs this program again with [`OPENMP_ENV`] set, same arguments and process id, when a
 /// variable is missing; returns when none is (or on a platform without `exec`). Call it first
-/// thing in `main`, before any thread starts. Returns the error when the program could not be
-/// run again: text generation still works, it only slows badly while other programs use the
-/// CPU.
-pub fn reexec_with_openmp_env() -> std::io::Result<()> {
+/// thing in `main`, before any thread starts. An error means the program could not be run
+/// again: text generation still works, it only slows badly while other programs use the CPU.
+pub fn reexec_with_openmp_env() -> crate::Result<()> {
     let missing = missing(|k| std::env::var_os(k));
     if missing.is_empty() {
         return Ok(());
     }
-    reexec(&missing)
+    reexec(&missing).map_err(crate::Error::Restart)
 }
 
 #[cfg(unix)]
