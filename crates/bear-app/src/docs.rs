@@ -28,6 +28,10 @@ pub struct CollectionView {
     pub chunks: usize,
     /// Whether its files are sealed under its own data key (encrypted at rest).
     pub sealed: bool,
+    /// The code its vectors came from, such as `onnxruntime 1.22.0
+    /// (all-MiniLM-L6-v2-fused/model.onnx)`; none before its first ingest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder_runtime: Option<String>,
 }
 
 impl CollectionView {
@@ -41,6 +45,7 @@ impl CollectionView {
             documents,
             chunks,
             sealed: m.sealed,
+            embedder_runtime: m.embedder_runtime.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -123,4 +123,8 @@ impl bear_core::Embedder for OnDemandEmbedder {
     fn batch_invariant(&self) -> bool {
         self.now().is_ok_and(|e| e.batch_invariant())
     }
+
+    fn runtime(&self) -> Option<bear_core::EmbedderRuntime> {
+        self.now().ok().and_then(|e| e.runtime())
+    }
 }

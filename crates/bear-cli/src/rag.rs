@@ -89,6 +89,13 @@ pub(crate) fn ingest(
     for f in &report.failed {
         writeln!(out, "  failed {}: {}", f.path, f.reason)?;
     }
+    if let Some(before) = &report.built_with_runtime {
+        writeln!(
+            out,
+            "  note: the collection's earlier vectors came from {before}; the model is the same, \
+             so the vectors agree within the tested tolerance (cosine 0.9999)"
+        )?;
+    }
     Ok(())
 }
 
@@ -487,7 +494,7 @@ pub(crate) fn collections(
             for c in &list {
                 writeln!(
                     out,
-                    "{:<20} {:>6} documents {:>8} chunks  pii: {}  embedder: {}",
+                    "{:<20} {:>6} documents {:>8} chunks  pii: {}  embedder: {}{}",
                     c.name,
                     c.documents,
                     c.chunks,
@@ -495,7 +502,11 @@ pub(crate) fn collections(
                         .ok()
                         .and_then(|v| v.as_str().map(String::from))
                         .unwrap_or_default(),
-                    c.embedder
+                    c.embedder,
+                    c.embedder_runtime
+                        .as_ref()
+                        .map(|r| format!(" on {r}"))
+                        .unwrap_or_default()
                 )?;
             }
             Ok(())

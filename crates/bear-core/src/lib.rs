@@ -47,7 +47,7 @@ pub use pii::{
     CustomPattern, DenyList, InvalidUtf8, PiiEntity, PiiPolicy, PiiScrubber, RiskLevel,
     ScrubOutcome,
 };
-pub use retrieval::{Embedder, RetrievalQuery, RetrievedChunk, Retriever};
+pub use retrieval::{Embedder, EmbedderRuntime, RetrievalQuery, RetrievedChunk, Retriever};
 pub use tokio_util::sync::CancellationToken;
 pub use tool::{Tool, ToolSpec};
 pub use workflow::{RunControl, RunRecord, RunStatus, StepRecord, StepStatus, WorkflowStateStore};

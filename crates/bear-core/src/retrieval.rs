@@ -40,6 +40,31 @@ pub trait Embedder: Send + Sync {
     fn batch_invariant(&self) -> bool {
         true
     }
+
+    /// The code computing the vectors, when known (a collection records it).
+    fn runtime(&self) -> Option<EmbedderRuntime> {
+        None
+    }
+}
+
+/// Which code computes an embedder's vectors: a collection records the one it was built with.
+/// One model's runtimes give the same vectors within the tolerance bear-models tests (cosine
+/// 0.9999 to sentence-transformers'), so a switch is reported, not refused; another model is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedderRuntime {
+    /// `onnxruntime` or `candle`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The file it computes: the ONNX graph or the safetensors weights, with its folder.
+    pub graph: String,
+}
+
+impl std::fmt::Display for EmbedderRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.name, self.version, self.graph)
+    }
 }
 
 /// A search over one collection.

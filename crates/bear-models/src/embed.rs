@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bear_core::{Embedder, ModelId};
+use bear_core::{Embedder, EmbedderRuntime, ModelId};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::error::{Error, Result};
@@ -180,6 +180,7 @@ pub struct CandleEmbedder {
     model: Arc<candle_transformers::models::bert::BertModel>,
     tokenizer: Arc<Tokenizers>,
     dim: usize,
+    runtime: EmbedderRuntime,
 }
 
 impl std::fmt::Debug for CandleEmbedder {
@@ -224,6 +225,11 @@ impl CandleEmbedder {
             model: Arc::new(model),
             tokenizer,
             dim: config.hidden_size,
+            runtime: EmbedderRuntime {
+                name: "candle".into(),
+                version: CANDLE_VERSION.into(),
+                graph: graph_name(&weights),
+            },
         })
     }
 
@@ -271,6 +277,10 @@ impl Embedder for CandleEmbedder {
 
     async fn embed(&self, texts: &[String]) -> bear_core::Result<Vec<Vec<f32>>> {
         on_blocking_thread(self, texts, Self::embed_blocking).await
+    }
+
+    fn runtime(&self) -> Option<EmbedderRuntime> {
+        Some(self.runtime.clone())
     }
 }
 
@@ -328,6 +338,36 @@ fn ort_environment(candidates: &[PathBuf]) -> Result<&'static ort::environment::
     Ok(ENV.get_or_init(|| env))
 }
 
+/// candle's version, as the workspace manifest pins it (a test checks the two agree).
+const CANDLE_VERSION: &str = "0.11.1";
+
+/// `folder/file` of a model file, as a collection records it.
+fn graph_name(file: &Path) -> String {
+    let mut parts: Vec<String> = file
+        .iter()
+        .rev()
+        .take(2)
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    parts.reverse();
+    parts.join("/")
+}
+
+/// ONNX Runtime's version from its build information: the release branch's
+/// (`git-branch=rel-1.22.0`), else the commit (`git-commit-id=a83fc4d58c`, as in the Python
+/// wheels), else the whole text.
+fn ort_version(info: &str) -> String {
+    let field = |key: &str| {
+        info.trim_start_matches("ORT Build Info:")
+            .split(',')
+            .find_map(|f| f.trim().strip_prefix(key))
+    };
+    field("git-branch=rel-")
+        .map(str::to_owned)
+        .or_else(|| field("git-commit-id=").map(|c| format!("commit {c}")))
+        .unwrap_or_else(|| info.trim().to_owned())
+}
+
 /// BERT-family embeddings from an ONNX file through ONNX Runtime.
 #[derive(Clone)]
 pub struct OrtEmbedder {
@@ -337,6 +377,7 @@ pub struct OrtEmbedder {
     dim: usize,
     wants_type_ids: bool,
     batch_invariant: bool,
+    runtime: EmbedderRuntime,
 }
 
 impl std::fmt::Debug for OrtEmbedder {
@@ -402,6 +443,11 @@ impl OrtEmbedder {
             dim,
             wants_type_ids,
             batch_invariant,
+            runtime: EmbedderRuntime {
+                name: "onnxruntime".into(),
+                version: ort_version(ort::info()),
+                graph: graph_name(onnx),
+            },
         })
     }
 
@@ -462,6 +508,10 @@ impl Embedder for OrtEmbedder {
     fn batch_invariant(&self) -> bool {
         self.batch_invariant
     }
+
+    fn runtime(&self) -> Option<EmbedderRuntime> {
+        Some(self.runtime.clone())
+    }
 }
 
 /// Whether an ONNX graph quantizes activations at run time (ONNX's `DynamicQuantizeLinear`,
@@ -487,5 +537,31 @@ mod tests {
         let v = pool(&hidden, &mask, 2, 2, 2);
         assert_eq!(v[0], vec![1.0, 0.0]);
         assert_eq!(v[1], vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn runtime_names_and_versions() {
+        assert_eq!(
+            ort_version(
+                "ORT Build Info: git-branch=rel-1.22.0, git-commit-id=abc, build type=Release"
+            ),
+            "1.22.0"
+        );
+        assert_eq!(
+            ort_version(
+                "ORT Build Info: git-branch=HEAD, git-commit-id=a83fc4d58c, build type=Release"
+            ),
+            "commit a83fc4d58c"
+        );
+        assert_eq!(ort_version("odd"), "odd");
+        assert_eq!(
+            graph_name(Path::new("/m/all-MiniLM-L6-v2-fused/model.onnx")),
+            "all-MiniLM-L6-v2-fused/model.onnx"
+        );
+        let manifest = include_str!("../../../Cargo.toml");
+        assert!(
+            manifest.contains(&format!("candle-core = \"={CANDLE_VERSION}\"")),
+            "CANDLE_VERSION is not the pinned candle-core"
+        );
     }
 }

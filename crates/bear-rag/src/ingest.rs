@@ -129,6 +129,10 @@ pub struct IngestReport {
     pub embed_ms: u64,
     /// Whether the ingest was cancelled before the end.
     pub cancelled: bool,
+    /// The code the collection's earlier vectors came from, when this ingest's embedder runs
+    /// on other code (the same model: the same vectors within the tested tolerance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_with_runtime: Option<bear_core::EmbedderRuntime>,
 }
 
 /// Stable document id: the first 128 bits of SHA-256 over the canonical path, in hex.
@@ -448,8 +452,13 @@ pub async fn ingest(
             requested: pipeline.embedder.model().to_string(),
         });
     }
+    let built_with_runtime = match pipeline.embedder.runtime() {
+        Some(runtime) => collection.note_runtime(&runtime).await?,
+        None => None,
+    };
     let mut report = IngestReport {
         recovered: collection.remove_orphans().await?,
+        built_with_runtime,
         ..IngestReport::default()
     };
     let files = discover(paths, &pipeline.config, &mut report.failed)?;

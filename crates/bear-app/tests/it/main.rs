@@ -278,6 +278,7 @@ fn collection_and_document_shapes() {
         documents: 13,
         chunks: 40,
         sealed: true,
+        embedder_runtime: Some("onnxruntime 1.22.0 (all-MiniLM-L6-v2-fused/model.onnx)".into()),
     };
     insta::assert_json_snapshot!("collection_view", view);
     let doc = DocumentView {

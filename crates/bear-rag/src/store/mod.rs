@@ -88,6 +88,9 @@ pub struct CollectionMeta {
     /// Whether its tables are sealed under its data key (see `seal.rs`).
     #[serde(default)]
     pub sealed: bool,
+    /// The code its first vectors came from (recorded by the first ingest that knew it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder_runtime: Option<bear_core::EmbedderRuntime>,
 }
 
 /// A collection with its size, for listings.
@@ -428,6 +431,7 @@ impl Store {
             created_at: now(),
             owner: owner.map(str::to_owned),
             sealed: self.keys.is_some(),
+            embedder_runtime: None,
         };
         self.create_in(&dir, &meta).await?;
         drop(lock);
@@ -460,14 +464,7 @@ impl Store {
                 .await
                 .map_err(|e| Error::storage("create table", e))?;
         }
-        let json = serde_json::to_vec_pretty(meta).unwrap_or_default();
-        let tmp = dir.join(format!("{META_FILE}.tmp"));
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, dir.join(META_FILE)))
-            .map_err(|source| Error::Io {
-                path: dir.join(META_FILE),
-                source,
-            })
+        write_meta(dir, meta)
     }
 
     /// What collection `name` records about itself, without opening its tables (or needing
@@ -477,18 +474,7 @@ impl Store {
         if !self.exists(name) {
             return Err(Error::NoCollection { name: name.into() });
         }
-        let path = self.dir(name).join(META_FILE);
-        std::fs::read(&path)
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })
-            .and_then(|b| {
-                serde_json::from_slice(&b).map_err(|e| Error::Storage {
-                    op: "read collection.json",
-                    reason: e.to_string(),
-                })
-            })
+        read_meta(&self.dir(name))
     }
 
     /// Opens an existing collection.
@@ -697,6 +683,34 @@ fn io_uring_works() -> bool {
     false
 }
 
+/// Reads `collection.json` in `dir`.
+fn read_meta(dir: &Path) -> Result<CollectionMeta> {
+    let path = dir.join(META_FILE);
+    std::fs::read(&path)
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| Error::Storage {
+                op: "read collection.json",
+                reason: e.to_string(),
+            })
+        })
+}
+
+/// Writes `collection.json` in `dir` (whole, through a rename).
+fn write_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
+    let json = serde_json::to_vec_pretty(meta).unwrap_or_default();
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(META_FILE)))
+        .map_err(|source| Error::Io {
+            path: dir.join(META_FILE),
+            source,
+        })
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -740,6 +754,24 @@ impl Collection {
                 .map_err(|e| Error::storage("read the latest version", e))?;
         }
         Ok(file)
+    }
+
+    /// Records `runtime` in `collection.json` as the code its vectors come from when none is
+    /// recorded yet (under the write lock); returns the recorded one when it is another.
+    pub(crate) async fn note_runtime(
+        &self,
+        runtime: &bear_core::EmbedderRuntime,
+    ) -> Result<Option<bear_core::EmbedderRuntime>> {
+        let _lock = lock_dir(&self.dir).await?;
+        let mut meta = read_meta(&self.dir)?;
+        match &meta.embedder_runtime {
+            Some(r) if r == runtime => Ok(None),
+            Some(r) => Ok(Some(r.clone())),
+            None => {
+                meta.embedder_runtime = Some(runtime.clone());
+                write_meta(&self.dir, &meta).map(|()| None)
+            }
+        }
     }
 
     /// The database directory.

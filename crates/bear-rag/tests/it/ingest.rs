@@ -806,3 +806,52 @@ async fn the_same_folder_ingested_twice_at_once_is_stored_once() {
     let chunks: usize = documents.iter().map(|d| d.chunks as usize).sum();
     assert_eq!(ids.len(), chunks);
 }
+
+/// A collection records the code its first vectors came from (issue 30's "the same vectors
+/// everywhere"); an ingest whose embedder runs the same model on other code goes ahead and
+/// reports the recorded runtime, which stays recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_records_its_embedder_runtime_and_reports_a_switch() {
+    let env = Env::new(PiiPolicy::Redact);
+    let c = env.collection("runtime").await;
+    let file = [crate::corpus().join("mutual-nda.md")];
+    let ingest = |pipeline: bear_rag::Pipeline| {
+        let (c, file) = (c.clone(), file.clone());
+        async move {
+            let mut sink = |_: &bear_rag::Progress| {};
+            bear_rag::ingest(
+                &c,
+                &pipeline,
+                &file,
+                &IngestOptions::default(),
+                &mut sink,
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = ingest(env.pipeline(RagConfig::default())).await;
+    assert_eq!(first.built_with_runtime, None);
+    let candle = crate::embedder().runtime().unwrap();
+    assert_eq!(candle.name, "candle");
+    let meta = env.store.meta("runtime").unwrap();
+    assert_eq!(meta.embedder_runtime.as_ref(), Some(&candle));
+
+    let dir = crate::models_dir().join(bear_core::assets::MINILM_DIR);
+    let candidates = bear_models::ort_dylib_candidates(None, &crate::models_dir());
+    let (fused, path) = bear_models::bert::load(
+        &bear_core::ModelId::new("all-MiniLM-L6-v2").unwrap(),
+        &dir,
+        &candidates,
+        2,
+    )
+    .unwrap();
+    assert_eq!(path.runtime, "onnxruntime", "{:?}", path.note);
+    let mut pipeline = env.pipeline(RagConfig::default());
+    pipeline.embedder = fused;
+    let second = ingest(pipeline).await;
+    assert_eq!(second.built_with_runtime.as_ref(), Some(&candle));
+    let meta = env.store.meta("runtime").unwrap();
+    assert_eq!(meta.embedder_runtime, Some(candle));
+}
