@@ -26,11 +26,11 @@ const ALPHA: f64 = 0.5;
 const PROBE: u32 = 3;
 /// Steps between probes after a switch; doubled after each probe that loses, up to
 /// [`MAX_INTERVAL`].
+const MIN_INTERVAL: u32 = 64;
+const MAX_INTERVAL: u32 = 512;
 /// A probe whose steps took less than this share of its mode's earlier estimate found the
 /// machine changed: the next probe comes after [`MIN_INTERVAL`] steps.
 const CHANGED_BELOW: f64 = 0.5;
-const MIN_INTERVAL: u32 = 64;
-const MAX_INTERVAL: u32 = 512;
 /// The other mode's estimate must be this much lower to switch.
 const SWITCH_BELOW: f64 = 0.8;
 
