@@ -38,6 +38,7 @@ pub use export::Exported;
 mod schema;
 pub mod seal;
 mod search;
+mod segments;
 mod write;
 
 use schema::*;
