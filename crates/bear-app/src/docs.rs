@@ -284,7 +284,11 @@ impl App {
         c.delete_documents(std::slice::from_ref(&doc.id)).await?;
         c.optimize(self.config().config.rag.ann_threshold).await?;
         self.record(viewer, "rag.docs.rm", "ok", (1, 0))?;
-        self.remove_upload(&c.meta().name, std::path::Path::new(&doc.path));
+        self.remove_upload(
+            &c.meta().name,
+            std::path::Path::new(&doc.path),
+            c.file_keys(),
+        );
         Ok(Removed {
             id: doc.id,
             path: Some(doc.path),
@@ -379,13 +383,20 @@ impl App {
         let keys = c.file_keys().cloned();
         let bytes = tokio::task::spawn_blocking(move || {
             let name = bear_rag::ingest::upload_name(&path);
-            bear_security::crypto::segment::read_whole(&path, &name, keys.as_ref())
+            let file = bear_rag::ingest::stored_file(&path, keys.as_ref());
+            bear_security::crypto::segment::read_whole(&file, &name, keys.as_ref())
         })
         .await
         .map_err(|_| gone())?
         .map_err(|e| match e {
-            // A damaged sealed upload says so (naming the file), rather than "moved".
-            e @ bear_security::Error::Integrity { .. } => Error::Security(e),
+            // A damaged sealed upload says so (naming the document's file, not the tag it is
+            // kept under), rather than "moved".
+            bear_security::Error::Integrity { reason, .. } => {
+                Error::Security(bear_security::Error::Integrity {
+                    what: doc.path.clone(),
+                    reason,
+                })
+            }
             _ => gone(),
         })?;
         if bear_rag::content_sha256(&bytes) != doc.sha256 {

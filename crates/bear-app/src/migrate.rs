@@ -124,7 +124,10 @@ impl App {
         )?)
     }
 
-    /// Seals the plain uploads of sealed collection `c`; how many.
+    /// Seals the plain uploads of sealed collection `c`, and moves each upload kept under its
+    /// own file name to its tag (`kept_copy`); how many it changed. The copy is written (or
+    /// renamed) whole before the named file goes, so a kill between the two leaves both, and
+    /// the next run finishes it.
     fn seal_uploads(&self, c: &bear_rag::Collection) -> Result<usize> {
         let Some(keys) = c.file_keys() else {
             return Ok(0);
@@ -139,12 +142,20 @@ impl App {
             if !e.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
+            if is_tag(&path) {
+                continue;
+            }
+            let Some(kept) = bear_rag::ingest::kept_copy(&path, keys) else {
+                continue;
+            };
             let name = bear_rag::ingest::upload_name(&path);
             let plain = std::fs::read(&path).map_err(|e| storage(&path, e))?;
             if bear_security::crypto::segment::is_sealed(&plain) {
-                continue;
+                std::fs::rename(&path, &kept).map_err(|e| storage(&path, e))?;
+            } else {
+                bear_security::crypto::segment::write_whole(&kept, &name, Some(keys), &plain)?;
+                std::fs::remove_file(&path).map_err(|e| storage(&path, e))?;
             }
-            bear_security::crypto::segment::write_whole(&path, &name, Some(keys), &plain)?;
             sealed += 1;
         }
         Ok(sealed)
@@ -159,6 +170,13 @@ impl App {
             Err(e) => Err(storage(&path, e)),
         }
     }
+}
+
+/// Whether `path` is named as a kept copy is: 32 hex digits of tag, and its extension.
+fn is_tag(path: &std::path::Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn storage(path: &std::path::Path, e: std::io::Error) -> Error {

@@ -1,7 +1,9 @@
 //! Uploaded originals (`POST /api/v1/collections/{name}/documents`): kept under
-//! `<data>/uploads/<collection>/` by a plain file name in a format BEAR reads, sealed under
-//! the matter's data key (as its tables are), written whole before they appear, and removed
-//! with their document or collection whichever front end removes it.
+//! `<data>/uploads/<collection>/`, sealed under the matter's data key (as its tables are) and
+//! stored under a tag of their file name (`bear_rag::ingest::kept_copy`), so the folder shows
+//! no file name; the document's path is still the folder and the name it was uploaded as.
+//! Written whole before they appear, and removed with their document or collection whichever
+//! front end removes it.
 
 use std::path::{Path, PathBuf};
 
@@ -76,11 +78,18 @@ impl App {
         let (at, plain) = (path.clone(), bytes.to_vec());
         tokio::task::spawn_blocking(move || {
             let name = bear_rag::ingest::upload_name(&at);
-            write_whole(&at, &name, keys.as_ref(), &plain)
+            // Sealed under its tag, so the folder shows no file name.
+            let file = match &keys {
+                Some(k) => bear_rag::ingest::kept_copy(&at, k).ok_or_else(|| {
+                    Error::invalid("filename", "a file name BEAR can keep (UTF-8)")
+                })?,
+                None => at,
+            };
+            write_whole(&file, &name, keys.as_ref(), &plain).map_err(Error::from)
         })
         .await
         .map_err(|_| storage(std::io::Error::other("the writer stopped")))??;
-        let path = path.canonicalize().map_err(storage)?;
+        let path = bear_rag::ingest::canonical_path(&path, c.file_keys()).map_err(storage)?;
         let document_id = bear_rag::ingest::document_id(&path);
         Ok(Upload { path, document_id })
     }
@@ -99,13 +108,18 @@ impl App {
         Ok(())
     }
 
-    /// Removes `file` if it is an upload of `collection` (a document ingested from elsewhere
-    /// keeps its file).
-    pub(crate) fn remove_upload(&self, collection: &str, file: &Path) {
+    /// Removes `file` (the copy kept of it) if it is an upload of `collection` (a document
+    /// ingested from elsewhere keeps its file).
+    pub(crate) fn remove_upload(
+        &self,
+        collection: &str,
+        file: &Path,
+        keys: Option<&bear_security::FileKeys>,
+    ) {
         if let Ok(uploads) = self.uploads_of(collection).canonicalize()
             && file.parent() == Some(uploads.as_path())
         {
-            let _ = std::fs::remove_file(file);
+            let _ = std::fs::remove_file(bear_rag::ingest::stored_file(file, keys));
         }
     }
 }

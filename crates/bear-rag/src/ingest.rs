@@ -154,6 +154,7 @@ pub fn content_sha256(bytes: &[u8]) -> String {
 fn discover(
     paths: &[PathBuf],
     config: &RagConfig,
+    keys: Option<&FileKeys>,
     failed: &mut Vec<FailedDoc>,
 ) -> Result<Vec<PathBuf>> {
     let globs = |patterns: &[String], what: &str| -> Result<Option<globset::GlobSet>> {
@@ -181,7 +182,7 @@ fn discover(
     };
     let mut files = Vec::new();
     for root in paths {
-        let meta = match std::fs::metadata(root) {
+        let meta = match std::fs::metadata(stored_file(root, keys)) {
             Ok(m) => m,
             Err(e) => {
                 fail(root, Refusal::from_io(&e));
@@ -297,6 +298,51 @@ pub fn upload_name(path: &Path) -> String {
     format!("upload/{file}")
 }
 
+/// Where BEAR keeps its sealed copy of the file `path` names (an upload): in the same folder,
+/// named by [`FileKeys::name_tag`] of its file name with its extension, so that the folder
+/// shows no file name. `None` when the name is not UTF-8.
+pub fn kept_copy(path: &Path, keys: &FileKeys) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let tag = keys.name_tag(name).ok()?;
+    Some(match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => path.with_file_name(format!("{tag}.{ext}")),
+        None => path.with_file_name(tag),
+    })
+}
+
+/// The file to read for the document at `path`: the file itself, or else the sealed copy
+/// BEAR keeps of it (see [`kept_copy`]).
+pub fn stored_file(path: &Path, keys: Option<&FileKeys>) -> PathBuf {
+    if path.exists() {
+        return path.to_path_buf();
+    }
+    keys.and_then(|k| kept_copy(path, k))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// `path` as a document's path is recorded: canonical, or, for a file BEAR keeps a sealed
+/// copy of, its canonical folder and its own name.
+pub fn canonical_path(path: &Path, keys: Option<&FileKeys>) -> std::io::Result<PathBuf> {
+    match std::fs::canonicalize(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(e);
+            };
+            if stored_file(path, keys) == path {
+                return Err(e);
+            }
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            Ok(std::fs::canonicalize(dir)?.join(name))
+        }
+        other => other,
+    }
+}
+
 /// Reads, extracts, chunks and scrubs one file (a sealed upload is opened with `keys`). `Ok(None)` means unchanged.
 async fn prepare(
     path: PathBuf,
@@ -305,7 +351,8 @@ async fn prepare(
     keys: Option<FileKeys>,
 ) -> std::result::Result<Option<Prepared>, Refusal> {
     let config = &pipeline.config;
-    let meta = std::fs::metadata(&path).map_err(|e| Refusal::from_io(&e))?;
+    let stored = stored_file(&path, keys.as_ref());
+    let meta = std::fs::metadata(&stored).map_err(|e| Refusal::from_io(&e))?;
     // A sealed upload is a little longer than its plaintext; its plaintext is checked below.
     if meta.len() > segment::sealed_len(config.max_file_bytes) {
         return Err(Refusal::TooLarge {
@@ -313,7 +360,7 @@ async fn prepare(
             limit: config.max_file_bytes,
         });
     }
-    let canonical = std::fs::canonicalize(&path).map_err(|e| Refusal::from_io(&e))?;
+    let canonical = canonical_path(&path, keys.as_ref()).map_err(|e| Refusal::from_io(&e))?;
     let format = Format::from_path(&path).ok_or(Refusal::UnsupportedFormat {
         extension: String::new(),
     })?;
@@ -324,7 +371,7 @@ async fn prepare(
     limited(limit, move || {
         let name = upload_name(&canonical);
         let bytes =
-            segment::read_whole(&canonical, &name, keys.as_ref()).map_err(Refusal::from_read)?;
+            segment::read_whole(&stored, &name, keys.as_ref()).map_err(Refusal::from_read)?;
         if bytes.len() as u64 > p.config.max_file_bytes {
             return Err(Refusal::TooLarge {
                 size: bytes.len() as u64,
@@ -461,7 +508,12 @@ pub async fn ingest(
         built_with_runtime,
         ..IngestReport::default()
     };
-    let files = discover(paths, &pipeline.config, &mut report.failed)?;
+    let files = discover(
+        paths,
+        &pipeline.config,
+        collection.file_keys(),
+        &mut report.failed,
+    )?;
     for f in &report.failed {
         progress(&Progress::Failed {
             path: f.path.clone(),
@@ -490,7 +542,9 @@ pub async fn ingest(
                     break;
                 }
                 let shown = path.display().to_string();
-                let id = std::fs::canonicalize(&path).ok().map(|c| document_id(&c));
+                let id = canonical_path(&path, keys.as_ref())
+                    .ok()
+                    .map(|c| document_id(&c));
                 let prior = id.and_then(|id| known.get(&id).cloned());
                 let msg = match prepare(path, prior, pipeline.clone(), keys.clone()).await {
                     Ok(Some(p)) => Msg::Ready(Box::new(p)),
@@ -560,7 +614,7 @@ pub async fn ingest(
             .documents()
             .await?
             .into_iter()
-            .filter(|d| !Path::new(&d.path).exists())
+            .filter(|d| !stored_file(Path::new(&d.path), collection.file_keys()).exists())
             .collect();
         let ids: Vec<String> = vanished.iter().map(|d| d.id.clone()).collect();
         collection.delete_documents(&ids).await?;

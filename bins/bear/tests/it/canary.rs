@@ -31,15 +31,17 @@ fn encodings(needle: &str) -> [Vec<u8>; 3] {
     ]
 }
 
-/// The canaries found, with the file each is in.
+/// The canaries found, with the file each is in or whose name holds it.
 fn found(dirs: &[PathBuf], canaries: &[String]) -> Vec<(String, PathBuf)> {
     let mut hits = Vec::new();
     for f in dirs.iter().flat_map(|d| files_under(d)) {
         let bytes = std::fs::read(&f).unwrap_or_default();
+        let name = f.to_string_lossy();
         for c in canaries {
-            if encodings(c)
-                .iter()
-                .any(|n| bytes.windows(n.len()).any(|w| w == n))
+            if name.contains(c.as_str())
+                || encodings(c)
+                    .iter()
+                    .any(|n| bytes.windows(n.len()).any(|w| w == n))
             {
                 hits.push((c.clone(), f.clone()));
             }
@@ -100,7 +102,7 @@ impl Rest {
 /// Uploads, asks and runs a workflow; the answer's text.
 async fn use_the_server(api: &Rest) -> String {
     use reqwest::Method;
-    api.upload("deals", "side-letter.txt", UPLOAD.as_bytes())
+    api.upload("deals", "Quince-side-letter.txt", UPLOAD.as_bytes())
         .await;
     let asked = json!({"question": QUESTION, "collection": "deals", "max_tokens": 48,
                        "temperature": 0.0});
@@ -199,6 +201,7 @@ fn no_canary_is_left_in_the_clear_anywhere_bear_writes() {
         "Quillfeather Maritime",
         "What does the zephyrine clause",
         "Ottoline Brackenbury",
+        "Quince-side-letter",
     ]
     .map(String::from)
     .to_vec();
@@ -215,9 +218,14 @@ fn no_canary_is_left_in_the_clear_anywhere_bear_writes() {
     let control = h.path("control");
     std::fs::create_dir_all(&control).unwrap();
     std::fs::write(control.join("c.txt"), &encodings(UPLOAD)[1]).unwrap();
+    std::fs::write(control.join("Quince-side-letter.txt"), b"").unwrap();
     let seen = found(std::slice::from_ref(&control), &canaries);
     assert!(
         seen.iter().any(|(c, _)| c == "NL91ABNA0417164300"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(c, _)| c == "Quince-side-letter"),
         "{seen:?}"
     );
 

@@ -167,6 +167,17 @@ fn migrate_seals_an_old_data_directory_in_place_through_kills() {
             );
         }
     }
+    // The upload is kept under a tag of its name, not the name.
+    let kept: Vec<_> = std::fs::read_dir(h.path("data/uploads/old"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        kept[0].ends_with(".txt") && !kept[0].contains("memo"),
+        "{kept:?}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(h.path("data/collections"))
         .unwrap()
         .flatten()

@@ -18,6 +18,21 @@ const LEASE: &str = "Lease agreement.\n\nThe lease of the office at Keizersgrach
 day of each month. The tenant may end the lease early with six months' notice.\n\nThe landlord \
 pays for repairs to the roof and the heating.";
 
+/// The one upload kept in `dir`: named by a 32-hex-digit tag and its extension, so the folder
+/// shows no file name.
+fn kept_upload(dir: &std::path::Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "one upload kept in {}", dir.display());
+    let path = files[0].path();
+    let stem = path.file_stem().unwrap().to_str().unwrap();
+    assert!(
+        stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()),
+        "kept under a tag, not its name: {}",
+        path.display()
+    );
+    path
+}
+
 /// The application over `dir` (documents, vault, uploads) with `models`: the replace policy,
 /// 1 MiB uploads at most, and the keyring a first run makes (so collections are sealed, as
 /// in the product).
@@ -139,7 +154,7 @@ async fn upload_ingest_search_ask_and_delete_with_ownership() {
             .any(|e| e["event"] == "ingested"),
         "{job}"
     );
-    let kept = std::fs::read(s.dir.join("uploads/leases/lease.txt")).unwrap();
+    let kept = std::fs::read(kept_upload(&s.dir.join("uploads/leases"))).unwrap();
     assert!(kept.starts_with(b"BEARSEG"), "the upload is kept sealed");
 
     let (status, v) = body(s.send("GET", "/api/v1/collections", &s.user, None).await).await;
@@ -290,7 +305,10 @@ async fn upload_ingest_search_ask_and_delete_with_ownership() {
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    assert!(!s.dir.join("uploads/leases/lease.txt").exists());
+    let left = std::fs::read_dir(s.dir.join("uploads/leases"))
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "the removed document's upload is gone");
     let (_, v) = body(
         s.send("GET", "/api/v1/collections/leases/documents", &s.user, None)
             .await,
@@ -656,7 +674,7 @@ async fn a_document_text_and_file_for_its_citations() {
 
     // Kept sealed: none of the text is on disk; a flipped byte is an integrity error naming
     // the file, never other bytes.
-    let kept = s.dir.join("uploads/texts/clauses.txt");
+    let kept = kept_upload(&s.dir.join("uploads/texts"));
     let mut sealed = std::fs::read(&kept).unwrap();
     assert!(sealed.starts_with(b"BEARSEG"));
     assert!(!sealed.windows(9).any(|w| w == b"Clause 1."));

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hkdf;
+use ring::{hkdf, hmac};
 
 use super::rng_fill;
 use crate::secret::SecretBytes;
@@ -33,6 +33,7 @@ const MAGIC: &[u8; 7] = b"BEARSEG";
 const VERSION: u8 = 1;
 const FILE_ID_LEN: usize = 20;
 const HKDF_INFO: &[u8] = b"bear-segmented-file-v1";
+const NAME_INFO: &[u8] = b"bear-file-name-v1";
 
 /// A collection's data keys, unwrapped, for sealing and opening segmented files. Cheap to
 /// clone; the key bytes are mlocked and zeroized when the last clone is dropped.
@@ -65,6 +66,27 @@ impl FileKeys {
     /// The collection these keys belong to.
     pub fn collection(&self) -> &str {
         &self.collection
+    }
+
+    /// The name a file called `name` is stored under, so that a folder of sealed files shows
+    /// none of their names: 32 hex digits of HMAC-SHA256 of `name` under a key derived from
+    /// the collection's first data key (so the tag outlives key rotation). The same name gives
+    /// the same tag; without the key a tag says nothing of the name.
+    pub fn name_tag(&self, name: &str) -> Result<String> {
+        let (_, first) = self
+            .keys
+            .first_key_value()
+            .ok_or(Error::Crypto("a collection without a data key"))?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(first.expose());
+        let okm = prk
+            .expand(&[NAME_INFO], hmac::HMAC_SHA256)
+            .map_err(|_| Error::Crypto("HKDF"))?;
+        let key = hmac::Key::from(okm);
+        let tag = hmac::sign(&key, name.as_bytes());
+        Ok(tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     /// A cipher for a new file: a fresh file id under the current key.
@@ -370,6 +392,20 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert(1, SecretBytes::from_slice(&[7u8; 32]));
         FileKeys::new("c", 1, m)
+    }
+
+    #[test]
+    fn name_tags_are_stable_per_key_and_hide_the_name() {
+        let k = keys();
+        let a = k.name_tag("Jansen settlement.pdf").unwrap();
+        assert_eq!(a, k.name_tag("Jansen settlement.pdf").unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, k.name_tag("Jansen settlement2.pdf").unwrap());
+        let mut other = BTreeMap::new();
+        other.insert(1, SecretBytes::from_slice(&[8u8; 32]));
+        let other = FileKeys::new("c", 1, other);
+        assert_ne!(a, other.name_tag("Jansen settlement.pdf").unwrap());
     }
 
     #[test]
