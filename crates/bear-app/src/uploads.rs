@@ -36,7 +36,7 @@ pub fn check_filename(name: &str) -> Result<()> {
     if bear_rag::extract::Format::from_path(Path::new(name)).is_none() {
         return Err(Error::invalid(
             "filename",
-            "BEAR reads .txt, .md, .html, .pdf and .docx files",
+            format!("BEAR reads {} files", bear_rag::extract::Format::names()),
         ));
     }
     Ok(())

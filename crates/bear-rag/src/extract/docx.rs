@@ -1,43 +1,26 @@
-//! DOCX: the zip package is checked against bombs (declared sizes, overlapping entries, and the
-//! bytes actually inflated), then `word/document.xml` is read with quick-xml, refusing DOCTYPEs
-//! and unknown entities and bounding nesting depth. Explicit and last-rendered page breaks give
-//! page numbers.
-
-use std::io::{Cursor, Read};
+//! DOCX: the zip package is opened under `package`'s bomb checks, then `word/document.xml` is
+//! read with quick-xml. Explicit and last-rendered page breaks give page numbers.
 
 use quick_xml::events::Event;
 
-use super::{DocMeta, Extracted, Limits, Refusal};
+use super::package::{self, Depth, Kind, entity, read_entry, xml_reader};
+use super::{Extracted, Limits, Refusal};
 
-type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+const DOCUMENT: &str = "word/document.xml";
 
 pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Refusal::MalformedDocx {
-        detail: format!("not a zip package ({e})"),
-    })?;
-    check_package(&mut zip, limits)?;
+    let mut zip = package::open(bytes, Kind::Docx, limits)?;
     let mut budget = limits.max_decompressed_bytes;
-    let document = read_entry(&mut zip, "word/document.xml", &mut budget)?.ok_or_else(|| {
-        Refusal::MalformedDocx {
-            detail: "no word/document.xml: not a Word document".into(),
-        }
-    })?;
+    let document = read_entry(&mut zip, Kind::Docx, DOCUMENT, &mut budget)?
+        .ok_or_else(|| Kind::Docx.malformed("no word/document.xml: not a Word document"))?;
     let (text, page_starts) = body_text(&document, limits)?;
-    let mut meta = DocMeta::default();
-    if let Some(core) = read_entry(&mut zip, "docProps/core.xml", &mut budget)? {
-        let fields = simple_fields(&core, limits)?;
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        meta.title = get("title");
-        meta.author = get("creator");
-        meta.created = get("created");
-        meta.modified = get("modified");
-    }
+    let mut meta = package::properties(
+        &mut zip,
+        Kind::Docx,
+        "docProps/core.xml",
+        &mut budget,
+        limits,
+    )?;
     meta.page_count = Some(page_starts.len() as u32);
     if page_starts.len() > limits.max_pages {
         return Err(Refusal::TooManyPages {
@@ -52,102 +35,6 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
     })
 }
 
-/// Declared sizes within the limit, and no two entries sharing compressed bytes (the
-/// overlapping-entry bomb).
-fn check_package(zip: &mut Archive<'_>, limits: &Limits) -> Result<(), Refusal> {
-    if zip.len() > 10_000 {
-        return Err(Refusal::ZipBomb {
-            detail: format!("{} entries", zip.len()),
-        });
-    }
-    let mut declared = 0u64;
-    let mut spans = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        let f = zip.by_index_raw(i).map_err(|e| Refusal::MalformedDocx {
-            detail: format!("entry {i}: {e}"),
-        })?;
-        declared = declared.saturating_add(f.size());
-        let start = f.header_start();
-        let end = f
-            .data_start()
-            .unwrap_or(start)
-            .saturating_add(f.compressed_size());
-        spans.push((start, end));
-    }
-    if declared > limits.max_decompressed_bytes {
-        return Err(Refusal::ZipBomb {
-            detail: format!(
-                "entries declare {declared} bytes, over rag.max_decompressed_bytes ({})",
-                limits.max_decompressed_bytes
-            ),
-        });
-    }
-    spans.sort_unstable();
-    if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-        return Err(Refusal::ZipBomb {
-            detail: "entries overlap".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Inflates one entry, counting what is really produced against `budget`.
-fn read_entry(
-    zip: &mut Archive<'_>,
-    name: &str,
-    budget: &mut u64,
-) -> Result<Option<Vec<u8>>, Refusal> {
-    let mut f = match zip.by_name(name) {
-        Ok(f) => f,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => {
-            return Err(Refusal::MalformedDocx {
-                detail: format!("{name}: {e}"),
-            });
-        }
-    };
-    let mut out = Vec::with_capacity(f.size().min(*budget).min(16 << 20) as usize);
-    let read = (&mut f)
-        .take(budget.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| Refusal::MalformedDocx {
-            detail: format!("{name}: {}", e.kind()),
-        })?;
-    if read as u64 > *budget {
-        return Err(Refusal::ZipBomb {
-            detail: "the package inflates past rag.max_decompressed_bytes".into(),
-        });
-    }
-    *budget -= read as u64;
-    Ok(Some(out))
-}
-
-fn xml_reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
-    let mut r = quick_xml::Reader::from_reader(xml);
-    r.config_mut().expand_empty_elements = false;
-    r
-}
-
-fn malformed(e: impl std::fmt::Display) -> Refusal {
-    // quick-xml's messages can quote markup, never character data; keep only the position.
-    let _ = e;
-    Refusal::MalformedDocx {
-        detail: "word/document.xml is not well-formed XML".into(),
-    }
-}
-
-/// Resolves `&name;` / `&#n;`: the five XML entities and character references only.
-fn entity(r: &quick_xml::events::BytesRef<'_>) -> Result<String, Refusal> {
-    if let Some(c) = r.resolve_char_ref().map_err(malformed)? {
-        return Ok(c.to_string());
-    }
-    let name: &str = r;
-    match quick_xml::escape::resolve_predefined_entity(name) {
-        Some(s) => Ok(s.to_string()),
-        None => Err(Refusal::XmlEntities),
-    }
-}
-
 /// The body's text: paragraphs separated by blank lines, headings prefixed with `#`, tabs and
 /// breaks kept; page starts from explicit page breaks and Word's last rendered breaks.
 fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusal> {
@@ -158,7 +45,7 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
     let mut r = xml_reader(xml);
     let mut text = String::new();
     let mut pages = vec![0usize];
-    let mut depth = 0usize;
+    let mut depth = Depth::new(limits);
     let mut in_t = false;
     let mut para = String::new();
     let mut heading = 0u8;
@@ -169,16 +56,11 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
         if n.is_multiple_of(4096) {
             limits.check_time(secs)?;
         }
-        let ev = r.read_event().map_err(malformed)?;
+        let ev = r.read_event().map_err(|_| Kind::Docx.bad_xml(DOCUMENT))?;
         match ev {
             Event::DocType(_) => return Err(Refusal::XmlEntities),
             Event::Start(e) => {
-                depth += 1;
-                if depth > limits.max_xml_depth {
-                    return Err(Refusal::XmlTooDeep {
-                        limit: limits.max_xml_depth,
-                    });
-                }
+                depth.open()?;
                 match e.name().as_ref() {
                     "w:t" => in_t = true,
                     "w:p" => {
@@ -219,7 +101,7 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
                 _ => {}
             },
             Event::End(e) => {
-                depth = depth.saturating_sub(1);
+                depth.close();
                 match e.name().as_ref() {
                     "w:t" => in_t = false,
                     "w:p" => {
@@ -240,9 +122,9 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
             Event::Text(t) if in_t => {
                 para.push_str(&t.xml10_content());
             }
-            Event::GeneralRef(r) if in_t => para.push_str(&entity(&r)?),
+            Event::GeneralRef(r) if in_t => para.push_str(&entity(&r, Kind::Docx, DOCUMENT)?),
             Event::GeneralRef(r) => {
-                entity(&r)?;
+                entity(&r, Kind::Docx, DOCUMENT)?;
             }
             Event::CData(c) if in_t => {
                 para.push_str(&c);
@@ -270,52 +152,10 @@ fn flush_para(text: &mut String, para: &mut String, heading: u8) {
     para.clear();
 }
 
-/// Leaf elements of a small XML part (docProps), by local name.
-fn simple_fields(xml: &[u8], limits: &Limits) -> Result<Vec<(String, String)>, Refusal> {
-    let mut r = xml_reader(xml);
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    let mut depth = 0usize;
-    loop {
-        match r.read_event().map_err(malformed)? {
-            Event::DocType(_) => return Err(Refusal::XmlEntities),
-            Event::Start(e) => {
-                depth += 1;
-                if depth > limits.max_xml_depth {
-                    return Err(Refusal::XmlTooDeep {
-                        limit: limits.max_xml_depth,
-                    });
-                }
-                let local = e.local_name();
-                current = Some(local.as_ref().to_string());
-                out.push((current.clone().unwrap_or_default(), String::new()));
-            }
-            Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                current = None;
-            }
-            Event::Text(t) => {
-                if let (Some(_), Some(last)) = (&current, out.last_mut()) {
-                    last.1.push_str(&t.xml10_content());
-                }
-            }
-            Event::GeneralRef(g) => {
-                let s = entity(&g)?;
-                if let (Some(_), Some(last)) = (&current, out.last_mut()) {
-                    last.1.push_str(&s);
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Cursor, Write};
     use std::time::{Duration, Instant};
 
     fn limits() -> Limits {

@@ -1,4 +1,5 @@
-//! Text extraction from txt, md, html, pdf and docx, under limits against hostile documents.
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt and xlsx, under limits against
+//! hostile documents.
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
 //! formats) and its metadata. It never panics on bad input: every problem is a [`Refusal`] that
@@ -6,7 +7,11 @@
 //! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
 
 mod docx;
+mod odt;
+mod package;
 mod pdf;
+mod pptx;
+mod sheet;
 mod text;
 
 use std::fmt;
@@ -30,6 +35,12 @@ pub enum Format {
     Pdf,
     /// Word (Office Open XML).
     Docx,
+    /// PowerPoint (Office Open XML): one page per slide, speaker notes included.
+    Pptx,
+    /// OpenDocument text.
+    Odt,
+    /// Excel workbook (Office Open XML, `.xlsx`/`.xlsm`): one page per sheet.
+    Xlsx,
 }
 
 impl Format {
@@ -42,6 +53,9 @@ impl Format {
             "html" | "htm" | "xhtml" => Self::Html,
             "pdf" => Self::Pdf,
             "docx" => Self::Docx,
+            "pptx" => Self::Pptx,
+            "odt" => Self::Odt,
+            "xlsx" | "xlsm" => Self::Xlsx,
             _ => return None,
         })
     }
@@ -54,7 +68,17 @@ impl Format {
             Self::Html => "text/html",
             Self::Pdf => "application/pdf",
             Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            Self::Pptx => {
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            }
+            Self::Odt => "application/vnd.oasis.opendocument.text",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
+    }
+
+    /// The file types BEAR reads, for messages.
+    pub fn names() -> &'static str {
+        "txt, md, html, pdf, docx, pptx, odt and xlsx"
     }
 }
 
@@ -135,6 +159,16 @@ pub enum Refusal {
         /// What is wrong with the package structure.
         detail: String,
     },
+    /// A PPTX, ODT or XLSX that is not a valid package of its kind.
+    Malformed {
+        /// What kind of file it was taken for.
+        format: String,
+        /// What is wrong with it (never its text).
+        detail: String,
+    },
+    /// An Office file protected with a password (an encrypted package).
+    Protected,
+
     /// Over the file size limit.
     TooLarge {
         /// The file's size.
@@ -184,7 +218,8 @@ impl fmt::Display for Refusal {
             Self::Unreadable { detail } => write!(f, "cannot be read: {detail}"),
             Self::UnsupportedFormat { extension } => write!(
                 f,
-                "unsupported format `{extension}`; BEAR reads txt, md, html, pdf and docx"
+                "unsupported format `{extension}`; BEAR reads {}",
+                Format::names()
             ),
             Self::Empty => write!(f, "the document is empty"),
             Self::Binary => write!(f, "the file is binary, not text"),
@@ -199,6 +234,12 @@ impl fmt::Display for Refusal {
             ),
             Self::MalformedPdf { detail } => write!(f, "the PDF is malformed: {detail}"),
             Self::MalformedDocx { detail } => write!(f, "the DOCX is malformed: {detail}"),
+            Self::Malformed { format, detail } => write!(f, "the {format} is malformed: {detail}"),
+            Self::Protected => write!(
+                f,
+                "the file is protected with a password; save an unprotected copy and ingest that"
+            ),
+
             Self::TooLarge { size, limit } => write!(
                 f,
                 "the file is {size} bytes, over the limit of {limit} (rag.max_file_bytes)"
@@ -322,6 +363,9 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Html => text::html(bytes)?,
         Format::Pdf => pdf::extract(bytes, limits)?,
         Format::Docx => docx::extract(bytes, limits)?,
+        Format::Pptx => pptx::extract(bytes, limits)?,
+        Format::Odt => odt::extract(bytes, limits)?,
+        Format::Xlsx => sheet::extract(bytes, limits)?,
     };
     if out.text.trim().is_empty() {
         return Err(if format == Format::Pdf {

@@ -299,3 +299,135 @@ fn every_corpus_file_extracts() {
         assert!(e.text.len() > 200, "{}", path.display());
     }
 }
+
+fn fixture(name: &str) -> (Vec<u8>, Format) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let format = Format::from_path(&path).expect("a format BEAR reads");
+    (std::fs::read(&path).unwrap(), format)
+}
+
+#[test]
+fn a_workbook_gives_one_page_per_sheet_and_rows_that_name_their_cells() {
+    let (bytes, format) = fixture("damages.xlsx");
+    let e = extract(&bytes, format, &limits()).unwrap();
+    for line in [
+        "## Sheet: Damages",
+        "[Damages!A1:C1] Item | Amount (EUR) | Invoice\n",
+        "[Damages!A2:C2] Lost profit | 40000 | INV-2024-117\n",
+        "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130\n",
+        "[Damages!F7:F7] Total claimed 41250.5\n",
+        "[Parties!A2:B2] Respondent | Fjord Capital AS\n",
+    ] {
+        assert!(e.text.contains(line), "{line:?} not in {:?}", e.text);
+    }
+    assert_eq!(e.page_of(e.text.find("Lost profit").unwrap()), Some(1));
+    assert_eq!(e.page_of(e.text.find("Fjord Capital").unwrap()), Some(2));
+    assert_eq!(e.meta.page_count, Some(2));
+    assert_eq!(e.meta.title.as_deref(), Some("Damages schedule"));
+    assert_eq!(e.meta.author.as_deref(), Some("Litigation team"));
+}
+
+#[test]
+fn a_deck_gives_one_page_per_slide_with_its_notes() {
+    let (bytes, format) = fixture("hearing.pptx");
+    let e = extract(&bytes, format, &limits()).unwrap();
+    let first = e.text.find("# Greenfield v Fjord").unwrap();
+    let second = e.text.find("# Damages").unwrap();
+    assert!(first < second, "{:?}", e.text);
+    assert!(e.text.contains("Hearing of 12 March"));
+    assert!(
+        e.text[second..].contains(
+            "Lost profit of EUR 40,000 after the oven failed.\n\nSpeaker notes:\n\nStress the invoices from November."
+        ),
+        "{:?}",
+        e.text
+    );
+    assert_eq!(e.page_of(e.text.find("Stress").unwrap()), Some(2));
+    assert_eq!(e.meta.page_count, Some(2));
+    assert_eq!(e.meta.title.as_deref(), Some("Hearing deck"));
+}
+
+#[test]
+fn an_opendocument_text_keeps_headings_and_metadata() {
+    let (bytes, format) = fixture("settlement.odt");
+    let e = extract(&bytes, format, &limits()).unwrap();
+    assert_eq!(
+        e.text,
+        "# Settlement terms\n\nThe respondent pays EUR 12,500 within 30 days.\n\n"
+    );
+    assert_eq!(e.meta.title.as_deref(), Some("Settlement draft"));
+    assert_eq!(e.meta.author.as_deref(), Some("A. Visser"));
+}
+
+#[test]
+fn protected_legacy_cut_and_lying_office_files_are_refused() {
+    // An OLE compound file holding an EncryptedPackage stream: a password-protected file.
+    let mut ole = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+    ole.extend_from_slice(&[0u8; 504]);
+    let plain_ole = ole.clone();
+    ole.extend("EncryptedPackage".encode_utf16().flat_map(u16::to_le_bytes));
+    for f in [Format::Xlsx, Format::Pptx, Format::Docx] {
+        assert_eq!(extract(&ole, f, &limits()).unwrap_err(), Refusal::Protected);
+        assert!(
+            matches!(
+                extract(&plain_ole, f, &limits()).unwrap_err(),
+                Refusal::Malformed { .. } | Refusal::MalformedDocx { .. }
+            ),
+            "{f:?}"
+        );
+    }
+    // Cut short anywhere: a typed refusal, never a panic.
+    for name in ["damages.xlsx", "hearing.pptx", "settlement.odt"] {
+        let (bytes, format) = fixture(name);
+        for cut in [10, bytes.len() / 3, bytes.len() / 2, bytes.len() - 30] {
+            let r = extract(&bytes[..cut], format, &limits());
+            assert!(r.is_err(), "{name} cut at {cut} extracted");
+        }
+    }
+    // A workbook whose entries declare less than they inflate to.
+    let (bytes, _) = fixture("damages.xlsx");
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut original = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..])).unwrap();
+    for i in 0..original.len() {
+        let mut f = original.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            data.extend(std::iter::repeat_n(b' ', 12 << 20));
+        }
+        z.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(&data).unwrap();
+    }
+    let packed = z.finish().unwrap().into_inner();
+    let r = extract(&packed, Format::Xlsx, &limits());
+    assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+    let lying = lie_about_sizes(packed);
+    let r = extract(&lying, Format::Xlsx, &limits());
+    assert!(
+        matches!(
+            r,
+            Err(Refusal::ZipBomb { .. }) | Err(Refusal::Malformed { .. })
+        ),
+        "{r:?}"
+    );
+}
+
+/// The zip with every entry's declared uncompressed size (local headers and central
+/// directory) set to 100 bytes.
+fn lie_about_sizes(mut zip: Vec<u8>) -> Vec<u8> {
+    let mut i = 0;
+    while i + 46 <= zip.len() {
+        let sig = u32::from_le_bytes(zip[i..i + 4].try_into().unwrap());
+        match sig {
+            0x04034b50 => zip[i + 22..i + 26].copy_from_slice(&100u32.to_le_bytes()),
+            0x02014b50 => zip[i + 24..i + 28].copy_from_slice(&100u32.to_le_bytes()),
+            _ => {}
+        }
+        i += 1;
+    }
+    zip
+}

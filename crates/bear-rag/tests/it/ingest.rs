@@ -855,3 +855,60 @@ async fn a_collection_records_its_embedder_runtime_and_reports_a_switch() {
     let meta = env.store.meta("runtime").unwrap();
     assert_eq!(meta.embedder_runtime, Some(candle));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_files_are_ingested_and_found_by_slide_and_sheet() {
+    let env = Env::new(PiiPolicy::Replace);
+    let c = env.collection("office").await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let report = run(&env, &c, &[fixtures], false).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.ingested.len(), 3, "{:?}", report.ingested);
+    let docs = c.documents().await.unwrap();
+    let mime = |file: &str| {
+        let d = docs.iter().find(|d| name(&d.path) == file).unwrap();
+        (d.mime.clone(), d.page_count, d.title.clone())
+    };
+    assert_eq!(
+        mime("hearing.pptx"),
+        (
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation".into(),
+            Some(2),
+            "Hearing deck".into()
+        )
+    );
+    assert_eq!(mime("damages.xlsx").1, Some(2));
+    assert_eq!(mime("settlement.odt").2, "Settlement draft");
+
+    let retriever =
+        bear_rag::RagRetriever::new(env.store.clone(), crate::embedder(), env.scrubber.clone());
+    for (q, file, page, passage) in [
+        (
+            "speaker notes invoices November",
+            "hearing.pptx",
+            Some(2),
+            "Stress the invoices",
+        ),
+        (
+            "Storage costs invoice INV-2024-130",
+            "damages.xlsx",
+            Some(1),
+            "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130",
+        ),
+        (
+            "respondent pays within 30 days",
+            "settlement.odt",
+            None,
+            "EUR 12,500",
+        ),
+    ] {
+        let hits = retriever
+            .search(&c, q, SearchMode::FullText, 5, &Filter::default())
+            .await
+            .unwrap();
+        let h = hits.first().unwrap_or_else(|| panic!("{q}: no hit"));
+        assert_eq!(name(&h.path), file, "{q}: {hits:#?}");
+        assert_eq!(h.page, page, "{q}");
+        assert!(h.text.contains(passage), "{q}: {}", h.text);
+    }
+}

@@ -1,0 +1,167 @@
+//! XLSX and XLSM workbooks, read with calamine: one page per sheet (in workbook order), one
+//! line per row that holds a value, each line starting with the sheet and cell range it
+//! comes from (`[Damages!A2:C2]`), so a passage cited from it names where its numbers are.
+//! The package passes `package`'s bomb checks and is inflated once against the budget before
+//! calamine reads it, and cells are read one by one (never as a dense grid, which a sheet
+//! with one cell at A1 and one at XFD1048576 would make 17 billion cells large): what a
+//! workbook yields is bounded by the bytes it may inflate to.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx};
+
+use super::package::{self, Kind};
+use super::{DocMeta, Extracted, Limits, Refusal};
+
+pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
+    let mut zip = package::open(bytes, Kind::Sheet, limits)?;
+    package::inflate_all(&mut zip, Kind::Sheet, limits)?;
+    let mut budget = limits.max_decompressed_bytes;
+    let meta = package::properties(
+        &mut zip,
+        Kind::Sheet,
+        "docProps/core.xml",
+        &mut budget,
+        limits,
+    )?;
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes))
+        .map_err(|e| Kind::Sheet.malformed(format!("not a workbook ({})", kind_of(&e))))?;
+    let names = book.sheet_names();
+    if names.len() > limits.max_pages {
+        return Err(Refusal::TooManyPages {
+            pages: names.len(),
+            limit: limits.max_pages,
+        });
+    }
+    let mut out = Sheets::new(limits);
+    for name in &names {
+        out.sheet(&mut book, name)?;
+    }
+    Ok(Extracted {
+        text: out.text,
+        page_starts: out.page_starts,
+        meta: DocMeta {
+            page_count: Some(names.len() as u32),
+            ..meta
+        },
+    })
+}
+
+/// What went wrong in calamine, without its message (which may quote cell text).
+fn kind_of(e: &calamine::XlsxError) -> &'static str {
+    match e {
+        calamine::XlsxError::Io(_) | calamine::XlsxError::Zip(_) => "the package cannot be read",
+        calamine::XlsxError::Xml(_) | calamine::XlsxError::XmlAttr(_) => "malformed XML",
+        calamine::XlsxError::WorksheetNotFound(_) => "a listed sheet is missing",
+        _ => "an unexpected structure",
+    }
+}
+
+/// The workbook's text as it is built, sheet by sheet.
+struct Sheets<'l> {
+    limits: &'l Limits,
+    secs: u64,
+    text: String,
+    page_starts: Vec<usize>,
+    cells: u64,
+}
+
+impl<'l> Sheets<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        let secs = limits
+            .deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs();
+        Self {
+            limits,
+            secs,
+            text: String::new(),
+            page_starts: Vec::new(),
+            cells: 0,
+        }
+    }
+
+    /// Appends sheet `name`: its heading, then its rows.
+    fn sheet(&mut self, book: &mut Xlsx<Cursor<&[u8]>>, name: &str) -> Result<(), Refusal> {
+        self.page_starts.push(self.text.len());
+        self.text.push_str(&format!("## Sheet: {name}\n\n"));
+        let mut reader = book
+            .worksheet_cells_reader(name)
+            .map_err(|e| Kind::Sheet.malformed(format!("sheet {name}: {}", kind_of(&e))))?;
+        let mut row: Option<u32> = None;
+        let mut values: Vec<(u32, String)> = Vec::new();
+        loop {
+            let cell = reader
+                .next_cell()
+                .map_err(|e| Kind::Sheet.malformed(format!("sheet {name}: {}", kind_of(&e))))?;
+            let Some(cell) = cell else { break };
+            let (r, c) = cell.get_position();
+            let value = Data::from(cell.get_value().clone()).to_string();
+            if value.trim().is_empty() {
+                continue;
+            }
+            self.count()?;
+            if row != Some(r) {
+                self.row(name, row, &mut values);
+                row = Some(r);
+            }
+            values.push((c, value));
+        }
+        self.row(name, row, &mut values);
+        self.text.push('\n');
+        Ok(())
+    }
+
+    fn count(&mut self) -> Result<(), Refusal> {
+        self.cells += 1;
+        if self.cells.is_multiple_of(4096) {
+            self.limits.check_time(self.secs)?;
+        }
+        Ok(())
+    }
+
+    /// Writes row `row`'s values as one line, `[Sheet!A2:C2] a | b | c`.
+    fn row(&mut self, sheet: &str, row: Option<u32>, values: &mut Vec<(u32, String)>) {
+        let (Some(r), Some(first), Some(last)) = (row, values.first(), values.last()) else {
+            return;
+        };
+        let range = format!(
+            "{sheet}!{}{}:{}{}",
+            column(first.0),
+            r + 1,
+            column(last.0),
+            r + 1
+        );
+        let cells: Vec<&str> = values.iter().map(|(_, v)| v.trim()).collect();
+        self.text
+            .push_str(&format!("[{range}] {}\n", cells.join(" | ")));
+        values.clear();
+    }
+}
+
+/// The letters of 0-based column `c`: 0 is A, 25 is Z, 26 is AA.
+fn column(c: u32) -> String {
+    let mut n = c as u64 + 1;
+    let mut out = Vec::new();
+    while n > 0 {
+        let rem = ((n - 1) % 26) as u8;
+        out.push(b'A' + rem);
+        n = (n - 1) / 26;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_named_as_in_a_spreadsheet() {
+        assert_eq!(column(0), "A");
+        assert_eq!(column(25), "Z");
+        assert_eq!(column(26), "AA");
+        assert_eq!(column(701), "ZZ");
+        assert_eq!(column(16383), "XFD");
+    }
+}
