@@ -1,4 +1,4 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt and xlsx, under limits against
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx and ods, under limits against
 //! hostile documents.
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
@@ -7,6 +7,7 @@
 //! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
 
 mod docx;
+mod ods;
 mod odt;
 mod package;
 mod pdf;
@@ -41,6 +42,8 @@ pub enum Format {
     Odt,
     /// Excel workbook (Office Open XML, `.xlsx`/`.xlsm`): one page per sheet.
     Xlsx,
+    /// OpenDocument spreadsheet: one page per sheet.
+    Ods,
 }
 
 impl Format {
@@ -56,6 +59,7 @@ impl Format {
             "pptx" => Self::Pptx,
             "odt" => Self::Odt,
             "xlsx" | "xlsm" => Self::Xlsx,
+            "ods" => Self::Ods,
             _ => return None,
         })
     }
@@ -73,12 +77,13 @@ impl Format {
             }
             Self::Odt => "application/vnd.oasis.opendocument.text",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
         }
     }
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt and xlsx"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx and ods"
     }
 }
 
@@ -366,6 +371,7 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Pptx => pptx::extract(bytes, limits)?,
         Format::Odt => odt::extract(bytes, limits)?,
         Format::Xlsx => sheet::extract(bytes, limits)?,
+        Format::Ods => ods::extract(bytes, limits)?,
     };
     if out.text.trim().is_empty() {
         return Err(if format == Format::Pdf {

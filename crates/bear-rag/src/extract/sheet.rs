@@ -35,7 +35,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
     }
     let mut out = Sheets::new(limits);
     for name in &names {
-        out.sheet(&mut book, name)?;
+        xlsx_sheet(&mut out, &mut book, name)?;
     }
     Ok(Extracted {
         text: out.text,
@@ -57,17 +57,22 @@ fn kind_of(e: &calamine::XlsxError) -> &'static str {
     }
 }
 
-/// The workbook's text as it is built, sheet by sheet.
-struct Sheets<'l> {
+/// A workbook's text as it is built, sheet by sheet and cell by cell (in row order).
+pub(super) struct Sheets<'l> {
     limits: &'l Limits,
     secs: u64,
-    text: String,
-    page_starts: Vec<usize>,
+    pub(super) text: String,
+    pub(super) page_starts: Vec<usize>,
     cells: u64,
+    sheet: String,
+    row: Option<u32>,
+    values: Vec<(u32, String)>,
+    /// Bytes of the pending row's values.
+    pending: u64,
 }
 
 impl<'l> Sheets<'l> {
-    fn new(limits: &'l Limits) -> Self {
+    pub(super) fn new(limits: &'l Limits) -> Self {
         let secs = limits
             .deadline
             .saturating_duration_since(std::time::Instant::now())
@@ -78,69 +83,102 @@ impl<'l> Sheets<'l> {
             text: String::new(),
             page_starts: Vec::new(),
             cells: 0,
+            sheet: String::new(),
+            row: None,
+            values: Vec::new(),
+            pending: 0,
         }
     }
 
-    /// Appends sheet `name`: its heading, then its rows.
-    fn sheet(&mut self, book: &mut Xlsx<Cursor<&[u8]>>, name: &str) -> Result<(), Refusal> {
+    /// Starts sheet `name` on a new page.
+    pub(super) fn begin(&mut self, name: &str) {
+        self.end();
         self.page_starts.push(self.text.len());
         self.text.push_str(&format!("## Sheet: {name}\n\n"));
-        let mut reader = book
-            .worksheet_cells_reader(name)
-            .map_err(|e| Kind::Sheet.malformed(format!("sheet {name}: {}", kind_of(&e))))?;
-        let mut row: Option<u32> = None;
-        let mut values: Vec<(u32, String)> = Vec::new();
-        loop {
-            let cell = reader
-                .next_cell()
-                .map_err(|e| Kind::Sheet.malformed(format!("sheet {name}: {}", kind_of(&e))))?;
-            let Some(cell) = cell else { break };
-            let (r, c) = cell.get_position();
-            let value = Data::from(cell.get_value().clone()).to_string();
-            if value.trim().is_empty() {
-                continue;
-            }
-            self.count()?;
-            if row != Some(r) {
-                self.row(name, row, &mut values);
-                row = Some(r);
-            }
-            values.push((c, value));
-        }
-        self.row(name, row, &mut values);
-        self.text.push('\n');
-        Ok(())
+        self.sheet = name.to_string();
     }
 
-    fn count(&mut self) -> Result<(), Refusal> {
+    /// Ends the current sheet, if one is open.
+    pub(super) fn end(&mut self) {
+        self.flush_row();
+        if !self.sheet.is_empty() {
+            self.text.push('\n');
+            self.sheet.clear();
+        }
+    }
+
+    /// A cell of the current sheet (0-based row and column); blank values are skipped.
+    /// Refused once the text outgrows the inflation budget (repeated cells can multiply).
+    pub(super) fn cell(&mut self, row: u32, col: u32, value: &str) -> Result<(), Refusal> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(());
+        }
         self.cells += 1;
         if self.cells.is_multiple_of(4096) {
             self.limits.check_time(self.secs)?;
         }
+        if self.row != Some(row) {
+            self.flush_row();
+            self.row = Some(row);
+        }
+        self.pending += value.len() as u64 + 3;
+        self.values.push((col, value.to_string()));
+        if self.text.len() as u64 + self.pending > self.limits.max_decompressed_bytes {
+            return Err(Refusal::ZipBomb {
+                detail: "its cells expand past rag.max_decompressed_bytes".into(),
+            });
+        }
         Ok(())
     }
 
-    /// Writes row `row`'s values as one line, `[Sheet!A2:C2] a | b | c`.
-    fn row(&mut self, sheet: &str, row: Option<u32>, values: &mut Vec<(u32, String)>) {
-        let (Some(r), Some(first), Some(last)) = (row, values.first(), values.last()) else {
+    /// Writes the pending row as one line, `[Sheet!A2:C2] a | b | c`.
+    fn flush_row(&mut self) {
+        let (Some(r), Some(first), Some(last)) =
+            (self.row, self.values.first(), self.values.last())
+        else {
+            self.row = None;
+            self.pending = 0;
             return;
         };
         let range = format!(
-            "{sheet}!{}{}:{}{}",
+            "{}!{}{}:{}{}",
+            self.sheet,
             column(first.0),
             r + 1,
             column(last.0),
             r + 1
         );
-        let cells: Vec<&str> = values.iter().map(|(_, v)| v.trim()).collect();
+        let cells: Vec<&str> = self.values.iter().map(|(_, v)| v.as_str()).collect();
         self.text
             .push_str(&format!("[{range}] {}\n", cells.join(" | ")));
-        values.clear();
+        self.values.clear();
+        self.pending = 0;
+        self.row = None;
     }
 }
 
+/// Appends sheet `name` of an XLSX workbook, read cell by cell.
+fn xlsx_sheet(
+    out: &mut Sheets<'_>,
+    book: &mut Xlsx<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<(), Refusal> {
+    out.begin(name);
+    let bad =
+        |e: calamine::XlsxError| Kind::Sheet.malformed(format!("sheet {name}: {}", kind_of(&e)));
+    let mut reader = book.worksheet_cells_reader(name).map_err(bad)?;
+    while let Some(cell) = reader.next_cell().map_err(bad)? {
+        let (r, c) = cell.get_position();
+        let value = Data::from(cell.get_value().clone()).to_string();
+        out.cell(r, c, &value)?;
+    }
+    out.end();
+    Ok(())
+}
+
 /// The letters of 0-based column `c`: 0 is A, 25 is Z, 26 is AA.
-fn column(c: u32) -> String {
+pub(super) fn column(c: u32) -> String {
     let mut n = c as u64 + 1;
     let mut out = Vec::new();
     while n > 0 {

@@ -431,3 +431,61 @@ fn lie_about_sizes(mut zip: Vec<u8>) -> Vec<u8> {
     }
     zip
 }
+
+#[test]
+fn an_opendocument_spreadsheet_names_sheet_and_cells_and_skips_empty_repeats() {
+    let (bytes, format) = fixture("hours.ods");
+    assert_eq!(format, Format::Ods);
+    let e = extract(&bytes, format, &limits()).unwrap();
+    assert_eq!(
+        e.text,
+        "## Sheet: Hours\n\n\
+         [Hours!A1:C1] Date | Lawyer | Hours\n\
+         [Hours!A2:C2] 2024-05-03 | De Vries | 2.5\n\
+         [Hours!A3:C3] weekly call | 1\n\
+         [Hours!A4:C4] weekly call | 1\n\
+         [Hours!D1005:D1005] Total 6.0\n\n\
+         ## Sheet: Rates\n\n\
+         [Rates!A1:B1] De Vries | EUR 310\n\n"
+    );
+    assert_eq!(e.page_of(e.text.find("EUR 310").unwrap()), Some(2));
+    assert_eq!(e.meta.page_count, Some(2));
+    assert_eq!(e.meta.title.as_deref(), Some("Time sheet"));
+}
+
+/// An ODS package whose content.xml is `table`'s rows.
+fn ods(rows: &str) -> Vec<u8> {
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    z.start_file("content.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    write!(
+        z,
+        r#"<office:document-content xmlns:office="o" xmlns:table="t" xmlns:text="x"><office:body><office:spreadsheet><table:table table:name="S">{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    )
+    .unwrap();
+    z.finish().unwrap().into_inner()
+}
+
+#[test]
+fn repeated_cells_with_values_stop_at_the_budget() {
+    let wide = ods(
+        r#"<table:table-row><table:table-cell table:number-columns-repeated="4000000000"><text:p>x</text:p></table:table-cell></table:table-row>"#,
+    );
+    let tall = ods(
+        r#"<table:table-row table:number-rows-repeated="4000000000"><table:table-cell><text:p>claim</text:p></table:table-cell></table:table-row>"#,
+    );
+    for bytes in [wide, tall] {
+        let r = extract(&bytes, Format::Ods, &limits());
+        assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+    }
+    // Empty repeats cost nothing, however many.
+    let sparse = ods(
+        r#"<table:table-row table:number-rows-repeated="4000000000"><table:table-cell table:number-columns-repeated="16384"/></table:table-row><table:table-row><table:table-cell><text:p>end</text:p></table:table-cell></table:table-row>"#,
+    );
+    let e = extract(&sparse, Format::Ods, &limits()).unwrap();
+    assert!(
+        e.text.contains("[S!A4000000001:A4000000001] end"),
+        "{}",
+        e.text
+    );
+}

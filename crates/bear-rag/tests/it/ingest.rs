@@ -863,7 +863,7 @@ async fn office_files_are_ingested_and_found_by_slide_and_sheet() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let report = run(&env, &c, &[fixtures], false).await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(report.ingested.len(), 3, "{:?}", report.ingested);
+    assert_eq!(report.ingested.len(), 4, "{:?}", report.ingested);
     let docs = c.documents().await.unwrap();
     let mime = |file: &str| {
         let d = docs.iter().find(|d| name(&d.path) == file).unwrap();
@@ -894,6 +894,12 @@ async fn office_files_are_ingested_and_found_by_slide_and_sheet() {
             "damages.xlsx",
             Some(1),
             "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130",
+        ),
+        (
+            "weekly call hours",
+            "hours.ods",
+            Some(1),
+            "[Hours!A3:C3] weekly call | 1",
         ),
         (
             "respondent pays within 30 days",
