@@ -230,7 +230,16 @@ fn discover(
                     continue;
                 }
             };
-            if !entry.file_type().is_file() || Format::from_path(entry.path()).is_none() {
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            if Format::from_path(entry.path()).is_none() {
+                // Other files are not documents; a legacy Office file is, and says what to do.
+                let ext = entry.path().extension().map(|e| e.to_string_lossy());
+                if let Some(ext) = ext.filter(|e| crate::extract::legacy_successor(e).is_some()) {
+                    let extension = ext.into_owned();
+                    fail(entry.path(), Refusal::UnsupportedFormat { extension });
+                }
                 continue;
             }
             let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());

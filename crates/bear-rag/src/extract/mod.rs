@@ -221,11 +221,18 @@ impl fmt::Display for Refusal {
             Self::NotFound => write!(f, "no such file or directory"),
             Self::PermissionDenied => write!(f, "permission denied"),
             Self::Unreadable { detail } => write!(f, "cannot be read: {detail}"),
-            Self::UnsupportedFormat { extension } => write!(
-                f,
-                "unsupported format `{extension}`; BEAR reads {}",
-                Format::names()
-            ),
+            Self::UnsupportedFormat { extension } => match legacy_successor(extension) {
+                Some(modern) => write!(
+                    f,
+                    "`{extension}` is a legacy binary Office format BEAR does not read; save it \
+                     as .{modern} and ingest that"
+                ),
+                None => write!(
+                    f,
+                    "unsupported format `{extension}`; BEAR reads {}",
+                    Format::names()
+                ),
+            },
             Self::Empty => write!(f, "the document is empty"),
             Self::Binary => write!(f, "the file is binary, not text"),
             Self::Undecodable { detail } => write!(f, "the text cannot be decoded: {detail}"),
@@ -271,6 +278,16 @@ impl fmt::Display for Refusal {
                 write!(f, "the file is sealed and cannot be opened: {detail}")
             }
         }
+    }
+}
+
+/// The current format a legacy binary Office extension is saved as.
+pub(crate) fn legacy_successor(extension: &str) -> Option<&'static str> {
+    match extension.to_ascii_lowercase().as_str() {
+        "doc" | "dot" => Some("docx"),
+        "xls" | "xlt" => Some("xlsx"),
+        "ppt" | "pps" | "pot" => Some("pptx"),
+        _ => None,
     }
 }
 

@@ -336,6 +336,7 @@ async fn bad_files_fail_alone_with_reasons() {
     // One 100 kB line with no spaces at all: chunked, never one giant chunk.
     std::fs::write(dir.join("one-line.txt"), "x".repeat(100 << 10)).unwrap();
     std::fs::write(dir.join("notes.xyz"), b"ignored: not a document format").unwrap();
+    std::fs::write(dir.join("old-brief.doc"), b"\xd0\xcf\x11\xe0 legacy").unwrap();
     let missing = env.dir.path().join("does-not-exist.pdf");
     let report = run(&env, &c, &[dir.clone(), missing.clone()], false).await;
     let ingested: Vec<&str> = report.ingested.iter().map(|d| name(&d.path)).collect();
@@ -357,7 +358,18 @@ async fn bad_files_fail_alone_with_reasons() {
         Refusal::MalformedDocx { .. }
     ));
     assert_eq!(reason("does-not-exist.pdf"), Refusal::NotFound);
-    assert_eq!(report.failed.len(), 5, "{:?}", report.failed);
+    // A legacy Office file in a folder is reported with what to do, not skipped.
+    let legacy = report
+        .failed
+        .iter()
+        .find(|x| name(&x.path) == "old-brief.doc")
+        .unwrap();
+    assert!(
+        legacy.reason.contains("save it as .docx"),
+        "{}",
+        legacy.reason
+    );
+    assert_eq!(report.failed.len(), 6, "{:?}", report.failed);
     let long = c
         .documents()
         .await
