@@ -77,7 +77,7 @@ pub(crate) async fn revoke_key(
     Path(id): Path<String>,
 ) -> Api<Json<Removed>> {
     caller.require(Permission::Admin)?;
-    bear_app::keys::revoke_by(app(&s)?.config(), &caller.viewer(), &id)?;
+    bear_app::keys::revoke_and_shred(app(&s)?, &caller.viewer(), &id)?;
     reload(&s)?;
     Ok(Json(Removed {
         id,

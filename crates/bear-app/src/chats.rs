@@ -106,14 +106,18 @@ fn not_found(id: &str) -> Error {
 fn owner(viewer: &Viewer) -> Result<String> {
     match viewer {
         Viewer::Local => Ok("local".into()),
-        Viewer::Key { id, .. }
-            if !id.is_empty()
-                && id.len() <= 64
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-        {
-            Ok(format!("key-{id}"))
-        }
-        Viewer::Key { .. } => Err(Error::invalid("key", "a key id of letters and digits")),
+        Viewer::Key { id, .. } => key_owner(id),
+    }
+}
+
+/// The owner name of API key `id`'s chats.
+fn key_owner(id: &str) -> Result<String> {
+    let plain = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    match plain {
+        true => Ok(format!("key-{id}")),
+        false => Err(Error::invalid("key", "a key id of letters and digits")),
     }
 }
 
@@ -239,6 +243,33 @@ impl App {
             }
         })?;
         Ok(saved)
+    }
+
+    /// Destroys the saved chats of API key `id` (revoked: no one can sign in as it again):
+    /// their data key first, so a copy of the file made before opens with nothing, then the
+    /// file. Whether there were any.
+    pub(crate) fn shred_chats_of_key(&self, id: &str) -> Result<bool> {
+        let owner = key_owner(id)?;
+        let shredded = self.scrubbers.shred(&format!("@chats/{owner}"))?;
+        let dir = self.config().dirs.data_dir.join(DIR);
+        let mut removed = false;
+        for file in [
+            format!("{owner}.sealed"),
+            format!("{owner}.jsonl"),
+            format!("{owner}.lock"),
+        ] {
+            match std::fs::remove_file(dir.join(&file)) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Core(bear_core::Error::backend(
+                        bear_core::ErrorKind::Storage,
+                        format!("the key is revoked but its saved chats are not removed: {e}"),
+                    )));
+                }
+            }
+        }
+        Ok(shredded || removed)
     }
 
     /// Deletes `viewer`'s saved chat `id`, and audits it.

@@ -139,8 +139,17 @@ pub fn revoke_by(loaded: &LoadedConfig, viewer: &crate::Viewer, id: &str) -> Res
     crate::audit::record_once(loaded, viewer, "keys.api_revoke")
 }
 
-/// Revokes key `id`, as the user at this machine, and tells a running bear-server.
-pub fn revoke(loaded: &LoadedConfig, id: &str) -> Result<ServerTold> {
-    revoke_by(loaded, &crate::Viewer::Local, id)?;
-    Ok(tell_server(loaded))
+/// Revokes key `id` as `viewer` and destroys its saved chats (crypto-shredded: their data
+/// key goes before their file). Whoever serves keys must reload them.
+pub fn revoke_and_shred(app: &crate::App, viewer: &crate::Viewer, id: &str) -> Result<()> {
+    revoke_by(app.config(), viewer, id)?;
+    app.shred_chats_of_key(id)?;
+    Ok(())
+}
+
+/// Revokes key `id`, as the user at this machine, destroys its saved chats, and tells a
+/// running bear-server.
+pub fn revoke(app: &crate::App, id: &str) -> Result<ServerTold> {
+    revoke_and_shred(app, &crate::Viewer::Local, id)?;
+    Ok(tell_server(app.config()))
 }

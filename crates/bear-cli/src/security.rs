@@ -428,7 +428,8 @@ fn api_keys(
             Ok(())
         }
         KeysCommand::ApiRevoke { id } => {
-            let told = bear_app::keys::revoke(loaded, &id)?;
+            let app = crate::app(loaded)?;
+            let told = bear_app::keys::revoke(&app, &id)?;
             if !json {
                 writeln!(out, "revoked {id}")?;
             }

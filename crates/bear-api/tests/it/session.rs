@@ -216,7 +216,20 @@ async fn admins_make_list_and_revoke_keys_and_verify_the_audit_log() {
     let (status, e) = body(s.send("POST", "/api/v1/keys", &s.admin, Some(&bad)).await).await;
     assert_eq!((status, &e["error"]["field"]), (422, &json!("role")), "{e}");
 
-    // Revoking ends the key and its session.
+    // The key's saved chat, sealed under its own keyring entry.
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "Quaystone brief"}]});
+    let (status, v) = body(s.send("POST", "/api/v1/chats", &key, Some(&chat)).await).await;
+    assert_eq!(status, 200, "{v}");
+    let chats = s.dir.join("chats").join(format!("key-{id}.sealed"));
+    let ring = s.dir.join("keys/keyring.json");
+    let entry = format!("@chats/key-{id}");
+    let holds = |p: &std::path::Path, what: &str| {
+        let b = std::fs::read(p).unwrap_or_default();
+        b.windows(what.len()).any(|w| w == what.as_bytes())
+    };
+    assert!(chats.is_file() && holds(&ring, &entry));
+
+    // Revoking ends the key and its session, and shreds its chats: key first, then file.
     let (status, gone) = body(
         s.send("DELETE", &format!("/api/v1/keys/{id}"), &s.admin, None)
             .await,
@@ -244,6 +257,8 @@ async fn admins_make_list_and_revoke_keys_and_verify_the_audit_log() {
         .send("DELETE", &format!("/api/v1/keys/{id}"), &s.admin, None)
         .await;
     assert_eq!(r.status(), 404);
+    assert!(!chats.exists(), "the revoked key's chats are removed");
+    assert!(!holds(&ring, &entry), "and their data key destroyed");
 
     // The changes above are in the audit log, whose chain checks out.
     let (status, v) = body(s.send("GET", "/api/v1/audit/verify", &s.admin, None).await).await;
