@@ -281,7 +281,17 @@ impl App {
         let c = self.collection(viewer, name).await?;
         let doc = find_document(&c, which).await?;
         self.audit_log()?;
-        c.delete_documents(std::slice::from_ref(&doc.id)).await?;
+        // With it go the documents it holds (an e-mail's attachments, a mailbox's messages).
+        let below = format!("{}/", doc.path);
+        let mut ids = vec![doc.id.clone()];
+        ids.extend(
+            c.documents()
+                .await?
+                .into_iter()
+                .filter(|d| d.path.starts_with(&below))
+                .map(|d| d.id),
+        );
+        c.delete_documents(&ids).await?;
         c.optimize(self.config().config.rag.ann_threshold).await?;
         self.record(viewer, "rag.docs.rm", "ok", (1, 0))?;
         self.remove_upload(

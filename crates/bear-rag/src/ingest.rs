@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk::{ChunkParams, chunk};
 use crate::error::{Error, Result};
-use crate::extract::{Extracted, Format, Limits, Refusal, extract};
+use crate::extract::{Extracted, Format, Limits, Refusal};
 use crate::store::{ChunkRow, Collection, DocumentRecord, now};
 
 /// What ingestion needs besides the collection: an embedder and, unless PII is kept, a
@@ -264,6 +264,22 @@ enum Msg {
     Ready(Box<Prepared>),
     Unchanged(String),
     Failed(FailedDoc),
+    /// Documents of a changed e-mail or mailbox that it no longer holds.
+    Stale(Vec<DocumentRecord>),
+}
+
+/// What one file gave: its documents (an e-mail's messages and attachments, or the file's
+/// one), each ready or refused alone.
+type Built = Vec<std::result::Result<Prepared, FailedDoc>>;
+
+impl FailedDoc {
+    fn new(path: String, refusal: Refusal) -> Self {
+        Self {
+            path,
+            reason: refusal.to_string(),
+            refusal,
+        }
+    }
 }
 
 /// Runs `f` on its own thread with a 256 MiB stack, giving up after `limit`.
@@ -352,13 +368,29 @@ pub fn canonical_path(path: &Path, keys: Option<&FileKeys>) -> std::io::Result<P
     }
 }
 
-/// Reads, extracts, chunks and scrubs one file (a sealed upload is opened with `keys`). `Ok(None)` means unchanged.
+/// The file a document's path is read from: the path itself, or, for a document inside an
+/// e-mail or mailbox (`thread.eml/attachment-1/contract.pdf`), the file that holds it.
+pub fn source_file(path: &Path, keys: Option<&FileKeys>) -> PathBuf {
+    for at in path.ancestors() {
+        let stored = stored_file(at, keys);
+        if stored.exists() {
+            return match stored.is_file() {
+                true => stored,
+                false => path.to_path_buf(),
+            };
+        }
+    }
+    path.to_path_buf()
+}
+
+/// Reads, extracts, chunks and scrubs one file (a sealed upload is opened with `keys`) into
+/// its documents. `Ok(None)` means unchanged.
 async fn prepare(
     path: PathBuf,
     known: Option<DocumentRecord>,
     pipeline: Pipeline,
     keys: Option<FileKeys>,
-) -> std::result::Result<Option<Prepared>, Refusal> {
+) -> std::result::Result<Option<Built>, Refusal> {
     let config = &pipeline.config;
     let stored = stored_file(&path, keys.as_ref());
     let meta = std::fs::metadata(&stored).map_err(|e| Refusal::from_io(&e))?;
@@ -391,22 +423,50 @@ async fn prepare(
         if known.as_ref().is_some_and(|k| k.sha256 == sha256) {
             return Ok(None);
         }
-        let extracted = extract(&bytes, format, &limits)?;
+        let parts = crate::extract::parts(&bytes, format, &limits)?;
         let bytes_len = bytes.len() as u64;
         drop(bytes);
-        build(
-            &p,
-            &canonical,
-            format,
-            extracted,
-            sha256,
-            bytes_len,
-            file_modified,
-            &limits,
-        )
-        .map(Some)
+        let mut built = Vec::with_capacity(parts.len());
+        for part in parts {
+            let at = match part.locator.is_empty() {
+                true => canonical.clone(),
+                false => canonical.join(&part.locator),
+            };
+            built.push(match part.extracted {
+                Ok(e) => Ok(build(
+                    &p,
+                    &at,
+                    part.format,
+                    e,
+                    sha256.clone(),
+                    bytes_len,
+                    file_modified,
+                    &limits,
+                )?),
+                Err(refusal) => Err(FailedDoc::new(at.display().to_string(), refusal)),
+            });
+        }
+        Ok(Some(built))
     })
     .await
+}
+
+/// The documents `known` holds below container file `canonical` that `built` no longer has.
+fn stale(
+    known: &HashMap<String, DocumentRecord>,
+    canonical: &Path,
+    built: &Built,
+) -> Vec<DocumentRecord> {
+    let prefix = format!("{}/", canonical.display());
+    let kept: std::collections::HashSet<&str> = built
+        .iter()
+        .filter_map(|b| b.as_ref().ok().map(|p| p.record.id.as_str()))
+        .collect();
+    known
+        .values()
+        .filter(|d| d.path.starts_with(&prefix) && !kept.contains(d.id.as_str()))
+        .cloned()
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -551,20 +611,38 @@ pub async fn ingest(
                     break;
                 }
                 let shown = path.display().to_string();
-                let id = canonical_path(&path, keys.as_ref())
-                    .ok()
-                    .map(|c| document_id(&c));
+                let canonical = canonical_path(&path, keys.as_ref()).ok();
+                let id = canonical.as_deref().map(document_id);
                 let prior = id.and_then(|id| known.get(&id).cloned());
-                let msg = match prepare(path, prior, pipeline.clone(), keys.clone()).await {
-                    Ok(Some(p)) => Msg::Ready(Box::new(p)),
-                    Ok(None) => Msg::Unchanged(shown),
-                    Err(refusal) => Msg::Failed(FailedDoc {
-                        path: shown,
-                        reason: refusal.to_string(),
-                        refusal,
-                    }),
+                let msgs = match prepare(path, prior, pipeline.clone(), keys.clone()).await {
+                    Ok(Some(built)) => {
+                        let gone = canonical
+                            .as_deref()
+                            .map(|c| stale(&known, c, &built))
+                            .unwrap_or_default();
+                        let mut msgs: Vec<Msg> = built
+                            .into_iter()
+                            .map(|b| match b {
+                                Ok(p) => Msg::Ready(Box::new(p)),
+                                Err(f) => Msg::Failed(f),
+                            })
+                            .collect();
+                        if !gone.is_empty() {
+                            msgs.push(Msg::Stale(gone));
+                        }
+                        msgs
+                    }
+                    Ok(None) => vec![Msg::Unchanged(shown)],
+                    Err(refusal) => vec![Msg::Failed(FailedDoc::new(shown, refusal))],
                 };
-                if tx.send(msg).await.is_err() {
+                let mut closed = false;
+                for msg in msgs {
+                    closed = tx.send(msg).await.is_err();
+                    if closed {
+                        break;
+                    }
+                }
+                if closed {
                     break;
                 }
             }
@@ -587,6 +665,14 @@ pub async fn ingest(
                     reason: f.reason.clone(),
                 });
                 report.failed.push(f);
+            }
+            Msg::Stale(docs) => {
+                let ids: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+                if let Err(e) = collection.delete_documents(&ids).await {
+                    result = Err(e);
+                    break;
+                }
+                report.removed.extend(docs.into_iter().map(|d| d.path));
             }
             Msg::Ready(mut p) => {
                 let t = Instant::now();
@@ -623,7 +709,7 @@ pub async fn ingest(
             .documents()
             .await?
             .into_iter()
-            .filter(|d| !stored_file(Path::new(&d.path), collection.file_keys()).exists())
+            .filter(|d| !source_file(Path::new(&d.path), collection.file_keys()).exists())
             .collect();
         let ids: Vec<String> = vanished.iter().map(|d| d.id.clone()).collect();
         collection.delete_documents(&ids).await?;

@@ -7,6 +7,7 @@
 //! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
 
 mod docx;
+pub mod mail;
 mod ods;
 mod odt;
 mod package;
@@ -44,6 +45,10 @@ pub enum Format {
     Xlsx,
     /// OpenDocument spreadsheet: one page per sheet.
     Ods,
+    /// One e-mail message (RFC 5322); its attachments are documents of their own.
+    Eml,
+    /// A mailbox: one document per message, and per attachment.
+    Mbox,
 }
 
 impl Format {
@@ -60,6 +65,8 @@ impl Format {
             "odt" => Self::Odt,
             "xlsx" | "xlsm" => Self::Xlsx,
             "ods" => Self::Ods,
+            "eml" => Self::Eml,
+            "mbox" | "mbx" => Self::Mbox,
             _ => return None,
         })
     }
@@ -78,12 +85,19 @@ impl Format {
             Self::Odt => "application/vnd.oasis.opendocument.text",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
+            Self::Eml => "message/rfc822",
+            Self::Mbox => "application/mbox",
         }
+    }
+
+    /// Whether a file of this format holds several documents (see [`parts`]).
+    pub fn is_container(self) -> bool {
+        matches!(self, Self::Eml | Self::Mbox)
     }
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt, xlsx and ods"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml and mbox"
     }
 }
 
@@ -173,6 +187,16 @@ pub enum Refusal {
     },
     /// An Office file protected with a password (an encrypted package).
     Protected,
+    /// A file holding more documents (messages, attachments) than the limit.
+    TooManyParts {
+        /// The limit.
+        limit: usize,
+    },
+    /// E-mails attached to e-mails deeper than the limit.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
 
     /// Over the file size limit.
     TooLarge {
@@ -247,6 +271,14 @@ impl fmt::Display for Refusal {
             Self::MalformedPdf { detail } => write!(f, "the PDF is malformed: {detail}"),
             Self::MalformedDocx { detail } => write!(f, "the DOCX is malformed: {detail}"),
             Self::Malformed { format, detail } => write!(f, "the {format} is malformed: {detail}"),
+            Self::TooManyParts { limit } => write!(
+                f,
+                "the file holds more than {limit} messages or attachments (per message, 1,000); split it"
+            ),
+            Self::TooDeep { limit } => write!(
+                f,
+                "e-mails are attached to e-mails more than {limit} deep; this one is not read"
+            ),
             Self::Protected => write!(
                 f,
                 "the file is protected with a password; save an unprotected copy and ingest that"
@@ -355,6 +387,26 @@ impl Extracted {
     }
 }
 
+/// The documents in a file of format `format`: for an e-mail or a mailbox, each message and
+/// each attachment (see [`mail`]), the file's own first; for any other format, the file
+/// itself. A whole-file problem is an `Err`; a part that cannot be read carries its own.
+pub fn parts(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<mail::Part>, Refusal> {
+    if !format.is_container() {
+        return Ok(vec![mail::Part {
+            locator: String::new(),
+            format,
+            extracted: Ok(extract(bytes, format, limits)?),
+        }]);
+    }
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(Refusal::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    mail::parts(bytes, format, limits)
+}
+
 /// Extracts the text of a document of format `format`.
 pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracted, Refusal> {
     if bytes.len() as u64 > limits.max_file_bytes {
@@ -389,6 +441,12 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Odt => odt::extract(bytes, limits)?,
         Format::Xlsx => sheet::extract(bytes, limits)?,
         Format::Ods => ods::extract(bytes, limits)?,
+        // The file's own document: its (first) message.
+        Format::Eml | Format::Mbox => mail::parts(bytes, format, limits)?
+            .into_iter()
+            .next()
+            .map(|p| p.extracted)
+            .unwrap_or(Err(Refusal::Empty))?,
     };
     if out.text.trim().is_empty() {
         return Err(if format == Format::Pdf {

@@ -489,3 +489,167 @@ fn repeated_cells_with_values_stop_at_the_budget() {
         e.text
     );
 }
+
+fn locators(parts: &[bear_rag::extract::mail::Part]) -> Vec<&str> {
+    parts.iter().map(|p| p.locator.as_str()).collect()
+}
+
+#[test]
+fn an_email_is_its_message_then_each_attachment_recursively() {
+    let (bytes, format) = fixture("schedule.eml");
+    assert_eq!(format, Format::Eml);
+    let parts = bear_rag::extract::parts(&bytes, format, &limits()).unwrap();
+    assert_eq!(
+        locators(&parts),
+        [
+            "",
+            "attachment-1/damages.xlsx",
+            "attachment-2/message.eml",
+            "attachment-2/message.eml/attachment-1/penalty-note.txt",
+            "attachment-3/setup.exe",
+        ]
+    );
+    let message = parts[0].extracted.as_ref().unwrap();
+    for line in [
+        "From: Anna Visser <a.visser@lawfirm.example>\n",
+        "To: Greenfield Bakeries <ops@greenfield.example>\n",
+        "Cc: Litigation <lit@lawfirm.example>\n",
+        "Subject: Damages schedule for the oven claim\n",
+        "Message-ID: <schedule-7@lawfirm.example>\n",
+        "In-Reply-To: <demand-1@fjord.example>\n",
+        "Attachments: 1. damages.xlsx; 2. message.eml; 3. setup.exe\n",
+        "The storage costs were invoiced in April.",
+    ] {
+        assert!(
+            message.text.contains(line),
+            "{line:?} not in {}",
+            message.text
+        );
+    }
+    assert!(
+        message.text.contains("Date: 2024-05-03T10:30:00"),
+        "{}",
+        message.text
+    );
+    assert_eq!(
+        message.meta.title.as_deref(),
+        Some("Damages schedule for the oven claim")
+    );
+    assert_eq!(
+        message.meta.author.as_deref(),
+        Some("Anna Visser <a.visser@lawfirm.example>")
+    );
+    let sheet = parts[1].extracted.as_ref().unwrap();
+    assert!(sheet.text.contains("[Damages!A2:C2] Lost profit | 40000"));
+    let forwarded = parts[2].extracted.as_ref().unwrap();
+    assert!(forwarded.text.contains("Subject: Original demand"));
+    let note = parts[3].extracted.as_ref().unwrap();
+    assert!(note.text.contains("Penalty interest runs at 8 percent"));
+    assert_eq!(
+        parts[4].extracted.as_ref().unwrap_err(),
+        &Refusal::UnsupportedFormat {
+            extension: "exe".into()
+        }
+    );
+}
+
+#[test]
+fn a_mailbox_is_one_document_per_message() {
+    let (bytes, format) = fixture("thread.mbox");
+    let parts = bear_rag::extract::parts(&bytes, format, &limits()).unwrap();
+    assert_eq!(locators(&parts), ["", "message-2"]);
+    let second = parts[1].extracted.as_ref().unwrap();
+    assert!(second.text.contains("Subject: Re: Oven failure\n"));
+    assert!(
+        second
+            .text
+            .contains("In-Reply-To: <oven-1@greenfield.example>\n")
+    );
+    assert!(second.text.contains("Keep every invoice"));
+}
+
+/// A message with `body` as its MIME body under `content_type`.
+fn mail(content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: a@example.org\r\nSubject: test\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n{body}"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn hostile_emails_fail_alone_within_their_limits() {
+    use bear_rag::extract::mail::{MAX_ATTACHMENTS, MAX_DEPTH};
+    // Too many attachments: the message is refused whole.
+    let mut body = String::new();
+    for i in 0..=MAX_ATTACHMENTS {
+        body.push_str(&format!(
+            "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"n{i}.txt\"\r\n\r\nnote {i}\r\n"
+        ));
+    }
+    body.push_str("--b--\r\n");
+    let many = mail("multipart/mixed; boundary=\"b\"", &body);
+    assert_eq!(
+        bear_rag::extract::parts(&many, Format::Eml, &limits()).unwrap_err(),
+        Refusal::TooManyParts {
+            limit: MAX_ATTACHMENTS
+        }
+    );
+    // Nested past the limit: the deepest message is refused, the rest is read.
+    let mut nested = mail("text/plain", "innermost");
+    for _ in 0..MAX_DEPTH + 2 {
+        let inner = String::from_utf8(nested).unwrap();
+        nested = mail(
+            "multipart/mixed; boundary=\"n\"",
+            &format!(
+                "--n\r\nContent-Type: text/plain\r\n\r\nlayer\r\n--n\r\nContent-Type: message/rfc822\r\n\r\n{inner}\r\n--n--\r\n"
+            ),
+        );
+    }
+    let parts = bear_rag::extract::parts(&nested, Format::Eml, &limits()).unwrap();
+    assert!(parts[0].extracted.is_ok());
+    assert!(
+        parts
+            .iter()
+            .any(|p| p.extracted.as_ref().err() == Some(&Refusal::TooDeep { limit: MAX_DEPTH })),
+        "{:?}",
+        locators(&parts)
+    );
+    // A broken boundary and a zip bomb attachment: the message is still read.
+    let (bomb, _) = {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file(
+            "word/document.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(&vec![b'0'; 16 << 20]).unwrap();
+        (z.finish().unwrap().into_inner(), ())
+    };
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bomb);
+    let body = format!(
+        "--x\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"bomb.docx\"\r\n\r\n{encoded}\r\n--x--\r\n--broken"
+    );
+    let parts = bear_rag::extract::parts(
+        &mail("multipart/mixed; boundary=\"x\"", &body),
+        Format::Eml,
+        &limits(),
+    )
+    .unwrap();
+    assert!(
+        parts[0]
+            .extracted
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("see attached")
+    );
+    assert!(
+        matches!(parts[1].extracted, Err(Refusal::ZipBomb { .. })),
+        "{:?}",
+        parts[1].extracted
+    );
+    // Garbage: a message without headers is still a (short) document, never a panic.
+    let _ = bear_rag::extract::parts(b"\xff\xfe\x00garbage", Format::Eml, &limits());
+    let _ = bear_rag::extract::parts(b"From nobody\n\xff\xfe", Format::Mbox, &limits());
+}

@@ -873,7 +873,15 @@ async fn office_files_are_ingested_and_found_by_slide_and_sheet() {
     let env = Env::new(PiiPolicy::Replace);
     let c = env.collection("office").await;
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let report = run(&env, &c, &[fixtures], false).await;
+    let office: Vec<PathBuf> = [
+        "damages.xlsx",
+        "hearing.pptx",
+        "hours.ods",
+        "settlement.odt",
+    ]
+    .map(|f| fixtures.join(f))
+    .to_vec();
+    let report = run(&env, &c, &office, false).await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.ingested.len(), 4, "{:?}", report.ingested);
     let docs = c.documents().await.unwrap();
@@ -929,4 +937,102 @@ async fn office_files_are_ingested_and_found_by_slide_and_sheet() {
         assert_eq!(h.page, page, "{q}");
         assert!(h.text.contains(passage), "{q}: {}", h.text);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_and_their_attachments_are_documents_kept_in_step_with_the_file() {
+    let env = Env::new(PiiPolicy::Replace);
+    let c = env.collection("mail").await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = env.dir.path().join("mail");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["schedule.eml", "thread.mbox"] {
+        std::fs::copy(fixtures.join(f), dir.join(f)).unwrap();
+    }
+    let report = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    let mut ingested: Vec<String> = report
+        .ingested
+        .iter()
+        .map(|d| d.path.rsplit_once("/mail/").unwrap().1.to_string())
+        .collect();
+    ingested.sort();
+    assert_eq!(
+        ingested,
+        [
+            "schedule.eml",
+            "schedule.eml/attachment-1/damages.xlsx",
+            "schedule.eml/attachment-2/message.eml",
+            "schedule.eml/attachment-2/message.eml/attachment-1/penalty-note.txt",
+            "thread.mbox",
+            "thread.mbox/message-2",
+        ]
+    );
+    // The attachment BEAR does not read fails alone, named below its message.
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    assert!(
+        report.failed[0]
+            .path
+            .ends_with("schedule.eml/attachment-3/setup.exe")
+    );
+    let docs = c.documents().await.unwrap();
+    let message = docs
+        .iter()
+        .find(|d| d.path.ends_with("schedule.eml"))
+        .unwrap();
+    assert_eq!(message.title, "Damages schedule for the oven claim");
+    assert_eq!(message.mime, "message/rfc822");
+
+    let retriever =
+        bear_rag::RagRetriever::new(env.store.clone(), crate::embedder(), env.scrubber.clone());
+    let hits = retriever
+        .search(
+            &c,
+            "penalty interest percent",
+            SearchMode::FullText,
+            3,
+            &Filter::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        hits[0]
+            .path
+            .ends_with("schedule.eml/attachment-2/message.eml/attachment-1/penalty-note.txt"),
+        "{hits:#?}"
+    );
+    assert_eq!(hits[0].title, "penalty-note.txt");
+
+    // Unchanged: nothing is read again.
+    let again = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    assert!(
+        again.ingested.is_empty() && again.unchanged.len() == 2,
+        "{again:?}"
+    );
+
+    // The mailbox loses its second message: that document goes with it.
+    let bytes = std::fs::read(dir.join("thread.mbox")).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let second = text.match_indices("\nFrom ").next().unwrap().0;
+    std::fs::write(dir.join("thread.mbox"), &text[..second + 1]).unwrap();
+    let changed = run(&env, &c, std::slice::from_ref(&dir), false).await;
+    assert!(
+        changed
+            .removed
+            .iter()
+            .any(|p| p.ends_with("thread.mbox/message-2")),
+        "{changed:?}"
+    );
+    // The e-mail is deleted: with sync, its attachments go too.
+    std::fs::remove_file(dir.join("schedule.eml")).unwrap();
+    let synced = run(&env, &c, std::slice::from_ref(&dir), true).await;
+    assert_eq!(synced.removed.len(), 4, "{synced:?}");
+    let left: Vec<String> = c
+        .documents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.path)
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with("thread.mbox"));
 }

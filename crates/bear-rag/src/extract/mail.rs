@@ -1,0 +1,255 @@
+//! E-mail: `.eml` (one message) and `.mbox` (one document per message), parsed with
+//! mail-parser. A message's document is its header block (from, to, cc, date, subject,
+//! message id, in-reply-to, the attachments' names) and its body (plain text preferred, else
+//! the HTML as text); subject, sender and date are its title, author and creation date. Each
+//! attachment in a format BEAR reads is a document of its own, named below the message
+//! (`attachment-2/contract.pdf`, `message-3/attachment-1/fees.xlsx`), recursively for an
+//! attached e-mail, within the limits below; one that cannot be read is reported alone.
+
+use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders};
+
+use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
+
+/// Most documents one file may yield (messages and attachments together).
+pub const MAX_PARTS: usize = 20_000;
+/// Most attachments one message may have.
+pub const MAX_ATTACHMENTS: usize = 1_000;
+/// Deepest chain of e-mails attached to e-mails.
+pub const MAX_DEPTH: usize = 8;
+
+/// One document found in a file: where it sits in the file (empty for the file's own, first
+/// document), its format and its text, or why it could not be read.
+#[derive(Debug)]
+pub struct Part {
+    /// Its place below the file, as a relative path (`attachment-1/contract.pdf`).
+    pub locator: String,
+    /// Its format.
+    pub format: Format,
+    /// Its text, or why it has none.
+    pub extracted: Result<Extracted, Refusal>,
+}
+
+/// The documents of an e-mail file (`.eml`: its message; `.mbox`: every message), each
+/// message followed by its attachments.
+pub(super) fn parts(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<Part>, Refusal> {
+    let mut out = Parts {
+        limits,
+        parts: Vec::new(),
+    };
+    match format {
+        Format::Mbox => {
+            let iter = mail_parser::mailbox::mbox::MessageIterator::new(bytes);
+            for (i, raw) in iter.enumerate() {
+                let raw = raw.map_err(|_| malformed("a message of the mailbox cannot be read"))?;
+                let at = if i == 0 {
+                    String::new()
+                } else {
+                    format!("message-{}", i + 1)
+                };
+                out.message(raw.contents(), &at, 0)?;
+            }
+            if out.parts.is_empty() {
+                return Err(Refusal::Empty);
+            }
+        }
+        _ => out.message(bytes, "", 0)?,
+    }
+    Ok(out.parts)
+}
+
+fn malformed(detail: &str) -> Refusal {
+    Refusal::Malformed {
+        format: "e-mail".into(),
+        detail: detail.into(),
+    }
+}
+
+/// The parts gathered so far.
+struct Parts<'l> {
+    limits: &'l Limits,
+    parts: Vec<Part>,
+}
+
+impl Parts<'_> {
+    fn push(&mut self, part: Part) -> Result<(), Refusal> {
+        if self.parts.len() >= MAX_PARTS {
+            return Err(Refusal::TooManyParts { limit: MAX_PARTS });
+        }
+        self.parts.push(part);
+        Ok(())
+    }
+
+    /// The message in `raw` at `at`, then its attachments.
+    fn message(&mut self, raw: &[u8], at: &str, depth: usize) -> Result<(), Refusal> {
+        self.limits.check_time(remaining(self.limits))?;
+        let Some(msg) = MessageParser::default().parse(raw) else {
+            return self.push(Part {
+                locator: at.to_string(),
+                format: Format::Eml,
+                extracted: Err(malformed("not an RFC 5322 message")),
+            });
+        };
+        let attachments: Vec<&MessagePart<'_>> = msg.attachments().collect();
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(Refusal::TooManyParts {
+                limit: MAX_ATTACHMENTS,
+            });
+        }
+        let names: Vec<String> = attachments.iter().map(|a| file_name(a)).collect();
+        let names: Vec<String> = names
+            .into_iter()
+            .zip(&attachments)
+            .map(|(n, a)| match (n.as_str(), a.is_message()) {
+                ("attachment", true) => "message.eml".to_string(),
+                _ => n,
+            })
+            .collect();
+        self.push(Part {
+            locator: at.to_string(),
+            format: Format::Eml,
+            extracted: Ok(message_text(&msg, &names)),
+        })?;
+        for (i, (a, name)) in attachments.iter().zip(&names).enumerate() {
+            let below = join(at, &format!("attachment-{}", i + 1));
+            self.attachment(a, &below, name, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Attachment `a`, named `name`, at `at`.
+    fn attachment(
+        &mut self,
+        a: &MessagePart<'_>,
+        at: &str,
+        name: &str,
+        depth: usize,
+    ) -> Result<(), Refusal> {
+        if a.is_message() || Format::from_path(std::path::Path::new(name)) == Some(Format::Eml) {
+            if depth + 1 >= MAX_DEPTH {
+                return self.push(Part {
+                    locator: join(at, name),
+                    format: Format::Eml,
+                    extracted: Err(Refusal::TooDeep { limit: MAX_DEPTH }),
+                });
+            }
+            let raw = match a.message() {
+                Some(m) => m.raw_message(),
+                None => a.contents(),
+            };
+            return self.message(raw, &join(at, name), depth + 1);
+        }
+        let path = std::path::Path::new(name);
+        let Some(format) = Format::from_path(path).filter(|f| !f.is_container()) else {
+            let extension = path
+                .extension()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return self.push(Part {
+                locator: join(at, name),
+                format: Format::Text,
+                extracted: Err(Refusal::UnsupportedFormat { extension }),
+            });
+        };
+        let extracted = extract(a.contents(), format, self.limits);
+        self.push(Part {
+            locator: join(at, name),
+            format,
+            extracted,
+        })
+    }
+}
+
+fn remaining(limits: &Limits) -> u64 {
+    limits
+        .deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs()
+}
+
+fn join(at: &str, below: &str) -> String {
+    match at.is_empty() {
+        true => below.to_string(),
+        false => format!("{at}/{below}"),
+    }
+}
+
+/// An attachment's file name as one path component (no folders, no leading dot).
+fn file_name(a: &MessagePart<'_>) -> String {
+    let raw = a.attachment_name().unwrap_or("attachment");
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    let clean = clean.trim().trim_start_matches('.');
+    match clean.is_empty() {
+        true => "attachment".into(),
+        false => clean.chars().take(200).collect(),
+    }
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Option<String> {
+    let list: Vec<String> = a?
+        .iter()
+        .map(|x| match (x.name(), x.address()) {
+            (Some(n), Some(e)) => format!("{n} <{e}>"),
+            (None, Some(e)) => e.to_string(),
+            (Some(n), None) => n.to_string(),
+            (None, None) => String::new(),
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
+/// A message's header block and body, with its metadata.
+fn message_text(msg: &Message<'_>, attachments: &[String]) -> Extracted {
+    let from = addresses(msg.from());
+    let date = msg.date().map(|d| d.to_rfc3339());
+    let subject = msg.subject().map(str::to_string);
+    let mut text = String::new();
+    let mut line = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+            text.push_str(&format!("{k}: {}\n", v.trim()));
+        }
+    };
+    line("From", from.clone());
+    line("To", addresses(msg.to()));
+    line("Cc", addresses(msg.cc()));
+    line("Date", date.clone());
+    line("Subject", subject.clone());
+    line("Message-ID", msg.message_id().map(|m| format!("<{m}>")));
+    line(
+        "In-Reply-To",
+        msg.in_reply_to().as_text().map(|m| format!("<{m}>")),
+    );
+    if !attachments.is_empty() {
+        let list: Vec<String> = attachments
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}. {n}", i + 1))
+            .collect();
+        line("Attachments", Some(list.join("; ")));
+    }
+    text.push('\n');
+    let body = msg
+        .body_text(0)
+        .map(|b| b.into_owned())
+        .or_else(|| {
+            let html = msg.body_html(0)?;
+            super::text::html(html.as_bytes()).ok().map(|e| e.text)
+        })
+        .unwrap_or_default();
+    text.push_str(body.trim());
+    text.push('\n');
+    Extracted {
+        text,
+        page_starts: Vec::new(),
+        meta: DocMeta {
+            title: subject,
+            author: from,
+            created: date,
+            ..DocMeta::default()
+        },
+    }
+}
