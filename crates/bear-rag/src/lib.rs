@@ -5,8 +5,8 @@
 //! [`bear_core::TextGenerator`], [`bear_core::PiiScrubber`]), so it never depends on
 //! bear-models or bear-security.
 //!
-//! - [`extract`]: text, pages and metadata from txt, md, html, pdf, docx, pptx, odt and xlsx,
-//!   under limits.
+//! - [`extract`]: text, pages and metadata from txt, md, html, pdf, docx, pptx, odt, xlsx,
+//!   ods, eml and mbox, under limits.
 //! - [`chunk`]: token-aware chunks that respect headings, paragraphs and sentences.
 //! - [`store`]: one LanceDB database per collection; vector, full-text and hybrid search.
 //! - [`ingest`]: the pipeline, idempotent and crash-safe.

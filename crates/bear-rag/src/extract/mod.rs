@@ -1,5 +1,5 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx and ods, under limits against
-//! hostile documents.
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml and mbox, under
+//! limits against hostile documents; an e-mail file yields several documents ([`parts`]).
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
 //! formats) and its metadata. It never panics on bad input: every problem is a [`Refusal`] that
