@@ -38,10 +38,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
 /// The body's text: paragraphs separated by blank lines, headings prefixed with `#`, tabs and
 /// breaks kept; page starts from explicit page breaks and Word's last rendered breaks.
 fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusal> {
-    let secs = limits
-        .deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs();
+    let secs = limits.secs_left();
     let mut r = xml_reader(xml);
     let mut text = String::new();
     let mut pages = vec![0usize];
@@ -108,13 +105,13 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
                         if page_break_pending {
                             // A break inside a paragraph: the next paragraph opens the page.
                             page_break_pending = false;
-                            flush_para(&mut text, &mut para, heading);
+                            package::push_paragraph(&mut text, &mut para, heading);
                             if text.len() > pages.last().copied().unwrap_or(0) {
                                 pages.push(text.len());
                             }
                             continue;
                         }
-                        flush_para(&mut text, &mut para, heading);
+                        package::push_paragraph(&mut text, &mut para, heading);
                     }
                     _ => {}
                 }
@@ -139,33 +136,13 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<(String, Vec<usize>), Refusa
     Ok((text, pages))
 }
 
-fn flush_para(text: &mut String, para: &mut String, heading: u8) {
-    let p = para.trim();
-    if !p.is_empty() {
-        if heading > 0 {
-            text.push_str(&"#".repeat(heading as usize));
-            text.push(' ');
-        }
-        text.push_str(p);
-        text.push_str("\n\n");
-    }
-    para.clear();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Cursor, Write};
-    use std::time::{Duration, Instant};
 
     fn limits() -> Limits {
-        Limits {
-            max_file_bytes: 1 << 30,
-            max_decompressed_bytes: 1 << 20,
-            max_xml_depth: 64,
-            max_pages: 100,
-            deadline: Instant::now() + Duration::from_secs(60),
-        }
+        Limits::for_tests()
     }
 
     fn docx(document_xml: &str) -> Vec<u8> {

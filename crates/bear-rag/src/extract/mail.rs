@@ -81,7 +81,7 @@ impl Parts<'_> {
 
     /// The message in `raw` at `at`, then its attachments.
     fn message(&mut self, raw: &[u8], at: &str, depth: usize) -> Result<(), Refusal> {
-        self.limits.check_time(remaining(self.limits))?;
+        self.limits.check_time(self.limits.secs_left())?;
         let Some(msg) = MessageParser::default().parse(raw) else {
             return self.push(Part {
                 locator: at.to_string(),
@@ -157,13 +157,6 @@ impl Parts<'_> {
             extracted,
         })
     }
-}
-
-fn remaining(limits: &Limits) -> u64 {
-    limits
-        .deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs()
 }
 
 fn join(at: &str, below: &str) -> String {

@@ -128,6 +128,25 @@ impl Limits {
         }
     }
 
+    /// Whole seconds left before the deadline (what a timeout refusal reports).
+    pub(crate) fn secs_left(&self) -> u64 {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+    }
+
+    /// Generous limits for the extractors' unit tests: 1 MiB inflated, depth 64, 100 pages.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            max_file_bytes: 1 << 30,
+            max_decompressed_bytes: 1 << 20,
+            max_xml_depth: 64,
+            max_pages: 100,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        }
+    }
+
     pub(crate) fn check_time(&self, secs: u64) -> Result<(), Refusal> {
         if Instant::now() > self.deadline {
             Err(Refusal::Timeout { secs })

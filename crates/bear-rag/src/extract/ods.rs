@@ -33,24 +33,14 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
 }
 
 fn repeat(e: &BytesStart<'_>, key: &str) -> u64 {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == key)
-        .and_then(|a| a.value.parse::<u64>().ok())
+    package::attr(e, key)
+        .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(1)
         .max(1)
 }
 
 fn name(e: &BytesStart<'_>) -> String {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == "table:name")
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
-        .unwrap_or_default()
+    package::attr(e, "table:name").unwrap_or_default()
 }
 
 /// Where the reader is in the tables.

@@ -27,29 +27,22 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
 }
 
 fn level(e: &BytesStart<'_>) -> u8 {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == "text:outline-level")
-        .and_then(|a| a.value.parse::<u8>().ok())
+    package::attr(e, "text:outline-level")
+        .and_then(|v| v.parse::<u8>().ok())
         .unwrap_or(1)
         .clamp(1, 6)
 }
 
 fn spaces(e: &BytesStart<'_>) -> usize {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == "text:c")
-        .and_then(|a| a.value.parse::<usize>().ok())
+    package::attr(e, "text:c")
+        .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(1)
         .min(MAX_SPACES)
 }
 
 /// Paragraphs separated by blank lines, headings prefixed with `#`.
 fn body_text(xml: &[u8], limits: &Limits) -> Result<String, Refusal> {
-    let secs = limits
-        .deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs();
+    let secs = limits.secs_left();
     let mut r = xml_reader(xml);
     let mut depth = Depth::new(limits);
     let mut text = String::new();
@@ -84,7 +77,7 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<String, Refusal> {
                 depth.close();
                 if matches!(e.name().as_ref(), "text:p" | "text:h") {
                     open = open.saturating_sub(1);
-                    flush(&mut text, &mut para, heading);
+                    package::push_paragraph(&mut text, &mut para, heading);
                     heading = 0;
                 }
             }
@@ -101,33 +94,13 @@ fn body_text(xml: &[u8], limits: &Limits) -> Result<String, Refusal> {
     Ok(text)
 }
 
-fn flush(text: &mut String, para: &mut String, heading: u8) {
-    let p = para.trim();
-    if !p.is_empty() {
-        if heading > 0 {
-            text.push_str(&"#".repeat(heading as usize));
-            text.push(' ');
-        }
-        text.push_str(p);
-        text.push_str("\n\n");
-    }
-    para.clear();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Cursor, Write};
-    use std::time::{Duration, Instant};
 
     fn limits() -> Limits {
-        Limits {
-            max_file_bytes: 1 << 30,
-            max_decompressed_bytes: 1 << 20,
-            max_xml_depth: 64,
-            max_pages: 100,
-            deadline: Instant::now() + Duration::from_secs(60),
-        }
+        Limits::for_tests()
     }
 
     fn odt(content: &str) -> Vec<u8> {

@@ -290,3 +290,30 @@ pub(super) fn properties(
     meta.modified = get(&["modified", "date"]);
     Ok(meta)
 }
+
+/// Appends paragraph `para` (trimmed, if not empty) to `text` followed by a blank line, as a
+/// markdown heading of `heading` levels when `heading > 0`; empties `para`.
+pub(super) fn push_paragraph(text: &mut String, para: &mut String, heading: u8) {
+    let p = para.trim();
+    if !p.is_empty() {
+        if heading > 0 {
+            text.push_str(&"#".repeat(heading as usize));
+            text.push(' ');
+        }
+        text.push_str(p);
+        text.push_str("\n\n");
+    }
+    para.clear();
+}
+
+/// Attribute `key` of `e`, unescaped.
+pub(super) fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == key)
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}

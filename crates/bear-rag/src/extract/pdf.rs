@@ -6,10 +6,7 @@ use lopdf::{Document, LoadOptions, Object};
 use super::{DocMeta, Extracted, Limits, Refusal};
 
 pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
-    let secs = limits
-        .deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs();
+    let secs = limits.secs_left();
     let max_inflate = usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX);
     let options = LoadOptions {
         max_decompressed_size: Some(max_inflate),

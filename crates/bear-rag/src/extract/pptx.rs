@@ -4,7 +4,7 @@
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::package::{self, Archive, Depth, Kind, entity, read_entry, xml_reader};
+use super::package::{self, Archive, Depth, Kind, attr, entity, read_entry, xml_reader};
 use super::{Extracted, Limits, Refusal};
 
 const PRESENTATION: &str = "ppt/presentation.xml";
@@ -20,7 +20,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
             limit: limits.max_pages,
         });
     }
-    let secs = remaining_secs(limits);
+    let secs = limits.secs_left();
     let mut text = String::new();
     let mut page_starts = Vec::with_capacity(slides.len());
     for part in &slides {
@@ -51,13 +51,6 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
         page_starts,
         meta,
     })
-}
-
-fn remaining_secs(limits: &Limits) -> u64 {
-    limits
-        .deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs()
 }
 
 /// The slides' part names in presentation order.
@@ -142,17 +135,6 @@ fn relationships(
     Ok(out)
 }
 
-fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.as_ref() == key)
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
-}
-
 /// A relationship target resolved against the folder of the part that names it.
 fn resolve(dir: &str, target: &str) -> String {
     if let Some(absolute) = target.strip_prefix('/') {
@@ -204,7 +186,7 @@ fn shapes_text(xml: &[u8], part: &str, limits: &Limits) -> Result<String, Refusa
                 depth.close();
                 match e.local_name().as_ref() {
                     "t" => in_t = false,
-                    "p" if !skip => flush(&mut text, &mut para, title),
+                    "p" if !skip => package::push_paragraph(&mut text, &mut para, u8::from(title)),
                     "p" => para.clear(),
                     _ => {}
                 }
@@ -228,32 +210,13 @@ fn placeholder(e: &BytesStart<'_>, title: &mut bool, skip: &mut bool) {
     *skip = skipped_placeholder(&kind);
 }
 
-fn flush(text: &mut String, para: &mut String, title: bool) {
-    let p = para.trim();
-    if !p.is_empty() {
-        if title {
-            text.push_str("# ");
-        }
-        text.push_str(p);
-        text.push_str("\n\n");
-    }
-    para.clear();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Cursor, Write};
-    use std::time::{Duration, Instant};
 
     fn limits() -> Limits {
-        Limits {
-            max_file_bytes: 1 << 30,
-            max_decompressed_bytes: 1 << 20,
-            max_xml_depth: 64,
-            max_pages: 100,
-            deadline: Instant::now() + Duration::from_secs(60),
-        }
+        Limits::for_tests()
     }
 
     fn slide(title: &str, body: &str) -> String {

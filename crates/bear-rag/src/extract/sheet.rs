@@ -73,13 +73,9 @@ pub(super) struct Sheets<'l> {
 
 impl<'l> Sheets<'l> {
     pub(super) fn new(limits: &'l Limits) -> Self {
-        let secs = limits
-            .deadline
-            .saturating_duration_since(std::time::Instant::now())
-            .as_secs();
         Self {
             limits,
-            secs,
+            secs: limits.secs_left(),
             text: String::new(),
             page_starts: Vec::new(),
             cells: 0,
