@@ -76,6 +76,7 @@ fn ingest_bench(c: &mut Criterion) {
         scrubber: scrubber(),
         config: RagConfig::default(),
         persist_tokens: None,
+        ocr: None,
     };
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/corpus");
     // Kept where the Python pipeline peer of `cargo xtask bench rag` reads the same files.
@@ -338,6 +339,7 @@ async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
                         path: format!("/synthetic/{doc}.txt"),
                         title: format!("doc {doc}"),
                         file_modified: 0,
+                        ocr_confidence: None,
                     })
                     .collect();
                 (record, rows)

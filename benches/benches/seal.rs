@@ -56,6 +56,7 @@ fn pipeline(embedder: Arc<dyn Embedder>) -> Pipeline {
         scrubber,
         config: RagConfig::default(),
         persist_tokens: None,
+        ocr: None,
     }
 }
 

@@ -134,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             Some("api") => bench::api(),
             Some("web") => bench::web(),
             Some("seal") => bench::seal(),
+            Some("ocr") => bench::ocr(),
             other => bench::criterion(other),
         },
         Task::Loadtest { seconds } => loadtest::run(seconds),

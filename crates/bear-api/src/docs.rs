@@ -101,7 +101,8 @@ pub(crate) struct Job {
     document_id: String,
     /// `running`, `completed` or `failed`.
     status: &'static str,
-    /// Progress events: found, ingested, unchanged, failed.
+    /// Progress events as they happen: found, page (OCR pages read so far), ingested,
+    /// unchanged, failed.
     #[schema(value_type = Vec<Object>)]
     events: Vec<bear_rag::Progress>,
     /// The ingest report once done: ingested, unchanged, failed with reasons, chunks, time.
@@ -112,6 +113,15 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// Adds a progress event; OCR page counts replace the one before them.
+    fn record(&mut self, p: &bear_rag::Progress) {
+        use bear_rag::Progress::Page;
+        if let (Page { .. }, Some(Page { .. })) = (p, self.events.last()) {
+            self.events.pop();
+        }
+        self.events.push(p.clone());
+    }
+
     /// Records how the ingest ended.
     fn finish(&mut self, result: bear_app::Result<IngestReport>) {
         match result {
@@ -320,12 +330,16 @@ pub(crate) async fn upload(
         let Some(r) = state.rag.as_ref() else { return };
         let writer = r.writer(&writing);
         let _held = writer.lock().await;
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
+        // Progress lands in the job as it happens, so a poll sees a long scan's pages.
+        let (watched, job_id) = (state.clone(), id.clone());
         let mut on_progress = move |p: &bear_rag::Progress| {
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(p.clone());
+            let Some(r) = watched.rag.as_ref() else {
+                return;
+            };
+            let mut jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(job) = jobs.by_id.get_mut(&job_id) {
+                job.record(p);
+            }
         };
         let cancel = CancellationToken::new();
         let result = r
@@ -334,7 +348,6 @@ pub(crate) async fn upload(
             .await;
         let mut jobs = r.jobs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(job) = jobs.by_id.get_mut(&id) {
-            job.events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
             job.finish(result);
         }
     });

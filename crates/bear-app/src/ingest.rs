@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bear_core::{CancellationToken, PiiPolicy};
+use bear_rag::extract::OcrSetup;
 use bear_rag::{Collection, IngestOptions, IngestReport, Pipeline, Progress};
 
 use crate::docs::CreateCollection;
@@ -29,6 +30,29 @@ pub struct IngestRequest {
 }
 
 impl App {
+    /// The OCR engine for scans and images, loaded on first use with `[rag] ocr_languages`;
+    /// `None` (with a warning naming what is missing) when Tesseract's language data is not
+    /// installed, so scans and images are refused with what to install.
+    pub async fn ocr(&self) -> Option<Arc<dyn bear_core::Ocr>> {
+        if let Some(o) = self.ocr.get() {
+            return o.clone();
+        }
+        let rag = self.config().config.rag.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            bear_models::TesseractOcr::new(&rag.ocr_languages, rag.ocr_data_dir.as_deref())
+        })
+        .await;
+        let engine = match loaded {
+            Ok(Ok(e)) => Some(Arc::new(e) as Arc<dyn bear_core::Ocr>),
+            Ok(Err(e)) => {
+                tracing::warn!("OCR is not available, scans and images will be refused: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+        self.ocr.get_or_init(|| engine).clone()
+    }
+
     /// Ingests `req.paths`, reporting each file to `progress`; `cancel` stops between files.
     /// New vault tokens are saved even when the ingest fails part-way (stored chunks use them).
     pub async fn ingest(
@@ -48,6 +72,7 @@ impl App {
         let mut config = self.config().config.rag.clone();
         config.include.extend(req.include);
         config.exclude.extend(req.exclude);
+        let ocr = self.ocr().await.map(|e| OcrSetup::new(e, &config));
         let pipeline = Pipeline {
             embedder: self.embedder(&collection.meta().embedder).await?,
             scrubber: self.scrubber_of(&collection)?,
@@ -56,6 +81,7 @@ impl App {
                 Arc::new(move || s.persist().map_err(bear_core::Error::from))
                     as bear_rag::ingest::PersistTokens
             }),
+            ocr,
         };
         let options = IngestOptions { sync: req.sync };
         let result = bear_rag::ingest(

@@ -117,6 +117,7 @@ pub struct App {
     scrubbers: Arc<Scrubbers>,
     detector: std::sync::OnceLock<Arc<bear_security::Detector>>,
     audit: std::sync::OnceLock<Arc<bear_security::audit::AuditLog>>,
+    ocr: std::sync::OnceLock<Option<Arc<dyn bear_core::Ocr>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -150,6 +151,7 @@ impl App {
             scrubbers,
             detector: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
+            ocr: std::sync::OnceLock::new(),
         })
     }
 

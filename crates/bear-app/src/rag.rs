@@ -150,8 +150,12 @@ pub struct SearchHit {
     pub byte_range: [u64; 2],
     /// Character range in the extracted text.
     pub char_range: [u64; 2],
-    /// `title, p. N` or `title`: how the chunk is cited.
+    /// `title, p. N` or `title`: how the chunk is cited (`(OCR, low confidence)` after it
+    /// when its page was read by OCR with a mean confidence under 60).
     pub citation: String,
+    /// The OCR confidence (0-100) of its page, when the page was read by OCR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr_confidence: Option<f32>,
     /// The chunk's text, restored.
     pub text: String,
     /// Higher is better: cosine (vector, exact), BM25 (fulltext) or fused RRF (hybrid).
@@ -170,6 +174,7 @@ impl SearchHit {
             ordinal: h.ordinal,
             byte_range: [h.byte_range.0, h.byte_range.1],
             char_range: [h.char_range.0, h.char_range.1],
+            ocr_confidence: h.ocr_confidence,
             text,
             score: h.score,
         }

@@ -146,6 +146,9 @@ impl IngestProgress {
                     eprintln!("ingested {path} ({chunks} chunks)")
                 }
                 Progress::Failed { path, reason } => eprintln!("failed   {path}: {reason}"),
+                Progress::Page { path, done, pages } if done % 10 == 0 || done == pages => {
+                    eprintln!("OCR      {path}: {done} of {pages} pages")
+                }
                 _ => {}
             }
             return;
@@ -159,6 +162,9 @@ impl IngestProgress {
                 bar.inc(1);
             }
             Progress::Unchanged { .. } => bar.inc(1),
+            Progress::Page { path, done, pages } => {
+                bar.set_message(format!("OCR {path}: page {done} of {pages}"));
+            }
             Progress::Failed { path, reason } => {
                 bar.println(format!("failed {path}: {reason}"));
                 bar.inc(1);

@@ -125,6 +125,17 @@ pub struct RagConfig {
     pub io_uring: bool,
     /// Most sections a review map-reduces a long document into (`bear review`).
     pub review_max_sections: usize,
+    /// Languages scans and images are read in, Tesseract's names joined by `+`.
+    pub ocr_languages: String,
+    /// Where Tesseract's `<lang>.traineddata` files are; default: `TESSDATA_PREFIX`, else
+    /// the system's tessdata folder.
+    pub ocr_data_dir: Option<PathBuf>,
+    /// Seconds allowed to read one page by OCR; a slower page is skipped with a reason. OCR
+    /// time does not count against `doc_timeout_secs`.
+    pub ocr_page_timeout_secs: u64,
+    /// Most pixels one image (or rendered page) may have; larger ones are refused before
+    /// they are decoded.
+    pub max_image_pixels: u64,
 }
 
 impl Default for RagConfig {
@@ -148,6 +159,10 @@ impl Default for RagConfig {
             min_similarity: 0.25,
             io_uring: true,
             review_max_sections: 64,
+            ocr_languages: "eng+nld+deu+fra".into(),
+            ocr_data_dir: None,
+            ocr_page_timeout_secs: 60,
+            max_image_pixels: 100_000_000,
         }
     }
 }
@@ -544,6 +559,23 @@ impl Config {
         }
         if rag.doc_timeout_secs == 0 {
             return Err(err("rag.doc_timeout_secs", "a positive number of seconds"));
+        }
+        if rag.ocr_page_timeout_secs == 0 || rag.max_image_pixels == 0 {
+            return Err(err(
+                "rag.ocr_page_timeout_secs/max_image_pixels",
+                "positive limits",
+            ));
+        }
+        let lang_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 32
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        if rag.ocr_languages.len() > 256 || !rag.ocr_languages.split('+').all(lang_ok) {
+            return Err(err(
+                "rag.ocr_languages",
+                "Tesseract language names joined by `+`, such as \"eng+nld\"",
+            ));
         }
         let wf = &self.workflows;
         if !(1..=1024).contains(&wf.max_parallel_steps) {

@@ -2,7 +2,7 @@
 //!
 //! Layer **L0**. It holds identifiers ([`id`]), the error conventions ([`error`]), configuration
 //! ([`config`]), the event type and bus ([`event`]), and the backend traits: [`TextGenerator`],
-//! [`Embedder`], [`Tool`], [`PiiScrubber`], [`Retriever`] and [`WorkflowStateStore`].
+//! [`Embedder`], [`Ocr`], [`Tool`], [`PiiScrubber`], [`Retriever`] and [`WorkflowStateStore`].
 //!
 //! ```text
 //!   L4  bear-api  bear-cli            (wire concrete backends together)
@@ -25,6 +25,7 @@ pub mod error;
 pub mod event;
 pub mod generation;
 pub mod id;
+pub mod ocr;
 pub mod pii;
 pub mod retrieval;
 pub mod tool;
@@ -43,6 +44,7 @@ pub use generation::{
 pub use id::{
     AgentId, CollectionId, DocumentId, ModelId, PluginId, RequestId, RunId, StepId, WorkflowId,
 };
+pub use ocr::{LOW_OCR_CONFIDENCE, Ocr, OcrPage, PageImage};
 pub use pii::{
     CustomPattern, DenyList, InvalidUtf8, PiiEntity, PiiPolicy, PiiScrubber, RiskLevel,
     ScrubOutcome,

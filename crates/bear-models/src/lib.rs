@@ -12,8 +12,8 @@
 //! - Model files come from local directories only; nothing here downloads.
 //! - A file is validated before native code sees it: a bad model is a typed error, never an abort
 //!   inside llama.cpp or ONNX Runtime.
-//! - llama-cpp-2, candle and ort are dependencies of this crate only.
-//! - `unsafe` lives in three small modules (`ggml`, `mapped`, `threads`), each call justified.
+//! - llama-cpp-2, candle, ort and tesseract-sys are dependencies of this crate only.
+//! - `unsafe` lives in four small modules (`ggml`, `mapped`, `threads`, `ocr`), each call justified.
 
 mod batch;
 pub mod bert;
@@ -25,6 +25,7 @@ pub mod gguf;
 pub mod llama;
 pub mod manager;
 mod mapped;
+pub mod ocr;
 pub mod openmp;
 mod prompt_cache;
 pub mod registry;
@@ -41,6 +42,7 @@ pub use error::{Error, Result};
 pub use gguf::GgufInfo;
 pub use llama::{GenerationTimings, LlamaCppGenerator, LlamaOptions, Overflow};
 pub use manager::{ManagerConfig, ModelInfo, ModelManager, ModelMetrics, ModelStatus};
+pub use ocr::TesseractOcr;
 pub use openmp::reexec_with_openmp_env;
 pub use registry::{ModelEntry, ModelKind, ModelMeta, Scan, scan};
 pub use sampling::schema_grammar;

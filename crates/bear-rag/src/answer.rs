@@ -579,9 +579,13 @@ pub fn citation(h: &Hit) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| h.path.clone());
+    let low = match h.ocr_confidence {
+        Some(c) if c < bear_core::LOW_OCR_CONFIDENCE => " (OCR, low confidence)",
+        _ => "",
+    };
     match h.page {
-        Some(p) => format!("{} ({name}), p. {p}", h.title),
-        None => format!("{} ({name})", h.title),
+        Some(p) => format!("{} ({name}), p. {p}{low}", h.title),
+        None => format!("{} ({name}){low}", h.title),
     }
 }
 
@@ -676,5 +680,30 @@ Canal Estates B.V. and the Tenant is Brightwater Legal LLP.";
             Vec::<usize>::new()
         );
         assert_eq!(cited_markers("unclosed [1", 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn citations_say_when_a_page_was_read_by_ocr_with_low_confidence() {
+        let mut h = crate::Hit {
+            chunk_id: "d-000001".into(),
+            document_id: "d".into(),
+            path: "/m/scan.pdf".into(),
+            title: "Lease".into(),
+            page: Some(2),
+            ordinal: 1,
+            byte_range: (0, 10),
+            char_range: (0, 10),
+            text: "rent".into(),
+            ocr_confidence: Some(42.0),
+            score: 1.0,
+        };
+        assert_eq!(
+            super::citation(&h),
+            "Lease (scan.pdf), p. 2 (OCR, low confidence)"
+        );
+        h.ocr_confidence = Some(91.0);
+        assert_eq!(super::citation(&h), "Lease (scan.pdf), p. 2");
+        h.ocr_confidence = None;
+        assert_eq!(super::citation(&h), "Lease (scan.pdf), p. 2");
     }
 }

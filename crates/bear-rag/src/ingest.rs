@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk::{ChunkParams, chunk};
 use crate::error::{Error, Result};
-use crate::extract::{Extracted, Format, Limits, Refusal};
+use crate::extract::{Extracted, Format, Limits, OcrClock, OcrPageInfo, OcrSetup, Refusal};
 use crate::store::{ChunkRow, Collection, DocumentRecord, now};
 
 /// What ingestion needs besides the collection: an embedder and, unless PII is kept, a
@@ -36,6 +36,8 @@ pub struct Pipeline {
     /// documents is written, so a document reported done never has tokens that a crash
     /// loses (and a re-run, finding the file unchanged, would never make again).
     pub persist_tokens: Option<PersistTokens>,
+    /// Reads scans and images by OCR; `None` refuses them with a reason.
+    pub ocr: Option<OcrSetup>,
 }
 
 /// See [`Pipeline::persist_tokens`].
@@ -77,6 +79,15 @@ pub enum Progress {
         /// The file.
         path: String,
     },
+    /// A page of a scan or image was read by OCR.
+    Page {
+        /// The file.
+        path: String,
+        /// Pages read so far.
+        done: usize,
+        /// Pages to read by OCR in this file.
+        pages: usize,
+    },
     /// A file failed.
     Failed {
         /// The file.
@@ -95,6 +106,9 @@ pub struct IngestedDoc {
     pub document_id: String,
     /// Chunks written.
     pub chunks: usize,
+    /// Its pages read by OCR: confidence, low-confidence mark, or why a page was skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocr_pages: Vec<OcrPageInfo>,
 }
 
 /// One failed file in the report.
@@ -258,9 +272,12 @@ fn discover(
 struct Prepared {
     record: DocumentRecord,
     rows: Vec<ChunkRow>,
+    ocr_pages: Vec<OcrPageInfo>,
 }
 
 enum Msg {
+    /// OCR progress within a file: (file, pages done, pages).
+    Page(String, usize, usize),
     Ready(Box<Prepared>),
     Unchanged(String),
     Failed(FailedDoc),
@@ -282,9 +299,11 @@ impl FailedDoc {
     }
 }
 
-/// Runs `f` on its own thread with a 256 MiB stack, giving up after `limit`.
+/// Runs `f` on its own thread with a 256 MiB stack, giving up after `limit` plus the time
+/// `ocr` says was spent reading pages (a page is limited by itself).
 async fn limited<T: Send + 'static>(
     limit: Duration,
+    ocr: Option<Arc<OcrClock>>,
     f: impl FnOnce() -> std::result::Result<T, Refusal> + Send + 'static,
 ) -> std::result::Result<T, Refusal> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -298,12 +317,21 @@ async fn limited<T: Send + 'static>(
     if spawned.is_err() {
         return Err(Refusal::Internal);
     }
-    match tokio::time::timeout(limit, rx).await {
-        Ok(Ok(Ok(r))) => r,
-        Ok(_) => Err(Refusal::Internal),
-        Err(_) => Err(Refusal::Timeout {
-            secs: limit.as_secs(),
-        }),
+    let started = tokio::time::Instant::now();
+    let spent = || ocr.as_ref().map(|c| c.spent()).unwrap_or_default();
+    let mut rx = rx;
+    loop {
+        let before = spent();
+        match tokio::time::timeout_at(started + limit + before, &mut rx).await {
+            Ok(Ok(Ok(r))) => return r,
+            Ok(_) => return Err(Refusal::Internal),
+            Err(_) if spent() > before => continue,
+            Err(_) => {
+                return Err(Refusal::Timeout {
+                    secs: limit.as_secs(),
+                });
+            }
+        }
     }
 }
 
@@ -390,6 +418,7 @@ async fn prepare(
     known: Option<DocumentRecord>,
     pipeline: Pipeline,
     keys: Option<FileKeys>,
+    tx: tokio::sync::mpsc::Sender<Msg>,
 ) -> std::result::Result<Option<Built>, Refusal> {
     let config = &pipeline.config;
     let stored = stored_file(&path, keys.as_ref());
@@ -406,10 +435,21 @@ async fn prepare(
         extension: String::new(),
     })?;
     let limit = Duration::from_secs(config.doc_timeout_secs);
-    let limits = Limits::from_config(config);
+    let mut limits = Limits::from_config(config);
+    limits.ocr = pipeline.ocr.as_ref().map(|o| {
+        let shown = path.display().to_string();
+        let mut setup = o.for_one_file();
+        setup.progress = Some(Arc::new(move |done, pages| {
+            // From OCR threads (never the runtime's): waits while the consumer catches up;
+            // a consumer that stopped ends the messages, not the reading.
+            let _ = tx.blocking_send(Msg::Page(shown.clone(), done, pages));
+        }));
+        setup
+    });
+    let clock = limits.ocr.as_ref().map(|o| o.clock.clone());
     let file_modified = unix(meta.modified());
     let p = pipeline.clone();
-    limited(limit, move || {
+    limited(limit, clock, move || {
         let name = upload_name(&canonical);
         let bytes =
             segment::read_whole(&stored, &name, keys.as_ref()).map_err(Refusal::from_read)?;
@@ -523,6 +563,7 @@ fn build(
             path: path.clone(),
             title: title.clone(),
             file_modified,
+            ocr_confidence: extracted.ocr_confidence(c.bytes.start),
         });
     }
     let record = DocumentRecord {
@@ -540,7 +581,11 @@ fn build(
         chunks: rows.len() as u32,
         ingested_at: now(),
     };
-    Ok(Prepared { record, rows })
+    Ok(Prepared {
+        record,
+        rows,
+        ocr_pages: extracted.ocr_pages,
+    })
 }
 
 /// Chunks written per LanceDB commit, at most (a commit also ends every 16 documents).
@@ -614,7 +659,8 @@ pub async fn ingest(
                 let canonical = canonical_path(&path, keys.as_ref()).ok();
                 let id = canonical.as_deref().map(document_id);
                 let prior = id.and_then(|id| known.get(&id).cloned());
-                let msgs = match prepare(path, prior, pipeline.clone(), keys.clone()).await {
+                let prepared = prepare(path, prior, pipeline.clone(), keys.clone(), tx.clone());
+                let msgs = match prepared.await {
                     Ok(Some(built)) => {
                         let gone = canonical
                             .as_deref()
@@ -655,6 +701,7 @@ pub async fn ingest(
     let mut result = Ok(());
     while let Some(msg) = rx.recv().await {
         match msg {
+            Msg::Page(path, done, pages) => progress(&Progress::Page { path, done, pages }),
             Msg::Unchanged(path) => {
                 progress(&Progress::Unchanged { path: path.clone() });
                 report.unchanged.push(path);
@@ -760,16 +807,17 @@ async fn commit(
     if pending.is_empty() {
         return Ok(());
     }
-    let docs: Vec<(DocumentRecord, Vec<ChunkRow>)> =
-        pending.drain(..).map(|p| (p.record, p.rows)).collect();
-    let done: Vec<IngestedDoc> = docs
-        .iter()
-        .map(|(d, c)| IngestedDoc {
-            path: d.path.clone(),
-            document_id: d.id.clone(),
-            chunks: c.len(),
-        })
-        .collect();
+    let mut done: Vec<IngestedDoc> = Vec::with_capacity(pending.len());
+    let mut docs: Vec<(DocumentRecord, Vec<ChunkRow>)> = Vec::with_capacity(pending.len());
+    for p in pending.drain(..) {
+        done.push(IngestedDoc {
+            path: p.record.path.clone(),
+            document_id: p.record.id.clone(),
+            chunks: p.rows.len(),
+            ocr_pages: p.ocr_pages,
+        });
+        docs.push((p.record, p.rows));
+    }
     if let Some(persist) = &pipeline.persist_tokens {
         persist().map_err(Error::Backend)?;
     }
@@ -792,7 +840,7 @@ mod tests {
     #[tokio::test]
     async fn the_time_limit_gives_up_on_a_stuck_extraction() {
         let started = Instant::now();
-        let r: std::result::Result<(), Refusal> = limited(Duration::from_millis(100), || {
+        let r: std::result::Result<(), Refusal> = limited(Duration::from_millis(100), None, || {
             std::thread::sleep(Duration::from_secs(3));
             Ok(())
         })
@@ -816,7 +864,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_extractor_is_an_internal_refusal() {
         let r: std::result::Result<(), Refusal> =
-            limited(Duration::from_secs(5), || panic!("extractor bug")).await;
+            limited(Duration::from_secs(5), None, || panic!("extractor bug")).await;
         assert_eq!(r, Err(Refusal::Internal));
     }
 }

@@ -86,6 +86,11 @@ pub(crate) const GOALS: &[Goal] = &[
     at_most("seal.full_text_ratio", 1.10, "×"),
     at_most("seal.hybrid_ratio", 1.10, "×"),
     at_most("seal.exact_ratio", 1.05, "×"),
+    // OCR against the tesseract CLI on the same pages, and a 200-page scan's ingest.
+    at_most("ocr.clean_cer", 0.02, ""),
+    at_most("ocr.cer_gap_points", 0.0, " points"),
+    at_least("ocr.speed_ratio", 1.5, "×"),
+    at_most("ocr.scan_rss_mib", 1024.0, " MiB"),
 ];
 
 /// The goal `id`. Panics on an unknown id: that is a bug in the bench code, which the tidy
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn every_goal_is_checked_and_every_check_has_a_goal() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bench");
-        let code: String = ["mod.rs", "web.rs", "seal.rs", "serving.rs"]
+        let code: String = ["mod.rs", "web.rs", "seal.rs", "serving.rs", "ocr.rs"]
             .iter()
             .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
             .collect();

@@ -13,12 +13,14 @@ use anyhow::{Context, bail};
 use crate::plugins::target_dir;
 
 mod goals;
+mod ocr;
 pub(crate) mod report;
 mod seal;
 mod serving;
 mod web;
 
 use goals::cell;
+pub(crate) use ocr::ocr;
 pub(crate) use seal::seal;
 pub(crate) use web::web;
 

@@ -24,6 +24,7 @@ fn hit() -> SearchHit {
         byte_range: [1200, 1850],
         char_range: [1190, 1836],
         citation: "Commercial Lease Agreement (lease.pdf), p. 3".into(),
+        ocr_confidence: None,
         text: "Either party may terminate the lease with six months' notice.".into(),
         score: 0.5,
     }

@@ -5,6 +5,7 @@ mod embed;
 mod gguf;
 mod llama;
 mod manager;
+mod ocr;
 mod registry;
 
 use std::path::PathBuf;

@@ -244,5 +244,6 @@ fn message_text(msg: &Message<'_>, attachments: &[String]) -> Extracted {
             created: date,
             ..DocMeta::default()
         },
+        ocr_pages: Vec::new(),
     }
 }

@@ -1,5 +1,7 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml and mbox, under
-//! limits against hostile documents; an e-mail file yields several documents ([`parts`]).
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox and images
+//! (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile documents; an e-mail
+//! file yields several documents ([`parts`]). PDF pages without a usable text layer are read by
+//! OCR too ([`ocr`]), page by page.
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
 //! formats) and its metadata. It never panics on bad input: every problem is a [`Refusal`] that
@@ -7,17 +9,22 @@
 //! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
 
 mod docx;
+mod image;
 pub mod mail;
+pub mod ocr;
 mod ods;
 mod odt;
 mod package;
 mod pdf;
 mod pptx;
+mod render;
 mod sheet;
 mod text;
 
 use std::fmt;
 use std::time::Instant;
+
+pub use ocr::{OcrClock, OcrPageInfo, OcrSetup};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +56,16 @@ pub enum Format {
     Eml,
     /// A mailbox: one document per message, and per attachment.
     Mbox,
+    /// A PNG image, read by OCR.
+    Png,
+    /// A JPEG image, read by OCR.
+    Jpeg,
+    /// A TIFF image, read by OCR one page at a time.
+    Tiff,
+    /// A BMP image, read by OCR.
+    Bmp,
+    /// A WebP image, read by OCR.
+    Webp,
 }
 
 impl Format {
@@ -67,6 +84,11 @@ impl Format {
             "ods" => Self::Ods,
             "eml" => Self::Eml,
             "mbox" | "mbx" => Self::Mbox,
+            "png" => Self::Png,
+            "jpg" | "jpeg" => Self::Jpeg,
+            "tif" | "tiff" => Self::Tiff,
+            "bmp" => Self::Bmp,
+            "webp" => Self::Webp,
             _ => return None,
         })
     }
@@ -87,7 +109,40 @@ impl Format {
             Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
             Self::Eml => "message/rfc822",
             Self::Mbox => "application/mbox",
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Tiff => "image/tiff",
+            Self::Bmp => "image/bmp",
+            Self::Webp => "image/webp",
         }
+    }
+
+    /// How messages name a file of this format.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Text => "text file",
+            Self::Markdown => "Markdown file",
+            Self::Html => "HTML file",
+            Self::Pdf => "PDF",
+            Self::Docx => "DOCX",
+            Self::Pptx => "PowerPoint file",
+            Self::Odt => "OpenDocument text",
+            Self::Xlsx | Self::Ods => "spreadsheet",
+            Self::Eml | Self::Mbox => "e-mail",
+            Self::Png => "PNG image",
+            Self::Jpeg => "JPEG image",
+            Self::Tiff => "TIFF image",
+            Self::Bmp => "BMP image",
+            Self::Webp => "WebP image",
+        }
+    }
+
+    /// Whether the format is an image, read by OCR.
+    pub fn is_image(self) -> bool {
+        matches!(
+            self,
+            Self::Png | Self::Jpeg | Self::Tiff | Self::Bmp | Self::Webp
+        )
     }
 
     /// Whether a file of this format holds several documents (see [`parts`]).
@@ -97,12 +152,13 @@ impl Format {
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml and mbox"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, png, jpg, tiff, bmp and webp"
     }
 }
 
-/// Limits that keep a hostile document from exhausting memory or time.
-#[derive(Debug, Clone, Copy)]
+/// Limits that keep a hostile document from exhausting memory or time, and the OCR engine
+/// that reads scans (none: scans and images are refused).
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest file accepted.
     pub max_file_bytes: u64,
@@ -112,8 +168,12 @@ pub struct Limits {
     pub max_xml_depth: usize,
     /// Most pages.
     pub max_pages: usize,
-    /// When extraction must give up.
+    /// When extraction must give up (moved later by the time OCR takes).
     pub deadline: Instant,
+    /// Most pixels in one image or rendered page.
+    pub max_image_pixels: u64,
+    /// Reads scans and images; `None` refuses them.
+    pub ocr: Option<OcrSetup>,
 }
 
 impl Limits {
@@ -125,12 +185,24 @@ impl Limits {
             max_xml_depth: c.max_xml_depth,
             max_pages: c.max_pages,
             deadline: Instant::now() + std::time::Duration::from_secs(c.doc_timeout_secs),
+            max_image_pixels: c.max_image_pixels,
+            ocr: None,
         }
+    }
+
+    /// When extraction must give up: the deadline, moved later by the time spent in OCR.
+    pub fn effective_deadline(&self) -> Instant {
+        self.deadline
+            + self
+                .ocr
+                .as_ref()
+                .map(|o| o.clock.spent())
+                .unwrap_or_default()
     }
 
     /// Whole seconds left before the deadline (what a timeout refusal reports).
     pub(crate) fn secs_left(&self) -> u64 {
-        self.deadline
+        self.effective_deadline()
             .saturating_duration_since(Instant::now())
             .as_secs()
     }
@@ -144,11 +216,13 @@ impl Limits {
             max_xml_depth: 64,
             max_pages: 100,
             deadline: Instant::now() + std::time::Duration::from_secs(60),
+            max_image_pixels: 1 << 24,
+            ocr: None,
         }
     }
 
     pub(crate) fn check_time(&self, secs: u64) -> Result<(), Refusal> {
-        if Instant::now() > self.deadline {
+        if Instant::now() > self.effective_deadline() {
             Err(Refusal::Timeout { secs })
         } else {
             Ok(())
@@ -183,8 +257,24 @@ pub enum Refusal {
         /// What was tried.
         detail: String,
     },
-    /// A PDF whose pages hold no text: a scan.
+    /// A PDF whose pages hold no text (a scan) while no OCR engine is available.
     NoTextLayer,
+    /// An image, which only OCR can read, while no OCR engine is available.
+    OcrUnavailable,
+    /// OCR read no page of a scan or image.
+    OcrFailed {
+        /// Why the first page could not be read.
+        detail: String,
+    },
+    /// An image (or a page to render) with more pixels than the limit.
+    ImageTooLarge {
+        /// Its width (0 when the decoder stopped before saying).
+        width: u64,
+        /// Its height.
+        height: u64,
+        /// The limit in pixels.
+        limit: u64,
+    },
     /// A password-protected PDF.
     Encrypted,
     /// A PDF that could not be parsed.
@@ -281,8 +371,30 @@ impl fmt::Display for Refusal {
             Self::Undecodable { detail } => write!(f, "the text cannot be decoded: {detail}"),
             Self::NoTextLayer => write!(
                 f,
-                "the PDF has no text layer (a scan?); it needs OCR first, which BEAR does not do"
+                "the PDF has no text layer (a scan?) and OCR is not available: install \
+                 Tesseract's language data (Debian: tesseract-ocr-eng) and ingest it again"
             ),
+            Self::OcrUnavailable => write!(
+                f,
+                "images are read by OCR, which is not available: install Tesseract's language \
+                 data (Debian: tesseract-ocr-eng) and ingest it again"
+            ),
+            Self::OcrFailed { detail } => write!(f, "OCR read no page: {detail}"),
+            Self::ImageTooLarge {
+                width,
+                height,
+                limit,
+            } => match width * height {
+                0 => write!(
+                    f,
+                    "the image needs more memory than {limit} pixels allow (rag.max_image_pixels)"
+                ),
+                _ => write!(
+                    f,
+                    "the image is {width} x {height} pixels, over the limit of {limit} \
+                     (rag.max_image_pixels)"
+                ),
+            },
             Self::Encrypted => write!(
                 f,
                 "the PDF is encrypted with a password; save a decrypted copy and ingest that"
@@ -393,6 +505,8 @@ pub struct Extracted {
     pub page_starts: Vec<usize>,
     /// Metadata from inside the document.
     pub meta: DocMeta,
+    /// The pages read by OCR, with their confidence or why they were skipped.
+    pub ocr_pages: Vec<OcrPageInfo>,
 }
 
 impl Extracted {
@@ -403,6 +517,15 @@ impl Extracted {
         }
         let i = self.page_starts.partition_point(|&s| s <= offset);
         Some(i.max(1) as u32)
+    }
+
+    /// The OCR confidence of the page holding byte `offset`, when that page was read by OCR.
+    pub fn ocr_confidence(&self, offset: usize) -> Option<f32> {
+        let page = self.page_of(offset)?;
+        self.ocr_pages
+            .iter()
+            .find(|p| p.page == page)
+            .and_then(|p| p.confidence)
     }
 }
 
@@ -451,6 +574,7 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
                     encoding: Some(encoding),
                     ..DocMeta::default()
                 },
+                ocr_pages: Vec::new(),
             }
         }
         Format::Html => text::html(bytes)?,
@@ -460,6 +584,9 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Odt => odt::extract(bytes, limits)?,
         Format::Xlsx => sheet::extract(bytes, limits)?,
         Format::Ods => ods::extract(bytes, limits)?,
+        Format::Png | Format::Jpeg | Format::Tiff | Format::Bmp | Format::Webp => {
+            image::extract(bytes, format, limits)?
+        }
         // The file's own document: its (first) message.
         Format::Eml | Format::Mbox => mail::parts(bytes, format, limits)?
             .into_iter()
@@ -468,10 +595,14 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
             .unwrap_or(Err(Refusal::Empty))?,
     };
     if out.text.trim().is_empty() {
-        return Err(if format == Format::Pdf {
-            Refusal::NoTextLayer
-        } else {
-            Refusal::Empty
+        let skipped = out.ocr_pages.iter().find_map(|p| p.skipped.clone());
+        return Err(match skipped {
+            Some(detail) => Refusal::OcrFailed { detail },
+            None if format == Format::Pdf && limits.ocr.is_none() => Refusal::NoTextLayer,
+            None if format.is_image() => Refusal::OcrFailed {
+                detail: "no text was found in the image".into(),
+            },
+            None => Refusal::Empty,
         });
     }
     if out

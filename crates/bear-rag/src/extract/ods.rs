@@ -29,6 +29,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
             page_count: Some(tables),
             ..meta
         },
+        ocr_pages: Vec::new(),
     })
 }
 

@@ -23,6 +23,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
         text,
         page_starts: Vec::new(),
         meta,
+        ocr_pages: Vec::new(),
     })
 }
 

@@ -1,8 +1,12 @@
 //! PDF text layers through lopdf, one page at a time, with decompression, page and time limits.
-//! lopdf guards its own traversals against cyclic page trees and xref chains.
+//! lopdf guards its own traversals against cyclic page trees and xref chains. A page whose text
+//! layer is missing or unusable is rendered and read by OCR when an engine is configured
+//! ([`super::render`], [`super::ocr`]); mixed documents are read page by page.
 
 use lopdf::{Document, LoadOptions, Object};
 
+use super::ocr::{OcrPageInfo, OcrSetup, layer_unusable, read_pages};
+use super::render::Renderer;
 use super::{DocMeta, Extracted, Limits, Refusal};
 
 pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
@@ -16,6 +20,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
     if doc.is_encrypted() {
         return Err(Refusal::Encrypted);
     }
+    let page_ids: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
     let pages: Vec<u32> = doc.get_pages().into_keys().collect();
     if pages.len() > limits.max_pages {
         return Err(Refusal::TooManyPages {
@@ -23,17 +28,25 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
             limit: limits.max_pages,
         });
     }
-    let mut text = String::new();
-    let mut page_starts = Vec::with_capacity(pages.len());
+    let mut texts = Vec::with_capacity(pages.len());
     let mut budget = max_inflate;
     for &n in &pages {
         limits.check_time(secs)?;
-        page_starts.push(text.len());
         let page = doc
             .extract_text_with_limit(&[n], budget)
             .map_err(load_error)?;
         budget = budget.saturating_sub(page.len());
-        text.push_str(page.trim_end());
+        texts.push(page.trim_end().to_string());
+    }
+    let ocr_pages = match &limits.ocr {
+        Some(setup) => read_scanned(bytes, &doc, &page_ids, &mut texts, setup, limits),
+        None => Vec::new(),
+    };
+    let mut text = String::new();
+    let mut page_starts = Vec::with_capacity(pages.len());
+    for t in texts {
+        page_starts.push(text.len());
+        text.push_str(&t);
         text.push_str("\n\x0c");
     }
     let info = info_dict(&doc);
@@ -55,7 +68,44 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
         text,
         page_starts,
         meta,
+        ocr_pages,
     })
+}
+
+/// Reads the pages of `texts` whose text layer is unusable by OCR, replacing a page's text when
+/// OCR found more letters and digits than its layer held.
+fn read_scanned(
+    bytes: &[u8],
+    doc: &Document,
+    page_ids: &[lopdf::ObjectId],
+    texts: &mut [String],
+    setup: &OcrSetup,
+    limits: &Limits,
+) -> Vec<OcrPageInfo> {
+    let wanted: Vec<usize> = (0..texts.len())
+        .filter(|&i| layer_unusable(&texts[i]))
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let renderer = Renderer::new(bytes, doc, limits);
+    let images = wanted
+        .iter()
+        .map(|&i| (i as u32 + 1, renderer.page(i, page_ids[i])));
+    let reads = read_pages(setup, images, wanted.len());
+    let mut infos = Vec::with_capacity(reads.len());
+    for r in reads {
+        let i = r.info.page as usize - 1;
+        if alnum(&r.text) > alnum(&texts[i]) {
+            texts[i] = r.text.trim_end().to_string();
+        }
+        infos.push(r.info);
+    }
+    infos
+}
+
+fn alnum(s: &str) -> usize {
+    s.chars().filter(|c| c.is_alphanumeric()).count()
 }
 
 fn info_dict(doc: &Document) -> Option<&lopdf::Dictionary> {

@@ -50,6 +50,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
         text,
         page_starts,
         meta,
+        ocr_pages: Vec::new(),
     })
 }
 

@@ -44,6 +44,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
             page_count: Some(names.len() as u32),
             ..meta
         },
+        ocr_pages: Vec::new(),
     })
 }
 

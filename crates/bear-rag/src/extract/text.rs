@@ -73,6 +73,7 @@ pub(super) fn html(bytes: &[u8]) -> Result<Extracted, Refusal> {
             encoding: Some(encoding),
             ..DocMeta::default()
         },
+        ocr_pages: Vec::new(),
     })
 }
 

@@ -162,6 +162,8 @@ pub struct ChunkRow {
     pub title: String,
     /// The file's modification time, Unix seconds, for date filters.
     pub file_modified: i64,
+    /// The OCR confidence (0-100) of the page the chunk starts on, when it was read by OCR.
+    pub ocr_confidence: Option<f32>,
 }
 
 /// One search result.
@@ -185,6 +187,9 @@ pub struct Hit {
     pub char_range: (u64, u64),
     /// The stored (scrubbed) text.
     pub text: String,
+    /// The OCR confidence (0-100) of its page, when the text was read by OCR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr_confidence: Option<f32>,
     /// Higher is better: cosine similarity (vector), BM25 (full text) or fused RRF (hybrid).
     pub score: f32,
 }
@@ -516,6 +521,7 @@ impl Store {
         };
         let chunks = open(CHUNKS).await?;
         let documents = open(DOCUMENTS).await?;
+        let has_ocr = has_ocr_column(&chunks).await?;
         Ok(Collection {
             meta,
             dir,
@@ -523,6 +529,7 @@ impl Store {
             chunks,
             documents,
             flat: self.flat.clone(),
+            has_ocr_column: Arc::new(has_ocr.into()),
         })
     }
 
@@ -727,6 +734,9 @@ pub struct Collection {
     chunks: Table,
     documents: Table,
     flat: FlatCache,
+    /// Whether the chunks table has the [`schema::OCR_COLUMN`] (collections from before it
+    /// get it at their next write).
+    has_ocr_column: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Collection {

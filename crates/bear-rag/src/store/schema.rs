@@ -26,7 +26,16 @@ pub(super) fn chunk_schema(dim: usize) -> SchemaRef {
         Field::new("path", DataType::Utf8, false),
         Field::new("title", DataType::Utf8, false),
         Field::new("file_modified", DataType::Int64, false),
+        ocr_field(),
     ]))
+}
+
+/// The column holding a chunk's OCR confidence (0-100; null for text that was not OCR'd).
+/// Collections made before it get it, all nulls, at their next write.
+pub(super) const OCR_COLUMN: &str = "ocr_confidence";
+
+pub(super) fn ocr_field() -> Field {
+    Field::new(OCR_COLUMN, DataType::Float32, true)
 }
 
 pub(super) fn document_schema() -> SchemaRef {
@@ -109,7 +118,16 @@ impl Cols<'_> {
     pub(super) fn f32(&self, name: &str, i: usize) -> Result<f32> {
         Ok(self.get::<Float32Array>(name)?.value(i))
     }
-    /// The search hit in row `i` (the [`HIT_COLUMNS`]) with `score`.
+    /// A nullable float; `None` too when the batch lacks the column (an older collection).
+    pub(super) fn opt_f32(&self, name: &str, i: usize) -> Result<Option<f32>> {
+        if self.0.column_by_name(name).is_none() {
+            return Ok(None);
+        }
+        let a = self.get::<Float32Array>(name)?;
+        Ok((!a.is_null(i)).then(|| a.value(i)))
+    }
+    /// The search hit in row `i` (the [`HIT_COLUMNS`], and [`OCR_COLUMN`] when the table has
+    /// it) with `score`.
     pub(super) fn hit(&self, i: usize, score: f32) -> Result<Hit> {
         Ok(Hit {
             chunk_id: self.str("id", i)?,
@@ -121,9 +139,19 @@ impl Cols<'_> {
             byte_range: (self.u64("byte_start", i)?, self.u64("byte_end", i)?),
             char_range: (self.u64("char_start", i)?, self.u64("char_end", i)?),
             text: self.str("text", i)?,
+            ocr_confidence: self.opt_f32(OCR_COLUMN, i)?,
             score,
         })
     }
+}
+
+/// Whether `chunks` has the [`OCR_COLUMN`].
+pub(super) async fn has_ocr_column(chunks: &Table) -> Result<bool> {
+    let schema = chunks
+        .schema()
+        .await
+        .map_err(|e| Error::storage("read the schema", e))?;
+    Ok(schema.field_with_name(OCR_COLUMN).is_ok())
 }
 
 pub(super) const HIT_COLUMNS: [&str; 11] = [

@@ -5,6 +5,18 @@ use super::*;
 use crate::flat::FlatVectors;
 
 impl Collection {
+    /// The columns a [`Hit`] is read from: with the OCR column when the table has it.
+    fn hit_columns(&self) -> Vec<&'static str> {
+        let mut c = HIT_COLUMNS.to_vec();
+        if self
+            .has_ocr_column
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            c.push(OCR_COLUMN);
+        }
+        c
+    }
+
     /// Searches the chunks. `vector` is required for vector and hybrid mode, `text` for full
     /// text and hybrid.
     pub async fn search(
@@ -24,7 +36,7 @@ impl Collection {
         if exact && let Some(hits) = self.flat_search(need_vec()?, k, filter).await? {
             return Ok(hits);
         }
-        let columns: Vec<&str> = HIT_COLUMNS.to_vec();
+        let columns = self.hit_columns();
         let base = || {
             let mut q = self
                 .chunks
@@ -95,7 +107,7 @@ impl Collection {
                 "a document id is 32 hexadecimal digits".into(),
             ));
         }
-        let columns: Vec<&str> = HIT_COLUMNS.to_vec();
+        let columns = self.hit_columns();
         let q = self
             .chunks
             .query()
@@ -172,7 +184,7 @@ impl Collection {
             &self
                 .chunks
                 .take_row_ids(top.iter().map(|h| h.0).collect())
-                .select(Select::columns(&HIT_COLUMNS))
+                .select(Select::columns(&self.hit_columns()))
                 .with_row_id(),
             "search",
         )

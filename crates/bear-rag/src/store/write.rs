@@ -12,6 +12,7 @@ impl Collection {
             return Ok(());
         }
         let _lock = self.write_lock().await?;
+        self.add_ocr_column().await?;
         let ids: Vec<String> = docs.iter().map(|(d, _)| d.id.clone()).collect();
         let list = id_list(&ids)?;
         let rows: Vec<&ChunkRow> = docs.iter().flat_map(|(_, c)| c).collect();
@@ -35,6 +36,26 @@ impl Collection {
             .execute(reader(batch))
             .await
             .map_err(|e| Error::storage("write documents", e))?;
+        Ok(())
+    }
+
+    /// Gives a chunks table from before OCR its [`OCR_COLUMN`], all nulls (a metadata-only
+    /// commit). Runs under the write lock, on the latest version.
+    async fn add_ocr_column(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if has_ocr_column(&self.chunks).await? {
+            self.has_ocr_column.store(true, Ordering::Release);
+            return Ok(());
+        }
+        self.chunks
+            .add_columns()
+            .transform(lancedb::table::NewColumnTransform::AllNulls(Arc::new(
+                Schema::new(vec![ocr_field()]),
+            )))
+            .execute()
+            .await
+            .map_err(|e| Error::storage("add the OCR column", e))?;
+        self.has_ocr_column.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -88,6 +109,11 @@ impl Collection {
                 Arc::new(Int64Array::from_iter_values(
                     rows.iter().map(|r| r.file_modified),
                 )),
+                Arc::new(
+                    rows.iter()
+                        .map(|r| r.ocr_confidence)
+                        .collect::<Float32Array>(),
+                ),
             ],
         )
         .map_err(|e| Error::storage("build chunk batch", e))

@@ -14,6 +14,8 @@ fn limits() -> Limits {
         max_xml_depth: 256,
         max_pages: 100,
         deadline: Instant::now() + Duration::from_secs(30),
+        max_image_pixels: 1 << 24,
+        ocr: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod answer;
 mod extract;
 mod ingest;
 mod lance;
+mod ocr;
 mod sealed;
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,7 @@ impl Env {
             scrubber: self.scrubber.clone(),
             config,
             persist_tokens: None,
+            ocr: None,
         }
     }
 

@@ -1,0 +1,160 @@
+//! PDF pages rendered to grey images for OCR, with `hayro` (pure Rust; it decodes the scanner
+//! encodings JPEG, CCITT G4, JBIG2, Flate and JPEG 2000 itself).
+//!
+//! hayro has no size limits of its own, so before a page is rendered every image it draws
+//! (directly or inside forms, found through lopdf) is checked against `rag.max_image_pixels`,
+//! and the page is rendered at 300 dpi or less so that it fits the same limit. A renderer panic
+//! skips the page with a reason.
+
+use std::collections::HashSet;
+
+use hayro::hayro_syntax::Pdf;
+use hayro::vello_cpu::color::palette::css::WHITE;
+use lopdf::{Dictionary, Document, Object, ObjectId};
+
+use super::Limits;
+use super::ocr::GreyPage;
+
+/// The resolution pages are rendered at (what Tesseract reads best), unless too large.
+pub(super) const DPI: f32 = 300.0;
+/// Forms inside forms followed when looking for images.
+const MAX_FORM_DEPTH: usize = 8;
+
+/// Renders pages of one PDF.
+pub(super) struct Renderer<'a> {
+    pdf: Result<Pdf, String>,
+    doc: &'a Document,
+    limits: &'a Limits,
+}
+
+impl<'a> Renderer<'a> {
+    /// A renderer over the PDF `bytes`, already loaded by lopdf as `doc`.
+    pub(super) fn new(bytes: &[u8], doc: &'a Document, limits: &'a Limits) -> Self {
+        let pdf =
+            Pdf::new(bytes.to_vec()).map_err(|e| format!("the page cannot be rendered: {e:?}"));
+        Self { pdf, doc, limits }
+    }
+
+    /// Page `index` (0-based; lopdf's `page_id`) as a grey image.
+    pub(super) fn page(&self, index: usize, page_id: ObjectId) -> Result<GreyPage, String> {
+        let pdf = self.pdf.as_ref().map_err(Clone::clone)?;
+        self.check_images(page_id)?;
+        let page = pdf
+            .pages()
+            .get(index)
+            .ok_or_else(|| "the renderer does not find this page".to_string())?;
+        let (w, h) = page.render_dimensions();
+        let scale = self.scale(w, h)?;
+        let pixmap = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            hayro::render(
+                page,
+                &hayro::RenderCache::new(),
+                &hayro::hayro_interpret::InterpreterSettings::default(),
+                &hayro::RenderSettings::default(),
+                &hayro::PixmapSettings {
+                    x_scale: scale,
+                    y_scale: scale,
+                    bg_color: WHITE,
+                },
+            )
+        }))
+        .map_err(|_| "the page could not be rendered".to_string())?;
+        let pixels = pixmap
+            .data()
+            .iter()
+            .map(|p| ((p.r as u32 * 77 + p.g as u32 * 150 + p.b as u32 * 29) >> 8) as u8)
+            .collect();
+        Ok(GreyPage {
+            width: pixmap.width() as u32,
+            height: pixmap.height() as u32,
+            dpi: (72.0 * scale).round() as u32,
+            pixels,
+        })
+    }
+
+    /// The scale (pixels per point) that renders a `w` x `h` point page at 300 dpi, or
+    /// smaller to stay within the pixel limit and 65,535 pixels a side.
+    fn scale(&self, w: f32, h: f32) -> Result<f32, String> {
+        if !(w.is_finite() && h.is_finite() && w >= 1.0 && h >= 1.0) {
+            return Err("the page has no area".into());
+        }
+        let mut scale = DPI / 72.0;
+        let pixels = (w * scale) as f64 * (h * scale) as f64;
+        let max = self.limits.max_image_pixels as f64;
+        if pixels > max {
+            scale *= (max / pixels).sqrt() as f32;
+        }
+        scale = scale.min(65_535.0 / w).min(65_535.0 / h);
+        if w * scale < 16.0 || h * scale < 16.0 {
+            return Err("the page is too large to render within rag.max_image_pixels".into());
+        }
+        Ok(scale)
+    }
+
+    /// Refuses a page drawing an image over the pixel limit (it would be decoded whole).
+    fn check_images(&self, page_id: ObjectId) -> Result<(), String> {
+        let page = self
+            .doc
+            .get_dictionary(page_id)
+            .map_err(|e| format!("the page cannot be read: {e}"))?;
+        let mut seen = HashSet::new();
+        let resources = match page.get(b"Resources") {
+            Ok(r) => self.dict(r),
+            Err(_) => None,
+        };
+        match resources {
+            Some(r) => self.check_resources(r, 0, &mut seen),
+            None => Ok(()),
+        }
+    }
+
+    fn check_resources(
+        &self,
+        resources: &Dictionary,
+        depth: usize,
+        seen: &mut HashSet<ObjectId>,
+    ) -> Result<(), String> {
+        let Some(xobjects) = resources.get(b"XObject").ok().and_then(|o| self.dict(o)) else {
+            return Ok(());
+        };
+        for (_, obj) in xobjects.iter() {
+            let Object::Reference(id) = obj else { continue };
+            if !seen.insert(*id) {
+                continue;
+            }
+            let Ok(stream) = self.doc.get_object(*id).and_then(Object::as_stream) else {
+                continue;
+            };
+            let d = &stream.dict;
+            let subtype = d
+                .get(b"Subtype")
+                .and_then(Object::as_name)
+                .unwrap_or_default();
+            if subtype == b"Image" {
+                let dim = |k: &[u8]| d.get(k).and_then(Object::as_i64).unwrap_or(0).max(0) as u64;
+                let (w, h) = (dim(b"Width"), dim(b"Height"));
+                if w.saturating_mul(h) > self.limits.max_image_pixels {
+                    return Err(format!(
+                        "an image on the page is {w} x {h} pixels, over the limit of {} \
+                         (rag.max_image_pixels)",
+                        self.limits.max_image_pixels
+                    ));
+                }
+            } else if subtype == b"Form"
+                && depth < MAX_FORM_DEPTH
+                && let Some(r) = d.get(b"Resources").ok().and_then(|o| self.dict(o))
+            {
+                self.check_resources(r, depth + 1, seen)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dict(&self, o: &'a Object) -> Option<&'a Dictionary> {
+        match o {
+            Object::Dictionary(d) => Some(d),
+            Object::Reference(id) => self.doc.get_dictionary(*id).ok(),
+            _ => None,
+        }
+    }
+}
