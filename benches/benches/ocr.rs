@@ -292,10 +292,10 @@ fn errors(read: &str, truth: &str) -> (usize, usize) {
     (strsim::generic_levenshtein(&r, &t), t.len())
 }
 
-/// The CLI on every page, one after another: (seconds, text per page).
-fn cli(dir: &Path, pages: &[Page]) -> (f64, Vec<String>) {
+/// The CLI on pages `range`, one after another: (seconds, text per page).
+fn cli(dir: &Path, range: std::ops::Range<usize>) -> (f64, Vec<String>) {
     let t = Instant::now();
-    let texts = (0..pages.len())
+    let texts = range
         .map(|i| {
             let out = Command::new("tesseract")
                 .arg(dir.join(format!("page-{i:02}.png")))
@@ -337,41 +337,53 @@ fn main() {
             .save(dir.path().join(format!("page-{i:02}.png")))
             .expect("png");
     }
-    let pdf = scanned_pdf(pages.iter(), 8);
     let engine: Arc<dyn Ocr> =
         Arc::new(bear_models::TesseractOcr::new(LANGS, None).expect("tesseract-ocr-* installed"));
-    let (mut cli_s, mut bear_s) = (Vec::new(), Vec::new());
-    let (mut cli_text, mut bear_text) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (s, t) = cli(dir.path(), &pages);
-        cli_s.push(s);
-        cli_text = t;
-        let (s, t) = bear(&pdf, &engine);
-        bear_s.push(s);
-        bear_text = t;
-    }
+    // Per set, per round: the CLI on its pages, then BEAR on a PDF of the same images.
     let mut sets = serde_json::Map::new();
-    for p in pages.chunks(PAGES_PER_SET) {
-        let at = |texts: &[String]| {
+    let (mut cli_total, mut bear_total) = (vec![0.0; ROUNDS], vec![0.0; ROUNDS]);
+    for (k, set) in pages.chunks(PAGES_PER_SET).enumerate() {
+        let range = k * PAGES_PER_SET..(k + 1) * PAGES_PER_SET;
+        let pdf = scanned_pdf(set.iter(), 8);
+        let (mut cli_s, mut bear_s) = (Vec::new(), Vec::new());
+        let (mut cli_text, mut bear_text) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let (s, t) = cli(dir.path(), range.clone());
+            cli_s.push(s);
+            cli_total[round] += s;
+            cli_text = t;
+            let (s, t) = bear(&pdf, &engine);
+            bear_s.push(s);
+            bear_total[round] += s;
+            bear_text = t;
+        }
+        let cer = |texts: &[String]| {
             let (mut e, mut n) = (0, 0);
-            for page in p {
-                let i = pages
-                    .iter()
-                    .position(|q| std::ptr::eq(q, page))
-                    .expect("page");
-                let (de, dn) = errors(&texts[i], &page.truth);
+            for (text, page) in texts.iter().zip(set) {
+                let (de, dn) = errors(text, &page.truth);
                 e += de;
                 n += dn;
             }
             e as f64 / n as f64
         };
+        let per_s = |s: &[f64]| s.iter().map(|s| set.len() as f64 / s).collect::<Vec<_>>();
         sets.insert(
-            p[0].set.to_string(),
-            serde_json::json!({ "bear_cer": at(&bear_text), "cli_cer": at(&cli_text) }),
+            set[0].set.to_string(),
+            serde_json::json!({
+                "bear_cer": cer(&bear_text),
+                "cli_cer": cer(&cli_text),
+                "bear_pages_per_s": per_s(&bear_s),
+                "cli_pages_per_s": per_s(&cli_s),
+            }),
         );
     }
     let n = pages.len() as f64;
-    let ratios: Vec<f64> = cli_s.iter().zip(&bear_s).map(|(c, b)| c / b).collect();
+    let ratios: Vec<f64> = cli_total
+        .iter()
+        .zip(&bear_total)
+        .map(|(c, b)| c / b)
+        .collect();
+    let (cli_s, bear_s) = (cli_total, bear_total);
     // The 200-page scan for the RSS measurement: the 24 pages over and over.
     let scan = scanned_pdf(pages.iter().cycle().take(SCAN_PAGES), 1);
     let scan_path = target_dir().join("bench-ocr-200.pdf");

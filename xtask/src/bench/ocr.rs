@@ -72,14 +72,20 @@ fn block(v: &serde_json::Value) -> String {
     let median = |x: &serde_json::Value| {
         let mut a: Vec<f64> = x.as_array().into_iter().flatten().map(f).collect();
         a.sort_by(f64::total_cmp);
-        a.get(a.len() / 2).copied().unwrap_or(f64::NAN)
+        match a.len() {
+            0 => f64::NAN,
+            n if n % 2 == 0 => (a[n / 2 - 1] + a[n / 2]) / 2.0,
+            n => a[n / 2],
+        }
     };
     let mut out = format!(
         "### OCR: BEAR against the tesseract CLI, {} pages at 300 dpi, {}\n\n\
          Generated pages of known text in four sets; the CLI reads each page's PNG one after \
          another, BEAR reads one scanned PDF of the same images (rendered, then read on both \
          cores). Character error rate is the edit distance over the text's length, whitespace \
-         collapsed.\n\n| pages | BEAR CER | CLI CER | goal |\n|---|---|---|---|\n",
+         collapsed; speed is pages over wall time, the median of the rounds.\n\n\
+         | pages | BEAR CER | CLI CER | goal | BEAR pages/s | CLI pages/s | speed ratio |\n\
+         |---|---|---|---|---|---|---|\n",
         v["pages"],
         v["languages"].as_str().unwrap_or("")
     );
@@ -92,22 +98,28 @@ fn block(v: &serde_json::Value) -> String {
         } else {
             "(reported)".into()
         };
+        let (bs, cs) = (
+            median(&m["bear_pages_per_s"]),
+            median(&m["cli_pages_per_s"]),
+        );
         out.push_str(&format!(
-            "| {set} | {:.2}% | {:.2}% | {goal} |\n",
+            "| {set} | {:.2}% | {:.2}% | {goal} | {bs:.2} | {cs:.2} | {:.2}x |\n",
             b * 100.0,
-            c * 100.0
+            c * 100.0,
+            bs / cs
         ));
     }
     let ratio = median(&v["speed_ratios"]);
     let rss_mib = f(&v["scan_peak_rss_bytes"]) / (1024.0 * 1024.0);
     out.push_str(&format!(
         "\nBEAR's CER minus the CLI's, worst set: {:+.2} points ({}).\n\n\
-         Speed: BEAR {:.2} pages/s, CLI {:.2} pages/s (medians of {} alternating rounds); \
-         ratio {ratio:.2}x, rounds {} ({}).\n\n\
+         Speed, all {} pages: BEAR {:.2} pages/s, CLI {:.2} pages/s (medians of {} \
+         alternating rounds); ratio {ratio:.2}x, rounds {} ({}).\n\n\
          `bear ingest` of a {}-page scanned PDF (1-bit Flate pages, {:.1} MB): {:.0} s, \
          peak RSS {rss_mib:.0} MiB ({}).\n",
         worst_gap * 100.0,
         cell("ocr.cer_gap_points", worst_gap * 100.0),
+        v["pages"],
         median(&v["bear_pages_per_s"]),
         median(&v["cli_pages_per_s"]),
         v["speed_ratios"].as_array().map_or(0, Vec::len),
