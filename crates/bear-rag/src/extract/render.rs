@@ -13,7 +13,7 @@ use hayro::vello_cpu::color::palette::css::WHITE;
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
 use super::Limits;
-use super::ocr::GreyPage;
+use super::ocr::{GreyPage, grey_from};
 
 /// The resolution pages are rendered at (what Tesseract reads best), unless too large.
 pub(super) const DPI: f32 = 300.0;
@@ -59,11 +59,8 @@ impl<'a> Renderer<'a> {
             )
         }))
         .map_err(|_| "the page could not be rendered".to_string())?;
-        let pixels = pixmap
-            .data()
-            .iter()
-            .map(|p| ((p.r as u32 * 77 + p.g as u32 * 150 + p.b as u32 * 29) >> 8) as u8)
-            .collect();
+        // Opaque (drawn on white), so premultiplied RGBA is plain RGBA.
+        let pixels = grey_from(pixmap.data_as_u8_slice(), 4);
         Ok(GreyPage {
             width: pixmap.width() as u32,
             height: pixmap.height() as u32,

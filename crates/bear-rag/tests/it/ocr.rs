@@ -223,29 +223,18 @@ async fn a_scan_is_ingested_page_by_page_and_found_by_search() {
     for f in ["scanned.pdf", "fax.tiff", "bomb.png", "carbon-copy.jpg"] {
         std::fs::copy(fixture(f), dir.join(f)).unwrap();
     }
-    let config = RagConfig::default();
-    let mut pipeline = env.pipeline(config.clone());
-    pipeline.ocr = Some(OcrSetup::new(engine(), &config));
     let mut pages = Vec::new();
-    let report = bear_rag::ingest(
-        &c,
-        &pipeline,
-        std::slice::from_ref(&dir),
-        &IngestOptions::default(),
-        &mut |p: &Progress| {
-            if let Progress::Page {
-                path,
-                done,
-                pages: n,
-            } = p
-            {
-                pages.push((path.rsplit('/').next().unwrap().to_string(), *done, *n));
-            }
-        },
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = ingest(&env, &c, std::slice::from_ref(&dir), &mut |p: &Progress| {
+        if let Progress::Page {
+            path,
+            done,
+            pages: n,
+        } = p
+        {
+            pages.push((path.rsplit('/').next().unwrap().to_string(), *done, *n));
+        }
+    })
+    .await;
     assert_eq!(report.ingested.len(), 3, "{report:?}");
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].path.ends_with("bomb.png"));
@@ -311,8 +300,13 @@ async fn a_scan_is_ingested_page_by_page_and_found_by_search() {
     );
 }
 
-/// Ingests `files` (copied into a folder of `env`) with the real OCR engine.
-async fn ingest(env: &Env, c: &bear_rag::Collection, files: &[PathBuf]) -> bear_rag::IngestReport {
+/// Ingests `files` with the real OCR engine, reporting to `progress`.
+async fn ingest(
+    env: &Env,
+    c: &bear_rag::Collection,
+    files: &[PathBuf],
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> bear_rag::IngestReport {
     let config = RagConfig::default();
     let mut pipeline = env.pipeline(config.clone());
     pipeline.ocr = Some(OcrSetup::new(engine(), &config));
@@ -321,7 +315,7 @@ async fn ingest(env: &Env, c: &bear_rag::Collection, files: &[PathBuf]) -> bear_
         &pipeline,
         files,
         &IngestOptions::default(),
-        &mut |_: &Progress| {},
+        progress,
         &CancellationToken::new(),
     )
     .await
@@ -333,7 +327,10 @@ async fn a_collection_from_before_ocr_gets_its_column_at_the_next_write() {
     let env = Env::new(PiiPolicy::Replace);
     let c = env.collection("old").await;
     let lease = crate::corpus().join("loan-agreement.md");
-    assert_eq!(ingest(&env, &c, &[lease]).await.ingested.len(), 1);
+    assert_eq!(
+        ingest(&env, &c, &[lease], &mut |_| {}).await.ingested.len(),
+        1
+    );
     drop(c);
     // Collections made before OCR have no such column: take it away.
     let dir = env.dir.path().join("collections/old");
@@ -360,7 +357,7 @@ async fn a_collection_from_before_ocr_gets_its_column_at_the_next_write() {
     let hits = search("interest rate").await;
     assert!(!hits.is_empty() && hits[0].ocr_confidence.is_none());
     // The next write adds the column (nulls for the old rows) and stores the new page's.
-    let report = ingest(&env, &c, &[fixture("carbon-copy.jpg")]).await;
+    let report = ingest(&env, &c, &[fixture("carbon-copy.jpg")], &mut |_| {}).await;
     assert_eq!(report.ingested.len(), 1, "{report:?}");
     let hits = search("Pieter Jansen").await;
     assert!(hits[0].ocr_confidence.is_some(), "{hits:#?}");
