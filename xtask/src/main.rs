@@ -135,6 +135,7 @@ fn main() -> anyhow::Result<()> {
             Some("web") => bench::web(),
             Some("seal") => bench::seal(),
             Some("ocr") => bench::ocr(),
+            Some("formats") => bench::formats(),
             other => bench::criterion(other),
         },
         Task::Loadtest { seconds } => loadtest::run(seconds),

@@ -1,7 +1,8 @@
 //! Document routes on bear-rag: collections (create, list, delete), documents (upload and
 //! ingest in the background, list, show, delete), ingest jobs (poll), `/search`, `/ask` (cited
 //! answers, JSON or SSE), `/extract` (a JSON schema filled per document) and `/review` (a task
-//! over one whole document, map-reduced as a workflow run when it is long).
+//! over one whole document, map-reduced as a workflow run when it is long), and `/redact` (a
+//! redacted copy of a PDF or DOCX file).
 //!
 //! Ownership: a collection created over the API belongs to the key that created it, and its
 //! documents with it. Other keys get 404 for it, as if it did not exist; admins see every
@@ -22,6 +23,7 @@ use bear_app::extract::{ExtractRequest, ExtractResponse};
 use bear_app::grid::{Grid, GridRequest};
 use bear_app::ingest::IngestRequest;
 use bear_app::rag::{AskRequest, AskResponse, SearchRequest, SearchResponse};
+use bear_app::redact::{RedactRequest, RedactResponse};
 use bear_app::review::{ReviewRequest, ReviewResponse};
 use bear_core::CancellationToken;
 use bear_core::config::RagConfig;
@@ -178,6 +180,15 @@ pub(crate) fn routes(upload_limit: usize) -> Router<Arc<AppState>> {
             get(get_document).delete(remove_document),
         )
         .route(
+            "/api/v1/redact",
+            // The file comes base64 in JSON: a third more than its size.
+            post(redact).layer(axum::extract::DefaultBodyLimit::max(
+                upload_limit
+                    .saturating_add(upload_limit / 3)
+                    .saturating_add(64 << 10),
+            )),
+        )
+        .route(
             "/api/v1/collections/{name}/documents/{id}/text",
             get(get_document_text),
         )
@@ -265,6 +276,19 @@ pub(crate) async fn remove_collection(
     Ok(Json(
         r.app.remove_collection(&caller.viewer(), &name).await?,
     ))
+}
+
+/// `POST /api/v1/redact`: a redacted copy of a PDF or DOCX file sent base64 in JSON. Nothing
+/// is stored; the log (type, page, count) goes to the audit trail.
+#[utoipa::path(post, path = "/api/v1/redact", tag = "documents", request_body = RedactRequest, responses((status = 200, description = "The redacted copy (base64), what was removed where (no values) and what else was stripped", body = RedactResponse)))]
+pub(crate) async fn redact(
+    State(s): St,
+    caller: Caller,
+    Body(b): Body<RedactRequest>,
+) -> Api<Json<RedactResponse>> {
+    caller.require(Permission::Write)?;
+    let app = crate::models::app(&s)?;
+    Ok(Json(app.redact(&caller.viewer(), b).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

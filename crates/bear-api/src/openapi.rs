@@ -38,7 +38,7 @@ use crate::{admin, chats, docs, metrics, models, openai, openai_chat, plugins, r
         docs::get_document_text, docs::get_document_file,
         docs::list_history, docs::get_history, docs::remove_history,
         docs::remove_document, docs::get_job, docs::search, docs::ask, docs::extract,
-        docs::review, docs::get_review, docs::grid,
+        docs::review, docs::get_review, docs::grid, docs::redact,
         plugins::list, plugins::invoke,
         chats::list, chats::create, chats::open, chats::replace, chats::remove,
         session::sign_in, session::current, session::sign_out,

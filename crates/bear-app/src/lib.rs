@@ -37,6 +37,7 @@ pub mod models;
 pub mod pii;
 pub mod plugins;
 pub mod rag;
+pub mod redact;
 pub mod review;
 pub mod runs;
 mod sealed_list;

@@ -56,6 +56,12 @@ pub enum Command {
     Scrub(ScrubArgs),
     /// Put originals back in place of tokens made by `bear scrub --policy tokenize`.
     Restore(RestoreArgs),
+    /// Write a redacted copy of a PDF or DOCX file: PII and listed terms removed, not covered
+    ///
+    /// Every PII finding (all types, or --entities) and every listed term is removed from the
+    /// file; metadata, comments, tracked changes, attachments and hidden content are stripped;
+    /// the log (type, page, count) goes to the audit trail.
+    Redact(RedactArgs),
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -65,7 +71,7 @@ pub enum Command {
     /// List, inspect, validate and run sandboxed WebAssembly plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
-    /// Ingest files and folders (txt, md, html, pdf, docx) into a collection.
+    /// Ingest files and folders (documents, e-mails, scans, zip archives) into a collection.
     Ingest(IngestArgs),
     /// Search a collection: vector, full-text or hybrid.
     Search(SearchArgs),
@@ -540,6 +546,40 @@ pub struct ScrubArgs {
     /// Key file instead of a passphrase [default: security.key_file].
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+}
+
+/// How a removed value looks in a redacted PDF.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RedactPolicyArg {
+    /// A black box where the value was.
+    Box,
+    /// White space where the value was.
+    Blank,
+}
+
+/// `bear redact`.
+#[derive(Debug, Args)]
+pub struct RedactArgs {
+    /// The PDF or DOCX file.
+    pub input: PathBuf,
+    /// Where to write the redacted copy (written only when nothing is left in).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// How removed values look in a PDF [default: box]; in a DOCX they become `[REDACTED]`.
+    #[arg(long, value_enum)]
+    pub policy: Option<RedactPolicyArg>,
+    /// A term to remove besides the PII (a party's name, a matter number); repeat for more.
+    #[arg(long = "term", value_name = "TERM")]
+    pub terms: Vec<String>,
+    /// A file of terms to remove, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub terms_file: Option<PathBuf>,
+    /// Only these PII types, comma-separated (EMAIL,PERSON,IBAN,...) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub entities: Vec<String>,
+    /// Remove only the terms, no PII.
+    #[arg(long)]
+    pub terms_only: bool,
 }
 
 /// `bear restore`.

@@ -75,6 +75,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Pii(cmd) => security::pii(&loaded, cmd, cli.json, &mut out),
         Command::Scrub(args) => security::scrub(&loaded, args, cli.json, &mut out),
         Command::Restore(args) => security::restore(&loaded, args, cli.json, &mut out),
+        Command::Redact(args) => security::redact(&loaded, args, cli.json, &mut out),
         Command::Audit(cmd) => security::audit_cmd(&loaded, cmd, cli.json, &mut out),
         Command::Keys(cmd) => security::keys(&loaded, cmd, cli.json, &mut out),
         Command::Plugins(cmd) => plugins::run(&loaded, cmd, cli.json, &mut out),

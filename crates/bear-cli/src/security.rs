@@ -1,4 +1,5 @@
-//! `bear pii detect`, `bear scrub`, `bear restore`, `bear audit verify` and `bear keys ...`.
+//! `bear pii detect`, `bear scrub`, `bear restore`, `bear redact`, `bear audit verify` and
+//! `bear keys ...`.
 //!
 //! Every scrub and restore is audited (metadata only) before its output is committed when it
 //! goes to a file; with `security.audit_fail_closed` (the default) an unwritable audit log
@@ -14,7 +15,8 @@ use bear_core::{InvalidUtf8, PiiPolicy};
 use bear_security::{KeySource, Keyring, SecretBytes};
 
 use crate::cli::{
-    AuditCommand, DetectArgs, KeysCommand, PiiCommand, PolicyArg, RestoreArgs, ScrubArgs, Utf8Mode,
+    AuditCommand, DetectArgs, KeysCommand, PiiCommand, PolicyArg, RedactArgs, RedactPolicyArg,
+    RestoreArgs, ScrubArgs, Utf8Mode,
 };
 use crate::error::{Error, Result};
 use crate::write_json;
@@ -278,6 +280,66 @@ pub(crate) fn scrub(
         report.bytes_in,
         name_of(&report.risk)
     );
+    Ok(())
+}
+
+/// Runs `bear redact`: the copy is renamed into place only once it is written and audited.
+pub(crate) fn redact(
+    loaded: &LoadedConfig,
+    args: RedactArgs,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            sec_err(bear_security::Error::Io {
+                action: "cannot read",
+                path: path.into(),
+                source: e,
+            })
+        })
+    };
+    let mut terms = args.terms;
+    if let Some(f) = &args.terms_file {
+        let listed = String::from_utf8_lossy(&read(f)?).into_owned();
+        terms.extend(listed.lines().map(str::to_string));
+    }
+    let request = bear_app::redact::RedactRequest {
+        filename: args.input.display().to_string(),
+        content: read(&args.input)?,
+        terms,
+        entities: args.entities,
+        terms_only: args.terms_only,
+        style: match args.policy {
+            Some(RedactPolicyArg::Blank) => bear_rag::redact::Style::Blank,
+            _ => bear_rag::redact::Style::Box,
+        },
+    };
+    let rt = crate::runtime()?;
+    let app = crate::app(loaded)?;
+    let mut done = rt.block_on(app.redact(&bear_app::Viewer::Local, request))?;
+    let mut sink = Sink::new(Some(&args.output))?;
+    sink.writer()
+        .write_all(&done.content)
+        .map_err(Error::Output)?;
+    sink.commit()?;
+    if json {
+        done.content.clear();
+        return write_json(out, &done);
+    }
+    writeln!(
+        out,
+        "removed {} value(s); wrote {}",
+        done.removed,
+        args.output.display()
+    )?;
+    for e in &done.log {
+        let page = e.page.map(|p| format!(" on page {p}")).unwrap_or_default();
+        writeln!(out, "  {} x {}{page}", e.count, e.kind)?;
+    }
+    if !done.stripped.is_empty() {
+        writeln!(out, "stripped: {}", done.stripped.join(", "))?;
+    }
     Ok(())
 }
 

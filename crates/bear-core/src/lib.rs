@@ -44,7 +44,7 @@ pub use generation::{
 pub use id::{
     AgentId, CollectionId, DocumentId, ModelId, PluginId, RequestId, RunId, StepId, WorkflowId,
 };
-pub use ocr::{LOW_OCR_CONFIDENCE, Ocr, OcrPage, PageImage};
+pub use ocr::{LOW_OCR_CONFIDENCE, Ocr, OcrPage, OcrWord, PageImage};
 pub use pii::{
     CustomPattern, DenyList, InvalidUtf8, PiiEntity, PiiPolicy, PiiScrubber, RiskLevel,
     ScrubOutcome,

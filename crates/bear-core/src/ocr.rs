@@ -38,6 +38,8 @@ pub struct OcrPage {
     pub text: String,
     /// The engine's mean word confidence, 0 to 100.
     pub confidence: f32,
+    /// Each word with where it is on the image, in reading order.
+    pub words: Vec<OcrWord>,
 }
 
 impl std::fmt::Debug for OcrPage {
@@ -45,7 +47,40 @@ impl std::fmt::Debug for OcrPage {
         f.debug_struct("OcrPage")
             .field("chars", &self.text.chars().count())
             .field("confidence", &self.confidence)
+            .field("words", &self.words.len())
             .finish()
+    }
+}
+
+/// One word read, with its box in pixels of the page image (origin top left).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OcrWord {
+    /// What it says.
+    pub text: String,
+    /// Left edge.
+    pub left: u32,
+    /// Top edge.
+    pub top: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// The line it is on, counted from 0 over the page.
+    pub line: u32,
+}
+
+impl std::fmt::Debug for OcrWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OcrWord({} chars at {},{} {}x{}, line {})",
+            self.text.chars().count(),
+            self.left,
+            self.top,
+            self.width,
+            self.height,
+            self.line
+        )
     }
 }
 

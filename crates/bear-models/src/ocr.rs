@@ -13,12 +13,12 @@
 
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, CString, c_int};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use bear_core::{ErrorKind, Ocr, OcrPage, PageImage};
+use bear_core::{ErrorKind, Ocr, OcrPage, OcrWord, PageImage};
 use tesseract_sys as sys;
 
 use crate::error::{Error, Result};
@@ -273,20 +273,26 @@ impl Engine {
                 "tesseract could not read the page",
             ));
         }
+        // SAFETY: valid handle after a successful recognition.
+        let text = self.owned(|api| unsafe { sys::TessBaseAPIGetUTF8Text(api) });
+        // SAFETY: valid handle after a successful recognition; page 0 is the one read.
+        let tsv = self.owned(|api| unsafe { sys::TessBaseAPIGetTsvText(api, 0) });
         Ok(OcrPage {
-            text: self.text(),
+            text,
             // SAFETY: valid handle after a successful recognition.
             confidence: unsafe { sys::TessBaseAPIMeanTextConf(self.0) }.clamp(0, 100) as f32,
+            words: words_of(&tsv),
         })
     }
 
-    fn text(&mut self) -> String {
-        // SAFETY: valid handle; the returned string is copied, then freed with TessDeleteText.
+    /// The string `get` returns for this engine, copied, then freed with TessDeleteText.
+    fn owned(&mut self, get: impl FnOnce(*mut sys::TessBaseAPI) -> *mut c_char) -> String {
+        let ptr = get(self.0);
+        if ptr.is_null() {
+            return String::new();
+        }
+        // SAFETY: a NUL-terminated string Tesseract allocated; freed once, after the copy.
         unsafe {
-            let ptr = sys::TessBaseAPIGetUTF8Text(self.0);
-            if ptr.is_null() {
-                return String::new();
-            }
             let text = CStr::from_ptr(ptr).to_string_lossy().into_owned();
             sys::TessDeleteText(ptr);
             text
@@ -298,6 +304,35 @@ impl Engine {
         // SAFETY: valid handle.
         unsafe { sys::TessBaseAPIClear(self.0) }
     }
+}
+
+/// The words of Tesseract's TSV output (level 5 rows: block, paragraph, line, word, box,
+/// confidence, text), their lines numbered over the page.
+fn words_of(tsv: &str) -> Vec<OcrWord> {
+    let mut words = Vec::new();
+    let mut last_line = None;
+    let mut line = 0u32;
+    for row in tsv.lines() {
+        let f: Vec<&str> = row.split('\t').collect();
+        if f.len() < 12 || f[0] != "5" || f[11].trim().is_empty() {
+            continue;
+        }
+        let n = |i: usize| f[i].parse::<u32>().unwrap_or(0);
+        let key = (n(2), n(3), n(4));
+        if last_line.is_some_and(|k| k != key) {
+            line += 1;
+        }
+        last_line = Some(key);
+        words.push(OcrWord {
+            text: f[11].to_string(),
+            left: n(6),
+            top: n(7),
+            width: n(8),
+            height: n(9),
+            line,
+        });
+    }
+    words
 }
 
 fn timeout() -> bear_core::Error {
@@ -330,5 +365,36 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         // SAFETY: created by TessMonitorCreate, deleted once, after the recognition using it.
         unsafe { sys::TessMonitorDelete(self.0) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsv_word_rows_become_words_numbered_by_line() {
+        let tsv = "1\t1\t0\t0\t0\t0\t0\t0\t640\t480\t-1\t\n\
+                   5\t1\t1\t1\t1\t1\t10\t20\t30\t12\t96\tHello\n\
+                   5\t1\t1\t1\t1\t2\t45\t20\t40\t12\t95\tworld\n\
+                   5\t1\t1\t1\t1\t3\t90\t20\t40\t12\t95\t \n\
+                   5\t1\t1\t1\t2\t1\t10\t40\t30\t12\t91\tNext\n\
+                   5\t1\t2\t1\t1\t1\t10\t80\t30\t12\t90\tblock\n";
+        let w = words_of(tsv);
+        let summary: Vec<(&str, u32, u32)> = w
+            .iter()
+            .map(|w| (w.text.as_str(), w.left, w.line))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("Hello", 10, 0),
+                ("world", 45, 0),
+                ("Next", 10, 1),
+                ("block", 10, 2)
+            ]
+        );
+        assert_eq!((w[1].top, w[1].width, w[1].height), (20, 40, 12));
+        assert!(words_of("garbage\n5\tx").is_empty());
     }
 }

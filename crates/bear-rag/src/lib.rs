@@ -1,12 +1,13 @@
 //! bear-rag: document ingestion, chunking, the LanceDB store, retrieval and cited answers.
 //!
-//! Layer **L2**; depends on bear-core only. It reaches embedders, generators and the PII
-//! scrubber only through bear-core's traits ([`bear_core::Embedder`],
-//! [`bear_core::TextGenerator`], [`bear_core::PiiScrubber`]), so it never depends on
-//! bear-models or bear-security.
+//! Layer **L2**; depends on bear-core, and on bear-security (L1) for sealing its files. It
+//! reaches embedders, generators and the PII scrubber only through bear-core's traits
+//! ([`bear_core::Embedder`], [`bear_core::TextGenerator`], [`bear_core::PiiScrubber`]), so it
+//! never depends on bear-models.
 //!
 //! - [`extract`]: text, pages and metadata from txt, md, html, pdf, docx, pptx, odt, xlsx,
-//!   ods, eml and mbox, under limits.
+//!   ods, eml, mbox, zip and images, under limits.
+//! - [`redact`]: redacted copies of PDF and DOCX files.
 //! - [`chunk`]: token-aware chunks that respect headings, paragraphs and sentences.
 //! - [`store`]: one LanceDB database per collection; vector, full-text and hybrid search.
 //! - [`ingest`]: the pipeline, idempotent and crash-safe.
@@ -24,6 +25,7 @@ mod error;
 pub mod extract;
 mod flat;
 pub mod ingest;
+pub mod redact;
 pub mod store;
 pub mod verify;
 

@@ -43,6 +43,10 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Entities found, per type.
     pub entities: BTreeMap<PiiEntity, u32>,
+    /// Entities per type and page, for operations on paged documents (a redaction); absent
+    /// from records that have none, so records written before it chain as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<PageCount>,
     /// Input length in bytes.
     pub input_len: u64,
     /// Output length in bytes.
@@ -53,6 +57,18 @@ pub struct AuditRecord {
     pub prev: String,
     /// This record's hash.
     pub hash: String,
+}
+
+/// How many entities of one type an operation found (or removed) on one page.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageCount {
+    /// The entity type (`EMAIL`, `PERSON`, a deny list's name).
+    pub entity: String,
+    /// 1-based page.
+    pub page: u32,
+    /// How many.
+    pub count: u32,
 }
 
 /// What a caller reports; the log adds sequence, time and chain.
@@ -66,6 +82,8 @@ pub struct AuditEvent {
     pub outcome: String,
     /// Entities found, per type.
     pub entities: BTreeMap<PiiEntity, u32>,
+    /// Entities per type and page.
+    pub pages: Vec<PageCount>,
     /// Input length.
     pub input_len: u64,
     /// Output length.
@@ -238,6 +256,7 @@ impl AuditLog {
             action: event.action,
             outcome: event.outcome,
             entities: event.entities,
+            pages: event.pages,
             input_len: event.input_len,
             output_len: event.output_len,
             input_hmac: event.input_hmac,

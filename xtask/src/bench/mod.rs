@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 
 use crate::plugins::target_dir;
 
+mod formats;
 mod goals;
 mod ocr;
 pub(crate) mod report;
@@ -19,6 +20,7 @@ mod seal;
 mod serving;
 mod web;
 
+pub(crate) use formats::formats;
 use goals::cell;
 pub(crate) use ocr::ocr;
 pub(crate) use seal::seal;

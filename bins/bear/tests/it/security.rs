@@ -421,3 +421,107 @@ fn keys_create_prints_a_key_once_and_bear_server_starts_through_bear() {
         "nothing listens on {addr} any more"
     );
 }
+
+/// `bear redact` as a lawyer runs it: a PDF and a DOCX out with every value gone (checked with
+/// poppler's pdftotext and the DOCX's XML), the log in the audit trail without a value, and a
+/// file that cannot be redacted with certainty refused with nothing written.
+#[test]
+fn redact_writes_copies_without_the_values_and_audits_the_log() {
+    let h = Home::new();
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crates/bear-rag/tests/fixtures");
+    let terms = h.write("terms.txt", b"Project Falcon\n\nJan de Vries\n");
+    let out = h.path("letter-redacted.pdf");
+    let pdf = fixtures.join("letter.pdf");
+    let o = h.run(
+        &[
+            "redact",
+            s(&pdf),
+            "-o",
+            s(&out),
+            "--terms-file",
+            s(&terms),
+            "--json",
+        ],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(report["removed"].as_u64().unwrap() >= 6, "{report}");
+    let text = Command::new("pdftotext")
+        .arg(&out)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    for value in [
+        "Jan de Vries",
+        "jan.devries@example.nl",
+        "NL91 ABNA",
+        "Project Falcon",
+    ] {
+        assert!(!text.contains(value), "`{value}` is left in: {text}");
+    }
+    assert!(
+        text.contains("The parties agree to settle the claim"),
+        "{text}"
+    );
+
+    // Terms only, blank style, a DOCX.
+    let docx_out = h.path("letter-redacted.docx");
+    let o = h.run(
+        &[
+            "redact",
+            s(&fixtures.join("letter.docx")),
+            "-o",
+            s(&docx_out),
+            "--term",
+            "Reviewed by counsel",
+            "--terms-only",
+            "--policy",
+            "blank",
+        ],
+        None,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("removed 1 value(s)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("1 x TERM"), "{}", stdout(&o));
+
+    // A refused file: no output, a reason, an audit record all the same.
+    let bad = h.write("scan.pdf", b"%PDF-1.7 not really");
+    let never = h.path("never.pdf");
+    let o = h.run(&["redact", s(&bad), "-o", s(&never)], None, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("malformed"), "{}", stderr(&o));
+    assert!(!never.exists());
+    let o = h.run(&["redact", s(&terms), "-o", s(&never)], None, &[]);
+    assert!(stderr(&o).contains(".pdf and .docx"), "{}", stderr(&o));
+
+    let log = std::fs::read_to_string(h.audit_log()).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3, "{log}");
+    assert_eq!(records[0]["action"], "redact");
+    assert_eq!(records[0]["entities"]["EMAIL"], 1);
+    let pages = records[0]["pages"].as_array().unwrap();
+    assert!(
+        pages
+            .iter()
+            .any(|p| p["entity"] == "TERM" && p["page"] == 2),
+        "{log}"
+    );
+    assert_eq!(records[2]["outcome"], "refused");
+    for value in ["Vries", "devries", "NL91", "Falcon", "Reviewed"] {
+        assert!(!log.contains(value), "the audit log holds `{value}`");
+    }
+    let v = h.run(&["audit", "verify"], None, &[]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}

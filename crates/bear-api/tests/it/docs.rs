@@ -833,3 +833,108 @@ async fn a_question_asked_of_several_collections() {
     let (status, v) = body(s.send("POST", "/api/v1/ask", &s.reader, Some(&q)).await).await;
     assert_eq!(status, 404, "{v}");
 }
+
+/// `POST /api/v1/redact`: the settlement letter fixture comes back without its PII or the
+/// listed term (checked with poppler's pdftotext), the audit record holds the log and no
+/// value, and bad requests get structured errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redacted_copy_over_rest() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let s = server(Limits::default()).await;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bear-rag/tests/fixtures");
+    let pdf = std::fs::read(fixtures.join("letter.pdf")).unwrap();
+    let post = |key: String, v: Value| {
+        let url = format!("{}/api/v1/redact", s.base);
+        async move {
+            body(
+                client()
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&v)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let request = json!({
+        "filename": "letter.pdf",
+        "content": STANDARD.encode(&pdf),
+        "terms": ["Project Falcon", "Jan de Vries"],
+    });
+    let (status, v) = post(s.user.clone(), request.clone()).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["removed"].as_u64().unwrap() >= 6, "{v}");
+    assert!(
+        v["stripped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "attachments")
+    );
+    let copy = STANDARD.decode(v["content"].as_str().unwrap()).unwrap();
+    let out = s.dir.join("copy.pdf");
+    std::fs::write(&out, &copy).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .arg(&out)
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    for value in [
+        "Jan de Vries",
+        "jan.devries@example.nl",
+        "NL91 ABNA",
+        "Project Falcon",
+    ] {
+        assert!(!text.contains(value), "`{value}` left in: {text}");
+    }
+    assert!(text.contains("The parties agree to settle the claim"));
+
+    // A reader may not; a name BEAR cannot redact, bad base64 and a broken PDF are refused.
+    let (status, _) = post(s.reader.clone(), request).await;
+    assert_eq!(status, 403);
+    let (status, v) = post(
+        s.user.clone(),
+        json!({"filename": "a.txt", "content": "aGk="}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["kind"].as_str()),
+        (422, Some("invalid_request")),
+        "{v}"
+    );
+    let (status, v) = post(
+        s.user.clone(),
+        json!({"filename": "a.pdf", "content": "%%%"}),
+    )
+    .await;
+    assert!(status == 400 || status == 422, "{status} {v}");
+    let broken = json!({"filename": "a.pdf", "content": STANDARD.encode(b"%PDF-1.4 junk")});
+    let (status, v) = post(s.user.clone(), broken).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed"),
+        "{v}"
+    );
+
+    // The operation's records are in the application's log; the gateway's in its own.
+    let log = std::fs::read_to_string(s.dir.join("audit/audit.jsonl")).unwrap();
+    let redactions: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["action"] == "redact")
+        .collect();
+    assert_eq!(redactions.len(), 2, "{log}");
+    assert_eq!(redactions[0]["outcome"], "ok");
+    assert_eq!(redactions[0]["entities"]["TERM"], 3);
+    assert_eq!(redactions[1]["outcome"], "refused");
+    for value in ["Vries", "devries", "NL91", "Falcon"] {
+        assert!(!log.contains(value), "the audit log holds `{value}`");
+    }
+}

@@ -152,6 +152,7 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/hw"),
     ("POST", "/api/v1/pii/detect"),
     ("POST", "/api/v1/pii/scrub"),
+    ("POST", "/api/v1/redact"),
     ("POST", "/api/v1/pii/restore"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),

@@ -4,7 +4,8 @@
 //! the HTML as text); subject, sender and date are its title, author and creation date. Each
 //! attachment in a format BEAR reads is a document of its own, named below the message
 //! (`attachment-2/contract.pdf`, `message-3/attachment-1/fees.xlsx`), recursively for an
-//! attached e-mail, within the limits below; one that cannot be read is reported alone.
+//! attached e-mail or ZIP archive, within the limits below; one that cannot be read is reported
+//! alone.
 
 use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders};
 
@@ -139,6 +140,13 @@ impl Parts<'_> {
             return self.message(raw, &join(at, name), depth + 1);
         }
         let path = std::path::Path::new(name);
+        if Format::from_path(path) == Some(Format::Zip) {
+            let below = join(at, name);
+            for p in super::archive::parts_at(a.contents(), &below, depth + 1, self.limits) {
+                self.push(p)?;
+            }
+            return Ok(());
+        }
         let Some(format) = Format::from_path(path).filter(|f| !f.is_container()) else {
             let extension = path
                 .extension()

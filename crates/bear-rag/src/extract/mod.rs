@@ -1,6 +1,6 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox and images
-//! (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile documents; an e-mail
-//! file yields several documents ([`parts`]). PDF pages without a usable text layer are read by
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, zip and
+//! images (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile documents; an
+//! e-mail file or a ZIP archive yields several documents ([`parts`]). PDF pages without a usable text layer are read by
 //! OCR too ([`ocr`]), page by page.
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
@@ -8,16 +8,17 @@
 //! says what is wrong and, where there is one, what to do. Extraction is synchronous and
 //! CPU-bound; [`crate::ingest`] runs it on its own thread with a large stack and a time limit.
 
+mod archive;
 mod docx;
 mod image;
 pub mod mail;
 pub mod ocr;
 mod ods;
 mod odt;
-mod package;
-mod pdf;
+pub(crate) mod package;
+pub(crate) mod pdf;
 mod pptx;
-mod render;
+pub(crate) mod render;
 mod sheet;
 mod text;
 
@@ -66,6 +67,8 @@ pub enum Format {
     Bmp,
     /// A WebP image, read by OCR.
     Webp,
+    /// A ZIP archive, read as a folder: each file inside is a document of its own.
+    Zip,
 }
 
 impl Format {
@@ -89,6 +92,7 @@ impl Format {
             "tif" | "tiff" => Self::Tiff,
             "bmp" => Self::Bmp,
             "webp" => Self::Webp,
+            "zip" => Self::Zip,
             _ => return None,
         })
     }
@@ -114,6 +118,7 @@ impl Format {
             Self::Tiff => "image/tiff",
             Self::Bmp => "image/bmp",
             Self::Webp => "image/webp",
+            Self::Zip => "application/zip",
         }
     }
 
@@ -134,6 +139,7 @@ impl Format {
             Self::Tiff => "TIFF image",
             Self::Bmp => "BMP image",
             Self::Webp => "WebP image",
+            Self::Zip => "ZIP archive",
         }
     }
 
@@ -147,12 +153,12 @@ impl Format {
 
     /// Whether a file of this format holds several documents (see [`parts`]).
     pub fn is_container(self) -> bool {
-        matches!(self, Self::Eml | Self::Mbox)
+        matches!(self, Self::Eml | Self::Mbox | Self::Zip)
     }
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, png, jpg, tiff, bmp and webp"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, png, jpg, tiff, bmp, webp and zip"
     }
 }
 
@@ -340,6 +346,12 @@ pub enum Refusal {
     },
     /// The extractor failed unexpectedly; the document is skipped.
     Internal,
+    /// Something in the file cannot be redacted with certainty (a redacted copy is refused
+    /// rather than written with a value left in).
+    Unredactable {
+        /// What and where (never the value).
+        detail: String,
+    },
     /// A file sealed by BEAR that cannot be opened: another matter's, damaged, or its key
     /// is gone.
     Sealed {
@@ -437,6 +449,9 @@ impl fmt::Display for Refusal {
                 "extraction took longer than {secs} s (rag.doc_timeout_secs)"
             ),
             Self::Internal => write!(f, "the extractor failed on this file"),
+            Self::Unredactable { detail } => {
+                write!(f, "no redacted copy was written: {detail}")
+            }
             Self::Sealed { detail } => {
                 write!(f, "the file is sealed and cannot be opened: {detail}")
             }
@@ -546,7 +561,10 @@ pub fn parts(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<mail::
             limit: limits.max_file_bytes,
         });
     }
-    mail::parts(bytes, format, limits)
+    match format {
+        Format::Zip => archive::parts(bytes, limits),
+        _ => mail::parts(bytes, format, limits),
+    }
 }
 
 /// Extracts the text of a document of format `format`.
@@ -587,8 +605,8 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Png | Format::Jpeg | Format::Tiff | Format::Bmp | Format::Webp => {
             image::extract(bytes, format, limits)?
         }
-        // The file's own document: its (first) message.
-        Format::Eml | Format::Mbox => mail::parts(bytes, format, limits)?
+        // The file's own document: its (first) message, or the archive's list of files.
+        Format::Eml | Format::Mbox | Format::Zip => parts(bytes, format, limits)?
             .into_iter()
             .next()
             .map(|p| p.extracted)

@@ -108,11 +108,11 @@ impl OcrClock {
 }
 
 /// One page image to read: 8-bit grey, row after row.
-pub(super) struct GreyPage {
-    pub(super) width: u32,
-    pub(super) height: u32,
-    pub(super) dpi: u32,
-    pub(super) pixels: Vec<u8>,
+pub(crate) struct GreyPage {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) dpi: u32,
+    pub(crate) pixels: Vec<u8>,
 }
 
 /// What OCR made of one page of a document.
@@ -282,7 +282,7 @@ pub(super) fn grey_from(samples: &[u8], channels: usize) -> Vec<u8> {
 
 /// Whether a page's text layer is too thin to stand for the page: fewer than 16 letters and
 /// digits, or mostly characters that are neither (a font without a Unicode map).
-pub(super) fn layer_unusable(text: &str) -> bool {
+pub(crate) fn layer_unusable(text: &str) -> bool {
     let mut alnum = 0usize;
     let mut other = 0usize;
     for c in text.chars().filter(|c| !c.is_whitespace()) {

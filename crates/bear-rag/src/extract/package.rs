@@ -9,22 +9,23 @@ use quick_xml::events::Event;
 
 use super::{DocMeta, Limits, Refusal};
 
-pub(super) type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+pub(crate) type Archive<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
 
 /// Most entries a package may hold.
 const MAX_ENTRIES: usize = 10_000;
 
 /// Which kind of package, for what a refusal says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Docx,
     Pptx,
     Odt,
     Sheet,
+    Zip,
 }
 
 impl Kind {
-    pub(super) fn malformed(self, detail: impl Into<String>) -> Refusal {
+    pub(crate) fn malformed(self, detail: impl Into<String>) -> Refusal {
         let detail = detail.into();
         match self {
             Self::Docx => Refusal::MalformedDocx { detail },
@@ -40,17 +41,21 @@ impl Kind {
                 format: "spreadsheet".into(),
                 detail,
             },
+            Self::Zip => Refusal::Malformed {
+                format: "ZIP archive".into(),
+                detail,
+            },
         }
     }
 
     /// quick-xml's messages can quote markup, never character data; keep only which part.
-    pub(super) fn bad_xml(self, part: &str) -> Refusal {
+    pub(crate) fn bad_xml(self, part: &str) -> Refusal {
         self.malformed(format!("{part} is not well-formed XML"))
     }
 }
 
 /// Opens `bytes` as a zip package and checks it against bombs.
-pub(super) fn open<'a>(
+pub(crate) fn open<'a>(
     bytes: &'a [u8],
     kind: Kind,
     limits: &Limits,
@@ -115,7 +120,7 @@ fn check(zip: &mut Archive<'_>, kind: Kind, limits: &Limits) -> Result<(), Refus
 }
 
 /// Inflates one entry, counting what is really produced against `budget`.
-pub(super) fn read_entry(
+pub(crate) fn read_entry(
     zip: &mut Archive<'_>,
     kind: Kind,
     name: &str,
@@ -142,7 +147,7 @@ pub(super) fn read_entry(
 
 /// Inflates every entry against one budget without keeping them: for packages another crate
 /// reads, so that a lying declared size is caught before it does.
-pub(super) fn inflate_all(
+pub(crate) fn inflate_all(
     zip: &mut Archive<'_>,
     kind: Kind,
     limits: &Limits,
@@ -170,14 +175,14 @@ pub(super) fn inflate_all(
     Ok(())
 }
 
-pub(super) fn xml_reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
+pub(crate) fn xml_reader(xml: &[u8]) -> quick_xml::Reader<&[u8]> {
     let mut r = quick_xml::Reader::from_reader(xml);
     r.config_mut().expand_empty_elements = false;
     r
 }
 
 /// Resolves `&name;` / `&#n;`: the five XML entities and character references only.
-pub(super) fn entity(
+pub(crate) fn entity(
     r: &quick_xml::events::BytesRef<'_>,
     kind: Kind,
     part: &str,
@@ -193,20 +198,20 @@ pub(super) fn entity(
 }
 
 /// A depth counter that refuses XML nested past the limit.
-pub(super) struct Depth {
+pub(crate) struct Depth {
     now: usize,
     limit: usize,
 }
 
 impl Depth {
-    pub(super) fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(limits: &Limits) -> Self {
         Self {
             now: 0,
             limit: limits.max_xml_depth,
         }
     }
 
-    pub(super) fn open(&mut self) -> Result<(), Refusal> {
+    pub(crate) fn open(&mut self) -> Result<(), Refusal> {
         self.now += 1;
         if self.now > self.limit {
             return Err(Refusal::XmlTooDeep { limit: self.limit });
@@ -214,13 +219,13 @@ impl Depth {
         Ok(())
     }
 
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.now = self.now.saturating_sub(1);
     }
 }
 
 /// Leaf elements of a small XML part (document properties), by local name.
-pub(super) fn simple_fields(
+pub(crate) fn simple_fields(
     xml: &[u8],
     kind: Kind,
     part: &str,
@@ -263,7 +268,7 @@ pub(super) fn simple_fields(
 
 /// Title, author and dates from a properties part: Office's `docProps/core.xml` or
 /// OpenDocument's `meta.xml` (local names; the first non-empty of each list wins).
-pub(super) fn properties(
+pub(crate) fn properties(
     zip: &mut Archive<'_>,
     kind: Kind,
     part: &str,
@@ -293,7 +298,7 @@ pub(super) fn properties(
 
 /// Appends paragraph `para` (trimmed, if not empty) to `text` followed by a blank line, as a
 /// markdown heading of `heading` levels when `heading > 0`; empties `para`.
-pub(super) fn push_paragraph(text: &mut String, para: &mut String, heading: u8) {
+pub(crate) fn push_paragraph(text: &mut String, para: &mut String, heading: u8) {
     let p = para.trim();
     if !p.is_empty() {
         if heading > 0 {
@@ -307,7 +312,7 @@ pub(super) fn push_paragraph(text: &mut String, para: &mut String, heading: u8) 
 }
 
 /// Attribute `key` of `e`, unescaped.
-pub(super) fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+pub(crate) fn attr(e: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.as_ref() == key)

@@ -9,14 +9,23 @@ use super::ocr::{OcrPageInfo, OcrSetup, layer_unusable, read_pages};
 use super::render::Renderer;
 use super::{DocMeta, Extracted, Limits, Refusal};
 
-pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
-    let secs = limits.secs_left();
-    let max_inflate = usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX);
+/// Loads a PDF with lopdf, streams decompressed within `rag.max_decompressed_bytes`.
+pub(crate) fn load(bytes: &[u8], limits: &Limits) -> Result<Document, Refusal> {
     let options = LoadOptions {
-        max_decompressed_size: Some(max_inflate),
+        max_decompressed_size: Some(max_inflate(limits)),
         ..LoadOptions::default()
     };
-    let doc = Document::load_mem_with_options(bytes, options).map_err(load_error)?;
+    Document::load_mem_with_options(bytes, options).map_err(load_error)
+}
+
+fn max_inflate(limits: &Limits) -> usize {
+    usize::try_from(limits.max_decompressed_bytes).unwrap_or(usize::MAX)
+}
+
+pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusal> {
+    let secs = limits.secs_left();
+    let max_inflate = max_inflate(limits);
+    let doc = load(bytes, limits)?;
     if doc.is_encrypted() {
         return Err(Refusal::Encrypted);
     }
@@ -116,7 +125,7 @@ fn info_dict(doc: &Document) -> Option<&lopdf::Dictionary> {
     }
 }
 
-fn load_error(e: lopdf::Error) -> Refusal {
+pub(crate) fn load_error(e: lopdf::Error) -> Refusal {
     match e {
         lopdf::Error::InvalidPassword | lopdf::Error::Decryption(_) => Refusal::Encrypted,
         lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }) => {

@@ -21,7 +21,7 @@ pub(super) const DPI: f32 = 300.0;
 const MAX_FORM_DEPTH: usize = 8;
 
 /// Renders pages of one PDF.
-pub(super) struct Renderer<'a> {
+pub(crate) struct Renderer<'a> {
     pdf: Result<Pdf, String>,
     doc: &'a Document,
     limits: &'a Limits,
@@ -29,14 +29,14 @@ pub(super) struct Renderer<'a> {
 
 impl<'a> Renderer<'a> {
     /// A renderer over the PDF `bytes`, already loaded by lopdf as `doc`.
-    pub(super) fn new(bytes: &[u8], doc: &'a Document, limits: &'a Limits) -> Self {
+    pub(crate) fn new(bytes: &[u8], doc: &'a Document, limits: &'a Limits) -> Self {
         let pdf =
             Pdf::new(bytes.to_vec()).map_err(|e| format!("the page cannot be rendered: {e:?}"));
         Self { pdf, doc, limits }
     }
 
     /// Page `index` (0-based; lopdf's `page_id`) as a grey image.
-    pub(super) fn page(&self, index: usize, page_id: ObjectId) -> Result<GreyPage, String> {
+    pub(crate) fn page(&self, index: usize, page_id: ObjectId) -> Result<GreyPage, String> {
         let pdf = self.pdf.as_ref().map_err(Clone::clone)?;
         self.check_images(page_id)?;
         let page = pdf
@@ -90,68 +90,93 @@ impl<'a> Renderer<'a> {
 
     /// Refuses a page drawing an image over the pixel limit (it would be decoded whole).
     fn check_images(&self, page_id: ObjectId) -> Result<(), String> {
-        let page = self
-            .doc
-            .get_dictionary(page_id)
-            .map_err(|e| format!("the page cannot be read: {e}"))?;
-        let mut seen = HashSet::new();
-        let resources = match page.get(b"Resources") {
-            Ok(r) => self.dict(r),
-            Err(_) => None,
-        };
-        match resources {
-            Some(r) => self.check_resources(r, 0, &mut seen),
-            None => Ok(()),
+        let limit = self.limits.max_image_pixels;
+        visit_resources(self.doc, page_id, &mut |resources| {
+            image_sizes(self.doc, resources, limit).map(|_| ())
+        })
+    }
+}
+
+/// Refuses an image of a resource dictionary over `limit` pixels (sizes from its dictionary,
+/// nothing decoded); says how many images it names.
+pub(crate) fn image_sizes(
+    doc: &Document,
+    resources: &Dictionary,
+    limit: u64,
+) -> Result<usize, String> {
+    let mut images = 0;
+    for d in xobjects(doc, resources, b"Image") {
+        images += 1;
+        let dim = |k: &[u8]| d.get(k).and_then(Object::as_i64).unwrap_or(0).max(0) as u64;
+        let (w, h) = (dim(b"Width"), dim(b"Height"));
+        if w.saturating_mul(h) > limit {
+            return Err(format!(
+                "an image on the page is {w} x {h} pixels, over the limit of {limit} \
+                 (rag.max_image_pixels)"
+            ));
         }
     }
+    Ok(images)
+}
 
-    fn check_resources(
-        &self,
-        resources: &Dictionary,
-        depth: usize,
-        seen: &mut HashSet<ObjectId>,
-    ) -> Result<(), String> {
-        let Some(xobjects) = resources.get(b"XObject").ok().and_then(|o| self.dict(o)) else {
-            return Ok(());
-        };
-        for (_, obj) in xobjects.iter() {
-            let Object::Reference(id) = obj else { continue };
-            if !seen.insert(*id) {
-                continue;
-            }
-            let Ok(stream) = self.doc.get_object(*id).and_then(Object::as_stream) else {
-                continue;
-            };
-            let d = &stream.dict;
-            let subtype = d
-                .get(b"Subtype")
-                .and_then(Object::as_name)
-                .unwrap_or_default();
-            if subtype == b"Image" {
-                let dim = |k: &[u8]| d.get(k).and_then(Object::as_i64).unwrap_or(0).max(0) as u64;
-                let (w, h) = (dim(b"Width"), dim(b"Height"));
-                if w.saturating_mul(h) > self.limits.max_image_pixels {
-                    return Err(format!(
-                        "an image on the page is {w} x {h} pixels, over the limit of {} \
-                         (rag.max_image_pixels)",
-                        self.limits.max_image_pixels
-                    ));
+/// Calls `visit` with the page's resource dictionary and those of the forms it draws, forms
+/// inside forms followed 8 deep, each once.
+pub(crate) fn visit_resources(
+    doc: &Document,
+    page_id: ObjectId,
+    visit: &mut dyn FnMut(&Dictionary) -> Result<(), String>,
+) -> Result<(), String> {
+    let page = doc
+        .get_dictionary(page_id)
+        .map_err(|e| format!("the page cannot be read: {e}"))?;
+    let Some(resources) = page.get(b"Resources").ok().and_then(|o| dict(doc, o)) else {
+        return Ok(());
+    };
+    let mut level = vec![resources];
+    let mut seen = HashSet::new();
+    for _ in 0..=MAX_FORM_DEPTH {
+        let mut next = Vec::new();
+        for r in level {
+            visit(r)?;
+            for form in xobjects(doc, r, b"Form") {
+                if seen.insert(form as *const Dictionary)
+                    && let Some(inner) = form.get(b"Resources").ok().and_then(|o| dict(doc, o))
+                {
+                    next.push(inner);
                 }
-            } else if subtype == b"Form"
-                && depth < MAX_FORM_DEPTH
-                && let Some(r) = d.get(b"Resources").ok().and_then(|o| self.dict(o))
-            {
-                self.check_resources(r, depth + 1, seen)?;
             }
         }
-        Ok(())
+        level = next;
     }
+    Ok(())
+}
 
-    fn dict(&self, o: &'a Object) -> Option<&'a Dictionary> {
-        match o {
-            Object::Dictionary(d) => Some(d),
-            Object::Reference(id) => self.doc.get_dictionary(*id).ok(),
+/// The XObjects of `subtype` (`Image`, `Form`) a resource dictionary names, by their stream
+/// dictionaries.
+fn xobjects<'a>(
+    doc: &'a Document,
+    resources: &'a Dictionary,
+    subtype: &'a [u8],
+) -> impl Iterator<Item = &'a Dictionary> + 'a {
+    resources
+        .get(b"XObject")
+        .ok()
+        .and_then(|o| dict(doc, o))
+        .into_iter()
+        .flat_map(|x| x.iter())
+        .filter_map(|(_, o)| match o {
+            Object::Reference(id) => doc.get_object(*id).and_then(Object::as_stream).ok(),
             _ => None,
-        }
+        })
+        .map(|s| &s.dict)
+        .filter(move |d| d.get(b"Subtype").and_then(Object::as_name).ok() == Some(subtype))
+}
+
+/// A dictionary given directly or by reference.
+pub(crate) fn dict<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Dictionary> {
+    match o {
+        Object::Dictionary(d) => Some(d),
+        Object::Reference(id) => doc.get_dictionary(*id).ok(),
+        _ => None,
     }
 }

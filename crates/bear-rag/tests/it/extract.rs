@@ -3,21 +3,10 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::test_limits as limits;
 use bear_rag::extract::{Format, Limits, Refusal, extract};
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
-
-fn limits() -> Limits {
-    Limits {
-        max_file_bytes: 64 << 20,
-        max_decompressed_bytes: 8 << 20,
-        max_xml_depth: 256,
-        max_pages: 100,
-        deadline: Instant::now() + Duration::from_secs(30),
-        max_image_pixels: 1 << 24,
-        ocr: None,
-    }
-}
 
 /// A PDF with one page per entry of `pages`; `None` pages have an empty content stream.
 fn pdf(pages: &[Option<&str>]) -> Document {

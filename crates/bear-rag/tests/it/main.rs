@@ -3,10 +3,12 @@
 //! SmolLM2 generator, and the demo corpus in `examples/corpus`.
 
 mod answer;
+mod archive;
 mod extract;
 mod ingest;
 mod lance;
 mod ocr;
+mod redact;
 mod sealed;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,29 @@ use std::sync::{Arc, Mutex, OnceLock};
 use bear_core::{Dirs, Embedder, ModelId, PiiConfig, PiiPolicy, RagConfig, assets};
 use bear_rag::{Collection, Pipeline, Store};
 use bear_security::{Detector, KeySource, Keyring, MasterKey, Scrubber, Vault};
+
+/// Limits for extraction tests: 64 MiB files, 8 MiB inflated, 100 pages, a minute, no OCR.
+pub(crate) fn test_limits() -> bear_rag::extract::Limits {
+    bear_rag::extract::Limits {
+        max_file_bytes: 64 << 20,
+        max_decompressed_bytes: 8 << 20,
+        max_xml_depth: 256,
+        max_pages: 100,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(60),
+        max_image_pixels: 1 << 24,
+        ocr: None,
+    }
+}
+
+/// A committed fixture file's bytes (`tests/fixtures`).
+pub(crate) fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
 
 /// The pinned models directory.
 pub(crate) fn models_dir() -> PathBuf {

@@ -364,3 +364,58 @@ async fn a_collection_from_before_ocr_gets_its_column_at_the_next_write() {
     let hits = search("interest rate").await;
     assert!(!hits.is_empty() && hits[0].ocr_confidence.is_none());
 }
+
+/// Finds two listed place names, as a redaction's term list would.
+struct Places;
+
+impl bear_rag::redact::Marker for Places {
+    fn mark(&self, text: &str) -> Vec<bear_rag::redact::Mark> {
+        let mut marks = Vec::new();
+        for word in ["Amsterdam", "Rotterdam"] {
+            for (start, _) in text.match_indices(word) {
+                marks.push(bear_rag::redact::Mark {
+                    start,
+                    end: start + word.len(),
+                    kind: "TERM".into(),
+                });
+            }
+        }
+        marks
+    }
+}
+
+/// Scanned pages in JBIG2 and Flate: the pages showing a listed name are re-rendered without
+/// it (read again by OCR: gone, the rest of the sentence kept); the other scans are untouched.
+#[test]
+fn a_scanned_page_is_re_rendered_without_the_redacted_words() {
+    use bear_rag::redact::{Style, redact};
+    let limits = limits_with(&RagConfig::default());
+    let bytes = std::fs::read(fixture("scanned.pdf")).unwrap();
+    let out = redact(&bytes, Format::Pdf, &Places, Style::Box, &limits).unwrap();
+    let pages: Vec<Option<u32>> = out.log.iter().map(|e| e.page).collect();
+    assert_eq!(pages, [Some(4), Some(5)], "{:?}", out.log);
+    assert!(
+        out.stripped
+            .iter()
+            .any(|s| s == "scanned pages re-rendered")
+    );
+    let e = extract(&out.bytes, Format::Pdf, &limits).unwrap();
+    assert_eq!(e.page_starts.len(), 5);
+    assert!(
+        !e.text.contains("Amsterdam") && !e.text.contains("Rotterdam"),
+        "{}",
+        e.text
+    );
+    assert!(page(&e, 4).contains("court of"), "{:?}", page(&e, 4));
+    assert!(page(&e, 5).contains("12 March 2024"), "{:?}", page(&e, 5));
+    assert!(page(&e, 2).contains("EUR 4,250") && page(&e, 3).contains("three months notice"));
+    assert!(page(&e, 1).contains("Acme Holdings"));
+
+    // Without an engine the scans cannot be read, so no copy is written.
+    let mut blind = limits_with(&RagConfig::default());
+    blind.ocr = None;
+    match redact(&bytes, Format::Pdf, &Places, Style::Box, &blind) {
+        Err(Refusal::Unredactable { detail }) => assert!(detail.contains("OCR"), "{detail}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|r| r.log)),
+    }
+}

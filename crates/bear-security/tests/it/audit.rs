@@ -14,6 +14,7 @@ fn event(i: usize) -> AuditEvent {
         action: "pii.scrub".into(),
         outcome: "ok".into(),
         entities: BTreeMap::from([(PiiEntity::Person, i as u32)]),
+        pages: Vec::new(),
         input_len: 100 + i as u64,
         output_len: 90,
         input_hmac: None,
@@ -277,4 +278,31 @@ fn a_log_that_becomes_unwritable_refuses_the_next_record() {
     let _guard = ReadOnly::new(&head);
     let e = log.record(event(1)).unwrap_err();
     assert!(matches!(e, Error::AuditWrite { .. }), "{e}");
+}
+
+/// A record with counts per page (a redaction) chains and verifies like any other; records
+/// without them are written as before, so logs written before the field existed still verify.
+#[test]
+fn page_counts_are_kept_and_absent_where_there_are_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path, true, None).unwrap();
+    log.record(event(1)).unwrap();
+    let mut redaction = event(2);
+    redaction.action = "redact".into();
+    redaction.pages = vec![audit::PageCount {
+        entity: "EMAIL".into(),
+        page: 3,
+        count: 2,
+    }];
+    log.record(redaction).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(!lines[0].contains("\"pages\""), "{}", lines[0]);
+    assert!(
+        lines[1].contains(r#""pages":[{"entity":"EMAIL","page":3,"count":2}]"#),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(audit::verify(&path).unwrap().records, 2);
 }
