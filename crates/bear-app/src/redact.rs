@@ -127,16 +127,41 @@ impl App {
             });
             Arc::new(Detector::new(&config)?)
         };
-        let entities = req
-            .entities
-            .iter()
-            .map(|e| e.trim().to_ascii_uppercase())
-            .collect();
+        let entities = self.entities(&req.entities)?;
         Ok(RedactMarker {
             detector,
             entities,
             terms_only: req.terms_only,
         })
+    }
+}
+
+impl App {
+    /// The PII types asked for, each one the detector knows (built in or configured).
+    fn entities(&self, asked: &[String]) -> Result<BTreeSet<String>> {
+        let pii = &self.config().config.pii;
+        let known: BTreeSet<String> = PiiEntity::BUILTIN
+            .iter()
+            .map(|e| e.name().into_owned())
+            .chain(pii.patterns.iter().map(|p| p.name.clone()))
+            .chain(pii.deny_lists.iter().map(|d| d.name.clone()))
+            .collect();
+        let asked: BTreeSet<String> = asked
+            .iter()
+            .map(|e| e.trim().to_ascii_uppercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if let Some(bad) = asked.iter().find(|e| !known.contains(*e)) {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            return Err(Error::invalid(
+                "entities",
+                format!(
+                    "unknown PII type `{bad}`; the types are {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        Ok(asked)
     }
 }
 

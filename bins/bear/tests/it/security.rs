@@ -500,6 +500,25 @@ fn redact_writes_copies_without_the_values_and_audits_the_log() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("malformed"), "{}", stderr(&o));
     assert!(!never.exists());
+    let pdf_arg = s(&pdf);
+    let o = h.run(
+        &[
+            "redact",
+            pdf_arg,
+            "-o",
+            s(&never),
+            "--entities",
+            "EMAIL,EMIAL",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        stderr(&o).contains("unknown PII type `EMIAL`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!never.exists());
     let o = h.run(&["redact", s(&terms), "-o", s(&never)], None, &[]);
     assert!(stderr(&o).contains(".pdf and .docx"), "{}", stderr(&o));
 

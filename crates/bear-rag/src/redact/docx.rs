@@ -2,9 +2,10 @@
 //! under `word/` (body, headers, footers, notes) is rewritten: tracked changes are accepted
 //! (deletions and their authors dropped, insertions kept), hidden runs, comment anchors and XML
 //! comments dropped, and each value the marker finds in a paragraph's text is cut from the
-//! runs that hold it, `[REDACTED]` in its place. Document properties and comments are emptied,
-//! external links holding a value are cut. Embedded files refuse the document. The written
-//! package is read back and checked before it is returned.
+//! runs that hold it, `[REDACTED]` in its place. Document properties and comments are
+//! emptied; external links, alt texts, field codes and tooltips holding a value are cut.
+//! Embedded files refuse the document. The written package is read back and checked before it
+//! is returned.
 
 use std::collections::BTreeSet;
 use std::io::{Cursor, Write};
@@ -435,20 +436,12 @@ impl<'a> Part<'a> {
                     }
                     Event::Start(e)
                 }
-                Event::Empty(e) if is_alt_text_holder(&e) => Event::Empty(cut_attrs(
-                    &e,
-                    &["descr", "title"],
-                    self.marker,
-                    tally,
-                    LABEL,
-                )),
-                Event::Start(e) if is_alt_text_holder(&e) => Event::Start(cut_attrs(
-                    &e,
-                    &["descr", "title"],
-                    self.marker,
-                    tally,
-                    LABEL,
-                )),
+                Event::Empty(e) if !texts_in_attrs(&e).is_empty() => {
+                    Event::Empty(cut_attrs(&e, texts_in_attrs(&e), self.marker, tally, LABEL))
+                }
+                Event::Start(e) if !texts_in_attrs(&e).is_empty() => {
+                    Event::Start(cut_attrs(&e, texts_in_attrs(&e), self.marker, tally, LABEL))
+                }
                 Event::Comment(_) => continue,
                 other => other,
             };
@@ -462,8 +455,15 @@ impl<'a> Part<'a> {
     }
 }
 
-fn is_alt_text_holder(e: &BytesStart<'_>) -> bool {
-    matches!(e.name().as_ref(), "wp:docPr" | "pic:cNvPr")
+/// The attributes of an element that hold text a reader can see: alt texts, simple fields'
+/// codes (`HYPERLINK "mailto:..."`), link tooltips.
+fn texts_in_attrs(e: &BytesStart<'_>) -> &'static [&'static str] {
+    match e.name().as_ref() {
+        "wp:docPr" | "pic:cNvPr" => &["descr", "title"],
+        "w:fldSimple" => &["w:instr"],
+        "w:hyperlink" => &["w:tooltip"],
+        _ => &[],
+    }
 }
 
 /// Which events of a part are written: not those inside dropped elements, not the tags of

@@ -339,6 +339,10 @@ fn a_redacted_docx_holds_none_of_the_values_in_any_part() {
         "{text}"
     );
     assert!(
+        text.contains("or mail us"),
+        "a field keeps its text, not its code"
+    );
+    assert!(
         text.contains("Settled on 12 March 2024"),
         "the insertion is kept: {text}"
     );
