@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::mail::{self, MAX_DEPTH, MAX_PARTS, Part};
+use super::mail::{MAX_DEPTH, MAX_PARTS, Part, join};
 use super::package::{self, Kind, read_entry};
 use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
 
@@ -118,15 +118,17 @@ impl Walk<'_> {
                 Err(other) => self.push(refused(locator, format, other)),
                 Ok(()) => Ok(()),
             },
-            Format::Eml | Format::Mbox => match mail::parts(data, format, self.limits) {
-                Ok(parts) => parts.into_iter().try_for_each(|p| {
-                    self.push(Part {
-                        locator: join(&locator, &p.locator),
-                        ..p
-                    })
-                }),
-                Err(e) => self.push(refused(locator, format, e)),
-            },
+            Format::Eml | Format::Mbox | Format::Msg => {
+                match super::parts(data, format, self.limits) {
+                    Ok(parts) => parts.into_iter().try_for_each(|p| {
+                        self.push(Part {
+                            locator: join(&locator, &p.locator),
+                            ..p
+                        })
+                    }),
+                    Err(e) => self.push(refused(locator, format, e)),
+                }
+            }
             _ => {
                 let extracted = extract(data, format, self.limits);
                 self.push(Part {
@@ -194,13 +196,5 @@ fn listing(entries: &[Entry]) -> Extracted {
         page_starts: Vec::new(),
         meta: DocMeta::default(),
         ocr_pages: Vec::new(),
-    }
-}
-
-fn join(at: &str, below: &str) -> String {
-    match (at.is_empty(), below.is_empty()) {
-        (true, _) => below.to_string(),
-        (false, true) => at.to_string(),
-        (false, false) => format!("{at}/{below}"),
     }
 }

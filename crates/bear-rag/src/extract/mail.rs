@@ -147,6 +147,22 @@ impl Parts<'_> {
             }
             return Ok(());
         }
+        if Format::from_path(path) == Some(Format::Msg) {
+            let below = join(at, name);
+            return match super::msg::parts(a.contents(), self.limits) {
+                Ok(found) => found.into_iter().try_for_each(|p| {
+                    self.push(Part {
+                        locator: join(&below, &p.locator),
+                        ..p
+                    })
+                }),
+                Err(reason) => self.push(Part {
+                    locator: below,
+                    format: Format::Msg,
+                    extracted: Err(reason),
+                }),
+            };
+        }
         let Some(format) = Format::from_path(path).filter(|f| !f.is_container()) else {
             let extension = path
                 .extension()
@@ -167,10 +183,12 @@ impl Parts<'_> {
     }
 }
 
-fn join(at: &str, below: &str) -> String {
-    match at.is_empty() {
-        true => below.to_string(),
-        false => format!("{at}/{below}"),
+/// `below`'s locator under `at` (either may be empty: the file's own document).
+pub(super) fn join(at: &str, below: &str) -> String {
+    match (at.is_empty(), below.is_empty()) {
+        (true, _) => below.to_string(),
+        (false, true) => at.to_string(),
+        (false, false) => format!("{at}/{below}"),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, zip and
-//! images (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile documents; an
-//! e-mail file or a ZIP archive yields several documents ([`parts`]). PDF pages without a usable text layer are read by
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, msg, zip
+//! and images (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile
+//! documents; an e-mail file or a ZIP archive yields several documents ([`parts`]). PDF pages without a usable text layer are read by
 //! OCR too ([`ocr`]), page by page.
 //!
 //! [`extract`] takes a file's bytes and returns its text, where each page starts (for paged
@@ -12,6 +12,7 @@ mod archive;
 mod docx;
 mod image;
 pub mod mail;
+mod msg;
 pub mod ocr;
 mod ods;
 mod odt;
@@ -57,6 +58,8 @@ pub enum Format {
     Eml,
     /// A mailbox: one document per message, and per attachment.
     Mbox,
+    /// An Outlook message; its attachments are documents of their own.
+    Msg,
     /// A PNG image, read by OCR.
     Png,
     /// A JPEG image, read by OCR.
@@ -87,6 +90,7 @@ impl Format {
             "ods" => Self::Ods,
             "eml" => Self::Eml,
             "mbox" | "mbx" => Self::Mbox,
+            "msg" => Self::Msg,
             "png" => Self::Png,
             "jpg" | "jpeg" => Self::Jpeg,
             "tif" | "tiff" => Self::Tiff,
@@ -113,6 +117,7 @@ impl Format {
             Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
             Self::Eml => "message/rfc822",
             Self::Mbox => "application/mbox",
+            Self::Msg => "application/vnd.ms-outlook",
             Self::Png => "image/png",
             Self::Jpeg => "image/jpeg",
             Self::Tiff => "image/tiff",
@@ -133,7 +138,7 @@ impl Format {
             Self::Pptx => "PowerPoint file",
             Self::Odt => "OpenDocument text",
             Self::Xlsx | Self::Ods => "spreadsheet",
-            Self::Eml | Self::Mbox => "e-mail",
+            Self::Eml | Self::Mbox | Self::Msg => "e-mail",
             Self::Png => "PNG image",
             Self::Jpeg => "JPEG image",
             Self::Tiff => "TIFF image",
@@ -153,12 +158,12 @@ impl Format {
 
     /// Whether a file of this format holds several documents (see [`parts`]).
     pub fn is_container(self) -> bool {
-        matches!(self, Self::Eml | Self::Mbox | Self::Zip)
+        matches!(self, Self::Eml | Self::Mbox | Self::Msg | Self::Zip)
     }
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, png, jpg, tiff, bmp, webp and zip"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, msg, png, jpg, tiff, bmp, webp and zip"
     }
 }
 
@@ -563,6 +568,7 @@ pub fn parts(bytes: &[u8], format: Format, limits: &Limits) -> Result<Vec<mail::
     }
     match format {
         Format::Zip => archive::parts(bytes, limits),
+        Format::Msg => msg::parts(bytes, limits),
         _ => mail::parts(bytes, format, limits),
     }
 }
@@ -606,7 +612,7 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
             image::extract(bytes, format, limits)?
         }
         // The file's own document: its (first) message, or the archive's list of files.
-        Format::Eml | Format::Mbox | Format::Zip => parts(bytes, format, limits)?
+        Format::Eml | Format::Mbox | Format::Msg | Format::Zip => parts(bytes, format, limits)?
             .into_iter()
             .next()
             .map(|p| p.extracted)

@@ -7,6 +7,7 @@ mod archive;
 mod extract;
 mod ingest;
 mod lance;
+mod msg;
 mod ocr;
 mod redact;
 mod sealed;
