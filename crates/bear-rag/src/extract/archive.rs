@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::mail::{MAX_DEPTH, MAX_PARTS, Part, join};
+use super::mail::{MAX_DEPTH, Part, join, push_part};
 use super::package::{self, Kind, read_entry};
 use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
 
@@ -55,11 +55,7 @@ struct Walk<'l> {
 
 impl Walk<'_> {
     fn push(&mut self, part: Part) -> Result<(), Refusal> {
-        if self.parts.len() >= MAX_PARTS {
-            return Err(Refusal::TooManyParts { limit: MAX_PARTS });
-        }
-        self.parts.push(part);
-        Ok(())
+        push_part(&mut self.parts, part)
     }
 
     /// The archive in `bytes` at `at`: its list, then its files.
@@ -75,7 +71,7 @@ impl Walk<'_> {
             self.limits.check_time(self.limits.secs_left())?;
             let locator = join(at, &e.path);
             if e.encrypted {
-                self.push(refused(locator, Format::Zip, Refusal::Protected))?;
+                self.push(Part::refused(locator, Format::Zip, Refusal::Protected))?;
                 continue;
             }
             let Some(format) = Format::from_path(Path::new(&e.path)) else {
@@ -83,7 +79,7 @@ impl Walk<'_> {
                     .extension()
                     .map(|x| x.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                self.push(refused(
+                self.push(Part::refused(
                     locator,
                     Format::Text,
                     Refusal::UnsupportedFormat { extension },
@@ -107,7 +103,7 @@ impl Walk<'_> {
     ) -> Result<(), Refusal> {
         match format {
             Format::Zip | Format::Eml | Format::Mbox if depth + 1 >= MAX_DEPTH => self.push(
-                refused(locator, format, Refusal::TooDeep { limit: MAX_DEPTH }),
+                Part::refused(locator, format, Refusal::TooDeep { limit: MAX_DEPTH }),
             ),
             Format::Zip => match self.archive(data, &locator, depth + 1) {
                 Err(
@@ -115,7 +111,7 @@ impl Walk<'_> {
                     | Refusal::TooManyParts { .. }
                     | Refusal::Timeout { .. }),
                 ) => Err(e),
-                Err(other) => self.push(refused(locator, format, other)),
+                Err(other) => self.push(Part::refused(locator, format, other)),
                 Ok(()) => Ok(()),
             },
             Format::Eml | Format::Mbox | Format::Msg => {
@@ -126,7 +122,7 @@ impl Walk<'_> {
                             ..p
                         })
                     }),
-                    Err(e) => self.push(refused(locator, format, e)),
+                    Err(e) => self.push(Part::refused(locator, format, e)),
                 }
             }
             _ => {
@@ -138,14 +134,6 @@ impl Walk<'_> {
                 })
             }
         }
-    }
-}
-
-fn refused(locator: String, format: Format, reason: Refusal) -> Part {
-    Part {
-        locator,
-        format,
-        extracted: Err(reason),
     }
 }
 

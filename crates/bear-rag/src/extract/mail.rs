@@ -71,13 +71,29 @@ struct Parts<'l> {
     parts: Vec<Part>,
 }
 
+impl Part {
+    /// A part that could not be read, with why.
+    pub(super) fn refused(locator: impl Into<String>, format: Format, reason: Refusal) -> Self {
+        Self {
+            locator: locator.into(),
+            format,
+            extracted: Err(reason),
+        }
+    }
+}
+
+/// Adds `part` to `parts`, refusing the whole file past [`MAX_PARTS`].
+pub(super) fn push_part(parts: &mut Vec<Part>, part: Part) -> Result<(), Refusal> {
+    if parts.len() >= MAX_PARTS {
+        return Err(Refusal::TooManyParts { limit: MAX_PARTS });
+    }
+    parts.push(part);
+    Ok(())
+}
+
 impl Parts<'_> {
     fn push(&mut self, part: Part) -> Result<(), Refusal> {
-        if self.parts.len() >= MAX_PARTS {
-            return Err(Refusal::TooManyParts { limit: MAX_PARTS });
-        }
-        self.parts.push(part);
-        Ok(())
+        push_part(&mut self.parts, part)
     }
 
     /// The message in `raw` at `at`, then its attachments.

@@ -6,7 +6,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::mail::{MAX_ATTACHMENTS, MAX_DEPTH, MAX_PARTS, Part, join};
+use super::mail::{MAX_ATTACHMENTS, MAX_DEPTH, Part, join, push_part};
 use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
 
 type Msg = cfb::CompoundFile<Cursor<Vec<u8>>>;
@@ -67,11 +67,7 @@ struct Walk<'l> {
 
 impl Walk<'_> {
     fn push(&mut self, part: Part) -> Result<(), Refusal> {
-        if self.parts.len() >= MAX_PARTS {
-            return Err(Refusal::TooManyParts { limit: MAX_PARTS });
-        }
-        self.parts.push(part);
-        Ok(())
+        push_part(&mut self.parts, part)
     }
 
     /// The message in `storage` of `file`, at `at`, then its attachments.
@@ -114,7 +110,7 @@ impl Walk<'_> {
         let embedded = format!("{a}/__substg1.0_{DATA:04X}000D");
         if file.is_storage(&embedded) {
             if depth + 1 >= MAX_DEPTH {
-                return self.push(refused(
+                return self.push(Part::refused(
                     at,
                     Format::Msg,
                     Refusal::TooDeep { limit: MAX_DEPTH },
@@ -144,7 +140,7 @@ impl Walk<'_> {
                             ..p
                         })
                     }),
-                    Err(e) => self.push(refused(at, format, e)),
+                    Err(e) => self.push(Part::refused(at, format, e)),
                 }
             }
             Some(format) => {
@@ -160,21 +156,13 @@ impl Walk<'_> {
                     .extension()
                     .map(|e| e.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                self.push(refused(
+                self.push(Part::refused(
                     at,
                     Format::Text,
                     Refusal::UnsupportedFormat { extension },
                 ))
             }
         }
-    }
-}
-
-fn refused(at: &str, format: Format, reason: Refusal) -> Part {
-    Part {
-        locator: at.to_string(),
-        format,
-        extracted: Err(reason),
     }
 }
 
