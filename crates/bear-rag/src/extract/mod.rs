@@ -372,6 +372,11 @@ impl fmt::Display for Refusal {
             Self::PermissionDenied => write!(f, "permission denied"),
             Self::Unreadable { detail } => write!(f, "cannot be read: {detail}"),
             Self::UnsupportedFormat { extension } => match legacy_successor(extension) {
+                Some(modern) if extension.eq_ignore_ascii_case("rtf") => write!(
+                    f,
+                    "`{extension}` (Rich Text Format) is not read by BEAR; save it as .{modern} \
+                     and ingest that"
+                ),
                 Some(modern) => write!(
                     f,
                     "`{extension}` is a legacy binary Office format BEAR does not read; save it \
@@ -464,10 +469,10 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The current format a legacy binary Office extension is saved as.
+/// The current format a legacy Office extension (or Rich Text) is saved as.
 pub(crate) fn legacy_successor(extension: &str) -> Option<&'static str> {
     match extension.to_ascii_lowercase().as_str() {
-        "doc" | "dot" => Some("docx"),
+        "doc" | "dot" | "rtf" => Some("docx"),
         "xls" | "xlt" => Some("xlsx"),
         "ppt" | "pps" | "pot" => Some("pptx"),
         _ => None,

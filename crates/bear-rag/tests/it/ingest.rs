@@ -337,6 +337,7 @@ async fn bad_files_fail_alone_with_reasons() {
     std::fs::write(dir.join("one-line.txt"), "x".repeat(100 << 10)).unwrap();
     std::fs::write(dir.join("notes.xyz"), b"ignored: not a document format").unwrap();
     std::fs::write(dir.join("old-brief.doc"), b"\xd0\xcf\x11\xe0 legacy").unwrap();
+    std::fs::write(dir.join("notes.rtf"), b"{\\rtf1\\ansi Notes}").unwrap();
     let missing = env.dir.path().join("does-not-exist.pdf");
     let report = run(&env, &c, &[dir.clone(), missing.clone()], false).await;
     let ingested: Vec<&str> = report.ingested.iter().map(|d| name(&d.path)).collect();
@@ -369,7 +370,13 @@ async fn bad_files_fail_alone_with_reasons() {
         "{}",
         legacy.reason
     );
-    assert_eq!(report.failed.len(), 6, "{:?}", report.failed);
+    let rtf = report
+        .failed
+        .iter()
+        .find(|x| name(&x.path) == "notes.rtf")
+        .unwrap();
+    assert!(rtf.reason.contains("Rich Text Format"), "{}", rtf.reason);
+    assert_eq!(report.failed.len(), 7, "{:?}", report.failed);
     let long = c
         .documents()
         .await
