@@ -239,34 +239,6 @@ fn addresses(a: Option<&Address<'_>>) -> Option<String> {
 
 /// A message's header block and body, with its metadata.
 fn message_text(msg: &Message<'_>, attachments: &[String]) -> Extracted {
-    let from = addresses(msg.from());
-    let date = msg.date().map(|d| d.to_rfc3339());
-    let subject = msg.subject().map(str::to_string);
-    let mut text = String::new();
-    let mut line = |k: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
-            text.push_str(&format!("{k}: {}\n", v.trim()));
-        }
-    };
-    line("From", from.clone());
-    line("To", addresses(msg.to()));
-    line("Cc", addresses(msg.cc()));
-    line("Date", date.clone());
-    line("Subject", subject.clone());
-    line("Message-ID", msg.message_id().map(|m| format!("<{m}>")));
-    line(
-        "In-Reply-To",
-        msg.in_reply_to().as_text().map(|m| format!("<{m}>")),
-    );
-    if !attachments.is_empty() {
-        let list: Vec<String> = attachments
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{}. {n}", i + 1))
-            .collect();
-        line("Attachments", Some(list.join("; ")));
-    }
-    text.push('\n');
     let body = msg
         .body_text(0)
         .map(|b| b.into_owned())
@@ -275,17 +247,67 @@ fn message_text(msg: &Message<'_>, attachments: &[String]) -> Extracted {
             super::text::html(html.as_bytes()).ok().map(|e| e.text)
         })
         .unwrap_or_default();
-    text.push_str(body.trim());
-    text.push('\n');
-    Extracted {
-        text,
-        page_starts: Vec::new(),
-        meta: DocMeta {
-            title: subject,
-            author: from,
-            created: date,
-            ..DocMeta::default()
-        },
-        ocr_pages: Vec::new(),
+    let header = Header {
+        from: addresses(msg.from()),
+        to: addresses(msg.to()),
+        cc: addresses(msg.cc()),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        subject: msg.subject().map(str::to_string),
+        message_id: msg.message_id().map(|m| format!("<{m}>")),
+        in_reply_to: msg.in_reply_to().as_text().map(|m| format!("<{m}>")),
+    };
+    header.document(attachments, &body)
+}
+
+/// The header fields of a message's document (.eml and .msg alike).
+pub(super) struct Header {
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) cc: Option<String>,
+    pub(super) date: Option<String>,
+    pub(super) subject: Option<String>,
+    pub(super) message_id: Option<String>,
+    pub(super) in_reply_to: Option<String>,
+}
+
+impl Header {
+    /// The header lines (empty ones left out), the attachments' names, a blank line and the
+    /// body; subject, sender and date as title, author and creation date.
+    pub(super) fn document(self, attachments: &[String], body: &str) -> Extracted {
+        let list: Vec<String> = attachments
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}. {n}", i + 1))
+            .collect();
+        let fields = [
+            ("From", self.from.clone()),
+            ("To", self.to),
+            ("Cc", self.cc),
+            ("Date", self.date.clone()),
+            ("Subject", self.subject.clone()),
+            ("Message-ID", self.message_id),
+            ("In-Reply-To", self.in_reply_to),
+            ("Attachments", Some(list.join("; "))),
+        ];
+        let mut text = String::new();
+        for (k, v) in fields {
+            if let Some(v) = v.filter(|v| !v.trim().is_empty()) {
+                text.push_str(&format!("{k}: {}\n", v.trim()));
+            }
+        }
+        text.push('\n');
+        text.push_str(body.trim());
+        text.push('\n');
+        Extracted {
+            text,
+            page_starts: Vec::new(),
+            meta: DocMeta {
+                title: self.subject,
+                author: self.from,
+                created: self.date,
+                ..DocMeta::default()
+            },
+            ocr_pages: Vec::new(),
+        }
     }
 }

@@ -6,8 +6,8 @@
 
 use std::io::{Cursor, Read};
 
-use super::mail::{MAX_ATTACHMENTS, MAX_DEPTH, Part, join, push_part};
-use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
+use super::mail::{Header, MAX_ATTACHMENTS, MAX_DEPTH, Part, join, push_part};
+use super::{Extracted, Format, Limits, Refusal, extract};
 
 type Msg = cfb::CompoundFile<Cursor<Vec<u8>>>;
 
@@ -285,55 +285,20 @@ fn message_text(
         (Some(n), Some(a)) if n != a => Some(format!("{n} <{a}>")),
         (n, a) => n.or(a),
     };
-    let subject = prop(SUBJECT);
-    let date = header(&headers, "Date");
-    let fields = [
-        ("From", from.clone()),
-        ("To", prop(DISPLAY_TO)),
-        ("Cc", prop(DISPLAY_CC)),
-        ("Date", date.clone()),
-        ("Subject", subject.clone()),
-        (
-            "Message-ID",
-            prop(MESSAGE_ID).or_else(|| header(&headers, "Message-ID")),
-        ),
-        (
-            "In-Reply-To",
-            prop(IN_REPLY_TO).or_else(|| header(&headers, "In-Reply-To")),
-        ),
-    ];
+    let header_block = Header {
+        from,
+        to: prop(DISPLAY_TO),
+        cc: prop(DISPLAY_CC),
+        date: header(&headers, "Date"),
+        subject: prop(SUBJECT),
+        message_id: prop(MESSAGE_ID).or_else(|| header(&headers, "Message-ID")),
+        in_reply_to: prop(IN_REPLY_TO).or_else(|| header(&headers, "In-Reply-To")),
+    };
     let body = match prop(BODY) {
         Some(b) => b,
         None => html_body(file, storage, limits)?,
     };
-    let mut text = String::new();
-    for (k, v) in fields {
-        if let Some(v) = v {
-            text.push_str(&format!("{k}: {}\n", v.trim()));
-        }
-    }
-    if !attachments.is_empty() {
-        let list: Vec<String> = attachments
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{}. {n}", i + 1))
-            .collect();
-        text.push_str(&format!("Attachments: {}\n", list.join("; ")));
-    }
-    text.push('\n');
-    text.push_str(body.trim());
-    text.push('\n');
-    Ok(Extracted {
-        text,
-        page_starts: Vec::new(),
-        meta: DocMeta {
-            title: subject,
-            author: from,
-            created: date,
-            ..DocMeta::default()
-        },
-        ocr_pages: Vec::new(),
-    })
+    Ok(header_block.document(attachments, &body))
 }
 
 /// The HTML body (binary or string property) as text, or nothing.
