@@ -1,4 +1,4 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, msg, zip
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, xls, ods, eml, mbox, msg, zip
 //! and images (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile
 //! documents; an e-mail file or a ZIP archive yields several documents ([`parts`]). PDF pages without a usable text layer are read by
 //! OCR too ([`ocr`]), page by page.
@@ -22,6 +22,7 @@ mod pptx;
 pub(crate) mod render;
 mod sheet;
 mod text;
+mod xls;
 
 use std::fmt;
 use std::time::Instant;
@@ -52,6 +53,8 @@ pub enum Format {
     Odt,
     /// Excel workbook (Office Open XML, `.xlsx`/`.xlsm`): one page per sheet.
     Xlsx,
+    /// Legacy Excel workbook (`.xls`, BIFF5/8): one page per sheet.
+    Xls,
     /// OpenDocument spreadsheet: one page per sheet.
     Ods,
     /// One e-mail message (RFC 5322); its attachments are documents of their own.
@@ -87,6 +90,7 @@ impl Format {
             "pptx" => Self::Pptx,
             "odt" => Self::Odt,
             "xlsx" | "xlsm" => Self::Xlsx,
+            "xls" => Self::Xls,
             "ods" => Self::Ods,
             "eml" => Self::Eml,
             "mbox" | "mbx" => Self::Mbox,
@@ -114,6 +118,7 @@ impl Format {
             }
             Self::Odt => "application/vnd.oasis.opendocument.text",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Self::Xls => "application/vnd.ms-excel",
             Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
             Self::Eml => "message/rfc822",
             Self::Mbox => "application/mbox",
@@ -137,7 +142,7 @@ impl Format {
             Self::Docx => "DOCX",
             Self::Pptx => "PowerPoint file",
             Self::Odt => "OpenDocument text",
-            Self::Xlsx | Self::Ods => "spreadsheet",
+            Self::Xlsx | Self::Xls | Self::Ods => "spreadsheet",
             Self::Eml | Self::Mbox | Self::Msg => "e-mail",
             Self::Png => "PNG image",
             Self::Jpeg => "JPEG image",
@@ -163,7 +168,7 @@ impl Format {
 
     /// The file types BEAR reads, for messages.
     pub fn names() -> &'static str {
-        "txt, md, html, pdf, docx, pptx, odt, xlsx, ods, eml, mbox, msg, png, jpg, tiff, bmp, webp and zip"
+        "txt, md, html, pdf, docx, pptx, odt, xlsx, xls, ods, eml, mbox, msg, png, jpg, tiff, bmp, webp and zip"
     }
 }
 
@@ -473,7 +478,7 @@ impl fmt::Display for Refusal {
 pub(crate) fn legacy_successor(extension: &str) -> Option<&'static str> {
     match extension.to_ascii_lowercase().as_str() {
         "doc" | "dot" | "rtf" => Some("docx"),
-        "xls" | "xlt" => Some("xlsx"),
+        "xlt" => Some("xlsx"),
         "ppt" | "pps" | "pot" => Some("pptx"),
         _ => None,
     }
@@ -612,6 +617,7 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Pptx => pptx::extract(bytes, limits)?,
         Format::Odt => odt::extract(bytes, limits)?,
         Format::Xlsx => sheet::extract(bytes, limits)?,
+        Format::Xls => xls::extract(bytes, limits)?,
         Format::Ods => ods::extract(bytes, limits)?,
         Format::Png | Format::Jpeg | Format::Tiff | Format::Bmp | Format::Webp => {
             image::extract(bytes, format, limits)?

@@ -321,6 +321,112 @@ fn a_workbook_gives_one_page_per_sheet_and_rows_that_name_their_cells() {
 }
 
 #[test]
+fn a_legacy_workbook_reads_as_a_current_one() {
+    let (bytes, format) = fixture("damages.xls");
+    assert_eq!(format, Format::Xls);
+    let e = extract(&bytes, format, &limits()).unwrap();
+    for line in [
+        "## Sheet: Damages",
+        "[Damages!A1:C1] Item | Amount (EUR) | Invoice\n",
+        "[Damages!A2:C2] Lost profit | 40000 | INV-2024-117\n",
+        "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130\n",
+        "[Damages!F7:F7] Total claimed 41250.5\n",
+        "[Parties!A2:B2] Respondent | Fjord Capital AS\n",
+    ] {
+        assert!(e.text.contains(line), "{line:?} not in {:?}", e.text);
+    }
+    assert_eq!(e.page_of(e.text.find("Fjord Capital").unwrap()), Some(2));
+    assert_eq!(e.meta.page_count, Some(2));
+}
+
+/// The BIFF records of an .xls workbook stream: (offset, type, length).
+fn biff_records(stream: &[u8]) -> Vec<(usize, u16, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 4 <= stream.len() {
+        let typ = u16::from_le_bytes([stream[at], stream[at + 1]]);
+        let len = u16::from_le_bytes([stream[at + 2], stream[at + 3]]) as usize;
+        out.push((at, typ, len));
+        at += 4 + len;
+    }
+    out
+}
+
+/// damages.xls with its workbook stream edited.
+fn xls_with(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    use std::io::Read;
+    let (bytes, _) = fixture("damages.xls");
+    let mut file = cfb::CompoundFile::open(std::io::Cursor::new(bytes)).unwrap();
+    let mut stream = Vec::new();
+    let mut s = file.open_stream("/Workbook").unwrap();
+    s.read_to_end(&mut stream).unwrap();
+    edit(&mut stream);
+    let mut out =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, std::io::Cursor::new(Vec::new()))
+            .unwrap();
+    out.create_stream("/Workbook")
+        .unwrap()
+        .write_all(&stream)
+        .unwrap();
+    out.flush().unwrap();
+    out.into_inner().into_inner()
+}
+
+#[test]
+fn hostile_legacy_workbooks_are_refused_before_they_are_parsed() {
+    // Rewritten but unchanged, it still reads (the edits below are what is refused).
+    let same = xls_with(|_| {});
+    let r = extract(&same, Format::Xls, &limits());
+    assert!(r.is_ok(), "{r:?}");
+    // One cell moved to the last row and column: calamine's dense grid would be 16.7 million
+    // cells for a 5 KB file.
+    let far = xls_with(|s| {
+        let records = biff_records(s);
+        let (at, _, _) = records.into_iter().find(|r| r.1 == 0x00FD).unwrap();
+        s[at + 4..at + 8].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0x00]);
+    });
+    let r = extract(&far, Format::Xls, &limits());
+    assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+    let mut roomy = limits();
+    roomy.max_decompressed_bytes = 256 << 20;
+    let r = extract(&far, Format::Xls, &roomy);
+    assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+    // A DIMENSIONS record declaring four billion rows (calamine reserves them).
+    let declared = xls_with(|s| {
+        let (at, _, _) = biff_records(s).into_iter().find(|r| r.1 == 0x0200).unwrap();
+        s[at + 8..at + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    let r = extract(&declared, Format::Xls, &roomy);
+    assert!(matches!(r, Err(Refusal::ZipBomb { .. })), "{r:?}");
+    // A sheet said to start past the end of the workbook.
+    let outside = xls_with(|s| {
+        let (at, _, _) = biff_records(s).into_iter().find(|r| r.1 == 0x0085).unwrap();
+        s[at + 4..at + 8].copy_from_slice(&0x00FF_FFFFu32.to_le_bytes());
+    });
+    let r = extract(&outside, Format::Xls, &limits());
+    assert!(matches!(r, Err(Refusal::Malformed { .. })), "{r:?}");
+    // Encrypted: a FILEPASS record (RC4) after the globals' BOF.
+    let encrypted = xls_with(|s| {
+        let bof = 4 + u16::from_le_bytes([s[2], s[3]]) as usize;
+        let filepass = [0x2F, 0x00, 0x06, 0x00, 0x01, 0x00, 0x01, 0x00, 0x01, 0x00];
+        s.splice(bof..bof, filepass);
+    });
+    assert_eq!(
+        extract(&encrypted, Format::Xls, &limits()).unwrap_err(),
+        Refusal::Protected
+    );
+    // Cut short anywhere, or not a workbook at all: a typed refusal, never a panic.
+    let (bytes, _) = fixture("damages.xls");
+    for cut in [10, 600, bytes.len() / 2, bytes.len() - 30] {
+        let r = extract(&bytes[..cut], Format::Xls, &limits());
+        assert!(matches!(r, Err(Refusal::Malformed { .. })), "cut at {cut}: {r:?}");
+    }
+    let (msg, _) = fixture("damages.xlsx");
+    let r = extract(&msg, Format::Xls, &limits());
+    assert!(matches!(r, Err(Refusal::Malformed { .. })), "{r:?}");
+}
+
+#[test]
 fn a_deck_gives_one_page_per_slide_with_its_notes() {
     let (bytes, format) = fixture("hearing.pptx");
     let e = extract(&bytes, format, &limits()).unwrap();
