@@ -5,7 +5,8 @@
 //! The pages are generated here with known text: a PDF page of Helvetica lines rendered by
 //! hayro at 300 dpi, in four sets of six pages: English and Dutch clean, English upside down,
 //! Dutch skewed by 1.5 degrees with salt-and-pepper noise. The CLI reads each page's PNG;
-//! BEAR reads one scanned PDF holding the same images (its real path: render, then OCR).
+//! BEAR reads the same PNGs (for accuracy: the same page images), and one scanned PDF holding
+//! those images (timed: its real path for scans, render, then OCR).
 //! Rounds alternate (CLI, BEAR, CLI, BEAR) so this machine's drift falls on both.
 //!
 //! It also writes a 200-page scanned PDF for `cargo xtask bench ocr`, which ingests it with
@@ -319,6 +320,21 @@ fn bear(pdf: &[u8], engine: &Arc<dyn Ocr>) -> (f64, Vec<String>) {
     (t.elapsed().as_secs_f64(), page_texts(&e))
 }
 
+/// BEAR on the page images themselves, as `bear ingest` reads a PNG: the text per page.
+fn bear_images(dir: &Path, range: std::ops::Range<usize>, engine: &Arc<dyn Ocr>) -> Vec<String> {
+    let config = RagConfig::default();
+    let mut limits = Limits::from_config(&config);
+    limits.ocr = Some(OcrSetup::new(engine.clone(), &config));
+    range
+        .map(|i| {
+            let png = std::fs::read(dir.join(format!("page-{i:02}.png"))).expect("png");
+            extract(&png, Format::Png, &limits)
+                .map(|e| e.text)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 fn page_texts(e: &Extracted) -> Vec<String> {
     (0..e.page_starts.len())
         .map(|i| {
@@ -357,6 +373,7 @@ fn main() {
             bear_total[round] += s;
             bear_text = t;
         }
+        let png_text = bear_images(dir.path(), range.clone(), &engine);
         let cer = |texts: &[String]| {
             let (mut e, mut n) = (0, 0);
             for (text, page) in texts.iter().zip(set) {
@@ -371,6 +388,7 @@ fn main() {
             set[0].set.to_string(),
             serde_json::json!({
                 "bear_cer": cer(&bear_text),
+                "bear_png_cer": cer(&png_text),
                 "cli_cer": cer(&cli_text),
                 "bear_pages_per_s": per_s(&bear_s),
                 "cli_pages_per_s": per_s(&cli_s),

@@ -320,6 +320,7 @@ async fn build_collection(dir: &Path, rows: &[Vec<f32>]) -> Collection {
                     size: 0,
                     chunks: vs.len() as u32,
                     ingested_at: 0,
+                    mail: None,
                 };
                 let rows = vs
                     .iter()

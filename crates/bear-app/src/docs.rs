@@ -91,11 +91,65 @@ pub struct DocumentView {
     pub chunks: u32,
     /// When it was ingested, Unix seconds.
     pub ingested_at: i64,
+    /// An e-mail message's header fields and its place in a thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailView>,
+}
+
+/// An e-mail message's header fields (scrubbed like the text, as stored) and the message of
+/// the collection it answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MailView {
+    /// Sender.
+    pub from: Option<String>,
+    /// Recipients.
+    pub to: Option<String>,
+    /// Copied recipients.
+    pub cc: Option<String>,
+    /// The Date header as the message states it.
+    pub date: Option<String>,
+    /// When it was sent, Unix seconds.
+    pub sent: Option<i64>,
+    /// Subject.
+    pub subject: Option<String>,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// In-Reply-To.
+    pub in_reply_to: Option<String>,
+    /// The document id of the message this one answers, when the collection holds it.
+    pub replies_to: Option<String>,
+}
+
+/// Document views of `docs`, each message linked to the message it answers.
+fn views(docs: Vec<bear_rag::DocumentRecord>) -> Vec<DocumentView> {
+    let links = bear_rag::store::reply_links(&docs);
+    docs.into_iter()
+        .map(|d| {
+            let replies_to = links.get(&d.id).cloned();
+            let mut v = DocumentView::from(d);
+            if let Some(m) = v.mail.as_mut() {
+                m.replies_to = replies_to;
+            }
+            v
+        })
+        .collect()
 }
 
 impl From<bear_rag::DocumentRecord> for DocumentView {
     fn from(d: bear_rag::DocumentRecord) -> Self {
+        let mail = d.mail.map(|m| MailView {
+            from: m.from,
+            to: m.to,
+            cc: m.cc,
+            date: m.date,
+            sent: m.sent,
+            subject: m.subject,
+            message_id: m.message_id,
+            in_reply_to: m.in_reply_to,
+            replies_to: None,
+        });
         Self {
+            mail,
             id: d.id,
             path: d.path,
             title: d.title,
@@ -256,7 +310,7 @@ impl App {
         name: Option<&str>,
     ) -> Result<Vec<DocumentView>> {
         let c = self.collection(viewer, name).await?;
-        Ok(c.documents().await?.into_iter().map(Into::into).collect())
+        Ok(views(c.documents().await?))
     }
 
     /// The document `which` of collection `name`: its id, or its path as stored or as given
@@ -268,7 +322,11 @@ impl App {
         which: &str,
     ) -> Result<DocumentView> {
         let c = self.collection(viewer, name).await?;
-        Ok(find_document(&c, which).await?.into())
+        let id = find_document(&c, which).await?.id;
+        views(c.documents().await?)
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| not_found(format!("no document `{which}` in the collection")))
     }
 
     /// Removes document `which` (id or path) and its chunks, then tidies the indexes.

@@ -41,13 +41,71 @@ impl From<Mode> for SearchMode {
     }
 }
 
-/// The search filter from a request's `document`, `after` and `before` fields.
+/// Which e-mail messages a search or question keeps (with their attachments): every field
+/// given must match. Sender, recipient and subject match text in the field as the message
+/// has it, case ignored (under the `tokenize` PII policy, addresses too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailQuery {
+    /// Text in the sender.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Text in the recipients (To or Cc).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Text in the subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Sent on or after this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub sent_after: Option<String>,
+    /// Sent on or before this day (`YYYY-MM-DD`, UTC).
+    #[serde(default)]
+    pub sent_before: Option<String>,
+    /// Only the thread of this message (its document id): the messages linked to it by
+    /// In-Reply-To, either way, and their attachments.
+    #[serde(default)]
+    pub thread: Option<String>,
+}
+
+impl MailQuery {
+    fn filter(&self) -> Result<Option<bear_rag::MailFilter>> {
+        if *self == Self::default() {
+            return Ok(None);
+        }
+        let text = |v: &Option<String>, field: &str| match v {
+            Some(t) if t.trim().is_empty() => Err(Error::invalid(field, "is empty")),
+            other => Ok(other.clone()),
+        };
+        Ok(Some(bear_rag::MailFilter {
+            from: text(&self.from, "mail.from")?,
+            to: text(&self.to, "mail.to")?,
+            subject: text(&self.subject, "mail.subject")?,
+            sent_after: self
+                .sent_after
+                .as_deref()
+                .map(|d| day(d, "mail.sent_after", false))
+                .transpose()?,
+            sent_before: self
+                .sent_before
+                .as_deref()
+                .map(|d| day(d, "mail.sent_before", true))
+                .transpose()?,
+            thread: text(&self.thread, "mail.thread")?,
+        }))
+    }
+}
+
+/// The search filter from a request's `document`, `after`, `before` and `mail` fields.
 fn filter(
     document: &Option<String>,
     after: &Option<String>,
     before: &Option<String>,
+    mail: &Option<MailQuery>,
 ) -> Result<Filter> {
     Ok(Filter {
+        mail: mail.as_ref().map(MailQuery::filter).transpose()?.flatten(),
+        within: None,
         document: document.clone(),
         modified_after: after
             .as_deref()
@@ -129,6 +187,9 @@ pub struct SearchRequest {
     /// Only files modified on or before this day (`YYYY-MM-DD`, UTC).
     #[serde(default)]
     pub before: Option<String>,
+    /// Only these e-mail messages and their attachments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailQuery>,
 }
 
 /// One chunk found, its text restored (PII tokens back to the originals).
@@ -220,6 +281,9 @@ pub struct AskRequest {
     /// Only files modified on or before this day (`YYYY-MM-DD`, UTC).
     #[serde(default)]
     pub before: Option<String>,
+    /// Only these e-mail messages and their attachments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailQuery>,
     /// Most tokens to generate, 1 to 4096 [default for answers: 256].
     #[serde(default)]
     pub max_tokens: Option<u32>,
@@ -486,7 +550,7 @@ impl App {
     pub async fn search(&self, viewer: &Viewer, req: SearchRequest) -> Result<SearchResponse> {
         let rag = &self.config().config.rag;
         let k = check_k(req.k, rag.top_k, MAX_SEARCH_K)?;
-        let filter = filter(&req.document, &req.after, &req.before)?;
+        let filter = filter(&req.document, &req.after, &req.before, &req.mail)?;
         let mode = req.mode.unwrap_or_default();
         let c = self.collection(viewer, req.collection.as_deref()).await?;
         let embedder = self.embedder(&c.meta().embedder).await?;
@@ -566,7 +630,7 @@ impl App {
     ) -> Result<(AskResponse, Vec<bear_rag::Collection>)> {
         let rag = &self.config().config.rag;
         let k = check_k(req.k, rag.top_k, MAX_ASK_K)?;
-        let filter = filter(&req.document, &req.after, &req.before)?;
+        let filter = filter(&req.document, &req.after, &req.before, &req.mail)?;
         let (model, params) = self.answer_setup(&req)?;
         let mut collections = Vec::new();
         for name in asked_collections(&req)? {
@@ -613,11 +677,28 @@ mod tests {
     #[test]
     fn dates_bound_whole_days_and_bad_ones_name_the_field() {
         let day1 = Some("2024-01-01".to_string());
-        let f = filter(&None, &day1, &day1).unwrap();
+        let f = filter(&None, &day1, &day1, &None).unwrap();
         assert_eq!(f.modified_after, Some(1_704_067_200));
         assert_eq!(f.modified_before, Some(1_704_067_200 + 86_399));
-        let e = filter(&None, &None, &Some("yesterday".into())).unwrap_err();
+        let e = filter(&None, &None, &Some("yesterday".into()), &None).unwrap_err();
         assert_eq!(e.field(), Some("before"));
+        let mail = MailQuery {
+            sent_after: Some("2024-03-01".into()),
+            from: Some("fjord".into()),
+            ..MailQuery::default()
+        };
+        let f = filter(&None, &None, &None, &Some(mail)).unwrap();
+        let m = f.mail.unwrap();
+        assert_eq!(m.sent_after, Some(1_709_251_200));
+        assert_eq!(m.from.as_deref(), Some("fjord"));
+        let empty = filter(&None, &None, &None, &Some(MailQuery::default())).unwrap();
+        assert_eq!(empty.mail, None);
+        let blank = MailQuery {
+            to: Some(" ".into()),
+            ..MailQuery::default()
+        };
+        let e = filter(&None, &None, &None, &Some(blank)).unwrap_err();
+        assert_eq!(e.field(), Some("mail.to"));
     }
 
     #[test]

@@ -271,6 +271,39 @@ pub struct FilterArgs {
     /// Only files modified on or before this date (YYYY-MM-DD).
     #[arg(long)]
     pub before: Option<String>,
+    /// Only e-mails whose sender holds this text (case ignored), with their attachments.
+    #[arg(long, value_name = "TEXT")]
+    pub from: Option<String>,
+    /// Only e-mails whose To or Cc holds this text.
+    #[arg(long, value_name = "TEXT")]
+    pub to: Option<String>,
+    /// Only e-mails whose subject holds this text.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// Only e-mails sent on or after this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub sent_after: Option<String>,
+    /// Only e-mails sent on or before this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub sent_before: Option<String>,
+    /// Only the thread of this e-mail (its document id): replies and replied-to messages.
+    #[arg(long, value_name = "ID")]
+    pub thread: Option<String>,
+}
+
+impl FilterArgs {
+    /// The e-mail part of the filter.
+    pub fn mail(&self) -> Option<bear_app::rag::MailQuery> {
+        Some(bear_app::rag::MailQuery {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            subject: self.subject.clone(),
+            sent_after: self.sent_after.clone(),
+            sent_before: self.sent_before.clone(),
+            thread: self.thread.clone(),
+        })
+        .filter(|q| *q != bear_app::rag::MailQuery::default())
+    }
 }
 
 /// `bear search`.

@@ -189,7 +189,9 @@ pub(crate) fn search(
     let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     let f = args.filter;
+    let mail = f.mail();
     let request = bear_app::rag::SearchRequest {
+        mail,
         query: args.query,
         k: args.k,
         mode: Some(args.mode.into()),
@@ -235,7 +237,9 @@ pub(crate) fn ask(
     let rt = crate::runtime()?;
     let app = crate::app(loaded)?;
     let (f, sampling) = (args.filter, args.sampling);
+    let mail = f.mail();
     let request = bear_app::rag::AskRequest {
+        mail,
         question: args.question,
         k: args.k,
         model: args.model,

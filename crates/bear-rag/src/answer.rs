@@ -369,15 +369,10 @@ async fn retrieve(
             .pop()
             .unwrap_or_default();
         let c = s.collection;
+        let restore = |t: &str| Ok(s.scrubber.restore(t)?);
+        let filter = c.resolve(&options.filter, &restore).await?;
         let nearest = c
-            .search(
-                SearchMode::Vector,
-                &q,
-                Some(&qv),
-                1,
-                &options.filter,
-                &tuning,
-            )
+            .search(SearchMode::Vector, &q, Some(&qv), 1, &filter, &tuning)
             .await?;
         if !nearest
             .first()
@@ -392,7 +387,7 @@ async fn retrieve(
                 &q,
                 Some(&qv),
                 options.k,
-                &options.filter,
+                &filter,
                 &tuning,
             )
             .await?;

@@ -219,8 +219,16 @@ impl FlatVectors {
             },
             None => None,
         };
+        let within: Option<std::collections::HashSet<u32>> = filter.within.as_ref().map(|ids| {
+            ids.iter()
+                .filter_map(|id| self.documents.get(id).copied())
+                .collect()
+        });
         let keep = |i: usize| {
             document.is_none_or(|d| self.document_of[i] == d)
+                && within
+                    .as_ref()
+                    .is_none_or(|w| w.contains(&self.document_of[i]))
                 && filter
                     .modified_after
                     .is_none_or(|t| self.file_modified[i] >= t)

@@ -546,6 +546,12 @@ fn build(
         None => file_name,
     };
     let author = extracted.meta.author.as_deref().map(scrub).transpose()?;
+    let mail = extracted
+        .meta
+        .mail
+        .as_ref()
+        .map(|m| scrub_mail(m, &scrub))
+        .transpose()?;
     let mut rows = Vec::with_capacity(chunks.len());
     for c in &chunks {
         if c.ordinal.is_multiple_of(64) {
@@ -580,11 +586,31 @@ fn build(
         size,
         chunks: rows.len() as u32,
         ingested_at: now(),
+        mail,
     };
     Ok(Prepared {
         record,
         rows,
         ocr_pages: extracted.ocr_pages,
+    })
+}
+
+/// An e-mail's header fields scrubbed like its text (the sending time and thread keys,
+/// computed before scrubbing, kept).
+fn scrub_mail(
+    m: &crate::store::MailMeta,
+    scrub: &dyn Fn(&str) -> std::result::Result<String, Refusal>,
+) -> std::result::Result<crate::store::MailMeta, Refusal> {
+    let s = |v: &Option<String>| v.as_deref().map(scrub).transpose();
+    Ok(crate::store::MailMeta {
+        from: s(&m.from)?,
+        to: s(&m.to)?,
+        cc: s(&m.cc)?,
+        date: s(&m.date)?,
+        subject: s(&m.subject)?,
+        message_id: s(&m.message_id)?,
+        in_reply_to: s(&m.in_reply_to)?,
+        ..m.clone()
     })
 }
 

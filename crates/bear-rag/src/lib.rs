@@ -38,7 +38,7 @@ pub use error::{Error, Result};
 pub use ingest::{IngestOptions, IngestReport, Pipeline, Progress, content_sha256, ingest};
 pub use store::{
     AnnTuning, Collection, CollectionInfo, CollectionMeta, DocumentRecord, Exported, Filter, Hit,
-    SearchMode, Store, VECTOR_INDEX,
+    MailFilter, MailMeta, SearchMode, Store, VECTOR_INDEX,
 };
 
 /// Log filter directives (`tracing_subscriber::EnvFilter` syntax) that quiet what the store's
@@ -96,8 +96,10 @@ impl RagRetriever {
             SearchMode::FullText => None,
             _ => self.embedder.embed(std::slice::from_ref(&q)).await?.pop(),
         };
+        let restore = |t: &str| Ok(self.scrubber.restore(t)?);
+        let filter = collection.resolve(filter, &restore).await?;
         collection
-            .search(mode, &q, v.as_deref(), k, filter, &AnnTuning::default())
+            .search(mode, &q, v.as_deref(), k, &filter, &AnnTuning::default())
             .await
     }
 }

@@ -311,6 +311,18 @@ fn cases(notes: &Path) -> Vec<Case> {
             json!({"query": "lease", "before": "1990-01-01"}),
         ),
         case(
+            "search, e-mails from one sender",
+            &["search", "oven", "--from", "greenfield"],
+            "/api/v1/search",
+            json!({"query": "oven", "mail": {"from": "greenfield"}}),
+        ),
+        case(
+            "search, a blank e-mail field",
+            &["search", "oven", "--subject", " "],
+            "/api/v1/search",
+            json!({"query": "oven", "mail": {"subject": " "}}),
+        ),
+        case(
             "search, k over the one limit",
             &["search", "lease", "--k", "101"],
             "/api/v1/search",
@@ -471,6 +483,11 @@ fn cli_and_rest_give_one_answer() {
     let corpus = crate::rag::corpus();
     let o = h.run(&["ingest", s(&corpus)], None, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A mailbox of two messages, the second a reply to the first.
+    let mbox = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/bear-rag/tests/fixtures/thread.mbox");
+    let o = h.run(&["ingest", s(&mbox)], None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = h.run(
         &["--json", "keys", "api-create", "--role", "admin"],
         None,
@@ -601,7 +618,7 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
             assert!(v["sources"].as_array().unwrap().is_empty());
         }
         "generate, chat template, greedy" => assert_eq!(v["chat_template"], true),
-        "collections list" => assert_eq!(v[0]["documents"], 13, "{v}"),
+        "collections list" => assert_eq!(v[0]["documents"], 15, "{v}"),
         "workflow list" => {
             let runs = v.as_array().unwrap();
             assert_eq!(runs.len(), 1, "{v}");
@@ -640,7 +657,31 @@ fn check_meaning(name: &str, ok: bool, v: &Value) {
                 (&json!("loaded"), &json!(true))
             );
         }
-        "docs list" => assert_eq!(v.as_array().unwrap().len(), 13, "{v}"),
+        "docs list" => {
+            let docs = v.as_array().unwrap();
+            assert_eq!(docs.len(), 15, "{v}");
+            let at = |end: &str| {
+                docs.iter()
+                    .find(|d| d["path"].as_str().unwrap().ends_with(end))
+                    .unwrap()
+            };
+            // The reply names the message it answers; the first message answers none.
+            let (first, reply) = (at("thread.mbox"), at("thread.mbox/message-2"));
+            assert_eq!(reply["mail"]["replies_to"], first["id"], "{v}");
+            assert!(first["mail"]["replies_to"].is_null(), "{v}");
+            assert!(first["mail"]["sent"].is_i64(), "{v}");
+        }
+        "search, e-mails from one sender" => {
+            let hits = v["hits"].as_array().unwrap();
+            assert!(!hits.is_empty(), "{v}");
+            for h in hits {
+                assert!(h["path"].as_str().unwrap().ends_with("thread.mbox"), "{v}");
+            }
+        }
+        "search, a blank e-mail field" => {
+            assert!(!ok);
+            assert_eq!(v["error"]["field"], "mail.subject", "{v}");
+        }
         "plugin tool run" => {
             assert!(ok);
             assert_eq!(v["output"]["ecli"][0], "ECLI:NL:HR:2019:1234", "{v}");

@@ -40,6 +40,7 @@ fn search_shapes() {
         document: None,
         after: Some("2024-01-01".into()),
         before: None,
+        mail: None,
     };
     insta::assert_json_snapshot!("search_request", req);
     let resp = SearchResponse {
@@ -296,6 +297,7 @@ fn collection_and_document_shapes() {
         size: 20_000,
         chunks: 9,
         ingested_at: 1_700_000_100,
+        mail: None,
     };
     insta::assert_json_snapshot!("document_view", doc);
     let removed = Removed {

@@ -10,6 +10,7 @@
 use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders};
 
 use super::{DocMeta, Extracted, Format, Limits, Refusal, extract};
+use crate::store::MailMeta;
 
 /// Most documents one file may yield (messages and attachments together).
 pub const MAX_PARTS: usize = 20_000;
@@ -259,6 +260,15 @@ fn message_text(msg: &Message<'_>, attachments: &[String]) -> Extracted {
     header.document(attachments, &body)
 }
 
+/// When a message was sent, Unix seconds, from its Date (RFC 3339 as `.eml` dates are kept,
+/// or RFC 5322 as a `.msg` file's transport headers hold it).
+fn sent(date: &str) -> Option<i64> {
+    mail_parser::DateTime::parse_rfc3339(date)
+        .or_else(|| mail_parser::DateTime::parse_rfc822(date))
+        .filter(mail_parser::DateTime::is_valid)
+        .map(|d| d.to_timestamp())
+}
+
 /// The header fields of a message's document (.eml and .msg alike).
 pub(super) struct Header {
     pub(super) from: Option<String>,
@@ -271,6 +281,26 @@ pub(super) struct Header {
 }
 
 impl Header {
+    /// The fields as document metadata, with the sending time and thread keys.
+    fn meta(&self) -> MailMeta {
+        fn field(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+        }
+        let own = |v: &Option<String>| field(v).map(str::to_string);
+        MailMeta {
+            from: own(&self.from),
+            to: own(&self.to),
+            cc: own(&self.cc),
+            date: own(&self.date),
+            subject: own(&self.subject),
+            message_id: own(&self.message_id),
+            in_reply_to: own(&self.in_reply_to),
+            sent: field(&self.date).and_then(sent),
+            message_key: field(&self.message_id).and_then(MailMeta::key),
+            reply_key: field(&self.in_reply_to).and_then(MailMeta::key),
+        }
+    }
+
     /// The header lines (empty ones left out), the attachments' names, a blank line and the
     /// body; subject, sender and date as title, author and creation date.
     pub(super) fn document(self, attachments: &[String], body: &str) -> Extracted {
@@ -279,6 +309,7 @@ impl Header {
             .enumerate()
             .map(|(i, n)| format!("{}. {n}", i + 1))
             .collect();
+        let mail = self.meta();
         let fields = [
             ("From", self.from.clone()),
             ("To", self.to),
@@ -305,6 +336,7 @@ impl Header {
                 title: self.subject,
                 author: self.from,
                 created: self.date,
+                mail: Some(mail),
                 ..DocMeta::default()
             },
             ocr_pages: Vec::new(),

@@ -1,4 +1,4 @@
-//! Text extraction from txt, md, html, pdf, docx, pptx, odt, xlsx, xls, ods, eml, mbox, msg, zip
+//! Text extraction from txt, md, html, pdf, docx, pptx, odt, rtf, xlsx, xls, ods, eml, mbox, msg, zip
 //! and images (PNG, JPEG, TIFF, BMP, WebP, read by OCR), under limits against hostile
 //! documents; an e-mail file or a ZIP archive yields several documents ([`parts`]). PDF pages without a usable text layer are read by
 //! OCR too ([`ocr`]), page by page.
@@ -20,6 +20,7 @@ pub(crate) mod package;
 pub(crate) mod pdf;
 mod pptx;
 pub(crate) mod render;
+mod rtf;
 mod sheet;
 mod text;
 mod xls;
@@ -51,6 +52,8 @@ pub enum Format {
     Pptx,
     /// OpenDocument text.
     Odt,
+    /// Rich Text Format.
+    Rtf,
     /// Excel workbook (Office Open XML, `.xlsx`/`.xlsm`): one page per sheet.
     Xlsx,
     /// Legacy Excel workbook (`.xls`, BIFF5/8): one page per sheet.
@@ -89,6 +92,7 @@ impl Format {
             "docx" => Self::Docx,
             "pptx" => Self::Pptx,
             "odt" => Self::Odt,
+            "rtf" => Self::Rtf,
             "xlsx" | "xlsm" => Self::Xlsx,
             "xls" => Self::Xls,
             "ods" => Self::Ods,
@@ -117,6 +121,7 @@ impl Format {
                 "application/vnd.openxmlformats-officedocument.presentationml.presentation"
             }
             Self::Odt => "application/vnd.oasis.opendocument.text",
+            Self::Rtf => "application/rtf",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             Self::Xls => "application/vnd.ms-excel",
             Self::Ods => "application/vnd.oasis.opendocument.spreadsheet",
@@ -142,6 +147,7 @@ impl Format {
             Self::Docx => "DOCX",
             Self::Pptx => "PowerPoint file",
             Self::Odt => "OpenDocument text",
+            Self::Rtf => "Rich Text file",
             Self::Xlsx | Self::Xls | Self::Ods => "spreadsheet",
             Self::Eml | Self::Mbox | Self::Msg => "e-mail",
             Self::Png => "PNG image",
@@ -377,11 +383,6 @@ impl fmt::Display for Refusal {
             Self::PermissionDenied => write!(f, "permission denied"),
             Self::Unreadable { detail } => write!(f, "cannot be read: {detail}"),
             Self::UnsupportedFormat { extension } => match legacy_successor(extension) {
-                Some(modern) if extension.eq_ignore_ascii_case("rtf") => write!(
-                    f,
-                    "`{extension}` (Rich Text Format) is not read by BEAR; save it as .{modern} \
-                     and ingest that"
-                ),
                 Some(modern) => write!(
                     f,
                     "`{extension}` is a legacy binary Office format BEAR does not read; save it \
@@ -474,10 +475,10 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The current format a legacy Office extension (or Rich Text) is saved as.
+/// The current format a legacy Office extension is saved as.
 pub(crate) fn legacy_successor(extension: &str) -> Option<&'static str> {
     match extension.to_ascii_lowercase().as_str() {
-        "doc" | "dot" | "rtf" => Some("docx"),
+        "doc" | "dot" => Some("docx"),
         "xlt" => Some("xlsx"),
         "ppt" | "pps" | "pot" => Some("pptx"),
         _ => None,
@@ -523,6 +524,9 @@ pub struct DocMeta {
     pub page_count: Option<u32>,
     /// The text encoding a text file was decoded from.
     pub encoding: Option<String>,
+    /// An e-mail message's header fields (as read: scrubbed when stored) and thread keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<crate::store::MailMeta>,
 }
 
 /// A document's text and where its pages start.
@@ -616,6 +620,7 @@ pub fn extract(bytes: &[u8], format: Format, limits: &Limits) -> Result<Extracte
         Format::Docx => docx::extract(bytes, limits)?,
         Format::Pptx => pptx::extract(bytes, limits)?,
         Format::Odt => odt::extract(bytes, limits)?,
+        Format::Rtf => rtf::extract(bytes, limits)?,
         Format::Xlsx => sheet::extract(bytes, limits)?,
         Format::Xls => xls::extract(bytes, limits)?,
         Format::Ods => ods::extract(bytes, limits)?,

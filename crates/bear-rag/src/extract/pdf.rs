@@ -71,7 +71,7 @@ pub(super) fn extract(bytes: &[u8], limits: &Limits) -> Result<Extracted, Refusa
         created: field(b"CreationDate").map(|d| pdf_date(&d)),
         modified: field(b"ModDate").map(|d| pdf_date(&d)),
         page_count: Some(pages.len() as u32),
-        encoding: None,
+        ..DocMeta::default()
     };
     Ok(Extracted {
         text,

@@ -194,7 +194,11 @@ impl Grid {
         self.reserved
             .saturating_mul(cell)
             .saturating_add(self.cells.area().saturating_mul(size_of::<Data>() as u64))
-            .saturating_add(self.formulas.area().saturating_mul(size_of::<String>() as u64))
+            .saturating_add(
+                self.formulas
+                    .area()
+                    .saturating_mul(size_of::<String>() as u64),
+            )
     }
 }
 

@@ -86,6 +86,9 @@ impl Store {
     ) -> Result<()> {
         let plain_meta = self.meta(name)?;
         let plain = self.open_in(f.live.clone(), plain_meta.clone()).await?;
+        // Rows copy into the current schemas: an older plain table gets the columns first.
+        plain.add_ocr_column().await?;
+        plain.add_mail_column().await?;
         std::fs::create_dir_all(&f.staging).map_err(|source| Error::Io {
             path: f.staging.clone(),
             source,

@@ -33,8 +33,10 @@ use crate::error::{Error, Result};
 use crate::flat::FlatCache;
 
 mod export;
+mod mail;
 mod migrate;
 pub use export::Exported;
+pub use mail::{MailFilter, MailMeta, Restore, reply_links};
 mod schema;
 pub mod seal;
 mod search;
@@ -135,6 +137,9 @@ pub struct DocumentRecord {
     pub chunks: u32,
     /// When it was ingested, Unix seconds.
     pub ingested_at: i64,
+    /// An e-mail message's header fields and thread keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailMeta>,
 }
 
 /// A row of the `chunks` table, before it is written.
@@ -218,6 +223,13 @@ pub struct Filter {
     pub modified_after: Option<i64>,
     /// Only files modified at or before this Unix time.
     pub modified_before: Option<i64>,
+    /// Only e-mail messages (and their attachments) that pass this; a search needs it
+    /// resolved first ([`Collection::resolve`]).
+    #[serde(default)]
+    pub mail: Option<MailFilter>,
+    /// Only these documents (what a mail filter resolved to).
+    #[serde(default)]
+    pub within: Option<Vec<String>>,
 }
 
 impl Filter {
@@ -233,6 +245,14 @@ impl Filter {
         }
         if let Some(t) = self.modified_before {
             parts.push(format!("file_modified <= {t}"));
+        }
+        if self.mail.is_some() {
+            return Err(Error::InvalidRequest(
+                "a mail filter must be resolved against its collection first".into(),
+            ));
+        }
+        if let Some(ids) = self.within.as_ref().filter(|i| !i.is_empty()) {
+            parts.push(format!("document_id IN ({})", id_list(ids)?));
         }
         Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
     }
@@ -834,6 +854,7 @@ impl Collection {
                     size: c.u64("size", i)?,
                     chunks: c.u32("chunks", i)?,
                     ingested_at: c.i64("ingested_at", i)?,
+                    mail: c.json(MAIL_COLUMN, i)?,
                 });
             }
         }

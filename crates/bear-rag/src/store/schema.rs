@@ -53,7 +53,16 @@ pub(super) fn document_schema() -> SchemaRef {
         Field::new("size", DataType::UInt64, false),
         Field::new("chunks", DataType::UInt32, false),
         Field::new("ingested_at", DataType::Int64, false),
+        mail_field(),
     ]))
+}
+
+/// The documents column holding an e-mail's [`MailMeta`] as JSON (null for other documents).
+/// Collections made before it get it, all nulls, at their next write.
+pub(super) const MAIL_COLUMN: &str = "mail";
+
+pub(super) fn mail_field() -> Field {
+    Field::new(MAIL_COLUMN, DataType::Utf8, true)
 }
 
 pub(super) fn strings<'a>(v: impl IntoIterator<Item = &'a str>) -> ArrayRef {
@@ -101,6 +110,23 @@ impl Cols<'_> {
     pub(super) fn opt_str(&self, name: &str, i: usize) -> Result<Option<String>> {
         let a = self.get::<StringArray>(name)?;
         Ok((!a.is_null(i)).then(|| a.value(i).to_string()))
+    }
+    /// A nullable JSON column, `None` also when the table predates the column.
+    pub(super) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        i: usize,
+    ) -> Result<Option<T>> {
+        if self.0.column_by_name(name).is_none() {
+            return Ok(None);
+        }
+        self.opt_str(name, i)?
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|_| Error::Storage {
+                op: "read",
+                reason: format!("column `{name}` holds a value that is not the expected JSON"),
+            })
     }
     pub(super) fn u32(&self, name: &str, i: usize) -> Result<u32> {
         Ok(self.get::<UInt32Array>(name)?.value(i))
@@ -169,6 +195,14 @@ pub(super) const HIT_COLUMNS: [&str; 11] = [
 ];
 
 pub(super) fn document_batch(rows: &[&DocumentRecord]) -> Result<RecordBatch> {
+    let mail = rows
+        .iter()
+        .map(|r| r.mail.as_ref().map(serde_json::to_string).transpose())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::Storage {
+            op: "write documents",
+            reason: "mail fields could not be encoded".into(),
+        })?;
     RecordBatch::try_new(
         document_schema(),
         vec![
@@ -189,6 +223,7 @@ pub(super) fn document_batch(rows: &[&DocumentRecord]) -> Result<RecordBatch> {
             Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| r.ingested_at),
             )),
+            opt_strings(mail.iter().map(Option::as_deref)),
         ],
     )
     .map_err(|e| Error::storage("build document batch", e))

@@ -29,6 +29,9 @@ impl Collection {
         tuning: &AnnTuning,
     ) -> Result<Vec<Hit>> {
         let predicate = filter.predicate()?;
+        if filter.within.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
         let need_vec = || {
             vector.ok_or_else(|| Error::InvalidRequest("vector search needs a query vector".into()))
         };

@@ -13,6 +13,7 @@ impl Collection {
         }
         let _lock = self.write_lock().await?;
         self.add_ocr_column().await?;
+        self.add_mail_column().await?;
         let ids: Vec<String> = docs.iter().map(|(d, _)| d.id.clone()).collect();
         let list = id_list(&ids)?;
         let rows: Vec<&ChunkRow> = docs.iter().flat_map(|(_, c)| c).collect();
@@ -41,7 +42,7 @@ impl Collection {
 
     /// Gives a chunks table from before OCR its [`OCR_COLUMN`], all nulls (a metadata-only
     /// commit). Runs under the write lock, on the latest version.
-    async fn add_ocr_column(&self) -> Result<()> {
+    pub(super) async fn add_ocr_column(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
         if has_ocr_column(&self.chunks).await? {
             self.has_ocr_column.store(true, Ordering::Release);
@@ -56,6 +57,28 @@ impl Collection {
             .await
             .map_err(|e| Error::storage("add the OCR column", e))?;
         self.has_ocr_column.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Gives a documents table from before e-mail fields its [`MAIL_COLUMN`], all nulls.
+    /// Runs under the write lock.
+    pub(super) async fn add_mail_column(&self) -> Result<()> {
+        let schema = self
+            .documents
+            .schema()
+            .await
+            .map_err(|e| Error::storage("read the schema", e))?;
+        if schema.field_with_name(MAIL_COLUMN).is_ok() {
+            return Ok(());
+        }
+        self.documents
+            .add_columns()
+            .transform(lancedb::table::NewColumnTransform::AllNulls(Arc::new(
+                Schema::new(vec![mail_field()]),
+            )))
+            .execute()
+            .await
+            .map_err(|e| Error::storage("add the mail column", e))?;
         Ok(())
     }
 

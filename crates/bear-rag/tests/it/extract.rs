@@ -419,11 +419,31 @@ fn hostile_legacy_workbooks_are_refused_before_they_are_parsed() {
     let (bytes, _) = fixture("damages.xls");
     for cut in [10, 600, bytes.len() / 2, bytes.len() - 30] {
         let r = extract(&bytes[..cut], Format::Xls, &limits());
-        assert!(matches!(r, Err(Refusal::Malformed { .. })), "cut at {cut}: {r:?}");
+        assert!(
+            matches!(r, Err(Refusal::Malformed { .. })),
+            "cut at {cut}: {r:?}"
+        );
     }
     let (msg, _) = fixture("damages.xlsx");
     let r = extract(&msg, Format::Xls, &limits());
     assert!(matches!(r, Err(Refusal::Malformed { .. })), "{r:?}");
+}
+
+#[test]
+fn a_rich_text_file_gives_its_body_text_and_info() {
+    let (bytes, format) = fixture("settlement.rtf");
+    assert_eq!(format, Format::Rtf);
+    let e = extract(&bytes, format, &limits()).unwrap();
+    assert_eq!(
+        e.text,
+        "Settlement terms\n\n\
+         The respondent pays \u{20ac} 12.500 to Caf\u{e9} De Kroon within 30 days \u{2013} no later than 1 June 2024.\n\n\
+         Costs: each party bears its own.\n\n\
+         Signed in \u{2018}s-Hertogenbosch by A. Visser.\n\n\
+         Amount | EUR 12,500 |\n"
+    );
+    assert_eq!(e.meta.title.as_deref(), Some("Settlement draft"));
+    assert_eq!(e.meta.author.as_deref(), Some("A. Visser"));
 }
 
 #[test]

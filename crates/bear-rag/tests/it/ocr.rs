@@ -340,9 +340,13 @@ async fn a_collection_from_before_ocr_gets_its_column_at_the_next_write() {
         .unwrap();
     let chunks = db.open_table("chunks").execute().await.unwrap();
     chunks.drop_columns(&["ocr_confidence"]).await.unwrap();
-    drop((chunks, db));
+    // Nor, from before e-mail fields, a documents column for them.
+    let documents = db.open_table("documents").execute().await.unwrap();
+    documents.drop_columns(&["mail"]).await.unwrap();
+    drop((chunks, documents, db));
 
     let c = env.store.open("old").await.unwrap();
+    assert_eq!(c.documents().await.unwrap()[0].mail, None);
     let retriever =
         bear_rag::RagRetriever::new(env.store.clone(), crate::embedder(), env.scrubber.clone());
     let search = |q: &'static str| {
@@ -363,6 +367,12 @@ async fn a_collection_from_before_ocr_gets_its_column_at_the_next_write() {
     assert!(hits[0].ocr_confidence.is_some(), "{hits:#?}");
     let hits = search("interest rate").await;
     assert!(!hits.is_empty() && hits[0].ocr_confidence.is_none());
+    // The documents table got its mail column too: old rows without, a message with fields.
+    ingest(&env, &c, &[fixture("schedule.eml")], &mut |_| {}).await;
+    let docs = c.documents().await.unwrap();
+    let message = docs.iter().find(|d| d.path.ends_with("schedule.eml"));
+    assert!(message.and_then(|d| d.mail.as_ref()).is_some(), "{docs:#?}");
+    assert!(docs.iter().any(|d| d.mail.is_none()));
 }
 
 /// Finds two listed place names, as a redaction's term list would.
