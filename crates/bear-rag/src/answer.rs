@@ -570,10 +570,11 @@ fn refuse(mut answer: Answer, why: Refusal, sink: &mut dyn TokenSink, started: I
 
 /// `title (path), p. N` for a hit.
 pub fn citation(h: &Hit) -> String {
-    let name = std::path::Path::new(&h.path)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| h.path.clone());
+    let parts: Vec<&str> = h.path.split('/').filter(|p| !p.is_empty()).collect();
+    let name = match parts.len() {
+        0 => h.path.clone(),
+        n => place(&parts[..n]),
+    };
     let low = match h.ocr_confidence {
         Some(c) if c < bear_core::LOW_OCR_CONFIDENCE => " (OCR, low confidence)",
         _ => "",
@@ -582,6 +583,38 @@ pub fn citation(h: &Hit) -> String {
         Some(p) => format!("{} ({name}), p. {p}{low}", h.title),
         None => format!("{} ({name}){low}", h.title),
     }
+}
+
+/// How the last of `parts` (a document's path) is named in a citation: its file name, or,
+/// for a part of an e-mail, where in the e-mail it sits ("fees.xlsx, attachment 1 of message 3
+/// of thread.mbox").
+fn place(parts: &[&str]) -> String {
+    let n = parts.len();
+    let number = |p: &str, prefix: &str| {
+        p.strip_prefix(prefix)
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+    };
+    let is_mail = |p: &str| {
+        number(p, "message-").is_some()
+            || [".eml", ".msg", ".mbox", ".mbx"]
+                .iter()
+                .any(|e| p.to_ascii_lowercase().ends_with(e))
+    };
+    let last = parts[n - 1];
+    if n >= 2
+        && is_mail(parts[n - 2])
+        && let Some(m) = number(last, "message-")
+    {
+        return format!("message {m} of {}", parts[n - 2]);
+    }
+    if n >= 3
+        && is_mail(parts[n - 3])
+        && let Some(a) = number(parts[n - 2], "attachment-")
+    {
+        return format!("{last}, attachment {a} of {}", place(&parts[..n - 2]));
+    }
+    last.to_string()
 }
 
 #[cfg(test)]
@@ -700,5 +733,26 @@ Canal Estates B.V. and the Tenant is Brightwater Legal LLP.";
         assert_eq!(super::citation(&h), "Lease (scan.pdf), p. 2");
         h.ocr_confidence = None;
         assert_eq!(super::citation(&h), "Lease (scan.pdf), p. 2");
+    }
+
+    #[test]
+    fn a_part_of_an_e_mail_is_cited_by_its_place_in_the_message() {
+        let cite = |path: &str| {
+            let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            super::place(&parts)
+        };
+        assert_eq!(cite("/m/thread.mbox/message-3"), "message 3 of thread.mbox");
+        assert_eq!(
+            cite("/m/thread.mbox/message-3/attachment-1/fees.xlsx"),
+            "fees.xlsx, attachment 1 of message 3 of thread.mbox"
+        );
+        assert_eq!(
+            cite("/m/schedule.eml/attachment-2/message.eml/attachment-1/penalty-note.txt"),
+            "penalty-note.txt, attachment 1 of message.eml, attachment 2 of schedule.eml"
+        );
+        // A folder named like a part, not below an e-mail, is just a folder.
+        assert_eq!(cite("/m/attachment-1/lease.pdf"), "lease.pdf");
+        assert_eq!(cite("/m/bundle.zip/exhibits/lease.pdf"), "lease.pdf");
+        assert_eq!(cite("/m/schedule.eml"), "schedule.eml");
     }
 }
