@@ -223,6 +223,11 @@ fn scanned_pdf<'a>(images: impl Iterator<Item = &'a Page>, bits: i64) -> Vec<u8>
     let pages_id = doc.new_object_id();
     let mut kids: Vec<Object> = Vec::new();
     for p in images {
+        // The page is the image's size at 300 dpi, as a scanner (or img2pdf) writes it.
+        let (w, h) = (
+            p.width as f32 * 72.0 / 300.0,
+            p.height as f32 * 72.0 / 300.0,
+        );
         let mut image = Stream::new(
             dictionary! {
                 "Type" => "XObject", "Subtype" => "Image", "Width" => p.width as i64,
@@ -241,14 +246,7 @@ fn scanned_pdf<'a>(images: impl Iterator<Item = &'a Page>, bits: i64) -> Vec<u8>
                 Operation::new("q", vec![]),
                 Operation::new(
                     "cm",
-                    vec![
-                        595.into(),
-                        0.into(),
-                        0.into(),
-                        842.into(),
-                        0.into(),
-                        0.into(),
-                    ],
+                    vec![w.into(), 0.into(), 0.into(), h.into(), 0.into(), 0.into()],
                 ),
                 Operation::new("Do", vec!["Im0".into()]),
                 Operation::new("Q", vec![]),
@@ -260,7 +258,7 @@ fn scanned_pdf<'a>(images: impl Iterator<Item = &'a Page>, bits: i64) -> Vec<u8>
         ));
         let page = doc.add_object(dictionary! {
             "Type" => "Page", "Parent" => pages_id, "Contents" => content,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            "MediaBox" => vec![0.into(), 0.into(), w.into(), h.into()],
             "Resources" => dictionary! { "XObject" => dictionary! { "Im0" => image } },
         });
         kids.push(page.into());
