@@ -173,11 +173,33 @@ impl Cols<'_> {
 
 /// Whether `chunks` has the [`OCR_COLUMN`].
 pub(super) async fn has_ocr_column(chunks: &Table) -> Result<bool> {
-    let schema = chunks
+    has_column(chunks, OCR_COLUMN).await
+}
+
+/// Whether `table` has column `name`.
+pub(super) async fn has_column(table: &Table, name: &str) -> Result<bool> {
+    let schema = table
         .schema()
         .await
         .map_err(|e| Error::storage("read the schema", e))?;
-    Ok(schema.field_with_name(OCR_COLUMN).is_ok())
+    Ok(schema.field_with_name(name).is_ok())
+}
+
+/// Gives `table` the nullable column `field`, all nulls (a metadata-only commit), for
+/// tables made before it; `what` names it in errors. Runs under the write lock.
+pub(super) async fn add_null_column(table: &Table, field: Field, what: &'static str) -> Result<()> {
+    if has_column(table, field.name()).await? {
+        return Ok(());
+    }
+    table
+        .add_columns()
+        .transform(lancedb::table::NewColumnTransform::AllNulls(Arc::new(
+            Schema::new(vec![field]),
+        )))
+        .execute()
+        .await
+        .map_err(|e| Error::storage(what, e))
+        .map(|_| ())
 }
 
 pub(super) const HIT_COLUMNS: [&str; 11] = [

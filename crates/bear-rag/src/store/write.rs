@@ -43,43 +43,16 @@ impl Collection {
     /// Gives a chunks table from before OCR its [`OCR_COLUMN`], all nulls (a metadata-only
     /// commit). Runs under the write lock, on the latest version.
     pub(super) async fn add_ocr_column(&self) -> Result<()> {
-        use std::sync::atomic::Ordering;
-        if has_ocr_column(&self.chunks).await? {
-            self.has_ocr_column.store(true, Ordering::Release);
-            return Ok(());
-        }
-        self.chunks
-            .add_columns()
-            .transform(lancedb::table::NewColumnTransform::AllNulls(Arc::new(
-                Schema::new(vec![ocr_field()]),
-            )))
-            .execute()
-            .await
-            .map_err(|e| Error::storage("add the OCR column", e))?;
-        self.has_ocr_column.store(true, Ordering::Release);
+        add_null_column(&self.chunks, ocr_field(), "add the OCR column").await?;
+        self.has_ocr_column
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     /// Gives a documents table from before e-mail fields its [`MAIL_COLUMN`], all nulls.
     /// Runs under the write lock.
     pub(super) async fn add_mail_column(&self) -> Result<()> {
-        let schema = self
-            .documents
-            .schema()
-            .await
-            .map_err(|e| Error::storage("read the schema", e))?;
-        if schema.field_with_name(MAIL_COLUMN).is_ok() {
-            return Ok(());
-        }
-        self.documents
-            .add_columns()
-            .transform(lancedb::table::NewColumnTransform::AllNulls(Arc::new(
-                Schema::new(vec![mail_field()]),
-            )))
-            .execute()
-            .await
-            .map_err(|e| Error::storage("add the mail column", e))?;
-        Ok(())
+        add_null_column(&self.documents, mail_field(), "add the mail column").await
     }
 
     fn chunk_batch(&self, rows: &[&ChunkRow]) -> Result<RecordBatch> {

@@ -299,18 +299,21 @@ fn fixture(name: &str) -> (Vec<u8>, Format) {
     (std::fs::read(&path).unwrap(), format)
 }
 
+/// Lines damages.xlsx and damages.xls (the same schedule) both give.
+const DAMAGES_LINES: [&str; 6] = [
+    "## Sheet: Damages",
+    "[Damages!A1:C1] Item | Amount (EUR) | Invoice\n",
+    "[Damages!A2:C2] Lost profit | 40000 | INV-2024-117\n",
+    "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130\n",
+    "[Damages!F7:F7] Total claimed 41250.5\n",
+    "[Parties!A2:B2] Respondent | Fjord Capital AS\n",
+];
+
 #[test]
 fn a_workbook_gives_one_page_per_sheet_and_rows_that_name_their_cells() {
     let (bytes, format) = fixture("damages.xlsx");
     let e = extract(&bytes, format, &limits()).unwrap();
-    for line in [
-        "## Sheet: Damages",
-        "[Damages!A1:C1] Item | Amount (EUR) | Invoice\n",
-        "[Damages!A2:C2] Lost profit | 40000 | INV-2024-117\n",
-        "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130\n",
-        "[Damages!F7:F7] Total claimed 41250.5\n",
-        "[Parties!A2:B2] Respondent | Fjord Capital AS\n",
-    ] {
+    for line in DAMAGES_LINES {
         assert!(e.text.contains(line), "{line:?} not in {:?}", e.text);
     }
     assert_eq!(e.page_of(e.text.find("Lost profit").unwrap()), Some(1));
@@ -325,14 +328,7 @@ fn a_legacy_workbook_reads_as_a_current_one() {
     let (bytes, format) = fixture("damages.xls");
     assert_eq!(format, Format::Xls);
     let e = extract(&bytes, format, &limits()).unwrap();
-    for line in [
-        "## Sheet: Damages",
-        "[Damages!A1:C1] Item | Amount (EUR) | Invoice\n",
-        "[Damages!A2:C2] Lost profit | 40000 | INV-2024-117\n",
-        "[Damages!A3:C3] Storage costs | 1250.5 | INV-2024-130\n",
-        "[Damages!F7:F7] Total claimed 41250.5\n",
-        "[Parties!A2:B2] Respondent | Fjord Capital AS\n",
-    ] {
+    for line in DAMAGES_LINES {
         assert!(e.text.contains(line), "{line:?} not in {:?}", e.text);
     }
     assert_eq!(e.page_of(e.text.find("Fjord Capital").unwrap()), Some(2));
