@@ -1,10 +1,12 @@
 //! The `bear-server` binary: reads the configuration (file, `BEAR_*` variables, flags), builds
 //! the application (`bear_app::App`: models, collections, PII), the plugins and the workflow
-//! engine (runs in the `[workflows]` SQLite database; interrupted runs are continued at start),
-//! wires them and the API keys into bear-api, and
+//! engine (runs in the `[workflows]` SQLite database, or in `[storage] database_url`'s
+//! PostgreSQL shared with other instances; interrupted runs are continued at start and
+//! whenever another instance's lease lapses), wires them and the API keys into bear-api, and
 //! serves on `127.0.0.1:8787` by default until Ctrl-C or SIGTERM, letting in-flight requests
 //! finish; `bear` reaches it through the control socket `<data>/control.sock`
 //! ([`bear_app::control`]). A bind that is not loopback is refused while no API key exists.
+//! `--check` checks the configuration and what it names, and exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +29,10 @@ struct Args {
     /// Address to listen on [default: server.bind, 127.0.0.1:8787].
     #[arg(long)]
     bind: Option<SocketAddr>,
+    /// Check the configuration and reach the database and stores it names, then exit (0 when
+    /// all is well; 3 when something is to be fixed in the configuration or unreachable).
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,9 +52,21 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// 3 for a configuration to fix (an unreachable database among them), as `bear` exits; 1
+/// otherwise.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let config = e.chain().any(|c| {
+        c.downcast_ref::<bear_app::Error>()
+            .is_some_and(|a| a.kind() == bear_core::ErrorKind::Config)
+            || c.downcast_ref::<bear_core::Error>()
+                .is_some_and(|a| a.kind() == bear_core::ErrorKind::Config)
+    });
+    if config { 3 } else { 1 }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -68,6 +86,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.check {
+        for c in rt.block_on(bear_app::check::check(&loaded))? {
+            println!("ok  {}: {}", c.part, c.detail);
+        }
+        println!("ok  bind: {bind}");
+        return Ok(());
+    }
     let loaded = &loaded;
     let result = rt.block_on(async move {
         // The same report as `bear hw --json`, serialised once.
@@ -107,6 +132,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         if !recovered.is_empty() {
             eprintln!("continuing {} interrupted workflow run(s)", recovered.len());
         }
+        // And whatever another instance sharing the database leaves when it dies.
+        let _takeover = engine.spawn_takeover();
         let limits = Limits::from_config(&config.server);
         // `bear models load|unload`, workflow control and key changes from `bear`.
         let control = bear_app::control::Listener::bind(&loaded.dirs.data_dir)?;

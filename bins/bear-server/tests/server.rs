@@ -81,3 +81,61 @@ fn a_public_bind_without_keys_is_refused() {
         "{err}"
     );
 }
+
+// The throw-away PostgreSQL cluster of bear-agents' tests.
+#[path = "../../../crates/bear-agents/tests/it/pg.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pg;
+
+#[test]
+fn check_reaches_the_shared_database_and_says_what_is_wrong() {
+    let pg = pg::Postgres::start().unwrap();
+    let url = pg.create_database("checked").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let check = || {
+        server(dir.path(), "127.0.0.1:0")
+            .arg("--check")
+            .env("BEAR_DATABASE_URL", &url)
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("workflow database: PostgreSQL at postgres://127.0.0.1:")
+            && said.contains("/checked, reachable, schema version"),
+        "{said}"
+    );
+    assert!(!said.contains(pg.password()), "{said}");
+
+    pg.kill();
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "unreachable: a configuration to check"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach the PostgreSQL database at postgres://127.0.0.1:")
+            && err.contains("database_url"),
+        "{err}"
+    );
+    assert!(!err.contains(pg.password()), "{err}");
+}
+
+#[test]
+fn check_on_one_machine_names_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = server(dir.path(), "127.0.0.1:0")
+        .arg("--check")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("workflow database: SQLite file"), "{said}");
+    assert!(dir.path().join("workflows.db").exists());
+}

@@ -10,8 +10,10 @@
 //! hang is cut off at the timeout (its cancellation token fires, then the task is aborted after
 //! a grace period). Failed attempts are retried with exponential backoff, on another agent when
 //! one is capable. A run in another process is controlled through the store: requests are
-//! polled every `tick`, and a run whose heartbeat is older than `stale_after` was interrupted
-//! (its process died) and may be taken over by [`Engine::resume`] or [`Engine::recover`].
+//! polled every `tick` (and announced at once where the store notifies). The instance running a
+//! run holds a lease on it, renewed every `tick` and measured on the store's clock; a run whose
+//! lease lapsed (its instance died) is taken over by exactly one [`Engine::resume`] or
+//! [`Engine::recover`], completed steps kept.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -50,10 +52,13 @@ pub struct EngineConfig {
     pub backoff_base: Duration,
     /// Longest delay between retries.
     pub backoff_max: Duration,
-    /// How often a run records its heartbeat and looks for requests from other processes.
+    /// How often a run renews its lease and looks for requests from other processes.
     pub tick: Duration,
-    /// A running run whose heartbeat is older than this was interrupted.
+    /// The lease on a run, on the store's clock: a run whose instance has not renewed it for
+    /// this long was interrupted and may be taken over.
     pub stale_after: Duration,
+    /// This engine's name in leases: unique per process (a v7 UUID unless set).
+    pub instance: String,
     /// How long a cancelled or timed-out attempt gets to stop by itself before it is aborted.
     pub cancel_grace: Duration,
 }
@@ -75,6 +80,7 @@ impl EngineConfig {
             backoff_max: Duration::from_secs(30),
             tick: Duration::from_millis(250),
             stale_after: Duration::from_secs(5),
+            instance: format!("instance-{}", uuid::Uuid::now_v7().simple()),
             cancel_grace: Duration::from_secs(2),
         }
     }
@@ -149,6 +155,13 @@ impl RunHandle {
             }
             change
         });
+    }
+
+    /// Stops driving the run here at once, as the death of this process would: nothing more
+    /// is written, unfinished attempts are aborted and the lease is left to expire, after
+    /// which another instance sharing the store takes the run over.
+    pub fn abandon(self) {
+        self.join.abort();
     }
 
     /// Waits for the run to end and returns its final status.
@@ -279,6 +292,11 @@ impl Engine {
         }
     }
 
+    /// This engine's instance name: in its leases, and in `/metrics` as `bear_instance`.
+    pub fn instance(&self) -> &str {
+        &self.inner.config.instance
+    }
+
     /// The agent registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
@@ -359,9 +377,14 @@ impl Engine {
             created_ms: now,
             updated_ms: now,
             heartbeat_ms: now,
+            leased: true,
             owner,
         };
-        self.inner.store.save_run(&record).await?;
+        let (instance, lease) = self.lease();
+        self.inner
+            .store
+            .create_run(&record, instance, lease)
+            .await?;
         Ok(self.launch(plan, record))
     }
 
@@ -375,14 +398,12 @@ impl Engine {
             .insert(id.clone(), tx.clone());
         let inner = self.inner.clone();
         let join = tokio::spawn(async move {
-            let run = record.id.clone();
-            let result = drive(inner.clone(), Arc::new(plan), record, rx).await;
-            inner
-                .live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&run);
-            result
+            // Leaves the live map however the driver ends: returned, failed or aborted.
+            let _live = Live {
+                inner: inner.clone(),
+                run: record.id.clone(),
+            };
+            drive(inner, Arc::new(plan), record, rx).await
         });
         RunHandle {
             id,
@@ -408,13 +429,14 @@ impl Engine {
             .cloned()
     }
 
-    fn is_stale(&self, record: &RunRecord) -> bool {
-        let age = now_ms().saturating_sub(record.heartbeat_ms);
-        age > self.inner.config.stale_after.as_millis() as u64
+    /// This engine's instance name and lease length.
+    fn lease(&self) -> (&str, Duration) {
+        let c = &self.inner.config;
+        (&c.instance, c.stale_after)
     }
 
     /// Sends `control` to a run: directly when this engine runs it, through the store when
-    /// another live process does. Returns the record when no process runs it.
+    /// another live instance does. When none does, claims the run and returns its record.
     async fn control(&self, run: &RunId, control: RunControl) -> Result<Option<RunRecord>> {
         if let Some(tx) = self.live(run) {
             let desired = match control {
@@ -433,7 +455,8 @@ impl Engine {
                 message: "it has already finished",
             });
         }
-        if !self.is_stale(&record) {
+        let (instance, lease) = self.lease();
+        if record.leased || !self.inner.store.claim(run, instance, lease).await? {
             self.inner.store.request_control(run, control).await?;
             return Ok(None);
         }
@@ -455,6 +478,7 @@ impl Engine {
             record.status = RunStatus::Cancelled;
             record.updated_ms = now;
             self.inner.store.save_run(&record).await?;
+            self.inner.store.release(run, self.lease().0).await?;
             self.inner.bus.publish(Event::RunChanged {
                 run: run.clone(),
                 status: RunStatus::Cancelled,
@@ -470,6 +494,7 @@ impl Engine {
                 .store
                 .set_run_status(run, RunStatus::Paused)
                 .await?;
+            self.inner.store.release(run, self.lease().0).await?;
         }
         Ok(())
     }
@@ -498,18 +523,43 @@ impl Engine {
         Ok(self.launch(plan, record))
     }
 
-    /// Takes over every interrupted run (running or pending, heartbeat stale, not run here).
-    /// Paused runs stay paused.
+    /// Takes over every interrupted run (running or pending, its lease expired), each claimed
+    /// atomically: of several instances recovering at once, one gets each run. Paused runs
+    /// stay paused.
     pub async fn recover(&self) -> Result<Vec<RunHandle>> {
         let mut handles = Vec::new();
-        for status in [RunStatus::Running, RunStatus::Pending] {
-            for record in self.inner.store.list_runs(Some(status)).await? {
-                if self.live(&record.id).is_none() && self.is_stale(&record) {
-                    handles.push(self.take_over(record)?);
-                }
+        let (instance, lease) = self.lease();
+        while let Some(run) = self.inner.store.claim_interrupted(instance, lease).await? {
+            // Ours already (its renewals failed for a while): the claim renewed it.
+            if self.live(&run).is_some() {
+                continue;
             }
+            let record = self.load(&run).await?;
+            handles.push(self.take_over(record)?);
         }
         Ok(handles)
+    }
+
+    /// Recovers interrupted runs every half lease until the engine is dropped: in a server
+    /// that shares its store, the runs of an instance that died are finished by another.
+    pub fn spawn_takeover(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.config.stale_after / 2;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                match (Engine { inner }).recover().await {
+                    Ok(taken) if !taken.is_empty() => {
+                        tracing::info!(runs = taken.len(), "took over interrupted workflow runs");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("looking for interrupted workflow runs failed: {e}"),
+                }
+            }
+        })
     }
 
     /// A run's progress, from the store.
@@ -560,7 +610,7 @@ impl Engine {
         }
         let interrupted = matches!(record.status, RunStatus::Running | RunStatus::Pending)
             && self.live(&record.id).is_none()
-            && self.is_stale(&record);
+            && !record.leased;
         Progress {
             completed: steps
                 .iter()
@@ -578,6 +628,22 @@ impl Engine {
             execution_time: record.updated_ms.saturating_sub(record.created_ms) as f64 / 1000.0,
             results,
         }
+    }
+}
+
+/// A run's entry in the engine's live map, removed when dropped.
+struct Live {
+    inner: Arc<Inner>,
+    run: RunId,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.run);
     }
 }
 

@@ -93,9 +93,33 @@ pub enum Error {
         /// What is wrong.
         message: &'static str,
     },
+    /// Another instance took the run over: this one's lease expired (it stalled, or lost the
+    /// database for longer than the lease).
+    #[error("workflow run `{run}`: another instance took it over when this one's lease expired")]
+    LeaseLost {
+        /// The run.
+        run: RunId,
+    },
+    /// The database's runs are sealed under another keyring than this instance's.
+    #[error(
+        "the workflow database's runs are sealed under another keyring than this instance's: \
+         start every instance sharing it with the same keyring (the same key file or passphrase)"
+    )]
+    OtherKeyring,
     /// The run database failed.
     #[error("workflow database: {0}")]
     Database(String),
+    /// The shared database cannot be reached at start: a configuration to check.
+    #[error(
+        "cannot reach {what} ({reason}); check `[storage] database_url` and that the server is \
+         running and accepts this host"
+    )]
+    Unreachable {
+        /// The database, without credentials.
+        what: String,
+        /// sqlx's reason (no credentials).
+        reason: String,
+    },
     /// A backend reached through a bear-core trait failed.
     #[error(transparent)]
     Core(#[from] bear_core::Error),
@@ -110,8 +134,10 @@ impl Error {
             }
             Self::RunNotFound(_) => ErrorKind::NotFound,
             Self::RunState { .. } | Self::Agent { .. } => ErrorKind::InvalidRequest,
-            Self::NoAgent { .. } => ErrorKind::Unavailable,
+            Self::NoAgent { .. } | Self::LeaseLost { .. } => ErrorKind::Unavailable,
             Self::Database(_) => ErrorKind::Storage,
+            Self::Unreachable { .. } => ErrorKind::Config,
+            Self::OtherKeyring => ErrorKind::Security,
             Self::Core(e) => e.kind(),
         }
     }

@@ -2,15 +2,15 @@
 //!
 //! Layer **L3**; depends on bear-core only. It reaches models, retrieval, plugins and PII
 //! scrubbing through bear-core's traits (`TextGenerator`, `Retriever`, `Tool`, `PiiScrubber`),
-//! gathered in [`Backends`], and persists runs through `WorkflowStateStore` ([`SqliteStore`],
-//! or [`MemoryStore`] for runs that need not outlive the process). The L4 front ends wire the
+//! gathered in [`Backends`], and persists runs through `WorkflowStateStore` ([`SqlStore`] on SQLite or
+//! PostgreSQL, or [`MemoryStore`] for runs that need not outlive the process). The L4 front ends wire the
 //! concrete backends in.
 //!
 //! - [`definition`]: the JSON/YAML workflow shape, parsing, validation into a [`Plan`].
 //! - [`agent`]: the five roles, the [`Registry`] and the seed's adaptive [`LoadBalancer`].
 //! - [`executor`]: one attempt of one step, through the traits.
 //! - [`engine`]: DAG scheduling, timeouts, retries, cancel/pause/resume, crash recovery.
-//! - [`store`]: SQLite (sqlx) and in-memory persistence.
+//! - [`store`]: SQLite or PostgreSQL (sqlx, leases, migrations) and in-memory persistence.
 //! - [`roles`]: coordinator planning, the monitor, the legal specialist's prompts.
 //! - [`patterns`]: the seed's delegation, pipeline and collaborative patterns.
 //!
@@ -39,7 +39,7 @@ pub use engine::{Engine, EngineConfig, Progress, RunHandle, StepProgress};
 pub use error::{Error, Problem, Result};
 pub use executor::Backends;
 pub use roles::{Coordinator, Monitor, MonitorReport, Task};
-pub use store::{MemoryStore, SqliteStore};
+pub use store::{Dialect, MemoryStore, SqlStore};
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {

@@ -326,7 +326,16 @@ pub(crate) async fn serve(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::Read)?;
-    let mut registry = Registry::with_prefix("bear");
+    // Every series names the instance (several may share a database behind one balancer);
+    // not `instance`, which Prometheus sets to the scrape target itself.
+    let mut registry = Registry::with_prefix_and_labels(
+        "bear",
+        [(
+            "bear_instance".into(),
+            s.engine.instance().to_string().into(),
+        )]
+        .into_iter(),
+    );
     let m = &s.metrics;
     registry.register(
         "http_requests",

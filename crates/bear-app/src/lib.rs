@@ -19,6 +19,7 @@ pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod chats;
+pub mod check;
 pub mod config;
 pub mod control;
 pub mod docs;

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bear_agents::{Backends, Engine, MemoryStore, Progress, SqliteStore, Workflow};
+use bear_agents::{Backends, Engine, MemoryStore, Progress, SqlStore, Workflow};
 use bear_core::{EventBus, RunId, StepStatus, WorkflowStateStore};
 use serde::Serialize;
 
@@ -76,17 +76,18 @@ impl App {
         })
     }
 
-    /// The run database of `[workflows]`.
-    pub async fn open_runs(&self) -> Result<Arc<SqliteStore>> {
-        let wf = &self.config().config.workflows;
-        let path = wf.database_path(&self.config().dirs);
-        let runs = SqliteStore::open(&path, wf.fsync).await?;
+    /// The run database: `[storage] database_url` (PostgreSQL, shared by several instances)
+    /// when set, else the SQLite file of `[workflows]`.
+    pub async fn open_runs(&self) -> Result<Arc<SqlStore>> {
+        let runs = open_store(self.config()).await?;
         // Runs may read and write several matters, so they are sealed under a key of their
         // own in the keyring rather than one matter's.
-        Ok(Arc::new(match self.scrubbers_seal() {
+        let runs = match self.scrubbers_seal() {
             true => runs.sealed_with(self.keys_for(WORKFLOW_KEYS)?),
             false => runs,
-        }))
+        };
+        runs.verify_keys().await?;
+        Ok(Arc::new(runs))
     }
 
     /// An engine in this process over `runs`, with the backends `workflow` needs (none
@@ -123,9 +124,19 @@ impl App {
     }
 }
 
+/// The run database, unsealed: `[storage] database_url` (PostgreSQL) when set, else the
+/// SQLite file of `[workflows]`.
+pub async fn open_store(loaded: &crate::LoadedConfig) -> Result<SqlStore> {
+    let wf = &loaded.config.workflows;
+    Ok(match &loaded.config.storage.database_url {
+        Some(url) => SqlStore::connect(url).await?,
+        None => SqlStore::open(&wf.database_path(&loaded.dirs), wf.fsync).await?,
+    })
+}
+
 /// Run `id` of `runs`: its definition (which decides the backends a takeover loads) and its
 /// completed steps.
-pub async fn stored_run(runs: &SqliteStore, id: &RunId) -> Result<StoredRun> {
+pub async fn stored_run(runs: &SqlStore, id: &RunId) -> Result<StoredRun> {
     let record = runs
         .load_run(id)
         .await?

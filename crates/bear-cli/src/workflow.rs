@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use bear_agents::{Engine, Progress, SqliteStore, Workflow};
+use bear_agents::{Engine, Progress, SqlStore, Workflow};
 use bear_app::runs::read_definition;
 use bear_core::{Event, EventBus, RunId, RunStatus, StepStatus};
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn local(
     rt: &tokio::runtime::Runtime,
     workflow: Option<&Workflow>,
     bus: EventBus,
-) -> Result<(Arc<SqliteStore>, Engine)> {
+) -> Result<(Arc<SqlStore>, Engine)> {
     rt.block_on(async {
         let runs = app.open_runs().await?;
         let engine = app.local_engine(runs.clone(), workflow, bus).await?;
@@ -174,7 +174,7 @@ fn through_server(loaded: &LoadedConfig, id: &str, action: RunAction) -> Result<
 fn resume(
     app: &bear_app::App,
     rt: &tokio::runtime::Runtime,
-    store: &Arc<SqliteStore>,
+    store: &Arc<SqlStore>,
     id: &RunId,
     watch: bool,
     json: bool,

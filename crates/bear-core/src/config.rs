@@ -40,6 +40,27 @@ pub struct Config {
     pub rag: RagConfig,
     /// The workflow engine.
     pub workflows: WorkflowsConfig,
+    /// Shared state for several instances (PostgreSQL); empty for one machine's files.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: where state shared by several bear-server instances lives. Unset (the
+/// default), everything stays in the data directory's files (SQLite, local LanceDB).
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `postgres://user:password@host:port/database`: workflow runs (with leases, so any
+    /// instance finishes another's) live there. Also `BEAR_DATABASE_URL`.
+    pub database_url: Option<String>,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    /// Never prints the URL: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 /// `[workflows]`: the workflow engine's database, parallelism and limits.
@@ -452,7 +473,8 @@ impl Config {
     /// Applies `BEAR_*` overrides. `lookup` is usually `|k| std::env::var_os(k)`.
     ///
     /// Recognised: `BEAR_DATA_DIR`, `BEAR_CACHE_DIR`, `BEAR_MODELS_DIR`, `BEAR_ORT_DYLIB`,
-    /// `BEAR_THREADS`, `BEAR_LOG`, `BEAR_BIND`, `BEAR_DEFAULT_GENERATOR`, `BEAR_DEFAULT_EMBEDDER`.
+    /// `BEAR_THREADS`, `BEAR_LOG`, `BEAR_BIND`, `BEAR_DEFAULT_GENERATOR`, `BEAR_DEFAULT_EMBEDDER`,
+    /// `BEAR_DATABASE_URL`.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<OsString>) -> Result<()> {
         let env_err = |key: &str, expected: &str| Error::Config {
             origin: "environment".into(),
@@ -501,6 +523,9 @@ impl Config {
         if let Some(v) = text("BEAR_DEFAULT_GENERATOR")? {
             self.models.default_generator = v;
         }
+        if let Some(v) = text("BEAR_DATABASE_URL")?.filter(|v| !v.is_empty()) {
+            self.storage.database_url = Some(v);
+        }
         if let Some(v) = text("BEAR_DEFAULT_EMBEDDER")? {
             self.models.default_embedder = v;
         }
@@ -517,6 +542,14 @@ impl Config {
         };
         if self.hw.threads == Some(0) {
             return Err(err("hw.threads", "a positive integer"));
+        }
+        if let Some(url) = &self.storage.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "storage.database_url",
+                "a PostgreSQL URL: postgres://user:password@host:port/database",
+            ));
         }
         if !(16..=1_048_576).contains(&self.models.context_length) {
             return Err(err(

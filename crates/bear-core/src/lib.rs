@@ -32,7 +32,8 @@ pub mod tool;
 pub mod workflow;
 
 pub use config::{
-    Config, Dirs, PiiConfig, PluginsConfig, RagConfig, SecurityConfig, WorkflowsConfig,
+    Config, Dirs, PiiConfig, PluginsConfig, RagConfig, SecurityConfig, StorageConfig,
+    WorkflowsConfig,
 };
 pub use error::{Error, ErrorKind, Redacted, Result};
 pub use event::{Event, EventBus};

@@ -1,6 +1,7 @@
 //! Workflow run state and the [`WorkflowStateStore`] trait that persists it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,10 +105,15 @@ pub struct RunRecord {
     pub created_ms: u64,
     /// Unix milliseconds of the last change.
     pub updated_ms: u64,
-    /// Unix milliseconds when the process running the run last said it is alive; a running run
-    /// whose heartbeat is old was interrupted (its process died) and can be resumed.
+    /// Unix milliseconds when the instance running the run last renewed its lease.
     #[serde(default)]
     pub heartbeat_ms: u64,
+    /// Whether an instance held an unexpired lease on the run when it was read, by the store's
+    /// clock (the database's, for a shared one). A running or pending run without one was
+    /// interrupted (its instance died) and can be taken over. Set by the store; ignored when
+    /// saved.
+    #[serde(default)]
+    pub leased: bool,
     /// Who started the run: an API key's public id; `None` for the local user (CLI). API keys
     /// other than admin keys see only their own runs.
     #[serde(default)]
@@ -213,15 +219,44 @@ impl StepStatus {
 
 /// Durable storage for workflow runs.
 ///
-/// Implemented by bear-agents' SQLite store. Called only by the workflow engine.
+/// Implemented by bear-agents' SQL store (SQLite, or PostgreSQL shared by several instances)
+/// and its in-memory store. Called only by the workflow engine.
 ///
 /// Callers may assume each method is atomic (after a crash either the whole write is visible or
 /// none of it), that a write is durable once the method returns, and that
 /// [`WorkflowStateStore::load_run`] of an unknown id returns `Ok(None)`.
+///
+/// Leases: the instance that runs a run holds a lease on it, measured on the store's clock and
+/// renewed well before it expires ([`WorkflowStateStore::claim`]). Of several instances
+/// claiming one run at once exactly one gets it; a run whose lease expired is taken over by
+/// exactly one other instance ([`WorkflowStateStore::claim_interrupted`]).
 #[async_trait::async_trait]
 pub trait WorkflowStateStore: Send + Sync {
-    /// Inserts or replaces a whole run.
+    /// Inserts or replaces a whole run (its lease is left as it is).
     async fn save_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Inserts a new run, leased to `instance` for `lease`.
+    async fn create_run(&self, run: &RunRecord, instance: &str, lease: Duration) -> Result<()>;
+
+    /// Takes or renews the lease on `run` for `instance`, until `lease` from now on the store's
+    /// clock. Granted (`true`) when the run is running, pending or paused and no other instance
+    /// holds an unexpired lease on it.
+    async fn claim(&self, run: &RunId, instance: &str, lease: Duration) -> Result<bool>;
+
+    /// Claims for `instance` one interrupted run: running or pending, with no unexpired lease.
+    /// Several instances calling at once never get the same run.
+    async fn claim_interrupted(&self, instance: &str, lease: Duration) -> Result<Option<RunId>>;
+
+    /// Gives up `instance`'s lease on `run`, if it holds it.
+    async fn release(&self, run: &RunId, instance: &str) -> Result<()>;
+
+    /// Completes when a control request may have been left for `run` (so the instance running
+    /// it takes it at once rather than at its next poll). Stores without notifications never
+    /// complete it; the engine polls them.
+    async fn control_requested(&self, run: &RunId) {
+        let _ = run;
+        std::future::pending::<()>().await
+    }
 
     /// Updates one step and the run's status together.
     async fn update_step(
@@ -240,9 +275,6 @@ pub trait WorkflowStateStore: Send + Sync {
 
     /// Sets a run's status alone (paused, cancelled, ...).
     async fn set_run_status(&self, run: &RunId, status: RunStatus) -> Result<()>;
-
-    /// Records that the process running `run` is alive at `now_ms`.
-    async fn heartbeat(&self, run: &RunId, now_ms: u64) -> Result<()>;
 
     /// Leaves a request for the process running `run`; a later request replaces an earlier one
     /// not yet taken.

@@ -70,6 +70,7 @@ pub(crate) const GOALS: &[Goal] = &[
     at_most("agents.step_memory_us", 20.0, " µs"),
     at_most("agents.step_sqlite_us", 1000.0, " µs"),
     at_most("agents.validate_run_10k_ms", 1000.0, " ms"),
+    at_most("agents.postgres_vs_sqlite", 3.0, "×"),
     // The REST gateway against the same route without it, and the API's cost on generation.
     at_least("api.throughput_16", 0.9, "×"),
     at_least("api.throughput_64", 0.9, "×"),

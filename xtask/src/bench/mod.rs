@@ -224,6 +224,16 @@ pub(crate) fn agents() -> anyhow::Result<()> {
         cell("agents.step_sqlite_us", worst_db),
         cell("agents.validate_run_10k_ms", big),
     ));
+    let per_step = |name: &str| -> anyhow::Result<f64> {
+        Ok(criterion_estimate_ns("agents", &format!("{name}/1000"), "median")? / 1e3 / 1e3)
+    };
+    let (lite, shared) = (per_step("chain_sqlite")?, per_step("chain_postgres")?);
+    report.push_str(&format!(
+        "\n1,000-step chain of no-op steps, same run (PostgreSQL: a throw-away cluster on \
+         loopback, fsync off as SQLite's `fsync = false`):\n\n         | store | per step | ratio to SQLite | goal |\n|---|---|---|---|\n         | SQLite | {lite:.0} µs | 1.00× | |\n         | PostgreSQL | {shared:.0} µs | {:.2}× | {} |\n",
+        shared / lite,
+        cell("agents.postgres_vs_sqlite", shared / lite),
+    ));
     report::publish("agents", &report)
 }
 

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use bear_core::{Dirs, assets};
 
 mod canary;
+mod instances;
 mod migrate;
 mod one_answer;
 mod plugins;

@@ -1,7 +1,9 @@
 //! The run driver: one per run, the only writer of the run's state. It starts steps whose
 //! dependencies completed (up to `max_parallel_steps`), applies what step tasks report,
-//! skips what can no longer run, follows pause, resume and cancel, keeps the heartbeat, and
-//! settles the run's final status.
+//! skips what can no longer run, follows pause, resume and cancel, renews the run's lease, and
+//! settles the run's final status. A driver whose lease was taken over (its instance stalled
+//! past the lease) stops at once, writing nothing more: its unfinished attempts are aborted and
+//! the new owner retries them with the same idempotency keys.
 
 use super::*;
 
@@ -17,6 +19,7 @@ pub(super) async fn drive(
     d.begin().await?;
     let mut tick = tokio::time::interval(d.inner.config.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (store, run) = (d.inner.store.clone(), d.run.clone());
     loop {
         d.skip_unreachable().await?;
         let desired = *control.borrow_and_update();
@@ -46,7 +49,8 @@ pub(super) async fn drive(
                     futures::future::pending::<()>().await;
                 }
             }
-            _ = tick.tick() => d.on_tick().await,
+            _ = tick.tick() => d.on_tick().await?,
+            _ = store.control_requested(&run) => d.take_request().await,
         }
     }
     d.finish().await
@@ -137,13 +141,12 @@ impl RunDriver {
         }
     }
 
-    /// Marks the run running, with a first heartbeat.
+    /// Marks the run running (its lease was taken when it was created or claimed).
     async fn begin(&mut self) -> Result<()> {
         self.inner
             .store
             .set_run_status(&self.run, self.run_status)
             .await?;
-        self.inner.store.heartbeat(&self.run, now_ms()).await?;
         self.publish_run(self.run_status);
         Ok(())
     }
@@ -303,13 +306,33 @@ impl RunDriver {
         Ok(())
     }
 
-    /// The heartbeat, and control requests from other processes. A failed heartbeat or poll is
-    /// retried at the next tick; only state writes must succeed.
-    async fn on_tick(&mut self) {
-        let (store, run) = (&self.inner.store, &self.run);
-        if let Err(e) = store.heartbeat(run, now_ms()).await {
-            tracing::warn!(run = %run, "workflow heartbeat failed: {e}");
+    /// Renews the lease, and takes control requests from other instances. A failed renewal or
+    /// poll is retried at the next tick (only state writes must succeed); a lease another
+    /// instance took over ends this driver.
+    async fn on_tick(&mut self) -> Result<()> {
+        let config = &self.inner.config;
+        let renewed = self
+            .inner
+            .store
+            .claim(&self.run, &config.instance, config.stale_after)
+            .await;
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(run = %self.run, "workflow lease taken over by another instance");
+                return Err(Error::LeaseLost {
+                    run: self.run.clone(),
+                });
+            }
+            Err(e) => tracing::warn!(run = %self.run, "renewing the workflow lease failed: {e}"),
         }
+        self.take_request().await;
+        Ok(())
+    }
+
+    /// Applies the pending control request from another instance, if any.
+    async fn take_request(&mut self) {
+        let (store, run) = (&self.inner.store, &self.run);
         let request = store.take_control(run).await.unwrap_or_else(|e| {
             tracing::warn!(run = %run, "reading workflow control requests failed: {e}");
             None
@@ -363,6 +386,11 @@ impl RunDriver {
             .store
             .set_run_status(&self.run, final_status)
             .await?;
+        let instance = &self.inner.config.instance;
+        if let Err(e) = self.inner.store.release(&self.run, instance).await {
+            // The lease then expires by itself; the run is over either way.
+            tracing::warn!(run = %self.run, "releasing the workflow lease failed: {e}");
+        }
         self.publish_run(final_status);
         Ok(final_status)
     }

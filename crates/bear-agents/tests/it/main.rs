@@ -2,12 +2,14 @@
 //!
 //! Scheduling, retry, timeout and cancel semantics use deterministic tools defined here (the
 //! one place a fake belongs: the behaviour under test is the scheduler's). Everything else is
-//! real: SQLite files, SmolLM2 through llama.cpp, bear-security's scrubber, files in temp dirs.
+//! real: SQLite files, a PostgreSQL server started by the test, SmolLM2 through llama.cpp, bear-security's scrubber, files in temp dirs.
 
 mod definition;
 mod engine;
 mod models;
 mod persistence;
+mod pg;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bear_agents::{Engine, SqliteStore};
+use bear_agents::{Engine, SqlStore};
 use bear_core::{RunControl, RunStatus, StepStatus, WorkflowStateStore};
 use serde_json::json;
 
@@ -16,7 +16,7 @@ async fn runs_outlive_their_engine() {
     let path = dir.path().join("wf/workflows.db");
     let log = Log::default();
     let id = {
-        let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+        let store = Arc::new(SqlStore::open(&path, false).await.unwrap());
         let engine = engine_with(store.clone(), &log, fast_config());
         let w = workflow(json!({"name": "durable", "steps": [
             {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {"k": "v"}}},
@@ -34,7 +34,7 @@ async fn runs_outlive_their_engine() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the database is private to its owner");
     }
-    let store = Arc::new(SqliteStore::open(&path, true).await.unwrap());
+    let store = Arc::new(SqlStore::open(&path, true).await.unwrap());
     let engine = engine_with(store.clone(), &log, fast_config());
     let p = engine.progress(&id).await.unwrap();
     assert_eq!(p.status, RunStatus::Completed);
@@ -68,7 +68,7 @@ async fn runs_outlive_their_engine() {
 async fn an_interrupted_run_resumes_without_repeating_completed_steps() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("workflows.db");
-    let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let store = Arc::new(SqlStore::open(&path, false).await.unwrap());
     let log = Log::default();
     let engine: Engine = engine_with(store.clone(), &log, fast_config());
     let w = workflow(json!({"name": "crash", "steps": [
@@ -153,7 +153,10 @@ async fn a_database_from_before_owners_gains_the_column_and_owners_are_kept() {
         .unwrap();
         pool.close().await;
     }
-    let store = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let store = Arc::new(SqlStore::open(&path, false).await.unwrap());
+    // Migrated too: a database from before migrations gets every one.
+    let latest: Vec<i64> = (1..=bear_agents::store::schema::latest_version()).collect();
+    assert_eq!(store.applied_migrations().await.unwrap(), latest);
     let engine = engine_with(store.clone(), &Log::default(), fast_config());
     let w = workflow(json!({"name": "owned", "steps": [
         {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {}}},
@@ -171,7 +174,7 @@ async fn a_database_from_before_owners_gains_the_column_and_owners_are_kept() {
 }
 
 /// The `@workflows` data keys of a keyring made under a key file in `dir`.
-fn workflow_keys(dir: &std::path::Path) -> bear_security::FileKeys {
+pub(crate) fn workflow_keys(dir: &std::path::Path) -> bear_security::FileKeys {
     let key_file = dir.join("master.key");
     bear_security::MasterKey::generate_key_file(&key_file).unwrap();
     let mut ring = bear_security::Keyring::create(
@@ -193,7 +196,7 @@ async fn run_texts_are_sealed_in_the_database() {
     let keys = workflow_keys(dir.path());
     let log = Log::default();
     let store = Arc::new(
-        SqliteStore::open(&path, false)
+        SqlStore::open(&path, false)
             .await
             .unwrap()
             .sealed_with(keys.clone()),
@@ -242,13 +245,13 @@ async fn run_texts_are_sealed_in_the_database() {
     assert!(a_output.starts_with("bearseg1:") && b_error.starts_with("bearseg1:"));
 
     // Reopened with the key: the same run. Without it: refused, naming the database.
-    let sealed = SqliteStore::open(&path, false)
+    let sealed = SqlStore::open(&path, false)
         .await
         .unwrap()
         .sealed_with(keys.clone());
     let again = sealed.load_run(&id).await.unwrap().unwrap();
     assert_eq!(again.inputs["client"], CANARY);
-    let plain = SqliteStore::open(&path, false).await.unwrap();
+    let plain = SqlStore::open(&path, false).await.unwrap();
     let err = plain.load_run(&id).await.unwrap_err();
     assert_eq!(err.kind(), bear_core::ErrorKind::Security, "{err}");
     assert!(err.to_string().contains("workflow database"), "{err}");
@@ -272,7 +275,7 @@ async fn runs_stored_in_the_clear_are_sealed_in_place() {
     let path = dir.path().join("workflows.db");
     let keys = workflow_keys(dir.path());
     let log = Log::default();
-    let plain = Arc::new(SqliteStore::open(&path, false).await.unwrap());
+    let plain = Arc::new(SqlStore::open(&path, false).await.unwrap());
     let engine = engine_with(plain.clone(), &log, fast_config());
     let w = workflow(json!({"name": "old", "inputs": {"client": {}}, "steps": [
         {"id": "a", "type": "data_processing", "parameters": {"operation": "merge", "values": {"party": "{{ inputs.client }}"}}},
@@ -284,7 +287,7 @@ async fn runs_stored_in_the_clear_are_sealed_in_place() {
     let before = plain.load_run(&id).await.unwrap().unwrap();
     plain.close().await;
 
-    let sealed = SqliteStore::open(&path, false)
+    let sealed = SqlStore::open(&path, false)
         .await
         .unwrap()
         .sealed_with(keys);

@@ -577,7 +577,7 @@ async fn metrics_in_the_prometheus_text_format() {
     assert!(text.contains("# TYPE bear_http_requests counter"), "{text}");
     assert!(
         text.contains(
-            r#"bear_http_requests_total{method="GET",route="/api/v1/hw",status="200"} 3"#
+            r#"bear_http_requests_total{bear_instance="api-test",method="GET",route="/api/v1/hw",status="200"} 3"#
         ),
         "{text}"
     );
@@ -595,11 +595,15 @@ async fn metrics_in_the_prometheus_text_format() {
     // Buckets for this client's IP and the keys it used (and its failed authentication).
     let buckets: u64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("bear_rate_limit_buckets "))
+        .find_map(|l| l.strip_prefix(r#"bear_rate_limit_buckets{bear_instance="api-test"} "#))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no bear_rate_limit_buckets in\n{text}"));
     assert!(buckets >= 2, "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    // Every series names the instance that answered.
+    for series in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(series.contains(r#"bear_instance="api-test""#), "{series}");
+    }
 }
 
 /// Where a citation is shown: the document's passages in order, and its original file while

@@ -69,7 +69,10 @@ pub(crate) async fn server_with(
         Registry::with_default_agents(),
         Backends::default(),
         EventBus::default(),
-        EngineConfig::default(),
+        EngineConfig {
+            instance: "api-test".into(),
+            ..EngineConfig::default()
+        },
     );
     let state = Arc::new(
         AppState::new(keys, engine, hw_report(dir.path()), true, &limits)

@@ -171,7 +171,7 @@ async fn tool_turns_auto_none_response_format_n_and_usage() {
         .await
         .unwrap();
     let counted = |name: &str| {
-        let line = format!("bear_{name}{{model=\"{GEN}\"}} ");
+        let line = format!("bear_{name}{{bear_instance=\"api-test\",model=\"{GEN}\"}} ");
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(line.as_str()))
