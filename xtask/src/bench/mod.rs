@@ -230,7 +230,11 @@ pub(crate) fn agents() -> anyhow::Result<()> {
     let (lite, shared) = (per_step("chain_sqlite")?, per_step("chain_postgres")?);
     report.push_str(&format!(
         "\n1,000-step chain of no-op steps, same run (PostgreSQL: a throw-away cluster on \
-         loopback, fsync off as SQLite's `fsync = false`):\n\n         | store | per step | ratio to SQLite | goal |\n|---|---|---|---|\n         | SQLite | {lite:.0} µs | 1.00× | |\n         | PostgreSQL | {shared:.0} µs | {:.2}× | {} |\n",
+         loopback with fsync off; SQLite with `fsync = false`, the default):\n\n\
+         | store | per step | ratio to SQLite | goal |\n\
+         |---|---|---|---|\n\
+         | SQLite | {lite:.0} µs | 1.00× | |\n\
+         | PostgreSQL | {shared:.0} µs | {:.2}× | {} |\n",
         shared / lite,
         cell("agents.postgres_vs_sqlite", shared / lite),
     ));
