@@ -397,12 +397,14 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), tx.clone());
         let inner = self.inner.clone();
+        // Leaves the live map however the driver ends: returned, failed, or aborted (even
+        // before it first ran: the task owns it from the start).
+        let live = Live {
+            inner: inner.clone(),
+            run: id.clone(),
+        };
         let join = tokio::spawn(async move {
-            // Leaves the live map however the driver ends: returned, failed or aborted.
-            let _live = Live {
-                inner: inner.clone(),
-                run: record.id.clone(),
-            };
+            let _live = live;
             drive(inner, Arc::new(plan), record, rx).await
         });
         RunHandle {

@@ -314,3 +314,49 @@ async fn a_run_outlives_the_database_restarting() {
     assert_eq!(ran.iter().filter(|l| *l == "start first").count(), 1);
     assert_eq!(ran.iter().filter(|l| *l == "start last").count(), 1);
 }
+
+/// An instance that stalls past its lease finds the run taken at its next renewal and stops
+/// driving it, writing nothing more: the new owner's state is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_lease_was_taken_stops_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqlStore::open(&dir.path().join("runs.db"), false)
+            .await
+            .unwrap(),
+    );
+    // Renewals a second apart on a lease of 50 ms: the lease lapses between them.
+    let stalling = EngineConfig {
+        tick: Duration::from_secs(1),
+        stale_after: Duration::from_millis(50),
+        ..config("a")
+    };
+    let a = engine_with(store.clone(), &Log::default(), stalling);
+    let mut events = a.bus().subscribe();
+    let w = workflow(json!({"name": "stall", "steps": [
+        {"id": "wait", "type": "tool_execution", "parameters": {"tool": "sleep", "input": {"ms": 600000}}},
+    ]}));
+    let h = a.start(w, BTreeMap::new()).await.unwrap();
+    let id = h.id.clone();
+    status_event(&mut events, &id, RunStatus::Running).await;
+    let lease = Duration::from_secs(600);
+    let taken = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(run) = store.claim_interrupted("thief", lease).await.unwrap() {
+                return run;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the lease lapses");
+    assert_eq!(taken, id);
+    let e = h.wait().await.unwrap_err();
+    assert!(matches!(e, bear_agents::Error::LeaseLost { .. }), "{e}");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    // a wrote nothing after: the step it was running is as a left it, the lease the thief's.
+    let record = store.load_run(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, RunStatus::Running);
+    assert!(record.leased);
+    assert!(!store.claim(&id, "a", lease).await.unwrap());
+}
